@@ -1,0 +1,89 @@
+#pragma once
+// The request vocabulary shared by every layer: an OpenAI-style chat request, parsed
+// and validated once. Dialect codecs (gateway/) decode into it; providers (backends/)
+// encode from it. Fields the gateway does not understand are never dropped: the
+// parsed document stays reachable through `root` for pass-through re-encoding.
+#include <simdjson.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+
+namespace frugal {
+
+struct ToolCall {
+  std::string id;
+  std::string name;
+  std::string arguments;  // JSON text, as the model produced it
+};
+
+struct ContentPart {
+  enum class Kind { kText, kImage, kOther };
+  Kind kind = Kind::kText;
+  std::string text;       // kText
+  std::string image_url;  // kImage: URL or data: URI
+  std::string detail;     // kImage: low|high|auto
+  std::string raw_json;   // kOther: the part as received
+};
+
+struct Message {
+  std::string role;  // system, developer, user, assistant, tool
+  std::vector<ContentPart> parts;
+  bool content_is_string = false;  // content was a JSON string (one text part)
+  std::string name;
+  std::vector<ToolCall> tool_calls;
+  std::string tool_call_id;
+
+  std::string text() const;  // all text parts concatenated
+};
+
+struct ToolDef {
+  std::string name;
+  std::string description;
+  std::string parameters_json;  // JSON Schema text, "" if absent
+};
+
+struct SamplingParams {
+  std::optional<double> temperature;
+  std::optional<double> top_p;
+  std::optional<double> presence_penalty;
+  std::optional<double> frequency_penalty;
+  std::optional<int64_t> seed;
+  std::optional<int64_t> max_tokens;  // max_tokens or max_completion_tokens
+  std::optional<int64_t> n;
+  std::optional<int64_t> top_logprobs;
+  bool logprobs = false;
+  std::vector<std::string> stop;
+};
+
+struct ChatRequest {
+  std::string model;
+  std::vector<Message> messages;
+  std::vector<ToolDef> tools;
+  std::string tool_choice_json;      // raw JSON, "" if absent
+  std::string response_format_json;  // raw JSON, "" if absent
+  SamplingParams sampling;
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  std::string user;
+
+  // The parsed document; valid while the parser that produced it is alive and unused.
+  simdjson::dom::object root;
+};
+
+// Validates an OpenAI /v1/chat/completions body. Errors are kInvalidRequest with
+// `param` naming the field (e.g. "messages[2].role").
+Result<ChatRequest> parse_chat_request(simdjson::dom::element root);
+
+// Parses `body` with `parser` (which must outlive the returned request's `root`).
+// Malformed JSON and a non-object top level are kInvalidRequest.
+Result<ChatRequest> parse_chat_body(simdjson::dom::parser& parser, std::string_view body);
+
+// Compact JSON text of a parsed element.
+std::string to_json(simdjson::dom::element e);
+
+}  // namespace frugal

@@ -1,0 +1,40 @@
+#pragma once
+// A small append-only JSON writer. Output is compact; strings are escaped per RFC 8259.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace frugal {
+
+void json_escape_to(std::string& out, std::string_view s);  // without quotes
+std::string json_quote(std::string_view s);                 // with quotes
+
+class JsonWriter {
+ public:
+  explicit JsonWriter(std::string& out) : out_(out) {}
+  JsonWriter& begin_object() { sep(); out_ += '{'; first_ = true; return *this; }
+  JsonWriter& end_object() { out_ += '}'; first_ = false; return *this; }
+  JsonWriter& begin_array() { sep(); out_ += '['; first_ = true; return *this; }
+  JsonWriter& end_array() { out_ += ']'; first_ = false; return *this; }
+  JsonWriter& key(std::string_view k);
+  JsonWriter& value(std::string_view s);
+  JsonWriter& value(const char* s) { return value(std::string_view(s)); }
+  JsonWriter& value(int64_t v);
+  JsonWriter& value(int v) { return value(static_cast<int64_t>(v)); }
+  JsonWriter& value(double v);
+  JsonWriter& value(bool b);
+  JsonWriter& null();
+  JsonWriter& raw(std::string_view json);  // an already-serialised value
+
+ private:
+  void sep() {
+    if (!first_ && !after_key_) out_ += ',';
+    first_ = false;
+    after_key_ = false;
+  }
+  std::string& out_;
+  bool first_ = true;
+  bool after_key_ = false;
+};
+
+}  // namespace frugal
