@@ -1,0 +1,192 @@
+#include "config/config.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "config/yaml_reader.h"
+
+namespace frugal::config {
+namespace {
+
+constexpr const char* kDefaultConfig = R"(# frugal's built-in default configuration
+server:
+  listen: ["127.0.0.1:8080"]
+data_dir: ./frugal-data
+providers:
+  openai:
+    kind: openai
+    base_url: ${OPENAI_BASE_URL:-https://api.openai.com/v1}
+    api_key: ${OPENAI_API_KEY:-}
+passthrough:
+  - { prefix: "", provider: openai }
+)";
+
+Listener listener_from(const YamlNode& n) {
+  auto l = parse_listener(n.as_string());
+  if (!l) n.fail(l.error().message);
+  return *l;
+}
+
+ServerConfig parse_server(const YamlNode& n) {
+  n.allow_keys({"listen", "threads", "body_limit", "read_timeout", "idle_timeout", "shutdown_grace"});
+  ServerConfig s;
+  if (auto l = n.child("listen")) {
+    s.listen.clear();
+    if (l->is_scalar()) s.listen.push_back(listener_from(*l));
+    else for (const auto& item : l->items()) s.listen.push_back(listener_from(item));
+    if (s.listen.empty()) l->fail("at least one listen address is required");
+  }
+  s.threads = static_cast<int>(n.get_int("threads", 0, 0, 256));
+  s.body_limit_bytes = n.get_bytes("body_limit", s.body_limit_bytes);
+  s.read_timeout_ms = n.get_duration_ms("read_timeout", s.read_timeout_ms);
+  s.idle_timeout_ms = n.get_duration_ms("idle_timeout", s.idle_timeout_ms);
+  s.shutdown_grace_ms = n.get_duration_ms("shutdown_grace", s.shutdown_grace_ms);
+  return s;
+}
+
+ProviderConfig parse_provider(const std::string& name, const YamlNode& n) {
+  n.allow_keys({"kind", "base_url", "api_key", "timeouts", "retry", "http2", "max_connections", "headers"});
+  ProviderConfig p;
+  p.name = name;
+  const YamlNode kind = n.required("kind");
+  const std::string k = kind.as_string();
+  if (k == "openai") p.kind = ProviderKind::kOpenAi;
+  else if (k == "anthropic") p.kind = ProviderKind::kAnthropic;
+  else if (k == "engine") p.kind = ProviderKind::kEngine;
+  else kind.fail("unknown provider kind '" + k + "' (expected openai, anthropic or engine)");
+  if (p.kind != ProviderKind::kEngine) {
+    const YamlNode url = n.required("base_url");
+    p.base_url = url.as_string();
+    if (p.base_url.rfind("http://", 0) != 0 && p.base_url.rfind("https://", 0) != 0)
+      url.fail("expected an http:// or https:// URL, got '" + p.base_url + "'");
+    while (!p.base_url.empty() && p.base_url.back() == '/') p.base_url.pop_back();
+  }
+  p.api_key = n.get_string("api_key", "");
+  if (auto t = n.child("timeouts")) {
+    t->allow_keys({"connect", "first_byte", "total"});
+    p.timeouts.connect_ms = t->get_duration_ms("connect", p.timeouts.connect_ms);
+    p.timeouts.first_byte_ms = t->get_duration_ms("first_byte", p.timeouts.first_byte_ms);
+    p.timeouts.total_ms = t->get_duration_ms("total", p.timeouts.total_ms);
+  }
+  if (auto r = n.child("retry")) {
+    r->allow_keys({"max_attempts", "base_delay", "max_delay"});
+    p.retry.max_attempts = static_cast<int>(r->get_int("max_attempts", p.retry.max_attempts, 1, 20));
+    p.retry.base_delay_ms = r->get_duration_ms("base_delay", p.retry.base_delay_ms);
+    p.retry.max_delay_ms = r->get_duration_ms("max_delay", p.retry.max_delay_ms);
+  }
+  p.http2 = n.get_bool("http2", p.http2);
+  p.max_connections = static_cast<int>(n.get_int("max_connections", 0, 0, 100000));
+  if (auto h = n.child("headers"))
+    for (const auto& [hk, hv] : h->entries()) p.headers[hk] = hv.as_string();
+  return p;
+}
+
+ModelTarget parse_target(const YamlNode& n, const GatewayConfig& cfg) {
+  ModelTarget t;
+  if (n.is_scalar()) {
+    // "provider/model"; the model part may itself contain '/'.
+    const std::string s = n.as_string();
+    const size_t slash = s.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == s.size())
+      n.fail("expected 'provider/model' or {provider, model}, got '" + s + "'");
+    t.provider = s.substr(0, slash);
+    t.model = s.substr(slash + 1);
+  } else {
+    n.allow_keys({"provider", "model"});
+    t.provider = n.required("provider").as_string();
+    t.model = n.required("model").as_string();
+  }
+  if (!cfg.provider(t.provider)) n.fail("unknown provider '" + t.provider + "'");
+  return t;
+}
+
+GatewayConfig parse_root(const YamlNode& root, const std::string& source) {
+  GatewayConfig cfg;
+  cfg.source = source;
+  if (root.is_null()) root.fail("the configuration is empty");
+  root.allow_keys({"server", "data_dir", "providers", "models", "passthrough", "policy", "cache"});
+  if (auto s = root.child("server")) cfg.server = parse_server(*s);
+  cfg.data_dir = root.get_string("data_dir", cfg.data_dir);
+  if (auto p = root.child("providers"))
+    for (const auto& [name, node] : p->entries()) cfg.providers.push_back(parse_provider(name, node));
+  if (auto m = root.child("models")) {
+    for (const auto& [name, node] : m->entries()) {
+      ModelAlias a;
+      a.name = name;
+      if (node.is_sequence()) {
+        for (const auto& item : node.items()) a.targets.push_back(parse_target(item, cfg));
+      } else {
+        a.targets.push_back(parse_target(node, cfg));
+      }
+      if (a.targets.empty()) node.fail("a model needs at least one target");
+      cfg.aliases.push_back(std::move(a));
+    }
+  }
+  if (auto p = root.child("passthrough")) {
+    for (const auto& item : p->items()) {
+      item.allow_keys({"prefix", "provider"});
+      PassthroughRule r;
+      r.prefix = item.get_string("prefix", "");
+      const YamlNode prov = item.required("provider");
+      r.provider = prov.as_string();
+      if (!cfg.provider(r.provider)) prov.fail("unknown provider '" + r.provider + "'");
+      cfg.passthrough.push_back(std::move(r));
+    }
+  }
+  return cfg;
+}
+
+}  // namespace
+
+const ProviderConfig* GatewayConfig::provider(const std::string& name) const {
+  for (const auto& p : providers)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+Result<Listener> parse_listener(const std::string& s) {
+  const size_t colon = s.rfind(':');
+  if (colon == std::string::npos)
+    return make_error(ErrorKind::kInvalidRequest, "expected HOST:PORT, got '" + s + "'");
+  Listener l;
+  l.host = s.substr(0, colon);
+  if (l.host.size() >= 2 && l.host.front() == '[' && l.host.back() == ']')
+    l.host = l.host.substr(1, l.host.size() - 2);
+  if (l.host.empty()) l.host = "0.0.0.0";
+  const std::string port = s.substr(colon + 1);
+  char* end = nullptr;
+  const long v = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || v < 0 || v > 65535)
+    return make_error(ErrorKind::kInvalidRequest, "invalid port in '" + s + "'");
+  l.port = static_cast<uint16_t>(v);
+  return l;
+}
+
+Result<GatewayConfig> load_config_text(const std::string& text, const std::string& source) {
+  const EnvLookup env = process_env();
+  try {
+    const YAML::Node doc = parse_yaml(text, source);
+    return parse_root(YamlNode(doc, "", &source, &env), source);
+  } catch (const ConfigException& e) {
+    return make_error(ErrorKind::kInvalidRequest, e.what());
+  } catch (const YAML::Exception& e) {
+    return make_error(ErrorKind::kInvalidRequest, source + ": " + e.what());
+  }
+}
+
+Result<GatewayConfig> load_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(ErrorKind::kNotFound, path + ": cannot open configuration file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_config_text(ss.str(), path);
+}
+
+const char* default_config_yaml() { return kDefaultConfig; }
+
+Result<GatewayConfig> load_default_config() {
+  return load_config_text(kDefaultConfig, "<built-in default>");
+}
+
+}  // namespace frugal::config

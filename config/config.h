@@ -1,0 +1,96 @@
+#pragma once
+// The gateway's configuration as plain validated structs. Loading is the only place
+// YAML is read; everything downstream sees these structs.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace frugal::config {
+
+struct Timeouts {
+  int64_t connect_ms = 5'000;
+  int64_t first_byte_ms = 120'000;  // until the upstream's response headers
+  int64_t total_ms = 600'000;
+};
+
+struct RetryPolicy {
+  int max_attempts = 3;          // per target, including the first
+  int64_t base_delay_ms = 200;   // exponential backoff base, full jitter
+  int64_t max_delay_ms = 5'000;  // cap on one backoff (and on honoured Retry-After)
+};
+
+enum class ProviderKind { kOpenAi, kAnthropic, kEngine };
+
+struct ProviderConfig {
+  std::string name;
+  ProviderKind kind = ProviderKind::kOpenAi;
+  std::string base_url;  // e.g. https://api.openai.com/v1
+  std::string api_key;   // empty: no auth header
+  Timeouts timeouts;
+  RetryPolicy retry;
+  bool http2 = true;     // negotiate HTTP/2 over TLS when the server offers it
+  int max_connections = 0;  // per I/O thread; 0 = libcurl's default
+  std::map<std::string, std::string> headers;  // extra headers sent upstream
+};
+
+struct ModelTarget {
+  std::string provider;
+  std::string model;  // the upstream's model name
+};
+
+// A public model name served by an ordered list of targets (the first is primary,
+// the rest are fallbacks tried when it fails before any byte reached the client).
+struct ModelAlias {
+  std::string name;
+  std::vector<ModelTarget> targets;
+};
+
+// Model names that are not aliases go to the first rule whose prefix matches, with
+// the model name unchanged.
+struct PassthroughRule {
+  std::string prefix;
+  std::string provider;
+};
+
+struct Listener {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+};
+
+struct ServerConfig {
+  std::vector<Listener> listen{Listener{}};
+  int threads = 0;                         // I/O threads; 0 = one per core
+  int64_t body_limit_bytes = 8 << 20;      // request bodies over this get 413
+  int64_t read_timeout_ms = 60'000;        // per request header+body read
+  int64_t idle_timeout_ms = 120'000;       // keep-alive idle
+  int64_t shutdown_grace_ms = 10'000;
+};
+
+struct GatewayConfig {
+  std::string source;  // file path, or "<built-in default>"
+  ServerConfig server;
+  std::string data_dir = "./frugal-data";
+  std::vector<ProviderConfig> providers;
+  std::vector<ModelAlias> aliases;
+  std::vector<PassthroughRule> passthrough;
+
+  const ProviderConfig* provider(const std::string& name) const;
+};
+
+using EnvFn = std::optional<std::string> (*)(const std::string&);
+
+// Parse and validate. Errors (kInvalidRequest) carry "file:line:col: key 'a.b': what".
+Result<GatewayConfig> load_config_file(const std::string& path);
+Result<GatewayConfig> load_config_text(const std::string& text, const std::string& source);
+// The built-in default: 127.0.0.1:8080, provider `openai` from OPENAI_BASE_URL
+// (default the public API) and OPENAI_API_KEY, every model name passed through.
+Result<GatewayConfig> load_default_config();
+const char* default_config_yaml();
+
+Result<Listener> parse_listener(const std::string& host_port);
+
+}  // namespace frugal::config
