@@ -19,3 +19,13 @@ struct Usage {
 };
 
 }  // namespace frugal
+
+#include <simdjson.h>
+
+namespace frugal {
+
+// Reads an OpenAI `usage` object (prompt_tokens, completion_tokens,
+// prompt_tokens_details.cached_tokens, completion_tokens_details.reasoning_tokens).
+Usage usage_from_openai(simdjson::dom::element usage);
+
+}  // namespace frugal

@@ -1,0 +1,140 @@
+#pragma once
+// Upstream HTTP over libcurl's multi interface, driven by an Asio io_context: curl's
+// sockets are watched with async_wait and its timer is an asio::steady_timer, so no
+// thread is spent per request and nothing blocks the I/O thread.
+//
+// Threading: an HttpClient and every HttpCall it starts belong to one io_context that
+// is run by exactly one thread; all member functions must be called on that thread.
+// Connections (HTTP/1.1 keep-alive and HTTP/2 multiplexing) are pooled per client.
+#include <curl/curl.h>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace frugal::http {
+
+namespace asio = boost::asio;
+
+struct HttpRequest {
+  std::string method = "POST";
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value"
+  std::string body;
+  int64_t connect_timeout_ms = 5'000;
+  int64_t first_byte_timeout_ms = 120'000;  // until response headers are complete
+  int64_t total_timeout_ms = 600'000;
+  bool http2 = true;                        // HTTP/2 over TLS when offered
+};
+
+enum class CallState { kWaitingHeaders, kStreaming, kDone };
+
+class HttpClient;
+
+// One upstream transfer. Body bytes accumulate until the owner takes them.
+class HttpCall : public std::enable_shared_from_this<HttpCall> {
+ public:
+  HttpCall(HttpClient& client, CURL* easy);
+  ~HttpCall();
+  HttpCall(const HttpCall&) = delete;
+  HttpCall& operator=(const HttpCall&) = delete;
+
+  // Completes when anything changed since the last wait: headers complete, body bytes
+  // arrived, or the transfer finished. Never throws.
+  asio::awaitable<void> wait();
+
+  CallState state() const { return state_; }
+  int status() const { return status_; }
+  // Case-insensitive response header lookup; empty if absent.
+  std::string_view header(std::string_view name) const;
+  // Moves out the body bytes received so far, resuming a paused transfer.
+  std::string take_body();
+  const std::string& body() const { return body_; }
+
+  bool failed() const { return state_ == CallState::kDone && !error_.empty(); }
+  bool timed_out() const { return timed_out_; }
+  bool cancelled() const { return cancelled_; }
+  const std::string& error() const { return error_; }  // empty on success
+
+  // Aborts the transfer now (the connection is closed); wait() completes.
+  void cancel();
+
+  int64_t started_us() const { return started_us_; }
+  int64_t headers_us() const { return headers_us_; }  // when headers completed (0 if not yet)
+
+ private:
+  friend class HttpClient;
+  static size_t on_write(char* data, size_t size, size_t n, void* self);
+  static size_t on_header(char* data, size_t size, size_t n, void* self);
+  void notify();
+  void finish(CURLcode code);
+  void fail_first_byte_timeout();
+
+  HttpClient* client_;
+  CURL* easy_;
+  curl_slist* header_list_ = nullptr;
+  std::string request_body_;
+  asio::steady_timer signal_;
+  asio::steady_timer first_byte_timer_;
+  bool pending_ = false;
+  CallState state_ = CallState::kWaitingHeaders;
+  int status_ = 0;
+  std::vector<std::pair<std::string, std::string>> headers_;
+  std::string body_;
+  bool paused_ = false;
+  bool timed_out_ = false;
+  bool cancelled_ = false;
+  bool active_ = false;  // attached to the multi handle
+  std::string error_;
+  int64_t started_us_ = 0;
+  int64_t headers_us_ = 0;
+};
+
+class HttpClient {
+ public:
+  explicit HttpClient(asio::io_context& io);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  std::shared_ptr<HttpCall> start(HttpRequest req);
+  asio::io_context& io() { return io_; }
+  size_t active_transfers() const { return active_.size(); }
+
+  // Body bytes buffered per call before the transfer is paused (back-pressure).
+  static constexpr size_t kPauseThreshold = 1 << 20;
+
+ private:
+  friend class HttpCall;
+  struct Socket;
+  static int on_socket(CURL* easy, curl_socket_t fd, int what, void* self, void* socketp);
+  static int on_timer(CURLM* multi, long timeout_ms, void* self);
+  static curl_socket_t on_open_socket(void* self, curlsocktype purpose, curl_sockaddr* addr);
+  static int on_close_socket(void* self, curl_socket_t fd);
+  void arm(const std::shared_ptr<Socket>& s);
+  void socket_action(curl_socket_t fd, int events);
+  void drain_messages();
+  void detach(HttpCall& call);
+  CURL* acquire_easy();
+  void release_easy(CURL* easy);
+
+  asio::io_context& io_;
+  CURLM* multi_;
+  asio::steady_timer timer_;
+  std::unordered_map<curl_socket_t, std::shared_ptr<Socket>> sockets_;
+  std::unordered_set<std::shared_ptr<HttpCall>> active_;  // keeps running calls alive
+  std::vector<CURL*> idle_easy_;
+};
+
+// Parses a Retry-After value (delta-seconds or HTTP-date) into milliseconds; -1 if invalid.
+int64_t parse_retry_after_ms(std::string_view value, int64_t now_unix_s);
+
+}  // namespace frugal::http

@@ -1,0 +1,22 @@
+#pragma once
+// Encoders from the gateway's request vocabulary to an upstream provider's HTTP request.
+#include <string>
+#include <string_view>
+
+#include "backends/http/http_client.h"
+#include "config/config.h"
+#include "core/chat.h"
+
+namespace frugal::http {
+
+// The client's body re-encoded for an OpenAI-compatible upstream: `model` replaced by
+// the upstream model, every other field (known or not) passed through unchanged, and
+// for streams `stream_options.include_usage` forced on so usage is never lost (the
+// gateway strips the usage chunk again if the client did not ask for it).
+std::string openai_chat_body(const ChatRequest& req, std::string_view upstream_model);
+
+HttpRequest openai_chat_request(const config::ProviderConfig& p, const ChatRequest& req,
+                                std::string_view upstream_model);
+HttpRequest openai_models_request(const config::ProviderConfig& p);
+
+}  // namespace frugal::http

@@ -1,0 +1,309 @@
+// mock_upstream: a fast, scriptable OpenAI-compatible server for tests and benchmarks.
+//
+// Scripting travels in the request body under "mock" (frugal passes unknown fields
+// through untouched), e.g. {"mock": {"ttft_ms": 200, "chunks": 8, "status": 503,
+// "fail_times": 2, "key": "t1", "retry_after": "1", "cut_after": 3, "no_done": true}}:
+//   ttft_ms        delay before the response headers/first chunk
+//   chunk_delay_ms delay between stream chunks
+//   chunks         number of content chunks when streaming (default 4)
+//   content        the assistant text (default "Hello from the mock upstream.")
+//   status         answer with this error status (OpenAI-shaped error body)
+//   fail_times     only the first N requests with this "key" get `status`
+//   retry_after    Retry-After header value sent with `status`
+//   cut_after      stream this many chunks, then close the connection mid-chunk
+//   no_done        end the stream cleanly but without "data: [DONE]"
+//   hang           never answer (for timeouts and disconnect tests)
+//   echo           reply with the received request body as the content
+// GET /mock/stats → {"requests":N,"chat":N,"aborted":N}; POST /mock/reset zeroes it.
+// GET /mock/last_request → the last chat body received.
+#include <simdjson.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+struct Stats {
+  std::atomic<int64_t> requests{0}, chat{0}, aborted{0};
+  std::mutex mu;
+  std::map<std::string, int64_t> fail_counts;
+  std::string last_request;
+  std::string require_key;
+};
+Stats g_stats;
+
+struct Script {
+  int64_t ttft_ms = 0, chunk_delay_ms = 0, chunks = 4, status = 0, fail_times = -1, cut_after = -1;
+  bool no_done = false, hang = false, echo = false, stream = false, include_usage = false;
+  std::string content = "Hello from the mock upstream.", key, retry_after, model = "mock-model";
+};
+
+std::string escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char b[8];
+          std::snprintf(b, sizeof b, "\\u%04x", c);
+          out += b;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+Script parse_script(const std::string& body) {
+  Script s;
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(body).get(root)) return s;
+  std::string_view sv;
+  if (!root["model"].get_string().get(sv)) s.model = sv;
+  bool b;
+  if (!root["stream"].get_bool().get(b)) s.stream = b;
+  if (!root["stream_options"]["include_usage"].get_bool().get(b)) s.include_usage = b;
+  simdjson::dom::element m;
+  if (root["mock"].get(m) || !m.is_object()) return s;
+  int64_t v;
+  if (!m["ttft_ms"].get_int64().get(v)) s.ttft_ms = v;
+  if (!m["chunk_delay_ms"].get_int64().get(v)) s.chunk_delay_ms = v;
+  if (!m["chunks"].get_int64().get(v)) s.chunks = std::max<int64_t>(1, v);
+  if (!m["status"].get_int64().get(v)) s.status = v;
+  if (!m["fail_times"].get_int64().get(v)) s.fail_times = v;
+  if (!m["cut_after"].get_int64().get(v)) s.cut_after = v;
+  if (!m["no_done"].get_bool().get(b)) s.no_done = b;
+  if (!m["hang"].get_bool().get(b)) s.hang = b;
+  if (!m["echo"].get_bool().get(b)) s.echo = b;
+  if (!m["content"].get_string().get(sv)) s.content = sv;
+  if (!m["key"].get_string().get(sv)) s.key = sv;
+  if (!m["retry_after"].get_string().get(sv)) s.retry_after = sv;
+  if (s.echo) s.content = body;
+  return s;
+}
+
+std::string usage_json() {
+  return R"({"prompt_tokens":12,"completion_tokens":7,"total_tokens":19,"prompt_tokens_details":{"cached_tokens":0}})";
+}
+
+std::string completion_body(const Script& s) {
+  return R"({"id":"chatcmpl-mock","object":"chat.completion","created":1700000000,"model":")" + escape(s.model) +
+         R"(","choices":[{"index":0,"message":{"role":"assistant","content":")" + escape(s.content) +
+         R"("},"finish_reason":"stop","logprobs":null}],"usage":)" + usage_json() + "}";
+}
+
+std::string chunk(const Script& s, std::string_view delta_json, std::string_view finish) {
+  return R"(data: {"id":"chatcmpl-mock","object":"chat.completion.chunk","created":1700000000,"model":")" +
+         escape(s.model) + R"(","choices":[{"index":0,"delta":)" + std::string(delta_json) +
+         R"(,"finish_reason":)" + std::string(finish) + "}]}\n\n";
+}
+
+std::string error_body(int64_t status) {
+  const char* type = status == 401 ? "authentication_error" : status == 429 ? "rate_limit_error"
+                     : status >= 500 ? "server_error" : "invalid_request_error";
+  return R"({"error":{"message":"mock upstream error )" + std::to_string(status) + R"(","type":")" + type +
+         R"(","param":null,"code":null}})";
+}
+
+asio::awaitable<void> sleep_ms(int64_t ms) {
+  if (ms <= 0) co_return;
+  asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
+  co_await t.async_wait(kTuple);
+}
+
+asio::awaitable<bool> write_raw(beast::tcp_stream& stream, const std::string& s) {
+  auto [ec, n] = co_await asio::async_write(stream, asio::buffer(s), kTuple);
+  if (ec) g_stats.aborted++;
+  co_return !ec;
+}
+
+std::string frame(const std::string& payload) {
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%zx\r\n", payload.size());
+  return buf + payload + "\r\n";
+}
+
+// Returns false when the connection must close.
+asio::awaitable<bool> serve_chat(beast::tcp_stream& stream, http::request<http::string_body>& req) {
+  g_stats.chat++;
+  const Script s = parse_script(req.body());
+  {
+    std::lock_guard lock(g_stats.mu);
+    g_stats.last_request = req.body();
+  }
+  if (s.hang) {
+    // Wait until the client goes away.
+    char c;
+    co_await stream.socket().async_read_some(asio::buffer(&c, 1), kTuple);
+    g_stats.aborted++;
+    co_return false;
+  }
+  co_await sleep_ms(s.ttft_ms);
+  const bool keep = req.keep_alive();
+  auto respond = [&](int status, std::string body, std::string retry_after) -> asio::awaitable<bool> {
+    http::response<http::string_body> res{static_cast<http::status>(status), 11};
+    res.set(http::field::content_type, "application/json");
+    if (!retry_after.empty()) res.set(http::field::retry_after, retry_after);
+    res.keep_alive(keep);
+    res.body() = std::move(body);
+    res.prepare_payload();
+    auto [ec, n] = co_await http::async_write(stream, res, kTuple);
+    co_return !ec && keep;
+  };
+  if (!g_stats.require_key.empty() && req[http::field::authorization] != "Bearer " + g_stats.require_key)
+    co_return co_await respond(401, R"({"error":{"message":"Incorrect API key provided","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})", "");
+  if (s.status >= 400) {
+    bool fail = true;
+    if (s.fail_times >= 0) {
+      std::lock_guard lock(g_stats.mu);
+      fail = g_stats.fail_counts[s.key]++ < s.fail_times;
+    }
+    if (fail) co_return co_await respond(static_cast<int>(s.status), error_body(s.status), s.retry_after);
+  }
+  if (!s.stream) co_return co_await respond(200, completion_body(s), "");
+
+  std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                     "Transfer-Encoding: chunked\r\n";
+  head += keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+  head += frame(chunk(s, R"({"role":"assistant","content":""})", "null"));
+  if (!co_await write_raw(stream, head)) co_return false;
+  const size_t n = static_cast<size_t>(s.chunks);
+  const size_t piece = (s.content.size() + n - 1) / n;
+  for (size_t i = 0; i < n; ++i) {
+    co_await sleep_ms(s.chunk_delay_ms);
+    const std::string text = i * piece < s.content.size() ? s.content.substr(i * piece, piece) : "";
+    std::string ev = chunk(s, R"({"content":")" + escape(text) + "\"}", "null");
+    if (s.cut_after >= 0 && static_cast<int64_t>(i) == s.cut_after) {
+      // Half an event, then the connection drops.
+      co_await write_raw(stream, frame(ev.substr(0, ev.size() / 2)));
+      co_return false;
+    }
+    if (!co_await write_raw(stream, frame(ev))) co_return false;
+  }
+  std::string tail = frame(chunk(s, "{}", "\"stop\""));
+  if (s.include_usage)
+    tail += frame(R"(data: {"id":"chatcmpl-mock","object":"chat.completion.chunk","created":1700000000,"model":")" +
+                  escape(s.model) + R"(","choices":[],"usage":)" + usage_json() + "}\n\n");
+  if (!s.no_done) tail += frame("data: [DONE]\n\n");
+  tail += "0\r\n\r\n";
+  if (!co_await write_raw(stream, tail)) co_return false;
+  co_return keep;
+}
+
+asio::awaitable<void> session(tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  for (;;) {
+    http::request<http::string_body> req;
+    auto [ec, n] = co_await http::async_read(stream, buffer, req, kTuple);
+    if (ec) break;
+    g_stats.requests++;
+    bool keep = req.keep_alive();
+    const std::string_view target = req.target();
+    auto reply = [&](int status, std::string body) -> asio::awaitable<bool> {
+      http::response<http::string_body> res{static_cast<http::status>(status), 11};
+      res.set(http::field::content_type, "application/json");
+      res.keep_alive(keep);
+      res.body() = std::move(body);
+      res.prepare_payload();
+      auto [wec, wn] = co_await http::async_write(stream, res, kTuple);
+      co_return !wec && keep;
+    };
+    if (target == "/v1/chat/completions" || target == "/chat/completions") {
+      keep = co_await serve_chat(stream, req);
+    } else if (target == "/v1/models" || target == "/models") {
+      keep = co_await reply(200, R"({"object":"list","data":[{"id":"mock-model","object":"model","created":0,"owned_by":"mock"},{"id":"mock-large","object":"model","created":0,"owned_by":"mock"}]})");
+    } else if (target == "/mock/stats") {
+      keep = co_await reply(200, R"({"requests":)" + std::to_string(g_stats.requests.load()) + R"(,"chat":)" +
+                                     std::to_string(g_stats.chat.load()) + R"(,"aborted":)" +
+                                     std::to_string(g_stats.aborted.load()) + "}");
+    } else if (target == "/mock/reset") {
+      g_stats.requests = 0;
+      g_stats.chat = 0;
+      g_stats.aborted = 0;
+      {
+        std::lock_guard lock(g_stats.mu);
+        g_stats.fail_counts.clear();
+      }
+      keep = co_await reply(200, "{}");
+    } else if (target == "/mock/last_request") {
+      std::string body;
+      {
+        std::lock_guard lock(g_stats.mu);
+        body = g_stats.last_request;
+      }
+      keep = co_await reply(200, body);
+    } else {
+      keep = co_await reply(404, R"({"error":{"message":"not found","type":"invalid_request_error","param":null,"code":null}})");
+    }
+    if (!keep) break;
+  }
+  boost::system::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+asio::awaitable<void> listen(tcp::acceptor& acc) {
+  for (;;) {
+    auto [ec, sock] = co_await acc.async_accept(kTuple);
+    if (ec) co_return;
+    sock.set_option(tcp::no_delay(true), ec);
+    asio::co_spawn(acc.get_executor(), session(std::move(sock)), asio::detached);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string host = "127.0.0.1";
+  int port = 0, threads = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--port" && i + 1 < argc) port = std::atoi(argv[++i]);
+    else if (a == "--host" && i + 1 < argc) host = argv[++i];
+    else if (a == "--threads" && i + 1 < argc) threads = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--require-key" && i + 1 < argc) g_stats.require_key = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: mock_upstream [--host H] [--port P] [--threads N] [--require-key K]\n");
+      return 2;
+    }
+  }
+  asio::io_context io(threads);
+  tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address(host), static_cast<uint16_t>(port)));
+  std::printf("PORT=%d\n", acc.local_endpoint().port());
+  std::fflush(stdout);
+  asio::co_spawn(io, listen(acc), asio::detached);
+  asio::signal_set sigs(io, SIGINT, SIGTERM);
+  sigs.async_wait([&](auto, int) { io.stop(); });
+  std::vector<std::thread> pool;
+  for (int i = 1; i < threads; ++i) pool.emplace_back([&] { io.run(); });
+  io.run();
+  for (auto& t : pool) t.join();
+  return 0;
+}

@@ -1,0 +1,113 @@
+// The `frugal` executable: subcommand dispatch.
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "gateway/log.h"
+#include "gateway/server.h"
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+constexpr const char* kUsage = R"(frugal — a cost-aware model-routing gateway
+
+Usage:
+  frugal serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--log-level LEVEL]
+      Serve the OpenAI-compatible API. Without --config the built-in default config
+      is used: listen on 127.0.0.1:8080, provider "openai" from OPENAI_BASE_URL
+      (default https://api.openai.com/v1) and OPENAI_API_KEY, any model passed through.
+  frugal config check FILE     Validate a config file and exit (0 = valid).
+  frugal config default        Print the built-in default config.
+  frugal version               Print the version.
+  frugal --help                This text.
+
+Signals (serve): SIGINT/SIGTERM stop gracefully; SIGHUP reloads the config file.
+)";
+
+int usage_error(const std::string& msg) {
+  std::fprintf(stderr, "frugal: %s\n\n%s", msg.c_str(), kUsage);
+  return 2;
+}
+
+int cmd_serve(const std::vector<std::string>& args) {
+  std::string config_path, listen, data_dir;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](std::string& out) -> bool {
+      if (i + 1 >= args.size()) return false;
+      out = args[++i];
+      return true;
+    };
+    std::string level;
+    if (a == "--config") { if (!value(config_path)) return usage_error("--config needs a FILE"); }
+    else if (a == "--listen") { if (!value(listen)) return usage_error("--listen needs HOST:PORT"); }
+    else if (a == "--data-dir") { if (!value(data_dir)) return usage_error("--data-dir needs a DIR"); }
+    else if (a == "--log-level") {
+      if (!value(level)) return usage_error("--log-level needs debug|info|warn|error");
+      using frugal::log::Level;
+      frugal::log::set_level(level == "debug" ? Level::kDebug : level == "warn" ? Level::kWarn
+                             : level == "error" ? Level::kError : Level::kInfo);
+    } else if (a == "--help" || a == "-h") { std::fputs(kUsage, stdout); return 0; }
+    else return usage_error("unknown option '" + a + "' for serve");
+  }
+  auto cfg = config_path.empty() ? frugal::config::load_default_config()
+                                 : frugal::config::load_config_file(config_path);
+  if (!cfg) {
+    std::fprintf(stderr, "frugal: invalid configuration: %s\n", cfg.error().message.c_str());
+    return 1;
+  }
+  if (!listen.empty()) {
+    auto l = frugal::config::parse_listener(listen);
+    if (!l) return usage_error("--listen: " + l.error().message);
+    cfg->server.listen = {*l};
+  }
+  if (!data_dir.empty()) cfg->data_dir = data_dir;
+  frugal::gateway::Server server(std::move(*cfg), config_path);
+  if (auto r = server.start(); !r) {
+    std::fprintf(stderr, "frugal: %s\n", r.error().message.c_str());
+    return 1;
+  }
+  server.run_until_signal();
+  return 0;
+}
+
+int cmd_config(const std::vector<std::string>& args) {
+  if (args.size() == 1 && args[0] == "default") {
+    std::fputs(frugal::config::default_config_yaml(), stdout);
+    return 0;
+  }
+  if (args.size() == 2 && args[0] == "check") {
+    auto cfg = frugal::config::load_config_file(args[1]);
+    if (!cfg) {
+      std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
+      return 1;
+    }
+    std::printf("%s: valid (%zu providers, %zu model aliases)\n", args[1].c_str(), cfg->providers.size(),
+                cfg->aliases.size());
+    return 0;
+  }
+  return usage_error("usage: frugal config check FILE | frugal config default");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::fputs(kUsage, stdout);
+    return args.empty() ? 2 : 0;
+  }
+  const std::string cmd = args[0];
+  args.erase(args.begin());
+  if (cmd == "serve") return cmd_serve(args);
+  if (cmd == "version" || cmd == "--version") {
+    std::printf("frugal %s\n", kVersion);
+    return 0;
+  }
+  if (cmd == "config") return cmd_config(args);
+  return usage_error("unknown command '" + cmd + "'");
+}

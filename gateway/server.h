@@ -1,0 +1,54 @@
+#pragma once
+// The HTTP front end: N worker threads, each with its own io_context, acceptor(s)
+// (SO_REUSEPORT), libcurl multi client and parsers, so a connection and its upstream
+// transfers live on one thread and need no locks. Shared state is the config snapshot
+// (atomically swapped on reload) and a few counters.
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/config.h"
+#include "core/error.h"
+
+namespace frugal::gateway {
+
+class Worker;
+
+class Server {
+ public:
+  // `config_path` empty = the built-in default (reload then re-reads the default).
+  Server(config::GatewayConfig cfg, std::string config_path);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds every listener (port 0 picks a free port) and starts the worker threads.
+  Result<void> start();
+  // Ports actually bound, in listener order.
+  const std::vector<uint16_t>& ports() const { return ports_; }
+  // Blocks until SIGINT/SIGTERM (graceful stop) handling SIGHUP as reload.
+  void run_until_signal();
+  // Stops accepting, lets in-flight requests finish up to the grace period, joins.
+  void stop();
+  // Re-reads the config file; on error the running config stays and the error is returned.
+  Result<void> reload();
+
+  std::shared_ptr<const config::GatewayConfig> config() const { return cfg_.load(); }
+  bool ready() const { return ready_.load(); }
+  std::atomic<int64_t>& in_flight() { return in_flight_; }
+
+ private:
+  std::atomic<std::shared_ptr<const config::GatewayConfig>> cfg_;
+  std::string config_path_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
+  std::vector<uint16_t> ports_;
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> stopped_{false};
+  std::atomic<int64_t> in_flight_{0};
+};
+
+}  // namespace frugal::gateway

@@ -1,0 +1,172 @@
+// Connection handling: read requests with deadlines, route them, write responses.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/http/parser.hpp>
+
+#include "core/ids.h"
+#include "core/json.h"
+#include "gateway/log.h"
+#include "gateway/server.h"
+#include "gateway/worker.h"
+
+namespace frugal::gateway {
+
+namespace {
+
+constexpr size_t kHeaderLimit = 64 * 1024;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+// RAII count of requests in flight, for graceful shutdown.
+struct InFlight {
+  explicit InFlight(std::atomic<int64_t>& c) : c_(c) { c_.fetch_add(1, std::memory_order_relaxed); }
+  ~InFlight() { c_.fetch_sub(1, std::memory_order_relaxed); }
+  std::atomic<int64_t>& c_;
+};
+
+std::string_view path_of(std::string_view target) {
+  const size_t q = target.find('?');
+  return q == std::string_view::npos ? target : target.substr(0, q);
+}
+
+asio::awaitable<bool> route(beast::tcp_stream& stream, Request& req, RequestContext& ctx, Worker& w) {
+  std::string_view path = path_of(req.target());
+  // Clients configured with a base URL without /v1 call the bare paths.
+  const bool v1 = path.rfind("/v1/", 0) == 0;
+  const std::string_view api = v1 ? path.substr(3) : path;
+  const auto method = req.method();
+  auto only = [&](bhttp::verb allowed) -> std::optional<Error> {
+    if (method == allowed) return std::nullopt;
+    Error e = make_error(ErrorKind::kMethodNotAllowed,
+                         "Method " + std::string(req.method_string()) + " is not allowed on " +
+                             std::string(path) + "; use " + std::string(bhttp::to_string(allowed)) + ".");
+    ctx.headers.emplace_back("Allow", std::string(bhttp::to_string(allowed)));
+    return e;
+  };
+
+  if (api == "/chat/completions") {
+    if (auto e = only(bhttp::verb::post)) co_return co_await send_openai_error(stream, *e, ctx);
+    co_return co_await handle_chat_completions(stream, req, ctx, w);
+  }
+  if (api == "/models") {
+    if (auto e = only(bhttp::verb::get)) co_return co_await send_openai_error(stream, *e, ctx);
+    co_return co_await handle_models(stream, req, ctx, w);
+  }
+  if (path == "/healthz") {
+    if (auto e = only(bhttp::verb::get)) co_return co_await send_openai_error(stream, *e, ctx);
+    co_return co_await send_response(stream, 200, "application/json", R"({"status":"ok"})", ctx);
+  }
+  if (path == "/readyz") {
+    if (auto e = only(bhttp::verb::get)) co_return co_await send_openai_error(stream, *e, ctx);
+    const bool ready = w.server.ready();
+    co_return co_await send_response(stream, ready ? 200 : 503, "application/json",
+                                     ready ? R"({"status":"ready"})" : R"({"status":"not ready"})", ctx);
+  }
+  Error e = make_error(ErrorKind::kNotFound, "Unknown request URL: " + std::string(req.method_string()) + " " +
+                                                 std::string(path) + ".",
+                       "", "unknown_url");
+  co_return co_await send_openai_error(stream, e, ctx);
+}
+
+}  // namespace
+
+std::string render_openai_error_body(const Error& err) {
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object().key("error").begin_object();
+  w.key("message").value(err.message);
+  w.key("type").value(err.openai_type());
+  w.key("param");
+  if (err.param.empty()) w.null(); else w.value(err.param);
+  w.key("code");
+  if (err.code.empty()) w.null(); else w.value(err.code);
+  w.end_object().end_object();
+  return out;
+}
+
+asio::awaitable<bool> send_response(beast::tcp_stream& stream, int status, std::string_view content_type,
+                                    std::string body, RequestContext& ctx) {
+  bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), 11};
+  res.set(bhttp::field::server, "frugal");
+  res.set(bhttp::field::content_type, content_type);
+  res.set("x-request-id", ctx.request_id);
+  for (const auto& [k, v] : ctx.headers) res.set(k, v);
+  res.set("x-frugal-overhead-us", std::to_string(ctx.overhead_us(mono_us())));
+  res.keep_alive(ctx.keep_alive);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  auto [ec, n] = co_await bhttp::async_write(stream, res, kTuple);
+  co_return !ec && ctx.keep_alive;
+}
+
+asio::awaitable<bool> send_openai_error(beast::tcp_stream& stream, const Error& err, RequestContext& ctx) {
+  co_return co_await send_response(stream, err.http_status(), "application/json",
+                                   render_openai_error_body(err), ctx);
+}
+
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Worker& worker) {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(kTuple);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      log::warn("accept failed: " + ec.message());
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    asio::co_spawn(worker.io, run_session(std::move(socket), worker), asio::detached);
+  }
+}
+
+asio::awaitable<void> run_session(tcp::socket socket, Worker& worker) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  bool first = true;
+  for (;;) {
+    const auto cfg = worker.server.config();
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(kHeaderLimit);
+    parser.body_limit(static_cast<uint64_t>(cfg->server.body_limit_bytes));
+    // Idle keep-alive connections get the idle timeout; the read itself the read timeout.
+    stream.expires_after(std::chrono::milliseconds(first ? cfg->server.read_timeout_ms
+                                                         : cfg->server.idle_timeout_ms));
+    first = false;
+    auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted)
+      break;
+    InFlight guard(worker.server.in_flight());
+    RequestContext ctx;
+    ctx.start_us = mono_us();
+    ctx.keep_alive = false;
+    stream.expires_never();
+    if (ec) {
+      // Malformed HTTP or a body over the limit: answer and close the connection.
+      ctx.request_id = new_request_id();
+      Error e = ec == bhttp::error::body_limit
+                    ? make_error(ErrorKind::kTooLarge,
+                                 "Request body exceeds the limit of " +
+                                     std::to_string(cfg->server.body_limit_bytes) + " bytes.",
+                                 "", "request_too_large")
+                    : make_error(ErrorKind::kInvalidRequest, "Malformed HTTP request: " + ec.message());
+      co_await send_openai_error(stream, e, ctx);
+      break;
+    }
+    Request& req = parser.get();
+    const auto rid = req.find("x-request-id");
+    ctx.request_id = rid != req.end() && !rid->value().empty() && rid->value().size() <= 200
+                         ? std::string(rid->value())
+                         : new_request_id();
+    ctx.keep_alive = req.keep_alive();
+    const bool keep = co_await route(stream, req, ctx, worker);
+    if (!keep) break;
+  }
+  boost::system::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.socket().close(ec);
+}
+
+}  // namespace frugal::gateway

@@ -1,0 +1,81 @@
+#pragma once
+// One I/O thread's world: its io_context, acceptors, upstream HTTP client and pools.
+// Everything here is touched only by that thread, except `io` (posted to by others).
+#include <simdjson.h>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backends/http/http_client.h"
+#include "backends/http/provider.h"
+#include "config/config.h"
+#include "core/error.h"
+
+namespace frugal::gateway {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+class Server;
+
+class Worker {
+ public:
+  explicit Worker(Server& server);
+  ~Worker();
+
+  Server& server;
+  asio::io_context io{1};
+  std::unique_ptr<http::HttpClient> client;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+
+  // simdjson parsers keep their buffers between requests; one per concurrently
+  // parsed request, reused.
+  std::unique_ptr<simdjson::dom::parser> acquire_parser();
+  void release_parser(std::unique_ptr<simdjson::dom::parser> p);
+
+  // Cached /v1/models listing of the upstream providers (refreshed every minute).
+  std::string models_cache;
+  int64_t models_cache_us = 0;
+
+ private:
+  std::vector<std::unique_ptr<simdjson::dom::parser>> parsers_;
+};
+
+// Per-request context shared by the handlers.
+struct RequestContext {
+  std::string request_id;
+  int64_t start_us = 0;            // when the request had been read
+  int64_t upstream_wait_us = 0;    // excluded from x-frugal-overhead-us
+  bool keep_alive = true;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra response headers
+  int64_t overhead_us(int64_t now_us) const;
+};
+
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Worker& worker);
+asio::awaitable<void> run_session(tcp::socket socket, Worker& worker);
+
+// Handlers: each writes exactly one response (or closes the connection) and returns
+// whether the connection may be kept alive.
+using Request = bhttp::request<bhttp::string_body>;
+asio::awaitable<bool> handle_chat_completions(beast::tcp_stream& stream, Request& req,
+                                              RequestContext& ctx, Worker& worker);
+asio::awaitable<bool> handle_models(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
+                                    Worker& worker);
+
+// Writers shared by the handlers.
+asio::awaitable<bool> send_response(beast::tcp_stream& stream, int status, std::string_view content_type,
+                                    std::string body, RequestContext& ctx);
+asio::awaitable<bool> send_openai_error(beast::tcp_stream& stream, const Error& err, RequestContext& ctx);
+std::string render_openai_error_body(const Error& err);
+
+}  // namespace frugal::gateway

@@ -1,0 +1,132 @@
+#include "router/dispatch.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "backends/http/provider.h"
+#include "core/ids.h"
+
+namespace frugal::router {
+
+namespace asio = boost::asio;
+
+Result<std::vector<Target>> resolve_model(const config::GatewayConfig& cfg, std::string_view model) {
+  std::vector<Target> out;
+  for (const auto& a : cfg.aliases) {
+    if (a.name != model) continue;
+    for (const auto& t : a.targets) out.push_back(Target{cfg.provider(t.provider), t.model});
+    return out;
+  }
+  for (const auto& r : cfg.passthrough) {
+    if (model.substr(0, r.prefix.size()) != r.prefix) continue;
+    out.push_back(Target{cfg.provider(r.provider), std::string(model)});
+    return out;
+  }
+  return make_error(ErrorKind::kNotFound,
+                    "The model '" + std::string(model) + "' does not exist or you do not have access to it.",
+                    "model", "model_not_found");
+}
+
+void DispatchControl::cancel() {
+  cancelled_ = true;
+  if (current_) current_->cancel();
+  if (backoff_) backoff_->cancel();
+}
+
+bool is_retriable_status(int status) {
+  return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+}
+
+int64_t backoff_delay_ms(int attempt, int64_t base_ms, int64_t max_ms, double unit_random) {
+  const int64_t cap = std::min<int64_t>(max_ms, base_ms << std::min(attempt, 20));
+  return static_cast<int64_t>(unit_random * static_cast<double>(cap));
+}
+
+struct DispatchRun {
+  static asio::awaitable<DispatchResult> run(http::HttpClient& client, const std::vector<Target>& targets,
+                                             const ChatRequest& req, DispatchControl& control);
+};
+
+asio::awaitable<DispatchResult> DispatchRun::run(http::HttpClient& client,
+                                                 const std::vector<Target>& targets,
+                                                 const ChatRequest& req, DispatchControl& control) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  DispatchResult result;
+  std::shared_ptr<http::HttpCall> last_error_call;
+  Error last_error = make_error(ErrorKind::kUnavailable, "no upstream could be reached");
+  asio::steady_timer backoff(client.io());
+
+  for (const Target& target : targets) {
+    const auto& p = *target.provider;
+    for (int attempt = 0; attempt < p.retry.max_attempts; ++attempt) {
+      if (control.cancelled()) {
+        result.error = make_error(ErrorKind::kCancelled, "client disconnected");
+        co_return result;
+      }
+      auto call = client.start(http::openai_chat_request(p, req, target.model));
+      control.current_ = call;
+      while (call->state() == http::CallState::kWaitingHeaders) co_await call->wait();
+      const int status = call->failed() ? 0 : call->status();
+      // A retriable or final error body is small: let it complete so it can be relayed.
+      if (status >= 400)
+        while (call->state() != http::CallState::kDone) co_await call->wait();
+      control.current_.reset();
+      const int64_t waited = mono_us() - call->started_us();
+      result.upstream_wait_us += waited;
+      result.attempts.push_back(AttemptRecord{p.name, target.model, status, call->error(), waited});
+
+      if (control.cancelled() || call->cancelled()) {
+        result.error = make_error(ErrorKind::kCancelled, "client disconnected");
+        co_return result;
+      }
+      if (status > 0 && status < 400) {
+        result.call = std::move(call);
+        result.target = target;
+        co_return result;
+      }
+      if (status >= 400 && !is_retriable_status(status)) {
+        result.call = std::move(call);  // e.g. 400/401/404: the client's problem, relay it
+        result.target = target;
+        co_return result;
+      }
+      // Retriable: remember it in case every attempt fails.
+      int64_t retry_after = -1;
+      if (status > 0) {
+        last_error_call = call;
+        retry_after = http::parse_retry_after_ms(call->header("retry-after"), wall_us() / 1'000'000);
+      } else {
+        last_error_call.reset();
+        last_error = make_error(call->timed_out() ? ErrorKind::kTimeout : ErrorKind::kUpstream,
+                                "upstream '" + p.name + "' failed: " + call->error());
+      }
+      if (attempt + 1 >= p.retry.max_attempts) break;
+      if (retry_after > p.retry.max_delay_ms) break;  // told to wait longer than we may: fall back
+      std::uniform_real_distribution<double> unit(0.0, 1.0);
+      const int64_t delay =
+          std::max(retry_after, backoff_delay_ms(attempt, p.retry.base_delay_ms, p.retry.max_delay_ms, unit(rng)));
+      const int64_t t0 = mono_us();
+      backoff.expires_after(std::chrono::milliseconds(delay));
+      control.backoff_ = &backoff;
+      co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+      control.backoff_ = nullptr;
+      result.upstream_wait_us += mono_us() - t0;
+    }
+  }
+  if (last_error_call) {
+    result.call = std::move(last_error_call);
+    result.target = targets.back();
+  } else {
+    result.error = std::move(last_error);
+  }
+  co_return result;
+}
+
+asio::awaitable<DispatchResult> dispatch_chat(http::HttpClient& client, const std::vector<Target>& targets,
+                                              const ChatRequest& req, DispatchControl& control) {
+  return DispatchRun::run(client, targets, req, control);
+}
+
+}  // namespace frugal::router

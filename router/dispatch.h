@@ -1,0 +1,74 @@
+#pragma once
+// Resolving a public model name to upstream targets, and getting a response started
+// from one of them: retries (429, 5xx, connection errors, timeouts) with exponential
+// backoff and full jitter honouring Retry-After, then the alias's fallback targets.
+// Everything here happens before the first byte reaches the client; once a call is
+// returned its bytes are the client's and nothing is retried.
+//
+// Threading: a dispatch runs on the calling coroutine's io_context (the one the
+// HttpClient belongs to).
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backends/http/http_client.h"
+#include "config/config.h"
+#include "core/chat.h"
+#include "core/error.h"
+
+namespace frugal::router {
+
+struct Target {
+  const config::ProviderConfig* provider = nullptr;
+  std::string model;  // upstream model name
+};
+
+// Alias → its targets in order; otherwise the first matching passthrough rule with the
+// model name unchanged; otherwise kNotFound ("model_not_found").
+Result<std::vector<Target>> resolve_model(const config::GatewayConfig& cfg, std::string_view model);
+
+struct AttemptRecord {
+  std::string provider;
+  std::string model;
+  int status = 0;         // HTTP status, 0 if none
+  std::string error;      // transport error or timeout
+  int64_t latency_us = 0; // until headers or failure
+};
+
+// Cancels an in-flight dispatch from outside (e.g. the client disconnected).
+class DispatchControl {
+ public:
+  void cancel();
+  bool cancelled() const { return cancelled_; }
+
+ private:
+  friend struct DispatchRun;
+  bool cancelled_ = false;
+  std::shared_ptr<http::HttpCall> current_;
+  boost::asio::steady_timer* backoff_ = nullptr;
+};
+
+struct DispatchResult {
+  // A call whose headers have arrived: 2xx (stream or body follows), or a final
+  // non-retriable upstream error whose body is complete. Null when `error` is set.
+  std::shared_ptr<http::HttpCall> call;
+  std::optional<Error> error;
+  Target target;  // the target that produced `call`
+  std::vector<AttemptRecord> attempts;
+  int64_t upstream_wait_us = 0;  // time spent waiting on upstreams and backoff
+};
+
+boost::asio::awaitable<DispatchResult> dispatch_chat(http::HttpClient& client,
+                                                     const std::vector<Target>& targets,
+                                                     const ChatRequest& req,
+                                                     DispatchControl& control);
+
+bool is_retriable_status(int status);
+// Full-jitter exponential backoff for attempt n (0-based), in ms.
+int64_t backoff_delay_ms(int attempt, int64_t base_ms, int64_t max_ms, double unit_random);
+
+}  // namespace frugal::router
