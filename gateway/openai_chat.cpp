@@ -166,7 +166,7 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, http::HttpCall& ca
   if (watch.client_gone) co_return false;
   frame.clear();
   if (!saw_done || call.failed() || sse.has_partial()) {
-    const std::string why = call.failed() ? call.error() : sse.has_partial() ? "cut mid-event" : "ended without [DONE]";
+    const std::string why = call.failed() ? call.error() : sse.has_partial() ? "cut mid-event" : "ended without its terminator";
     log::warn("request " + ctx.request_id + ": upstream stream broke: " + why);
     Error e = make_error(ErrorKind::kUpstream, "The upstream stream was interrupted before completion (" + why + ").",
                          "", "upstream_stream_interrupted");

@@ -69,7 +69,8 @@ asio::awaitable<DispatchResult> DispatchRun::run(http::HttpClient& client,
       auto call = client.start(http::openai_chat_request(p, req, target.model));
       control.current_ = call;
       while (call->state() == http::CallState::kWaitingHeaders) co_await call->wait();
-      const int status = call->failed() ? 0 : call->status();
+      // Once headers arrived the response is committed, even if its body fails later.
+      const int status = call->got_headers() ? call->status() : 0;
       // A retriable or final error body is small: let it complete so it can be relayed.
       if (status >= 400)
         while (call->state() != http::CallState::kDone) co_await call->wait();

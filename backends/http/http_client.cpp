@@ -104,6 +104,7 @@ size_t HttpCall::on_header(char* data, size_t size, size_t n, void* self) {
   if (line.empty()) {
     if (call->status_ >= 200 && call->state_ == CallState::kWaitingHeaders) {
       call->state_ = CallState::kStreaming;
+      call->got_headers_ = true;
       call->headers_us_ = mono_us();
       call->first_byte_timer_.cancel();
       call->notify();

@@ -53,6 +53,8 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
 
   CallState state() const { return state_; }
   int status() const { return status_; }
+  // Complete response headers arrived (the transfer may still fail afterwards).
+  bool got_headers() const { return got_headers_; }
   // Case-insensitive response header lookup; empty if absent.
   std::string_view header(std::string_view name) const;
   // Moves out the body bytes received so far, resuming a paused transfer.
@@ -90,6 +92,7 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   std::vector<std::pair<std::string, std::string>> headers_;
   std::string body_;
   bool paused_ = false;
+  bool got_headers_ = false;
   bool timed_out_ = false;
   bool cancelled_ = false;
   bool active_ = false;  // attached to the multi handle

@@ -14,6 +14,7 @@
 //   no_done        end the stream cleanly but without "data: [DONE]"
 //   hang           never answer (for timeouts and disconnect tests)
 //   echo           reply with the received request body as the content
+// Models named no-such-* get the 404 model_not_found a real upstream sends.
 // GET /mock/stats → {"requests":N,"chat":N,"aborted":N}; POST /mock/reset zeroes it.
 // GET /mock/last_request → the last chat body received.
 #include <simdjson.h>
@@ -45,6 +46,7 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 struct Stats {
   std::atomic<int64_t> requests{0}, chat{0}, aborted{0};
+  std::atomic<int64_t> last_abort_us{0};  // steady_clock (CLOCK_MONOTONIC) µs of the last abort seen
   std::mutex mu;
   std::map<std::string, int64_t> fail_counts;
   std::string last_request;
@@ -138,9 +140,37 @@ asio::awaitable<void> sleep_ms(int64_t ms) {
   co_await t.async_wait(kTuple);
 }
 
+int64_t mono_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+void record_abort() {
+  g_stats.last_abort_us = mono_us();
+  g_stats.aborted++;
+}
+
+// Notices the peer closing while a response is in progress (between our writes), so
+// the time of an abort is measured when it happens, not at our next write.
+struct CloseWatch {
+  std::shared_ptr<bool> active = std::make_shared<bool>(true);
+  explicit CloseWatch(tcp::socket& s) {
+    const int fd = s.native_handle();
+    s.async_wait(tcp::socket::wait_read, [a = active, fd](const boost::system::error_code& ec) {
+      if (ec || !*a) return;
+      char c;
+      if (::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+        *a = false;
+        record_abort();
+      }
+    });
+  }
+  bool closed() const { return !*active; }
+  ~CloseWatch() { *active = false; }
+};
+
 asio::awaitable<bool> write_raw(beast::tcp_stream& stream, const std::string& s) {
   auto [ec, n] = co_await asio::async_write(stream, asio::buffer(s), kTuple);
-  if (ec) g_stats.aborted++;
   co_return !ec;
 }
 
@@ -162,7 +192,7 @@ asio::awaitable<bool> serve_chat(beast::tcp_stream& stream, http::request<http::
     // Wait until the client goes away.
     char c;
     co_await stream.socket().async_read_some(asio::buffer(&c, 1), kTuple);
-    g_stats.aborted++;
+    record_abort();
     co_return false;
   }
   co_await sleep_ms(s.ttft_ms);
@@ -179,6 +209,9 @@ asio::awaitable<bool> serve_chat(beast::tcp_stream& stream, http::request<http::
   };
   if (!g_stats.require_key.empty() && req[http::field::authorization] != "Bearer " + g_stats.require_key)
     co_return co_await respond(401, R"({"error":{"message":"Incorrect API key provided","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})", "");
+  if (s.model.rfind("no-such-", 0) == 0)  // how a real upstream answers an unknown model
+    co_return co_await respond(404, R"({"error":{"message":"The model `)" + escape(s.model) +
+                                        R"(` does not exist or you do not have access to it.","type":"invalid_request_error","param":null,"code":"model_not_found"}})", "");
   if (s.status >= 400) {
     bool fail = true;
     if (s.fail_times >= 0) {
@@ -194,10 +227,12 @@ asio::awaitable<bool> serve_chat(beast::tcp_stream& stream, http::request<http::
   head += keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
   head += frame(chunk(s, R"({"role":"assistant","content":""})", "null"));
   if (!co_await write_raw(stream, head)) co_return false;
+  CloseWatch watch(stream.socket());
   const size_t n = static_cast<size_t>(s.chunks);
   const size_t piece = (s.content.size() + n - 1) / n;
   for (size_t i = 0; i < n; ++i) {
     co_await sleep_ms(s.chunk_delay_ms);
+    if (watch.closed()) co_return false;
     const std::string text = i * piece < s.content.size() ? s.content.substr(i * piece, piece) : "";
     std::string ev = chunk(s, R"({"content":")" + escape(text) + "\"}", "null");
     if (s.cut_after >= 0 && static_cast<int64_t>(i) == s.cut_after) {
@@ -243,7 +278,8 @@ asio::awaitable<void> session(tcp::socket socket) {
     } else if (target == "/mock/stats") {
       keep = co_await reply(200, R"({"requests":)" + std::to_string(g_stats.requests.load()) + R"(,"chat":)" +
                                      std::to_string(g_stats.chat.load()) + R"(,"aborted":)" +
-                                     std::to_string(g_stats.aborted.load()) + "}");
+                                     std::to_string(g_stats.aborted.load()) + R"(,"last_abort_us":)" +
+                                     std::to_string(g_stats.last_abort_us.load()) + "}");
     } else if (target == "/mock/reset") {
       g_stats.requests = 0;
       g_stats.chat = 0;

@@ -1,0 +1,83 @@
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+
+#include "config/config.h"
+
+using namespace frugal::config;
+
+TEST_CASE("the built-in default serves OpenAI from the environment") {
+  setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/", 1);
+  unsetenv("OPENAI_API_KEY");
+  auto c = load_default_config();
+  REQUIRE(c.ok());
+  CHECK(c->server.listen.at(0).host == "127.0.0.1");
+  CHECK(c->server.listen.at(0).port == 8080);
+  REQUIRE(c->provider("openai") != nullptr);
+  CHECK(c->provider("openai")->base_url == "http://127.0.0.1:9/v1");  // trailing slash trimmed
+  CHECK(c->provider("openai")->api_key.empty());
+  CHECK(c->passthrough.at(0).prefix.empty());
+  unsetenv("OPENAI_BASE_URL");
+  CHECK(load_default_config()->provider("openai")->base_url == "https://api.openai.com/v1");
+}
+
+TEST_CASE("a full config parses") {
+  setenv("FRUGAL_T_KEY", "sk-1", 1);
+  auto c = load_config_text(R"(
+server:
+  listen: ["0.0.0.0:9000", "[::1]:9001"]
+  body_limit: 2MiB
+  read_timeout: 30s
+providers:
+  a: { kind: openai, base_url: "https://x/v1", api_key: "${FRUGAL_T_KEY}",
+       timeouts: { connect: 2s, first_byte: 500ms }, retry: { max_attempts: 5 } }
+  b: { kind: anthropic, base_url: "https://y" }
+models:
+  fast: [a/gpt-4o-mini, "b/claude-haiku"]
+  big: { provider: a, model: org/model-with/slashes }
+passthrough:
+  - { prefix: claude, provider: b }
+)", "test.yaml");
+  REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
+  CHECK(c->server.listen.size() == 2);
+  CHECK(c->server.listen[1].host == "::1");
+  CHECK(c->server.body_limit_bytes == 2 * 1024 * 1024);
+  CHECK(c->server.read_timeout_ms == 30'000);
+  CHECK(c->provider("a")->api_key == "sk-1");
+  CHECK(c->provider("a")->timeouts.first_byte_ms == 500);
+  CHECK(c->provider("a")->retry.max_attempts == 5);
+  CHECK(c->provider("b")->kind == ProviderKind::kAnthropic);
+  REQUIRE(c->aliases.size() == 2);
+  CHECK(c->aliases[0].targets.size() == 2);
+  CHECK(c->aliases[0].targets[1].model == "claude-haiku");
+  CHECK(c->aliases[1].targets[0].model == "org/model-with/slashes");
+}
+
+TEST_CASE("config errors name file, line, column and key") {
+  unsetenv("FRUGAL_T_MISSING");
+  struct Case { const char* yaml; const char* expect; };
+  const Case cases[] = {
+      {"server:\n  listen: [\"x:1\"]\n  bogus: 1\n", "t.yaml:3:3: key 'server.bogus': unknown key"},
+      {"server:\n  threads: many\n", "t.yaml:2:12: key 'server.threads': expected an integer"},
+      {"providers:\n  p:\n    kind: openai\n    base_url: http://x\n    api_key: ${FRUGAL_T_MISSING}\n",
+       "t.yaml:5:14: key 'providers.p.api_key': environment variable 'FRUGAL_T_MISSING' is not set"},
+      {"providers:\n  p:\n    kind: grpc\n    base_url: http://x\n", "t.yaml:3:11: key 'providers.p.kind': unknown provider kind 'grpc'"},
+      {"providers:\n  p:\n    kind: openai\n", "key 'providers.p': missing required key 'base_url'"},
+      {"models:\n  m: [nope/x]\n", "t.yaml:2:7: key 'models.m[0]': unknown provider 'nope'"},
+      {"server: [1\n", "t.yaml:2:1: YAML syntax error"},
+      {"server:\n  body_limit: 4 lots\n", "key 'server.body_limit': unknown size unit"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.yaml);
+    auto r = load_config_text(c.yaml, "t.yaml");
+    REQUIRE(!r.ok());
+    CHECK_MESSAGE(r.error().message.find(c.expect) != std::string::npos, r.error().message);
+  }
+}
+
+TEST_CASE("listener parsing") {
+  CHECK(parse_listener("127.0.0.1:0")->port == 0);
+  CHECK(parse_listener(":8080")->host == "0.0.0.0");
+  CHECK(!parse_listener("localhost").ok());
+  CHECK(!parse_listener("h:99999").ok());
+}

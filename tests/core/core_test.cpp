@@ -1,0 +1,120 @@
+#include <doctest/doctest.h>
+
+#include "core/chat.h"
+#include "core/json.h"
+#include "core/money.h"
+#include "core/sse.h"
+#include "core/usage.h"
+
+using namespace frugal;
+
+TEST_CASE("SSE parser yields only complete events, whatever the split") {
+  const std::string stream =
+      "data: {\"a\":1}\n\n: comment\ndata: two\ndata: lines\n\nevent: ping\r\ndata: {}\r\n\r\ndata: [DONE]\n\n";
+  for (size_t step = 1; step <= stream.size(); ++step) {
+    CAPTURE(step);
+    SseParser p;
+    std::vector<std::string> data, names, raws;
+    for (size_t i = 0; i < stream.size(); i += step)
+      p.feed(std::string_view(stream).substr(i, step), [&](const SseEvent& ev) {
+        data.emplace_back(ev.data);
+        names.emplace_back(ev.event);
+        raws.emplace_back(ev.raw);
+      });
+    REQUIRE(data.size() == 4);
+    CHECK(data[0] == "{\"a\":1}");
+    CHECK(data[1] == "two\nlines");
+    CHECK(names[2] == "ping");
+    CHECK(data[2] == "{}");
+    CHECK(data[3] == "[DONE]");
+    CHECK(raws[0] == "data: {\"a\":1}\n\n");
+    CHECK(!p.has_partial());
+  }
+  SseParser p;
+  int n = 0;
+  p.feed("data: {\"cut", [&](const SseEvent&) { ++n; });
+  CHECK(n == 0);
+  CHECK(p.has_partial());
+}
+
+TEST_CASE("JSON writer escapes and nests") {
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object().key("s").value("a\"b\\c\n\x01").key("n").value(int64_t{-3}).key("arr").begin_array();
+  w.value(true).null().value(1.5).end_array().key("o").begin_object().end_object().end_object();
+  CHECK(out == R"({"s":"a\"b\\c\n\u0001","n":-3,"arr":[true,null,1.5],"o":{}})");
+}
+
+TEST_CASE("money is exact integer micro-dollars") {
+  CHECK(price_tokens(1, 2'500'000).micros == 3);        // 2.5 µ$ rounds half up
+  CHECK(price_tokens(1'000'000, 2'500'000).micros == 2'500'000);
+  CHECK(price_tokens(3, 1'250'000).micros == 4);        // 3.75 → 4
+  CHECK(Money{1'234'567}.to_usd_string() == "1.234567");
+  CHECK(Money{-5}.to_usd_string() == "-0.000005");
+  CHECK(price_tokens(int64_t{1} << 40, 75'000'000).micros == 82'463'372'083'200);  // no overflow
+}
+
+TEST_CASE("chat request parsing validates types and keeps everything") {
+  simdjson::dom::parser p;
+  auto r = parse_chat_body(p, R"({"model":"m","messages":[
+      {"role":"system","content":"be brief"},
+      {"role":"user","content":[{"type":"text","text":"look"},{"type":"image_url","image_url":{"url":"data:x","detail":"low"}}]},
+      {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+      {"role":"tool","tool_call_id":"c1","content":"42"}],
+    "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],
+    "stream":true,"stream_options":{"include_usage":true},"temperature":0,"max_completion_tokens":5,
+    "stop":["a","b"],"seed":7,"response_format":{"type":"json_object"},"unknown":1})");
+  REQUIRE(r.ok());
+  CHECK(r->model == "m");
+  REQUIRE(r->messages.size() == 4);
+  CHECK(r->messages[0].content_is_string);
+  CHECK(r->messages[1].parts.size() == 2);
+  CHECK(r->messages[1].parts[1].kind == ContentPart::Kind::kImage);
+  CHECK(r->messages[1].parts[1].detail == "low");
+  CHECK(r->messages[2].tool_calls.at(0).name == "f");
+  CHECK(r->messages[3].tool_call_id == "c1");
+  CHECK(r->tools.at(0).parameters_json == R"({"type":"object"})");
+  CHECK(r->stream);
+  CHECK(r->include_usage);
+  CHECK(*r->sampling.temperature == 0.0);
+  CHECK(*r->sampling.max_tokens == 5);
+  CHECK(r->sampling.stop == std::vector<std::string>{"a", "b"});
+  CHECK(*r->sampling.seed == 7);
+  CHECK(r->response_format_json == R"({"type":"json_object"})");
+
+  struct Bad { const char* body; const char* param; };
+  const Bad bad[] = {
+      {R"({"messages":[]})", "model"},
+      {R"({"model":"m"})", "messages"},
+      {R"({"model":"m","messages":[]})", "messages"},
+      {R"({"model":"m","messages":[{"content":"x"}]})", "messages[0].role"},
+      {R"({"model":"m","messages":[{"role":"user"}]})", "messages[0].content"},
+      {R"({"model":"m","messages":[{"role":"tool","content":"x"}]})", "messages[0].tool_call_id"},
+      {R"({"model":"m","messages":[{"role":"user","content":5}]})", "messages[0].content"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"})", "temperature"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3})", "temperature"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":1.5})", "max_tokens"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"stop":[1]})", "stop"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{}]})", "tools[0].function"},
+  };
+  for (const auto& b : bad) {
+    CAPTURE(b.body);
+    auto e = parse_chat_body(p, b.body);
+    REQUIRE(!e.ok());
+    CHECK(e.error().param == b.param);
+    CHECK(e.error().http_status() == 400);
+  }
+  CHECK(!parse_chat_body(p, "{").ok());
+  CHECK(!parse_chat_body(p, "[]").ok());
+}
+
+TEST_CASE("OpenAI usage is read with its details") {
+  simdjson::dom::parser p;
+  auto u = usage_from_openai(p.parse(std::string_view(
+      R"({"prompt_tokens":100,"completion_tokens":20,"prompt_tokens_details":{"cached_tokens":64},"completion_tokens_details":{"reasoning_tokens":5}})")));
+  CHECK(u.reported);
+  CHECK(u.input_tokens == 100);
+  CHECK(u.cached_input_tokens == 64);
+  CHECK(u.output_tokens == 20);
+  CHECK(u.reasoning_tokens == 5);
+}

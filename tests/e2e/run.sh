@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Starts the mock upstream and frugal (built-in default config, OPENAI_BASE_URL pointed
+# at the mock) on loopback, then runs the SDK end-to-end tests with node's test runner.
+# Usage: tests/e2e/run.sh FRUGAL_BIN MOCK_BIN [TEST_FILE...]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+frugal_bin=$1 mock_bin=$2
+shift 2
+tests=("$@")
+((${#tests[@]})) || tests=("$here"/*.test.mjs)
+
+if [[ ! -d $here/node_modules/openai ]]; then
+  echo "e2e: node_modules missing; run deploy/install-deps.sh first" >&2
+  exit 1
+fi
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+wait_for() {  # FILE REGEX
+  for _ in $(seq 1 200); do
+    if grep -Eo "$2" "$1" >/dev/null 2>&1; then grep -Eo "$2" "$1" | head -1; return 0; fi
+    sleep 0.05
+  done
+  echo "e2e: timed out waiting for '$2' in $1:" >&2; cat "$1" >&2; return 1
+}
+
+"$mock_bin" --port 0 >"$work/mock.log" 2>&1 & pids+=($!)
+mock_port=$(wait_for "$work/mock.log" 'PORT=[0-9]+' | cut -d= -f2)
+OPENAI_BASE_URL="http://127.0.0.1:$mock_port/v1" OPENAI_API_KEY=sk-upstream \
+  "$frugal_bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/frugal.log" 2>&1 & pids+=($!)
+port=$(wait_for "$work/frugal.log" 'listening on 127\.0\.0\.1:[0-9]+' | sed 's/.*://')
+
+export FRUGAL_URL="http://127.0.0.1:$port/v1" MOCK_URL="http://127.0.0.1:$mock_port"
+cd "$here"
+node --test --test-reporter=spec "${tests[@]}"
