@@ -34,7 +34,8 @@ std::string format_value(const GgufValue& v) {
     case GgufValueType::kFloat32:
     case GgufValueType::kFloat64: {
       char buf[32];
-      std::snprintf(buf, sizeof buf, "%.9g", v.f);
+      // Enough digits to identify the stored value, no more (f32: 1e-05, not 9.99999975e-06).
+      std::snprintf(buf, sizeof buf, v.type == GgufValueType::kFloat32 ? "%.7g" : "%.17g", v.f);
       return buf;
     }
     case GgufValueType::kArray: {

@@ -131,8 +131,9 @@ TEST_CASE("gguf fuzz: random byte flips never crash") {
   }
 }
 
-// Regenerates the committed corpus: FRUGAL_WRITE_FUZZ_CORPUS=1 engine_format_fuzz_test.
-TEST_CASE("gguf fuzz: write corpus (only when asked)") {
+// Not a test: regenerates the committed corpus (not registered with CTest). Run
+//   FRUGAL_WRITE_FUZZ_CORPUS=1 engine_format_fuzz_test -tc="tool: write fuzz corpus"
+TEST_CASE("tool: write fuzz corpus") {
   if (std::getenv("FRUGAL_WRITE_FUZZ_CORPUS") == nullptr) return;
   const std::filesystem::path dir = FRUGAL_FUZZ_CORPUS_DIR;
   std::filesystem::create_directories(dir);
