@@ -141,6 +141,7 @@ Result<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
       const uint64_t key = static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32 | static_cast<uint32_t>(right);
       impl->merge_ranks.emplace(key, static_cast<int32_t>(r));
     }
+    impl->ignore_merges = impl->pre == "llama-bpe" || impl->pre == "llama3" || impl->pre == "llama-v3";
     auto pre = make_pretokenizer(impl->pre);
     if (!pre) return std::move(pre).error();
     impl->pretokenizer = std::move(*pre);

@@ -125,10 +125,11 @@ struct Candidate {
 
 void encode_word(const Tokenizer::Impl& t, std::string_view word, std::vector<TokenId>& out) {
   const std::string mapped = unicode::bytes_to_gpt2(word);
-  // Whole word already a token (common): skip merging.
-  if (const TokenId whole = t.lookup(mapped); whole != kNoToken) {
-    out.push_back(whole);
-    return;
+  if (t.ignore_merges) {
+    if (const TokenId whole = t.lookup(mapped); whole != kNoToken) {
+      out.push_back(whole);
+      return;
+    }
   }
   std::vector<Symbol> sym;
   for (size_t i = 0; i < mapped.size();) {

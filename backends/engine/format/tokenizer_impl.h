@@ -29,6 +29,9 @@ struct Tokenizer::Impl {
   // BPE: rank of merging (left id, right id); key = left << 32 | right.
   std::unordered_map<uint64_t, int32_t> merge_ranks;
   std::shared_ptr<const PreTokenizer> pretokenizer;
+  // Llama-3's tokenizer takes a word that is already a token as is, without merging
+  // (HF "ignore_merges"); GPT-2 and Qwen2 always run the merges.
+  bool ignore_merges = false;
 
   // Special tokens matched in input text, longest first per first byte.
   std::array<std::vector<TokenId>, 256> specials_by_first_byte;

@@ -37,7 +37,7 @@ Tokenizer synthetic(TokenizerKind kind, int n_vocab = 2000) {
 // Tokens 0..255: GPT-2 byte chars in byte order, so printable ASCII c has id c and
 // space ('Ġ') has id 32. Merged tokens follow from 256 in merge order.
 Tokenizer hand_bpe(const std::string& pre, const std::vector<std::pair<std::string, std::string>>& merges,
-                   const std::vector<std::string>& specials = {}) {
+                   const std::vector<std::string>& specials = {}, const std::vector<std::string>& extra = {}) {
   std::vector<std::string> tokens;
   std::vector<int32_t> types;
   for (int b = 0; b < 256; ++b) {
@@ -53,6 +53,10 @@ Tokenizer hand_bpe(const std::string& pre, const std::vector<std::pair<std::stri
   for (const auto& s : specials) {
     tokens.push_back(s);
     types.push_back(3);
+  }
+  for (const auto& s : extra) {  // normal tokens no merge produces
+    tokens.push_back(s);
+    types.push_back(1);
   }
   GgufWriter w;
   w.set_string("tokenizer.ggml.model", "gpt2");
@@ -190,6 +194,13 @@ TEST_CASE("bpe: hand-computed ids on a hand-built vocabulary") {
   CHECK(gpt2.decode(std::vector<TokenId>{'a', end}) == "a");
   CHECK(gpt2.decode(std::vector<TokenId>{'a', end}, true) == "a<|end|>");
   CHECK(gpt2.token_to_piece(258) == " the");
+}
+
+TEST_CASE("bpe: llama-3 takes whole-word tokens without merging, others merge") {
+  // "abc" is a token (id 257) but no merge produces it; merges give [ab, c].
+  const std::vector<std::pair<std::string, std::string>> merges = {{"a", "b"}};
+  CHECK(hand_bpe("llama-bpe", merges, {}, {"abc"}).encode("abc", false, false) == std::vector<TokenId>{257});
+  CHECK(hand_bpe("qwen2", merges, {}, {"abc"}).encode("abc", false, false) == std::vector<TokenId>{256, 'c'});
 }
 
 TEST_CASE("bpe: synthetic llama-3 and qwen2 vocabularies") {
