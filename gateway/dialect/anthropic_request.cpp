@@ -253,7 +253,7 @@ class OpenAiBodyBuilder {
       w_.value(sys.get_string().value_unsafe());
     } else {
       w_.begin_array();
-      for (element block : sys.get_array().value_unsafe()) text_part(block);
+      for (element block : simdjson::dom::array(sys.get_array().value_unsafe())) text_part(block);
       w_.end_array();
     }
     w_.end_object();
@@ -352,7 +352,7 @@ class OpenAiBodyBuilder {
       } else {
         size_t k = 0;
         bool first = true;
-        for (element inner : v.get_array().value_unsafe()) {
+        for (element inner : simdjson::dom::array(v.get_array().value_unsafe())) {
           const std::string_view t = str_or(inner, "type");
           if (t != "text")
             return not_for_openai(path(p + ".content", k) + ".type",
@@ -443,7 +443,7 @@ Result<std::string> anthropic_to_openai_request(element body, std::string_view u
     element v;
     if (!body["system"].get(v) && !v.is_null()) FRUGAL_TRY(b.system(v));
     size_t i = 0;
-    for (element m : body["messages"].get_array().value_unsafe())
+    for (element m : simdjson::dom::array(body["messages"].get_array().value_unsafe()))
       FRUGAL_TRY(b.message(m, path("messages", i++)));
     out += msgs;
   }
@@ -471,7 +471,7 @@ Result<std::string> anthropic_to_openai_request(element body, std::string_view u
   if (!body["tools"].get(v) && !v.is_null() && info.has_tools) {
     w.key("tools").begin_array();
     size_t i = 0;
-    for (element t : v.get_array().value_unsafe()) {
+    for (element t : simdjson::dom::array(v.get_array().value_unsafe())) {
       const std::string_view type = str_or(t, "type", "custom");
       if (type != "custom")
         return not_for_openai(path("tools", i) + ".type", "the server tool '" + std::string(type) + "'");

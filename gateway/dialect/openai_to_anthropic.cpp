@@ -217,7 +217,7 @@ Result<void> check_unsupported(const ChatRequest& req) {
     if (key == "modalities") {
       bool text_only = field.value.is_array();
       if (text_only)
-        for (element m : field.value.get_array().value_unsafe())
+        for (element m : simdjson::dom::array(field.value.get_array().value_unsafe()))
           text_only = text_only && m.is_string() && m.get_string().value_unsafe() == "text";
       if (text_only) continue;
     }
