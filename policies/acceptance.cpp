@@ -156,7 +156,7 @@ std::optional<double> score_of(const AcceptRule::Node& n, const AnswerView& a, s
   // p10: nearest-rank 10th percentile (the ceil(0.1 n)-th smallest).
   thread_local std::vector<double> scratch;
   scratch.assign(lp.begin(), lp.end());
-  const size_t rank = static_cast<size_t>(std::ceil(0.1 * static_cast<double>(scratch.size())));
+  const size_t rank = (scratch.size() + 9) / 10;
   const size_t k = rank == 0 ? 0 : rank - 1;
   std::nth_element(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(k), scratch.end());
   return scratch[k];
