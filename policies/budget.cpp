@@ -34,7 +34,11 @@ void civil_from_days(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
   y = static_cast<int64_t>(yoe) + era * 400 + (m <= 2);
 }
 
-std::string usd(int64_t micros) { return "$" + Money{micros}.to_usd_string(); }
+std::string usd(int64_t micros) {
+  std::string s = "$";  // (not "$" + str: GCC 12 -O3 raises a false -Wrestrict on it)
+  s += Money{micros}.to_usd_string();
+  return s;
+}
 
 }  // namespace
 
