@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   for (int i = 0;; ++i) {
-    std::string id = "req-" + std::to_string(i);
+    std::string id = frugal::router::testing::numbered("req-", i);
     auto r = (*ledger)->append_sync(frugal::router::testing::two_tier_record(id, 1'700'000'000'000'000 + i));
     if (!r.ok()) return 1;
     std::printf("%s\n", id.c_str());

@@ -17,6 +17,7 @@
 
 using namespace frugal;
 using namespace frugal::router;
+using frugal::router::testing::numbered;
 using frugal::router::testing::two_tier_record;
 
 namespace {
@@ -56,9 +57,9 @@ LedgerRecord cache_hit(std::string id, int64_t t) {
 }
 
 void append_fixture(Ledger& l) {
-  for (int i = 0; i < 3; ++i) CHECK(l.append(two_tier_record("a" + std::to_string(i), kH + i)));
+  for (int i = 0; i < 3; ++i) CHECK(l.append(two_tier_record(numbered("a", i), kH + i)));
   for (int i = 0; i < 2; ++i)
-    CHECK(l.append(two_tier_record("b" + std::to_string(i), kH + kHour + 300'000'000 + i, "key-2", "extract")));
+    CHECK(l.append(two_tier_record(numbered("b", i), kH + kHour + 300'000'000 + i, "key-2", "extract")));
   CHECK(l.append(cache_hit("c0", kH + 10)));
   REQUIRE(l.flush().ok());
 }
@@ -170,8 +171,8 @@ TEST_CASE("the merge operator sums exactly across many merges, flushes and compa
   constexpr int kN = 3'000;
   for (int i = 0; i < kN; ++i) {
     // Alternate async and sync appends to exercise both paths.
-    if (i % 500 == 0) REQUIRE(l->append_sync(two_tier_record("m" + std::to_string(i), kH + i)).ok());
-    else REQUIRE(l->append(two_tier_record("m" + std::to_string(i), kH + i)));
+    if (i % 500 == 0) REQUIRE(l->append_sync(two_tier_record(numbered("m", i), kH + i)).ok());
+    else REQUIRE(l->append(two_tier_record(numbered("m", i), kH + i)));
   }
   REQUIRE(l->flush().ok());
   auto q = l->query(kH, kH + kHour, {});
@@ -192,7 +193,7 @@ TEST_CASE("the merge operator sums exactly across many merges, flushes and compa
     REQUIRE(rocksdb::DB::Open(dbo, dir.path, cfs, &h, &db).ok());
     auto led = Ledger::open(db, h[1], h[2]);
     REQUIRE(led.ok());
-    for (int i = 0; i < 100; ++i) REQUIRE((*led)->append(two_tier_record("n" + std::to_string(i), kH + kN + i)));
+    for (int i = 0; i < 100; ++i) REQUIRE((*led)->append(two_tier_record(numbered("n", i), kH + kN + i)));
     REQUIRE((*led)->flush().ok());
     REQUIRE(db->Flush(rocksdb::FlushOptions(), h[2]).ok());
     REQUIRE(db->CompactRange(rocksdb::CompactRangeOptions(), h[2], nullptr, nullptr).ok());
