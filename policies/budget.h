@@ -1,0 +1,107 @@
+#pragma once
+// Budgets: spend limits per scope (team, key, request type, or global) per UTC hour,
+// day or month, with a soft limit (log + count) and a hard limit (deny).
+//
+// Contract for the gateway: call check() before routing a request and deny with 429
+// when !allowed; call record() with the request's total cost once it is known. A
+// hard limit is checked against spend so far, so the request that crosses the limit
+// is served and the next one is denied. State is in memory and per process;
+// rebuild it on start from the ledger's rollups (router/ledger.h: restore_budgets).
+// Thread-safe: one mutex, held for a few additions per call.
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <utility>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/policy_config.h"
+#include "core/money.h"
+
+namespace frugal::policies {
+
+// Wall-clock source, injected so tests control window rollover.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual int64_t now_us() const = 0;  // microseconds since the Unix epoch, UTC
+};
+
+class SystemClock final : public Clock {
+ public:
+  int64_t now_us() const override;
+};
+
+class ManualClock final : public Clock {
+ public:
+  explicit ManualClock(int64_t now_us) : now_(now_us) {}
+  int64_t now_us() const override { return now_; }
+  void set(int64_t now_us) { now_ = now_us; }
+  void advance(int64_t us) { now_ += us; }
+
+ private:
+  int64_t now_;
+};
+
+struct BudgetFacts {
+  std::string_view team;
+  std::string_view key;
+  std::string_view request_type;
+};
+
+struct BudgetCheck {
+  bool allowed = true;
+  bool soft_exceeded = false;
+  std::string message;  // empty when within every budget
+};
+
+struct BudgetStatus {
+  std::string name;
+  Money spent;
+  std::optional<int64_t> soft_micros;
+  std::optional<int64_t> hard_micros;
+  int64_t window_start_us = 0;
+  int64_t window_end_us = 0;
+  int64_t soft_exceeded_count = 0;  // checks that found the soft limit exceeded
+  int64_t denied_count = 0;
+};
+
+// [start, end) of the UTC hour/day/month containing t.
+std::pair<int64_t, int64_t> budget_window(config::BudgetPeriod per, int64_t t_us);
+// "2024-05-02T00:00:00Z"
+std::string format_utc(int64_t t_us);
+
+class BudgetTracker {
+ public:
+  BudgetTracker(std::vector<config::BudgetSpec> budgets, const Clock* clock);
+
+  BudgetCheck check(const BudgetFacts& facts);
+  void record(const BudgetFacts& facts, Money cost);
+  // Adds spend recorded at `at_us` (e.g. an hourly rollup's start) if it falls in the
+  // budget's current window. For rebuilding state from the ledger on start.
+  void restore(const BudgetFacts& facts, int64_t at_us, Money cost);
+  // The earliest current-window start over all budgets: restore from here to now.
+  int64_t restore_from_us() const;
+
+  std::vector<BudgetStatus> snapshot();
+  bool empty() const { return budgets_.empty(); }
+
+ private:
+  struct Acc {
+    config::BudgetSpec spec;
+    int64_t spent = 0;
+    int64_t window_start = 0;
+    int64_t window_end = 0;
+    int64_t soft_count = 0;
+    int64_t denied_count = 0;
+  };
+  static bool in_scope(const config::BudgetSpec& s, const BudgetFacts& f);
+  void roll(Acc& a, int64_t now);
+
+  std::vector<Acc> budgets_;
+  const Clock* clock_;
+  mutable std::mutex mu_;
+};
+
+}  // namespace frugal::policies

@@ -1,0 +1,66 @@
+#include "policies/prices.h"
+
+#include <algorithm>
+
+namespace frugal::policies {
+
+PriceTable::PriceTable(const std::vector<config::PriceSpec>& specs) {
+  for (const auto& s : specs) {
+    ModelPrice p;
+    if (s.gpu_hour) {
+      p.per_gpu_hour = true;
+      p.gpu_hour = *s.gpu_hour;
+    } else {
+      p.input = s.input.value_or(0);
+      p.output = s.output.value_or(0);
+      p.cached_input = s.cached_input.value_or(p.input);
+      p.cache_write_5m = s.cache_write_5m.value_or(p.input);
+      p.cache_write_1h = s.cache_write_1h.value_or(p.cache_write_5m);
+    }
+    set(s.model, p);
+  }
+}
+
+void PriceTable::set(std::string model, ModelPrice price) { prices_[std::move(model)] = price; }
+
+const ModelPrice* PriceTable::find(std::string_view model) const {
+  auto it = prices_.find(model);
+  return it == prices_.end() ? nullptr : &it->second;
+}
+
+TierCost price_usage(const ModelPrice& p, const Usage& u, int64_t busy_us) {
+  TierCost c;
+  if (p.per_gpu_hour) {
+    const int128_t num = static_cast<int128_t>(std::max<int64_t>(busy_us, 0)) * p.gpu_hour;
+    c.gpu = Money{static_cast<int64_t>((num + 1'800'000'000) / 3'600'000'000)};
+    c.total = c.gpu;
+    return c;
+  }
+  const int64_t uncached = std::max<int64_t>(
+      0, u.input_tokens - u.cached_input_tokens - u.cache_write_5m_tokens - u.cache_write_1h_tokens);
+  c.uncached_input = price_tokens(uncached, p.input);
+  c.cached_input = price_tokens(u.cached_input_tokens, p.cached_input);
+  c.cache_write = price_tokens(u.cache_write_5m_tokens, p.cache_write_5m) +
+                  price_tokens(u.cache_write_1h_tokens, p.cache_write_1h);
+  c.output = price_tokens(u.output_tokens, p.output);
+  c.total = c.uncached_input + c.cached_input + c.cache_write + c.output;
+  return c;
+}
+
+Money price_baseline(const ModelPrice& p, const Usage& u) {
+  return price_tokens(u.input_tokens, p.input) + price_tokens(u.output_tokens, p.output);
+}
+
+Result<TierCost> PriceTable::cost_of(std::string_view model, const Usage& usage, int64_t busy_us) const {
+  const ModelPrice* p = find(model);
+  if (!p) return make_error(ErrorKind::kNotFound, "no price for model '" + std::string(model) + "'");
+  return price_usage(*p, usage, busy_us);
+}
+
+Result<Money> PriceTable::baseline_of(std::string_view reference_model, const Usage& usage) const {
+  const ModelPrice* p = find(reference_model);
+  if (!p) return make_error(ErrorKind::kNotFound, "no price for model '" + std::string(reference_model) + "'");
+  return price_baseline(*p, usage);
+}
+
+}  // namespace frugal::policies

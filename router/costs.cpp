@@ -1,0 +1,158 @@
+#include "router/costs.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "core/json.h"
+#include "policies/budget.h"
+
+namespace frugal::router {
+
+const char* group_by_name(GroupBy g) {
+  switch (g) {
+    case GroupBy::kHour: return "hour";
+    case GroupBy::kRequestType: return "request_type";
+    case GroupBy::kRoute: return "route";
+    case GroupBy::kModel: return "model";
+    case GroupBy::kKey: return "key";
+    case GroupBy::kTeam: return "team";
+  }
+  return "?";
+}
+
+Result<std::vector<GroupBy>> parse_group_by(std::string_view csv) {
+  std::vector<GroupBy> out;
+  while (!csv.empty()) {
+    const size_t comma = csv.find(',');
+    std::string_view name = csv.substr(0, comma);
+    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    if (!name.empty()) {
+      bool found = false;
+      for (GroupBy g : {GroupBy::kHour, GroupBy::kRequestType, GroupBy::kRoute, GroupBy::kModel,
+                        GroupBy::kKey, GroupBy::kTeam}) {
+        if (name == group_by_name(g)) {
+          if (std::find(out.begin(), out.end(), g) == out.end()) out.push_back(g);
+          found = true;
+        }
+      }
+      if (!found)
+        return make_error(ErrorKind::kInvalidRequest,
+                          "unknown group_by '" + std::string(name) +
+                              "' (expected hour, request_type, route, model, key or team)",
+                          "group_by");
+    }
+    if (comma == std::string_view::npos) break;
+    csv.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+CostTotals& CostTotals::operator+=(const CostTotals& o) {
+  requests += o.requests;
+  attempts += o.attempts;
+  accepted += o.accepted;
+  rejected += o.rejected;
+  errors += o.errors;
+  cache_hits += o.cache_hits;
+  input_tokens += o.input_tokens;
+  cached_input_tokens += o.cached_input_tokens;
+  cache_write_5m_tokens += o.cache_write_5m_tokens;
+  cache_write_1h_tokens += o.cache_write_1h_tokens;
+  output_tokens += o.output_tokens;
+  cost += o.cost;
+  baseline += o.baseline;
+  return *this;
+}
+
+namespace {
+
+void totals_json(JsonWriter& w, const CostTotals& t) {
+  w.key("requests").value(t.requests);
+  w.key("attempts").value(t.attempts);
+  w.key("accepted").value(t.accepted);
+  w.key("rejected").value(t.rejected);
+  w.key("errors").value(t.errors);
+  w.key("cache_hits").value(t.cache_hits);
+  w.key("input_tokens").value(t.input_tokens);
+  w.key("cached_input_tokens").value(t.cached_input_tokens);
+  w.key("cache_write_5m_tokens").value(t.cache_write_5m_tokens);
+  w.key("cache_write_1h_tokens").value(t.cache_write_1h_tokens);
+  w.key("output_tokens").value(t.output_tokens);
+  w.key("cost_usd").value(t.cost.to_usd_string());
+  w.key("baseline_usd").value(t.baseline.to_usd_string());
+  w.key("savings_usd").value(t.savings().to_usd_string());
+  w.key("cost_micros").value(t.cost.micros);
+  w.key("baseline_micros").value(t.baseline.micros);
+  w.key("savings_micros").value(t.savings().micros);
+}
+
+}  // namespace
+
+std::string render_costs_json(const CostReport& r) {
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object();
+  w.key("from").value(policies::format_utc(r.from_us));
+  w.key("to").value(policies::format_utc(r.to_us));
+  w.key("group_by").begin_array();
+  for (GroupBy g : r.group_by) w.value(group_by_name(g));
+  w.end_array();
+  w.key("rows").begin_array();
+  for (const auto& row : r.rows) {
+    w.begin_object();
+    for (size_t i = 0; i < r.group_by.size() && i < row.group.size(); ++i)
+      w.key(group_by_name(r.group_by[i])).value(row.group[i]);
+    totals_json(w, row.totals);
+    w.end_object();
+  }
+  w.end_array();
+  w.key("totals").begin_object();
+  totals_json(w, r.totals);
+  w.end_object();
+  w.end_object();
+  return out;
+}
+
+std::string render_costs_table(const CostReport& r) {
+  std::vector<std::string> head;
+  for (GroupBy g : r.group_by) head.emplace_back(group_by_name(g));
+  if (head.empty()) head.emplace_back("");  // ungrouped: one label column for TOTAL
+  const size_t ng = head.size();
+  for (const char* h : {"requests", "attempts", "rejected", "errors", "cache_hits", "in_tokens",
+                        "out_tokens", "cost_usd", "baseline_usd", "savings_usd"})
+    head.emplace_back(h);
+  auto cells = [&](const std::vector<std::string>& group, const CostTotals& t) {
+    std::vector<std::string> c = group;
+    c.resize(ng);
+    for (int64_t v : {t.requests, t.attempts, t.rejected, t.errors, t.cache_hits, t.input_tokens,
+                      t.output_tokens})
+      c.push_back(std::to_string(v));
+    c.push_back(t.cost.to_usd_string());
+    c.push_back(t.baseline.to_usd_string());
+    c.push_back(t.savings().to_usd_string());
+    return c;
+  };
+  std::vector<std::vector<std::string>> lines{head};
+  for (const auto& row : r.rows) lines.push_back(cells(row.group, row.totals));
+  std::vector<std::string> total_group(ng);
+  total_group[0] = "TOTAL";
+  lines.push_back(cells(total_group, r.totals));
+  std::vector<size_t> width(lines[0].size(), 0);
+  for (const auto& l : lines)
+    for (size_t i = 0; i < l.size(); ++i) width[i] = std::max(width[i], l[i].size());
+  std::string out;
+  for (const auto& l : lines) {
+    for (size_t i = 0; i < l.size(); ++i) {
+      if (i) out += "  ";
+      const size_t pad = width[i] - l[i].size();
+      if (i < ng) out += l[i] + std::string(pad, ' ');  // text left-aligned
+      else out += std::string(pad, ' ') + l[i];                // numbers right-aligned
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    out += '\n';
+  }
+  return out;
+}
+
+}  // namespace frugal::router

@@ -1,0 +1,190 @@
+#pragma once
+// The cost ledger: one row per request in RocksDB column family `ledger` (keyed by
+// time), and hourly rollups in column family `rollups` maintained by an associative
+// merge operator (sums), queried for cost reports.
+//
+// Threads: append() is called from any I/O thread; it moves the record into a bounded
+// queue under a mutex and returns (no encoding, no RocksDB call on the caller's
+// thread). One writer thread drains the queue in batches: for each record, a Put of
+// the row and a Merge per rollup delta, all in one WriteBatch (so row and rollups are
+// atomic together), written with the WAL on.
+//
+// Durability — exactly:
+//  * A row is durable against a process crash (kill -9) once the WriteBatch holding it
+//    has been written: the WAL record is then in the OS page cache and RocksDB replays
+//    it on open. append_sync() returns OK only after that point; flush() returns OK
+//    only after every row appended before the flush() call reached that point.
+//  * A plain append() that returned true is NOT yet durable: it may be lost if the
+//    process dies before the writer's next batch (typically < 1 ms later).
+//  * Against an OS crash or power loss, set LedgerOptions::sync = true: each batch
+//    write then fsyncs the WAL (group commit: one fsync per batch, shared by every
+//    append_sync waiting in it).
+//  * close() (and the destructor) drain the queue and write everything before returning.
+//
+// Ownership: open() borrows the DB and column family handles, which must outlive the
+// Ledger. open_standalone() opens and owns its own DB (tests, the CLI).
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "core/error.h"
+#include "core/money.h"
+#include "core/usage.h"
+#include "router/costs.h"
+
+namespace frugal::policies {
+class BudgetTracker;
+}
+
+namespace frugal::router {
+
+inline constexpr const char* kLedgerCf = "ledger";
+inline constexpr const char* kRollupsCf = "rollups";
+
+enum class TierStatus : uint8_t { kAccepted, kRejected, kError };
+enum class CacheOutcome : uint8_t { kNone, kHit, kMiss, kBypass };
+
+struct LedgerTier {
+  std::string model;
+  std::string provider;
+  Usage usage;
+  Money cost;
+  int64_t latency_us = 0;
+  int64_t ttft_us = 0;
+  TierStatus status = TierStatus::kError;
+  std::optional<double> score;
+  std::string reason;
+};
+
+struct LedgerRecord {
+  std::string request_id;
+  int64_t wall_us = 0;  // request start, microseconds since the Unix epoch
+  std::string key_id;
+  std::string team;
+  std::string request_type;
+  std::string route;
+  std::string dialect;       // openai | anthropic
+  std::vector<LedgerTier> tiers;  // every tier tried, in order (empty for a cache hit)
+  CacheOutcome cache = CacheOutcome::kNone;
+  std::string answer_model;  // the model whose answer was returned ("" if none)
+  Money total_cost;
+  Money baseline;
+  Money savings;
+  int status_code = 200;
+  bool stream_cancelled = false;
+};
+
+// Row encoding: JSON with a version field, {"v":1,...}; decode rejects unknown versions.
+std::string encode_record(const LedgerRecord& r);
+Result<LedgerRecord> decode_record(std::string_view bytes);
+// Ledger key: 8-byte big-endian wall_us, then the request id (so keys sort by time).
+std::string ledger_key(int64_t wall_us, std::string_view request_id);
+
+// Rollup key: 8-byte big-endian hour start (µs), then request_type, route, model, key,
+// team, each as a 1..5-byte length varint and bytes.
+struct RollupKey {
+  int64_t hour_us = 0;
+  std::string request_type, route, model, key, team;
+};
+std::string encode_rollup_key(const RollupKey& k);
+std::optional<RollupKey> decode_rollup_key(std::string_view bytes);
+// Rollup value: 1 version byte, then fixed 8-byte little-endian int64 counters.
+std::string encode_totals(const CostTotals& t);
+CostTotals decode_totals(std::string_view bytes);
+// The merge deltas one record contributes (see CostTotals for the attribution).
+std::vector<std::pair<RollupKey, CostTotals>> rollup_deltas(const LedgerRecord& r);
+
+// Column family options to register in the shared store (cache/store.h).
+rocksdb::ColumnFamilyOptions ledger_cf_options();
+rocksdb::ColumnFamilyOptions rollups_cf_options();  // with the summing merge operator
+
+struct LedgerOptions {
+  size_t queue_capacity = 65'536;  // append() beyond this drops the record (counted)
+  size_t max_batch = 1'024;        // records per WriteBatch
+  bool sync = false;               // fsync the WAL per batch (power-loss durability)
+};
+
+struct LedgerStats {
+  uint64_t appended = 0;
+  uint64_t written = 0;
+  uint64_t dropped = 0;  // queue full
+  uint64_t write_errors = 0;
+  uint64_t batches = 0;
+};
+
+class Ledger {
+ public:
+  static Result<std::unique_ptr<Ledger>> open(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* ledger_cf,
+                                              rocksdb::ColumnFamilyHandle* rollups_cf,
+                                              LedgerOptions options = {});
+  static Result<std::unique_ptr<Ledger>> open_standalone(const std::string& path,
+                                                         LedgerOptions options = {});
+  ~Ledger();
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  // Queues the record; false when the queue is full or the ledger is closed (dropped).
+  bool append(LedgerRecord record);
+  // Queues the record and waits until its batch is written (see durability above).
+  Result<void> append_sync(LedgerRecord record);
+  // Waits until everything appended before this call is written.
+  Result<void> flush();
+  // Drains, writes and stops the writer thread. Idempotent.
+  void close();
+
+  // Rows with from_us <= wall_us < to_us, in time order, at most `limit`.
+  Result<std::vector<LedgerRecord>> scan(int64_t from_us, int64_t to_us, size_t limit) const;
+  // Rollups of hours starting in [floor_hour(from_us), to_us), grouped.
+  Result<CostReport> query(int64_t from_us, int64_t to_us, std::span<const GroupBy> group_by) const;
+
+  LedgerStats stats() const;
+
+ private:
+  struct SyncWaiter;
+  struct Pending {
+    LedgerRecord record;
+    uint64_t seq = 0;
+    std::shared_ptr<SyncWaiter> waiter;
+  };
+  Ledger(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* ledger_cf, rocksdb::ColumnFamilyHandle* rollups_cf,
+         LedgerOptions options);
+  void run_writer();
+  uint64_t enqueue_locked(LedgerRecord record, std::shared_ptr<SyncWaiter> waiter);
+
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* ledger_cf_;
+  rocksdb::ColumnFamilyHandle* rollups_cf_;
+  LedgerOptions options_;
+  // Owned only by open_standalone().
+  std::vector<rocksdb::ColumnFamilyHandle*> owned_handles_;
+  std::unique_ptr<rocksdb::DB> owned_db_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;   // writer: queue non-empty or closing
+  std::condition_variable done_cv_;   // waiters: written_seq_ advanced / space freed
+  std::deque<Pending> queue_;
+  uint64_t next_seq_ = 0;             // last sequence number handed out
+  uint64_t written_seq_ = 0;          // every seq <= this has been attempted
+  uint64_t error_count_ = 0;
+  std::string last_error_;
+  bool closing_ = false;
+  LedgerStats stats_;
+  std::thread writer_;
+};
+
+// Rebuilds a BudgetTracker's current windows from the rollups (call once on start,
+// before serving): hour-granular, exact for hour/day/month budgets.
+Result<void> restore_budgets(const Ledger& ledger, policies::BudgetTracker& tracker, int64_t now_us);
+
+}  // namespace frugal::router

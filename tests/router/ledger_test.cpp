@@ -1,0 +1,311 @@
+#include <doctest/doctest.h>
+#include <rocksdb/db.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "policies/budget.h"
+#include "record_util.h"
+#include "router/ledger.h"
+
+using namespace frugal;
+using namespace frugal::router;
+using frugal::router::testing::numbered;
+using frugal::router::testing::two_tier_record;
+
+namespace {
+
+constexpr int64_t kHour = 3'600'000'000;
+constexpr int64_t kH = 473'352 * kHour;  // 2024-01-01T00:00:00Z
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/frugal-ledger-XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+std::unique_ptr<Ledger> open_ledger(const std::string& path, LedgerOptions o = {}) {
+  auto l = Ledger::open_standalone(path, o);
+  REQUIRE_MESSAGE(l.ok(), (l.ok() ? "" : l.error().message));
+  return std::move(*l);
+}
+
+LedgerRecord cache_hit(std::string id, int64_t t) {
+  LedgerRecord r;
+  r.request_id = std::move(id);
+  r.wall_us = t;
+  r.key_id = "key-1";
+  r.team = "search";
+  r.request_type = "classify";
+  r.route = "classify";
+  r.dialect = "anthropic";
+  r.cache = CacheOutcome::kHit;
+  r.answer_model = "big";
+  r.baseline = Money{2'600};
+  r.savings = Money{2'600};
+  return r;
+}
+
+void append_fixture(Ledger& l) {
+  for (int i = 0; i < 3; ++i) CHECK(l.append(two_tier_record(numbered("a", i), kH + i)));
+  for (int i = 0; i < 2; ++i)
+    CHECK(l.append(two_tier_record(numbered("b", i), kH + kHour + 300'000'000 + i, "key-2", "extract")));
+  CHECK(l.append(cache_hit("c0", kH + 10)));
+  REQUIRE(l.flush().ok());
+}
+
+CostTotals expected_all() {
+  CostTotals t;
+  t.requests = 6;
+  t.attempts = 10;
+  t.accepted = 5;
+  t.rejected = 5;
+  t.cache_hits = 1;
+  t.input_tokens = 10'000;
+  t.cached_input_tokens = 2'000;
+  t.cache_write_5m_tokens = 500;
+  t.output_tokens = 110;
+  t.cost = Money{6'945};        // 5 × 1389
+  t.baseline = Money{15'700};   // 5 × 2620 + 2600
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("record encoding round-trips and is versioned") {
+  LedgerRecord r = two_tier_record("frg-1", 123);
+  r.stream_cancelled = true;
+  r.status_code = 499;
+  r.tiers[1].score.reset();
+  const std::string bytes = encode_record(r);
+  CHECK(bytes.rfind("{\"v\":1,", 0) == 0);
+  auto d = decode_record(bytes);
+  REQUIRE(d.ok());
+  CHECK(encode_record(*d) == bytes);
+  CHECK(d->tiers[0].score.value() == doctest::Approx(-0.43));
+  CHECK(!d->tiers[1].score);
+  CHECK(d->tiers[1].usage.cache_write_5m_tokens == 100);
+  CHECK(d->stream_cancelled);
+  CHECK(d->cache == CacheOutcome::kMiss);
+  CHECK(!decode_record("{\"v\":2}").ok());
+  CHECK(!decode_record("garbage").ok());
+}
+
+TEST_CASE("keys sort by time and decode back") {
+  CHECK(ledger_key(1, "z") < ledger_key(2, "a"));
+  CHECK(ledger_key(255, "") < ledger_key(256, ""));
+  RollupKey k{kH, "classify", "classify", "gpt-4o", "key-1", "search"};
+  auto d = decode_rollup_key(encode_rollup_key(k));
+  REQUIRE(d);
+  CHECK(d->hour_us == kH);
+  CHECK(d->model == "gpt-4o");
+  CHECK(d->team == "search");
+  CHECK(!decode_rollup_key("short"));
+  CostTotals t = expected_all();
+  CHECK(decode_totals(encode_totals(t)) == t);
+}
+
+TEST_CASE("append then query equals hand totals exactly") {
+  TempDir dir;
+  auto l = open_ledger(dir.path);
+  append_fixture(*l);
+  auto all = l->query(kH, kH + 2 * kHour, {});
+  REQUIRE(all.ok());
+  CHECK(all->totals == expected_all());
+  REQUIRE(all->rows.size() == 1);
+  CHECK(all->totals.savings().micros == 8'755);
+
+  const GroupBy by_model[] = {GroupBy::kModel};
+  auto m = l->query(kH, kH + 2 * kHour, by_model);
+  REQUIRE(m->rows.size() == 2);
+  CHECK(m->rows[0].group[0] == "big");
+  CHECK(m->rows[0].totals.requests == 6);
+  CHECK(m->rows[0].totals.attempts == 5);
+  CHECK(m->rows[0].totals.cost.micros == 5'780);
+  CHECK(m->rows[0].totals.baseline.micros == 15'700);
+  CHECK(m->rows[0].totals.cached_input_tokens == 2'000);
+  CHECK(m->rows[1].group[0] == "small");
+  CHECK(m->rows[1].totals.requests == 0);
+  CHECK(m->rows[1].totals.rejected == 5);
+  CHECK(m->rows[1].totals.cost.micros == 1'165);
+  CHECK(m->rows[1].totals.savings().micros == -1'165);
+
+  const GroupBy by_type_key[] = {GroupBy::kRequestType, GroupBy::kKey};
+  auto tk = l->query(kH, kH + 2 * kHour, by_type_key);
+  REQUIRE(tk->rows.size() == 2);
+  CHECK(tk->rows[0].group == std::vector<std::string>{"classify", "key-1"});
+  CHECK(tk->rows[0].totals.requests == 4);
+  CHECK(tk->rows[0].totals.cache_hits == 1);
+  CHECK(tk->rows[1].group == std::vector<std::string>{"extract", "key-2"});
+  CHECK(tk->rows[1].totals.cost.micros == 2 * 1'389);
+
+  // Hour granularity: from mid-hour still includes that hour; `to` is exclusive.
+  auto first = l->query(kH + kHour / 2, kH + kHour, {});
+  CHECK(first->totals.requests == 4);
+  auto none = l->query(kH + 2 * kHour, kH + 3 * kHour, {});
+  CHECK(none->rows.empty());
+  CHECK(none->totals == CostTotals{});
+
+  auto rows = l->scan(kH, kH + 2 * kHour, 100);
+  REQUIRE(rows.ok());
+  REQUIRE(rows->size() == 6);
+  CHECK((*rows)[0].request_id == "a0");
+  CHECK((*rows)[3].request_id == "c0");  // time order: a0 a1 a2 (kH+0..2), then c0 (kH+10)
+  CHECK((*rows)[5].request_id == "b1");
+  CHECK(l->stats().written == 6);
+}
+
+TEST_CASE("the merge operator sums exactly across many merges, flushes and compactions") {
+  TempDir dir;
+  auto l = open_ledger(dir.path, LedgerOptions{.queue_capacity = 100'000, .max_batch = 97, .sync = false});
+  constexpr int kN = 3'000;
+  for (int i = 0; i < kN; ++i) {
+    // Alternate async and sync appends to exercise both paths.
+    if (i % 500 == 0) REQUIRE(l->append_sync(two_tier_record(numbered("m", i), kH + i)).ok());
+    else REQUIRE(l->append(two_tier_record(numbered("m", i), kH + i)));
+  }
+  REQUIRE(l->flush().ok());
+  auto q = l->query(kH, kH + kHour, {});
+  CHECK(q->totals.requests == kN);
+  CHECK(q->totals.cost.micros == int64_t{kN} * 1'389);
+  CHECK(q->totals.baseline.micros == int64_t{kN} * 2'620);
+  CHECK(q->totals.cached_input_tokens == int64_t{kN} * 400);
+  l.reset();  // close
+  // Reopen, force flush + compaction so merges are folded by the operator on disk.
+  {
+    rocksdb::DBOptions dbo;
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs{
+        {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+        {kLedgerCf, ledger_cf_options()},
+        {kRollupsCf, rollups_cf_options()}};
+    std::vector<rocksdb::ColumnFamilyHandle*> h;
+    rocksdb::DB* db = nullptr;
+    REQUIRE(rocksdb::DB::Open(dbo, dir.path, cfs, &h, &db).ok());
+    auto led = Ledger::open(db, h[1], h[2]);
+    REQUIRE(led.ok());
+    for (int i = 0; i < 100; ++i) REQUIRE((*led)->append(two_tier_record(numbered("n", i), kH + kN + i)));
+    REQUIRE((*led)->flush().ok());
+    REQUIRE(db->Flush(rocksdb::FlushOptions(), h[2]).ok());
+    REQUIRE(db->CompactRange(rocksdb::CompactRangeOptions(), h[2], nullptr, nullptr).ok());
+    auto q2 = (*led)->query(kH, kH + kHour, {});
+    CHECK(q2->totals.requests == kN + 100);
+    CHECK(q2->totals.cost.micros == int64_t{kN + 100} * 1'389);
+    led->reset();
+    for (auto* x : h) db->DestroyColumnFamilyHandle(x);
+    delete db;
+  }
+}
+
+TEST_CASE("reopen after close keeps rows and rollups") {
+  TempDir dir;
+  {
+    auto l = open_ledger(dir.path);
+    append_fixture(*l);
+    // Appends without flush are written by close().
+    CHECK(l->append(two_tier_record("late", kH + 20)));
+  }
+  auto l = open_ledger(dir.path);
+  auto q = l->query(kH, kH + 2 * kHour, {});
+  CostTotals want = expected_all();
+  want.requests += 1;
+  want.attempts += 2;
+  want.accepted += 1;
+  want.rejected += 1;
+  want.input_tokens += 2'000;
+  want.cached_input_tokens += 400;
+  want.cache_write_5m_tokens += 100;
+  want.output_tokens += 22;
+  want.cost += Money{1'389};
+  want.baseline += Money{2'620};
+  CHECK(q->totals == want);
+  CHECK(l->scan(kH, kH + 2 * kHour, 100)->size() == 7);
+  CHECK(l->scan(kH, kH + 2 * kHour, 2)->size() == 2);
+}
+
+TEST_CASE("after close, appends are refused rather than lost silently") {
+  TempDir dir;
+  auto l = open_ledger(dir.path);
+  l->close();
+  CHECK(!l->append(two_tier_record("x", kH)));
+  CHECK(!l->append_sync(two_tier_record("y", kH)).ok());
+  CHECK(l->stats().dropped == 1);
+}
+
+TEST_CASE("budgets are rebuilt from the rollups") {
+  TempDir dir;
+  auto l = open_ledger(dir.path);
+  append_fixture(*l);
+  auto pc = config::load_policy_text(
+      "request_types:\n  - name: chat\nbudgets:\n"
+      "  - { scope: { team: search }, per: day, hard: 0.005 }\n"
+      "  - { scope: { key: key-2 }, per: hour, hard: 1 }\n",
+      "b.yaml");
+  REQUIRE(pc.ok());
+  policies::ManualClock clock(kH + kHour + 30 * 60'000'000LL);  // 01:30 on the fixture's day
+  policies::BudgetTracker t(pc->budgets, &clock);
+  REQUIRE(restore_budgets(*l, t, clock.now_us()).ok());
+  auto s = t.snapshot();
+  CHECK(s[0].spent.micros == 6'945);     // the whole day for team search
+  CHECK(s[1].spent.micros == 2 * 1'389);  // only hour 01:00 for key-2
+  CHECK(!t.check({"search", "key-1", "classify"}).allowed);
+}
+
+TEST_CASE("kill -9 after append_sync acknowledgements loses no acknowledged row") {
+  TempDir dir;
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    execl(FRUGAL_LEDGER_CRASH_CHILD, FRUGAL_LEDGER_CRASH_CHILD, dir.path.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[1]);
+  FILE* in = fdopen(fds[0], "r");
+  REQUIRE(in);
+  std::vector<std::string> acked;
+  char line[64];
+  bool killed = false;
+  while (std::fgets(line, sizeof line, in)) {
+    std::string id(line);
+    if (!id.empty() && id.back() == '\n') id.pop_back();
+    else continue;  // a torn last line was never fully acknowledged
+    acked.push_back(id);
+    if (!killed && acked.size() == 300) {
+      REQUIRE(kill(pid, SIGKILL) == 0);
+      killed = true;
+    }
+  }
+  std::fclose(in);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(killed);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGKILL);
+  auto l = open_ledger(dir.path);
+  auto rows = l->scan(0, INT64_MAX, 1'000'000);
+  REQUIRE(rows.ok());
+  std::set<std::string> have;
+  for (const auto& r : *rows) have.insert(r.request_id);
+  size_t missing = 0;
+  for (const auto& id : acked) missing += !have.count(id);
+  CHECK(missing == 0);
+  CHECK(rows->size() >= acked.size());
+  // Rollups are in the same WriteBatch as their rows: the totals agree with the rows.
+  auto q = l->query(0, INT64_MAX, {});
+  CHECK(q->totals.requests == static_cast<int64_t>(rows->size()));
+  MESSAGE("acknowledged " << acked.size() << ", recovered " << rows->size());
+}
