@@ -41,7 +41,7 @@ std::string_view trim(std::string_view s) {
 // HttpCall
 
 HttpCall::HttpCall(HttpClient& client, CURL* easy)
-    : client_(&client), easy_(easy), signal_(client.io()), first_byte_timer_(client.io()) {}
+    : client_(&client), easy_(easy), signal_(client.io()) {}
 
 HttpCall::~HttpCall() {
   if (active_) curl_multi_remove_handle(client_->multi_, easy_);
@@ -106,7 +106,6 @@ size_t HttpCall::on_header(char* data, size_t size, size_t n, void* self) {
       call->state_ = CallState::kStreaming;
       call->got_headers_ = true;
       call->headers_us_ = mono_us();
-      call->first_byte_timer_.cancel();
       call->notify();
     }
     return bytes;
@@ -155,7 +154,7 @@ void HttpCall::fail_first_byte_timeout() {
 // ---------------------------------------------------------------------------------
 // HttpClient
 
-HttpClient::HttpClient(asio::io_context& io) : io_(io), timer_(io) {
+HttpClient::HttpClient(asio::io_context& io) : io_(io), timer_(io), sweep_(io) {
   global_init();
   multi_ = curl_multi_init();
   curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &HttpClient::on_socket);
@@ -229,12 +228,8 @@ std::shared_ptr<HttpCall> HttpClient::start(HttpRequest req) {
   call->started_us_ = mono_us();
   call->active_ = true;
   active_.insert(call);
-  std::weak_ptr<HttpCall> weak = call;
-  call->first_byte_timer_.expires_after(std::chrono::milliseconds(req.first_byte_timeout_ms));
-  call->first_byte_timer_.async_wait([weak](const boost::system::error_code& ec) {
-    if (ec) return;
-    if (auto c = weak.lock()) c->fail_first_byte_timeout();
-  });
+  call->first_byte_deadline_us_ = call->started_us_ + req.first_byte_timeout_ms * 1000;
+  if (!sweeping_) sweep_deadlines();
   if (curl_multi_add_handle(multi_, e) != CURLM_OK) {
     call->error_ = "libcurl refused the transfer";
     detach(*call);
@@ -247,7 +242,6 @@ std::shared_ptr<HttpCall> HttpClient::start(HttpRequest req) {
 void HttpClient::detach(HttpCall& call) {
   if (!call.active_) return;
   call.active_ = false;
-  call.first_byte_timer_.cancel();
   curl_multi_remove_handle(multi_, call.easy_);
   // The caller holds a shared_ptr to `call` across this erase.
   active_.erase(call.shared_from_this());
@@ -305,10 +299,36 @@ void HttpClient::arm(const std::shared_ptr<Socket>& s) {
   }
 }
 
+void HttpClient::sweep_deadlines() {
+  sweeping_ = !active_.empty();
+  if (!sweeping_) return;
+  const int64_t now = mono_us();
+  std::vector<std::shared_ptr<HttpCall>> expired;
+  for (const auto& c : active_)
+    if (c->state_ == CallState::kWaitingHeaders && now >= c->first_byte_deadline_us_) expired.push_back(c);
+  for (const auto& c : expired) c->fail_first_byte_timeout();
+  sweep_.expires_after(std::chrono::milliseconds(kSweepIntervalMs));
+  sweep_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) sweep_deadlines();
+  });
+}
+
 int HttpClient::on_timer(CURLM*, long timeout_ms, void* self) {
   auto* client = static_cast<HttpClient*>(self);
   if (timeout_ms < 0) {
     client->timer_.cancel();
+    return 0;
+  }
+  if (timeout_ms == 0) {
+    // "Act now": a post costs no timerfd re-arm, unlike a zero-length timer.
+    client->timer_.cancel();
+    if (!client->timer_posted_) {
+      client->timer_posted_ = true;
+      asio::post(client->io_, [client] {
+        client->timer_posted_ = false;
+        client->socket_action(CURL_SOCKET_TIMEOUT, 0);
+      });
+    }
     return 0;
   }
   client->timer_.expires_after(std::chrono::milliseconds(timeout_ms));

@@ -85,7 +85,7 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
   curl_slist* header_list_ = nullptr;
   std::string request_body_;
   asio::steady_timer signal_;
-  asio::steady_timer first_byte_timer_;
+  int64_t first_byte_deadline_us_ = 0;
   bool pending_ = false;
   CallState state_ = CallState::kWaitingHeaders;
   int status_ = 0;
@@ -114,6 +114,8 @@ class HttpClient {
 
   // Body bytes buffered per call before the transfer is paused (back-pressure).
   static constexpr size_t kPauseThreshold = 1 << 20;
+  // Granularity of first-byte timeouts.
+  static constexpr int64_t kSweepIntervalMs = 50;
 
  private:
   friend class HttpCall;
@@ -125,6 +127,7 @@ class HttpClient {
   void arm(const std::shared_ptr<Socket>& s);
   void socket_action(curl_socket_t fd, int events);
   void drain_messages();
+  void sweep_deadlines();
   void detach(HttpCall& call);
   CURL* acquire_easy();
   void release_easy(CURL* easy);
@@ -132,6 +135,11 @@ class HttpClient {
   asio::io_context& io_;
   CURLM* multi_;
   asio::steady_timer timer_;
+  bool timer_posted_ = false;
+  // One coarse timer enforces every call's first-byte deadline: a timer per call costs
+  // a timerfd_settime syscall per request, which dominated the profile.
+  asio::steady_timer sweep_;
+  bool sweeping_ = false;
   std::unordered_map<curl_socket_t, std::shared_ptr<Socket>> sockets_;
   std::unordered_set<std::shared_ptr<HttpCall>> active_;  // keeps running calls alive
   std::vector<CURL*> idle_easy_;
