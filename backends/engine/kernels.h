@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace frugal::engine {
+namespace frugal::engine::cpu {
 
 // GGML tensor type ids (the values stored in GGUF files).
 enum class WType : uint32_t {
@@ -80,4 +80,4 @@ inline float bf16_to_f32(uint16_t h) {
   return f;
 }
 
-}  // namespace frugal::engine
+}  // namespace frugal::engine::cpu

@@ -12,7 +12,7 @@
 
 #define FRUGAL_AVX2 __attribute__((target("avx2,fma,f16c")))
 
-namespace frugal::engine {
+namespace frugal::engine::cpu {
 
 void fill_scalar_fallbacks(KernelSet* k);  // kernels_scalar.cpp
 
@@ -255,4 +255,4 @@ const KernelSet* avx2_kernels() {
   return k;
 }
 
-}  // namespace frugal::engine
+}  // namespace frugal::engine::cpu

@@ -7,7 +7,7 @@
 #include "backends/engine/kernel_blocks.h"
 #include "backends/engine/kernels.h"
 
-namespace frugal::engine {
+namespace frugal::engine::cpu {
 
 float fp16_to_f32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
@@ -395,4 +395,4 @@ bool wtype_uses_act_blocks(uint32_t type) {
   return !(t == WType::kF32 || t == WType::kF16 || t == WType::kBF16);
 }
 
-}  // namespace frugal::engine
+}  // namespace frugal::engine::cpu

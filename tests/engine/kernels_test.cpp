@@ -11,6 +11,7 @@
 #include "backends/engine/thread_pool.h"
 
 using namespace frugal::engine;
+using namespace frugal::engine::cpu;
 
 namespace {
 
