@@ -189,6 +189,14 @@ const char* value_type_name(GgufValueType type) {
   return "unknown";
 }
 
+RopeStyle rope_style_for(std::string_view arch) {
+  // Architectures whose converted weights expect the neox pairing.
+  for (std::string_view neox : {"qwen2", "qwen2moe", "qwen3", "phi2", "phi3", "gemma", "gemma2", "stablelm", "gptneox"}) {
+    if (arch == neox) return RopeStyle::kNeox;
+  }
+  return RopeStyle::kNormal;
+}
+
 // ---- GgufValue ----
 
 bool GgufValue::is_integer() const {

@@ -50,6 +50,11 @@ enum class GgufValueType : uint32_t {
 
 const char* value_type_name(GgufValueType type);
 
+// How rotary embeddings pair dimensions; implied by general.architecture in GGUF.
+// kNormal rotates (x[2i], x[2i+1]) (llama); kNeox rotates (x[i], x[i + d/2]) (qwen2).
+enum class RopeStyle { kNormal, kNeox };
+RopeStyle rope_style_for(std::string_view arch);
+
 // One metadata value. Exactly one of the payload fields is meaningful, chosen by type:
 // unsigned ints -> u, signed ints -> i, floats -> f, bool -> b, string -> str,
 // array -> elem_type + items (items may themselves be arrays).
