@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 
+#include "backends/engine/format/gguf_writer.h"
 #include "backends/engine/forward.h"
 #include "backends/engine/kernels.h"
 #include "backends/engine/thread_pool.h"
@@ -67,28 +68,29 @@ TEST_CASE("optimised forward matches the fp32 reference for every type and archi
   ThreadPool pool(2);
   std::vector<const cpu::KernelSet*> sets = {&cpu::scalar_kernels()};
   if (cpu::avx2_kernels() != nullptr) sets.push_back(cpu::avx2_kernels());
-  const auto tokens = random_tokens(12, 256, 7);
+  const auto tokens = random_tokens(12, 384, 7);
   for (const char* arch : {"llama", "qwen2"}) {
     for (GgmlType type : kAllTypes) {
       TinySpec spec;
       spec.arch = arch;
       spec.type = type;
       spec.tied = type == GgmlType::kQ8_0;  // one tied-embedding model per architecture
-      CAPTURE(arch);
-      CAPTURE(type_name(type));
+      const std::string what = std::string(arch) + " " + type_name(type);
+      CAPTURE(what);
       auto model = tiny_model(spec);
       ReferenceModel ref;
       REQUIRE(ReferenceModel::load(model->gguf(), &ref) == "");
       const auto want = ref.forward(tokens);
       for (const cpu::KernelSet* ks : sets) {
-        CAPTURE(ks->name);
+        const std::string kset = ks->name;
+        CAPTURE(kset);
         auto fwd = make_cpu_forward(model, &pool, ks);
         auto kv = KvCache::create(kv_shape_for(model->config()), 1 << 20);
         REQUIRE(kv.ok());
         const auto got = run_prompt(*fwd, *kv, tokens);
         REQUIRE(got.size() == want.size());
         const double err = rel_max_err(got, want);
-        MESSAGE(arch << " " << type_name(type) << " " << ks->name << " rel max err " << err);
+        MESSAGE(what << " " << kset << ": max |dlogit| / max |logit| = " << err);
         CHECK(err <= tolerance_for(type));
       }
     }
@@ -98,7 +100,8 @@ TEST_CASE("optimised forward matches the fp32 reference for every type and archi
 TEST_CASE("batched forward equals token-by-token, across several sequences") {
   ThreadPool pool(2);
   for (const char* arch : {"llama", "qwen2"}) {
-    CAPTURE(arch);
+    const std::string what = arch;
+    CAPTURE(what);
     TinySpec spec;
     spec.arch = arch;
     spec.type = GgmlType::kQ4_0;
@@ -165,12 +168,26 @@ TEST_CASE("the llama-2 fixture (real GGUF v3, F16) matches the reference") {
 }
 
 TEST_CASE("unsupported architectures and types are clear errors") {
-  TinySpec spec;
-  spec.type = GgmlType::kQ4_1;  // a real GGUF type the engine does not run
-  spec.n_embd = 64;
-  spec.n_ff = 128;
-  auto bad = Model::load(frugal::engine::testing::tiny_model_path(spec));
-  REQUIRE_FALSE(bad.ok());
-  CHECK(bad.error().message.find("does not support") != std::string::npos);
-  MESSAGE(bad.error().message);
+  auto write = [](const std::string& arch, GgmlType embd_type) {
+    GgufWriter w;
+    w.set_string("general.architecture", arch);
+    for (auto [k, v] : {std::pair{"embedding_length", 32}, {"block_count", 1}, {"feed_forward_length", 64},
+                        {"attention.head_count", 2}})
+      w.set_u32(arch + "." + k, static_cast<uint32_t>(v));
+    std::vector<uint8_t> bytes(row_size(embd_type, 32) * 8, 0);
+    REQUIRE(w.add_tensor_bytes("token_embd.weight", {32, 8}, embd_type, bytes).ok());
+    auto data = w.serialize();
+    REQUIRE(data.ok());
+    auto f = GgufFile::parse_bytes(data->data(), data->size(), arch + ".gguf");
+    REQUIRE(f.ok());
+    return Model::from_gguf(std::move(f).value());
+  };
+  auto gpt2 = write("gpt2", GgmlType::kF32);
+  REQUIRE_FALSE(gpt2.ok());
+  MESSAGE(gpt2.error().message);
+  CHECK(gpt2.error().message.find("architecture 'gpt2' is not supported") != std::string::npos);
+  auto q41 = write("llama", GgmlType::kQ4_1);  // a real GGUF type the engine does not run
+  REQUIRE_FALSE(q41.ok());
+  MESSAGE(q41.error().message);
+  CHECK(q41.error().message.find("does not support") != std::string::npos);
 }

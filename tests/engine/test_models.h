@@ -19,7 +19,7 @@ struct TinySpec {
   int n_head = 4;
   int n_head_kv = 2;
   int n_ff = 512;
-  int n_vocab = 256;
+  int n_vocab = 384;  // the synthetic tokenizer needs >= 355
   uint64_t seed = 1;
 };
 
