@@ -5,8 +5,10 @@
 namespace frugal::engine {
 
 namespace {
-// Spin this many polls before parking; a decode step issues its matmuls microseconds apart.
-constexpr int kSpinIterations = 20000;
+// Spin this many polls (tens of microseconds) before parking: a decode step issues its
+// matmuls microseconds apart, but on an oversubscribed machine spinning steals the core
+// from the very thread we wait for, so the spin stays short.
+constexpr int kSpinIterations = 2000;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)

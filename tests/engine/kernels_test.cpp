@@ -3,7 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -105,4 +107,13 @@ TEST_CASE("thread pool covers every index exactly once, repeatedly") {
     });
   }
   for (int h : hits) CHECK(h == 200);
+}
+
+TEST_CASE("default kernel set honours FRUGAL_ENGINE_NO_SIMD") {
+  const char* env = std::getenv("FRUGAL_ENGINE_NO_SIMD");
+  const bool forced = env != nullptr && env[0] != '\0' && env[0] != '0';
+  const KernelSet& k = default_kernels();
+  MESSAGE("default kernel set: " << k.name);
+  if (forced || avx2_kernels() == nullptr) CHECK(std::string(k.name) == "scalar");
+  else CHECK(std::string(k.name) == "avx2");
 }
