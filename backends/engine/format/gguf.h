@@ -101,6 +101,10 @@ struct TensorInfo {
   int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
   int64_t n_rows() const { return ne[1] * ne[2] * ne[3]; }
   size_t row_bytes() const { return row_size(type, ne[0]); }
+  // Start of row r (0 <= r < n_rows()); rows are contiguous, row_bytes() apart.
+  const uint8_t* row_data(int64_t r) const {
+    return static_cast<const uint8_t*>(data) + static_cast<size_t>(r) * row_bytes();
+  }
   // "[4096, 32000]"
   std::string shape_string() const;
 };
