@@ -1,0 +1,175 @@
+#pragma once
+// Engine: continuous-batching text generation over one model on the CPU.
+//
+// Threading contract
+//  - One scheduler thread owns the model, the KV cache and every request's state. It
+//    runs decode steps: requests join and leave between steps; each step batches one
+//    token per decoding sequence plus prompt chunks (at most prefill_chunk tokens per
+//    sequence) of sequences still prefilling, so a long prompt never stalls streams.
+//  - submit() and RequestHandle::cancel() may be called from any thread.
+//  - Callbacks run ON THE ENGINE THREAD, between steps. They must not block and must not
+//    call back into the engine synchronously except cancel(): post the event to your own
+//    executor (e.g. asio::post to the session's strand) and return. A slow callback
+//    stalls every stream in the batch.
+//  - Exactly one final event is delivered per submitted request, after which the callback
+//    is never called again and the engine holds no reference to it.
+//
+// The engine is HTTP-agnostic: token ids in, token ids + text pieces out.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backends/engine/kv_cache.h"
+#include "backends/engine/model.h"
+#include "backends/engine/sampler.h"
+#include "core/error.h"
+
+namespace frugal::engine {
+
+// Turns token ids into text for streaming and stop sequences (adapter over the format
+// layer's tokenizer). piece() returns raw bytes, possibly an incomplete UTF-8 sequence.
+class TokenText {
+ public:
+  virtual ~TokenText() = default;
+  virtual std::string piece(int32_t token) const = 0;
+  virtual bool is_end_of_generation(int32_t token) const = 0;
+};
+
+struct EngineConfig {
+  int n_threads = 0;                      // 0: std::thread::hardware_concurrency()
+  size_t kv_cache_bytes = 256u << 20;     // memory bound for the KV cache
+  int32_t kv_block_size = 16;             // positions per KV block
+  int32_t max_batch_tokens = 256;         // tokens per step (decode + prefill chunks)
+  int32_t prefill_chunk = 64;             // prompt tokens per sequence per step
+  int32_t max_running = 32;               // sequences in the running batch
+};
+
+struct GenerateRequest {
+  std::vector<int32_t> prompt;            // token ids (chat template already applied)
+  SamplingParams sampling;
+  int32_t max_tokens = 256;
+  std::vector<std::string> stop;          // matched on detokenised text
+  bool logprobs = false;
+  int32_t top_logprobs = 0;               // 0..20, when logprobs
+  std::optional<uint64_t> seed;           // same seed -> same tokens
+  bool ignore_eos = false;
+};
+
+enum class FinishReason { kStop, kLength, kCancelled, kError };
+const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled", "error"
+
+struct GenerateUsage {
+  int32_t prompt_tokens = 0;
+  int32_t cached_prompt_tokens = 0;       // served from the prefix cache
+  int32_t completion_tokens = 0;
+};
+
+struct TokenEvent {
+  int32_t token = -1;
+  std::string text;                       // newly releasable text (may be empty)
+  float logprob = 0.0f;                   // raw-distribution logprob of the token
+  std::vector<TokenLogprob> top_logprobs; // when requested
+  uint64_t step = 0;                      // engine step that produced it
+};
+
+struct FinalEvent {
+  FinishReason reason = FinishReason::kStop;
+  std::string text;                       // held-back text flushed at the end
+  GenerateUsage usage;
+  Confidence confidence;
+  std::optional<Error> error;             // when reason == kError
+  uint64_t step = 0;
+};
+
+struct GenerateEvent {
+  bool is_final = false;
+  TokenEvent token;                       // when !is_final
+  FinalEvent final;                       // when is_final
+};
+
+using EventCallback = std::function<void(const GenerateEvent&)>;
+
+struct EngineStats {
+  uint64_t steps = 0;
+  uint64_t prefill_tokens_computed = 0;   // prompt tokens run through the model
+  uint64_t prompt_tokens_reused = 0;      // prompt tokens attached from cached KV blocks
+  uint64_t decode_tokens = 0;
+  uint64_t requests_finished = 0;
+  uint64_t requests_cancelled = 0;
+  int32_t running = 0;
+  int32_t waiting = 0;
+  KvCacheStats kv;
+};
+
+class ForwardPass;
+class ThreadPool;
+
+class Engine {
+ public:
+  class Handle {
+   public:
+    Handle() = default;
+    // Asks the engine to stop the request; its blocks are freed before the next step and
+    // a final event with FinishReason::kCancelled follows (unless it already finished).
+    void cancel() const;
+    uint64_t id() const { return id_; }
+
+   private:
+    friend class Engine;
+    struct Shared;
+    std::shared_ptr<Shared> shared_;
+    uint64_t id_ = 0;
+  };
+
+  static Result<std::unique_ptr<Engine>> create(std::shared_ptr<const Model> model, EngineConfig config,
+                                                std::shared_ptr<const TokenText> text);
+  ~Engine();  // cancels what is left (final events delivered) and joins the thread
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  Handle submit(GenerateRequest request, EventCallback callback);
+  // Snapshot as of the end of the last step (or the last cancellation).
+  EngineStats stats() const;
+  const Model& model() const { return *model_; }
+
+ private:
+  struct Request;
+  Engine(std::shared_ptr<const Model> model, EngineConfig config, std::shared_ptr<const TokenText> text);
+  void run();
+  void step();
+  void admit();
+  void finish(Request& r, FinishReason reason, std::optional<Error> error = std::nullopt);
+  void emit_token(Request& r, const SampledToken& t);
+  void publish_stats();
+
+  std::shared_ptr<const Model> model_;
+  EngineConfig config_;
+  std::shared_ptr<const TokenText> text_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<ForwardPass> forward_;
+  std::optional<KvCache> kv_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Request>> incoming_;  // guarded by mu_
+  bool stop_ = false;                              // guarded by mu_
+  EngineStats published_;                          // guarded by mu_
+  std::atomic<uint64_t> next_id_{1};
+
+  // Engine-thread state.
+  std::deque<std::unique_ptr<Request>> waiting_;
+  std::vector<std::unique_ptr<Request>> running_;
+  EngineStats stats_;
+  std::vector<float> logits_;
+  std::thread thread_;
+};
+
+}  // namespace frugal::engine

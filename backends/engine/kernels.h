@@ -1,0 +1,83 @@
+#pragma once
+// Kernel sets for the CPU path. A KernelSet is a table of plain functions, one per
+// weight type, so the forward pass never branches on the ISA: the scalar set runs
+// everywhere, the AVX2/FMA set is picked at run time when the CPU has it (and the env
+// var FRUGAL_ENGINE_NO_SIMD=1 is not set). A CUDA kernel set would be a different
+// implementation of the forward pass (see forward.h), not of this table.
+//
+// Weight rows use GGML's block layouts (type ids are GGML's). Activations for the
+// quantized types are quantized to ActBlock (32 int8 + scale + sum), one layout for
+// every quantized weight type: the per-block sum lets offsets (Q4_0's -8, Q5's -16,
+// Q4_K's mins, Q5_1's m) be applied once per block instead of per element.
+#include <cstddef>
+#include <cstdint>
+
+namespace frugal::engine::cpu {
+
+// GGML tensor type ids (the values stored in GGUF files).
+enum class WType : uint32_t {
+  kF32 = 0,
+  kF16 = 1,
+  kQ4_0 = 2,
+  kQ5_0 = 6,
+  kQ5_1 = 7,
+  kQ8_0 = 8,
+  kQ4_K = 12,
+  kQ6_K = 14,
+  kBF16 = 30,
+};
+
+const char* wtype_name(uint32_t type);
+bool wtype_supported(uint32_t type);
+// Elements per block and bytes per block (F32/F16/BF16: 1 element).
+int64_t wtype_block_elems(uint32_t type);
+size_t wtype_block_bytes(uint32_t type);
+// Bytes of a row of n elements; n must be a multiple of the block size.
+size_t wtype_row_bytes(uint32_t type, int64_t n);
+// Whether the weight type consumes ActBlock activations (else f32 activations).
+bool wtype_uses_act_blocks(uint32_t type);
+
+constexpr int kActBlock = 32;
+struct ActBlock {
+  float d;          // scale: x ≈ d * qs
+  int32_t s;        // sum of qs
+  int8_t qs[kActBlock];
+};
+static_assert(sizeof(ActBlock) == 40);
+
+// y = W row · x over n elements. For act-block types x is `const ActBlock*` (n/32 blocks),
+// else `const float*`.
+using DotFn = float (*)(const void* row, const void* x, int64_t n);
+// Dequantizes one row of n elements to f32.
+using DequantFn = void (*)(const void* row, float* y, int64_t n);
+// x (n,) -> y (n/32 ActBlocks); n a multiple of 32.
+using QuantizeActFn = void (*)(const float* x, ActBlock* y, int64_t n);
+
+struct KernelSet {
+  const char* name = "";
+  QuantizeActFn quantize_act = nullptr;
+  // Indexed by GGML type id; nullptr for unsupported types.
+  DotFn dot[32] = {};
+  DequantFn dequant[32] = {};
+  // f32 helpers used by attention: a·b over n, and y += s*x.
+  float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
+  void (*axpy_f32)(float s, const float* x, float* y, int64_t n) = nullptr;
+};
+
+const KernelSet& scalar_kernels();
+// nullptr when the CPU lacks AVX2+FMA+F16C.
+const KernelSet* avx2_kernels();
+// The set the engine uses: AVX2 unless unsupported or FRUGAL_ENGINE_NO_SIMD=1.
+const KernelSet& default_kernels();
+
+// fp16 / bf16 scalar conversions (exact, no lookup tables).
+float fp16_to_f32(uint16_t h);
+uint16_t f32_to_fp16(float f);
+inline float bf16_to_f32(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
+
+}  // namespace frugal::engine::cpu

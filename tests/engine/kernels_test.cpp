@@ -1,0 +1,119 @@
+// Kernel sets against a naive dequantise-then-dot, on random blocks (every bit pattern a
+// GGUF file can hold: random nibbles/high bits, random scales).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <random>
+#include <vector>
+
+#include "backends/engine/kernels.h"
+#include "backends/engine/thread_pool.h"
+
+using namespace frugal::engine;
+using namespace frugal::engine::cpu;
+
+namespace {
+
+// Random bytes for a row of `type`, with the fp16 scale fields set to sane values so
+// products stay finite (random bytes there would be inf/nan).
+std::vector<uint8_t> random_row(uint32_t type, int64_t n, std::mt19937& rng) {
+  std::vector<uint8_t> row(wtype_row_bytes(type, n));
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto& b : row) b = static_cast<uint8_t>(byte(rng));
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  auto put_half = [&](uint8_t* p, float v) {
+    const uint16_t h = f32_to_fp16(v);
+    std::memcpy(p, &h, 2);
+  };
+  const size_t bb = wtype_block_bytes(type);
+  const size_t nb = row.size() / bb;
+  for (size_t b = 0; b < nb; ++b) {
+    uint8_t* p = row.data() + b * bb;
+    switch (static_cast<WType>(type)) {
+      case WType::kF32: { const float v = u(rng); std::memcpy(p, &v, 4); break; }
+      case WType::kF16: put_half(p, u(rng)); break;
+      case WType::kBF16: { const float v = u(rng); uint32_t x; std::memcpy(&x, &v, 4); const uint16_t h = x >> 16; std::memcpy(p, &h, 2); break; }
+      case WType::kQ4_0: case WType::kQ5_0: case WType::kQ8_0: put_half(p, 0.01f * u(rng)); break;
+      case WType::kQ5_1: put_half(p, 0.01f * u(rng)); put_half(p + 2, 0.1f * u(rng)); break;
+      case WType::kQ4_K: put_half(p, 0.001f * u(rng)); put_half(p + 2, 0.001f * u(rng)); break;
+      case WType::kQ6_K: put_half(p + 208, 0.001f * u(rng)); break;
+    }
+  }
+  return row;
+}
+
+const uint32_t kTypes[] = {0, 1, 30, 2, 6, 7, 8, 12, 14};
+
+}  // namespace
+
+TEST_CASE("fp16 conversion round-trips and rounds to nearest") {
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = fp16_to_f32(static_cast<uint16_t>(h));
+    if (std::isnan(f)) continue;
+    CHECK(f32_to_fp16(f) == h);
+  }
+  CHECK(fp16_to_f32(f32_to_fp16(1.0f + 1.0f / 4096)) == 1.0f);  // ties to even
+  CHECK(fp16_to_f32(f32_to_fp16(65504.0f)) == 65504.0f);
+}
+
+TEST_CASE("every kernel set's dot matches dequantise-then-dot") {
+  std::mt19937 rng(42);
+  const int64_t n = 512;
+  std::vector<const KernelSet*> sets = {&scalar_kernels()};
+  if (avx2_kernels() != nullptr) sets.push_back(avx2_kernels());
+  else MESSAGE("AVX2 kernels not available on this CPU: only the scalar set is tested");
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (uint32_t type : kTypes) {
+    CAPTURE(wtype_name(type));
+    for (int trial = 0; trial < 4; ++trial) {
+      const auto row = random_row(type, n, rng);
+      std::vector<float> x(n), w(n);
+      for (auto& v : x) v = nd(rng);
+      scalar_kernels().dequant[type](row.data(), w.data(), n);
+      std::vector<ActBlock> xq(n / kActBlock);
+      scalar_kernels().quantize_act(x.data(), xq.data(), n);
+      // Reference: f32 weights against the activations the kernel actually sees.
+      std::vector<float> xs(n);
+      for (int64_t i = 0; i < n; ++i)
+        xs[i] = wtype_uses_act_blocks(type) ? xq[i / 32].d * xq[i / 32].qs[i % 32] : x[i];
+      double ref = 0, mag = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        ref += static_cast<double>(w[i]) * xs[i];
+        mag += std::fabs(static_cast<double>(w[i]) * xs[i]);
+      }
+      for (const KernelSet* ks : sets) {
+        CAPTURE(ks->name);
+        const void* act = wtype_uses_act_blocks(type) ? static_cast<const void*>(xq.data())
+                                                      : static_cast<const void*>(x.data());
+        const double got = ks->dot[type](row.data(), act, n);
+        CHECK(std::fabs(got - ref) <= 1e-5 * mag + 1e-6);
+        std::vector<float> w2(n);
+        ks->dequant[type](row.data(), w2.data(), n);
+        CHECK(std::memcmp(w.data(), w2.data(), n * sizeof(float)) == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("thread pool covers every index exactly once, repeatedly") {
+  ThreadPool pool(3);
+  std::vector<int> hits(1000);
+  for (int rep = 0; rep < 200; ++rep) {
+    pool.parallel_for(1000, 7, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) hits[i]++;
+    });
+  }
+  for (int h : hits) CHECK(h == 200);
+}
+
+TEST_CASE("default kernel set honours FRUGAL_ENGINE_NO_SIMD") {
+  const char* env = std::getenv("FRUGAL_ENGINE_NO_SIMD");
+  const bool forced = env != nullptr && env[0] != '\0' && env[0] != '0';
+  const KernelSet& k = default_kernels();
+  MESSAGE("default kernel set: " << k.name);
+  if (forced || avx2_kernels() == nullptr) CHECK(std::string(k.name) == "scalar");
+  else CHECK(std::string(k.name) == "avx2");
+}
