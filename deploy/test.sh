@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds (release preset, warnings as errors) and runs the whole
+# Installs dependencies, builds (release preset) and runs the whole
 # test suite: unit, integration and SDK end-to-end tests. GPU-only tests are labelled
 # `gpu` and skip visibly without a GPU.
 set -euo pipefail

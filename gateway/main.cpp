@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/engine/format/cli.h"
 #include "config/config.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
@@ -21,6 +22,9 @@ Usage:
       is used: listen on 127.0.0.1:8080, provider "openai" from OPENAI_BASE_URL
       (default https://api.openai.com/v1) and OPENAI_API_KEY, any model passed through.
   frugal config check FILE     Validate a config file and exit (0 = valid).
+  frugal models inspect FILE   Print a GGUF file's metadata and tensor table.
+  frugal tokenize MODEL.gguf   Read one JSON string per stdin line, print its token ids
+                               (no BOS) as one JSON array per line.
   frugal config default        Print the built-in default config.
   frugal version               Print the version.
   frugal --help                This text.
@@ -109,5 +113,13 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "config") return cmd_config(args);
+  if (cmd == "models") {
+    if (args.size() != 2 || args[0] != "inspect") return usage_error("usage: frugal models inspect FILE.gguf");
+    return frugal::engine::models_inspect_main(args[1], std::cout, std::cerr);
+  }
+  if (cmd == "tokenize") {
+    if (args.size() != 1) return usage_error("usage: frugal tokenize MODEL.gguf < lines.jsonl");
+    return frugal::engine::tokenize_main(args[0], std::cin, std::cout, std::cerr);
+  }
   return usage_error("unknown command '" + cmd + "'");
 }
