@@ -215,13 +215,15 @@ Result<int> add_anthropic_cache_breakpoints(std::string& body, const BreakpointO
     } else if (field.key == "messages" && mark_messages) {
       w.begin_array();
       size_t i = 0;
-      for (element m : field.value.get_array().value_unsafe()) {
+      const array msgs = field.value.get_array().value_unsafe();
+      for (element m : msgs) {
         if (i++ != *message_index) {
           w.raw(simdjson::minify(m));
           continue;
         }
         w.begin_object();
-        for (auto mf : m.get_object().value_unsafe()) {
+        const object mo = m.get_object().value_unsafe();
+        for (auto mf : mo) {
           w.key(mf.key);
           if (mf.key == "content") rw.marked_content(mf.value);
           else w.raw(simdjson::minify(mf.value));

@@ -36,7 +36,8 @@ void canonical_json_to(std::string& out, simdjson::dom::element e) {
   switch (e.type()) {
     case element_type::OBJECT: {
       std::vector<std::pair<std::string_view, simdjson::dom::element>> fields;
-      for (auto field : e.get_object().value_unsafe()) fields.emplace_back(field.key, field.value);
+      const simdjson::dom::object obj = e.get_object().value_unsafe();
+      for (auto field : obj) fields.emplace_back(field.key, field.value);
       std::stable_sort(fields.begin(), fields.end(),
                        [](const auto& a, const auto& b) { return a.first < b.first; });
       out += '{';
@@ -55,7 +56,8 @@ void canonical_json_to(std::string& out, simdjson::dom::element e) {
     case element_type::ARRAY: {
       out += '[';
       bool first = true;
-      for (auto v : e.get_array().value_unsafe()) {
+      const simdjson::dom::array arr = e.get_array().value_unsafe();
+      for (auto v : arr) {
         if (!first) out += ',';
         first = false;
         canonical_json_to(out, v);

@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <simdjson.h>
+
 #include <string>
 
 using namespace frugal;
@@ -139,4 +141,41 @@ TEST_CASE("invalid JSON is an error and leaves the body untouched") {
   CHECK(body == R"({"model":)");
   std::string arr = "[1,2]";
   CHECK_FALSE(add_anthropic_cache_breakpoints(arr, small()).ok());
+}
+
+TEST_CASE("mutated bodies never crash, and every rewrite is valid JSON with at most 4 breakpoints") {
+  const std::string seed = R"({"model":"claude-sonnet-4-5","tools":[{"name":"t","description":")" + kLong +
+                           R"("}],"system":[{"type":"text","text":")" + kLong + R"("}],"messages":[{"role":"user","content":"q1"},)"
+                           R"({"role":"assistant","content":[{"type":"text","text":"a1"},{"type":"tool_use","id":"x","name":"t","input":{}}]},)"
+                           R"({"role":"user","content":[{"type":"tool_result","tool_use_id":"x","content":"r"}]}]})";
+  uint64_t rng = 42;
+  auto next = [&rng] {
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return rng >> 33;
+  };
+  const std::string alphabet = "{}[]\":,acem0 \\";
+  simdjson::dom::parser parser;
+  int rewritten = 0;
+  for (int iter = 0; iter < 3000; ++iter) {
+    std::string body = seed;
+    const int edits = 1 + static_cast<int>(next() % 3);
+    for (int e = 0; e < edits; ++e) {
+      const size_t pos = next() % body.size();
+      switch (next() % 3) {
+        case 0: body[pos] = alphabet[next() % alphabet.size()]; break;
+        case 1: body.erase(pos, 1 + next() % 8); break;
+        default: body.insert(pos, 1, alphabet[next() % alphabet.size()]);
+      }
+    }
+    const std::string before = body;
+    auto r = add_anthropic_cache_breakpoints(body, small());
+    if (!r.ok() || *r == 0) {
+      CHECK(body == before);
+      continue;
+    }
+    ++rewritten;
+    CHECK_FALSE(parser.parse(body).error());
+    CHECK(count(body, "\"cache_control\"") <= 4);
+  }
+  CHECK(rewritten > 100);  // the mutations still exercise the rewriting path
 }

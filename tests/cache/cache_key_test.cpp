@@ -159,3 +159,11 @@ TEST_CASE("is_cacheable_by_default: temperature 0 or a seed, and n <= 1") {
   CHECK_FALSE(is_cacheable_by_default(req(R"(,"temperature":0.2)")));
   CHECK_FALSE(is_cacheable_by_default(req(R"(,"temperature":0,"n":2)")));
 }
+
+TEST_CASE("keys are pinned: a change to the canonical form must be deliberate") {
+  // Stored entries are found again after a restart only if this stays the same.
+  // Changing the canonical form? Bump kKeyFormat in cache_key.cpp and update this.
+  CHECK(key_of(kBase).to_hex() == "c7be807ec850aa2d231fdeec3a7c72d8");
+  CHECK(key_of(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0})").to_hex() ==
+        "af32a4da4456461faf8ecf1b82786a2e");
+}

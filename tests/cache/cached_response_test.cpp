@@ -153,3 +153,34 @@ TEST_CASE("a corrupted or torn entry never decodes to a wrong value") {
   for (size_t n = 0; n < bytes.size(); ++n) CHECK_FALSE(decode_entry(bytes.substr(0, n)).ok());
   CHECK_FALSE(decode_entry(bytes + "x").ok());
 }
+
+TEST_CASE("mutated chunks and bodies never crash the assembler or the splitter") {
+  uint64_t rng = 7;
+  auto next = [&rng] {
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return rng >> 33;
+  };
+  const std::string alphabet = "{}[]\":,0-9 \\nule";
+  auto mutate = [&](std::string s) {
+    const size_t pos = next() % s.size();
+    switch (next() % 3) {
+      case 0: s[pos] = alphabet[next() % alphabet.size()]; break;
+      case 1: s.erase(pos, 1 + next() % 6); break;
+      default: s.insert(pos, 1, alphabet[next() % alphabet.size()]);
+    }
+    return s;
+  };
+  int ok = 0;
+  for (int iter = 0; iter < 1500; ++iter) {
+    std::vector<std::string> chunks = kStream;
+    auto& victim = chunks[next() % chunks.size()];
+    victim = mutate(victim);
+    if (auto r = assemble_completion_from_chunks(chunks); r.ok()) {
+      ++ok;
+      CHECK(canonical_json(*r).ok());  // whatever comes out is valid JSON
+    }
+    if (auto c = chunks_from_completion(mutate(kAssembled)); c.ok())
+      for (const auto& chunk : *c) CHECK(canonical_json(chunk).ok());
+  }
+  CHECK(ok > 0);
+}
