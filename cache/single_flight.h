@@ -13,6 +13,16 @@
 // must be cheap and must not block (post to your own executor); they may call join()
 // again (e.g. for a retry) but must not call back into the Leader that feeds them.
 // Lifetime: SingleFlight must outlive every Leader it handed out.
+//
+// Request path (sketch):
+//   key = make_cache_key(req, scope);
+//   cache.lookup(key, ...)            -> hit: replay (completion_body / stream_chunks)
+//   miss: auto leader = flights.join(key, on_done, on_chunk);
+//     leader:   call upstream; leader.publish_chunk(c) per chunk;
+//               e = cache.store(key, entry, ttl); leader.succeed(e);
+//               on upstream error: leader.fail(err) (or just drop the Leader)
+//     follower: on_chunk forwards chunks as they come; on_done(o): o.ok() -> finish
+//               from o.entry; else go upstream itself (no second join needed).
 #include <functional>
 #include <memory>
 #include <mutex>
