@@ -11,8 +11,10 @@
 //    Callbacks must be cheap and must not block; they may call back into the cache.
 //  - store() inserts into memory at once and queues the RocksDB write for a single
 //    batched writer thread; it never blocks on disk. flush() waits for queued writes.
-//  - erase_*() and flush() block (disk scans / waiting for the writer): call them from
-//    an admin or shutdown thread, not from an I/O thread.
+//  - erase_*() and flush() block (disk scans / waiting for the writer and, for
+//    flush(), for pending lookups): call them from an admin or shutdown thread, never
+//    from an I/O thread and never from inside a lookup callback (it would wait for
+//    itself).
 // Ownership: entries are shared_ptr<const CachedResponse>; a reader may keep one
 // alive after it is evicted or erased. The ExactCache keeps its Store alive.
 // Destruction: runs every pending lookup (callbacks included), flushes queued

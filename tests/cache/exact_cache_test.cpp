@@ -268,3 +268,21 @@ TEST_CASE("the disk tier is bounded in bytes by FIFO compaction") {
   CHECK_FALSE(lookup_sync(cache, key(0)).hit());        // oldest round dropped
   CHECK(lookup_sync(cache, key(11 * 100 + 1)).hit());   // newest kept
 }
+
+TEST_CASE("under write back-pressure store() keeps the memory tier and skips the disk write") {
+  TempDir dir;
+  auto s = Store::open(dir.path(), {cache_column_family_spec()});
+  REQUIRE(s.ok());
+  ExactCacheOptions o;
+  o.max_pending_write_bytes = 1;  // smaller than any entry: every disk write is skipped
+  {
+    auto c = ExactCache::open(*s, o);
+    REQUIRE(c.ok());
+    (*c)->store(key(1), entry(1), 1h);
+    CHECK((*c)->lookup_memory(key(1)) != nullptr);
+    CHECK((*c)->stats().dropped_writes == 1);
+  }
+  auto c = ExactCache::open(*s);
+  REQUIRE(c.ok());
+  CHECK_FALSE(lookup_sync(**c, key(1)).hit());
+}
