@@ -1,0 +1,85 @@
+#include "cache/cache_key.h"
+
+#include "cache/canonical_json.h"
+
+namespace frugal::cache {
+namespace {
+
+// Bump when the canonical form changes: old entries then simply stop matching.
+constexpr std::string_view kKeyFormat = "frugal.cache.key.v1";
+constexpr uint64_t kKeySeed = 0x6672756761'6c6b31ULL;
+
+template <class T, class Put>
+void optional_field(HashInput& in, char tag, const std::optional<T>& v, Put put) {
+  in.tag(tag).boolean(v.has_value());
+  if (v) put(*v);
+}
+
+void put_json(HashInput& in, char tag, std::string_view json) {
+  in.tag(tag).boolean(!json.empty());
+  if (!json.empty()) in.str(canonical_json_or_raw(json));
+}
+
+void put_message(HashInput& in, const Message& m) {
+  in.tag('M').str(m.role).str(m.name).str(m.tool_call_id);
+  in.tag('P').u64(m.parts.size());
+  for (const auto& p : m.parts) {
+    switch (p.kind) {
+      case ContentPart::Kind::kText: in.tag('t').str(p.text); break;
+      case ContentPart::Kind::kImage: in.tag('i').str(p.image_url).str(p.detail); break;
+      case ContentPart::Kind::kOther: in.tag('o').str(canonical_json_or_raw(p.raw_json)); break;
+    }
+  }
+  in.tag('C').u64(m.tool_calls.size());
+  for (const auto& tc : m.tool_calls)
+    in.str(tc.id).str(tc.name).str(canonical_json_or_raw(tc.arguments));
+}
+
+}  // namespace
+
+std::string cache_key_material(const ChatRequest& req, const KeyScope& scope) {
+  HashInput in;
+  in.str(kKeyFormat);
+  in.tag('r').str(scope.route).tag('u').str(scope.upstream_model);
+  in.tag('s').boolean(scope.shared);
+  if (!scope.shared) in.tag('T').str(scope.tenant);
+
+  in.tag('m').u64(req.messages.size());
+  for (const auto& m : req.messages) put_message(in, m);
+
+  in.tag('f').u64(req.tools.size());
+  for (const auto& t : req.tools) {
+    in.str(t.name).str(t.description);
+    put_json(in, 'p', t.parameters_json);
+  }
+  put_json(in, 'c', req.tool_choice_json);
+  put_json(in, 'R', req.response_format_json);
+
+  const auto& sp = req.sampling;
+  auto f = [&](double d) { in.f64(d); };
+  auto i = [&](int64_t v) { in.i64(v); };
+  optional_field(in, '1', sp.temperature, f);
+  optional_field(in, '2', sp.top_p, f);
+  optional_field(in, '3', sp.presence_penalty, f);
+  optional_field(in, '4', sp.frequency_penalty, f);
+  optional_field(in, '5', sp.seed, i);
+  optional_field(in, '6', sp.max_tokens, i);
+  optional_field(in, '7', sp.n, i);
+  optional_field(in, '8', sp.top_logprobs, i);
+  in.tag('9').boolean(sp.logprobs);
+  in.tag('S').u64(sp.stop.size());
+  for (const auto& s : sp.stop) in.str(s);
+  return in.bytes();
+}
+
+CacheKey make_cache_key(const ChatRequest& req, const KeyScope& scope) {
+  return hash128(cache_key_material(req, scope), kKeySeed);
+}
+
+bool is_cacheable_by_default(const ChatRequest& req) {
+  const auto& sp = req.sampling;
+  if (sp.n && *sp.n > 1) return false;
+  return (sp.temperature && *sp.temperature == 0.0) || sp.seed.has_value();
+}
+
+}  // namespace frugal::cache

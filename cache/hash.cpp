@@ -1,0 +1,119 @@
+#include "cache/hash.h"
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace frugal::cache {
+namespace {
+
+constexpr uint64_t kMulA = 0x87c37b91114253d5ULL;
+constexpr uint64_t kMulB = 0x4cf5ad432745937fULL;
+
+inline uint64_t load_le64(const unsigned char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+// Final avalanche: every input bit affects every output bit with probability ~1/2.
+inline uint64_t avalanche(uint64_t k) {
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdULL;
+  k ^= k >> 33;
+  k *= 0xc4ceb9fe1a85ec53ULL;
+  k ^= k >> 33;
+  return k;
+}
+
+inline uint64_t scramble_a(uint64_t k) { return std::rotl(k * kMulA, 31) * kMulB; }
+inline uint64_t scramble_b(uint64_t k) { return std::rotl(k * kMulB, 33) * kMulA; }
+
+}  // namespace
+
+Hash128 hash128_bytes(const void* data, size_t len, uint64_t seed) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  uint64_t h1 = seed;
+  uint64_t h2 = seed ^ 0x9e3779b97f4a7c15ULL;  // distinct lanes even for seed 0
+  const size_t blocks = len / 16;
+  for (size_t i = 0; i < blocks; ++i) {
+    const uint64_t k1 = load_le64(p + i * 16);
+    const uint64_t k2 = load_le64(p + i * 16 + 8);
+    h1 ^= scramble_a(k1);
+    h1 = std::rotl(h1, 27) + h2;
+    h1 = h1 * 5 + 0x52dce729;
+    h2 ^= scramble_b(k2);
+    h2 = std::rotl(h2, 31) + h1;
+    h2 = h2 * 5 + 0x38495ab5;
+  }
+  // Tail: up to 15 bytes, zero-padded into two lanes.
+  const unsigned char* tail = p + blocks * 16;
+  const size_t rest = len & 15;
+  uint64_t k1 = 0;
+  uint64_t k2 = 0;
+  for (size_t i = rest; i > 8; --i) k2 = (k2 << 8) | tail[i - 1];
+  for (size_t i = rest < 8 ? rest : 8; i > 0; --i) k1 = (k1 << 8) | tail[i - 1];
+  if (rest > 8) h2 ^= scramble_b(k2);
+  if (rest > 0) h1 ^= scramble_a(k1);
+
+  h1 ^= static_cast<uint64_t>(len);
+  h2 ^= static_cast<uint64_t>(len);
+  h1 += h2;
+  h2 += h1;
+  h1 = avalanche(h1);
+  h2 = avalanche(h2);
+  h1 += h2;
+  h2 += h1;
+  return Hash128{h1, h2};
+}
+
+std::string Hash128::to_hex() const {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(32, '0');
+  for (int i = 0; i < 16; ++i) {
+    out[15 - i] = kHex[(hi >> (4 * i)) & 15];
+    out[31 - i] = kHex[(lo >> (4 * i)) & 15];
+  }
+  return out;
+}
+
+std::string Hash128::to_bytes() const {
+  std::string out(16, '\0');
+  for (int i = 0; i < 8; ++i) {
+    out[7 - i] = static_cast<char>((hi >> (8 * i)) & 0xff);
+    out[15 - i] = static_cast<char>((lo >> (8 * i)) & 0xff);
+  }
+  return out;
+}
+
+bool Hash128::from_bytes(std::string_view b, Hash128& out) {
+  if (b.size() != 16) return false;
+  out = {};
+  for (int i = 0; i < 8; ++i) {
+    out.hi = (out.hi << 8) | static_cast<unsigned char>(b[i]);
+    out.lo = (out.lo << 8) | static_cast<unsigned char>(b[8 + i]);
+  }
+  return true;
+}
+
+HashInput& HashInput::str(std::string_view s) {
+  u64(s.size());
+  buf_.append(s);
+  return *this;
+}
+
+HashInput& HashInput::u64(uint64_t v) {
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  buf_.append(b, 8);
+  return *this;
+}
+
+HashInput& HashInput::f64(double v) {
+  if (v == 0) v = 0;  // folds -0.0 into +0.0
+  if (std::isnan(v)) v = std::numeric_limits<double>::quiet_NaN();
+  return u64(std::bit_cast<uint64_t>(v));
+}
+
+}  // namespace frugal::cache
