@@ -44,20 +44,6 @@ Usage AnthropicUsage::to_usage() const {
   return u;
 }
 
-Usage usage_from_openai(simdjson::dom::element usage) {
-  Usage u;
-  if (!usage.is_object()) return u;
-  u.reported = true;
-  u.input_tokens = int_field(usage, "prompt_tokens").value_or(0);
-  u.output_tokens = int_field(usage, "completion_tokens").value_or(0);
-  simdjson::dom::element d;
-  if (!usage["prompt_tokens_details"].get(d) && d.is_object())
-    u.cached_input_tokens = int_field(d, "cached_tokens").value_or(0);
-  if (!usage["completion_tokens_details"].get(d) && d.is_object())
-    u.reasoning_tokens = int_field(d, "reasoning_tokens").value_or(0);
-  return u;
-}
-
 void write_openai_usage(JsonWriter& w, const Usage& u) {
   w.begin_object();
   w.key("prompt_tokens").value(u.input_tokens);

@@ -34,8 +34,7 @@ struct AnthropicUsage {
   Usage to_usage() const;
 };
 
-// Parses an OpenAI `usage` object (chat.completion or the include_usage chunk).
-Usage usage_from_openai(simdjson::dom::element usage);
+// usage_from_openai lives in core/usage.h.
 
 // Writes `{"prompt_tokens":..,"completion_tokens":..,"total_tokens":..,
 // "prompt_tokens_details":{"cached_tokens":..},"completion_tokens_details":{"reasoning_tokens":..}}`.
