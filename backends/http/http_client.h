@@ -20,6 +20,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "backends/backend.h"
+
 namespace frugal::http {
 
 namespace asio = boost::asio;
@@ -35,12 +37,12 @@ struct HttpRequest {
   bool http2 = true;                        // HTTP/2 over TLS when offered
 };
 
-enum class CallState { kWaitingHeaders, kStreaming, kDone };
+using backends::CallState;
 
 class HttpClient;
 
 // One upstream transfer. Body bytes accumulate until the owner takes them.
-class HttpCall : public std::enable_shared_from_this<HttpCall> {
+class HttpCall final : public backends::Call, public std::enable_shared_from_this<HttpCall> {
  public:
   HttpCall(HttpClient& client, CURL* easy);
   ~HttpCall();
@@ -49,28 +51,27 @@ class HttpCall : public std::enable_shared_from_this<HttpCall> {
 
   // Completes when anything changed since the last wait: headers complete, body bytes
   // arrived, or the transfer finished. Never throws.
-  asio::awaitable<void> wait();
+  asio::awaitable<void> wait() override;
 
-  CallState state() const { return state_; }
-  int status() const { return status_; }
+  CallState state() const override { return state_; }
+  int status() const override { return status_; }
   // Complete response headers arrived (the transfer may still fail afterwards).
-  bool got_headers() const { return got_headers_; }
+  bool got_headers() const override { return got_headers_; }
   // Case-insensitive response header lookup; empty if absent.
-  std::string_view header(std::string_view name) const;
+  std::string_view header(std::string_view name) const override;
   // Moves out the body bytes received so far, resuming a paused transfer.
-  std::string take_body();
-  const std::string& body() const { return body_; }
+  std::string take_body() override;
+  const std::string& body() const override { return body_; }
 
-  bool failed() const { return state_ == CallState::kDone && !error_.empty(); }
-  bool timed_out() const { return timed_out_; }
-  bool cancelled() const { return cancelled_; }
-  const std::string& error() const { return error_; }  // empty on success
+  bool timed_out() const override { return timed_out_; }
+  bool cancelled() const override { return cancelled_; }
+  const std::string& error() const override { return error_; }  // empty on success
 
   // Aborts the transfer now (the connection is closed); wait() completes.
-  void cancel();
+  void cancel() override;
 
-  int64_t started_us() const { return started_us_; }
-  int64_t headers_us() const { return headers_us_; }  // when headers completed (0 if not yet)
+  int64_t started_us() const override { return started_us_; }
+  int64_t headers_us() const override { return headers_us_; }  // when headers completed (0 if not yet)
 
  private:
   friend class HttpClient;

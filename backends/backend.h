@@ -1,0 +1,68 @@
+#pragma once
+// The seam between the router and whatever produces an answer: an HTTP provider
+// (OpenAI-compatible, Anthropic), the in-process engine, or a replay of stored bytes
+// (cache hits, buffered cascade tiers).
+//
+// Every Call speaks the gateway's canonical dialect, OpenAI Chat Completions:
+//  - 2xx non-streaming: a `chat.completion` JSON body;
+//  - 2xx streaming (content-type text/event-stream): `chat.completion.chunk` SSE events,
+//    a usage-only chunk (`choices: []`) when usage is known, then `data: [DONE]`;
+//  - >= 400: a complete error body, ideally OpenAI-shaped `{"error":{...}}`.
+// Client dialects (OpenAI relay, Anthropic translation) render from these bytes, and
+// the cache and the ledger read them, so a backend never needs to know who is asking.
+//
+// Threading: a Call belongs to the io_context of the worker that started it; every
+// member is called on that thread. Backends that compute elsewhere (the engine) post
+// their progress to that io_context.
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/chat.h"
+
+namespace frugal::backends {
+
+enum class CallState { kWaitingHeaders, kStreaming, kDone };
+
+class Call {
+ public:
+  virtual ~Call() = default;
+
+  // Completes when anything changed since the last wait: headers complete, body bytes
+  // arrived, or the call finished. Never throws.
+  virtual boost::asio::awaitable<void> wait() = 0;
+
+  virtual CallState state() const = 0;
+  virtual int status() const = 0;
+  // The response has started (status and headers are final; the body may still fail).
+  virtual bool got_headers() const = 0;
+  // Case-insensitive response header lookup; empty if absent.
+  virtual std::string_view header(std::string_view name) const = 0;
+  // Moves out the body bytes produced so far.
+  virtual std::string take_body() = 0;
+  // Bytes produced and not yet taken.
+  virtual const std::string& body() const = 0;
+
+  bool failed() const { return state() == CallState::kDone && !error().empty(); }
+  virtual bool timed_out() const = 0;
+  virtual bool cancelled() const = 0;
+  virtual const std::string& error() const = 0;  // empty on success
+
+  // Stops the work now; wait() completes.
+  virtual void cancel() = 0;
+
+  virtual int64_t started_us() const = 0;
+  virtual int64_t headers_us() const = 0;  // 0 until headers
+};
+
+// One configured provider on one worker thread.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // Starts a generation of `req` with the provider's model name `model`.
+  virtual std::shared_ptr<Call> start(const ChatRequest& req, std::string_view model) = 0;
+};
+
+}  // namespace frugal::backends
