@@ -18,6 +18,7 @@
 #include "backends/http/provider.h"
 #include "config/config.h"
 #include "core/error.h"
+#include "router/dispatch.h"
 
 namespace frugal::gateway {
 
@@ -28,10 +29,15 @@ using tcp = asio::ip::tcp;
 
 class Server;
 
-class Worker {
+class Worker final : public router::Backends {
  public:
   explicit Worker(Server& server);
-  ~Worker();
+  ~Worker() override;
+
+  // The backend of `provider` on this thread, created on first use and rebuilt when the
+  // config snapshot changes (calls in flight keep what they need alive).
+  backends::Backend& backend(const config::ProviderConfig& provider) override;
+  asio::io_context& io_context() override { return io; }
 
   Server& server;
   asio::io_context io{1};
@@ -49,7 +55,13 @@ class Worker {
 
  private:
   std::vector<std::unique_ptr<simdjson::dom::parser>> parsers_;
+  const config::GatewayConfig* backends_cfg_ = nullptr;
+  std::shared_ptr<const config::GatewayConfig> backends_cfg_hold_;
+  std::vector<std::pair<std::string, std::unique_ptr<backends::Backend>>> backends_;
 };
+
+// Creates the backend for one provider on one worker thread.
+std::unique_ptr<backends::Backend> make_backend(const config::ProviderConfig& provider, Worker& worker);
 
 // Per-request context shared by the handlers.
 struct RequestContext {

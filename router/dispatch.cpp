@@ -6,7 +6,7 @@
 #include <chrono>
 #include <random>
 
-#include "backends/http/provider.h"
+#include "backends/http/http_client.h"
 #include "core/ids.h"
 
 namespace frugal::router {
@@ -46,18 +46,18 @@ int64_t backoff_delay_ms(int attempt, int64_t base_ms, int64_t max_ms, double un
 }
 
 struct DispatchRun {
-  static asio::awaitable<DispatchResult> run(http::HttpClient& client, const std::vector<Target>& targets,
+  static asio::awaitable<DispatchResult> run(Backends& backends, const std::vector<Target>& targets,
                                              const ChatRequest& req, DispatchControl& control);
 };
 
-asio::awaitable<DispatchResult> DispatchRun::run(http::HttpClient& client,
+asio::awaitable<DispatchResult> DispatchRun::run(Backends& backends,
                                                  const std::vector<Target>& targets,
                                                  const ChatRequest& req, DispatchControl& control) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   DispatchResult result;
-  std::shared_ptr<http::HttpCall> last_error_call;
+  std::shared_ptr<backends::Call> last_error_call;
   Error last_error = make_error(ErrorKind::kUnavailable, "no upstream could be reached");
-  asio::steady_timer backoff(client.io());
+  asio::steady_timer backoff(backends.io_context());
 
   for (const Target& target : targets) {
     const auto& p = *target.provider;
@@ -66,14 +66,14 @@ asio::awaitable<DispatchResult> DispatchRun::run(http::HttpClient& client,
         result.error = make_error(ErrorKind::kCancelled, "client disconnected");
         co_return result;
       }
-      auto call = client.start(http::openai_chat_request(p, req, target.model));
+      auto call = backends.backend(p).start(req, target.model);
       control.current_ = call;
-      while (call->state() == http::CallState::kWaitingHeaders) co_await call->wait();
+      while (call->state() == backends::CallState::kWaitingHeaders) co_await call->wait();
       // Once headers arrived the response is committed, even if its body fails later.
       const int status = call->got_headers() ? call->status() : 0;
       // A retriable or final error body is small: let it complete so it can be relayed.
       if (status >= 400)
-        while (call->state() != http::CallState::kDone) co_await call->wait();
+        while (call->state() != backends::CallState::kDone) co_await call->wait();
       control.current_.reset();
       const int64_t waited = mono_us() - call->started_us();
       result.upstream_wait_us += waited;
@@ -125,9 +125,9 @@ asio::awaitable<DispatchResult> DispatchRun::run(http::HttpClient& client,
   co_return result;
 }
 
-asio::awaitable<DispatchResult> dispatch_chat(http::HttpClient& client, const std::vector<Target>& targets,
+asio::awaitable<DispatchResult> dispatch_chat(Backends& backends, const std::vector<Target>& targets,
                                               const ChatRequest& req, DispatchControl& control) {
-  return DispatchRun::run(client, targets, req, control);
+  return DispatchRun::run(backends, targets, req, control);
 }
 
 }  // namespace frugal::router

@@ -6,8 +6,9 @@
 // returned its bytes are the client's and nothing is retried.
 //
 // Threading: a dispatch runs on the calling coroutine's io_context (the one the
-// HttpClient belongs to).
+// backends' calls belong to).
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <optional>
@@ -15,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "backends/http/http_client.h"
+#include "backends/backend.h"
 #include "config/config.h"
 #include "core/chat.h"
 #include "core/error.h"
@@ -39,6 +40,14 @@ struct AttemptRecord {
   int64_t latency_us = 0; // until headers or failure
 };
 
+// The backends of one worker thread, by provider.
+class Backends {
+ public:
+  virtual ~Backends() = default;
+  virtual backends::Backend& backend(const config::ProviderConfig& provider) = 0;
+  virtual boost::asio::io_context& io_context() = 0;
+};
+
 // Cancels an in-flight dispatch from outside (e.g. the client disconnected).
 class DispatchControl {
  public:
@@ -48,21 +57,21 @@ class DispatchControl {
  private:
   friend struct DispatchRun;
   bool cancelled_ = false;
-  std::shared_ptr<http::HttpCall> current_;
+  std::shared_ptr<backends::Call> current_;
   boost::asio::steady_timer* backoff_ = nullptr;
 };
 
 struct DispatchResult {
   // A call whose headers have arrived: 2xx (stream or body follows), or a final
   // non-retriable upstream error whose body is complete. Null when `error` is set.
-  std::shared_ptr<http::HttpCall> call;
+  std::shared_ptr<backends::Call> call;
   std::optional<Error> error;
   Target target;  // the target that produced `call`
   std::vector<AttemptRecord> attempts;
   int64_t upstream_wait_us = 0;  // time spent waiting on upstreams and backoff
 };
 
-boost::asio::awaitable<DispatchResult> dispatch_chat(http::HttpClient& client,
+boost::asio::awaitable<DispatchResult> dispatch_chat(Backends& backends,
                                                      const std::vector<Target>& targets,
                                                      const ChatRequest& req,
                                                      DispatchControl& control);

@@ -2,6 +2,7 @@
 // Encoders from the gateway's request vocabulary to an upstream provider's HTTP request.
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "backends/http/http_client.h"
 #include "config/config.h"
@@ -18,5 +19,20 @@ std::string openai_chat_body(const ChatRequest& req, std::string_view upstream_m
 HttpRequest openai_chat_request(const config::ProviderConfig& p, const ChatRequest& req,
                                 std::string_view upstream_model);
 HttpRequest openai_models_request(const config::ProviderConfig& p);
+
+// An OpenAI-compatible upstream: its responses already are the canonical dialect, so
+// the HttpCall is handed out as is.
+class OpenAiBackend final : public backends::Backend {
+ public:
+  OpenAiBackend(HttpClient& client, config::ProviderConfig provider)
+      : client_(client), provider_(std::move(provider)) {}
+  std::shared_ptr<backends::Call> start(const ChatRequest& req, std::string_view model) override {
+    return client_.start(openai_chat_request(provider_, req, model));
+  }
+
+ private:
+  HttpClient& client_;
+  config::ProviderConfig provider_;
+};
 
 }  // namespace frugal::http

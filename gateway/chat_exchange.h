@@ -1,0 +1,81 @@
+#pragma once
+// The dialect-neutral middle of one chat request, between the client's codec (OpenAI
+// relay, Anthropic translation) and the backends:
+//
+//   codec parses → ChatRequest (canonical, OpenAI vocabulary)
+//   start():   resolve the model → [policy: request type, route, budget]
+//              → [cache lookup] → dispatch (retries, fallbacks) or [cascade]
+//   codec renders the Call's canonical bytes in its dialect, handing each one to
+//   observe() and the final usage to finish()
+//   finish():  [cache store] → [ledger row]
+//
+// A codec never needs to know whether an answer came from a cache, a buffered cascade
+// tier or a live upstream: all three are backends::Call objects.
+//
+// Threading: one exchange per request, on its worker's thread.
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "backends/backend.h"
+#include "config/config.h"
+#include "core/chat.h"
+#include "core/error.h"
+#include "core/usage.h"
+#include "gateway/worker.h"
+#include "router/dispatch.h"
+
+namespace frugal::gateway {
+
+enum class Dialect { kOpenAi, kAnthropic };
+const char* dialect_name(Dialect d);
+
+// How the response to the client ended.
+enum class ExchangeEnd {
+  kComplete,      // the whole answer reached the client
+  kUpstreamError, // the upstream (or gateway) answered with an error, relayed as such
+  kUpstreamBroke, // the answer started and then broke (cut stream, missing terminator)
+  kClientGone,    // the client disconnected or stopped reading
+};
+
+class ChatExchange {
+ public:
+  ChatExchange(Worker& worker, RequestContext& ctx, const Request& http, Dialect dialect);
+  ~ChatExchange();  // finishes as kClientGone with what was seen if the codec did not
+  ChatExchange(const ChatExchange&) = delete;
+  ChatExchange& operator=(const ChatExchange&) = delete;
+
+  // Decides where the request goes and starts it. On success the call has its headers:
+  // 2xx (body or stream follows), or a final upstream error (status >= 400) whose body
+  // is complete. Errors are the gateway's own (unknown model, budget, cancelled).
+  // Response headers (x-frugal-*) are added to the RequestContext.
+  boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> start(ChatRequest& req);
+
+  // Cancels whatever start() is waiting on; the client watch calls it.
+  router::DispatchControl& control() { return control_; }
+
+  // Every canonical byte the codec took from the call, in order.
+  void observe(std::string_view bytes);
+  // Once, when the response is over, with the usage seen (partial for a cut stream).
+  void finish(const Usage& usage, ExchangeEnd end);
+
+  // A final upstream error response (status >= 400) as an Error to render.
+  Error upstream_error(backends::Call& call) const;
+
+  const router::Target& target() const { return target_; }
+
+ private:
+  Worker& w_;
+  RequestContext& ctx_;
+  const Request& http_;
+  Dialect dialect_;
+  std::shared_ptr<const config::GatewayConfig> cfg_;
+  router::DispatchControl control_;
+  router::Target target_;
+  bool started_ = false;
+  bool finished_ = false;
+  Usage seen_usage_;
+};
+
+}  // namespace frugal::gateway

@@ -1,0 +1,55 @@
+#include "gateway/worker.h"
+
+#include "backends/http/provider.h"
+#include "backends/replay_call.h"
+#include "gateway/server.h"
+
+namespace frugal::gateway {
+
+std::unique_ptr<backends::Backend> make_backend(const config::ProviderConfig& p, Worker& w) {
+  switch (p.kind) {
+    case config::ProviderKind::kOpenAi:
+      return std::make_unique<http::OpenAiBackend>(*w.client, p);
+    case config::ProviderKind::kAnthropic:
+    case config::ProviderKind::kEngine:
+      break;
+  }
+  return nullptr;
+}
+
+namespace {
+
+// Answers every request with one error: for providers whose kind this build cannot serve.
+class UnavailableBackend final : public backends::Backend {
+ public:
+  explicit UnavailableBackend(std::string name) : name_(std::move(name)) {}
+  std::shared_ptr<backends::Call> start(const ChatRequest&, std::string_view) override;
+
+ private:
+  std::string name_;
+};
+
+std::shared_ptr<backends::Call> UnavailableBackend::start(const ChatRequest&, std::string_view) {
+  Error e = make_error(ErrorKind::kUnavailable,
+                       "provider '" + name_ + "' has a kind this gateway build cannot serve", "", "provider_unavailable");
+  return std::make_shared<backends::ReplayCall>(e.http_status(), "application/json", render_openai_error_body(e));
+}
+
+}  // namespace
+
+backends::Backend& Worker::backend(const config::ProviderConfig& provider) {
+  const auto cfg = server.config();
+  if (cfg.get() != backends_cfg_) {
+    backends_.clear();
+    backends_cfg_ = cfg.get();
+    backends_cfg_hold_ = cfg;
+  }
+  for (auto& [name, b] : backends_)
+    if (name == provider.name) return *b;
+  auto b = make_backend(provider, *this);
+  if (!b) b = std::make_unique<UnavailableBackend>(provider.name);
+  backends_.emplace_back(provider.name, std::move(b));
+  return *backends_.back().second;
+}
+
+}  // namespace frugal::gateway
