@@ -57,7 +57,7 @@ NGINX
 "$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx.log" 2>&1 & pids+=($!)
 
 OPENAI_BASE_URL="http://127.0.0.1:$mock_port/v1" OPENAI_API_KEY=sk-bench \
-  "$frugal_bin" serve --listen 127.0.0.1:0 --log-level warn >"$work/frugal.log" 2>&1 & pids+=($!)
+  "$frugal_bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" --log-level warn >"$work/frugal.log" 2>&1 & pids+=($!)
 sleep 0.3
 frugal_port=""
 for _ in $(seq 1 100); do

@@ -6,7 +6,12 @@
 #include <chrono>
 #include <csignal>
 
+#include <filesystem>
+
+#include "cache/exact_cache.h"
+#include "cache/store.h"
 #include "core/ids.h"
+#include "router/ledger.h"
 #include "gateway/log.h"
 #include "gateway/worker.h"
 
@@ -41,8 +46,29 @@ Server::Server(config::GatewayConfig cfg, std::string config_path)
 
 Server::~Server() { stop(); }
 
+Result<void> Server::open_data(const config::GatewayConfig& cfg) {
+  std::error_code fs_ec;
+  std::filesystem::create_directories(cfg.data_dir, fs_ec);
+  if (fs_ec) return make_error(ErrorKind::kUnavailable, "cannot create data_dir '" + cfg.data_dir + "': " + fs_ec.message());
+  std::vector<cache::ColumnFamilySpec> specs;
+  specs.push_back(cache::cache_column_family_spec());
+  specs.push_back({router::kLedgerCf, router::ledger_cf_options()});
+  specs.push_back({router::kRollupsCf, router::rollups_cf_options()});
+  auto store = cache::Store::open(cfg.data_dir + "/db", std::move(specs));
+  if (!store) return std::move(store).error();
+  store_ = std::move(*store);
+  auto cache = cache::ExactCache::open(store_);
+  if (!cache) return std::move(cache).error();
+  cache_ = std::move(*cache);
+  auto ledger = router::Ledger::open(store_->db(), store_->cf(router::kLedgerCf), store_->cf(router::kRollupsCf));
+  if (!ledger) return std::move(ledger).error();
+  ledger_ = std::move(*ledger);
+  return {};
+}
+
 Result<void> Server::start() {
   const auto cfg = config();
+  FRUGAL_TRY(open_data(*cfg));
   int n = cfg->server.threads > 0 ? cfg->server.threads
                                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this));
@@ -110,6 +136,12 @@ void Server::stop() {
   for (auto& t : threads_) t.join();
   threads_.clear();
   workers_.clear();
+  if (ledger_) ledger_->close();
+  if (cache_) cache_->flush();
+  ledger_.reset();
+  cache_.reset();
+  if (store_) (void)store_->flush();
+  store_.reset();
 }
 
 Result<void> Server::reload() {

@@ -13,6 +13,14 @@
 #include "config/config.h"
 #include "core/error.h"
 
+namespace frugal::cache {
+class Store;
+class ExactCache;
+}  // namespace frugal::cache
+namespace frugal::router {
+class Ledger;
+}
+
 namespace frugal::gateway {
 
 class Worker;
@@ -40,8 +48,19 @@ class Server {
   bool ready() const { return ready_.load(); }
   std::atomic<int64_t>& in_flight() { return in_flight_; }
 
+  // Persistent state under data_dir, opened by start(): the one RocksDB instance, the
+  // exact cache over it and the cost ledger. Thread-safe objects, shared by workers.
+  cache::Store& store() { return *store_; }
+  cache::ExactCache& cache() { return *cache_; }
+  router::Ledger& ledger() { return *ledger_; }
+
  private:
+  Result<void> open_data(const config::GatewayConfig& cfg);
+
   std::atomic<std::shared_ptr<const config::GatewayConfig>> cfg_;
+  std::shared_ptr<cache::Store> store_;
+  std::unique_ptr<cache::ExactCache> cache_;
+  std::unique_ptr<router::Ledger> ledger_;
   std::string config_path_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;

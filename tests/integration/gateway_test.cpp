@@ -28,7 +28,7 @@ struct Env {
     mock = std::make_unique<Child>(std::vector<std::string>{MOCK_UPSTREAM_BIN, "--require-key", "sk-test"});
     const std::string mport = mock->wait_for("PORT=(\\d+)");
     mock_url = "http://127.0.0.1:" + mport;
-    const std::string cfg = R"(
+    const std::string cfg = "data_dir: " + (dir / "data").string() + R"(
 server:
   listen: ["127.0.0.1:0"]
   body_limit: 64KiB
