@@ -4,6 +4,7 @@
 
 #include "core/ids.h"
 #include "gateway/log.h"
+#include "gateway/routing.h"
 #include "gateway/server.h"
 
 namespace frugal::gateway {
@@ -11,40 +12,33 @@ namespace frugal::gateway {
 const char* dialect_name(Dialect d) { return d == Dialect::kAnthropic ? "anthropic" : "openai"; }
 
 ChatExchange::ChatExchange(Worker& worker, RequestContext& ctx, const Request& http, Dialect dialect)
-    : w_(worker), ctx_(ctx), http_(http), dialect_(dialect), cfg_(worker.server.config()) {}
+    : w_(worker), ctx_(ctx), http_(http), dialect_(dialect),
+      routing_(std::make_unique<RouteState>(worker.server.snapshot())) {
+  cfg_ = routing_->snap->cfg;  // config and policy from one snapshot
+}
 
 ChatExchange::~ChatExchange() {
   if (started_ && !finished_) finish(seen_usage_, ExchangeEnd::kClientGone);
 }
 
 boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::start(ChatRequest& req) {
-  auto targets = router::resolve_model(*cfg_, req.model);
-  if (!targets) co_return targets.error();
+  if (auto routed = route(req); !routed) co_return std::move(routed).error();
 
   started_ = true;
-  const int64_t dispatch_start = mono_us();
-  router::DispatchResult r = co_await router::dispatch_chat(w_, *targets, req, control_);
-  if (r.error) {
-    ctx_.upstream_wait_us += mono_us() - dispatch_start;
-    co_return std::move(*r.error);
-  }
-  target_ = r.target;
-  ctx_.headers.emplace_back("x-frugal-provider", r.target.provider->name);
-  ctx_.headers.emplace_back("x-frugal-model", r.target.model);
-  if (r.attempts.size() > 1) ctx_.headers.emplace_back("x-frugal-attempts", std::to_string(r.attempts.size()));
-  // Until the answer starts, the time is the upstream's; the codec adds the rest.
-  ctx_.upstream_wait_us += r.call->headers_us() > 0 ? r.call->headers_us() - dispatch_start
-                                                    : mono_us() - dispatch_start;
-  co_return std::move(r.call);
+  auto call = co_await dispatch_routed(req);
+  // A request that failed after reaching the upstreams still gets its ledger row.
+  if (!call) finish(Usage{}, call.error().kind == ErrorKind::kCancelled ? ExchangeEnd::kClientGone
+                                                                         : ExchangeEnd::kUpstreamError);
+  co_return call;
 }
 
-void ChatExchange::observe(std::string_view) {}
+void ChatExchange::observe(std::string_view bytes) { observe_routed(bytes); }
 
 void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
   if (finished_) return;
   finished_ = true;
   seen_usage_ = usage;
-  (void)end;
+  record(usage, end);
 }
 
 Error ChatExchange::upstream_error(backends::Call& call) const {

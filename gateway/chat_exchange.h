@@ -6,7 +6,9 @@
 //   start():   resolve the model → [policy: request type, route, budget]
 //              → [cache lookup] → dispatch (retries, fallbacks) or [cascade]
 //   codec renders the Call's canonical bytes in its dialect, handing each one to
-//   observe() and the final usage to finish()
+//   observe() and the final usage to finish(), then co_awaits commit() before the
+//   response's last bytes (the ledger row is durable before a 200 completes) and, for a
+//   stream, appends trailers() to its terminating chunk
 //   finish():  [cache store] → [ledger row]
 //
 // A codec never needs to know whether an answer came from a cache, a buffered cascade
@@ -17,6 +19,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "backends/backend.h"
 #include "config/config.h"
@@ -24,11 +28,14 @@
 #include "core/error.h"
 #include "core/usage.h"
 #include "gateway/worker.h"
+#include "policies/policy.h"
 #include "router/dispatch.h"
+#include "router/ledger_record.h"
 
 namespace frugal::gateway {
 
 enum class Dialect { kOpenAi, kAnthropic };
+struct RouteState;  // gateway/routing.h
 const char* dialect_name(Dialect d);
 
 // How the response to the client ended.
@@ -65,6 +72,16 @@ class ChatExchange {
 
   const router::Target& target() const { return target_; }
 
+  // --- policy, cascade and ledger (defined in gateway/routing.cpp) ---
+  // Waits until this request's ledger row is written (durable against kill -9). Codecs
+  // call it after finish() and before the last bytes of a successful response.
+  boost::asio::awaitable<void> commit();
+  // Final cost figures as HTTP trailers for a stream (whose headers went out before
+  // the answering tier's usage was known). Valid after finish().
+  const std::vector<std::pair<std::string, std::string>>& trailers() const;
+  // The route's plan (cache settings included); null before start() or without a policy route.
+  const policies::RoutePlan* route_plan() const;
+
  private:
   Worker& w_;
   RequestContext& ctx_;
@@ -76,6 +93,17 @@ class ChatExchange {
   bool started_ = false;
   bool finished_ = false;
   Usage seen_usage_;
+
+  // --- policy, cascade and ledger (gateway/routing.cpp) ---
+  Result<void> route(ChatRequest& req);  // facts, request type, route, budget
+  boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> dispatch_routed(ChatRequest& req);
+  void observe_routed(std::string_view bytes);
+  void record(const Usage& usage, ExchangeEnd end);
+  // For the cache wiring: the answer comes from the cache (`usage` and `model` are the
+  // stored answer's); books cost 0 and the baseline of the stored usage.
+  void on_cache_hit(const Usage& usage, std::string model);
+  std::unique_ptr<RouteState> routing_;
+  router::CacheOutcome cache_outcome_ = router::CacheOutcome::kNone;  // set by the cache wiring
 };
 
 }  // namespace frugal::gateway

@@ -7,8 +7,10 @@
 
 #include "backends/engine/format/cli.h"
 #include "config/config.h"
+#include "gateway/costs_cli.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
+#include "gateway/snapshot.h"
 
 namespace {
 
@@ -21,7 +23,11 @@ Usage:
       Serve the OpenAI-compatible API. Without --config the built-in default config
       is used: listen on 127.0.0.1:8080, provider "openai" from OPENAI_BASE_URL
       (default https://api.openai.com/v1) and OPENAI_API_KEY, any model passed through.
-  frugal config check FILE     Validate a config file and exit (0 = valid).
+  frugal config check FILE     Validate a config file (and the policy it names) and exit
+                               (0 = valid).
+  frugal costs [--url URL | --data-dir DIR] [--from T] [--to T] [--group-by LIST] [--json]
+      Print the cost report (cost, baseline, savings by request type, model, key, ...)
+      of a running gateway (default http://127.0.0.1:8080) or of a data directory.
   frugal models inspect FILE   Print a GGUF file's metadata and tensor table.
   frugal tokenize MODEL.gguf   Read one JSON string per stdin line, print its token ids
                                (no BOS) as one JSON array per line.
@@ -29,7 +35,8 @@ Usage:
   frugal version               Print the version.
   frugal --help                This text.
 
-Signals (serve): SIGINT/SIGTERM stop gracefully; SIGHUP reloads the config file.
+Signals (serve): SIGINT/SIGTERM stop gracefully; SIGHUP reloads the config file and
+its policy (as do POST /admin/reload and any change of either file on disk).
 )";
 
 int usage_error(const std::string& msg) {
@@ -90,8 +97,17 @@ int cmd_config(const std::vector<std::string>& args) {
       std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
       return 1;
     }
-    std::printf("%s: valid (%zu providers, %zu model aliases)\n", args[1].c_str(), cfg->providers.size(),
+    auto policy = frugal::gateway::load_policy_for(*cfg);
+    if (!policy) {
+      std::fprintf(stderr, "%s\n", policy.error().message.c_str());
+      return 1;
+    }
+    std::printf("%s: valid (%zu providers, %zu model aliases", args[1].c_str(), cfg->providers.size(),
                 cfg->aliases.size());
+    if (*policy)
+      std::printf("; policy %s: %zu request types, %zu routes", cfg->policy_path.c_str(),
+                  (*policy)->request_types().size(), (*policy)->config().routes.size());
+    std::printf(")\n");
     return 0;
   }
   return usage_error("usage: frugal config check FILE | frugal config default");
@@ -113,6 +129,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "config") return cmd_config(args);
+  if (cmd == "costs") return frugal::gateway::costs_main(args, std::cout, std::cerr);
   if (cmd == "models") {
     if (args.size() != 2 || args[0] != "inspect") return usage_error("usage: frugal models inspect FILE.gguf");
     return frugal::engine::models_inspect_main(args[1], std::cout, std::cerr);

@@ -64,6 +64,7 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
   head += "x-request-id: " + ctx.request_id + "\r\n";
   for (const auto& [k, v] : ctx.headers) head += k + ": " + v + "\r\n";
   head += "x-frugal-overhead-us: " + std::to_string(ctx.overhead_us(mono_us())) + "\r\n";
+  head += "Trailer: x-frugal-cost-usd, x-frugal-savings-usd\r\n";  // the final figures
   head += ctx.keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
   if (!co_await write_raw(stream, head)) co_return false;
 
@@ -78,7 +79,8 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
       events.clear();
       sse.feed(bytes, [&](const SseEvent& ev) {
         if (ev.data == "[DONE]") {
-          saw_done = true;
+          saw_done = true;  // held back until the ledger row is written (below)
+          return;
         } else if (inspect_chunk(ev.data, usage) && !chat.include_usage) {
           return;  // usage-only chunk the client did not ask for
         }
@@ -106,7 +108,15 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
   frame.clear();
   const bool broke = !saw_done || call.failed() || sse.has_partial();
   ex.finish(usage, broke ? ExchangeEnd::kUpstreamBroke : ExchangeEnd::kComplete);
-  if (broke) {
+  if (!broke) {
+    // The stream looks complete to a client only once [DONE] arrives: by then its
+    // ledger row is durable.
+    co_await ex.commit();
+    static constexpr std::string_view kDone = "data: [DONE]\n\n";
+    hex_size(frame, kDone.size());
+    frame += kDone;
+    frame += "\r\n";
+  } else {
     const std::string why = call.failed() ? call.error() : sse.has_partial() ? "cut mid-event" : "ended without its terminator";
     log::warn("request " + ctx.request_id + ": upstream stream broke: " + why);
     Error e = make_error(ErrorKind::kUpstream, "The upstream stream was interrupted before completion (" + why + ").",
@@ -117,7 +127,9 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
     frame += "\r\n";
     ctx.keep_alive = false;
   }
-  frame += "0\r\n\r\n";
+  frame += "0\r\n";
+  for (const auto& [k, v] : ex.trailers()) frame += k + ": " + v + "\r\n";
+  frame += "\r\n";
   if (!co_await write_raw(stream, frame)) co_return false;
   co_return ctx.keep_alive;
 }
@@ -168,6 +180,7 @@ asio::awaitable<bool> handle_chat_completions(beast::tcp_stream& stream, Request
   std::string body = call->take_body();
   ex.observe(body);
   ex.finish(usage_of_completion(body), ExchangeEnd::kComplete);
+  co_await ex.commit();  // the ledger row is durable before the 200 goes out
   co_return co_await send_response(stream, call->status(), ctype.empty() ? "application/json" : ctype,
                                    std::move(body), ctx);
 }

@@ -10,6 +10,7 @@
 
 #include "core/ids.h"
 #include "core/json.h"
+#include "gateway/frugal_api.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
 #include "gateway/worker.h"
@@ -66,6 +67,8 @@ asio::awaitable<bool> route(beast::tcp_stream& stream, Request& req, RequestCont
     co_return co_await send_response(stream, ready ? 200 : 503, "application/json",
                                      ready ? R"({"status":"ready"})" : R"({"status":"not ready"})", ctx);
   }
+  if (path.rfind("/v1/frugal/", 0) == 0 || path.rfind("/admin/", 0) == 0)
+    co_return co_await handle_frugal_api(stream, req, ctx, w);
   Error e = make_error(ErrorKind::kNotFound, "Unknown request URL: " + std::string(req.method_string()) + " " +
                                                  std::string(path) + ".",
                        "", "unknown_url");

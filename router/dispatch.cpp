@@ -36,6 +36,11 @@ void DispatchControl::cancel() {
   if (backoff_) backoff_->cancel();
 }
 
+void DispatchControl::track(std::shared_ptr<backends::Call> call) {
+  current_ = std::move(call);
+  if (cancelled_ && current_) current_->cancel();
+}
+
 bool is_retriable_status(int status) {
   return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }

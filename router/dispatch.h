@@ -53,6 +53,9 @@ class DispatchControl {
  public:
   void cancel();
   bool cancelled() const { return cancelled_; }
+  // Makes cancel() also cancel `call` (a cascade tier being buffered after dispatch
+  // returned it); pass nullptr when done. Cancels it at once if already cancelled.
+  void track(std::shared_ptr<backends::Call> call);
 
  private:
   friend struct DispatchRun;

@@ -14,9 +14,24 @@
 //   no_done        end the stream cleanly but without "data: [DONE]"
 //   hang           never answer (for timeouts and disconnect tests)
 //   echo           reply with the received request body as the content
+//   usage          {"prompt": N, "completion": N, "cached": N} reported token counts
+//                  (default 12 / 7 / 0)
+//   logprobs       [lp, ...]: the content is split into that many tokens with these
+//                  log-probs; the runner-up alternative is `margin` (default 2.0) lower
+//   tokens         [{"t": "Yes", "lp": -0.1, "top": [["Yes", -0.1], ["No", -2.3]]}, ...]:
+//                  explicit tokens (the content is their concatenation) and alternatives
+//   models         {"<upstream model>": {script}}: applied over the rest for that model
+//                  only, so one request body can script every tier of a cascade
+// Log-probs are returned only when the request asks (logprobs: true), with
+// min(top_logprobs, alternatives) alternatives, as OpenAI does; a stream with scripted
+// tokens sends one chunk per token.
 // Models named no-such-* get the 404 model_not_found a real upstream sends.
-// GET /mock/stats → {"requests":N,"chat":N,"aborted":N}; POST /mock/reset zeroes it.
-// GET /mock/last_request → the last chat body received.
+// GET /mock/stats → {"requests":N,"chat":N,"aborted":N}; POST /mock/reset zeroes it and
+// the log. GET /mock/last_request → the last chat body received. GET /mock/log → a JSON
+// array of every chat body since the last reset (at most 10 000).
+// POST /mock/models {"<model>": {script}, ...} sets per-model scripts applied to every
+// request for that model (under the request's own `models` entry); for requests the
+// gateway builds itself, such as a cascade verifier's question. `{}` clears them.
 #include <simdjson.h>
 
 #include <atomic>
@@ -50,14 +65,28 @@ struct Stats {
   std::mutex mu;
   std::map<std::string, int64_t> fail_counts;
   std::string last_request;
+  std::vector<std::string> log;                   // chat bodies since the last reset
+  std::map<std::string, std::string> model_scripts;  // POST /mock/models
   std::string require_key;
 };
 Stats g_stats;
+
+struct Token {
+  std::string text;
+  double logprob = 0;
+  std::vector<std::pair<std::string, double>> top;  // alternatives, most likely first
+};
 
 struct Script {
   int64_t ttft_ms = 0, chunk_delay_ms = 0, chunks = 4, status = 0, fail_times = -1, cut_after = -1;
   bool no_done = false, hang = false, echo = false, stream = false, include_usage = false;
   std::string content = "Hello from the mock upstream.", key, retry_after, model = "mock-model";
+  int64_t prompt_tokens = 12, completion_tokens = 7, cached_tokens = 0;
+  std::vector<double> logprobs;  // shorthand: split the content into this many tokens
+  double margin = 2.0;
+  std::vector<Token> tokens;     // explicit tokens (wins over `logprobs`)
+  bool want_logprobs = false;    // the request asked for logprobs
+  int64_t top_logprobs = 0;
 };
 
 std::string escape(std::string_view s) {
@@ -82,19 +111,13 @@ std::string escape(std::string_view s) {
   return out;
 }
 
-Script parse_script(const std::string& body) {
-  Script s;
-  thread_local simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  if (parser.parse(body).get(root)) return s;
-  std::string_view sv;
-  if (!root["model"].get_string().get(sv)) s.model = sv;
-  bool b;
-  if (!root["stream"].get_bool().get(b)) s.stream = b;
-  if (!root["stream_options"]["include_usage"].get_bool().get(b)) s.include_usage = b;
-  simdjson::dom::element m;
-  if (root["mock"].get(m) || !m.is_object()) return s;
+// Applies one script object (the request's "mock", a per-model entry) onto `s`.
+void apply_script(simdjson::dom::element m, Script& s) {
+  if (!m.is_object()) return;
   int64_t v;
+  bool b;
+  double d;
+  std::string_view sv;
   if (!m["ttft_ms"].get_int64().get(v)) s.ttft_ms = v;
   if (!m["chunk_delay_ms"].get_int64().get(v)) s.chunk_delay_ms = v;
   if (!m["chunks"].get_int64().get(v)) s.chunks = std::max<int64_t>(1, v);
@@ -107,24 +130,146 @@ Script parse_script(const std::string& body) {
   if (!m["content"].get_string().get(sv)) s.content = sv;
   if (!m["key"].get_string().get(sv)) s.key = sv;
   if (!m["retry_after"].get_string().get(sv)) s.retry_after = sv;
+  if (!m["margin"].get_double().get(d)) s.margin = d;
+  simdjson::dom::element u;
+  if (!m["usage"].get(u) && u.is_object()) {
+    if (!u["prompt"].get_int64().get(v)) s.prompt_tokens = v;
+    if (!u["completion"].get_int64().get(v)) s.completion_tokens = v;
+    if (!u["cached"].get_int64().get(v)) s.cached_tokens = v;
+  }
+  simdjson::dom::array arr;
+  if (!m["logprobs"].get_array().get(arr)) {
+    s.logprobs.clear();
+    s.tokens.clear();
+    for (auto e : arr)
+      if (!e.get_double().get(d)) s.logprobs.push_back(d);
+  }
+  if (!m["tokens"].get_array().get(arr)) {
+    s.tokens.clear();
+    s.logprobs.clear();
+    for (auto e : arr) {
+      Token t;
+      if (!e["t"].get_string().get(sv)) t.text = sv;
+      if (!e["lp"].get_double().get(d)) t.logprob = d;
+      simdjson::dom::array top;
+      if (!e["top"].get_array().get(top)) {
+        for (auto alt : top) {
+          simdjson::dom::array pair;
+          std::string_view at;
+          double al;
+          if (alt.get_array().get(pair) || pair.size() != 2 || pair.at(0).get_string().get(at) ||
+              pair.at(1).get_double().get(al))
+            continue;
+          t.top.emplace_back(std::string(at), al);
+        }
+      }
+      s.tokens.push_back(std::move(t));
+    }
+    std::string content;
+    for (const auto& t : s.tokens) content += t.text;
+    s.content = content;
+  }
+}
+
+// Splits the content into the scripted tokens (`logprobs` shorthand) if needed.
+void finalize_tokens(Script& s) {
+  if (!s.tokens.empty() || s.logprobs.empty()) return;
+  const size_t n = s.logprobs.size();
+  const size_t piece = std::max<size_t>(1, (s.content.size() + n - 1) / n);
+  for (size_t i = 0; i < n; ++i) {
+    Token t;
+    t.text = i * piece < s.content.size() ? s.content.substr(i * piece, piece) : "";
+    t.logprob = s.logprobs[i];
+    t.top = {{t.text, t.logprob}, {"<alt>", t.logprob - s.margin}};
+    s.tokens.push_back(std::move(t));
+  }
+}
+
+Script parse_script(const std::string& body) {
+  Script s;
+  thread_local simdjson::dom::parser parser;
+  thread_local simdjson::dom::parser model_parser;
+  simdjson::dom::element root;
+  if (parser.parse(body).get(root)) return s;
+  std::string_view sv;
+  if (!root["model"].get_string().get(sv)) s.model = sv;
+  bool b;
+  if (!root["stream"].get_bool().get(b)) s.stream = b;
+  if (!root["stream_options"]["include_usage"].get_bool().get(b)) s.include_usage = b;
+  if (!root["logprobs"].get_bool().get(b)) s.want_logprobs = b;
+  int64_t v;
+  if (!root["top_logprobs"].get_int64().get(v)) s.top_logprobs = v;
+  simdjson::dom::element m;
+  const bool has_mock = !root["mock"].get(m) && m.is_object();
+  if (has_mock) apply_script(m, s);
+  std::string model_script;
+  {
+    std::lock_guard lock(g_stats.mu);
+    auto it = g_stats.model_scripts.find(s.model);
+    if (it != g_stats.model_scripts.end()) model_script = it->second;
+  }
+  simdjson::dom::element ms;
+  if (!model_script.empty() && !model_parser.parse(model_script).get(ms)) apply_script(ms, s);
+  simdjson::dom::element per_model;
+  if (has_mock && !m["models"][s.model].get(per_model)) apply_script(per_model, s);
   if (s.echo) s.content = body;
+  finalize_tokens(s);
   return s;
 }
 
-std::string usage_json() {
-  return R"({"prompt_tokens":12,"completion_tokens":7,"total_tokens":19,"prompt_tokens_details":{"cached_tokens":0}})";
+void token_entry(std::string& out, std::string_view text, double logprob) {
+  char num[40];
+  std::snprintf(num, sizeof num, "%.17g", logprob);
+  out += R"({"token":")" + escape(text) + R"(","logprob":)" + num + R"(,"bytes":[)";
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(static_cast<unsigned char>(text[i]));
+  }
+  out += "]";
+}
+
+// OpenAI's choices[].logprobs object for tokens [from, to).
+std::string logprobs_json(const Script& s, size_t from, size_t to) {
+  std::string out = R"({"content":[)";
+  for (size_t i = from; i < to; ++i) {
+    const Token& t = s.tokens[i];
+    if (i > from) out += ',';
+    token_entry(out, t.text, t.logprob);
+    out += R"(,"top_logprobs":[)";
+    const size_t n = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(0, s.top_logprobs)), t.top.size());
+    for (size_t k = 0; k < n; ++k) {
+      if (k) out += ',';
+      token_entry(out, t.top[k].first, t.top[k].second);
+      out += '}';
+    }
+    out += "]}";
+  }
+  out += R"(],"refusal":null})";
+  return out;
+}
+
+bool send_logprobs(const Script& s) { return s.want_logprobs && !s.tokens.empty(); }
+
+std::string usage_json(const Script& s) {
+  return R"({"prompt_tokens":)" + std::to_string(s.prompt_tokens) + R"(,"completion_tokens":)" +
+         std::to_string(s.completion_tokens) + R"(,"total_tokens":)" +
+         std::to_string(s.prompt_tokens + s.completion_tokens) + R"(,"prompt_tokens_details":{"cached_tokens":)" +
+         std::to_string(s.cached_tokens) + "}}";
 }
 
 std::string completion_body(const Script& s) {
   return R"({"id":"chatcmpl-mock","object":"chat.completion","created":1700000000,"model":")" + escape(s.model) +
          R"(","choices":[{"index":0,"message":{"role":"assistant","content":")" + escape(s.content) +
-         R"("},"finish_reason":"stop","logprobs":null}],"usage":)" + usage_json() + "}";
+         R"("},"finish_reason":"stop","logprobs":)" +
+         (send_logprobs(s) ? logprobs_json(s, 0, s.tokens.size()) : std::string("null")) + R"(}],"usage":)" +
+         usage_json(s) + "}";
 }
 
-std::string chunk(const Script& s, std::string_view delta_json, std::string_view finish) {
+std::string chunk(const Script& s, std::string_view delta_json, std::string_view finish,
+                  std::string_view logprobs = "null") {
   return R"(data: {"id":"chatcmpl-mock","object":"chat.completion.chunk","created":1700000000,"model":")" +
          escape(s.model) + R"(","choices":[{"index":0,"delta":)" + std::string(delta_json) +
-         R"(,"finish_reason":)" + std::string(finish) + "}]}\n\n";
+         R"(,"logprobs":)" + std::string(logprobs) + R"(,"finish_reason":)" + std::string(finish) + "}]}\n\n";
 }
 
 std::string error_body(int64_t status) {
@@ -187,6 +332,7 @@ asio::awaitable<bool> serve_chat(beast::tcp_stream& stream, http::request<http::
   {
     std::lock_guard lock(g_stats.mu);
     g_stats.last_request = req.body();
+    if (g_stats.log.size() < 10'000) g_stats.log.push_back(req.body());
   }
   if (s.hang) {
     // Wait until the client goes away.
@@ -228,13 +374,17 @@ asio::awaitable<bool> serve_chat(beast::tcp_stream& stream, http::request<http::
   head += frame(chunk(s, R"({"role":"assistant","content":""})", "null"));
   if (!co_await write_raw(stream, head)) co_return false;
   CloseWatch watch(stream.socket());
-  const size_t n = static_cast<size_t>(s.chunks);
+  // Scripted tokens: one chunk per token, carrying its log-probs when asked for.
+  const bool by_token = !s.tokens.empty();
+  const size_t n = by_token ? s.tokens.size() : static_cast<size_t>(s.chunks);
   const size_t piece = (s.content.size() + n - 1) / n;
   for (size_t i = 0; i < n; ++i) {
     co_await sleep_ms(s.chunk_delay_ms);
     if (watch.closed()) co_return false;
-    const std::string text = i * piece < s.content.size() ? s.content.substr(i * piece, piece) : "";
-    std::string ev = chunk(s, R"({"content":")" + escape(text) + "\"}", "null");
+    const std::string text = by_token ? s.tokens[i].text
+                             : i * piece < s.content.size() ? s.content.substr(i * piece, piece) : "";
+    std::string ev = chunk(s, R"({"content":")" + escape(text) + "\"}", "null",
+                           send_logprobs(s) ? logprobs_json(s, i, i + 1) : std::string("null"));
     if (s.cut_after >= 0 && static_cast<int64_t>(i) == s.cut_after) {
       // Half an event, then the connection drops.
       co_await write_raw(stream, frame(ev.substr(0, ev.size() / 2)));
@@ -245,7 +395,7 @@ asio::awaitable<bool> serve_chat(beast::tcp_stream& stream, http::request<http::
   std::string tail = frame(chunk(s, "{}", "\"stop\""));
   if (s.include_usage)
     tail += frame(R"(data: {"id":"chatcmpl-mock","object":"chat.completion.chunk","created":1700000000,"model":")" +
-                  escape(s.model) + R"(","choices":[],"usage":)" + usage_json() + "}\n\n");
+                  escape(s.model) + R"(","choices":[],"usage":)" + usage_json(s) + "}\n\n");
   if (!s.no_done) tail += frame("data: [DONE]\n\n");
   tail += "0\r\n\r\n";
   if (!co_await write_raw(stream, tail)) co_return false;
@@ -287,8 +437,30 @@ asio::awaitable<void> session(tcp::socket socket) {
       {
         std::lock_guard lock(g_stats.mu);
         g_stats.fail_counts.clear();
+        g_stats.log.clear();
       }
       keep = co_await reply(200, "{}");
+    } else if (target == "/mock/log") {
+      std::string body = "[";
+      {
+        std::lock_guard lock(g_stats.mu);
+        for (size_t i = 0; i < g_stats.log.size(); ++i) body += (i ? "," : "") + g_stats.log[i];
+      }
+      body += "]";
+      keep = co_await reply(200, std::move(body));
+    } else if (target == "/mock/models") {
+      simdjson::dom::parser p;
+      simdjson::dom::object obj;
+      if (p.parse(req.body()).get_object().get(obj)) {
+        keep = co_await reply(400, R"({"error":{"message":"expected a JSON object","type":"invalid_request_error","param":null,"code":null}})");
+      } else {
+        {
+          std::lock_guard lock(g_stats.mu);
+          g_stats.model_scripts.clear();
+          for (auto [k, v] : obj) g_stats.model_scripts[std::string(k)] = simdjson::minify(v);
+        }
+        keep = co_await reply(200, "{}");
+      }
     } else if (target == "/mock/last_request") {
       std::string body;
       {
