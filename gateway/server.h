@@ -4,6 +4,9 @@
 // transfers live on one thread and need no locks. Shared state is the config snapshot
 // (atomically swapped on reload) and a few counters.
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -16,6 +19,7 @@
 namespace frugal::cache {
 class Store;
 class ExactCache;
+class SingleFlight;
 }  // namespace frugal::cache
 namespace frugal::router {
 class Ledger;
@@ -53,6 +57,12 @@ class Server {
   cache::Store& store() { return *store_; }
   cache::ExactCache& cache() { return *cache_; }
   router::Ledger& ledger() { return *ledger_; }
+  cache::SingleFlight& flights() { return *flights_; }
+
+  // Runs blocking work (RocksDB scans, flushes) off the I/O threads; `done` is posted
+  // back to `io` with the result.
+  void run_blocking(boost::asio::io_context& io, std::function<std::string()> work,
+                    std::function<void(std::string)> done);
 
  private:
   Result<void> open_data(const config::GatewayConfig& cfg);
@@ -61,6 +71,8 @@ class Server {
   std::shared_ptr<cache::Store> store_;
   std::unique_ptr<cache::ExactCache> cache_;
   std::unique_ptr<router::Ledger> ledger_;
+  std::unique_ptr<cache::SingleFlight> flights_;
+  std::unique_ptr<boost::asio::thread_pool> blocking_;
   std::string config_path_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;

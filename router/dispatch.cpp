@@ -34,6 +34,7 @@ void DispatchControl::cancel() {
   cancelled_ = true;
   if (current_) current_->cancel();
   if (backoff_) backoff_->cancel();
+  if (waiter_) waiter_->cancel();
 }
 
 bool is_retriable_status(int status) {

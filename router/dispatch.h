@@ -53,12 +53,15 @@ class DispatchControl {
  public:
   void cancel();
   bool cancelled() const { return cancelled_; }
+  // A timer that cancel() cancels too (e.g. waiting on another request's answer).
+  void set_waiter(boost::asio::steady_timer* t) { waiter_ = t; }
 
  private:
   friend struct DispatchRun;
   bool cancelled_ = false;
   std::shared_ptr<backends::Call> current_;
   boost::asio::steady_timer* backoff_ = nullptr;
+  boost::asio::steady_timer* waiter_ = nullptr;
 };
 
 struct DispatchResult {
