@@ -149,10 +149,21 @@ GatewayConfig parse_root(const YamlNode& root, const std::string& source) {
       a.name = name;
       if (node.is_sequence()) {
         for (const auto& item : node.items()) a.targets.push_back(parse_target(item, cfg));
-      } else {
+      } else if (node.is_scalar() || !node.child("replicas")) {
         a.targets.push_back(parse_target(node, cfg));
+      } else {
+        node.allow_keys({"replicas", "fallbacks", "load_slack"});
+        const YamlNode reps = node.required("replicas");
+        for (const auto& item : reps.items()) a.replicas.push_back(parse_target(item, cfg));
+        if (a.replicas.size() < 2) reps.fail("replicas needs at least two targets");
+        if (auto f = node.child("fallbacks"))
+          for (const auto& item : f->items()) a.targets.push_back(parse_target(item, cfg));
+        if (auto e = node.child("load_slack")) {
+          a.replica_load_slack = e->as_double();
+          if (a.replica_load_slack <= 0 || a.replica_load_slack > 10) e->fail("expected a number in (0, 10]");
+        }
       }
-      if (a.targets.empty()) node.fail("a model needs at least one target");
+      if (a.targets.empty() && a.replicas.empty()) node.fail("a model needs at least one target");
       cfg.aliases.push_back(std::move(a));
     }
   }

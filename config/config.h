@@ -47,6 +47,11 @@ struct ModelTarget {
 struct ModelAlias {
   std::string name;
   std::vector<ModelTarget> targets;
+  // Interchangeable replicas of one model (e.g. several vLLM servers): a request goes
+  // to the replica its prompt prefix hashes to (warm KV / prompt cache), under a load
+  // bound; the other replicas are its fallbacks. Empty: `targets` in order.
+  std::vector<ModelTarget> replicas;
+  double replica_load_slack = 0.25;  // epsilon of consistent hashing with bounded loads
 };
 
 // Model names that are not aliases go to the first rule whose prefix matches, with

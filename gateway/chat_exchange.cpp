@@ -2,7 +2,11 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+
 #include "cache/hash.h"
+#include "cache/prefix.h"
+#include "cache/replica_picker.h"
 #include "core/ids.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
@@ -29,6 +33,7 @@ std::string tenant_id_of_key(std::string_view key) {
 
 ChatExchange::~ChatExchange() {
   if (started_ && !finished_) finish(seen_usage_, ExchangeEnd::kClientGone);
+  if (picker_) picker_->release(replica_);
 }
 
 boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::start(ChatRequest& req) {
@@ -38,6 +43,19 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::st
   started_ = true;
   const std::string route = req.model;
   if (auto hit = co_await cache_lookup(req, route, targets->front())) co_return hit;
+
+  if (const config::ModelAlias* alias = router::find_alias(*cfg_, req.model); alias && !alias->replicas.empty()) {
+    // Requests sharing a prompt prefix go to the same replica (its KV / prompt cache is
+    // warm) unless it is over its share; the other replicas follow as fallbacks.
+    picker_ = w_.server.replica_picker(*alias);
+    if (auto pick = picker_->pick_and_acquire(cache::prefix_hash(req, route))) {
+      replica_ = *pick;
+      std::rotate(targets->begin(), targets->begin() + static_cast<std::ptrdiff_t>(replica_),
+                  targets->begin() + static_cast<std::ptrdiff_t>(alias->replicas.size()));
+    } else {
+      picker_.reset();
+    }
+  }
 
   const int64_t dispatch_start = mono_us();
   router::DispatchResult r = co_await router::dispatch_chat(w_, *targets, req, control_);
@@ -62,6 +80,8 @@ void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
   if (finished_) return;
   finished_ = true;
   seen_usage_ = usage;
+  if (picker_) picker_->release(replica_);
+  picker_.reset();
   cache_finish(usage, end);
 }
 

@@ -27,6 +27,10 @@
 #include "router/dispatch.h"
 #include "router/ledger.h"
 
+namespace frugal::cache {
+class ReplicaPicker;
+}
+
 namespace frugal::gateway {
 
 enum class Dialect { kOpenAi, kAnthropic };
@@ -89,6 +93,9 @@ class ChatExchange {
   void cache_finish(const Usage& usage, ExchangeEnd end);
   std::shared_ptr<CacheState> cache_;  // shared_ptr: CacheState is defined in its own file
   router::CacheOutcome cache_outcome_ = router::CacheOutcome::kNone;
+  // Replica affinity: the picker and replica this request holds a load slot on.
+  std::shared_ptr<cache::ReplicaPicker> picker_;
+  size_t replica_ = 0;
   Usage cache_saved_usage_;
   std::string tenant_;
 

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <thread>
 
 #include "tests/support/process.h"
@@ -326,4 +328,69 @@ TEST_CASE("kill -9 during write-heavy load: no torn entry is served and the cach
   // And it still works: a new entry is stored and hit.
   CHECK(e.chat(body("after-crash")).header("x-frugal-cache") == "miss");
   CHECK(e.chat(body("after-crash")).header("x-frugal-cache") == "hit");
+}
+
+TEST_CASE("replica affinity: requests sharing a prompt prefix go to the same replica, under a load bound") {
+  const auto dir = std::filesystem::temp_directory_path() / ("frugal-replica-it-" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::vector<std::unique_ptr<Child>> mocks;
+  std::vector<std::string> urls;
+  std::string providers;
+  for (int i = 0; i < 3; ++i) {
+    mocks.push_back(std::make_unique<Child>(std::vector<std::string>{MOCK_UPSTREAM_BIN}));
+    urls.push_back("http://127.0.0.1:" + mocks.back()->wait_for("PORT=(\\d+)"));
+    providers += "  r" + std::to_string(i) + ": { kind: openai, base_url: " + urls.back() + "/v1 }\n";
+  }
+  std::ofstream(dir / "frugal.yaml") << "data_dir: " + (dir / "data").string() + R"(
+server: { listen: ["127.0.0.1:0"], threads: 2 }
+cache: { enabled: false }
+providers:
+)" + providers + R"(
+models:
+  llama:
+    replicas: [r0/llama, r1/llama, r2/llama]
+)";
+  Child gw({FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
+  const std::string url = "http://127.0.0.1:" + gw.wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
+  auto chat = [&](const std::string& system, const std::string& user, const std::string& mock = "{}") {
+    return request("POST", url + "/v1/chat/completions",
+                   R"({"model":"llama","messages":[{"role":"system","content":")" + system +
+                       R"("},{"role":"user","content":")" + user + R"("}],"mock":)" + mock + "}");
+  };
+  auto served = [&](int i) {
+    simdjson::dom::parser p;
+    return p.parse(request("GET", urls[i] + "/mock/stats").body)["chat"].get_int64().value();
+  };
+
+  // Sequential requests: each system prompt sticks to one replica whatever the user turn.
+  std::map<std::string, std::set<std::string>> replicas_of;
+  std::set<std::string> used;
+  for (int round = 0; round < 5; ++round) {
+    for (int s = 0; s < 8; ++s) {
+      auto r = chat("You are assistant number " + std::to_string(s) + ".", "question " + std::to_string(round));
+      REQUIRE(r.status == 200);
+      replicas_of[std::to_string(s)].insert(r.header("x-frugal-provider"));
+      used.insert(r.header("x-frugal-provider"));
+    }
+  }
+  for (const auto& [s, reps] : replicas_of) CHECK_MESSAGE(reps.size() == 1, "system prompt " << s);
+  CHECK(used.size() >= 2);  // 8 prefixes over 3 replicas do not all land on one
+  CHECK(served(0) + served(1) + served(2) == 40);
+
+  // 12 concurrent requests with one prefix: the load bound spreads them;
+  // capacity = ceil(1.25 * (load + 1) / 3) never exceeds 5 here.
+  int64_t before[3] = {served(0), served(1), served(2)};
+  std::vector<std::thread> ts;
+  std::vector<Response> rs(12);
+  for (int i = 0; i < 12; ++i)
+    ts.emplace_back([&, i] { rs[i] = chat("Hot prefix", "q" + std::to_string(i), R"({"ttft_ms":300})"); });
+  for (auto& t : ts) t.join();
+  int64_t max_share = 0;
+  for (int i = 0; i < 3; ++i) max_share = std::max(max_share, served(i) - before[i]);
+  for (const auto& r : rs) CHECK(r.status == 200);
+  CHECK(max_share <= 5);
+  CHECK(max_share >= 4);  // and it still prefers the prefix's replica up to the bound
+  gw.stop();
+  std::filesystem::remove_all(dir);
 }
