@@ -73,6 +73,7 @@ struct ChatRequest {
 
   // The parsed document; valid while the parser that produced it is alive and unused.
   simdjson::dom::object root;
+  bool has_root = false;  // false for requests built by hand (no document to consult)
 };
 
 // Validates an OpenAI /v1/chat/completions body. Errors are kInvalidRequest with

@@ -2,6 +2,11 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+
+#include "cache/hash.h"
+#include "cache/prefix.h"
+#include "cache/replica_picker.h"
 #include "core/ids.h"
 #include "gateway/log.h"
 #include "gateway/routing.h"
@@ -15,29 +20,75 @@ ChatExchange::ChatExchange(Worker& worker, RequestContext& ctx, const Request& h
     : w_(worker), ctx_(ctx), http_(http), dialect_(dialect),
       routing_(std::make_unique<RouteState>(worker.server.snapshot())) {
   cfg_ = routing_->snap->cfg;  // config and policy from one snapshot
+  std::string_view key;
+  if (auto it = http.find(boost::beast::http::field::authorization); it != http.end()) {
+    key = it->value();
+    if (key.rfind("Bearer ", 0) == 0) key.remove_prefix(7);
+  } else if (auto x = http.find("x-api-key"); x != http.end()) {
+    key = x->value();
+  }
+  tenant_ = tenant_id_of_key(key);
+}
+
+std::string tenant_id_of_key(std::string_view key) {
+  return key.empty() ? std::string() : "k" + cache::hash128(key, 0x66727567616cull).to_hex().substr(0, 16);
 }
 
 ChatExchange::~ChatExchange() {
   if (started_ && !finished_) finish(seen_usage_, ExchangeEnd::kClientGone);
+  if (picker_) picker_->release(replica_);
 }
 
 boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::start(ChatRequest& req) {
+  // Policy: request type, route, budget (gateway/routing.cpp).
   if (auto routed = route(req); !routed) co_return std::move(routed).error();
+  auto targets = first_targets(req);
+  if (!targets) co_return targets.error();
 
   started_ = true;
-  auto call = co_await dispatch_routed(req);
-  // A request that failed after reaching the upstreams still gets its ledger row.
-  if (!call) finish(Usage{}, call.error().kind == ErrorKind::kCancelled ? ExchangeEnd::kClientGone
-                                                                         : ExchangeEnd::kUpstreamError);
+  if (auto hit = co_await cache_lookup(req, cache_route(req), cache_target(targets->front()))) {
+    on_cache_hit();
+    co_return hit;
+  }
+
+  const config::ModelAlias* alias = route_plan() ? nullptr : router::find_alias(*cfg_, req.model);
+  if (alias && !alias->replicas.empty()) {
+    // Requests sharing a prompt prefix go to the same replica (its KV / prompt cache is
+    // warm) unless it is over its share; the other replicas follow as fallbacks.
+    picker_ = w_.server.replica_picker(*alias);
+    if (auto pick = picker_->pick_and_acquire(cache::prefix_hash(req, req.model))) {
+      replica_ = *pick;
+      std::rotate(targets->begin(), targets->begin() + static_cast<std::ptrdiff_t>(replica_),
+                  targets->begin() + static_cast<std::ptrdiff_t>(alias->replicas.size()));
+    } else {
+      picker_.reset();
+    }
+  }
+
+  // The cascade, or the one model (gateway/routing.cpp).
+  auto call = co_await dispatch_routed(req, *targets);
+  if (!call) {
+    // A request that failed after reaching the upstreams still gets its ledger row.
+    finish(Usage{}, call.error().kind == ErrorKind::kCancelled ? ExchangeEnd::kClientGone
+                                                              : ExchangeEnd::kUpstreamError);
+    co_return call;
+  }
+  cache_started(**call);
   co_return call;
 }
 
-void ChatExchange::observe(std::string_view bytes) { observe_routed(bytes); }
+void ChatExchange::observe(std::string_view bytes) {
+  cache_observe(bytes);
+  observe_routed(bytes);
+}
 
 void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
   if (finished_) return;
   finished_ = true;
   seen_usage_ = usage;
+  if (picker_) picker_->release(replica_);
+  picker_.reset();
+  cache_finish(usage, end);
   record(usage, end);
 }
 

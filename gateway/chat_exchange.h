@@ -32,10 +32,17 @@
 #include "router/dispatch.h"
 #include "router/ledger_record.h"
 
+namespace frugal::cache {
+class ReplicaPicker;
+}
+
 namespace frugal::gateway {
 
 enum class Dialect { kOpenAi, kAnthropic };
 struct RouteState;  // gateway/routing.h
+
+// The tenant id of an API key: a stable, non-reversible hash ("" for no key).
+std::string tenant_id_of_key(std::string_view api_key);
 const char* dialect_name(Dialect d);
 
 // How the response to the client ended.
@@ -72,6 +79,13 @@ class ChatExchange {
 
   const router::Target& target() const { return target_; }
 
+  // The exact cache's verdict for this request, and on a hit the usage the original
+  // answer consumed (what the hit saved).
+  router::CacheOutcome cache_outcome() const { return cache_outcome_; }
+  const Usage& cache_saved_usage() const { return cache_saved_usage_; }
+  // A stable, non-reversible id of the client's API key ("" without one).
+  const std::string& tenant() const { return tenant_; }
+
   // --- policy, cascade and ledger (defined in gateway/routing.cpp) ---
   // Waits until this request's ledger row is written (durable against kill -9). Codecs
   // call it after finish() and before the last bytes of a successful response.
@@ -83,6 +97,24 @@ class ChatExchange {
   const policies::RoutePlan* route_plan() const;
 
  private:
+  // --- exact cache (gateway/chat_exchange_cache.cpp) ---
+  struct CacheState;
+  // Decides cacheability and looks the request up; a hit (or a single-flight
+  // follower's answer) comes back as a replay call, a miss as null.
+  boost::asio::awaitable<std::shared_ptr<backends::Call>> cache_lookup(const ChatRequest& req,
+                                                                       const std::string& route,
+                                                                       const router::Target& target);
+  void cache_started(const backends::Call& call);
+  void cache_observe(std::string_view bytes);
+  void cache_finish(const Usage& usage, ExchangeEnd end);
+  std::shared_ptr<CacheState> cache_;  // shared_ptr: CacheState is defined in its own file
+  router::CacheOutcome cache_outcome_ = router::CacheOutcome::kNone;
+  // Replica affinity: the picker and replica this request holds a load slot on.
+  std::shared_ptr<cache::ReplicaPicker> picker_;
+  size_t replica_ = 0;
+  Usage cache_saved_usage_;
+  std::string tenant_;
+
   Worker& w_;
   RequestContext& ctx_;
   const Request& http_;
@@ -96,14 +128,19 @@ class ChatExchange {
 
   // --- policy, cascade and ledger (gateway/routing.cpp) ---
   Result<void> route(ChatRequest& req);  // facts, request type, route, budget
-  boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> dispatch_routed(ChatRequest& req);
+  // The targets of the route's first tier, or of the requested model when no route applies.
+  Result<std::vector<router::Target>> first_targets(const ChatRequest& req) const;
+  // What the exact cache keys this request under: the route (or requested model) and
+  // a target naming every tier of the route.
+  std::string cache_route(const ChatRequest& req) const;
+  router::Target cache_target(const router::Target& first) const;
+  boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> dispatch_routed(
+      ChatRequest& req, const std::vector<router::Target>& first_targets);
   void observe_routed(std::string_view bytes);
   void record(const Usage& usage, ExchangeEnd end);
-  // For the cache wiring: the answer comes from the cache (`usage` and `model` are the
-  // stored answer's); books cost 0 and the baseline of the stored usage.
-  void on_cache_hit(const Usage& usage, std::string model);
+  // After a cache hit: books cost 0 and the baseline of cache_saved_usage_.
+  void on_cache_hit();
   std::unique_ptr<RouteState> routing_;
-  router::CacheOutcome cache_outcome_ = router::CacheOutcome::kNone;  // set by the cache wiring
 };
 
 }  // namespace frugal::gateway

@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 
+#include <cstdlib>
+
 #include "core/ids.h"
 #include "gateway/frugal_api.h"
 #include "router/costs.h"
@@ -12,8 +14,10 @@ namespace frugal::gateway {
 namespace {
 
 constexpr const char* kCostsUsage =
-    "usage: frugal costs [--url URL | --data-dir DIR] [--from T] [--to T] [--group-by LIST] [--json]\n"
+    "usage: frugal costs [--url URL [--token T] | --data-dir DIR] [--from T] [--to T] [--group-by LIST] [--json]\n"
     "  --url URL         a running gateway (default http://127.0.0.1:8080)\n"
+    "  --token T         its admin_token (default: $FRUGAL_ADMIN_TOKEN; none needed over loopback\n"
+    "                    when the gateway has no admin_token)\n"
     "  --data-dir DIR    read the gateway's data directory instead (read-only)\n"
     "  --from T, --to T  Unix seconds, 2024-05-01, 2024-05-01T13:00:00Z, now, -24h, -7d\n"
     "                    (default: the last 24 hours)\n"
@@ -41,8 +45,8 @@ size_t collect(char* data, size_t size, size_t n, void* out) {
   return size * n;
 }
 
-int from_url(const std::string& url, const std::string& from, const std::string& to, const std::string& group_by,
-             bool json, std::ostream& out, std::ostream& err) {
+int from_url(const std::string& url, const std::string& token, const std::string& from, const std::string& to,
+             const std::string& group_by, bool json, std::ostream& out, std::ostream& err) {
   std::string target = url;
   while (!target.empty() && target.back() == '/') target.pop_back();
   target += "/v1/frugal/costs?group_by=" + escape_query(group_by) + "&format=" + (json ? "json" : "table");
@@ -54,6 +58,9 @@ int from_url(const std::string& url, const std::string& from, const std::string&
     return 1;
   }
   std::string body;
+  curl_slist* headers = nullptr;
+  if (!token.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + token).c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(c, CURLOPT_URL, target.c_str());
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
@@ -62,6 +69,7 @@ int from_url(const std::string& url, const std::string& from, const std::string&
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(c);
+  curl_slist_free_all(headers);
   if (rc != CURLE_OK) {
     err << "frugal costs: cannot reach " << url << ": " << curl_easy_strerror(rc)
         << " (is the gateway running? or use --data-dir)\n";
@@ -119,7 +127,8 @@ int from_data_dir(const std::string& dir, const std::string& from, const std::st
 }  // namespace
 
 int costs_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  std::string url, data_dir, from, to, group_by = "request_type,model";
+  std::string url, token, data_dir, from, to, group_by = "request_type,model";
+  if (const char* t = std::getenv("FRUGAL_ADMIN_TOKEN")) token = t;
   bool json = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -130,6 +139,7 @@ int costs_main(const std::vector<std::string>& args, std::ostream& out, std::ost
     };
     bool ok = true;
     if (a == "--url") ok = value(url);
+    else if (a == "--token") ok = value(token);
     else if (a == "--data-dir") ok = value(data_dir);
     else if (a == "--from") ok = value(from);
     else if (a == "--to") ok = value(to);
@@ -152,7 +162,7 @@ int costs_main(const std::vector<std::string>& args, std::ostream& out, std::ost
     return 2;
   }
   if (!data_dir.empty()) return from_data_dir(data_dir, from, to, group_by, json, out, err);
-  return from_url(url.empty() ? "http://127.0.0.1:8080" : url, from, to, group_by, json, out, err);
+  return from_url(url.empty() ? "http://127.0.0.1:8080" : url, token, from, to, group_by, json, out, err);
 }
 
 }  // namespace frugal::gateway

@@ -2,13 +2,10 @@
 // See gateway/routing.h for the shape and gateway/chat_exchange.h for the contract.
 #include "gateway/routing.h"
 
-#include <strings.h>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "cache/hash.h"
 #include "core/ids.h"
 #include "core/sse.h"
 #include "gateway/chat_exchange.h"
@@ -23,7 +20,9 @@ namespace {
 
 // A live tier's answer beyond this is not kept for scoring its rule at the end.
 constexpr size_t kMaxScoredLiveBytes = 4u << 20;
-constexpr uint64_t kKeyIdSeed = 0x66727567616c6b31ULL;  // "frugalk1"
+// What the ledger books a cache hit's request to (it costs nothing; its baseline is
+// what the route's reference model would have charged for the stored answer).
+constexpr const char* kCacheModel = "(cache)";
 
 void set_header(RequestContext& ctx, std::string_view name, std::string value) {
   for (auto& [k, v] : ctx.headers) {
@@ -33,10 +32,6 @@ void set_header(RequestContext& ctx, std::string_view name, std::string value) {
     }
   }
   ctx.headers.emplace_back(std::string(name), std::move(value));
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
 std::string lowercase(std::string_view s) {
@@ -70,29 +65,14 @@ Money baseline_of(const RouteState& rs, const Usage& answer_usage, Money cost, b
 
 }  // namespace
 
-std::string key_id_of(std::string_view authorization, std::string_view x_api_key) {
-  std::string_view key = trim(x_api_key);
-  if (!trim(authorization).empty()) {
-    key = trim(authorization);
-    if (key.size() > 7 && iequals(key.substr(0, 7), "bearer ")) key = trim(key.substr(7));
-  }
-  if (key.empty()) return {};
-  return "key-" + cache::hash128(key, kKeyIdSeed).to_hex().substr(0, 12);
-}
-
 Result<void> ChatExchange::route(ChatRequest& req) {
   RouteState& rs = *routing_;
   rs.wall_start_us = wall_us() - (mono_us() - ctx_.start_us);
   rs.client_stream = req.stream;
 
-  std::string_view auth, api_key, team_header;
-  for (const auto& f : http_) {
-    const std::string_view name = f.name_string();
-    if (iequals(name, "authorization")) auth = f.value();
-    else if (iequals(name, "x-api-key")) api_key = f.value();
-    else if (iequals(name, "x-frugal-team")) team_header = trim(f.value());
-  }
-  rs.key_id = key_id_of(auth, api_key);
+  std::string_view team_header;
+  if (auto it = http_.find("x-frugal-team"); it != http_.end()) team_header = trim(it->value());
+  rs.key_id = tenant_;
   const auto team = cfg_->key_teams.find(rs.key_id);
   rs.team = team != cfg_->key_teams.end() ? team->second : std::string(team_header);
 
@@ -159,11 +139,31 @@ Result<void> ChatExchange::route(ChatRequest& req) {
   return {};
 }
 
-boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::dispatch_routed(ChatRequest& req) {
+Result<std::vector<router::Target>> ChatExchange::first_targets(const ChatRequest&) const {
+  return router::resolve_model(*cfg_, routing_->plan->tiers.front().model);
+}
+
+std::string ChatExchange::cache_route(const ChatRequest& req) const {
+  return route_plan() ? routing_->route_name : req.model;
+}
+
+router::Target ChatExchange::cache_target(const router::Target& first) const {
+  const policies::RoutePlan* plan = route_plan();
+  if (!plan) return first;
+  // Keyed by the whole cascade: a policy that changes the tiers starts a new key space.
+  router::Target t = first;
+  t.model.clear();
+  for (const auto& tier : plan->tiers) t.model += (t.model.empty() ? "" : ">") + tier.model;
+  return t;
+}
+
+boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::dispatch_routed(
+    ChatRequest& req, const std::vector<router::Target>& first_targets) {
   RouteState& rs = *routing_;
   const policies::CompiledPolicy* policy = rs.snap->policy.get();
   router::CascadeInput in;
   in.cfg = cfg_.get();
+  in.first_targets = &first_targets;
   in.plan = rs.plan;
   in.prices = policy ? &policy->prices() : nullptr;
   in.req = &req;
@@ -215,12 +215,11 @@ void ChatExchange::observe_routed(std::string_view bytes) {
   rs.live_bytes.append(bytes);
 }
 
-void ChatExchange::on_cache_hit(const Usage& usage, std::string model) {
+void ChatExchange::on_cache_hit() {
   RouteState& rs = *routing_;
-  cache_outcome_ = router::CacheOutcome::kHit;
-  rs.cache_model = std::move(model);
+  rs.cache_model = kCacheModel;
   set_header(ctx_, "x-frugal-cost-usd", Money{}.to_usd_string());
-  set_header(ctx_, "x-frugal-savings-usd", baseline_of(rs, usage, Money{}, true).to_usd_string());
+  set_header(ctx_, "x-frugal-savings-usd", baseline_of(rs, cache_saved_usage_, Money{}, true).to_usd_string());
   set_header(ctx_, "x-frugal-cost-final", "true");
 }
 
@@ -252,7 +251,7 @@ void ChatExchange::record(const Usage& usage, ExchangeEnd end) {
 
   if (cache_hit) {
     answered = true;
-    answer_usage = usage;
+    answer_usage = cache_saved_usage_;  // what the stored answer consumed (the cost avoided)
     r.answer_model = rs.cache_model;
   } else if (o.live && o.call) {
     const policies::PlannedTier& tier = rs.plan->tiers[static_cast<size_t>(o.answer_tier)];

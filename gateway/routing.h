@@ -37,7 +37,7 @@ struct RouteState {
   std::string route_name = "passthrough";
   const policies::RoutePlan* plan = nullptr;  // the policy's route, or &passthrough
   policies::RoutePlan passthrough;            // one live tier: the requested model
-  std::string key_id;
+  std::string key_id;  // the exchange's tenant id (a hash of the API key; "" without one)
   std::string team;
   policies::ChatFacts chat_facts;
   bool client_stream = false;
@@ -49,16 +49,12 @@ struct RouteState {
   bool keep_live_bytes = false;  // its rule is scored at the end, for the ledger
   std::string live_bytes;
 
-  // Set by on_cache_hit().
+  // Set by on_cache_hit(): the ledger books the request to this pseudo-model.
   std::string cache_model;
 
   bool recorded = false;
   std::shared_ptr<CommitSignal> commit;
   std::vector<std::pair<std::string, std::string>> trailers;
 };
-
-// "key-" + 12 hex digits of a hash of the credential in `Authorization: Bearer K` or
-// `x-api-key: K`; "" when neither is present. The key itself is never stored.
-std::string key_id_of(std::string_view authorization, std::string_view x_api_key);
 
 }  // namespace frugal::gateway

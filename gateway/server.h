@@ -10,9 +10,12 @@
 // config, budgets carried over or rebuilt) before one atomic store publishes it; on any
 // error nothing changes and the error says where (file:line:col, key, what).
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -26,7 +29,8 @@
 namespace frugal::cache {
 class Store;
 class ExactCache;
-class BlockingPool;
+class SingleFlight;
+class ReplicaPicker;
 }  // namespace frugal::cache
 namespace frugal::router {
 class Ledger;
@@ -76,6 +80,15 @@ class Server {
   cache::Store& store() { return *store_; }
   cache::ExactCache& cache() { return *cache_; }
   router::Ledger& ledger() { return *ledger_; }
+  cache::SingleFlight& flights() { return *flights_; }
+  // The prefix-affinity picker of an alias with replicas (shared by all workers;
+  // recreated when the alias's replica list changes).
+  std::shared_ptr<cache::ReplicaPicker> replica_picker(const config::ModelAlias& alias);
+
+  // Runs blocking work (RocksDB scans, flushes) off the I/O threads; `done` is posted
+  // back to `io` with the result.
+  void run_blocking(boost::asio::io_context& io, std::function<std::string()> work,
+                    std::function<void(std::string)> done);
 
  private:
   Result<void> open_data(const config::GatewayConfig& cfg);
@@ -83,7 +96,6 @@ class Server {
 
   std::atomic<std::shared_ptr<const Snapshot>> snap_;
   std::mutex reload_mu_;
-  std::unique_ptr<cache::BlockingPool> blocking_;
   std::thread watcher_;
   std::mutex watch_mu_;
   std::condition_variable watch_cv_;
@@ -94,6 +106,14 @@ class Server {
   std::shared_ptr<cache::Store> store_;
   std::unique_ptr<cache::ExactCache> cache_;
   std::unique_ptr<router::Ledger> ledger_;
+  std::unique_ptr<cache::SingleFlight> flights_;
+  std::mutex pickers_mu_;
+  struct PickerEntry {
+    std::vector<std::string> names;
+    std::shared_ptr<cache::ReplicaPicker> picker;
+  };
+  std::map<std::string, PickerEntry> pickers_;
+  std::unique_ptr<boost::asio::thread_pool> blocking_;
   std::string config_path_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;

@@ -216,7 +216,8 @@ asio::awaitable<void> CascadeRun::run() {
     const policies::PlannedTier& tier = plan.tiers[i];
     const bool buffered = !tier.last && !first_tier_mode;
     const int64_t started = mono_us();
-    auto targets = resolve_model(*in.cfg, tier.model);
+    Result<std::vector<Target>> targets =
+        i == 0 && in.first_targets ? Result<std::vector<Target>>(*in.first_targets) : resolve_model(*in.cfg, tier.model);
     if (!targets) {
       if (tier.last) {
         add(error_tier(tier.model, "", started, targets.error().message));

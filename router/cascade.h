@@ -44,6 +44,9 @@ namespace frugal::router {
 
 struct CascadeInput {
   const config::GatewayConfig* cfg = nullptr;    // resolves tier models to targets
+  // Tier 1's targets when the caller resolved them already (e.g. in replica-affinity
+  // order); null: resolved from the config like the other tiers.
+  const std::vector<Target>* first_targets = nullptr;
   const policies::RoutePlan* plan = nullptr;     // at least one tier
   const policies::PriceTable* prices = nullptr;  // null: every tier costs 0 (no policy)
   const ChatRequest* req = nullptr;              // the client's request
