@@ -112,8 +112,12 @@ asio::awaitable<bool> costs(beast::tcp_stream& stream, Request& req, RequestCont
   }
   router::Ledger* ledger = &w.server.ledger();
   const auto [from, to] = *range;
-  auto report = co_await on_blocking_pool<Result<router::CostReport>>(
-      w, [ledger, from, to, gb = *group_by] { return ledger->query(from, to, gb); });
+  // A named std::function, not a lambda temporary in the co_await expression: GCC 12
+  // destroys such temporaries twice.
+  std::function<Result<router::CostReport>()> work = [ledger, from, to, gb = *group_by] {
+    return ledger->query(from, to, gb);
+  };
+  auto report = co_await on_blocking_pool<Result<router::CostReport>>(w, std::move(work));
   if (!report) co_return co_await send_openai_error(stream, stopping(), ctx);
   if (!*report) co_return co_await send_openai_error(stream, report->error(), ctx);
   if (format == "table")
@@ -139,8 +143,10 @@ asio::awaitable<bool> ledger_rows(beast::tcp_stream& stream, Request& req, Reque
   }
   router::Ledger* ledger = &w.server.ledger();
   const auto [from, to] = *range;
-  auto rows = co_await on_blocking_pool<Result<std::vector<router::LedgerRecord>>>(
-      w, [ledger, from, to, limit] { return ledger->scan(from, to, limit); });
+  std::function<Result<std::vector<router::LedgerRecord>>()> work = [ledger, from, to, limit] {
+    return ledger->scan(from, to, limit);
+  };  // named: see costs()
+  auto rows = co_await on_blocking_pool<Result<std::vector<router::LedgerRecord>>>(w, std::move(work));
   if (!rows) co_return co_await send_openai_error(stream, stopping(), ctx);
   if (!*rows) co_return co_await send_openai_error(stream, rows->error(), ctx);
   std::string body;
@@ -189,7 +195,8 @@ std::string key_of(const std::string& message) {
 
 asio::awaitable<bool> reload(beast::tcp_stream& stream, RequestContext& ctx, Worker& w) {
   Server* server = &w.server;
-  auto r = co_await on_blocking_pool<Result<std::shared_ptr<const Snapshot>>>(w, [server] { return server->reload(); });
+  std::function<Result<std::shared_ptr<const Snapshot>>()> work = [server] { return server->reload(); };  // named: see costs()
+  auto r = co_await on_blocking_pool<Result<std::shared_ptr<const Snapshot>>>(w, std::move(work));
   if (!r) co_return co_await send_openai_error(stream, stopping(), ctx);
   if (!*r) {
     const Error& e = r->error();
