@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 
 #include "cache/exact_cache.h"
@@ -68,7 +69,11 @@ Result<void> Server::open_data(const config::GatewayConfig& cfg) {
   auto cache = cache::ExactCache::open(store_, copts);
   if (!cache) return std::move(cache).error();
   cache_ = std::move(*cache);
-  auto ledger = router::Ledger::open(store_->db(), store_->cf(router::kLedgerCf), store_->cf(router::kRollupsCf));
+  router::LedgerOptions lopts;
+  // Test-only fault injection (tests/integration/cascade_test.cpp, the kill -9 test):
+  // delays every ledger batch so that a missing durability wait would lose rows.
+  if (const char* d = std::getenv("FRUGAL_TEST_LEDGER_WRITE_DELAY_MS")) lopts.write_delay_us = std::atoll(d) * 1000;
+  auto ledger = router::Ledger::open(store_->db(), store_->cf(router::kLedgerCf), store_->cf(router::kRollupsCf), lopts);
   if (!ledger) return std::move(ledger).error();
   ledger_ = std::move(*ledger);
   flights_ = std::make_unique<cache::SingleFlight>();

@@ -5,6 +5,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 
@@ -544,6 +545,7 @@ void Ledger::run_writer() {
       wb.Put(ledger_cf_, ledger_key(r.wall_us, r.request_id), encode_record(r));
       for (const auto& [k, t] : rollup_deltas(r)) wb.Merge(rollups_cf_, encode_rollup_key(k), encode_totals(t));
     }
+    if (options_.write_delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(options_.write_delay_us));
     const rocksdb::Status s = db_->Write(wo, &wb);
     {
       std::lock_guard lock(mu_);

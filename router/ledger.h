@@ -82,6 +82,9 @@ struct LedgerOptions {
   size_t queue_capacity = 65'536;  // append() beyond this drops the record (counted)
   size_t max_batch = 1'024;        // records per WriteBatch
   bool sync = false;               // fsync the WAL per batch (power-loss durability)
+  // Fault injection for crash tests: the writer sleeps this long before each batch,
+  // widening the window in which a row is queued but not yet written. 0 in production.
+  int64_t write_delay_us = 0;
 };
 
 struct LedgerStats {
