@@ -7,6 +7,7 @@
 
 #include "backends/engine/format/cli.h"
 #include "config/config.h"
+#include "gateway/chat_exchange.h"
 #include "gateway/costs_cli.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
@@ -28,6 +29,8 @@ Usage:
   frugal costs [--url URL | --data-dir DIR] [--from T] [--to T] [--group-by LIST] [--json]
       Print the cost report (cost, baseline, savings by request type, model, key, ...)
       of a running gateway (default http://127.0.0.1:8080) or of a data directory.
+  frugal key-id [KEY]          Print the key id (a hash) frugal records for an API key,
+                               for `teams:` and budget scopes; reads KEY from stdin if absent.
   frugal models inspect FILE   Print a GGUF file's metadata and tensor table.
   frugal tokenize MODEL.gguf   Read one JSON string per stdin line, print its token ids
                                (no BOS) as one JSON array per line.
@@ -130,6 +133,16 @@ int main(int argc, char** argv) {
   }
   if (cmd == "config") return cmd_config(args);
   if (cmd == "costs") return frugal::gateway::costs_main(args, std::cout, std::cerr);
+  if (cmd == "key-id") {
+    std::string key;
+    if (args.size() == 1) key = args[0];
+    else if (args.empty()) std::getline(std::cin, key);
+    else return usage_error("usage: frugal key-id [KEY]");
+    while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ')) key.pop_back();
+    if (key.empty()) return usage_error("frugal key-id: empty key");
+    std::printf("%s\n", frugal::gateway::tenant_id_of_key(key).c_str());
+    return 0;
+  }
   if (cmd == "models") {
     if (args.size() != 2 || args[0] != "inspect") return usage_error("usage: frugal models inspect FILE.gguf");
     return frugal::engine::models_inspect_main(args[1], std::cout, std::cerr);

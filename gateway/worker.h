@@ -59,6 +59,7 @@ class Worker final : public router::Backends {
   const config::GatewayConfig* backends_cfg_ = nullptr;
   std::shared_ptr<const config::GatewayConfig> backends_cfg_hold_;
   std::vector<std::pair<std::string, std::unique_ptr<backends::Backend>>> backends_;
+  std::vector<std::pair<const config::ProviderConfig*, std::unique_ptr<backends::Backend>>> stale_backends_;
 };
 
 // Creates the backend for one provider on one worker thread.
