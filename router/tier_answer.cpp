@@ -72,7 +72,7 @@ policies::AnswerView TierAnswer::view(std::string_view response_schema_json,
 }
 
 Result<TierAnswer> parse_tier_answer(std::string_view body) {
-  simdjson::dom::parser parser;
+  thread_local simdjson::dom::parser parser;  // keeps its buffers between answers
   simdjson::dom::element root;
   if (auto err = parser.parse(body.data(), body.size()).get(root))
     return not_an_answer(std::string("not JSON (") + simdjson::error_message(err) + ")");
