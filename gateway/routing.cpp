@@ -186,18 +186,18 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::di
   // What is known now; finish() replaces these with the final figures (which is what a
   // plain response carries) and a stream gets the final ones as trailers.
   set_header(ctx_, "x-frugal-cost-usd", o.cost.to_usd_string());
+  // Time waiting on upstreams (every tier's dispatch and buffering, the live tier until
+  // its headers); frugal's own work — scoring, verifier prompts — stays in the overhead.
+  // The codec adds a live answer's streaming time.
+  ctx_.upstream_wait_us += o.upstream_wait_us;
   if (o.live) {
     set_header(ctx_, "x-frugal-cost-final", "false");
-    // Until the answer starts, the time is the upstream's; the codec adds the rest.
-    const int64_t h = o.call->headers_us();
-    ctx_.upstream_wait_us += (h > 0 ? h : mono_us()) - t0;
     const policies::PlannedTier& tier = rs.plan->tiers[static_cast<size_t>(o.answer_tier)];
     rs.keep_live_bytes = tier.rule != nullptr && rs.plan->stream_mode == config::StreamMode::kCascade;
   } else {
     set_header(ctx_, "x-frugal-cost-final", "true");
     set_header(ctx_, "x-frugal-savings-usd",
                (baseline_of(rs, o.answer_usage, o.cost, false) - o.cost).to_usd_string());
-    ctx_.upstream_wait_us += o.upstream_wait_us;
   }
   co_return o.call;
 }
