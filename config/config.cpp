@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -9,7 +10,9 @@
 namespace frugal::config {
 namespace {
 
-constexpr const char* kDefaultConfig = R"(# frugal's built-in default configuration
+// The built-in default, in three parts: the Anthropic provider and its `claude` rule
+// are present only when ANTHROPIC_API_KEY is set (and come before the catch-all).
+constexpr const char* kDefaultHead = R"(# frugal's built-in default configuration
 server:
   listen: ["127.0.0.1:8080"]
 data_dir: ./frugal-data
@@ -18,9 +21,22 @@ providers:
     kind: openai
     base_url: ${OPENAI_BASE_URL:-https://api.openai.com/v1}
     api_key: ${OPENAI_API_KEY:-}
-passthrough:
-  - { prefix: "", provider: openai }
 )";
+constexpr const char* kDefaultAnthropicProvider = R"(  anthropic:
+    kind: anthropic
+    base_url: ${ANTHROPIC_BASE_URL:-https://api.anthropic.com}
+    api_key: ${ANTHROPIC_API_KEY}
+)";
+constexpr const char* kDefaultPassthrough = "passthrough:\n";
+constexpr const char* kDefaultAnthropicRule = R"(  - { prefix: "claude", provider: anthropic }
+)";
+constexpr const char* kDefaultCatchAll = R"(  - { prefix: "", provider: openai }
+)";
+
+bool anthropic_key_set() {
+  const char* key = std::getenv("ANTHROPIC_API_KEY");
+  return key && *key;
+}
 
 Listener listener_from(const YamlNode& n) {
   auto l = parse_listener(n.as_string());
@@ -183,10 +199,18 @@ Result<GatewayConfig> load_config_file(const std::string& path) {
   return load_config_text(ss.str(), path);
 }
 
-const char* default_config_yaml() { return kDefaultConfig; }
+std::string default_config_yaml() {
+  const bool anthropic = anthropic_key_set();
+  std::string out = kDefaultHead;
+  if (anthropic) out += kDefaultAnthropicProvider;
+  out += kDefaultPassthrough;
+  if (anthropic) out += kDefaultAnthropicRule;
+  out += kDefaultCatchAll;
+  return out;
+}
 
 Result<GatewayConfig> load_default_config() {
-  return load_config_text(kDefaultConfig, "<built-in default>");
+  return load_config_text(default_config_yaml(), "<built-in default>");
 }
 
 }  // namespace frugal::config

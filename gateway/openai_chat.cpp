@@ -5,6 +5,7 @@
 #include <boost/beast/http/write.hpp>
 #include <cstdio>
 
+#include "backends/dialect/errors.h"
 #include "core/chat.h"
 #include "core/ids.h"
 #include "core/json.h"
@@ -44,28 +45,11 @@ Usage usage_of_completion(std::string_view body) {
   return usage_from_openai(u);
 }
 
-void hex_size(std::string& out, size_t n) {
-  char buf[20];
-  const int len = std::snprintf(buf, sizeof buf, "%zx\r\n", n);
-  out.append(buf, static_cast<size_t>(len));
-}
-
-asio::awaitable<bool> write_raw(beast::tcp_stream& stream, const std::string& bytes) {
-  auto [ec, n] = co_await asio::async_write(stream, asio::buffer(bytes), kTuple);
-  co_return !ec;
-}
-
 // Streams the upstream's SSE events to the client as each one completes. Returns
 // whether the connection can be kept alive.
 asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& call, const ChatRequest& chat,
                                    RequestContext& ctx, ChatExchange& ex, ClientWatch& watch) {
-  std::string head = "HTTP/1.1 200 OK\r\nServer: frugal\r\nContent-Type: text/event-stream\r\n"
-                     "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
-  head += "x-request-id: " + ctx.request_id + "\r\n";
-  for (const auto& [k, v] : ctx.headers) head += k + ": " + v + "\r\n";
-  head += "x-frugal-overhead-us: " + std::to_string(ctx.overhead_us(mono_us())) + "\r\n";
-  head += ctx.keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
-  if (!co_await write_raw(stream, head)) co_return false;
+  if (!co_await write_raw(stream, sse_response_head(ctx))) co_return false;
 
   SseParser sse;
   Usage usage;
@@ -86,9 +70,7 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
       });
       if (!events.empty()) {
         frame.clear();
-        hex_size(frame, events.size());
-        frame += events;
-        frame += "\r\n";
+        append_http_chunk(frame, events);
         if (!co_await write_raw(stream, frame)) {
           call.cancel();
           ex.finish(usage, ExchangeEnd::kClientGone);
@@ -111,10 +93,7 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
     log::warn("request " + ctx.request_id + ": upstream stream broke: " + why);
     Error e = make_error(ErrorKind::kUpstream, "The upstream stream was interrupted before completion (" + why + ").",
                          "", "upstream_stream_interrupted");
-    const std::string ev = "data: " + render_openai_error_body(e) + "\n\n";
-    hex_size(frame, ev.size());
-    frame += ev;
-    frame += "\r\n";
+    append_http_chunk(frame, render_openai_error_event(e));
     ctx.keep_alive = false;
   }
   frame += "0\r\n\r\n";
