@@ -1,12 +1,15 @@
 #include "cache/cache_key.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "cache/canonical_json.h"
 
 namespace frugal::cache {
 namespace {
 
 // Bump when the canonical form changes: old entries then simply stop matching.
-constexpr std::string_view kKeyFormat = "frugal.cache.key.v1";
+constexpr std::string_view kKeyFormat = "frugal.cache.key.v2";
 constexpr uint64_t kKeySeed = 0x6672756761'6c6b31ULL;
 
 template <class T, class Put>
@@ -69,6 +72,28 @@ std::string cache_key_material(const ChatRequest& req, const KeyScope& scope) {
   in.tag('9').boolean(sp.logprobs);
   in.tag('S').u64(sp.stop.size());
   for (const auto& s : sp.stop) in.str(s);
+
+  // Fields the gateway does not model may still change the answer (a new sampling
+  // knob, a provider extension): they are part of the key, canonicalised, in key order.
+  static constexpr std::string_view kModelled[] = {
+      "model", "messages", "tools", "tool_choice", "response_format", "temperature", "top_p",
+      "presence_penalty", "frequency_penalty", "seed", "max_tokens", "max_completion_tokens", "n",
+      "top_logprobs", "logprobs", "stop",
+      // no effect on the answer:
+      "stream", "stream_options", "user", "metadata", "store", "service_tier", "prompt_cache_key"};
+  std::vector<std::pair<std::string_view, simdjson::dom::element>> extra;
+  if (req.has_root)
+    for (auto field : req.root)
+      if (std::find(std::begin(kModelled), std::end(kModelled), field.key) == std::end(kModelled))
+        extra.emplace_back(field.key, field.value);
+  std::sort(extra.begin(), extra.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  in.tag('x').u64(extra.size());
+  std::string value;
+  for (const auto& [k, v] : extra) {
+    value.clear();
+    canonical_json_to(value, v);
+    in.str(k).str(value);
+  }
   return in.bytes();
 }
 

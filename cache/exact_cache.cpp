@@ -298,12 +298,12 @@ std::shared_ptr<const CachedResponse> ExactCache::lookup_memory(const CacheKey& 
     return nullptr;
   }
   s.lru.splice(s.lru.begin(), s.lru, node);
+  impl_->counters.memory_hits.fetch_add(1, std::memory_order_relaxed);
   return node->second;
 }
 
 void ExactCache::lookup(const CacheKey& key, LookupCallback cb) {
   if (auto e = lookup_memory(key)) {
-    impl_->counters.memory_hits.fetch_add(1, std::memory_order_relaxed);
     cb(LookupResult{std::move(e), CacheSource::kMemory});
     return;
   }

@@ -117,13 +117,46 @@ ModelTarget parse_target(const YamlNode& n, const GatewayConfig& cfg) {
   return t;
 }
 
+bool parse_cache_mode(const YamlNode& n) {
+  const std::string m = n.as_string();
+  if (m == "all") return true;
+  if (m == "deterministic") return false;
+  n.fail("expected 'deterministic' or 'all', got '" + m + "'");
+  return false;
+}
+
+CacheConfig parse_cache(const YamlNode& n) {
+  n.allow_keys({"enabled", "mode", "ttl", "memory", "disk", "shared", "routes"});
+  CacheConfig c;
+  c.enabled = n.get_bool("enabled", c.enabled);
+  if (auto m = n.child("mode")) c.cache_all = parse_cache_mode(*m);
+  c.ttl_ms = n.get_duration_ms("ttl", c.ttl_ms);
+  c.memory_bytes = n.get_bytes("memory", c.memory_bytes);
+  c.disk_bytes = n.get_bytes("disk", c.disk_bytes);
+  c.shared = n.get_bool("shared", c.shared);
+  if (auto r = n.child("routes")) {
+    for (const auto& [name, rn] : r->entries()) {
+      rn.allow_keys({"enabled", "mode", "ttl", "shared"});
+      CacheRouteConfig rc;
+      if (rn.child("enabled")) rc.enabled = rn.get_bool("enabled", true);
+      if (auto m = rn.child("mode")) rc.cache_all = parse_cache_mode(*m);
+      if (rn.child("ttl")) rc.ttl_ms = rn.get_duration_ms("ttl", 0);
+      if (rn.child("shared")) rc.shared = rn.get_bool("shared", false);
+      c.routes[name] = rc;
+    }
+  }
+  return c;
+}
+
 GatewayConfig parse_root(const YamlNode& root, const std::string& source) {
   GatewayConfig cfg;
   cfg.source = source;
   if (root.is_null()) root.fail("the configuration is empty");
-  root.allow_keys({"server", "data_dir", "providers", "models", "passthrough", "policy", "cache"});
+  root.allow_keys({"server", "data_dir", "providers", "models", "passthrough", "policy", "cache", "admin_token"});
   if (auto s = root.child("server")) cfg.server = parse_server(*s);
   cfg.data_dir = root.get_string("data_dir", cfg.data_dir);
+  if (auto c = root.child("cache")) cfg.cache = parse_cache(*c);
+  cfg.admin_token = root.get_string("admin_token", "");
   if (auto p = root.child("providers"))
     for (const auto& [name, node] : p->entries()) cfg.providers.push_back(parse_provider(name, node));
   if (auto m = root.child("models")) {
@@ -132,10 +165,21 @@ GatewayConfig parse_root(const YamlNode& root, const std::string& source) {
       a.name = name;
       if (node.is_sequence()) {
         for (const auto& item : node.items()) a.targets.push_back(parse_target(item, cfg));
-      } else {
+      } else if (node.is_scalar() || !node.child("replicas")) {
         a.targets.push_back(parse_target(node, cfg));
+      } else {
+        node.allow_keys({"replicas", "fallbacks", "load_slack"});
+        const YamlNode reps = node.required("replicas");
+        for (const auto& item : reps.items()) a.replicas.push_back(parse_target(item, cfg));
+        if (a.replicas.size() < 2) reps.fail("replicas needs at least two targets");
+        if (auto f = node.child("fallbacks"))
+          for (const auto& item : f->items()) a.targets.push_back(parse_target(item, cfg));
+        if (auto e = node.child("load_slack")) {
+          a.replica_load_slack = e->as_double();
+          if (a.replica_load_slack <= 0 || a.replica_load_slack > 10) e->fail("expected a number in (0, 10]");
+        }
       }
-      if (a.targets.empty()) node.fail("a model needs at least one target");
+      if (a.targets.empty() && a.replicas.empty()) node.fail("a model needs at least one target");
       cfg.aliases.push_back(std::move(a));
     }
   }

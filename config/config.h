@@ -47,6 +47,11 @@ struct ModelTarget {
 struct ModelAlias {
   std::string name;
   std::vector<ModelTarget> targets;
+  // Interchangeable replicas of one model (e.g. several vLLM servers): a request goes
+  // to the replica its prompt prefix hashes to (warm KV / prompt cache), under a load
+  // bound; the other replicas are its fallbacks. Empty: `targets` in order.
+  std::vector<ModelTarget> replicas;
+  double replica_load_slack = 0.25;  // epsilon of consistent hashing with bounded loads
 };
 
 // Model names that are not aliases go to the first rule whose prefix matches, with
@@ -70,6 +75,25 @@ struct ServerConfig {
   int64_t shutdown_grace_ms = 10'000;
 };
 
+// Exact-response cache settings for one route (a policy route, or the requested model
+// name when no policy routes the request). Unset fields inherit the global ones.
+struct CacheRouteConfig {
+  std::optional<bool> enabled;
+  std::optional<bool> cache_all;   // true: cache non-deterministic requests too
+  std::optional<int64_t> ttl_ms;   // 0 = never expires
+  std::optional<bool> shared;
+};
+
+struct CacheConfig {
+  bool enabled = true;
+  bool cache_all = false;            // mode: all; default only deterministic requests
+  int64_t ttl_ms = 3'600'000;        // 0 = never expires
+  int64_t memory_bytes = 256 << 20;  // in-memory LRU bound
+  int64_t disk_bytes = 1ll << 30;    // RocksDB column family bound (FIFO)
+  bool shared = false;               // entries shared across API keys (tenants)
+  std::map<std::string, CacheRouteConfig> routes;
+};
+
 struct GatewayConfig {
   std::string source;  // file path, or "<built-in default>"
   ServerConfig server;
@@ -77,6 +101,9 @@ struct GatewayConfig {
   std::vector<ProviderConfig> providers;
   std::vector<ModelAlias> aliases;
   std::vector<PassthroughRule> passthrough;
+  CacheConfig cache;
+  // Bearer token for /admin/* endpoints; empty: admin endpoints only from loopback.
+  std::string admin_token;
 
   const ProviderConfig* provider(const std::string& name) const;
 };

@@ -227,6 +227,7 @@ Result<ChatRequest> parse_chat_request(element root) {
   ChatRequest req;
   if (root.get_object().get(req.root))
     return bad("", "The request body must be a JSON object.");
+  req.has_root = true;
   const simdjson::dom::object obj = req.root;
 
   element v;

@@ -74,6 +74,7 @@ struct ChatRequest {
 
   // The parsed document; valid while the parser that produced it is alive and unused.
   simdjson::dom::object root;
+  bool has_root = false;  // false for requests built by hand (no document to consult)
 
   // Set by the Anthropic codec when the client spoke the Messages API: the client's
   // body as received. An Anthropic backend forwards it (only `model` replaced) instead

@@ -209,7 +209,8 @@ asio::awaitable<bool> handle_messages(beast::tcp_stream& stream, Request& req, R
     ex.finish({}, ExchangeEnd::kUpstreamError);
     co_return co_await send_anthropic_error(stream, ex.upstream_error(*call), ctx);
   }
-  const std::string model = ex.target().model;
+  // The upstream model that answers; a cache hit has no live target, so the name asked for.
+  const std::string model = ex.target().provider ? ex.target().model : info->model;
   if (chat.stream && call->header("content-type").find("text/event-stream") != std::string_view::npos) {
     watch->streaming = call;
     co_return co_await stream_messages(stream, *call, ctx, ex, *watch, model);
@@ -221,8 +222,9 @@ asio::awaitable<bool> handle_messages(beast::tcp_stream& stream, Request& req, R
   if (watch->client_gone) co_return false;  // the exchange finishes as kClientGone
   if (call->failed()) {
     ex.finish({}, ExchangeEnd::kUpstreamBroke);
+    const std::string who = ex.target().provider ? ex.target().provider->name : std::string("?");
     Error e = make_error(call->timed_out() ? ErrorKind::kTimeout : ErrorKind::kUpstream,
-                         "upstream '" + ex.target().provider->name + "' failed mid-response: " + call->error());
+                         "upstream '" + who + "' failed mid-response: " + call->error());
     co_return co_await send_anthropic_error(stream, e, ctx);
   }
   std::string body = call->take_body();

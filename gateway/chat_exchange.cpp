@@ -2,7 +2,12 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+
 #include "backends/dialect/errors.h"
+#include "cache/hash.h"
+#include "cache/prefix.h"
+#include "cache/replica_picker.h"
 #include "core/ids.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
@@ -12,10 +17,24 @@ namespace frugal::gateway {
 const char* dialect_name(Dialect d) { return d == Dialect::kAnthropic ? "anthropic" : "openai"; }
 
 ChatExchange::ChatExchange(Worker& worker, RequestContext& ctx, const Request& http, Dialect dialect)
-    : w_(worker), ctx_(ctx), http_(http), dialect_(dialect), cfg_(worker.server.config()) {}
+    : w_(worker), ctx_(ctx), http_(http), dialect_(dialect), cfg_(worker.server.config()) {
+  std::string_view key;
+  if (auto it = http.find(boost::beast::http::field::authorization); it != http.end()) {
+    key = it->value();
+    if (key.rfind("Bearer ", 0) == 0) key.remove_prefix(7);
+  } else if (auto x = http.find("x-api-key"); x != http.end()) {
+    key = x->value();
+  }
+  tenant_ = tenant_id_of_key(key);
+}
+
+std::string tenant_id_of_key(std::string_view key) {
+  return key.empty() ? std::string() : "k" + cache::hash128(key, 0x66727567616cull).to_hex().substr(0, 16);
+}
 
 ChatExchange::~ChatExchange() {
   if (started_ && !finished_) finish(seen_usage_, ExchangeEnd::kClientGone);
+  if (picker_) picker_->release(replica_);
 }
 
 boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::start(ChatRequest& req) {
@@ -23,6 +42,22 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::st
   if (!targets) co_return targets.error();
 
   started_ = true;
+  const std::string route = req.model;
+  if (auto hit = co_await cache_lookup(req, route, targets->front())) co_return hit;
+
+  if (const config::ModelAlias* alias = router::find_alias(*cfg_, req.model); alias && !alias->replicas.empty()) {
+    // Requests sharing a prompt prefix go to the same replica (its KV / prompt cache is
+    // warm) unless it is over its share; the other replicas follow as fallbacks.
+    picker_ = w_.server.replica_picker(*alias);
+    if (auto pick = picker_->pick_and_acquire(cache::prefix_hash(req, route))) {
+      replica_ = *pick;
+      std::rotate(targets->begin(), targets->begin() + static_cast<std::ptrdiff_t>(replica_),
+                  targets->begin() + static_cast<std::ptrdiff_t>(alias->replicas.size()));
+    } else {
+      picker_.reset();
+    }
+  }
+
   const int64_t dispatch_start = mono_us();
   router::DispatchResult r = co_await router::dispatch_chat(w_, *targets, req, control_);
   if (r.error) {
@@ -30,6 +65,7 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::st
     co_return std::move(*r.error);
   }
   target_ = r.target;
+  cache_started(*r.call);
   ctx_.headers.emplace_back("x-frugal-provider", r.target.provider->name);
   ctx_.headers.emplace_back("x-frugal-model", r.target.model);
   if (r.attempts.size() > 1) ctx_.headers.emplace_back("x-frugal-attempts", std::to_string(r.attempts.size()));
@@ -39,12 +75,15 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::st
   co_return std::move(r.call);
 }
 
-void ChatExchange::observe(std::string_view) {}
+void ChatExchange::observe(std::string_view bytes) { cache_observe(bytes); }
 
 void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
   if (finished_) return;
   finished_ = true;
   seen_usage_ = usage;
+  if (picker_) picker_->release(replica_);
+  picker_.reset();
+  cache_finish(usage, end);
   log_finish(usage, end);
 }
 

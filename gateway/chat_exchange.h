@@ -25,10 +25,18 @@
 #include "core/usage.h"
 #include "gateway/worker.h"
 #include "router/dispatch.h"
+#include "router/ledger.h"
+
+namespace frugal::cache {
+class ReplicaPicker;
+}
 
 namespace frugal::gateway {
 
 enum class Dialect { kOpenAi, kAnthropic };
+
+// The tenant id of an API key: a stable, non-reversible hash ("" for no key).
+std::string tenant_id_of_key(std::string_view api_key);
 const char* dialect_name(Dialect d);
 
 // How the response to the client ended.
@@ -68,8 +76,32 @@ class ChatExchange {
 
   const router::Target& target() const { return target_; }
 
+  // The exact cache's verdict for this request, and on a hit the usage the original
+  // answer consumed (what the hit saved).
+  router::CacheOutcome cache_outcome() const { return cache_outcome_; }
+  const Usage& cache_saved_usage() const { return cache_saved_usage_; }
+  // A stable, non-reversible id of the client's API key ("" without one).
+  const std::string& tenant() const { return tenant_; }
+
  private:
   void log_finish(const Usage& usage, ExchangeEnd end) const;
+  // --- exact cache (gateway/chat_exchange_cache.cpp) ---
+  struct CacheState;
+  // Decides cacheability and looks the request up; a hit (or a single-flight
+  // follower's answer) comes back as a replay call, a miss as null.
+  boost::asio::awaitable<std::shared_ptr<backends::Call>> cache_lookup(const ChatRequest& req,
+                                                                       const std::string& route,
+                                                                       const router::Target& target);
+  void cache_started(const backends::Call& call);
+  void cache_observe(std::string_view bytes);
+  void cache_finish(const Usage& usage, ExchangeEnd end);
+  std::shared_ptr<CacheState> cache_;  // shared_ptr: CacheState is defined in its own file
+  router::CacheOutcome cache_outcome_ = router::CacheOutcome::kNone;
+  // Replica affinity: the picker and replica this request holds a load slot on.
+  std::shared_ptr<cache::ReplicaPicker> picker_;
+  size_t replica_ = 0;
+  Usage cache_saved_usage_;
+  std::string tenant_;
 
   Worker& w_;
   RequestContext& ctx_;

@@ -9,6 +9,8 @@
 #include <filesystem>
 
 #include "cache/exact_cache.h"
+#include "cache/replica_picker.h"
+#include "cache/single_flight.h"
 #include "cache/store.h"
 #include "core/ids.h"
 #include "router/ledger.h"
@@ -51,19 +53,47 @@ Result<void> Server::open_data(const config::GatewayConfig& cfg) {
   std::filesystem::create_directories(cfg.data_dir, fs_ec);
   if (fs_ec) return make_error(ErrorKind::kUnavailable, "cannot create data_dir '" + cfg.data_dir + "': " + fs_ec.message());
   std::vector<cache::ColumnFamilySpec> specs;
-  specs.push_back(cache::cache_column_family_spec());
+  cache::CacheDiskOptions disk;
+  disk.max_disk_bytes = static_cast<uint64_t>(cfg.cache.disk_bytes);
+  specs.push_back(cache::cache_column_family_spec(disk));
   specs.push_back({router::kLedgerCf, router::ledger_cf_options()});
   specs.push_back({router::kRollupsCf, router::rollups_cf_options()});
   auto store = cache::Store::open(cfg.data_dir + "/db", std::move(specs));
   if (!store) return std::move(store).error();
   store_ = std::move(*store);
-  auto cache = cache::ExactCache::open(store_);
+  cache::ExactCacheOptions copts;
+  copts.memory_bytes = static_cast<size_t>(cfg.cache.memory_bytes);
+  auto cache = cache::ExactCache::open(store_, copts);
   if (!cache) return std::move(cache).error();
   cache_ = std::move(*cache);
   auto ledger = router::Ledger::open(store_->db(), store_->cf(router::kLedgerCf), store_->cf(router::kRollupsCf));
   if (!ledger) return std::move(ledger).error();
   ledger_ = std::move(*ledger);
+  flights_ = std::make_unique<cache::SingleFlight>();
+  blocking_ = std::make_unique<asio::thread_pool>(1);
   return {};
+}
+
+std::shared_ptr<cache::ReplicaPicker> Server::replica_picker(const config::ModelAlias& alias) {
+  std::vector<std::string> names;
+  for (const auto& r : alias.replicas) names.push_back(r.provider + "/" + r.model);
+  std::lock_guard lk(pickers_mu_);
+  PickerEntry& e = pickers_[alias.name];
+  if (!e.picker || e.names != names) {
+    cache::ReplicaPickerOptions opts;
+    opts.epsilon = alias.replica_load_slack;
+    e.picker = std::make_shared<cache::ReplicaPicker>(names, opts);
+    e.names = std::move(names);
+  }
+  return e.picker;
+}
+
+void Server::run_blocking(asio::io_context& io, std::function<std::string()> work,
+                          std::function<void(std::string)> done) {
+  asio::post(*blocking_, [&io, work = std::move(work), done = std::move(done)]() mutable {
+    std::string r = work();
+    asio::post(io, [done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+  });
 }
 
 Result<void> Server::start() {
@@ -133,6 +163,7 @@ void Server::stop() {
   if (in_flight_.load() > 0)
     log::warn(std::to_string(in_flight_.load()) + " requests still in flight after the grace period");
   for (auto& w : workers_) w->io.stop();
+  if (blocking_) blocking_->join();
   for (auto& t : threads_) t.join();
   threads_.clear();
   workers_.clear();

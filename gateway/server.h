@@ -4,6 +4,11 @@
 // transfers live on one thread and need no locks. Shared state is the config snapshot
 // (atomically swapped on reload) and a few counters.
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -16,6 +21,8 @@
 namespace frugal::cache {
 class Store;
 class ExactCache;
+class SingleFlight;
+class ReplicaPicker;
 }  // namespace frugal::cache
 namespace frugal::router {
 class Ledger;
@@ -53,6 +60,15 @@ class Server {
   cache::Store& store() { return *store_; }
   cache::ExactCache& cache() { return *cache_; }
   router::Ledger& ledger() { return *ledger_; }
+  cache::SingleFlight& flights() { return *flights_; }
+  // The prefix-affinity picker of an alias with replicas (shared by all workers;
+  // recreated when the alias's replica list changes).
+  std::shared_ptr<cache::ReplicaPicker> replica_picker(const config::ModelAlias& alias);
+
+  // Runs blocking work (RocksDB scans, flushes) off the I/O threads; `done` is posted
+  // back to `io` with the result.
+  void run_blocking(boost::asio::io_context& io, std::function<std::string()> work,
+                    std::function<void(std::string)> done);
 
  private:
   Result<void> open_data(const config::GatewayConfig& cfg);
@@ -61,6 +77,14 @@ class Server {
   std::shared_ptr<cache::Store> store_;
   std::unique_ptr<cache::ExactCache> cache_;
   std::unique_ptr<router::Ledger> ledger_;
+  std::unique_ptr<cache::SingleFlight> flights_;
+  std::mutex pickers_mu_;
+  struct PickerEntry {
+    std::vector<std::string> names;
+    std::shared_ptr<cache::ReplicaPicker> picker;
+  };
+  std::map<std::string, PickerEntry> pickers_;
+  std::unique_ptr<boost::asio::thread_pool> blocking_;
   std::string config_path_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;

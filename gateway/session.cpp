@@ -69,6 +69,23 @@ asio::awaitable<bool> route(beast::tcp_stream& stream, Request& req, RequestCont
     if (auto e = only(bhttp::verb::get)) co_return co_await send_error(stream, *e, ctx, anthropic);
     co_return co_await handle_models(stream, req, ctx, w);
   }
+  if (path.rfind("/admin/", 0) == 0) {
+    if (!admin_authorized(stream, req, *w.server.config())) {
+      Error e = make_error(ErrorKind::kPermission,
+                           "Admin endpoints need 'Authorization: Bearer <admin_token>' (or, without an "
+                           "admin_token configured, a loopback client).",
+                           "", "admin_forbidden");
+      co_return co_await send_openai_error(stream, e, ctx);
+    }
+    if (path == "/admin/cache") {
+      if (method != bhttp::verb::get && method != bhttp::verb::delete_) {
+        ctx.headers.emplace_back("Allow", "GET, DELETE");
+        co_return co_await send_openai_error(
+            stream, make_error(ErrorKind::kMethodNotAllowed, "Use GET or DELETE on /admin/cache."), ctx);
+      }
+      co_return co_await handle_admin_cache(stream, req, ctx, w);
+    }
+  }
   if (path == "/healthz") {
     if (auto e = only(bhttp::verb::get)) co_return co_await send_error(stream, *e, ctx, anthropic);
     co_return co_await send_response(stream, 200, "application/json", R"({"status":"ok"})", ctx);

@@ -10,6 +10,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -88,6 +89,13 @@ asio::awaitable<bool> handle_messages(beast::tcp_stream& stream, Request& req, R
                                       Worker& worker);
 asio::awaitable<bool> handle_count_tokens(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
                                           Worker& worker);
+
+asio::awaitable<bool> handle_admin_cache(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
+                                         Worker& worker);
+bool admin_authorized(beast::tcp_stream& stream, const Request& req, const config::GatewayConfig& cfg);
+// The decoded value of query parameter `name` in a request target, if present.
+std::optional<std::string> query_param(std::string_view target, std::string_view name);
+std::string percent_decode(std::string_view s);
 
 // Writers shared by the handlers.
 asio::awaitable<bool> send_response(beast::tcp_stream& stream, int status, std::string_view content_type,

@@ -17,6 +17,7 @@ Result<std::vector<Target>> resolve_model(const config::GatewayConfig& cfg, std:
   std::vector<Target> out;
   for (const auto& a : cfg.aliases) {
     if (a.name != model) continue;
+    for (const auto& t : a.replicas) out.push_back(Target{cfg.provider(t.provider), t.model});
     for (const auto& t : a.targets) out.push_back(Target{cfg.provider(t.provider), t.model});
     return out;
   }
@@ -30,10 +31,17 @@ Result<std::vector<Target>> resolve_model(const config::GatewayConfig& cfg, std:
                     "model", "model_not_found");
 }
 
+const config::ModelAlias* find_alias(const config::GatewayConfig& cfg, std::string_view model) {
+  for (const auto& a : cfg.aliases)
+    if (a.name == model) return &a;
+  return nullptr;
+}
+
 void DispatchControl::cancel() {
   cancelled_ = true;
   if (current_) current_->cancel();
   if (backoff_) backoff_->cancel();
+  if (waiter_) waiter_->cancel();
 }
 
 bool is_retriable_status(int status) {

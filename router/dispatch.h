@@ -31,6 +31,8 @@ struct Target {
 // Alias → its targets in order; otherwise the first matching passthrough rule with the
 // model name unchanged; otherwise kNotFound ("model_not_found").
 Result<std::vector<Target>> resolve_model(const config::GatewayConfig& cfg, std::string_view model);
+// The alias named `model`, if any.
+const config::ModelAlias* find_alias(const config::GatewayConfig& cfg, std::string_view model);
 
 struct AttemptRecord {
   std::string provider;
@@ -53,12 +55,15 @@ class DispatchControl {
  public:
   void cancel();
   bool cancelled() const { return cancelled_; }
+  // A timer that cancel() cancels too (e.g. waiting on another request's answer).
+  void set_waiter(boost::asio::steady_timer* t) { waiter_ = t; }
 
  private:
   friend struct DispatchRun;
   bool cancelled_ = false;
   std::shared_ptr<backends::Call> current_;
   boost::asio::steady_timer* backoff_ = nullptr;
+  boost::asio::steady_timer* waiter_ = nullptr;
 };
 
 struct DispatchResult {

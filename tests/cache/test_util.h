@@ -1,4 +1,5 @@
 #pragma once
+#include <deque>
 // Helpers shared by the cache tests.
 #include <doctest/doctest.h>
 #include <simdjson.h>
@@ -36,12 +37,11 @@ class TempDir {
 // Parses an OpenAI chat body. The request's `root` is not valid afterwards (the
 // cache never reads it).
 inline ChatRequest parse_request(std::string_view body) {
-  simdjson::dom::parser parser;
-  auto r = parse_chat_body(parser, body);
+  // Every parsed document stays alive for the whole test run, so `root` stays valid.
+  static std::deque<simdjson::dom::parser> parsers;
+  auto r = parse_chat_body(parsers.emplace_back(), body);
   if (!r) FAIL("parse failed: " << r.error().message << " in " << body);
-  ChatRequest req = std::move(r).value();
-  req.root = {};
-  return req;
+  return std::move(r).value();
 }
 
 }  // namespace frugal::cache::test

@@ -495,6 +495,37 @@ TEST_CASE("a client that hangs up mid-stream: upstream aborted, usage seen so fa
   CHECK(e.log_line("ait-abort-2", "finish").find("end=client_gone dialect=anthropic") != std::string::npos);
 }
 
+TEST_CASE("the exact cache serves translated requests to Anthropic clients; pass-through is not cached") {
+  auto& e = env();
+  // Anthropic client, OpenAI-compatible upstream, temperature 0: cacheable canonical bytes.
+  const std::string body = R"({"model":"gpt-4o-mini","max_tokens":20,"temperature":0,"messages":[{"role":"user","content":"cache me please"}]})";
+  auto first = e.messages(body);
+  REQUIRE_MESSAGE(first.status == 200, first.body);
+  CHECK(first.header("x-frugal-cache") == "miss");
+  const int64_t chats = e.mock_stat("chat");
+  auto again = e.messages(body);
+  CHECK(again.status == 200);
+  CHECK(again.header("x-frugal-cache") == "hit");
+  CHECK(e.mock_stat("chat") == chats);
+  CHECK(again.body.find(R"("type":"message")") != std::string::npos);
+  CHECK(again.body.find(R"("text":"Hello from the mock upstream.")") != std::string::npos);
+  // The same answer replayed as a stream, in Anthropic's event sequence.
+  auto streamed = e.messages(body.substr(0, body.size() - 1) + R"(,"stream":true})");
+  CHECK(streamed.header("x-frugal-cache") == "hit");
+  const auto n = names(sse_events(streamed.body));
+  REQUIRE(n.size() > 4);
+  CHECK(n.front() == "message_start");
+  CHECK(n.back() == "message_stop");
+  CHECK(e.mock_stat("chat") == chats);
+
+  // Anthropic client, Anthropic provider: the provider's own bytes, never stored.
+  const std::string pass = R"({"model":"claude-x","max_tokens":20,"temperature":0,"messages":[{"role":"user","content":"cache me please"}]})";
+  const int64_t msgs = e.mock_stat("messages");
+  CHECK(e.messages(pass).header("x-frugal-cache") == "bypass");
+  CHECK(e.messages(pass).status == 200);
+  CHECK(e.mock_stat("messages") == msgs + 2);
+}
+
 TEST_CASE("SIGTERM stops the gateway gracefully") {
   CHECK(env().gw->stop(SIGTERM) == 0);
 }

@@ -1,0 +1,144 @@
+// /admin/* endpoints: cache invalidation and statistics. Authorised by the configured
+// admin_token (Authorization: Bearer), or — when none is configured — only for
+// clients on a loopback address.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cctype>
+#include <optional>
+
+#include "cache/exact_cache.h"
+#include "core/json.h"
+#include "gateway/chat_exchange.h"
+#include "gateway/log.h"
+#include "gateway/server.h"
+#include "gateway/worker.h"
+
+namespace frugal::gateway {
+
+namespace {
+
+// Runs `work` on the server's blocking pool and resumes on this worker with its result.
+asio::awaitable<std::string> off_io_thread(Worker& w, std::function<std::string()> work) {
+  struct Wait {
+    explicit Wait(asio::io_context& io) : timer(io) {}
+    asio::steady_timer timer;
+    std::optional<std::string> result;
+  };
+  auto wait = std::make_shared<Wait>(w.io);
+  wait->timer.expires_at(asio::steady_timer::time_point::max());
+  w.server.run_blocking(w.io, std::move(work), [wait](std::string r) {
+    wait->result = std::move(r);
+    wait->timer.cancel();
+  });
+  while (!wait->result) co_await wait->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  co_return std::move(*wait->result);
+}
+
+}  // namespace
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> query_param(std::string_view target, std::string_view name) {
+  const size_t q = target.find('?');
+  if (q == std::string_view::npos) return std::nullopt;
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const size_t amp = rest.find('&');
+    const std::string_view kv = rest.substr(0, amp);
+    const size_t eq = kv.find('=');
+    if (percent_decode(kv.substr(0, eq)) == name)
+      return eq == std::string_view::npos ? std::string() : percent_decode(kv.substr(eq + 1));
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+}  // namespace
+
+bool admin_authorized(beast::tcp_stream& stream, const Request& req, const config::GatewayConfig& cfg) {
+  if (!cfg.admin_token.empty()) {
+    const auto it = req.find(bhttp::field::authorization);
+    return it != req.end() && it->value() == "Bearer " + cfg.admin_token;
+  }
+  boost::system::error_code ec;
+  const auto peer = stream.socket().remote_endpoint(ec);
+  return !ec && peer.address().is_loopback();
+}
+
+asio::awaitable<bool> handle_admin_cache(beast::tcp_stream& stream, Request& req, RequestContext& ctx, Worker& w) {
+  cache::ExactCache& cache = w.server.cache();
+  if (req.method() == bhttp::verb::get) {
+    const cache::CacheStats s = cache.stats();
+    std::string body;
+    JsonWriter j(body);
+    j.begin_object();
+    j.key("memory_hits").value(static_cast<int64_t>(s.memory_hits));
+    j.key("disk_hits").value(static_cast<int64_t>(s.disk_hits));
+    j.key("misses").value(static_cast<int64_t>(s.misses));
+    j.key("expired").value(static_cast<int64_t>(s.expired));
+    j.key("corrupt").value(static_cast<int64_t>(s.corrupt));
+    j.key("read_errors").value(static_cast<int64_t>(s.read_errors));
+    j.key("write_errors").value(static_cast<int64_t>(s.write_errors));
+    j.key("stores").value(static_cast<int64_t>(s.stores));
+    j.key("dropped_writes").value(static_cast<int64_t>(s.dropped_writes));
+    j.key("memory_evictions").value(static_cast<int64_t>(s.memory_evictions));
+    j.key("memory_bytes").value(static_cast<int64_t>(s.memory_bytes));
+    j.key("memory_entries").value(static_cast<int64_t>(s.memory_entries));
+    j.end_object();
+    co_return co_await send_response(stream, 200, "application/json", std::move(body), ctx);
+  }
+  // DELETE: everything, or ?route=NAME, or ?tenant=ID, or ?api_key=KEY (its tenant).
+  const auto route = query_param(req.target(), "route");
+  auto tenant = query_param(req.target(), "tenant");
+  if (auto key = query_param(req.target(), "api_key"); key && !tenant) tenant = tenant_id_of_key(*key);
+  if (route && tenant) {
+    co_return co_await send_openai_error(
+        stream, make_error(ErrorKind::kInvalidRequest, "Pass either route or tenant, not both.", "route"), ctx);
+  }
+  const std::string scope = route ? "route" : tenant ? "tenant" : "all";
+  // A named std::function, not a temporary lambda in the co_await expression: GCC 12
+  // destroys such temporaries twice.
+  std::function<std::string()> work = [&cache, route, tenant]() -> std::string {
+    Result<size_t> n = route    ? cache.erase_by_route(*route)
+                       : tenant ? cache.erase_by_tenant(*tenant)
+                                : [&]() -> Result<size_t> {
+                                    auto r = cache.erase_all();
+                                    if (!r) return std::move(r).error();
+                                    return size_t{0};
+                                  }();
+    if (!n) return "!" + n.error().message;
+    return std::to_string(*n);
+  };
+  std::string outcome = co_await off_io_thread(w, std::move(work));
+  if (!outcome.empty() && outcome[0] == '!') {
+    co_return co_await send_openai_error(stream, make_error(ErrorKind::kInternal, outcome.substr(1)), ctx);
+  }
+  log::info("cache invalidated (" + scope + (route ? " " + *route : tenant ? " " + *tenant : "") + ")");
+  std::string body;
+  JsonWriter j(body);
+  j.begin_object().key("deleted").value(scope);
+  if (scope != "all") j.key("disk_entries_removed").value(static_cast<int64_t>(std::stoll(outcome)));
+  j.end_object();
+  co_return co_await send_response(stream, 200, "application/json", std::move(body), ctx);
+}
+
+}  // namespace frugal::gateway

@@ -1,0 +1,258 @@
+// The exact cache in the request path: key, lookup (memory, then RocksDB off the I/O
+// thread), single-flight for concurrent identical misses, recording of the canonical
+// bytes, and the store of complete successful answers only.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <charconv>
+#include <optional>
+
+#include "backends/replay_call.h"
+#include "cache/asio_lookup.h"
+#include "cache/cache_key.h"
+#include "cache/exact_cache.h"
+#include "cache/single_flight.h"
+#include "core/ids.h"
+#include "core/sse.h"
+#include "gateway/chat_exchange.h"
+#include "gateway/log.h"
+#include "gateway/server.h"
+
+namespace frugal::gateway {
+
+namespace {
+
+constexpr size_t kMaxRecordedBytes = 8u << 20;  // larger answers are served, not stored
+
+std::string_view header_of(const Request& r, std::string_view name) {
+  const auto it = r.find(name);
+  return it == r.end() ? std::string_view{} : std::string_view(it->value());
+}
+
+bool has_directive(std::string_view cache_control, std::string_view directive) {
+  size_t pos = 0;
+  while (pos < cache_control.size()) {
+    size_t end = cache_control.find(',', pos);
+    if (end == std::string_view::npos) end = cache_control.size();
+    std::string_view tok = cache_control.substr(pos, end - pos);
+    while (!tok.empty() && tok.front() == ' ') tok.remove_prefix(1);
+    while (!tok.empty() && tok.back() == ' ') tok.remove_suffix(1);
+    if (tok.size() == directive.size() &&
+        std::equal(tok.begin(), tok.end(), directive.begin(),
+                   [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; }))
+      return true;
+    pos = end + 1;
+  }
+  return false;
+}
+
+// x-frugal-cache-ttl: seconds, or a number with a unit (ms, s, m, h, d).
+std::optional<int64_t> parse_ttl_ms(std::string_view v) {
+  int64_t n = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || n < 0) return std::nullopt;
+  const std::string_view unit(p, static_cast<size_t>(v.data() + v.size() - p));
+  if (unit.empty() || unit == "s") return n * 1000;
+  if (unit == "ms") return n;
+  if (unit == "m") return n * 60'000;
+  if (unit == "h") return n * 3'600'000;
+  if (unit == "d") return n * 86'400'000;
+  return std::nullopt;
+}
+
+std::shared_ptr<backends::Call> replay(const cache::CachedResponse& e, bool stream) {
+  if (stream) {
+    auto chunks = cache::stream_chunks(e);
+    if (!chunks) return nullptr;
+    std::string body;
+    for (const auto& c : *chunks) {
+      body += "data: ";
+      body += c;
+      body += "\n\n";
+    }
+    body += "data: [DONE]\n\n";
+    return std::make_shared<backends::ReplayCall>(200, "text/event-stream", std::move(body));
+  }
+  auto body = cache::completion_body(e);
+  if (!body) return nullptr;
+  return std::make_shared<backends::ReplayCall>(200, "application/json", std::move(*body));
+}
+
+}  // namespace
+
+struct ChatExchange::CacheState {
+  bool store = false;
+  cache::CacheKey key{};
+  int64_t ttl_ms = 0;
+  std::string route;
+  std::string model;
+  bool leader_active = false;
+  cache::SingleFlight::Leader leader;
+  bool sse = false;
+  bool overflow = false;
+  std::string recorded;
+  int status = 0;
+};
+
+boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_lookup(const ChatRequest& req,
+                                                                                   const std::string& route,
+                                                                                   const router::Target& target) {
+  const config::CacheConfig& cc = cfg_->cache;
+  const auto rit = cc.routes.find(route);
+  const config::CacheRouteConfig rc = rit == cc.routes.end() ? config::CacheRouteConfig{} : rit->second;
+  const bool enabled = rc.enabled.value_or(cc.enabled);
+  const bool cache_all = rc.cache_all.value_or(cc.cache_all);
+  int64_t ttl_ms = rc.ttl_ms.value_or(cc.ttl_ms);
+  const bool shared = rc.shared.value_or(cc.shared);
+
+  const std::string_view cache_control = header_of(http_, "cache-control");
+  const bool no_store = has_directive(cache_control, "no-store");
+  const bool no_cache = has_directive(cache_control, "no-cache");
+  bool store = true;
+  if (const std::string_view t = header_of(http_, "x-frugal-cache-ttl"); !t.empty()) {
+    // A TTL of 0 in the header means "do not keep this one" (like max-age=0).
+    if (auto v = parse_ttl_ms(t)) *v == 0 ? void(store = false) : void(ttl_ms = *v);
+    else log::warn("request " + ctx_.request_id + ": ignoring x-frugal-cache-ttl '" + std::string(t) + "'");
+  }
+  // Anthropic pass-through (an Anthropic client routed to an Anthropic provider) is
+  // answered with the provider's own bytes, for a body the canonical request does not
+  // fully describe (cache_control, fields only Anthropic knows): not cached.
+  const bool passthrough =
+      !req.anthropic_body.empty() && target.provider->kind == config::ProviderKind::kAnthropic;
+  const bool cacheable =
+      !passthrough && enabled && !no_store && (cache_all || cache::is_cacheable_by_default(req));
+  if (!cacheable) {
+    cache_outcome_ = router::CacheOutcome::kBypass;
+    ctx_.headers.emplace_back("x-frugal-cache", "bypass");
+    co_return nullptr;
+  }
+
+  cache_ = std::make_shared<CacheState>();
+  CacheState& st = *cache_;
+  st.store = store;
+  st.ttl_ms = ttl_ms;
+  st.route = route;
+  st.model = target.model;
+  cache::KeyScope scope;
+  scope.route = route;
+  scope.upstream_model = target.provider->name + "/" + target.model;
+  scope.tenant = shared ? std::string() : tenant_;
+  scope.shared = shared;
+  st.key = cache::make_cache_key(req, scope);
+
+  cache::ExactCache& cache = w_.server.cache();
+  auto hit_of = [&](const std::shared_ptr<const cache::CachedResponse>& e) -> std::shared_ptr<backends::Call> {
+    auto call = replay(*e, req.stream);
+    if (!call) return nullptr;
+    st.store = false;
+    cache_outcome_ = router::CacheOutcome::kHit;
+    cache_saved_usage_ = e->usage;
+    ctx_.headers.emplace_back("x-frugal-cache", "hit");
+    ctx_.headers.emplace_back("x-frugal-model", e->model);
+    return call;
+  };
+
+  if (!no_cache) {
+    std::shared_ptr<const cache::CachedResponse> entry = cache.lookup_memory(st.key);
+    if (!entry) {
+      const int64_t t0 = mono_us();
+      cache::LookupResult r = co_await cache::async_lookup(cache, st.key, w_.io.get_executor(), boost::asio::use_awaitable);
+      ctx_.upstream_wait_us += mono_us() - t0;  // disk I/O on the read pool, not frugal's CPU
+      entry = r.entry;
+    }
+    if (entry)
+      if (auto call = hit_of(entry)) co_return call;
+  }
+
+  // A miss. Concurrent identical misses share one upstream call: the first leads,
+  // the rest wait for its stored answer. A refresh (no-cache) always goes upstream.
+  if (!no_cache && store) {
+    struct Wait {
+      explicit Wait(boost::asio::io_context& io) : timer(io) {}
+      boost::asio::steady_timer timer;
+      std::optional<cache::FlightOutcome> outcome;
+    };
+    auto wait = std::make_shared<Wait>(w_.io);
+    wait->timer.expires_at(boost::asio::steady_timer::time_point::max());
+    boost::asio::io_context& io = w_.io;
+    st.leader = w_.server.flights().join(st.key, [wait, &io](const cache::FlightOutcome& o) {
+      boost::asio::post(io, [wait, o] {
+        wait->outcome = o;
+        wait->timer.cancel();
+      });
+    });
+    if (st.leader) {
+      st.leader_active = true;
+    } else {
+      const int64_t t0 = mono_us();
+      control_.set_waiter(&wait->timer);
+      while (!wait->outcome && !control_.cancelled())
+        co_await wait->timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+      control_.set_waiter(nullptr);
+      ctx_.upstream_wait_us += mono_us() - t0;
+      if (wait->outcome && wait->outcome->ok())
+        if (auto call = hit_of(wait->outcome->entry)) co_return call;
+      // The leader failed or was abandoned: go upstream ourselves.
+    }
+  }
+  cache_outcome_ = router::CacheOutcome::kMiss;
+  ctx_.headers.emplace_back("x-frugal-cache", "miss");
+  co_return nullptr;
+}
+
+void ChatExchange::cache_started(const backends::Call& call) {
+  if (!cache_ || !cache_->store) return;
+  // A fallback target answered in its own dialect (pass-through): nothing canonical to keep.
+  if (call.dialect() != backends::WireDialect::kOpenAi) {
+    cache_->store = false;
+    return;
+  }
+  cache_->status = call.status();
+  cache_->sse = call.header("content-type").find("text/event-stream") != std::string_view::npos;
+}
+
+void ChatExchange::cache_observe(std::string_view bytes) {
+  if (!cache_ || !cache_->store || cache_->overflow) return;
+  if (cache_->recorded.size() + bytes.size() > kMaxRecordedBytes) {
+    cache_->overflow = true;
+    cache_->recorded.clear();
+    cache_->recorded.shrink_to_fit();
+    return;
+  }
+  cache_->recorded.append(bytes);
+}
+
+void ChatExchange::cache_finish(const Usage& usage, ExchangeEnd end) {
+  if (!cache_) return;
+  CacheState& st = *cache_;
+  const bool storable = st.store && !st.overflow && end == ExchangeEnd::kComplete && st.status >= 200 &&
+                        st.status < 300 && !st.recorded.empty() && st.ttl_ms >= 0;
+  if (!storable) {
+    if (st.leader_active) st.leader.fail(make_error(ErrorKind::kUpstream, "the leading request did not complete"));
+    return;
+  }
+  cache::CachedResponse entry;
+  if (st.sse) {
+    SseParser sse;
+    bool done = false;
+    sse.feed(st.recorded, [&](const SseEvent& ev) {
+      if (ev.data == "[DONE]") done = true;
+      else if (!ev.data.empty()) entry.chunks.emplace_back(ev.data);
+    });
+    if (!done || sse.has_partial() || entry.chunks.empty()) {
+      if (st.leader_active) st.leader.fail(make_error(ErrorKind::kUpstream, "incomplete stream"));
+      return;
+    }
+  } else {
+    entry.completion_json = std::move(st.recorded);
+  }
+  entry.model = st.model;
+  entry.usage = usage;
+  entry.created_s = wall_us() / 1'000'000;
+  entry.route = st.route;
+  entry.tenant = tenant_;
+  auto stored = w_.server.cache().store(st.key, std::move(entry), std::chrono::milliseconds(st.ttl_ms));
+  if (st.leader_active) st.leader.succeed(std::move(stored));
+}
+
+}  // namespace frugal::gateway
