@@ -23,6 +23,7 @@
 #include <string_view>
 
 #include "core/chat.h"
+#include "core/usage.h"
 
 namespace frugal::backends {
 
@@ -69,6 +70,12 @@ class Call {
   virtual int64_t headers_us() const = 0;  // 0 until headers
 
   virtual WireDialect dialect() const { return WireDialect::kOpenAi; }
+
+  // Usage the backend knows of that its bytes cannot carry yet: a translated Anthropic
+  // stream reports input and cache tokens in message_start, the canonical stream only
+  // in its final usage chunk. A codec whose answer ends early (client gone, stream cut)
+  // hands this to ChatExchange::finish when the bytes gave it none.
+  virtual Usage usage_so_far() const { return {}; }
 };
 
 // One configured provider on one worker thread.

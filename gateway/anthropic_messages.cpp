@@ -95,7 +95,11 @@ asio::awaitable<bool> stream_messages(beast::tcp_stream& stream, backends::Call&
   AnthropicUsageTracker tracker;
   OpenAiToAnthropicStream translator(OpenAiToAnthropicStream::Options{model, "", 0});
   bool relayed_error_event = false;
-  const auto usage = [&] { return native ? tracker.current_usage() : translator.current_usage(); };
+  const auto usage = [&] {
+    if (native) return tracker.current_usage();
+    const Usage u = translator.current_usage();
+    return u.reported ? u : call.usage_so_far();
+  };
 
   if (!co_await write_raw(stream, sse_response_head(ctx))) {
     call.cancel();

@@ -53,6 +53,9 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
 
   SseParser sse;
   Usage usage;
+  // What to hand off when the stream ends early: the usage chunk if one came, else what
+  // the backend saw but could not put into bytes yet (e.g. Anthropic's message_start).
+  const auto seen = [&] { return usage.reported ? usage : call.usage_so_far(); };
   bool saw_done = false;
   std::string frame, events;
   for (;;) {
@@ -73,7 +76,7 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
         append_http_chunk(frame, events);
         if (!co_await write_raw(stream, frame)) {
           call.cancel();
-          ex.finish(usage, ExchangeEnd::kClientGone);
+          ex.finish(seen(), ExchangeEnd::kClientGone);
           co_return false;
         }
       }
@@ -82,12 +85,12 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
     if (call.state() != backends::CallState::kDone) co_await call.wait();
   }
   if (watch.client_gone) {
-    ex.finish(usage, ExchangeEnd::kClientGone);
+    ex.finish(seen(), ExchangeEnd::kClientGone);
     co_return false;
   }
   frame.clear();
   const bool broke = !saw_done || call.failed() || sse.has_partial();
-  ex.finish(usage, broke ? ExchangeEnd::kUpstreamBroke : ExchangeEnd::kComplete);
+  ex.finish(seen(), broke ? ExchangeEnd::kUpstreamBroke : ExchangeEnd::kComplete);
   if (broke) {
     const std::string why = call.failed() ? call.error() : sse.has_partial() ? "cut mid-event" : "ended without its terminator";
     log::warn("request " + ctx.request_id + ": upstream stream broke: " + why);

@@ -152,6 +152,7 @@ class AnthropicCall final : public backends::Call {
   backends::WireDialect dialect() const override {
     return translate_ ? backends::WireDialect::kOpenAi : backends::WireDialect::kAnthropic;
   }
+  Usage usage_so_far() const override { return translate_ ? stream_.current_usage() : Usage{}; }
 
  private:
   enum class Mode { kUnknown, kStream, kBuffered };

@@ -157,6 +157,12 @@ TEST_CASE("a translated stream: chunks per delta, tool arguments in pieces, usag
   const std::string partial = run(cut);
   CHECK(partial.find("[DONE]") == std::string::npos);
   CHECK(partial.find(R"("arguments":"1}")") != std::string::npos);
+  // The bytes carry no usage yet, but the call knows what message_start reported.
+  const Usage u = cut->usage_so_far();
+  CHECK(u.reported);
+  CHECK(u.input_tokens == 10);
+  CHECK(u.cached_input_tokens == 6);
+  CHECK(u.output_tokens == 1);
 }
 
 TEST_CASE("pass-through relays the provider's bytes untouched, marked as Anthropic") {

@@ -493,6 +493,15 @@ TEST_CASE("a client that hangs up mid-stream: upstream aborted, usage seen so fa
           R"({"model":"gpt-4o-mini","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"mock:{\"chunks\":30,\"chunk_delay_ms\":100} hi"}]})",
           {"x-request-id: ait-abort-2"}, [&](const std::string&) { return false; });
   CHECK(e.log_line("ait-abort-2", "finish").find("end=client_gone dialect=anthropic") != std::string::npos);
+
+  // OpenAI client, Anthropic upstream: the canonical bytes carry usage only at the end,
+  // but the provider's call hands over what message_start reported.
+  request("POST", e.url + "/v1/chat/completions",
+          R"({"model":"claude-x","stream":true,"messages":[{"role":"user","content":"mock:{\"chunk_delay_ms\":100,\"chunk_size\":2,\"input_tokens\":40,\"cache_read_input_tokens\":7} hi"}]})",
+          {"x-request-id: ait-abort-3"}, [&](const std::string&) { return false; });
+  const std::string openai_line = e.log_line("ait-abort-3", "finish");
+  CHECK_MESSAGE(openai_line.find("end=client_gone dialect=openai usage input=47 cached=7 ") != std::string::npos,
+                openai_line);
 }
 
 TEST_CASE("the exact cache serves translated requests to Anthropic clients; pass-through is not cached") {
