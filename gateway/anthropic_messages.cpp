@@ -56,7 +56,10 @@ std::vector<std::pair<std::string, std::string>> forwarded_headers(const Request
   std::vector<std::pair<std::string, std::string>> out;
   for (std::string_view name : kForwardedHeaders) {
     const auto it = req.find(name);
-    if (it != req.end()) out.emplace_back(std::string(name), std::string(it->value()));
+    if (it == req.end()) continue;
+    const std::string_view v = it->value();
+    if (v.find_first_of("\r\n") != std::string_view::npos) continue;  // never split an upstream header
+    out.emplace_back(std::string(name), std::string(v));
   }
   return out;
 }
