@@ -61,9 +61,9 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
                                    RequestContext& ctx, ChatExchange& ex, ClientWatch& watch) {
   std::string head = "HTTP/1.1 200 OK\r\nServer: frugal\r\nContent-Type: text/event-stream\r\n"
                      "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
-  head += "x-request-id: " + ctx.request_id + "\r\n";
-  for (const auto& [k, v] : ctx.headers) head += k + ": " + v + "\r\n";
-  head += "x-frugal-overhead-us: " + std::to_string(ctx.overhead_us(mono_us())) + "\r\n";
+  head += "x-request-id: " + ctx.request_id;
+  for (const auto& [k, v] : ctx.headers) append_header(head, k, v);
+  head += "\r\nx-frugal-overhead-us: " + std::to_string(ctx.overhead_us(mono_us())) + "\r\n";
   head += ctx.keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
   if (!co_await write_raw(stream, head)) co_return false;
 
