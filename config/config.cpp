@@ -62,7 +62,7 @@ ServerConfig parse_server(const YamlNode& n) {
 }
 
 ProviderConfig parse_provider(const std::string& name, const YamlNode& n) {
-  n.allow_keys({"kind", "base_url", "api_key", "timeouts", "retry", "http2", "max_connections", "headers"});
+  n.allow_keys({"kind", "base_url", "api_key", "timeouts", "retry", "http2", "max_connections", "headers", "tls"});
   ProviderConfig p;
   p.name = name;
   const YamlNode kind = n.required("kind");
@@ -92,6 +92,11 @@ ProviderConfig parse_provider(const std::string& name, const YamlNode& n) {
     p.retry.max_delay_ms = r->get_duration_ms("max_delay", p.retry.max_delay_ms);
   }
   p.http2 = n.get_bool("http2", p.http2);
+  if (auto t = n.child("tls")) {
+    t->allow_keys({"ca_file", "verify"});
+    p.tls_ca_file = t->get_string("ca_file", "");
+    p.tls_verify = t->get_bool("verify", true);
+  }
   p.max_connections = static_cast<int>(n.get_int("max_connections", 0, 0, 100000));
   if (auto h = n.child("headers"))
     for (const auto& [hk, hv] : h->entries()) p.headers[hk] = hv.as_string();

@@ -33,6 +33,8 @@ struct ProviderConfig {
   Timeouts timeouts;
   RetryPolicy retry;
   bool http2 = true;     // negotiate HTTP/2 over TLS when the server offers it
+  std::string tls_ca_file;  // PEM CA bundle to trust instead of the system store (private CAs)
+  bool tls_verify = true;   // verify the upstream's certificate and host name
   int max_connections = 0;  // per I/O thread; 0 = libcurl's default
   std::map<std::string, std::string> headers;  // extra headers sent upstream
 };

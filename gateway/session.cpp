@@ -3,6 +3,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <array>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
@@ -115,9 +117,9 @@ bool wants_anthropic_errors(const Request& req) {
 std::string sse_response_head(const RequestContext& ctx) {
   std::string head = "HTTP/1.1 200 OK\r\nServer: frugal\r\nContent-Type: text/event-stream\r\n"
                      "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
-  head += "x-request-id: " + ctx.request_id + "\r\n";
-  for (const auto& [k, v] : ctx.headers) head += k + ": " + v + "\r\n";
-  head += "x-frugal-overhead-us: " + std::to_string(ctx.overhead_us(mono_us())) + "\r\n";
+  head += "x-request-id: " + ctx.request_id;
+  for (const auto& [k, v] : ctx.headers) append_header(head, k, v);
+  head += "\r\nx-frugal-overhead-us: " + std::to_string(ctx.overhead_us(mono_us())) + "\r\n";
   head += ctx.keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
   return head;
 }
@@ -135,18 +137,38 @@ asio::awaitable<bool> write_raw(beast::tcp_stream& stream, const std::string& by
   co_return !ec;
 }
 
+void append_header(std::string& head, std::string_view name, std::string_view value) {
+  head += "\r\n";
+  head += name;
+  head += ": ";
+  // Values can carry client-chosen text (a model name): never let it end the line.
+  for (char c : value)
+    if (c != '\r' && c != '\n') head += c;
+}
+
 asio::awaitable<bool> send_response(beast::tcp_stream& stream, int status, std::string_view content_type,
                                     std::string body, RequestContext& ctx) {
-  bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), 11};
-  res.set(bhttp::field::server, "frugal");
-  res.set(bhttp::field::content_type, content_type);
-  res.set("x-request-id", ctx.request_id);
-  for (const auto& [k, v] : ctx.headers) res.set(k, v);
-  res.set("x-frugal-overhead-us", std::to_string(ctx.overhead_us(mono_us())));
-  res.keep_alive(ctx.keep_alive);
-  res.body() = std::move(body);
-  res.prepare_payload();
-  auto [ec, n] = co_await bhttp::async_write(stream, res, kTuple);
+  // The head is written by hand, not by Beast's serializer: this is the hot path of
+  // every non-streamed answer and of cache hits, and the serializer's buffer views
+  // cost more than the rest of the write (see docs/PERFORMANCE.md).
+  std::string head;
+  head.reserve(256 + 64 * ctx.headers.size());
+  head += "HTTP/1.1 ";
+  head += std::to_string(status);
+  head += ' ';
+  head += bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+  head += "\r\nServer: frugal\r\nContent-Type: ";
+  head += content_type;
+  head += "\r\nContent-Length: ";
+  head += std::to_string(body.size());
+  head += "\r\nx-request-id: ";
+  head += ctx.request_id;
+  for (const auto& [k, v] : ctx.headers) append_header(head, k, v);
+  head += "\r\nx-frugal-overhead-us: ";
+  head += std::to_string(ctx.overhead_us(mono_us()));
+  head += ctx.keep_alive ? "\r\nConnection: keep-alive\r\n\r\n" : "\r\nConnection: close\r\n\r\n";
+  const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
+  auto [ec, n] = co_await asio::async_write(stream, bufs, kTuple);
   co_return !ec && ctx.keep_alive;
 }
 

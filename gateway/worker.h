@@ -98,6 +98,8 @@ std::optional<std::string> query_param(std::string_view target, std::string_view
 std::string percent_decode(std::string_view s);
 
 // Writers shared by the handlers.
+// Appends "\r\nName: value" with CR and LF removed from the value.
+void append_header(std::string& head, std::string_view name, std::string_view value);
 asio::awaitable<bool> send_response(beast::tcp_stream& stream, int status, std::string_view content_type,
                                     std::string body, RequestContext& ctx);
 // Error bodies come from backends/dialect/errors.h: one renderer per API shape.
