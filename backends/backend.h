@@ -10,6 +10,8 @@
 //  - >= 400: a complete error body, ideally OpenAI-shaped `{"error":{...}}`.
 // Client dialects (OpenAI relay, Anthropic translation) render from these bytes, and
 // the cache and the ledger read them, so a backend never needs to know who is asking.
+// The one exception is Anthropic pass-through (see WireDialect): an Anthropic client
+// routed to an Anthropic provider gets the provider's bytes untouched.
 //
 // Threading: a Call belongs to the io_context of the worker that started it; every
 // member is called on that thread. Backends that compute elsewhere (the engine) post
@@ -21,10 +23,21 @@
 #include <string_view>
 
 #include "core/chat.h"
+#include "core/usage.h"
 
 namespace frugal::backends {
 
 enum class CallState { kWaitingHeaders, kStreaming, kDone };
+
+// The dialect of a Call's bytes. Always kOpenAi (canonical) except for the pass-through
+// of an Anthropic client's request to an Anthropic provider (ChatRequest::anthropic_body),
+// whose bytes are the provider's own Messages API response, relayed unchanged.
+enum class WireDialect { kOpenAi, kAnthropic };
+
+// Response header on a Call whose error the gateway produced itself (a request the
+// provider's dialect cannot express, a provider kind this build cannot serve), so it
+// is not reported as the upstream's answer.
+inline constexpr std::string_view kGatewayErrorHeader = "x-frugal-gateway-error";
 
 class Call {
  public:
@@ -55,6 +68,14 @@ class Call {
 
   virtual int64_t started_us() const = 0;
   virtual int64_t headers_us() const = 0;  // 0 until headers
+
+  virtual WireDialect dialect() const { return WireDialect::kOpenAi; }
+
+  // Usage the backend knows of that its bytes cannot carry yet: a translated Anthropic
+  // stream reports input and cache tokens in message_start, the canonical stream only
+  // in its final usage chunk. A codec whose answer ends early (client gone, stream cut)
+  // hands this to ChatExchange::finish when the bytes gave it none.
+  virtual Usage usage_so_far() const { return {}; }
 };
 
 // One configured provider on one worker thread.

@@ -67,11 +67,14 @@ done
 [[ -n $frugal_port ]] || { echo "frugal did not start"; cat "$work/frugal.log"; exit 1; }
 sleep 0.3
 
+# Cache-Control: no-store keeps frugal's exact cache out of this measurement (the
+# request is deterministic); bench/cache_hit.sh measures the cache.
 body='{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in five words."}],"temperature":0}'
 cat >"$work/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '$body'
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Cache-Control"] = "no-store"
 LUA
 
 # run NAME PORT CONNS -> "rps p50_ms p99_ms"
@@ -112,7 +115,9 @@ done
 
 # Time to first token with a 200 ms first-token delay upstream: median over 20 each.
 echo
-sbody='{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}],"mock":{"ttft_ms":200,"chunks":4}}'
+s# Cache-Control: no-store keeps frugal's exact cache out of this measurement (the
+# request is deterministic); bench/cache_hit.sh measures the cache.
+body='{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}],"mock":{"ttft_ms":200,"chunks":4}}'
 ttft() {
   for _ in $(seq 1 20); do
     curl -s -o /dev/null -w '%{time_starttransfer}\n' -H 'content-type: application/json' -d "$sbody" "$1"

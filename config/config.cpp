@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -10,7 +11,9 @@
 namespace frugal::config {
 namespace {
 
-constexpr const char* kDefaultConfig = R"(# frugal's built-in default configuration
+// The built-in default, in three parts: the Anthropic provider and its `claude` rule
+// are present only when ANTHROPIC_API_KEY is set (and come before the catch-all).
+constexpr const char* kDefaultHead = R"(# frugal's built-in default configuration
 server:
   listen: ["127.0.0.1:8080"]
 data_dir: ./frugal-data
@@ -19,9 +22,22 @@ providers:
     kind: openai
     base_url: ${OPENAI_BASE_URL:-https://api.openai.com/v1}
     api_key: ${OPENAI_API_KEY:-}
-passthrough:
-  - { prefix: "", provider: openai }
 )";
+constexpr const char* kDefaultAnthropicProvider = R"(  anthropic:
+    kind: anthropic
+    base_url: ${ANTHROPIC_BASE_URL:-https://api.anthropic.com}
+    api_key: ${ANTHROPIC_API_KEY}
+)";
+constexpr const char* kDefaultPassthrough = "passthrough:\n";
+constexpr const char* kDefaultAnthropicRule = R"(  - { prefix: "claude", provider: anthropic }
+)";
+constexpr const char* kDefaultCatchAll = R"(  - { prefix: "", provider: openai }
+)";
+
+bool anthropic_key_set() {
+  const char* key = std::getenv("ANTHROPIC_API_KEY");
+  return key && *key;
+}
 
 Listener listener_from(const YamlNode& n) {
   auto l = parse_listener(n.as_string());
@@ -49,7 +65,7 @@ ServerConfig parse_server(const YamlNode& n) {
 }
 
 ProviderConfig parse_provider(const std::string& name, const YamlNode& n) {
-  n.allow_keys({"kind", "base_url", "api_key", "timeouts", "retry", "http2", "max_connections", "headers"});
+  n.allow_keys({"kind", "base_url", "api_key", "timeouts", "retry", "http2", "max_connections", "headers", "tls"});
   ProviderConfig p;
   p.name = name;
   const YamlNode kind = n.required("kind");
@@ -79,6 +95,11 @@ ProviderConfig parse_provider(const std::string& name, const YamlNode& n) {
     p.retry.max_delay_ms = r->get_duration_ms("max_delay", p.retry.max_delay_ms);
   }
   p.http2 = n.get_bool("http2", p.http2);
+  if (auto t = n.child("tls")) {
+    t->allow_keys({"ca_file", "verify"});
+    p.tls_ca_file = t->get_string("ca_file", "");
+    p.tls_verify = t->get_bool("verify", true);
+  }
   p.max_connections = static_cast<int>(n.get_int("max_connections", 0, 0, 100000));
   if (auto h = n.child("headers"))
     for (const auto& [hk, hv] : h->entries()) p.headers[hk] = hv.as_string();
@@ -245,10 +266,18 @@ Result<GatewayConfig> load_config_file(const std::string& path) {
   return load_config_text(ss.str(), path);
 }
 
-const char* default_config_yaml() { return kDefaultConfig; }
+std::string default_config_yaml() {
+  const bool anthropic = anthropic_key_set();
+  std::string out = kDefaultHead;
+  if (anthropic) out += kDefaultAnthropicProvider;
+  out += kDefaultPassthrough;
+  if (anthropic) out += kDefaultAnthropicRule;
+  out += kDefaultCatchAll;
+  return out;
+}
 
 Result<GatewayConfig> load_default_config() {
-  return load_config_text(kDefaultConfig, "<built-in default>");
+  return load_config_text(default_config_yaml(), "<built-in default>");
 }
 
 }  // namespace frugal::config

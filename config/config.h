@@ -33,6 +33,8 @@ struct ProviderConfig {
   Timeouts timeouts;
   RetryPolicy retry;
   bool http2 = true;     // negotiate HTTP/2 over TLS when the server offers it
+  std::string tls_ca_file;  // PEM CA bundle to trust instead of the system store (private CAs)
+  bool tls_verify = true;   // verify the upstream's certificate and host name
   int max_connections = 0;  // per I/O thread; 0 = libcurl's default
   std::map<std::string, std::string> headers;  // extra headers sent upstream
 };
@@ -123,9 +125,13 @@ using EnvFn = std::optional<std::string> (*)(const std::string&);
 Result<GatewayConfig> load_config_file(const std::string& path);
 Result<GatewayConfig> load_config_text(const std::string& text, const std::string& source);
 // The built-in default: 127.0.0.1:8080, provider `openai` from OPENAI_BASE_URL
-// (default the public API) and OPENAI_API_KEY, every model name passed through.
+// (default the public API) and OPENAI_API_KEY, every model name passed through. When
+// ANTHROPIC_API_KEY is set (non-empty), also provider `anthropic` from
+// ANTHROPIC_BASE_URL (default https://api.anthropic.com) and that key, with model
+// names starting with `claude` routed to it before the OpenAI catch-all.
 Result<GatewayConfig> load_default_config();
-const char* default_config_yaml();
+// The YAML of the default for the current environment (`frugal config default`).
+std::string default_config_yaml();
 
 Result<Listener> parse_listener(const std::string& host_port);
 

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -74,6 +75,16 @@ struct ChatRequest {
   // The parsed document; valid while the parser that produced it is alive and unused.
   simdjson::dom::object root;
   bool has_root = false;  // false for requests built by hand (no document to consult)
+
+  // Set by the Anthropic codec when the client spoke the Messages API: the client's
+  // body as received. An Anthropic backend forwards it (only `model` replaced) instead
+  // of encoding the fields above, so `cache_control` and fields the gateway does not
+  // model reach Anthropic untouched, and its Call then yields native Anthropic bytes
+  // (backends::Call::dialect()). Other backends ignore it. Must outlive the dispatch.
+  std::string_view anthropic_body;
+  // Client request headers that a backend of the matching kind forwards upstream, with
+  // lower-case names: `anthropic-version` and `anthropic-beta` for Anthropic providers.
+  std::vector<std::pair<std::string, std::string>> upstream_headers;
 };
 
 // Validates an OpenAI /v1/chat/completions body. Errors are kInvalidRequest with

@@ -14,7 +14,7 @@ debs=(
   # PCRE2: Unicode-aware regex for the BPE pre-tokenizer patterns
   libpcre2-dev
   # real servers and load tools used by tests and benchmarks
-  nginx-light wrk nodejs npm
+  nginx-light wrk nodejs npm openssl
 )
 
 sudo_cmd=()

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "backends/dialect/errors.h"
 #include "cache/hash.h"
 #include "cache/prefix.h"
 #include "cache/replica_picker.h"
@@ -90,12 +91,27 @@ void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
   picker_.reset();
   cache_finish(usage, end);
   record(usage, end);
+  log_finish(usage, end);
+}
+
+// The usage hand-off, visible at --log-level debug until the ledger consumes it here.
+void ChatExchange::log_finish(const Usage& u, ExchangeEnd end) const {
+  static constexpr const char* kEnds[] = {"complete", "upstream_error", "upstream_broke", "client_gone"};
+  log::debug("request " + ctx_.request_id + ": finish end=" + kEnds[static_cast<int>(end)] +
+             " dialect=" + dialect_name(dialect_) + " usage input=" + std::to_string(u.input_tokens) +
+             " cached=" + std::to_string(u.cached_input_tokens) +
+             " cache_write_5m=" + std::to_string(u.cache_write_5m_tokens) +
+             " cache_write_1h=" + std::to_string(u.cache_write_1h_tokens) +
+             " output=" + std::to_string(u.output_tokens) + " reported=" + (u.reported ? "1" : "0"));
 }
 
 Error ChatExchange::upstream_error(backends::Call& call) const {
   thread_local simdjson::dom::parser parser;
   const int status = call.status();
   const std::string_view body = call.body();
+  // The backend refused on the gateway's behalf (e.g. a request the provider's dialect
+  // cannot express): the message is ours, not the upstream's.
+  if (!call.header(backends::kGatewayErrorHeader).empty()) return error_from_openai_body(status, body);
   Error e;
   e.status = status;
   e.kind = status == 401 ? ErrorKind::kAuthentication
@@ -118,6 +134,8 @@ Error ChatExchange::upstream_error(backends::Call& call) const {
     }
   }
   if (upstream_msg.empty()) upstream_msg = std::string(body.substr(0, 300));
+  // Anthropic's error types say more than its statuses (529 overloaded, ...).
+  if (call.dialect() == backends::WireDialect::kAnthropic) e.kind = error_from_anthropic_body(status, body).kind;
   const std::string who = "upstream '" + (target_.provider ? target_.provider->name : std::string("?")) + "'";
   e.message = status == 401 || status == 403
                   ? who + " rejected the gateway's credentials (status " + std::to_string(status) + "): " + upstream_msg

@@ -69,9 +69,12 @@ class ChatExchange {
   // Cancels whatever start() is waiting on; the client watch calls it.
   router::DispatchControl& control() { return control_; }
 
-  // Every canonical byte the codec took from the call, in order.
+  // Every byte the codec took from the call, in order: canonical OpenAI bytes, or the
+  // provider's Anthropic bytes when call->dialect() is WireDialect::kAnthropic
+  // (pass-through of an Anthropic client to an Anthropic provider).
   void observe(std::string_view bytes);
-  // Once, when the response is over, with the usage seen (partial for a cut stream).
+  // Once, when the response is over, with the usage seen (partial for a cut stream or
+  // a client that went away). Logged at debug level ("finish end=... usage ...").
   void finish(const Usage& usage, ExchangeEnd end);
 
   // A final upstream error response (status >= 400) as an Error to render.
@@ -97,6 +100,7 @@ class ChatExchange {
   const policies::RoutePlan* route_plan() const;
 
  private:
+  void log_finish(const Usage& usage, ExchangeEnd end) const;
   // --- exact cache (gateway/chat_exchange_cache.cpp) ---
   struct CacheState;
   // Decides cacheability and looks the request up; a hit (or a single-flight

@@ -4,6 +4,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <strings.h>
+
 #include <charconv>
 #include <optional>
 
@@ -78,6 +80,66 @@ std::shared_ptr<backends::Call> replay(const cache::CachedResponse& e, bool stre
   return std::make_shared<backends::ReplayCall>(200, "application/json", std::move(*body));
 }
 
+// A streamed answer another request is receiving from upstream right now (single
+// flight): chunks are fed as the leader publishes them; the call ends with [DONE] when
+// the leader completes, or fails (an interrupted stream) when it does not.
+class FollowerCall final : public backends::Call {
+ public:
+  FollowerCall(boost::asio::io_context& io, std::string first_events)
+      : signal_(io), body_(std::move(first_events)), started_us_(mono_us()) {}
+
+  void feed(std::string_view events) {
+    body_.append(events);
+    notify();
+  }
+  void finish(bool ok) {
+    if (ok) body_ += "data: [DONE]\n\n";
+    else error_ = "the request this one was following failed mid-stream";
+    done_ = true;
+    notify();
+  }
+
+  boost::asio::awaitable<void> wait() override {
+    if (!pending_) {
+      signal_.expires_at(boost::asio::steady_timer::time_point::max());
+      co_await signal_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    }
+    pending_ = false;
+  }
+  backends::CallState state() const override {
+    return done_ ? backends::CallState::kDone : backends::CallState::kStreaming;
+  }
+  int status() const override { return 200; }
+  bool got_headers() const override { return true; }
+  std::string_view header(std::string_view name) const override {
+    return name.size() == 12 && ::strncasecmp(name.data(), "content-type", 12) == 0 ? "text/event-stream"
+                                                                                  : std::string_view{};
+  }
+  std::string take_body() override { return std::exchange(body_, {}); }
+  const std::string& body() const override { return body_; }
+  bool timed_out() const override { return false; }
+  bool cancelled() const override { return cancelled_; }
+  const std::string& error() const override { return error_; }
+  void cancel() override {
+    cancelled_ = done_ = true;
+    if (error_.empty()) error_ = "cancelled";
+    notify();
+  }
+  int64_t started_us() const override { return started_us_; }
+  int64_t headers_us() const override { return started_us_; }
+
+ private:
+  void notify() {
+    pending_ = true;
+    signal_.cancel();
+  }
+  boost::asio::steady_timer signal_;
+  std::string body_;
+  std::string error_;
+  bool done_ = false, pending_ = false, cancelled_ = false;
+  int64_t started_us_;
+};
+
 }  // namespace
 
 struct ChatExchange::CacheState {
@@ -90,6 +152,7 @@ struct ChatExchange::CacheState {
   cache::SingleFlight::Leader leader;
   bool sse = false;
   bool overflow = false;
+  SseParser publish;  // splits the leader's stream into chunks for its followers
   std::string recorded;
   int status = 0;
 };
@@ -118,7 +181,13 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
     if (auto v = parse_ttl_ms(t)) *v == 0 ? void(store = false) : void(ttl_ms = *v);
     else log::warn("request " + ctx_.request_id + ": ignoring x-frugal-cache-ttl '" + std::string(t) + "'");
   }
-  const bool cacheable = enabled && !no_store && (cache_all || cache::is_cacheable_by_default(req));
+  // Anthropic pass-through (an Anthropic client routed to an Anthropic provider) is
+  // answered with the provider's own bytes, for a body the canonical request does not
+  // fully describe (cache_control, fields only Anthropic knows): not cached.
+  const bool passthrough =
+      !req.anthropic_body.empty() && target.provider->kind == config::ProviderKind::kAnthropic;
+  const bool cacheable =
+      !passthrough && enabled && !no_store && (cache_all || cache::is_cacheable_by_default(req));
   if (!cacheable) {
     cache_outcome_ = router::CacheOutcome::kBypass;
     ctx_.headers.emplace_back("x-frugal-cache", "bypass");
@@ -165,31 +234,60 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
   // A miss. Concurrent identical misses share one upstream call: the first leads,
   // the rest wait for its stored answer. A refresh (no-cache) always goes upstream.
   if (!no_cache && store) {
+    // A follower learns the leader's chunks as they are published and its outcome.
     struct Wait {
       explicit Wait(boost::asio::io_context& io) : timer(io) {}
       boost::asio::steady_timer timer;
       std::optional<cache::FlightOutcome> outcome;
+      std::string events;  // SSE of the chunks not yet handed to `live`
+      size_t chunks = 0;
+      std::shared_ptr<FollowerCall> live;
     };
     auto wait = std::make_shared<Wait>(w_.io);
     wait->timer.expires_at(boost::asio::steady_timer::time_point::max());
     boost::asio::io_context& io = w_.io;
-    st.leader = w_.server.flights().join(st.key, [wait, &io](const cache::FlightOutcome& o) {
+    auto on_done = [wait, &io](const cache::FlightOutcome& o) {
       boost::asio::post(io, [wait, o] {
         wait->outcome = o;
+        if (wait->live) wait->live->finish(o.ok());
         wait->timer.cancel();
       });
-    });
+    };
+    cache::SingleFlight::ChunkFn on_chunk;
+    if (req.stream) {
+      on_chunk = [wait, &io](std::string_view chunk) {
+        boost::asio::post(io, [wait, c = std::string(chunk)] {
+          ++wait->chunks;
+          std::string ev = "data: " + c + "\n\n";
+          if (wait->live) wait->live->feed(ev);
+          else wait->events += ev;
+          wait->timer.cancel();
+        });
+      };
+    }
+    st.leader = w_.server.flights().join(st.key, on_done, on_chunk);
     if (st.leader) {
       st.leader_active = true;
     } else {
+      // Streams follow the leader chunk by chunk from its first chunk on; plain requests
+      // (and streams whose leader publishes none, e.g. a plain leader) take the stored
+      // answer. A leader that fails before its first chunk sends us upstream ourselves.
       const int64_t t0 = mono_us();
       control_.set_waiter(&wait->timer);
-      while (!wait->outcome && !control_.cancelled())
+      while (!wait->outcome && wait->chunks == 0 && !control_.cancelled())
         co_await wait->timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
       control_.set_waiter(nullptr);
       ctx_.upstream_wait_us += mono_us() - t0;
       if (wait->outcome && wait->outcome->ok())
         if (auto call = hit_of(wait->outcome->entry)) co_return call;
+      if (!wait->outcome && wait->chunks > 0) {
+        wait->live = std::make_shared<FollowerCall>(w_.io, std::move(wait->events));
+        st.store = false;
+        cache_outcome_ = router::CacheOutcome::kHit;
+        ctx_.headers.emplace_back("x-frugal-cache", "hit");
+        ctx_.headers.emplace_back("x-frugal-model", target.model);
+        co_return wait->live;
+      }
       // The leader failed or was abandoned: go upstream ourselves.
     }
   }
@@ -200,13 +298,23 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
 
 void ChatExchange::cache_started(const backends::Call& call) {
   if (!cache_ || !cache_->store) return;
+  // A fallback target answered in its own dialect (pass-through): nothing canonical to keep.
+  if (call.dialect() != backends::WireDialect::kOpenAi) {
+    cache_->store = false;
+    return;
+  }
   cache_->status = call.status();
   cache_->model = target_.model;  // the answering tier's model (a cascade's may differ from the first)
   cache_->sse = call.header("content-type").find("text/event-stream") != std::string_view::npos;
 }
 
 void ChatExchange::cache_observe(std::string_view bytes) {
-  if (!cache_ || !cache_->store || cache_->overflow) return;
+  if (!cache_ || !cache_->store) return;
+  if (cache_->leader_active && cache_->sse)
+    cache_->publish.feed(bytes, [&](const SseEvent& ev) {
+      if (!ev.data.empty() && ev.data != "[DONE]") cache_->leader.publish_chunk(ev.data);
+    });
+  if (cache_->overflow) return;
   if (cache_->recorded.size() + bytes.size() > kMaxRecordedBytes) {
     cache_->overflow = true;
     cache_->recorded.clear();
@@ -219,10 +327,15 @@ void ChatExchange::cache_observe(std::string_view bytes) {
 void ChatExchange::cache_finish(const Usage& usage, ExchangeEnd end) {
   if (!cache_) return;
   CacheState& st = *cache_;
-  const bool storable = st.store && !st.overflow && end == ExchangeEnd::kComplete && st.status >= 200 &&
-                        st.status < 300 && !st.recorded.empty() && st.ttl_ms >= 0;
-  if (!storable) {
+  const bool complete = st.store && end == ExchangeEnd::kComplete && st.status >= 200 && st.status < 300;
+  if (!complete) {
     if (st.leader_active) st.leader.fail(make_error(ErrorKind::kUpstream, "the leading request did not complete"));
+    return;
+  }
+  if (st.overflow || st.recorded.empty()) {
+    // Complete but too large to keep: followers streaming along finish cleanly; the
+    // others find no answer in the (empty) entry and go upstream themselves.
+    if (st.leader_active) st.leader.succeed(std::make_shared<const cache::CachedResponse>());
     return;
   }
   cache::CachedResponse entry;

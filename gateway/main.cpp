@@ -91,7 +91,7 @@ int cmd_serve(const std::vector<std::string>& args) {
 
 int cmd_config(const std::vector<std::string>& args) {
   if (args.size() == 1 && args[0] == "default") {
-    std::fputs(frugal::config::default_config_yaml(), stdout);
+    std::fputs(frugal::config::default_config_yaml().c_str(), stdout);
     return 0;
   }
   if (args.size() == 2 && args[0] == "check") {

@@ -5,6 +5,7 @@
 #include <boost/beast/http/write.hpp>
 #include <cstdio>
 
+#include "backends/dialect/errors.h"
 #include "core/chat.h"
 #include "core/ids.h"
 #include "core/json.h"
@@ -44,32 +45,17 @@ Usage usage_of_completion(std::string_view body) {
   return usage_from_openai(u);
 }
 
-void hex_size(std::string& out, size_t n) {
-  char buf[20];
-  const int len = std::snprintf(buf, sizeof buf, "%zx\r\n", n);
-  out.append(buf, static_cast<size_t>(len));
-}
-
-asio::awaitable<bool> write_raw(beast::tcp_stream& stream, const std::string& bytes) {
-  auto [ec, n] = co_await asio::async_write(stream, asio::buffer(bytes), kTuple);
-  co_return !ec;
-}
-
 // Streams the upstream's SSE events to the client as each one completes. Returns
 // whether the connection can be kept alive.
 asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& call, const ChatRequest& chat,
                                    RequestContext& ctx, ChatExchange& ex, ClientWatch& watch) {
-  std::string head = "HTTP/1.1 200 OK\r\nServer: frugal\r\nContent-Type: text/event-stream\r\n"
-                     "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
-  head += "x-request-id: " + ctx.request_id + "\r\n";
-  for (const auto& [k, v] : ctx.headers) head += k + ": " + v + "\r\n";
-  head += "x-frugal-overhead-us: " + std::to_string(ctx.overhead_us(mono_us())) + "\r\n";
-  head += "Trailer: x-frugal-cost-usd, x-frugal-savings-usd\r\n";  // the final figures
-  head += ctx.keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
-  if (!co_await write_raw(stream, head)) co_return false;
+  if (!co_await write_raw(stream, sse_response_head(ctx))) co_return false;
 
   SseParser sse;
   Usage usage;
+  // What to hand off when the stream ends early: the usage chunk if one came, else what
+  // the backend saw but could not put into bytes yet (e.g. Anthropic's message_start).
+  const auto seen = [&] { return usage.reported ? usage : call.usage_so_far(); };
   bool saw_done = false;
   std::string frame, events;
   for (;;) {
@@ -88,12 +74,10 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
       });
       if (!events.empty()) {
         frame.clear();
-        hex_size(frame, events.size());
-        frame += events;
-        frame += "\r\n";
+        append_http_chunk(frame, events);
         if (!co_await write_raw(stream, frame)) {
           call.cancel();
-          ex.finish(usage, ExchangeEnd::kClientGone);
+          ex.finish(seen(), ExchangeEnd::kClientGone);
           co_return false;
         }
       }
@@ -102,34 +86,26 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
     if (call.state() != backends::CallState::kDone) co_await call.wait();
   }
   if (watch.client_gone) {
-    ex.finish(usage, ExchangeEnd::kClientGone);
+    ex.finish(seen(), ExchangeEnd::kClientGone);
     co_return false;
   }
   frame.clear();
   const bool broke = !saw_done || call.failed() || sse.has_partial();
-  ex.finish(usage, broke ? ExchangeEnd::kUpstreamBroke : ExchangeEnd::kComplete);
+  ex.finish(seen(), broke ? ExchangeEnd::kUpstreamBroke : ExchangeEnd::kComplete);
   if (!broke) {
     // The stream looks complete to a client only once [DONE] arrives: by then its
     // ledger row is durable.
     co_await ex.commit();
-    static constexpr std::string_view kDone = "data: [DONE]\n\n";
-    hex_size(frame, kDone.size());
-    frame += kDone;
-    frame += "\r\n";
+    append_http_chunk(frame, "data: [DONE]\n\n");
   } else {
     const std::string why = call.failed() ? call.error() : sse.has_partial() ? "cut mid-event" : "ended without its terminator";
     log::warn("request " + ctx.request_id + ": upstream stream broke: " + why);
     Error e = make_error(ErrorKind::kUpstream, "The upstream stream was interrupted before completion (" + why + ").",
                          "", "upstream_stream_interrupted");
-    const std::string ev = "data: " + render_openai_error_body(e) + "\n\n";
-    hex_size(frame, ev.size());
-    frame += ev;
-    frame += "\r\n";
+    append_http_chunk(frame, render_openai_error_event(e));
     ctx.keep_alive = false;
   }
-  frame += "0\r\n";
-  for (const auto& [k, v] : ex.trailers()) frame += k + ": " + v + "\r\n";
-  frame += "\r\n";
+  append_last_chunk(frame, ex.trailers());  // the final cost figures as trailers
   if (!co_await write_raw(stream, frame)) co_return false;
   co_return ctx.keep_alive;
 }

@@ -3,11 +3,17 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <array>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/http/parser.hpp>
 
+#include <boost/asio/write.hpp>
+#include <cstdio>
+
+#include "backends/dialect/errors.h"
 #include "core/ids.h"
 #include "core/json.h"
 #include "gateway/frugal_api.h"
@@ -36,6 +42,7 @@ std::string_view path_of(std::string_view target) {
 
 asio::awaitable<bool> route(beast::tcp_stream& stream, Request& req, RequestContext& ctx, Worker& w) {
   std::string_view path = path_of(req.target());
+  const bool anthropic = wants_anthropic_errors(req);
   // Clients configured with a base URL without /v1 call the bare paths.
   const bool v1 = path.rfind("/v1/", 0) == 0;
   const std::string_view api = v1 ? path.substr(3) : path;
@@ -53,8 +60,16 @@ asio::awaitable<bool> route(beast::tcp_stream& stream, Request& req, RequestCont
     if (auto e = only(bhttp::verb::post)) co_return co_await send_openai_error(stream, *e, ctx);
     co_return co_await handle_chat_completions(stream, req, ctx, w);
   }
+  if (api == "/messages") {
+    if (auto e = only(bhttp::verb::post)) co_return co_await send_anthropic_error(stream, *e, ctx);
+    co_return co_await handle_messages(stream, req, ctx, w);
+  }
+  if (api == "/messages/count_tokens") {
+    if (auto e = only(bhttp::verb::post)) co_return co_await send_anthropic_error(stream, *e, ctx);
+    co_return co_await handle_count_tokens(stream, req, ctx, w);
+  }
   if (api == "/models") {
-    if (auto e = only(bhttp::verb::get)) co_return co_await send_openai_error(stream, *e, ctx);
+    if (auto e = only(bhttp::verb::get)) co_return co_await send_error(stream, *e, ctx, anthropic);
     co_return co_await handle_models(stream, req, ctx, w);
   }
   if (path.rfind("/admin/", 0) == 0) {
@@ -75,11 +90,11 @@ asio::awaitable<bool> route(beast::tcp_stream& stream, Request& req, RequestCont
     }
   }
   if (path == "/healthz") {
-    if (auto e = only(bhttp::verb::get)) co_return co_await send_openai_error(stream, *e, ctx);
+    if (auto e = only(bhttp::verb::get)) co_return co_await send_error(stream, *e, ctx, anthropic);
     co_return co_await send_response(stream, 200, "application/json", R"({"status":"ok"})", ctx);
   }
   if (path == "/readyz") {
-    if (auto e = only(bhttp::verb::get)) co_return co_await send_openai_error(stream, *e, ctx);
+    if (auto e = only(bhttp::verb::get)) co_return co_await send_error(stream, *e, ctx, anthropic);
     const bool ready = w.server.ready();
     co_return co_await send_response(stream, ready ? 200 : 503, "application/json",
                                      ready ? R"({"status":"ready"})" : R"({"status":"not ready"})", ctx);
@@ -98,43 +113,103 @@ asio::awaitable<bool> route(beast::tcp_stream& stream, Request& req, RequestCont
   Error e = make_error(ErrorKind::kNotFound, "Unknown request URL: " + std::string(req.method_string()) + " " +
                                                  std::string(path) + ".",
                        "", "unknown_url");
-  co_return co_await send_openai_error(stream, e, ctx);
+  co_return co_await send_error(stream, e, ctx, anthropic);
 }
 
 }  // namespace
 
-std::string render_openai_error_body(const Error& err) {
-  std::string out;
-  JsonWriter w(out);
-  w.begin_object().key("error").begin_object();
-  w.key("message").value(err.message);
-  w.key("type").value(err.openai_type());
-  w.key("param");
-  if (err.param.empty()) w.null(); else w.value(err.param);
-  w.key("code");
-  if (err.code.empty()) w.null(); else w.value(err.code);
-  w.end_object().end_object();
-  return out;
+bool wants_anthropic_errors(const Request& req) {
+  std::string_view path = path_of(req.target());
+  if (path.rfind("/v1/", 0) == 0) path.remove_prefix(3);
+  if (path == "/messages" || path.rfind("/messages/", 0) == 0) return true;
+  if (path == "/chat/completions") return false;
+  return req.find("anthropic-version") != req.end();
+}
+
+std::string sse_response_head(const RequestContext& ctx) {
+  std::string head = "HTTP/1.1 200 OK\r\nServer: frugal\r\nContent-Type: text/event-stream\r\n"
+                     "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
+  head += "x-request-id: " + ctx.request_id;
+  for (const auto& [k, v] : ctx.headers) append_header(head, k, v);
+  head += "\r\nx-frugal-overhead-us: " + std::to_string(ctx.overhead_us(mono_us())) + "\r\n";
+  head += "Trailer: x-frugal-cost-usd, x-frugal-savings-usd\r\n";  // final figures (append_last_chunk)
+  head += ctx.keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+  return head;
+}
+
+void append_last_chunk(std::string& out, const std::vector<std::pair<std::string, std::string>>& trailers) {
+  out += "0\r\n";
+  for (const auto& [k, v] : trailers) {
+    out += k;
+    out += ": ";
+    for (char c : v)
+      if (c != '\r' && c != '\n') out += c;
+    out += "\r\n";
+  }
+  out += "\r\n";
+}
+
+void append_http_chunk(std::string& out, std::string_view payload) {
+  char buf[20];
+  const int len = std::snprintf(buf, sizeof buf, "%zx\r\n", payload.size());
+  out.append(buf, static_cast<size_t>(len));
+  out.append(payload);
+  out += "\r\n";
+}
+
+asio::awaitable<bool> write_raw(beast::tcp_stream& stream, const std::string& bytes) {
+  auto [ec, n] = co_await asio::async_write(stream, asio::buffer(bytes), kTuple);
+  co_return !ec;
+}
+
+void append_header(std::string& head, std::string_view name, std::string_view value) {
+  head += "\r\n";
+  head += name;
+  head += ": ";
+  // Values can carry client-chosen text (a model name): never let it end the line.
+  for (char c : value)
+    if (c != '\r' && c != '\n') head += c;
 }
 
 asio::awaitable<bool> send_response(beast::tcp_stream& stream, int status, std::string_view content_type,
                                     std::string body, RequestContext& ctx) {
-  bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), 11};
-  res.set(bhttp::field::server, "frugal");
-  res.set(bhttp::field::content_type, content_type);
-  res.set("x-request-id", ctx.request_id);
-  for (const auto& [k, v] : ctx.headers) res.set(k, v);
-  res.set("x-frugal-overhead-us", std::to_string(ctx.overhead_us(mono_us())));
-  res.keep_alive(ctx.keep_alive);
-  res.body() = std::move(body);
-  res.prepare_payload();
-  auto [ec, n] = co_await bhttp::async_write(stream, res, kTuple);
+  // The head is written by hand, not by Beast's serializer: this is the hot path of
+  // every non-streamed answer and of cache hits, and the serializer's buffer views
+  // cost more than the rest of the write (see docs/PERFORMANCE.md).
+  std::string head;
+  head.reserve(256 + 64 * ctx.headers.size());
+  head += "HTTP/1.1 ";
+  head += std::to_string(status);
+  head += ' ';
+  head += bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+  head += "\r\nServer: frugal\r\nContent-Type: ";
+  head += content_type;
+  head += "\r\nContent-Length: ";
+  head += std::to_string(body.size());
+  head += "\r\nx-request-id: ";
+  head += ctx.request_id;
+  for (const auto& [k, v] : ctx.headers) append_header(head, k, v);
+  head += "\r\nx-frugal-overhead-us: ";
+  head += std::to_string(ctx.overhead_us(mono_us()));
+  head += ctx.keep_alive ? "\r\nConnection: keep-alive\r\n\r\n" : "\r\nConnection: close\r\n\r\n";
+  const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
+  auto [ec, n] = co_await asio::async_write(stream, bufs, kTuple);
   co_return !ec && ctx.keep_alive;
 }
 
 asio::awaitable<bool> send_openai_error(beast::tcp_stream& stream, const Error& err, RequestContext& ctx) {
-  co_return co_await send_response(stream, err.http_status(), "application/json",
-                                   render_openai_error_body(err), ctx);
+  co_return co_await send_response(stream, err.http_status(), "application/json", render_openai_error(err), ctx);
+}
+
+asio::awaitable<bool> send_anthropic_error(beast::tcp_stream& stream, const Error& err, RequestContext& ctx) {
+  co_return co_await send_response(stream, err.http_status(), "application/json", render_anthropic_error(err),
+                                   ctx);
+}
+
+asio::awaitable<bool> send_error(beast::tcp_stream& stream, const Error& err, RequestContext& ctx,
+                                 bool anthropic) {
+  if (anthropic) co_return co_await send_anthropic_error(stream, err, ctx);
+  co_return co_await send_openai_error(stream, err, ctx);
 }
 
 asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Worker& worker) {
@@ -181,7 +256,7 @@ asio::awaitable<void> run_session(tcp::socket socket, Worker& worker) {
                                      std::to_string(cfg->server.body_limit_bytes) + " bytes.",
                                  "", "request_too_large")
                     : make_error(ErrorKind::kInvalidRequest, "Malformed HTTP request: " + ec.message());
-      co_await send_openai_error(stream, e, ctx);
+      co_await send_error(stream, e, ctx, wants_anthropic_errors(parser.get()));
       break;
     }
     Request& req = parser.get();

@@ -1,5 +1,7 @@
 #include "gateway/worker.h"
 
+#include "backends/dialect/errors.h"
+#include "backends/http/anthropic_backend.h"
 #include "backends/http/provider.h"
 #include "backends/replay_call.h"
 #include "gateway/server.h"
@@ -11,6 +13,7 @@ std::unique_ptr<backends::Backend> make_backend(const config::ProviderConfig& p,
     case config::ProviderKind::kOpenAi:
       return std::make_unique<http::OpenAiBackend>(*w.client, p);
     case config::ProviderKind::kAnthropic:
+      return std::make_unique<http::AnthropicBackend>(*w.client, p);
     case config::ProviderKind::kEngine:
       break;
   }
@@ -32,7 +35,9 @@ class UnavailableBackend final : public backends::Backend {
 std::shared_ptr<backends::Call> UnavailableBackend::start(const ChatRequest&, std::string_view) {
   Error e = make_error(ErrorKind::kUnavailable,
                        "provider '" + name_ + "' has a kind this gateway build cannot serve", "", "provider_unavailable");
-  return std::make_shared<backends::ReplayCall>(e.http_status(), "application/json", render_openai_error_body(e));
+  return std::make_shared<backends::ReplayCall>(
+      e.http_status(), "application/json", render_openai_error(e),
+      std::vector<std::pair<std::string, std::string>>{{std::string(backends::kGatewayErrorHeader), "1"}});
 }
 
 }  // namespace

@@ -85,6 +85,11 @@ asio::awaitable<bool> handle_chat_completions(beast::tcp_stream& stream, Request
                                               RequestContext& ctx, Worker& worker);
 asio::awaitable<bool> handle_models(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
                                     Worker& worker);
+// POST /v1/messages and /v1/messages/count_tokens (gateway/anthropic_messages.cpp).
+asio::awaitable<bool> handle_messages(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
+                                      Worker& worker);
+asio::awaitable<bool> handle_count_tokens(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
+                                          Worker& worker);
 
 asio::awaitable<bool> handle_admin_cache(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
                                          Worker& worker);
@@ -94,9 +99,28 @@ std::optional<std::string> query_param(std::string_view target, std::string_view
 std::string percent_decode(std::string_view s);
 
 // Writers shared by the handlers.
+// Appends "\r\nName: value" with CR and LF removed from the value.
+void append_header(std::string& head, std::string_view name, std::string_view value);
 asio::awaitable<bool> send_response(beast::tcp_stream& stream, int status, std::string_view content_type,
                                     std::string body, RequestContext& ctx);
+// Error bodies come from backends/dialect/errors.h: one renderer per API shape.
 asio::awaitable<bool> send_openai_error(beast::tcp_stream& stream, const Error& err, RequestContext& ctx);
-std::string render_openai_error_body(const Error& err);
+asio::awaitable<bool> send_anthropic_error(beast::tcp_stream& stream, const Error& err, RequestContext& ctx);
+// Errors take the shape of the API the client is calling: Anthropic for the Messages
+// API paths (/v1/messages, /messages and below) and, on other paths, for clients that
+// send `anthropic-version` (every Anthropic SDK does); OpenAI otherwise.
+bool wants_anthropic_errors(const Request& req);
+asio::awaitable<bool> send_error(beast::tcp_stream& stream, const Error& err, RequestContext& ctx,
+                                 bool anthropic);
+
+// Streaming responses (chunked SSE) written by hand, so each event goes out at once.
+// The status line and headers of a 200 text/event-stream response, with ctx's headers.
+std::string sse_response_head(const RequestContext& ctx);
+// Appends `payload` as one HTTP/1.1 chunk.
+void append_http_chunk(std::string& out, std::string_view payload);
+// The terminating chunk of a chunked response, with trailer fields (announced by the
+// `Trailer:` line of sse_response_head).
+void append_last_chunk(std::string& out, const std::vector<std::pair<std::string, std::string>>& trailers);
+asio::awaitable<bool> write_raw(beast::tcp_stream& stream, const std::string& bytes);
 
 }  // namespace frugal::gateway

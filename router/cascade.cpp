@@ -84,6 +84,9 @@ Money price_tier(const policies::PriceTable* prices, std::string_view model, con
 
 ChatRequest tier_request(const ChatRequest& client, const policies::PlannedTier& tier, bool buffered) {
   ChatRequest r = client;
+  // A buffered tier is scored from canonical bytes: an Anthropic provider must translate
+  // rather than pass the client's Anthropic body through (when a canonical form exists).
+  if (buffered && !r.messages.empty()) r.anthropic_body = {};
   if (buffered && tier.needs_logprobs) {
     r.sampling.logprobs = true;
     const int64_t want = std::max<int64_t>(tier.top_logprobs, client.sampling.top_logprobs.value_or(0));

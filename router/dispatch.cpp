@@ -50,7 +50,8 @@ void DispatchControl::track(std::shared_ptr<backends::Call> call) {
 }
 
 bool is_retriable_status(int status) {
-  return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+  // 529: Anthropic's "overloaded_error".
+  return status == 429 || status == 500 || status == 502 || status == 503 || status == 504 || status == 529;
 }
 
 int64_t backoff_delay_ms(int attempt, int64_t base_ms, int64_t max_ms, double unit_random) {

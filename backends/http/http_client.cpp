@@ -216,6 +216,11 @@ std::shared_ptr<HttpCall> HttpClient::start(HttpRequest req) {
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
                    req.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
   curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  if (!req.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, req.ca_file.c_str());
+  if (!req.verify_tls) {
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   if (req.method == "GET") {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);

@@ -35,6 +35,8 @@ struct HttpRequest {
   int64_t first_byte_timeout_ms = 120'000;  // until response headers are complete
   int64_t total_timeout_ms = 600'000;
   bool http2 = true;                        // HTTP/2 over TLS when offered
+  std::string ca_file;                      // extra trust anchors (PEM); empty: the system store
+  bool verify_tls = true;                   // false: accept any certificate (tests, never production)
 };
 
 using backends::CallState;

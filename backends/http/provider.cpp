@@ -13,6 +13,8 @@ void common_headers(const config::ProviderConfig& p, HttpRequest& r) {
   r.first_byte_timeout_ms = p.timeouts.first_byte_ms;
   r.total_timeout_ms = p.timeouts.total_ms;
   r.http2 = p.http2;
+  r.ca_file = p.tls_ca_file;
+  r.verify_tls = p.tls_verify;
 }
 
 }  // namespace

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "gateway/dialect/anthropic_request.h"
+#include "backends/dialect/anthropic_request.h"
 
 namespace frugal::mock {
 

@@ -1,8 +1,11 @@
-// mock_upstream: a fast, scriptable OpenAI-compatible server for tests and benchmarks.
+// mock_upstream: a fast, scriptable upstream for tests and benchmarks that speaks both
+// the OpenAI Chat Completions API and the Anthropic Messages API (anthropic.cpp).
 //
 // Scripting travels in the request body under "mock" (frugal passes unknown fields
-// through untouched), e.g. {"mock": {"ttft_ms": 200, "chunks": 8, "status": 503,
-// "fail_times": 2, "key": "t1", "retry_after": "1", "cut_after": 3, "no_done": true}}:
+// through untouched), or as a `mock:{...}` directive at the start of a message text
+// (for requests frugal translates; see mock_server.h), e.g.
+// {"mock": {"ttft_ms": 200, "chunks": 8, "status": 503, "fail_times": 2, "key": "t1",
+//  "retry_after": "1", "cut_after": 3, "no_done": true}}:
 //   ttft_ms        delay before the response headers/first chunk
 //   chunk_delay_ms delay between stream chunks
 //   chunks         number of content chunks when streaming (default 4)
@@ -14,6 +17,8 @@
 //   no_done        end the stream cleanly but without "data: [DONE]"
 //   hang           never answer (for timeouts and disconnect tests)
 //   echo           reply with the received request body as the content
+//   cached_tokens  usage.prompt_tokens_details.cached_tokens (default 0)
+//   tool_args      arguments of the tool call (JSON text, default {"city":"Paris","unit":"celsius"})
 //   usage          {"prompt": N, "completion": N, "cached": N} reported token counts
 //                  (default 12 / 7 / 0)
 //   logprobs       [lp, ...]: the content is split into that many tokens with these
@@ -25,51 +30,33 @@
 // Log-probs are returned only when the request asks (logprobs: true), with
 // min(top_logprobs, alternatives) alternatives, as OpenAI does; a stream with scripted
 // tokens sends one chunk per token.
+// Tools: a request with `tools` whose last message is not a tool result is answered
+// with a call of the first tool (streamed arguments arrive in several chunks,
+// finish_reason tool_calls); a request ending in a tool result is answered with
+// "Tool result received: <its content>".
 // Models named no-such-* get the 404 model_not_found a real upstream sends.
-// GET /mock/stats → {"requests":N,"chat":N,"aborted":N}; POST /mock/reset zeroes it and
-// the log. GET /mock/last_request → the last chat body received. GET /mock/log → a JSON
-// array of every chat body since the last reset (at most 10 000).
+// GET /mock/stats → {"requests":N,"chat":N,"messages":N,"aborted":N}; POST /mock/reset zeroes it.
+// GET /mock/last_request → the last chat/messages body received; GET /mock/last_headers
+// → its headers as a JSON object (lower-case names). GET /mock/log → a JSON array of
+// every chat body since the last reset (at most 10 000).
 // POST /mock/models {"<model>": {script}, ...} sets per-model scripts applied to every
-// request for that model (under the request's own `models` entry); for requests the
-// gateway builds itself, such as a cascade verifier's question. `{}` clears them.
+// chat request for that model (under the request's own `models` entry): for requests
+// the gateway builds itself, such as a cascade verifier's question. `{}` clears them.
 #include <simdjson.h>
 
-#include <atomic>
-#include <boost/asio.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
+#include "bench/mock_upstream/mock_server.h"
+
+using namespace mock;
 
 namespace {
-
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-
-struct Stats {
-  std::atomic<int64_t> requests{0}, chat{0}, aborted{0};
-  std::atomic<int64_t> last_abort_us{0};  // steady_clock (CLOCK_MONOTONIC) µs of the last abort seen
-  std::mutex mu;
-  std::map<std::string, int64_t> fail_counts;
-  std::string last_request;
-  std::vector<std::string> log;                   // chat bodies since the last reset
-  std::map<std::string, std::string> model_scripts;  // POST /mock/models
-  std::string require_key;
-};
-Stats g_stats;
 
 struct Token {
   std::string text;
@@ -79,9 +66,11 @@ struct Token {
 
 struct Script {
   int64_t ttft_ms = 0, chunk_delay_ms = 0, chunks = 4, status = 0, fail_times = -1, cut_after = -1;
+  int64_t prompt_tokens = 12, completion_tokens = 7, cached_tokens = 0;
   bool no_done = false, hang = false, echo = false, stream = false, include_usage = false;
   std::string content = "Hello from the mock upstream.", key, retry_after, model = "mock-model";
-  int64_t prompt_tokens = 12, completion_tokens = 7, cached_tokens = 0;
+  std::string tool_name;  // non-empty: answer with a call of this tool
+  std::string tool_args = R"({"city":"Paris","unit":"celsius"})";
   std::vector<double> logprobs;  // shorthand: split the content into this many tokens
   double margin = 2.0;
   std::vector<Token> tokens;     // explicit tokens (wins over `logprobs`)
@@ -89,25 +78,16 @@ struct Script {
   int64_t top_logprobs = 0;
 };
 
-std::string escape(std::string_view s) {
+// The text of an OpenAI message's content (string or text parts).
+std::string content_text(simdjson::dom::element msg) {
+  simdjson::dom::element c;
+  if (msg["content"].get(c)) return {};
+  std::string_view sv;
+  if (!c.get_string().get(sv)) return std::string(sv);
   std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char b[8];
-          std::snprintf(b, sizeof b, "\\u%04x", c);
-          out += b;
-        } else {
-          out += c;
-        }
-    }
-  }
+  if (c.is_array())
+    for (auto part : simdjson::dom::array(c))
+      if (!part["text"].get_string().get(sv)) out += sv;
   return out;
 }
 
@@ -124,12 +104,14 @@ void apply_script(simdjson::dom::element m, Script& s) {
   if (!m["status"].get_int64().get(v)) s.status = v;
   if (!m["fail_times"].get_int64().get(v)) s.fail_times = v;
   if (!m["cut_after"].get_int64().get(v)) s.cut_after = v;
+  if (!m["cached_tokens"].get_int64().get(v)) s.cached_tokens = v;
   if (!m["no_done"].get_bool().get(b)) s.no_done = b;
   if (!m["hang"].get_bool().get(b)) s.hang = b;
   if (!m["echo"].get_bool().get(b)) s.echo = b;
   if (!m["content"].get_string().get(sv)) s.content = sv;
   if (!m["key"].get_string().get(sv)) s.key = sv;
   if (!m["retry_after"].get_string().get(sv)) s.retry_after = sv;
+  if (!m["tool_args"].get_string().get(sv)) s.tool_args = sv;
   if (!m["margin"].get_double().get(d)) s.margin = d;
   simdjson::dom::element u;
   if (!m["usage"].get(u) && u.is_object()) {
@@ -188,7 +170,6 @@ void finalize_tokens(Script& s) {
 Script parse_script(const std::string& body) {
   Script s;
   thread_local simdjson::dom::parser parser;
-  thread_local simdjson::dom::parser model_parser;
   simdjson::dom::element root;
   if (parser.parse(body).get(root)) return s;
   std::string_view sv;
@@ -196,22 +177,35 @@ Script parse_script(const std::string& body) {
   bool b;
   if (!root["stream"].get_bool().get(b)) s.stream = b;
   if (!root["stream_options"]["include_usage"].get_bool().get(b)) s.include_usage = b;
+  simdjson::dom::array msgs, tools;
+  simdjson::dom::element last;
+  const bool has_msgs = !root["messages"].get_array().get(msgs) && msgs.size() > 0 &&
+                        !msgs.at(msgs.size() - 1).get(last);
+  std::string_view last_role;
+  if (has_msgs && !last["role"].get_string().get(last_role) && last_role == "tool") {
+    s.content = "Tool result received: " + content_text(last);
+  } else if (!root["tools"].get_array().get(tools) && tools.size() > 0) {
+    if (!tools.at(0)["function"]["name"].get_string().get(sv)) s.tool_name = sv;
+  }
   if (!root["logprobs"].get_bool().get(b)) s.want_logprobs = b;
   int64_t v;
   if (!root["top_logprobs"].get_int64().get(v)) s.top_logprobs = v;
+  const std::string script = script_json(root);
+  simdjson::dom::parser sp;
   simdjson::dom::element m;
-  const bool has_mock = !root["mock"].get(m) && m.is_object();
-  if (has_mock) apply_script(m, s);
+  const bool has_script = !sp.parse(script).get(m) && m.is_object();
+  if (has_script) apply_script(m, s);
   std::string model_script;
   {
     std::lock_guard lock(g_stats.mu);
     auto it = g_stats.model_scripts.find(s.model);
     if (it != g_stats.model_scripts.end()) model_script = it->second;
   }
+  simdjson::dom::parser mp;
   simdjson::dom::element ms;
-  if (!model_script.empty() && !model_parser.parse(model_script).get(ms)) apply_script(ms, s);
+  if (!model_script.empty() && !mp.parse(model_script).get(ms)) apply_script(ms, s);
   simdjson::dom::element per_model;
-  if (has_mock && !m["models"][s.model].get(per_model)) apply_script(per_model, s);
+  if (has_script && !m["models"][s.model].get(per_model)) apply_script(per_model, s);
   if (s.echo) s.content = body;
   finalize_tokens(s);
   return s;
@@ -248,7 +242,7 @@ std::string logprobs_json(const Script& s, size_t from, size_t to) {
   return out;
 }
 
-bool send_logprobs(const Script& s) { return s.want_logprobs && !s.tokens.empty(); }
+bool send_logprobs(const Script& s) { return s.want_logprobs && !s.tokens.empty() && s.tool_name.empty(); }
 
 std::string usage_json(const Script& s) {
   return R"({"prompt_tokens":)" + std::to_string(s.prompt_tokens) + R"(,"completion_tokens":)" +
@@ -257,10 +251,18 @@ std::string usage_json(const Script& s) {
          std::to_string(s.cached_tokens) + "}}";
 }
 
+std::string tool_call_json(const Script& s) {
+  return R"([{"id":"call_mock_1","type":"function","function":{"name":")" + escape(s.tool_name) +
+         R"(","arguments":")" + escape(s.tool_args) + R"("}}])";
+}
+
 std::string completion_body(const Script& s) {
+  const bool tool = !s.tool_name.empty();
+  const std::string message = tool ? R"({"role":"assistant","content":null,"tool_calls":)" + tool_call_json(s) + "}"
+                                   : R"({"role":"assistant","content":")" + escape(s.content) + "\"}";
   return R"({"id":"chatcmpl-mock","object":"chat.completion","created":1700000000,"model":")" + escape(s.model) +
-         R"(","choices":[{"index":0,"message":{"role":"assistant","content":")" + escape(s.content) +
-         R"("},"finish_reason":"stop","logprobs":)" +
+         R"(","choices":[{"index":0,"message":)" + message + R"(,"finish_reason":")" +
+         (tool ? "tool_calls" : "stop") + R"(","logprobs":)" +
          (send_logprobs(s) ? logprobs_json(s, 0, s.tokens.size()) : std::string("null")) + R"(}],"usage":)" +
          usage_json(s) + "}";
 }
@@ -279,59 +281,41 @@ std::string error_body(int64_t status) {
          R"(","param":null,"code":null}})";
 }
 
-asio::awaitable<void> sleep_ms(int64_t ms) {
-  if (ms <= 0) co_return;
-  asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
-  co_await t.async_wait(kTuple);
-}
-
-int64_t mono_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-void record_abort() {
-  g_stats.last_abort_us = mono_us();
-  g_stats.aborted++;
-}
-
-// Notices the peer closing while a response is in progress (between our writes), so
-// the time of an abort is measured when it happens, not at our next write.
-struct CloseWatch {
-  std::shared_ptr<bool> active = std::make_shared<bool>(true);
-  explicit CloseWatch(tcp::socket& s) {
-    const int fd = s.native_handle();
-    s.async_wait(tcp::socket::wait_read, [a = active, fd](const boost::system::error_code& ec) {
-      if (ec || !*a) return;
-      char c;
-      if (::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
-        *a = false;
-        record_abort();
-      }
-    });
+// The content chunks of a streamed answer: the text in `chunks` pieces, or the tool
+// call opening (id, name, empty arguments) followed by its arguments in pieces.
+std::vector<std::string> content_chunks(const Script& s) {
+  std::vector<std::string> out;
+  const size_t n = static_cast<size_t>(s.chunks);
+  if (!s.tool_name.empty()) {
+    out.push_back(chunk(s, R"({"tool_calls":[{"index":0,"id":"call_mock_1","type":"function","function":{"name":")" +
+                               escape(s.tool_name) + R"(","arguments":""}}]})", "null"));
+    const size_t piece = std::max<size_t>(1, (s.tool_args.size() + n - 1) / n);
+    for (size_t i = 0; i < s.tool_args.size(); i += piece)
+      out.push_back(chunk(s, R"({"tool_calls":[{"index":0,"function":{"arguments":")" +
+                                 escape(s.tool_args.substr(i, piece)) + R"("}}]})", "null"));
+    return out;
   }
-  bool closed() const { return !*active; }
-  ~CloseWatch() { *active = false; }
-};
-
-asio::awaitable<bool> write_raw(beast::tcp_stream& stream, const std::string& s) {
-  auto [ec, n] = co_await asio::async_write(stream, asio::buffer(s), kTuple);
-  co_return !ec;
-}
-
-std::string frame(const std::string& payload) {
-  char buf[20];
-  std::snprintf(buf, sizeof buf, "%zx\r\n", payload.size());
-  return buf + payload + "\r\n";
+  if (!s.tokens.empty()) {  // scripted tokens: one chunk each, with its log-probs when asked
+    for (size_t i = 0; i < s.tokens.size(); ++i)
+      out.push_back(chunk(s, R"({"content":")" + escape(s.tokens[i].text) + "\"}", "null",
+                          send_logprobs(s) ? logprobs_json(s, i, i + 1) : std::string("null")));
+    return out;
+  }
+  const size_t piece = (s.content.size() + n - 1) / n;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string text = i * piece < s.content.size() ? s.content.substr(i * piece, piece) : "";
+    out.push_back(chunk(s, R"({"content":")" + escape(text) + "\"}", "null"));
+  }
+  return out;
 }
 
 // Returns false when the connection must close.
-asio::awaitable<bool> serve_chat(beast::tcp_stream& stream, http::request<http::string_body>& req) {
+asio::awaitable<bool> serve_chat(beast::tcp_stream& stream, Request& req) {
   g_stats.chat++;
   const Script s = parse_script(req.body());
+  record_request(req);
   {
     std::lock_guard lock(g_stats.mu);
-    g_stats.last_request = req.body();
     if (g_stats.log.size() < 10'000) g_stats.log.push_back(req.body());
   }
   if (s.hang) {
@@ -343,30 +327,14 @@ asio::awaitable<bool> serve_chat(beast::tcp_stream& stream, http::request<http::
   }
   co_await sleep_ms(s.ttft_ms);
   const bool keep = req.keep_alive();
-  auto respond = [&](int status, std::string body, std::string retry_after) -> asio::awaitable<bool> {
-    http::response<http::string_body> res{static_cast<http::status>(status), 11};
-    res.set(http::field::content_type, "application/json");
-    if (!retry_after.empty()) res.set(http::field::retry_after, retry_after);
-    res.keep_alive(keep);
-    res.body() = std::move(body);
-    res.prepare_payload();
-    auto [ec, n] = co_await http::async_write(stream, res, kTuple);
-    co_return !ec && keep;
-  };
   if (!g_stats.require_key.empty() && req[http::field::authorization] != "Bearer " + g_stats.require_key)
-    co_return co_await respond(401, R"({"error":{"message":"Incorrect API key provided","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})", "");
+    co_return co_await respond(stream, keep, 401, R"({"error":{"message":"Incorrect API key provided","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})");
   if (s.model.rfind("no-such-", 0) == 0)  // how a real upstream answers an unknown model
-    co_return co_await respond(404, R"({"error":{"message":"The model `)" + escape(s.model) +
-                                        R"(` does not exist or you do not have access to it.","type":"invalid_request_error","param":null,"code":"model_not_found"}})", "");
-  if (s.status >= 400) {
-    bool fail = true;
-    if (s.fail_times >= 0) {
-      std::lock_guard lock(g_stats.mu);
-      fail = g_stats.fail_counts[s.key]++ < s.fail_times;
-    }
-    if (fail) co_return co_await respond(static_cast<int>(s.status), error_body(s.status), s.retry_after);
-  }
-  if (!s.stream) co_return co_await respond(200, completion_body(s), "");
+    co_return co_await respond(stream, keep, 404, R"({"error":{"message":"The model `)" + escape(s.model) +
+                                        R"(` does not exist or you do not have access to it.","type":"invalid_request_error","param":null,"code":"model_not_found"}})");
+  if (s.status >= 400 && should_fail(s.key, s.fail_times))
+    co_return co_await respond(stream, keep, static_cast<int>(s.status), error_body(s.status), s.retry_after);
+  if (!s.stream) co_return co_await respond(stream, keep, 200, completion_body(s));
 
   std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
                      "Transfer-Encoding: chunked\r\n";
@@ -374,25 +342,18 @@ asio::awaitable<bool> serve_chat(beast::tcp_stream& stream, http::request<http::
   head += frame(chunk(s, R"({"role":"assistant","content":""})", "null"));
   if (!co_await write_raw(stream, head)) co_return false;
   CloseWatch watch(stream.socket());
-  // Scripted tokens: one chunk per token, carrying its log-probs when asked for.
-  const bool by_token = !s.tokens.empty();
-  const size_t n = by_token ? s.tokens.size() : static_cast<size_t>(s.chunks);
-  const size_t piece = (s.content.size() + n - 1) / n;
-  for (size_t i = 0; i < n; ++i) {
+  const std::vector<std::string> chunks = content_chunks(s);
+  for (size_t i = 0; i < chunks.size(); ++i) {
     co_await sleep_ms(s.chunk_delay_ms);
     if (watch.closed()) co_return false;
-    const std::string text = by_token ? s.tokens[i].text
-                             : i * piece < s.content.size() ? s.content.substr(i * piece, piece) : "";
-    std::string ev = chunk(s, R"({"content":")" + escape(text) + "\"}", "null",
-                           send_logprobs(s) ? logprobs_json(s, i, i + 1) : std::string("null"));
     if (s.cut_after >= 0 && static_cast<int64_t>(i) == s.cut_after) {
       // Half an event, then the connection drops.
-      co_await write_raw(stream, frame(ev.substr(0, ev.size() / 2)));
+      co_await write_raw(stream, frame(chunks[i].substr(0, chunks[i].size() / 2)));
       co_return false;
     }
-    if (!co_await write_raw(stream, frame(ev))) co_return false;
+    if (!co_await write_raw(stream, frame(chunks[i]))) co_return false;
   }
-  std::string tail = frame(chunk(s, "{}", "\"stop\""));
+  std::string tail = frame(chunk(s, "{}", s.tool_name.empty() ? "\"stop\"" : "\"tool_calls\""));
   if (s.include_usage)
     tail += frame(R"(data: {"id":"chatcmpl-mock","object":"chat.completion.chunk","created":1700000000,"model":")" +
                   escape(s.model) + R"(","choices":[],"usage":)" + usage_json(s) + "}\n\n");
@@ -406,70 +367,67 @@ asio::awaitable<void> session(tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   for (;;) {
-    http::request<http::string_body> req;
+    Request req;
     auto [ec, n] = co_await http::async_read(stream, buffer, req, kTuple);
     if (ec) break;
     g_stats.requests++;
     bool keep = req.keep_alive();
     const std::string_view target = req.target();
-    auto reply = [&](int status, std::string body) -> asio::awaitable<bool> {
-      http::response<http::string_body> res{static_cast<http::status>(status), 11};
-      res.set(http::field::content_type, "application/json");
-      res.keep_alive(keep);
-      res.body() = std::move(body);
-      res.prepare_payload();
-      auto [wec, wn] = co_await http::async_write(stream, res, kTuple);
-      co_return !wec && keep;
-    };
     if (target == "/v1/chat/completions" || target == "/chat/completions") {
       keep = co_await serve_chat(stream, req);
+    } else if (target == "/v1/messages" || target == "/messages") {
+      keep = co_await serve_messages(stream, req);
+    } else if (target == "/v1/messages/count_tokens" || target == "/messages/count_tokens") {
+      keep = co_await serve_count_tokens(stream, req);
     } else if (target == "/v1/models" || target == "/models") {
-      keep = co_await reply(200, R"({"object":"list","data":[{"id":"mock-model","object":"model","created":0,"owned_by":"mock"},{"id":"mock-large","object":"model","created":0,"owned_by":"mock"}]})");
+      keep = co_await respond(stream, keep, 200, R"({"object":"list","data":[{"id":"mock-model","object":"model","created":0,"owned_by":"mock"},{"id":"mock-large","object":"model","created":0,"owned_by":"mock"}]})");
     } else if (target == "/mock/stats") {
-      keep = co_await reply(200, R"({"requests":)" + std::to_string(g_stats.requests.load()) + R"(,"chat":)" +
-                                     std::to_string(g_stats.chat.load()) + R"(,"aborted":)" +
-                                     std::to_string(g_stats.aborted.load()) + R"(,"last_abort_us":)" +
-                                     std::to_string(g_stats.last_abort_us.load()) + "}");
+      keep = co_await respond(stream, keep, 200,
+                              R"({"requests":)" + std::to_string(g_stats.requests.load()) + R"(,"chat":)" +
+                                  std::to_string(g_stats.chat.load()) + R"(,"messages":)" +
+                                  std::to_string(g_stats.messages.load()) + R"(,"aborted":)" +
+                                  std::to_string(g_stats.aborted.load()) + R"(,"last_abort_us":)" +
+                                  std::to_string(g_stats.last_abort_us.load()) + "}");
     } else if (target == "/mock/reset") {
       g_stats.requests = 0;
       g_stats.chat = 0;
+      g_stats.messages = 0;
       g_stats.aborted = 0;
       {
         std::lock_guard lock(g_stats.mu);
         g_stats.fail_counts.clear();
         g_stats.log.clear();
       }
-      keep = co_await reply(200, "{}");
+      keep = co_await respond(stream, keep, 200, "{}");
     } else if (target == "/mock/log") {
       std::string body = "[";
       {
         std::lock_guard lock(g_stats.mu);
         for (size_t i = 0; i < g_stats.log.size(); ++i) body += (i ? "," : "") + g_stats.log[i];
       }
-      body += "]";
-      keep = co_await reply(200, std::move(body));
+      keep = co_await respond(stream, keep, 200, body + "]");
     } else if (target == "/mock/models") {
       simdjson::dom::parser p;
       simdjson::dom::object obj;
       if (p.parse(req.body()).get_object().get(obj)) {
-        keep = co_await reply(400, R"({"error":{"message":"expected a JSON object","type":"invalid_request_error","param":null,"code":null}})");
+        keep = co_await respond(stream, keep, 400, R"({"error":{"message":"expected a JSON object","type":"invalid_request_error","param":null,"code":null}})");
       } else {
         {
           std::lock_guard lock(g_stats.mu);
           g_stats.model_scripts.clear();
           for (auto [k, v] : obj) g_stats.model_scripts[std::string(k)] = simdjson::minify(v);
         }
-        keep = co_await reply(200, "{}");
+        keep = co_await respond(stream, keep, 200, "{}");
       }
-    } else if (target == "/mock/last_request") {
+    } else if (target == "/mock/last_request" || target == "/mock/last_headers") {
       std::string body;
       {
         std::lock_guard lock(g_stats.mu);
-        body = g_stats.last_request;
+        body = target == "/mock/last_request" ? g_stats.last_request : g_stats.last_request_headers;
       }
-      keep = co_await reply(200, body);
+      keep = co_await respond(stream, keep, 200, body);
     } else {
-      keep = co_await reply(404, R"({"error":{"message":"not found","type":"invalid_request_error","param":null,"code":null}})");
+      keep = co_await respond(stream, keep, 404, R"({"error":{"message":"not found","type":"invalid_request_error","param":null,"code":null}})");
     }
     if (!keep) break;
   }
@@ -497,8 +455,11 @@ int main(int argc, char** argv) {
     else if (a == "--host" && i + 1 < argc) host = argv[++i];
     else if (a == "--threads" && i + 1 < argc) threads = std::max(1, std::atoi(argv[++i]));
     else if (a == "--require-key" && i + 1 < argc) g_stats.require_key = argv[++i];
+    else if (a == "--require-anthropic-key" && i + 1 < argc) g_stats.require_anthropic_key = argv[++i];
     else {
-      std::fprintf(stderr, "usage: mock_upstream [--host H] [--port P] [--threads N] [--require-key K]\n");
+      std::fprintf(stderr,
+                   "usage: mock_upstream [--host H] [--port P] [--threads N] [--require-key K] "
+                   "[--require-anthropic-key K]\n");
       return 2;
     }
   }

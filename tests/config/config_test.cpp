@@ -9,6 +9,7 @@ using namespace frugal::config;
 TEST_CASE("the built-in default serves OpenAI from the environment") {
   setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/", 1);
   unsetenv("OPENAI_API_KEY");
+  unsetenv("ANTHROPIC_API_KEY");
   auto c = load_default_config();
   REQUIRE(c.ok());
   CHECK(c->server.listen.at(0).host == "127.0.0.1");
@@ -17,8 +18,37 @@ TEST_CASE("the built-in default serves OpenAI from the environment") {
   CHECK(c->provider("openai")->base_url == "http://127.0.0.1:9/v1");  // trailing slash trimmed
   CHECK(c->provider("openai")->api_key.empty());
   CHECK(c->passthrough.at(0).prefix.empty());
+  CHECK(c->provider("anthropic") == nullptr);  // no ANTHROPIC_API_KEY, no Anthropic provider
+  CHECK(c->passthrough.size() == 1);
   unsetenv("OPENAI_BASE_URL");
   CHECK(load_default_config()->provider("openai")->base_url == "https://api.openai.com/v1");
+}
+
+TEST_CASE("ANTHROPIC_API_KEY adds the anthropic provider and routes claude* to it") {
+  setenv("ANTHROPIC_API_KEY", "sk-ant-test", 1);
+  setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9/", 1);
+  auto c = load_default_config();
+  REQUIRE(c.ok());
+  const ProviderConfig* a = c->provider("anthropic");
+  REQUIRE(a != nullptr);
+  CHECK(a->kind == ProviderKind::kAnthropic);
+  CHECK(a->base_url == "http://127.0.0.1:9");
+  CHECK(a->api_key == "sk-ant-test");
+  REQUIRE(c->provider("openai") != nullptr);  // still there for everything else
+  REQUIRE(c->passthrough.size() == 2);
+  CHECK(c->passthrough[0].prefix == "claude");
+  CHECK(c->passthrough[0].provider == "anthropic");
+  CHECK(c->passthrough[1].prefix.empty());
+  CHECK(c->passthrough[1].provider == "openai");
+  CHECK(default_config_yaml().find("kind: anthropic") != std::string::npos);
+
+  unsetenv("ANTHROPIC_BASE_URL");
+  CHECK(load_default_config()->provider("anthropic")->base_url == "https://api.anthropic.com");
+  setenv("ANTHROPIC_API_KEY", "", 1);  // set but empty counts as unset
+  CHECK(load_default_config()->provider("anthropic") == nullptr);
+  unsetenv("ANTHROPIC_API_KEY");
+  CHECK(load_default_config()->provider("anthropic") == nullptr);
+  CHECK(default_config_yaml().find("anthropic") == std::string::npos);
 }
 
 TEST_CASE("a full config parses") {
@@ -31,7 +61,7 @@ server:
 providers:
   a: { kind: openai, base_url: "https://x/v1", api_key: "${FRUGAL_T_KEY}",
        timeouts: { connect: 2s, first_byte: 500ms }, retry: { max_attempts: 5 } }
-  b: { kind: anthropic, base_url: "https://y" }
+  b: { kind: anthropic, base_url: "https://y", api_key: "sk-ant", headers: { anthropic-beta: "x-2025" } }
 models:
   fast: [a/gpt-4o-mini, "b/claude-haiku"]
   big: { provider: a, model: org/model-with/slashes }
@@ -47,6 +77,8 @@ passthrough:
   CHECK(c->provider("a")->timeouts.first_byte_ms == 500);
   CHECK(c->provider("a")->retry.max_attempts == 5);
   CHECK(c->provider("b")->kind == ProviderKind::kAnthropic);
+  CHECK(c->provider("b")->api_key == "sk-ant");
+  CHECK(c->provider("b")->headers.at("anthropic-beta") == "x-2025");
   REQUIRE(c->aliases.size() == 2);
   CHECK(c->aliases[0].targets.size() == 2);
   CHECK(c->aliases[0].targets[1].model == "claude-haiku");

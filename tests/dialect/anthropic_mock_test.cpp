@@ -4,8 +4,8 @@
 
 #include <doctest/doctest.h>
 
-#include "gateway/dialect/responses.h"
-#include "gateway/dialect/streams.h"
+#include "backends/dialect/responses.h"
+#include "backends/dialect/streams.h"
 #include "tests/dialect/json_test_util.h"
 
 namespace frugal {

@@ -1,5 +1,5 @@
-// tests gateway/dialect/anthropic_request.cpp
-#include "gateway/dialect/anthropic_request.h"
+// tests backends/dialect/anthropic_request.cpp
+#include "backends/dialect/anthropic_request.h"
 
 #include <doctest/doctest.h>
 

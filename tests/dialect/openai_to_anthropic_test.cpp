@@ -1,5 +1,5 @@
-// tests gateway/dialect/openai_to_anthropic.cpp
-#include "gateway/dialect/openai_to_anthropic.h"
+// tests backends/dialect/openai_to_anthropic.cpp
+#include "backends/dialect/openai_to_anthropic.h"
 
 #include <doctest/doctest.h>
 

@@ -1,9 +1,9 @@
-// tests gateway/dialect/responses.cpp, usage_json.cpp and errors.cpp
-#include "gateway/dialect/responses.h"
+// tests backends/dialect/responses.cpp, usage_json.cpp and errors.cpp
+#include "backends/dialect/responses.h"
 
 #include <doctest/doctest.h>
 
-#include "gateway/dialect/errors.h"
+#include "backends/dialect/errors.h"
 #include "tests/dialect/json_test_util.h"
 
 namespace frugal {

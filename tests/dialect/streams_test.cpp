@@ -1,6 +1,6 @@
-// tests gateway/dialect/anthropic_to_openai_stream.cpp, openai_to_anthropic_stream.cpp and
+// tests backends/dialect/anthropic_to_openai_stream.cpp, openai_to_anthropic_stream.cpp and
 // anthropic_usage_tracker.cpp with full stream transcripts.
-#include "gateway/dialect/streams.h"
+#include "backends/dialect/streams.h"
 
 #include <doctest/doctest.h>
 

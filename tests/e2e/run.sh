@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Starts the mock upstream and frugal (built-in default config, OPENAI_BASE_URL pointed
-# at the mock) on loopback, then runs the SDK end-to-end tests with node's test runner.
+# Starts the mock upstream and frugal (built-in default config, OPENAI_BASE_URL and
+# ANTHROPIC_BASE_URL pointed at the mock, which speaks both protocols and checks the
+# Anthropic key) on loopback, then runs the SDK end-to-end tests with node's test runner.
+# The tests get FRUGAL_URL (…/v1), FRUGAL_ROOT (no /v1, what ANTHROPIC_BASE_URL takes),
+# MOCK_URL and FRUGAL_LOG (frugal's log, at debug level, for the usage hand-off lines).
 # Usage: tests/e2e/run.sh FRUGAL_BIN MOCK_BIN [TEST_FILE...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -9,7 +12,7 @@ shift 2
 tests=("$@")
 ((${#tests[@]})) || tests=("$here"/*.test.mjs)
 
-if [[ ! -d $here/node_modules/openai ]]; then
+if [[ ! -d $here/node_modules/openai || ! -d $here/node_modules/@anthropic-ai/sdk ]]; then
   echo "e2e: node_modules missing; run deploy/install-deps.sh first" >&2
   exit 1
 fi
@@ -26,12 +29,14 @@ wait_for() {  # FILE REGEX
   echo "e2e: timed out waiting for '$2' in $1:" >&2; cat "$1" >&2; return 1
 }
 
-"$mock_bin" --port 0 >"$work/mock.log" 2>&1 & pids+=($!)
+"$mock_bin" --port 0 --require-anthropic-key sk-ant-upstream >"$work/mock.log" 2>&1 & pids+=($!)
 mock_port=$(wait_for "$work/mock.log" 'PORT=[0-9]+' | cut -d= -f2)
 OPENAI_BASE_URL="http://127.0.0.1:$mock_port/v1" OPENAI_API_KEY=sk-upstream \
-  "$frugal_bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/frugal.log" 2>&1 & pids+=($!)
+ANTHROPIC_BASE_URL="http://127.0.0.1:$mock_port" ANTHROPIC_API_KEY=sk-ant-upstream \
+  "$frugal_bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" --log-level debug >"$work/frugal.log" 2>&1 & pids+=($!)
 port=$(wait_for "$work/frugal.log" 'listening on 127\.0\.0\.1:[0-9]+' | sed 's/.*://')
 
-export FRUGAL_URL="http://127.0.0.1:$port/v1" MOCK_URL="http://127.0.0.1:$mock_port"
+export FRUGAL_URL="http://127.0.0.1:$port/v1" FRUGAL_ROOT="http://127.0.0.1:$port" MOCK_URL="http://127.0.0.1:$mock_port"
+export FRUGAL_LOG="$work/frugal.log"
 cd "$here"
 node --test --test-reporter=spec "${tests[@]}"

@@ -394,3 +394,27 @@ models:
   gw.stop();
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("streamed followers of a single flight receive the leader's chunks as they arrive") {
+  auto& e = env();
+  const int64_t before = e.upstream_chats();
+  // 6 chunks 150 ms apart: a follower that waited for the whole answer would see its
+  // first byte after ~1 s; one that follows the stream sees it after ~the leader's first.
+  const std::string b = body("follow", R"(,"stream":true,"mock":{"chunks":6,"chunk_delay_ms":150})");
+  std::vector<std::thread> threads;
+  std::vector<Response> results(5);
+  for (int i = 0; i < 5; ++i) threads.emplace_back([&, i] { results[i] = e.chat(b); });
+  for (auto& t : threads) t.join();
+  const std::string expected = content_of(results[0]);
+  CHECK(!expected.empty());
+  int hits = 0;
+  for (int i = 0; i < 5; ++i) {
+    CHECK(results[i].status == 200);
+    CHECK(content_of(results[i]) == expected);
+    CHECK(results[i].body.rfind("data: [DONE]\n\n") == results[i].body.size() - 14);
+    CHECK_MESSAGE(results[i].first_byte_ms < 600, "first byte after " << results[i].first_byte_ms << " ms");
+    hits += results[i].header("x-frugal-cache") == "hit";
+  }
+  CHECK(hits == 4);
+  CHECK(e.upstream_chats() == before + 1);
+}

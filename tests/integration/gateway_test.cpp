@@ -280,6 +280,13 @@ TEST_CASE("models, health and readiness") {
   CHECK(request("GET", e.url + "/readyz").status == 200);
 }
 
+TEST_CASE("client-chosen text cannot inject response headers") {
+  auto r = env().chat(R"({"model":"gpt-4o\r\nx-evil: 1","messages":[{"role":"user","content":"hi"}]})");
+  CHECK(r.status == 200);
+  CHECK(r.header("x-evil").empty());
+  CHECK(r.header("x-frugal-model") == "gpt-4ox-evil: 1");
+}
+
 TEST_CASE("SIGTERM stops the gateway gracefully") {
   auto& e = env();
   CHECK(e.gw->stop(SIGTERM) == 0);

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -97,6 +98,7 @@ class Child {
 
 struct Response {
   long status = 0;
+  double first_byte_ms = 0;  // time to the first response byte
   std::string body;
   // Header lines in arrival order; HTTP trailers (after a chunked body) come last.
   std::vector<std::pair<std::string, std::string>> headers;
@@ -158,6 +160,9 @@ inline Response request(const std::string& method, const std::string& url, const
   });
   ctx.r.curl_code = curl_easy_perform(c);
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ctx.r.status);
+  curl_off_t starttransfer_us = 0;
+  curl_easy_getinfo(c, CURLINFO_STARTTRANSFER_TIME_T, &starttransfer_us);
+  ctx.r.first_byte_ms = static_cast<double>(starttransfer_us) / 1000.0;
   curl_slist_free_all(hl);
   curl_easy_cleanup(c);
   return ctx.r;

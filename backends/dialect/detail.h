@@ -1,6 +1,6 @@
 #pragma once
 // Internal helpers shared by the dialect translators. Not part of the public API:
-// include only from gateway/dialect/*.cpp.
+// include only from backends/dialect/*.cpp.
 #include <simdjson.h>
 
 #include <optional>

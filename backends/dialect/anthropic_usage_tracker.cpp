@@ -1,7 +1,7 @@
-#include "gateway/dialect/streams.h"
+#include "backends/dialect/streams.h"
 
-#include "gateway/dialect/detail.h"
-#include "gateway/dialect/errors.h"
+#include "backends/dialect/detail.h"
+#include "backends/dialect/errors.h"
 
 namespace frugal {
 

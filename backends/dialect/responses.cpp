@@ -1,11 +1,11 @@
-#include "gateway/dialect/responses.h"
+#include "backends/dialect/responses.h"
 
 #include <simdjson.h>
 
 #include "core/chat.h"
 #include "core/json.h"
-#include "gateway/dialect/detail.h"
-#include "gateway/dialect/usage_json.h"
+#include "backends/dialect/detail.h"
+#include "backends/dialect/usage_json.h"
 
 namespace frugal {
 

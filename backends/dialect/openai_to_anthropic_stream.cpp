@@ -1,9 +1,9 @@
-#include "gateway/dialect/streams.h"
+#include "backends/dialect/streams.h"
 
 #include "core/json.h"
-#include "gateway/dialect/detail.h"
-#include "gateway/dialect/errors.h"
-#include "gateway/dialect/responses.h"
+#include "backends/dialect/detail.h"
+#include "backends/dialect/errors.h"
+#include "backends/dialect/responses.h"
 
 namespace frugal {
 

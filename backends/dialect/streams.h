@@ -26,7 +26,7 @@
 #include "core/error.h"
 #include "core/sse.h"
 #include "core/usage.h"
-#include "gateway/dialect/usage_json.h"
+#include "backends/dialect/usage_json.h"
 
 namespace frugal {
 

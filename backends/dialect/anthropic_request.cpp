@@ -1,10 +1,10 @@
-#include "gateway/dialect/anthropic_request.h"
+#include "backends/dialect/anthropic_request.h"
 
 #include <array>
 
 #include "core/chat.h"
 #include "core/json.h"
-#include "gateway/dialect/detail.h"
+#include "backends/dialect/detail.h"
 
 namespace frugal {
 namespace {

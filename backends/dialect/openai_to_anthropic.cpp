@@ -1,10 +1,10 @@
-#include "gateway/dialect/openai_to_anthropic.h"
+#include "backends/dialect/openai_to_anthropic.h"
 
 #include <array>
 #include <vector>
 
 #include "core/json.h"
-#include "gateway/dialect/detail.h"
+#include "backends/dialect/detail.h"
 
 namespace frugal {
 namespace {

@@ -1,8 +1,8 @@
-#include "gateway/dialect/usage_json.h"
+#include "backends/dialect/usage_json.h"
 
 #include <algorithm>
 
-#include "gateway/dialect/detail.h"
+#include "backends/dialect/detail.h"
 
 namespace frugal {
 

@@ -1,9 +1,9 @@
-#include "gateway/dialect/errors.h"
+#include "backends/dialect/errors.h"
 
 #include <simdjson.h>
 
 #include "core/json.h"
-#include "gateway/dialect/detail.h"
+#include "backends/dialect/detail.h"
 
 namespace frugal {
 namespace {

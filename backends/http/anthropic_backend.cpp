@@ -1,0 +1,307 @@
+#include "backends/http/anthropic_backend.h"
+
+#include <strings.h>
+
+#include "backends/dialect/errors.h"
+#include "backends/dialect/responses.h"
+#include "backends/dialect/streams.h"
+#include "backends/replay_call.h"
+#include "core/ids.h"
+#include "core/json.h"
+#include "core/sse.h"
+
+namespace frugal::http {
+
+using backends::CallState;
+
+namespace {
+
+constexpr size_t npos = std::string_view::npos;
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+size_t skip_ws(std::string_view s, size_t i) {
+  while (i < s.size() && is_ws(s[i])) ++i;
+  return i;
+}
+
+// `i` at an opening quote; one past the closing quote, or npos.
+size_t skip_string(std::string_view s, size_t i) {
+  for (++i; i < s.size(); ++i) {
+    if (s[i] == '\\') {
+      ++i;
+    } else if (s[i] == '"') {
+      return i + 1;
+    }
+  }
+  return npos;
+}
+
+// `i` at the first byte of a JSON value; one past its last byte, or npos.
+size_t skip_value(std::string_view s, size_t i) {
+  if (i >= s.size()) return npos;
+  if (s[i] == '"') return skip_string(s, i);
+  if (s[i] == '{' || s[i] == '[') {
+    int depth = 0;
+    while (i < s.size()) {
+      const char c = s[i];
+      if (c == '"') {
+        i = skip_string(s, i);
+        if (i == npos) return npos;
+        continue;
+      }
+      if (c == '{' || c == '[') {
+        ++depth;
+      } else if ((c == '}' || c == ']') && --depth == 0) {
+        return i + 1;
+      }
+      ++i;
+    }
+    return npos;
+  }
+  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && !is_ws(s[i])) ++i;
+  return i;
+}
+
+// [begin, end) of the value of top-level key `key` written without escapes; nullopt if
+// there is none (or the text is not an object).
+std::optional<std::pair<size_t, size_t>> find_top_level_value(std::string_view s, std::string_view key) {
+  size_t i = skip_ws(s, 0);
+  if (i >= s.size() || s[i] != '{') return std::nullopt;
+  i = skip_ws(s, i + 1);
+  while (i < s.size() && s[i] == '"') {
+    const size_t key_end = skip_string(s, i);
+    if (key_end == npos) return std::nullopt;
+    const std::string_view k = s.substr(i + 1, key_end - i - 2);
+    i = skip_ws(s, key_end);
+    if (i >= s.size() || s[i] != ':') return std::nullopt;
+    const size_t v = skip_ws(s, i + 1);
+    const size_t v_end = skip_value(s, v);
+    if (v_end == npos) return std::nullopt;
+    if (k == key) return std::make_pair(v, v_end);
+    i = skip_ws(s, v_end);
+    if (i >= s.size() || s[i] != ',') return std::nullopt;
+    i = skip_ws(s, i + 1);
+  }
+  return std::nullopt;
+}
+
+// Presents a Messages API call either translated to the canonical OpenAI dialect or
+// untouched. Translation happens in pump(), which wait() and take_body() run, so the
+// bytes a codec takes are always everything the upstream sent so far, translated.
+//
+// Translated responses come in two shapes, decided by the upstream's headers:
+//  - kStream (2xx text/event-stream): SSE events translated one by one as they
+//    complete; the Call is streaming as soon as the upstream is.
+//  - kBuffered (JSON, or any error status): the body is collected and translated
+//    whole, and the Call reports its headers only then, so the router sees the final
+//    status (a translated error, or 502 for a body that is not a message).
+class AnthropicCall final : public backends::Call {
+ public:
+  AnthropicCall(std::shared_ptr<backends::Call> inner, std::string model, bool translate)
+      : inner_(std::move(inner)),
+        model_(std::move(model)),
+        translate_(translate),
+        stream_(AnthropicToOpenAiStream::Options{model_, "", wall_us() / 1'000'000, true}) {}
+
+  boost::asio::awaitable<void> wait() override {
+    if (inner_->state() != CallState::kDone) co_await inner_->wait();
+    pump();
+  }
+
+  CallState state() const override {
+    if (!translate_) return inner_->state();
+    switch (mode()) {
+      case Mode::kUnknown: return inner_->state() == CallState::kDone ? CallState::kDone : CallState::kWaitingHeaders;
+      case Mode::kStream:
+        return inner_->state() == CallState::kDone && inner_->body().empty() ? CallState::kDone
+                                                                              : CallState::kStreaming;
+      case Mode::kBuffered: return translated_ ? CallState::kDone : CallState::kWaitingHeaders;
+    }
+    return CallState::kWaitingHeaders;
+  }
+  int status() const override {
+    if (!translate_ || mode() == Mode::kStream) return inner_->status();
+    return mode() == Mode::kBuffered && translated_ ? status_ : 0;
+  }
+  bool got_headers() const override {
+    if (!translate_) return inner_->got_headers();
+    return mode() == Mode::kStream || (mode() == Mode::kBuffered && translated_ && !inner_->failed());
+  }
+  std::string_view header(std::string_view name) const override {
+    if (translate_ && iequals(name, "content-type") && mode() != Mode::kUnknown)
+      return mode() == Mode::kStream ? "text/event-stream" : "application/json";
+    return inner_->header(name);
+  }
+  std::string take_body() override {
+    if (!translate_) return inner_->take_body();
+    pump();
+    return std::exchange(out_, {});
+  }
+  const std::string& body() const override { return translate_ ? out_ : inner_->body(); }
+  bool timed_out() const override { return inner_->timed_out(); }
+  bool cancelled() const override { return inner_->cancelled(); }
+  const std::string& error() const override { return inner_->error(); }
+  void cancel() override { inner_->cancel(); }
+  int64_t started_us() const override { return inner_->started_us(); }
+  int64_t headers_us() const override { return inner_->headers_us(); }
+  backends::WireDialect dialect() const override {
+    return translate_ ? backends::WireDialect::kOpenAi : backends::WireDialect::kAnthropic;
+  }
+  Usage usage_so_far() const override { return translate_ ? stream_.current_usage() : Usage{}; }
+
+ private:
+  enum class Mode { kUnknown, kStream, kBuffered };
+
+  Mode mode() const {
+    if (!inner_->got_headers()) return Mode::kUnknown;
+    const int st = inner_->status();
+    const bool sse = inner_->header("content-type").find("text/event-stream") != std::string_view::npos;
+    return st >= 200 && st < 300 && sse ? Mode::kStream : Mode::kBuffered;
+  }
+
+  void pump() {
+    if (!translate_) return;
+    switch (mode()) {
+      case Mode::kUnknown: return;
+      case Mode::kStream: {
+        const std::string bytes = inner_->take_body();
+        if (bytes.empty()) return;
+        // A failed translator has already written its error event; later events are
+        // ignored by it, and a stream that just stops is the codec's to report.
+        sse_.feed(bytes, [&](const SseEvent& ev) { (void)stream_.feed(ev, out_); });
+        return;
+      }
+      case Mode::kBuffered:
+        if (translated_) return;
+        buffered_ += inner_->take_body();  // keeps the transfer from pausing on a large body
+        if (inner_->state() != CallState::kDone) return;
+        translated_ = true;
+        if (!inner_->failed()) translate_buffered();
+        return;
+    }
+  }
+
+  void translate_buffered() {
+    const int st = inner_->status();
+    if (st >= 200 && st < 300) {
+      auto tr = anthropic_to_openai_response(buffered_, model_, wall_us() / 1'000'000);
+      if (tr) {
+        status_ = st;
+        out_ = std::move(tr->body);
+      } else {
+        status_ = 502;
+        out_ = render_openai_error(tr.error());
+      }
+    } else {
+      status_ = st;
+      out_ = render_openai_error(error_from_anthropic_body(st, buffered_));
+    }
+    buffered_.clear();
+  }
+
+  std::shared_ptr<backends::Call> inner_;
+  std::string model_;
+  bool translate_;
+  AnthropicToOpenAiStream stream_;
+  SseParser sse_;
+  std::string out_;       // translated bytes not yet taken
+  std::string buffered_;  // kBuffered: the upstream body so far
+  bool translated_ = false;
+  int status_ = 0;
+};
+
+}  // namespace
+
+std::string anthropic_url(const config::ProviderConfig& p, std::string_view path) {
+  std::string url = p.base_url;
+  const std::string_view v1 = "/v1";
+  if (url.size() < v1.size() || url.compare(url.size() - v1.size(), v1.size(), v1) != 0) url += v1;
+  url += path;
+  return url;
+}
+
+HttpRequest anthropic_request(const config::ProviderConfig& p, std::string_view path, std::string body,
+                              const std::vector<std::pair<std::string, std::string>>& client_headers,
+                              bool stream) {
+  HttpRequest r;
+  r.url = anthropic_url(p, path);
+  r.headers.emplace_back("Content-Type: application/json");
+  if (stream) r.headers.emplace_back("Accept: text/event-stream");
+  if (!p.api_key.empty()) r.headers.push_back("x-api-key: " + p.api_key);
+  std::string version, beta;
+  for (const auto& [k, v] : p.headers) {
+    if (iequals(k, "anthropic-version")) {
+      version = v;
+    } else if (iequals(k, "anthropic-beta")) {
+      beta = v;
+    } else {
+      r.headers.push_back(k + ": " + v);
+    }
+  }
+  for (const auto& [k, v] : client_headers) {
+    if (v.empty()) continue;
+    if (k == "anthropic-version") {
+      version = v;  // the client's SDK knows which response format it parses
+    } else if (k == "anthropic-beta") {
+      beta = beta.empty() ? v : beta + "," + v;
+    }
+  }
+  r.headers.push_back("anthropic-version: " + (version.empty() ? std::string(kDefaultAnthropicVersion) : version));
+  if (!beta.empty()) r.headers.push_back("anthropic-beta: " + beta);
+  r.body = std::move(body);
+  r.connect_timeout_ms = p.timeouts.connect_ms;
+  r.first_byte_timeout_ms = p.timeouts.first_byte_ms;
+  r.total_timeout_ms = p.timeouts.total_ms;
+  r.http2 = p.http2;
+  return r;
+}
+
+Result<std::string> replace_model(std::string_view json, std::string_view model) {
+  if (auto at = find_top_level_value(json, "model")) {
+    std::string out;
+    out.reserve(json.size() + model.size());
+    out.append(json.substr(0, at->first));
+    out += json_quote(model);
+    out.append(json.substr(at->second));
+    return out;
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::object obj;
+  if (parser.parse(json.data(), json.size()).get_object().get(obj))
+    return make_error(ErrorKind::kInvalidRequest, "The request body must be a JSON object.");
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object().key("model").value(model);
+  for (auto field : obj)
+    if (field.key != "model") w.key(field.key).raw(simdjson::minify(field.value));
+  w.end_object();
+  return out;
+}
+
+std::shared_ptr<backends::Call> wrap_anthropic_call(std::shared_ptr<backends::Call> inner, std::string model,
+                                                    bool translate) {
+  return std::make_shared<AnthropicCall>(std::move(inner), std::move(model), translate);
+}
+
+std::shared_ptr<backends::Call> AnthropicBackend::start(const ChatRequest& req, std::string_view model) {
+  const bool native = !req.anthropic_body.empty();
+  auto body = native ? replace_model(req.anthropic_body, model)
+                     : openai_to_anthropic_request(req, model, defaults_);
+  if (!body) {
+    // Canonical (OpenAI-shaped) like every error a Call carries; the codec re-renders it.
+    const Error& e = body.error();
+    return std::make_shared<backends::ReplayCall>(
+        e.http_status(), "application/json", render_openai_error(e),
+        std::vector<std::pair<std::string, std::string>>{{std::string(backends::kGatewayErrorHeader), "1"}});
+  }
+  auto inner = client_.start(anthropic_request(provider_, "/messages", std::move(*body), req.upstream_headers,
+                                               req.stream));
+  return wrap_anthropic_call(std::move(inner), std::string(model), !native);
+}
+
+}  // namespace frugal::http

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Exact-cache hits: wrk against frugal answering one cached request, and against
+# Debian's nginx serving the same response bytes from a static file — same load tool,
+# same run, 1 and 64 connections; prints rps, p50, p99 and frugal's ratios to nginx.
+# Loopback only, bounded: DURATION seconds per run (default 5).
+# Usage: bench/cache_hit.sh [BUILD_DIR]   (default build/release)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build=${1:-$root/build/release}
+duration=${DURATION:-5}
+frugal_bin=$build/gateway/frugal
+mock_bin=$build/bench/mock_upstream
+for b in "$frugal_bin" "$mock_bin"; do [[ -x $b ]] || { echo "missing $b: build the release preset first" >&2; exit 1; }; done
+command -v wrk >/dev/null || { echo "wrk missing: run deploy/install-deps.sh" >&2; exit 1; }
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+wait_for() {
+  for _ in $(seq 1 200); do
+    if grep -Eo "$2" "$1" >/dev/null 2>&1; then grep -Eo "$2" "$1" | head -1; return 0; fi
+    sleep 0.05
+  done
+  echo "timed out waiting for $2 in $1" >&2; cat "$1" >&2; exit 1
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'; }
+
+"$mock_bin" --port 0 --threads 1 >"$work/mock.log" 2>&1 & pids+=($!)
+mock_port=$(wait_for "$work/mock.log" 'PORT=[0-9]+' | cut -d= -f2)
+frugal_port=$(free_port)
+OPENAI_BASE_URL="http://127.0.0.1:$mock_port/v1" OPENAI_API_KEY=sk-bench \
+  "$frugal_bin" serve --listen "127.0.0.1:$frugal_port" --data-dir "$work/data" --log-level warn >"$work/frugal.log" 2>&1 & pids+=($!)
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$frugal_port/healthz" && break; sleep 0.05; done
+
+body='{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in five words."}],"temperature":0}'
+url="http://127.0.0.1:$frugal_port/v1/chat/completions"
+curl -s -o /dev/null -H 'content-type: application/json' -d "$body" "$url"          # the miss that fills it
+hit=$(curl -s -D "$work/hit.headers" -H 'content-type: application/json' -d "$body" "$url")
+grep -qi '^x-frugal-cache: hit' "$work/hit.headers" || { echo "second request was not a cache hit" >&2; cat "$work/hit.headers" >&2; exit 1; }
+mkdir -p "$work/nginx/logs" "$work/nginx/www/v1/chat"
+printf '%s' "$hit" >"$work/nginx/www/v1/chat/completions"
+chmod -R a+rX "$work"  # nginx workers drop privileges when started as root
+
+nginx_port=$(free_port)
+cat >"$work/nginx/nginx.conf" <<NGINX
+worker_processes 2;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    root $work/nginx/www;
+    default_type application/json;
+    # The static file answers the same POST the gateway gets.
+    error_page 405 =200 \$uri;
+  }
+}
+NGINX
+"$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx.log" 2>&1 & pids+=($!)
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break; sleep 0.05; done
+same=$(curl -s -H 'content-type: application/json' -d "$body" "http://127.0.0.1:$nginx_port/v1/chat/completions")
+[[ "$same" == "$hit" ]] || { echo "nginx does not serve the same bytes" >&2; echo "$same" >&2; cat "$work/nginx/logs/error.log" >&2; exit 1; }
+
+cat >"$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$body'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+run() {
+  local out
+  out=$(wrk -t1 -c"$3" -d"${duration}s" --latency -s "$work/post.lua" "http://127.0.0.1:$2/v1/chat/completions" 2>&1)
+  local non2xx; non2xx=$(grep -Eo 'Non-2xx or 3xx responses: [0-9]+' <<<"$out" | grep -Eo '[0-9]+$' || echo 0)
+  [[ $non2xx == 0 ]] || { echo "$1: $non2xx non-2xx responses" >&2; echo "$out" >&2; exit 1; }
+  echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")") $(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")"
+}
+wrk -t1 -c64 -d1s -s "$work/post.lua" "http://127.0.0.1:$frugal_port/v1/chat/completions" >/dev/null
+wrk -t1 -c64 -d1s -s "$work/post.lua" "http://127.0.0.1:$nginx_port/v1/chat/completions" >/dev/null
+
+echo "response: $(printf '%s' "$hit" | wc -c) bytes"
+printf '%-8s %6s %12s %10s %10s\n' target conns rps p50_ms p99_ms
+declare -A R
+for c in 1 64; do
+  for t in nginx:$nginx_port frugal:$frugal_port; do
+    name=${t%%:*} port=${t##*:}
+    read -r rps p50 p99 < <(run "$name" "$port" "$c")
+    R[$name.$c]="$rps $p50 $p99"
+    printf '%-8s %6s %12s %10s %10s\n' "$name" "$c" "$rps" "$p50" "$p99"
+  done
+done
+echo
+mock_chats=$(curl -s "http://127.0.0.1:$mock_port/mock/stats" | grep -Eo '"chat":[0-9]+' | cut -d: -f2)
+echo "upstream calls during the whole run: $mock_chats (the one miss)"
+for c in 1 64; do
+  read -r nr _ n99 <<<"${R[nginx.$c]}"
+  read -r fr _ f99 <<<"${R[frugal.$c]}"
+  awk -v c="$c" -v nr="$nr" -v fr="$fr" -v n99="$n99" -v f99="$f99" 'BEGIN {
+    printf "c=%-3s frugal/nginx cache-hit throughput %.2fx (goal >= 0.70)   p99 %.2fx\n", c, fr/nr, f99/n99 }'
+done

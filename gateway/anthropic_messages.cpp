@@ -1,0 +1,321 @@
+// POST /v1/messages and /v1/messages/count_tokens for Anthropic-dialect clients.
+//
+// A Messages request is validated with parse_anthropic_request and then goes through
+// ChatExchange like any other, carrying two forms of itself:
+//  - the canonical translation (anthropic_to_openai_request → ChatRequest), which
+//    OpenAI-compatible targets are sent and policies read;
+//  - the client's body (ChatRequest::anthropic_body), which an Anthropic target
+//    forwards untouched apart from `model` (pass-through: cache_control and unknown
+//    fields arrive byte for byte).
+// A request the OpenAI dialect cannot express is a 400 when one of its targets needs the
+// translation; when every target is an Anthropic provider it passes through anyway.
+//
+// The Call that comes back says which dialect its bytes are in:
+//   WireDialect::kAnthropic — relayed as they are, AnthropicUsageTracker watching usage;
+//   WireDialect::kOpenAi    — rendered with OpenAiToAnthropicStream /
+//                             openai_to_anthropic_response.
+// Either way the client gets Anthropic's event sequence, and errors in Anthropic's shape
+// (`{"type":"error","error":{...}}`, or an `error` event once a stream has started).
+#include <boost/asio/use_awaitable.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/dialect/anthropic_request.h"
+#include "backends/dialect/errors.h"
+#include "backends/dialect/responses.h"
+#include "backends/dialect/streams.h"
+#include "backends/dialect/usage_json.h"
+#include "backends/http/anthropic_backend.h"
+#include "core/chat.h"
+#include "core/ids.h"
+#include "core/sse.h"
+#include "gateway/chat_exchange.h"
+#include "gateway/client_watch.h"
+#include "gateway/log.h"
+#include "gateway/server.h"
+#include "gateway/worker.h"
+
+namespace frugal::gateway {
+
+namespace {
+
+// Client headers an Anthropic upstream must see (ChatRequest::upstream_headers).
+constexpr std::string_view kForwardedHeaders[] = {"anthropic-version", "anthropic-beta"};
+
+struct ParserLease {
+  explicit ParserLease(Worker& w) : w_(w), p(w.acquire_parser()) {}
+  ~ParserLease() { w_.release_parser(std::move(p)); }
+  ParserLease(const ParserLease&) = delete;
+  ParserLease& operator=(const ParserLease&) = delete;
+  Worker& w_;
+  std::unique_ptr<simdjson::dom::parser> p;
+};
+
+std::vector<std::pair<std::string, std::string>> forwarded_headers(const Request& req) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (std::string_view name : kForwardedHeaders) {
+    const auto it = req.find(name);
+    if (it == req.end()) continue;
+    const std::string_view v = it->value();
+    if (v.find_first_of("\r\n") != std::string_view::npos) continue;  // never split an upstream header
+    out.emplace_back(std::string(name), std::string(v));
+  }
+  return out;
+}
+
+Error body_not_json(simdjson::error_code ec) {
+  return make_error(ErrorKind::kInvalidRequest,
+                    std::string("The request body is not valid JSON: ") + simdjson::error_message(ec));
+}
+
+bool every_target_anthropic(const std::vector<router::Target>& targets) {
+  for (const auto& t : targets)
+    if (t.provider->kind != config::ProviderKind::kAnthropic) return false;
+  return true;
+}
+
+Usage usage_of_message(std::string_view body) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root, u;
+  AnthropicUsage au;
+  if (!parser.parse(body.data(), body.size()).get(root) && !root["usage"].get(u)) au.merge(u);
+  return au.to_usage();
+}
+
+Error stream_interrupted(const std::string& why) {
+  return make_error(ErrorKind::kUpstream, "The upstream stream was interrupted before completion (" + why + ").",
+                    "", "upstream_stream_interrupted");
+}
+
+// Writes the SSE response: the provider's events as they are (pass-through) or the
+// canonical chunks translated, each write as soon as its events are complete. Ends a
+// broken stream with an `error` event (never a clean message_stop) and hands the usage
+// seen so far to the exchange in every case, the client's disconnect included.
+asio::awaitable<bool> stream_messages(beast::tcp_stream& stream, backends::Call& call, RequestContext& ctx,
+                                      ChatExchange& ex, ClientWatch& watch, const std::string& model) {
+  const bool native = call.dialect() == backends::WireDialect::kAnthropic;
+  AnthropicUsageTracker tracker;
+  OpenAiToAnthropicStream translator(OpenAiToAnthropicStream::Options{model, "", 0});
+  bool relayed_error_event = false;
+  const auto usage = [&] {
+    if (native) return tracker.current_usage();
+    const Usage u = translator.current_usage();
+    return u.reported ? u : call.usage_so_far();
+  };
+
+  if (!co_await write_raw(stream, sse_response_head(ctx))) {
+    call.cancel();
+    ex.finish(usage(), ExchangeEnd::kClientGone);
+    co_return false;
+  }
+  SseParser sse;
+  std::string events, frame;
+  for (;;) {
+    std::string bytes = call.take_body();
+    if (!bytes.empty()) {
+      ex.observe(bytes);
+      events.clear();
+      sse.feed(bytes, [&](const SseEvent& ev) {
+        if (native) {
+          if (ev.event == "error") relayed_error_event = true;
+          tracker.observe(ev);
+          events.append(ev.raw);
+        } else {
+          (void)translator.feed(ev, events);  // a failure has written its error event
+        }
+      });
+      if (!events.empty()) {
+        frame.clear();
+        append_http_chunk(frame, events);
+        if (!co_await write_raw(stream, frame)) {
+          call.cancel();
+          ex.finish(usage(), ExchangeEnd::kClientGone);
+          co_return false;
+        }
+      }
+    }
+    if (call.state() == backends::CallState::kDone && call.body().empty()) break;
+    if (call.state() != backends::CallState::kDone) co_await call.wait();
+  }
+  if (watch.client_gone) {
+    ex.finish(usage(), ExchangeEnd::kClientGone);
+    co_return false;
+  }
+  const std::string why = call.failed()      ? call.error()
+                          : sse.has_partial() ? std::string("cut mid-event")
+                                              : std::string("ended without its terminator");
+  std::string tail;
+  bool complete;
+  if (native) {
+    complete = tracker.state() == StreamState::kCompleted;
+    if (!complete && !relayed_error_event) tail = render_anthropic_error_event(stream_interrupted(why));
+  } else {
+    if (translator.state() == StreamState::kOpen) translator.abort(stream_interrupted(why), tail);
+    complete = translator.state() == StreamState::kCompleted;
+  }
+  ex.finish(usage(), complete ? ExchangeEnd::kComplete : ExchangeEnd::kUpstreamBroke);
+  if (!complete) {
+    log::warn("request " + ctx.request_id + ": upstream stream broke: " + why);
+    ctx.keep_alive = false;
+  }
+  frame.clear();
+  if (!tail.empty()) append_http_chunk(frame, tail);
+  // The ledger row is durable before the response completes. (message_stop may already
+  // have reached the client: docs/policies.md, "Durability".)
+  if (complete) co_await ex.commit();
+  append_last_chunk(frame, ex.trailers());
+  if (!co_await write_raw(stream, frame)) co_return false;
+  co_return ctx.keep_alive;
+}
+
+}  // namespace
+
+asio::awaitable<bool> handle_messages(beast::tcp_stream& stream, Request& req, RequestContext& ctx, Worker& w) {
+  ctx.headers.emplace_back("request-id", ctx.request_id);  // where Anthropic SDKs look for it
+  ParserLease body_parser(w), chat_parser(w);
+  simdjson::dom::element root;
+  if (auto ec = body_parser.p->parse(req.body().data(), req.body().size()).get(root))
+    co_return co_await send_anthropic_error(stream, body_not_json(ec), ctx);
+  auto info = parse_anthropic_request(root);
+  if (!info) co_return co_await send_anthropic_error(stream, info.error(), ctx);
+
+  const auto cfg = w.server.config();
+  auto targets = router::resolve_model(*cfg, info->model);
+  if (!targets) co_return co_await send_anthropic_error(stream, targets.error(), ctx);
+
+  ChatRequest chat;
+  auto openai_body = anthropic_to_openai_request(root, info->model);
+  if (openai_body) {
+    auto parsed = parse_chat_body(*chat_parser.p, *openai_body);
+    if (!parsed) co_return co_await send_anthropic_error(stream, parsed.error(), ctx);
+    chat = std::move(*parsed);
+  } else if (every_target_anthropic(*targets)) {
+    // Nothing will translate it: the canonical form only carries what routing reads.
+    chat.model = info->model;
+    chat.stream = info->stream;
+    chat.sampling.max_tokens = info->max_tokens;
+    chat.sampling.stop = info->stop_sequences;
+    chat.user = info->user_id;
+    if (chat_parser.p->parse(std::string_view("{}")).get_object().get(chat.root))
+      co_return co_await send_anthropic_error(stream, make_error(ErrorKind::kInternal, "empty object"), ctx);
+  } else {
+    co_return co_await send_anthropic_error(stream, openai_body.error(), ctx);
+  }
+  chat.anthropic_body = req.body();
+  chat.upstream_headers = forwarded_headers(req);
+
+  ChatExchange ex(w, ctx, req, Dialect::kAnthropic);
+  auto watch = ClientWatch::start(stream.socket(), ex.control());
+  ClientWatchGuard guard{stream.socket()};
+
+  auto started = co_await ex.start(chat);
+  if (!started) {
+    if (started.error().kind == ErrorKind::kCancelled) co_return false;
+    co_return co_await send_anthropic_error(stream, started.error(), ctx);
+  }
+  std::shared_ptr<backends::Call> call = std::move(*started);
+  if (call->status() >= 400) {
+    ex.finish({}, ExchangeEnd::kUpstreamError);
+    co_return co_await send_anthropic_error(stream, ex.upstream_error(*call), ctx);
+  }
+  // The upstream model that answers; a cache hit has no live target, so the name asked for.
+  const std::string model = ex.target().provider ? ex.target().model : info->model;
+  if (chat.stream && call->header("content-type").find("text/event-stream") != std::string_view::npos) {
+    watch->streaming = call;
+    co_return co_await stream_messages(stream, *call, ctx, ex, *watch, model);
+  }
+
+  const int64_t t0 = mono_us();
+  while (call->state() != backends::CallState::kDone) co_await call->wait();
+  ctx.upstream_wait_us += mono_us() - t0;
+  if (watch->client_gone) co_return false;  // the exchange finishes as kClientGone
+  if (call->failed()) {
+    ex.finish({}, ExchangeEnd::kUpstreamBroke);
+    const std::string who = ex.target().provider ? ex.target().provider->name : std::string("?");
+    Error e = make_error(call->timed_out() ? ErrorKind::kTimeout : ErrorKind::kUpstream,
+                         "upstream '" + who + "' failed mid-response: " + call->error());
+    co_return co_await send_anthropic_error(stream, e, ctx);
+  }
+  std::string body = call->take_body();
+  ex.observe(body);
+  if (call->dialect() == backends::WireDialect::kAnthropic) {
+    ex.finish(usage_of_message(body), ExchangeEnd::kComplete);
+    co_await ex.commit();  // the ledger row is durable before the 200 goes out
+    co_return co_await send_response(stream, call->status(), "application/json", std::move(body), ctx);
+  }
+  auto tr = openai_to_anthropic_response(body, model);
+  if (!tr) {
+    ex.finish({}, ExchangeEnd::kUpstreamBroke);
+    co_return co_await send_anthropic_error(stream, tr.error(), ctx);
+  }
+  ex.finish(tr->usage, ExchangeEnd::kComplete);
+  co_await ex.commit();  // the ledger row is durable before the 200 goes out
+  co_return co_await send_response(stream, 200, "application/json", std::move(tr->body), ctx);
+}
+
+asio::awaitable<bool> handle_count_tokens(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
+                                          Worker& w) {
+  ctx.headers.emplace_back("request-id", ctx.request_id);
+  ParserLease parser(w);
+  simdjson::dom::element root;
+  if (auto ec = parser.p->parse(req.body().data(), req.body().size()).get(root))
+    co_return co_await send_anthropic_error(stream, body_not_json(ec), ctx);
+  if (!root.is_object())
+    co_return co_await send_anthropic_error(
+        stream, make_error(ErrorKind::kInvalidRequest, "The request body must be a JSON object."), ctx);
+  std::string_view model;
+  simdjson::dom::element v;
+  if (root["model"].get(v))
+    co_return co_await send_anthropic_error(
+        stream, make_error(ErrorKind::kInvalidRequest, "model: Field required", "model"), ctx);
+  if (v.get_string().get(model) || model.empty())
+    co_return co_await send_anthropic_error(
+        stream, make_error(ErrorKind::kInvalidRequest, "model: Input should be a non-empty string", "model"), ctx);
+
+  const auto cfg = w.server.config();
+  auto targets = router::resolve_model(*cfg, model);
+  if (!targets) co_return co_await send_anthropic_error(stream, targets.error(), ctx);
+  const router::Target* target = nullptr;
+  for (const auto& t : *targets)
+    if (t.provider->kind == config::ProviderKind::kAnthropic) {
+      target = &t;
+      break;
+    }
+  if (!target) {
+    const auto& p = *targets->front().provider;
+    co_return co_await send_anthropic_error(
+        stream,
+        make_error(ErrorKind::kInvalidRequest,
+                   "Token counting is not available for model '" + std::string(model) + "': it is served by provider '" +
+                       p.name + "', which is not an Anthropic provider and has no count_tokens endpoint.",
+                   "model", "count_tokens_unsupported"),
+        ctx);
+  }
+  auto body = http::replace_model(req.body(), target->model);
+  if (!body) co_return co_await send_anthropic_error(stream, body.error(), ctx);
+
+  router::DispatchControl control;
+  auto watch = ClientWatch::start(stream.socket(), control);
+  ClientWatchGuard guard{stream.socket()};
+  auto call = w.client->start(http::anthropic_request(*target->provider, "/messages/count_tokens",
+                                                      std::move(*body), forwarded_headers(req), false));
+  watch->streaming = call;
+  ctx.headers.emplace_back("x-frugal-provider", target->provider->name);
+  ctx.headers.emplace_back("x-frugal-model", target->model);
+  const int64_t t0 = mono_us();
+  while (call->state() != backends::CallState::kDone) co_await call->wait();
+  ctx.upstream_wait_us += mono_us() - t0;
+  if (watch->client_gone) co_return false;
+  if (call->failed() || !call->got_headers()) {
+    Error e = make_error(call->timed_out() ? ErrorKind::kTimeout : ErrorKind::kUpstream,
+                         "upstream '" + target->provider->name + "' failed: " + call->error());
+    co_return co_await send_anthropic_error(stream, e, ctx);
+  }
+  // Anthropic's own answer (the count, or its error) is relayed as it is.
+  const std::string_view ctype = call->header("content-type");
+  co_return co_await send_response(stream, call->status(), ctype.empty() ? "application/json" : ctype,
+                                   call->take_body(), ctx);
+}
+
+}  // namespace frugal::gateway
