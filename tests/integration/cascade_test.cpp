@@ -459,6 +459,33 @@ TEST_CASE("stream: first_tier streams the first tier as it arrives, unscored") {
   CHECK(to_small[0].find("logprobs") == std::string::npos);  // no scoring: nothing asked
 }
 
+TEST_CASE("an Anthropic client is classified, routed and scored the same way and answered in its own shape") {
+  auto& e = env();
+  // The mock reads a `mock:{...}` directive at the start of a message (translation drops
+  // unknown body fields).
+  auto body = [](const std::string& script, bool stream) {
+    return R"({"model":"claude-ish","max_tokens":64,)" + std::string(stream ? R"("stream":true,)" : "") +
+           R"("messages":[{"role":"user","content":"mock:)" + script + R"( Which colour is the sky?"}]})";
+  };
+  const std::vector<std::string> h = {"x-frugal-request-type: classify", "anthropic-version: 2023-06-01",
+                                      "x-request-id: anth-1"};
+  auto ok = request("POST", e.url() + "/v1/messages", body(R"({\"models\":{\"tier-small\":{\"logprobs\":[-0.1]}}})", false), h);
+  REQUIRE_MESSAGE(ok.status == 200, ok.body);
+  CHECK(ok.header("x-frugal-tier") == "1");
+  CHECK(ok.header("x-frugal-cost-usd") == "0.000004");
+  CHECK(ok.body.find(R"("type":"message")") != std::string::npos);
+  CHECK(ok.body.find("logprob") == std::string::npos);
+  CHECK(str(ledger_row(e.url(), "anth-1"), "/dialect") == "anthropic");
+
+  // Tier 1 unsure and tier 2 without log-probs (its rule cannot accept): tier 3 streams.
+  auto esc = request("POST", e.url() + "/v1/messages", body(R"({\"models\":{\"tier-small\":{\"logprobs\":[-3]}}})", true),
+                     {"x-frugal-request-type: classify", "anthropic-version: 2023-06-01"});
+  REQUIRE(esc.status == 200);
+  CHECK(esc.header("x-frugal-tier") == "3");
+  CHECK(esc.body.find("event: message_stop") != std::string::npos);
+  CHECK(esc.last_header("x-frugal-cost-usd") == "0.000374");  // 4 + 40 + 330
+}
+
 TEST_CASE("budgets: a soft limit warns and counts, a hard limit answers 429 in OpenAI shape") {
   auto& e = env();
   // Each request: 1000 in × 0.10 + 100 out × 0.40 = 140 µ$ on tier-small.
