@@ -105,9 +105,25 @@ void write_file(const std::filesystem::path& p, const std::string& text) {
   std::filesystem::rename(tmp, p);
 }
 
+// What `cmd` prints on stdout (trailing newline removed).
+std::string run_output(const std::string& cmd) {
+  std::string out;
+  if (FILE* f = popen(cmd.c_str(), "r")) {
+    char buf[256];
+    while (fgets(buf, sizeof buf, f)) out += buf;
+    pclose(f);
+  }
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+// The key id frugal records for an API key (`frugal key-id`).
+std::string key_id(const std::string& key) { return run_output(std::string(FRUGAL_BIN) + " key-id " + key); }
+
 std::string config_text(const std::filesystem::path& dir, const std::string& mock_url, const std::string& data,
                         bool with_policy) {
-  return "data_dir: " + (dir / data).string() + "\n" + (with_policy ? "policy: policy.yaml\n" : "") + R"(server:
+  return "data_dir: " + (dir / data).string() + "\n" + (with_policy ? "policy: policy.yaml\n" : "") +
+         "teams:\n  mapped-team: [" + key_id("sk-team-key") + "]\n" + R"(server:
   listen: ["127.0.0.1:0"]
   threads: 2
   watch_interval: 100ms
@@ -484,6 +500,39 @@ TEST_CASE("an Anthropic client is classified, routed and scored the same way and
   CHECK(esc.header("x-frugal-tier") == "3");
   CHECK(esc.body.find("event: message_stop") != std::string::npos);
   CHECK(esc.last_header("x-frugal-cost-usd") == "0.000374");  // 4 + 40 + 330
+}
+
+TEST_CASE("key ids and teams: a hash of the key, never the key; a configured team wins over the header") {
+  auto& e = env();
+  const std::string id = key_id("sk-team-key");
+  CHECK(id.size() == 17);
+  CHECK(id[0] == 'k');
+  CHECK(key_id("sk-team-key") == id);  // stable
+  CHECK(key_id("sk-other-key") != id);
+  auto r = e.chat(body_with(""), {"Authorization: Bearer sk-team-key", "x-frugal-team: claimed", "x-request-id: team-1"});
+  REQUIRE(r.status == 200);
+  const std::string row = ledger_row(e.url(), "team-1");
+  CHECK(str(row, "/key") == id);
+  CHECK(str(row, "/team") == "mapped-team");
+  CHECK(row.find("sk-team-key") == std::string::npos);
+  auto h = e.chat(body_with(""), {"Authorization: Bearer sk-unlisted", "x-frugal-team: claimed", "x-request-id: team-2"});
+  CHECK(str(ledger_row(e.url(), "team-2"), "/team") == "claimed");
+}
+
+TEST_CASE("frugal config check validates the policy the config names") {
+  auto& e = env();
+  const std::string ok = run_output(std::string(FRUGAL_BIN) + " config check " + (e.dir / "frugal.yaml").string() + " 2>&1");
+  CHECK(ok.find("valid") != std::string::npos);
+  CHECK(ok.find("7 request types, 6 routes") != std::string::npos);
+  // A policy whose tier model the gateway cannot serve (only `broken`'s provider is
+  // named under models; make the passthrough narrower in a copy of the config).
+  std::string cfg = config_text(e.dir, e.mock_url, "check-data", true);
+  cfg.replace(cfg.find(R"(prefix: "")"), 10, R"(prefix: "gpt-")");
+  write_file(e.dir / "narrow.yaml", cfg);
+  const std::string bad = run_output(std::string(FRUGAL_BIN) + " config check " + (e.dir / "narrow.yaml").string() + " 2>&1; echo rc=$?");
+  CHECK(bad.find("policy.yaml:19:9: key 'routes.classify.cascade[0]': tier model 'tier-small' is not served by this gateway") !=
+        std::string::npos);
+  CHECK(bad.find("rc=1") != std::string::npos);
 }
 
 TEST_CASE("budgets: a soft limit warns and counts, a hard limit answers 429 in OpenAI shape") {
