@@ -201,7 +201,9 @@ std::string ledger_row(const std::string& url, const std::string& request_id, in
     auto r = request("GET", url + "/v1/frugal/ledger?from=0&limit=10000");
     REQUIRE_MESSAGE(r.status == 200, r.body);
     simdjson::dom::parser p;
-    for (simdjson::dom::element row : p.parse(r.body)["rows"].get_array().value()) {
+    // A named array: iterating a temporary simdjson_result's value() dangles.
+    const simdjson::dom::array rows_array = p.parse(r.body)["rows"].get_array().value();
+    for (simdjson::dom::element row : rows_array) {
       std::string_view id;
       if (!row["id"].get_string().get(id) && id == request_id) return simdjson::minify(row);
     }
@@ -261,7 +263,9 @@ std::string content_of(const Response& r) {
 std::vector<std::string> sent_to(const std::string& log, const std::string& model) {
   std::vector<std::string> out;
   simdjson::dom::parser p;
-  for (simdjson::dom::element b : p.parse(log).get_array().value()) {
+  // A named array: iterating a temporary simdjson_result's value() dangles.
+  const simdjson::dom::array bs_array = p.parse(log).get_array().value();
+  for (simdjson::dom::element b : bs_array) {
     std::string_view m;
     if (!b["model"].get_string().get(m) && m == model) out.push_back(simdjson::minify(b));
   }
@@ -630,7 +634,9 @@ TEST_CASE("ledger totals equal hand computation exactly: rejected tiers, cached 
   REQUIRE(costs.status == 200);
   simdjson::dom::parser p;
   bool found = false;
-  for (simdjson::dom::element row : p.parse(costs.body)["rows"].get_array().value()) {
+  // A named array: iterating a temporary simdjson_result's value() dangles.
+  const simdjson::dom::array rows_array = p.parse(costs.body)["rows"].get_array().value();
+  for (simdjson::dom::element row : rows_array) {
     if (std::string_view(row["team"].get_string().value()) != "exact-team") continue;
     found = true;
     const std::string j = simdjson::minify(row);
@@ -662,7 +668,9 @@ TEST_CASE("GET /v1/frugal/costs groups by request type, model and key; bad param
   auto doc = p.parse(r.body).value();
   CHECK(std::string(simdjson::minify(doc["group_by"])) == R"(["request_type","model","key"])");
   std::map<std::string, int64_t> classify_small_by_key;
-  for (simdjson::dom::element row : doc["rows"].get_array().value()) {
+  // A named array: iterating a temporary simdjson_result's value() dangles.
+  const simdjson::dom::array rows_array = doc["rows"].get_array().value();
+  for (simdjson::dom::element row : rows_array) {
     if (std::string_view(row["request_type"].get_string().value()) == "classify" &&
         std::string_view(row["model"].get_string().value()) == "tier-small")
       classify_small_by_key[std::string(row["key"].get_string().value())] += row["requests"].get_int64().value();
@@ -867,7 +875,9 @@ TEST_CASE("kill -9 under load: after a restart every request that received a com
   REQUIRE(rows.status == 200);
   simdjson::dom::parser p;
   std::set<std::string> ids;
-  for (simdjson::dom::element row : p.parse(rows.body)["rows"].get_array().value()) {
+  // A named array: iterating a temporary simdjson_result's value() dangles.
+  const simdjson::dom::array rows_array = p.parse(rows.body)["rows"].get_array().value();
+  for (simdjson::dom::element row : rows_array) {
     ids.insert(std::string(row["id"].get_string().value()));
     CHECK(std::string_view(row["type"].get_string().value()) == "default");
     CHECK(std::string_view(row["route"].get_string().value()) == "passthrough");
