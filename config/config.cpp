@@ -131,7 +131,7 @@ bool parse_cache_mode(const YamlNode& n) {
 }
 
 CacheConfig parse_cache(const YamlNode& n) {
-  n.allow_keys({"enabled", "mode", "ttl", "memory", "disk", "shared", "routes"});
+  n.allow_keys({"enabled", "mode", "ttl", "memory", "disk", "shared", "auto_prompt_cache", "routes"});
   CacheConfig c;
   c.enabled = n.get_bool("enabled", c.enabled);
   if (auto m = n.child("mode")) c.cache_all = parse_cache_mode(*m);
@@ -139,14 +139,16 @@ CacheConfig parse_cache(const YamlNode& n) {
   c.memory_bytes = n.get_bytes("memory", c.memory_bytes);
   c.disk_bytes = n.get_bytes("disk", c.disk_bytes);
   c.shared = n.get_bool("shared", c.shared);
+  c.auto_prompt_cache = n.get_bool("auto_prompt_cache", c.auto_prompt_cache);
   if (auto r = n.child("routes")) {
     for (const auto& [name, rn] : r->entries()) {
-      rn.allow_keys({"enabled", "mode", "ttl", "shared"});
+      rn.allow_keys({"enabled", "mode", "ttl", "shared", "auto_prompt_cache"});
       CacheRouteConfig rc;
       if (rn.child("enabled")) rc.enabled = rn.get_bool("enabled", true);
       if (auto m = rn.child("mode")) rc.cache_all = parse_cache_mode(*m);
       if (rn.child("ttl")) rc.ttl_ms = rn.get_duration_ms("ttl", 0);
       if (rn.child("shared")) rc.shared = rn.get_bool("shared", false);
+      if (rn.child("auto_prompt_cache")) rc.auto_prompt_cache = rn.get_bool("auto_prompt_cache", false);
       c.routes[name] = rc;
     }
   }

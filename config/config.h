@@ -84,6 +84,7 @@ struct CacheRouteConfig {
   std::optional<bool> cache_all;   // true: cache non-deterministic requests too
   std::optional<int64_t> ttl_ms;   // 0 = never expires
   std::optional<bool> shared;
+  std::optional<bool> auto_prompt_cache;
 };
 
 struct CacheConfig {
@@ -93,6 +94,9 @@ struct CacheConfig {
   int64_t memory_bytes = 256 << 20;  // in-memory LRU bound
   int64_t disk_bytes = 1ll << 30;    // RocksDB column family bound (FIFO)
   bool shared = false;               // entries shared across API keys (tenants)
+  // Provider prompt caching: Anthropic requests get cache_control breakpoints on the
+  // stable prefix (system, tools, earlier turns) when it is long enough to be cached.
+  bool auto_prompt_cache = false;
   std::map<std::string, CacheRouteConfig> routes;
 };
 

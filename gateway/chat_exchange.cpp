@@ -44,6 +44,13 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::st
   started_ = true;
   const std::string route = req.model;
   if (auto hit = co_await cache_lookup(req, route, targets->front())) co_return hit;
+  {
+    const auto& cc = cfg_->cache;
+    const auto rit = cc.routes.find(route);
+    req.auto_prompt_cache = rit != cc.routes.end() && rit->second.auto_prompt_cache
+                                ? *rit->second.auto_prompt_cache
+                                : cc.auto_prompt_cache;
+  }
 
   if (const config::ModelAlias* alias = router::find_alias(*cfg_, req.model); alias && !alias->replicas.empty()) {
     // Requests sharing a prompt prefix go to the same replica (its KV / prompt cache is
