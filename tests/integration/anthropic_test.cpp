@@ -79,10 +79,14 @@ cache:
     std::filesystem::remove_all(dir);
   }
   Response messages(const std::string& body, std::vector<std::string> headers = {}) {
+    gw->output();  // drain the debug log so the gateway never blocks on a full pipe
     headers.emplace_back("anthropic-version: 2023-06-01");
     return request("POST", url + "/v1/messages", body, std::move(headers));
   }
-  Response chat(const std::string& body) { return request("POST", url + "/v1/chat/completions", body); }
+  Response chat(const std::string& body) {
+    gw->output();  // drain the debug log so the gateway never blocks on a full pipe
+    return request("POST", url + "/v1/chat/completions", body);
+  }
   std::string last_upstream_body() { return request("GET", mock_url + "/mock/last_request").body; }
   std::string last_upstream_header(const std::string& name) {
     simdjson::dom::parser p;
@@ -538,10 +542,6 @@ TEST_CASE("the exact cache serves translated requests to Anthropic clients; pass
   CHECK(e.mock_stat("messages") == msgs + 2);
 }
 
-TEST_CASE("SIGTERM stops the gateway gracefully") {
-  CHECK(env().gw->stop(SIGTERM) == 0);
-}
-
 TEST_CASE("auto_prompt_cache: a route that enables it gets cache_control on its long stable prefix") {
   auto& e = env();
   const std::string system(6000, 's');  // ~1500 tokens by the chars/4 estimate, over the 1024 minimum
@@ -556,4 +556,8 @@ TEST_CASE("auto_prompt_cache: a route that enables it gets cache_control on its 
   auto r2 = e.chat(R"({"model":"claude-sonnet-4-5")" + body);
   REQUIRE(r2.status == 200);
   CHECK(e.last_upstream_body().find("cache_control") == std::string::npos);
+}
+
+TEST_CASE("SIGTERM stops the gateway gracefully") {
+  CHECK(env().gw->stop(SIGTERM) == 0);
 }
