@@ -48,6 +48,8 @@ struct Engine::Request {
 Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Model> model, EngineConfig config,
                                                std::shared_ptr<const TokenText> text) {
   if (model == nullptr || text == nullptr) return make_error(ErrorKind::kInvalidRequest, "engine: model and text are required");
+  if (config.draft != nullptr)
+    return make_error(ErrorKind::kInvalidRequest, "engine: speculative decoding in the batching engine is not implemented yet");
   if (config.n_threads <= 0) config.n_threads = std::max(1u, std::thread::hardware_concurrency());
   config.kv_block_size = std::max(1, config.kv_block_size);
   config.prefill_chunk = std::max(1, config.prefill_chunk);

@@ -50,6 +50,10 @@ struct EngineConfig {
   int32_t max_batch_tokens = 256;         // tokens per step (decode + prefill chunks)
   int32_t prefill_chunk = 64;             // prompt tokens per sequence per step
   int32_t max_running = 32;               // sequences in the running batch
+  // Speculative decoding: the draft proposes draft_tokens tokens per decoding sequence
+  // and step; the target verifies them in the same batched forward. Null: off.
+  std::shared_ptr<const Model> draft;
+  int32_t draft_tokens = 4;
 };
 
 struct GenerateRequest {
