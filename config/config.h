@@ -25,6 +25,19 @@ struct RetryPolicy {
 
 enum class ProviderKind { kOpenAi, kAnthropic, kEngine };
 
+// kind: engine — a GGUF model served in-process (backends/engine/). Its public model
+// name is "<provider>/<file stem>" (e.g. local/llama-2-tiny-random).
+struct EngineSettings {
+  std::string model;            // GGUF path (must exist when the config is loaded)
+  std::string draft_model;      // optional: a small model with the same vocabulary that
+                                // drafts tokens for speculative decoding
+  int threads = 0;              // compute threads; 0 = one per core
+  int64_t kv_memory_bytes = 512ll << 20;  // KV cache bound
+  int context_length = 0;       // prompt + completion tokens; 0 = the model's own
+  int max_batch = 32;           // sequences decoded together
+  int draft_tokens = 4;         // tokens drafted per verify step (with draft_model)
+};
+
 struct ProviderConfig {
   std::string name;
   ProviderKind kind = ProviderKind::kOpenAi;
@@ -37,6 +50,7 @@ struct ProviderConfig {
   bool tls_verify = true;   // verify the upstream's certificate and host name
   int max_connections = 0;  // per I/O thread; 0 = libcurl's default
   std::map<std::string, std::string> headers;  // extra headers sent upstream
+  EngineSettings engine;  // kind == kEngine only
 };
 
 struct ModelTarget {
