@@ -36,6 +36,8 @@ struct EngineSettings {
   int context_length = 0;       // prompt + completion tokens; 0 = the model's own
   int max_batch = 32;           // sequences decoded together
   int draft_tokens = 4;         // tokens drafted per verify step (with draft_model)
+
+  bool operator==(const EngineSettings&) const = default;
 };
 
 struct ProviderConfig {

@@ -99,6 +99,7 @@ void Server::run_blocking(asio::io_context& io, std::function<std::string()> wor
 Result<void> Server::start() {
   const auto cfg = config();
   FRUGAL_TRY(open_data(*cfg));
+  FRUGAL_TRY(engines_.sync(*cfg));
   int n = cfg->server.threads > 0 ? cfg->server.threads
                                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this));
@@ -173,6 +174,7 @@ void Server::stop() {
   cache_.reset();
   if (store_) (void)store_->flush();
   store_.reset();
+  engines_.clear();  // after the workers: no call is left to post to them
 }
 
 Result<void> Server::reload() {
@@ -180,6 +182,16 @@ Result<void> Server::reload() {
   if (!next) {
     log::error("reload rejected, previous configuration keeps serving: " + next.error().message);
     return std::move(next).error();
+  }
+  if (amend_) {
+    if (auto r = amend_(*next); !r) {
+      log::error("reload rejected, previous configuration keeps serving: " + r.error().message);
+      return r;
+    }
+  }
+  if (auto r = engines_.sync(*next); !r) {
+    log::error("reload rejected, previous configuration keeps serving: " + r.error().message);
+    return r;
   }
   // Listener changes need a restart; everything else applies to the next request.
   auto cur = config();

@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -17,6 +18,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "gateway/engines.h"
 
 namespace frugal::cache {
 class Store;
@@ -50,6 +52,13 @@ class Server {
   void stop();
   // Re-reads the config file; on error the running config stays and the error is returned.
   Result<void> reload();
+  // Applied to every configuration read from the file (at reload), after the one given
+  // to the constructor: command-line additions such as `--engine-model` that must
+  // survive a reload. An error rejects the reload.
+  void set_config_amend(std::function<Result<void>(config::GatewayConfig&)> amend) { amend_ = std::move(amend); }
+
+  // The loaded in-process engines (`kind: engine` providers), shared by the workers.
+  const EngineRegistry& engines() const { return engines_; }
 
   std::shared_ptr<const config::GatewayConfig> config() const { return cfg_.load(); }
   bool ready() const { return ready_.load(); }
@@ -86,6 +95,8 @@ class Server {
   std::map<std::string, PickerEntry> pickers_;
   std::unique_ptr<boost::asio::thread_pool> blocking_;
   std::string config_path_;
+  std::function<Result<void>(config::GatewayConfig&)> amend_;
+  EngineRegistry engines_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   std::vector<uint16_t> ports_;

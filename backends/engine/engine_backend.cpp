@@ -238,7 +238,7 @@ void Inbox::drain() {
 }  // namespace
 
 std::shared_ptr<backends::Call> EngineBackend::start(const ChatRequest& req, std::string_view model) {
-  auto call = std::make_shared<EngineCall>(io_, service_, std::string(model));
+  auto call = std::make_shared<EngineCall>(io_, service_, served_name_);
   if (model != service_->model_name()) {
     call->fail_now(make_error(ErrorKind::kNotFound,
                               "The model '" + std::string(model) + "' does not exist: this engine serves '" +

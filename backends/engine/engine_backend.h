@@ -21,6 +21,7 @@
 // request, whose KV blocks are freed before the engine's next step.
 #include <boost/asio/io_context.hpp>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "backends/backend.h"
@@ -31,8 +32,11 @@ namespace frugal::engine {
 class EngineBackend final : public backends::Backend {
  public:
   // `io` must outlive every Call started here; `service` is shared across workers.
-  EngineBackend(std::shared_ptr<EngineService> service, boost::asio::io_context& io)
-      : service_(std::move(service)), io_(io) {}
+  // `served_name` is the `model` responses carry (the gateway's public name, e.g.
+  // "local/llama-2-tiny-random"); empty: the service's model_name().
+  EngineBackend(std::shared_ptr<EngineService> service, boost::asio::io_context& io, std::string served_name = {})
+      : service_(std::move(service)), io_(io),
+        served_name_(served_name.empty() ? service_->model_name() : std::move(served_name)) {}
 
   // `model` must be the service's model_name(); otherwise the call is a 404.
   std::shared_ptr<backends::Call> start(const ChatRequest& req, std::string_view model) override;
@@ -42,6 +46,7 @@ class EngineBackend final : public backends::Backend {
  private:
   std::shared_ptr<EngineService> service_;
   boost::asio::io_context& io_;
+  std::string served_name_;
 };
 
 }  // namespace frugal::engine

@@ -5,35 +5,40 @@
 namespace frugal::engine {
 
 std::string sanitize_utf8(std::string_view s) {
+  // Replaces each maximal ill-formed subpart with one U+FFFD, as the WHATWG decoder
+  // (and so every browser and Node's TextDecoder) does, so clients see the same text.
   static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
   std::string out;
   out.reserve(s.size());
   size_t i = 0;
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
     size_t len = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) { out += static_cast<char>(c); ++i; continue; }
-    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-    bool ok = len != 0 && i + len <= s.size();
-    for (size_t k = 1; ok && k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) ok = false;
-      else cp = (cp << 6) | (cc & 0x3F);
+    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;  // no overlong forms
+      if (c == 0xED) hi = 0x9F;  // no surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;  // nothing past U+10FFFF
     }
-    // Overlong forms, surrogates and values past U+10FFFF are invalid too.
-    if (ok && ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-               (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF))
-      ok = false;
-    if (ok) {
-      out.append(s.substr(i, len));
-      i += len;
-    } else {
-      out += kReplacement;
-      ++i;  // resynchronise on the next byte
+    size_t n = 1;  // bytes of the (possibly partial) sequence that are well-formed so far
+    while (len != 0 && n < len && i + n < s.size()) {
+      const auto cc = static_cast<unsigned char>(s[i + n]);
+      if (n == 1 ? (cc < lo || cc > hi) : (cc & 0xC0) != 0x80) break;
+      ++n;
     }
+    if (len != 0 && n == len) out.append(s.substr(i, len));
+    else out += kReplacement;
+    i += n;
   }
   return out;
 }

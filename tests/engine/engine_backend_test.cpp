@@ -160,7 +160,9 @@ TEST_CASE("served model name is the GGUF file stem") {
 
 TEST_CASE("sanitize_utf8 keeps valid text and replaces broken sequences") {
   CHECK(sanitize_utf8("h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80") == "h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80");
-  CHECK(sanitize_utf8("a\xE2\x82") == "a\xEF\xBF\xBD\xEF\xBF\xBD");  // truncated: each stray byte
+  CHECK(sanitize_utf8("a\xE2\x82") == "a\xEF\xBF\xBD");  // truncated: one replacement
+  CHECK(sanitize_utf8("\xE2\x82z\xE2") == "\xEF\xBF\xBDz\xEF\xBF\xBD");
+  CHECK(sanitize_utf8("\xF4\x90\x80\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // > U+10FFFF
   CHECK(sanitize_utf8("\x80z") == "\xEF\xBF\xBDz");
   CHECK(sanitize_utf8("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong '/'
   CHECK(sanitize_utf8("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
