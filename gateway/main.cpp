@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backends/engine/format/cli.h"
+#include "backends/engine/hub/pull.h"
 #include "config/config.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
@@ -26,7 +27,7 @@ Usage:
           Also serve a local GGUF model in-process as provider "local": its model name
           is local/<file stem> (e.g. local/llama-2-tiny-random). With a draft model (same
           vocabulary) the engine decodes speculatively.
-  frugal pull REPO FILE [--dir DIR]
+  frugal pull REPO FILE [--dir DIR] [--revision REV]
       Download FILE from the Hugging Face repository REPO (resumable; HF_ENDPOINT and
       HF_TOKEN are honoured), e.g. frugal pull bartowski/SmolLM2-135M-Instruct-GGUF
       SmolLM2-135M-Instruct-Q8_0.gguf --dir models
@@ -163,6 +164,7 @@ int main(int argc, char** argv) {
     if (args.size() != 2 || args[0] != "inspect") return usage_error("usage: frugal models inspect FILE.gguf");
     return frugal::engine::models_inspect_main(args[1], std::cout, std::cerr);
   }
+  if (cmd == "pull") return frugal::engine::hub::pull_main(args, std::cout, std::cerr);
   if (cmd == "tokenize") {
     if (args.size() != 1) return usage_error("usage: frugal tokenize MODEL.gguf < lines.jsonl");
     return frugal::engine::tokenize_main(args[0], std::cin, std::cout, std::cerr);
