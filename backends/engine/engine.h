@@ -108,9 +108,21 @@ struct EngineStats {
   uint64_t decode_tokens = 0;
   uint64_t requests_finished = 0;
   uint64_t requests_cancelled = 0;
+  // Speculative decoding (with a draft model): per sequence and step, `drafted` tokens
+  // proposed, `accepted` of them kept, `spec_generated` tokens emitted by
+  // `spec_verifies` sequence-verifications (one target row block each).
+  uint64_t draft_forwards = 0;
+  uint64_t spec_verifies = 0;
+  uint64_t drafted = 0;
+  uint64_t accepted = 0;
+  uint64_t spec_generated = 0;
+  double acceptance_rate() const { return drafted ? static_cast<double>(accepted) / drafted : 0.0; }
+  // Tokens a sequence gains per target forward when it speculates (1.0 = no gain).
+  double tokens_per_verify() const { return spec_verifies ? static_cast<double>(spec_generated) / spec_verifies : 0.0; }
   int32_t running = 0;
   int32_t waiting = 0;
   KvCacheStats kv;
+  KvCacheStats draft_kv;                  // zeros without a draft model
 };
 
 class ForwardPass;
@@ -152,7 +164,15 @@ class Engine {
   void admit();
   void finish(Request& r, FinishReason reason, std::optional<Error> error = std::nullopt);
   void emit_token(Request& r, const SampledToken& t);
+  // Records a generated token and emits it; returns false once the request finished.
+  bool take_token(Request& r, const SampledToken& t);
   void publish_stats();
+  struct Slot;
+  // Speculation: the draft mirrors prompt chunks and proposes tokens for the decoding
+  // slots (their n_draft may shrink); then the target's rows verify them.
+  void run_draft(std::vector<Slot>& slots);
+  void verify(Request& r, const Slot& s, std::span<const float> rows);
+  void drop_draft(Request& r);
 
   std::shared_ptr<const Model> model_;
   EngineConfig config_;
@@ -173,6 +193,10 @@ class Engine {
   std::vector<std::unique_ptr<Request>> running_;
   EngineStats stats_;
   std::vector<float> logits_;
+  // Draft model for speculative decoding (null: off), its own KV cache and logits.
+  std::unique_ptr<ForwardPass> draft_forward_;
+  std::optional<KvCache> draft_kv_;
+  std::vector<float> draft_logits_;
   std::thread thread_;
 };
 

@@ -470,3 +470,38 @@ TEST_CASE("concurrent calls on one io_context each get their own greedy answer")
     CHECK(parse_sse(outs[i].body).text == alone[i]);
   }
 }
+
+TEST_CASE("with a draft model the service decodes speculatively and greedy text is unchanged") {
+  ServiceConfig cfg = service()->config();
+  cfg.draft_model_path = kFixture;  // the model drafting for itself: every proposal is right
+  cfg.draft_tokens = 3;
+  auto spec = EngineService::load(cfg);
+  REQUIRE_MESSAGE(spec.ok(), (spec.ok() ? "" : spec.error().message));
+  CHECK((*spec)->speculative());
+  const std::string body = chat(R"("temperature":0,"max_tokens":20,"logprobs":true)", "Tell me a story");
+  auto answer = [&](std::shared_ptr<EngineService> svc) {
+    asio::io_context io;
+    EngineBackend backend(svc, io);
+    simdjson::dom::parser parser;
+    auto req = parse_chat_body(parser, body);
+    REQUIRE(req.ok());
+    Outcome out;
+    asio::co_spawn(io, drive(backend.start(*req, svc->model_name()), out, nullptr), asio::detached);
+    io.run();
+    REQUIRE(out.status == 200);
+    return out.body;
+  };
+  simdjson::dom::parser pa, pb;
+  simdjson::dom::element a, b;
+  REQUIRE(pa.parse(answer(service())).get(a) == simdjson::SUCCESS);
+  REQUIRE(pb.parse(answer(*spec)).get(b) == simdjson::SUCCESS);
+  CHECK(content_of(a) == content_of(b));
+  CHECK(int_at(a, "/usage/completion_tokens") == int_at(b, "/usage/completion_tokens"));
+  CHECK(simdjson::minify(a.at_pointer("/choices/0/logprobs/content")).size() ==
+        simdjson::minify(b.at_pointer("/choices/0/logprobs/content")).size());
+  const EngineStats st = (*spec)->stats();
+  CHECK(st.drafted > 0);
+  CHECK(st.accepted == st.drafted);        // identical draft: nothing rejected
+  CHECK(st.tokens_per_verify() > 1.5);     // ~k+1 tokens per target forward
+  MESSAGE("self-draft: acceptance " << st.acceptance_rate() << ", tokens per verify " << st.tokens_per_verify());
+}
