@@ -7,7 +7,11 @@ import OpenAI from 'openai';
 
 const base = process.env.FRUGAL_URL;
 assert.ok(base, 'FRUGAL_URL must be set by tests/e2e/run.sh');
-const client = new OpenAI({ baseURL: base, apiKey: 'sk-client', maxRetries: 0 });
+// no-store: every answer below must come from the engine, not frugal's exact cache
+// (which would make the determinism checks pass trivially).
+const client = new OpenAI({
+  baseURL: base, apiKey: 'sk-client', maxRetries: 0, defaultHeaders: { 'cache-control': 'no-store' },
+});
 const model = 'local/llama-2-tiny-random';
 const messages = [{ role: 'user', content: 'Write a short poem about the sea.' }];
 
@@ -32,7 +36,10 @@ test('plain completion with usage', async () => {
 });
 
 test('greedy streaming with include_usage matches the non-streamed answer', async () => {
-  const plain = await client.chat.completions.create({ model, messages, temperature: 0, max_tokens: 16 });
+  const { data: plain, response } = await client.chat.completions
+    .create({ model, messages, temperature: 0, max_tokens: 16 }).withResponse();
+  assert.equal(response.headers.get('x-frugal-provider'), 'local');
+  assert.equal(response.headers.get('x-frugal-cache'), 'bypass');
   const stream = await client.chat.completions.create({
     model, messages, temperature: 0, max_tokens: 16, stream: true, stream_options: { include_usage: true },
   });
