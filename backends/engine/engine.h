@@ -13,6 +13,12 @@
 //    stalls every stream in the batch.
 //  - Exactly one final event is delivered per submitted request, after which the callback
 //    is never called again and the engine holds no reference to it.
+//  - With a draft model (EngineConfig::draft) each step first runs the draft: it mirrors
+//    the prompt chunks of the step and proposes up to draft_tokens tokens per decoding
+//    sequence (one batched draft forward per proposal round); the target then verifies
+//    every sequence's proposals in the step's single batched forward. Greedy output is
+//    exactly target-only decoding; sampling uses rejection sampling (see speculative.h).
+//    A request whose draft cache runs out of room continues without a draft.
 //
 // The engine is HTTP-agnostic: token ids in, token ids + text pieces out.
 #include <atomic>
