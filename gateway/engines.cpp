@@ -57,6 +57,11 @@ std::shared_ptr<engine::EngineService> EngineRegistry::get(const std::string& pr
   return it == engines_.end() ? nullptr : it->second.service;
 }
 
+void EngineRegistry::shutdown() {
+  std::lock_guard lock(mu_);
+  for (auto& [name, e] : engines_) e.service->engine().shutdown();
+}
+
 void EngineRegistry::clear() {
   std::map<std::string, Entry> old;
   std::lock_guard lock(mu_);

@@ -25,6 +25,9 @@ class EngineRegistry {
   Result<void> sync(const config::GatewayConfig& cfg);
   // Null if `provider` is not a loaded engine.
   std::shared_ptr<engine::EngineService> get(const std::string& provider) const;
+  // Stops every engine's scheduler (in-flight requests end as cancelled); no engine
+  // thread runs afterwards, so the workers' io_contexts can be destroyed safely.
+  void shutdown();
   void clear();
 
   static engine::ServiceConfig service_config(const config::EngineSettings& s);

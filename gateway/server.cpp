@@ -166,6 +166,9 @@ void Server::stop() {
   for (auto& w : workers_) w->io.stop();
   if (blocking_) blocking_->join();
   for (auto& t : threads_) t.join();
+  // Stop the engines' threads before the workers' io_contexts go: a request still in
+  // flight gets its final (cancelled) event posted to a stopped but living io_context.
+  engines_.shutdown();
   threads_.clear();
   workers_.clear();
   if (ledger_) ledger_->close();
@@ -174,7 +177,7 @@ void Server::stop() {
   cache_.reset();
   if (store_) (void)store_->flush();
   store_.reset();
-  engines_.clear();  // after the workers: no call is left to post to them
+  engines_.clear();
 }
 
 Result<void> Server::reload() {

@@ -105,12 +105,15 @@ Engine::Engine(std::shared_ptr<const Model> model, EngineConfig config, std::sha
       pool_(std::make_unique<ThreadPool>(config.n_threads)),
       forward_(make_cpu_forward(model_, pool_.get())) {}
 
-Engine::~Engine() {
+Engine::~Engine() { shutdown(); }
+
+void Engine::shutdown() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
   }
   cv_.notify_all();
+  std::lock_guard join_lock(join_mu_);
   if (thread_.joinable()) thread_.join();
 }
 
@@ -122,7 +125,16 @@ Engine::Handle Engine::submit(GenerateRequest request, EventCallback callback) {
   h.shared_ = r->shared;
   h.id_ = r->id;
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
+    if (stop_) {
+      lock.unlock();
+      GenerateEvent ev;
+      ev.is_final = true;
+      ev.final.reason = FinishReason::kCancelled;
+      ev.final.usage.prompt_tokens = static_cast<int32_t>(r->req.prompt.size());
+      r->cb(ev);
+      return h;
+    }
     incoming_.push_back(std::move(r));
   }
   cv_.notify_all();

@@ -157,7 +157,12 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
+  // After shutdown() the callback receives a final kCancelled event at once, on the
+  // calling thread.
   Handle submit(GenerateRequest request, EventCallback callback);
+  // Cancels everything (final events delivered) and joins the scheduler thread.
+  // Idempotent; the destructor calls it. Not from a callback.
+  void shutdown();
   // Snapshot as of the end of the last step (or the last cancellation).
   EngineStats stats() const;
   const Model& model() const { return *model_; }
@@ -203,6 +208,7 @@ class Engine {
   std::unique_ptr<ForwardPass> draft_forward_;
   std::optional<KvCache> draft_kv_;
   std::vector<float> draft_logits_;
+  std::mutex join_mu_;  // shutdown() from two threads joins once
   std::thread thread_;
 };
 

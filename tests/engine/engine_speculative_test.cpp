@@ -53,6 +53,8 @@ std::vector<Out> run_all(Engine& e, const std::vector<GenerateRequest>& reqs) {
     });
   }
   for (auto& d : done) d.get_future().wait();
+  // The last callback may still hold `mu` after set_value: wait for it before `mu` dies.
+  std::lock_guard lock(mu);
   return outs;
 }
 
@@ -189,4 +191,5 @@ TEST_CASE("speculative sampling is reproducible by seed; EOS, max_tokens and can
   // The final event is published after the blocks are freed.
   CHECK(e->stats().kv.used_blocks == 0);
   CHECK(e->stats().draft_kv.used_blocks == 0);
+  e->shutdown();  // the engine thread is out of the callback before its locals die
 }
