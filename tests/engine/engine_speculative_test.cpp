@@ -20,7 +20,12 @@ namespace {
 class NoText final : public TokenText {
  public:
   explicit NoText(int32_t eog = -1) : eog_(eog) {}
-  std::string piece(int32_t token) const override { return "<" + std::to_string(token) + ">"; }
+  std::string piece(int32_t token) const override {
+    std::string s = "<";  // appended, not operator+ on a literal (GCC 12 -O2 false -Wrestrict)
+    s += std::to_string(token);
+    s += '>';
+    return s;
+  }
   bool is_end_of_generation(int32_t token) const override { return token == eog_; }
 
  private:
