@@ -23,6 +23,10 @@ Worker::Worker(Server& s) : server(s), client(std::make_unique<http::HttpClient>
 
 Worker::~Worker() {
   acceptors.clear();
+  // Requests still in flight after the grace period are suspended coroutines owned by
+  // the io_context; their frames reference this worker's client and parser pool, so
+  // they go first, while those still exist.
+  io.destroy_pending_handlers();
   client.reset();
 }
 
