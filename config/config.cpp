@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -45,7 +46,8 @@ Listener listener_from(const YamlNode& n) {
 }
 
 ServerConfig parse_server(const YamlNode& n) {
-  n.allow_keys({"listen", "threads", "body_limit", "read_timeout", "idle_timeout", "shutdown_grace"});
+  n.allow_keys({"listen", "threads", "body_limit", "read_timeout", "idle_timeout", "shutdown_grace",
+                "watch_interval"});
   ServerConfig s;
   if (auto l = n.child("listen")) {
     s.listen.clear();
@@ -58,6 +60,7 @@ ServerConfig parse_server(const YamlNode& n) {
   s.read_timeout_ms = n.get_duration_ms("read_timeout", s.read_timeout_ms);
   s.idle_timeout_ms = n.get_duration_ms("idle_timeout", s.idle_timeout_ms);
   s.shutdown_grace_ms = n.get_duration_ms("shutdown_grace", s.shutdown_grace_ms);
+  s.watch_interval_ms = n.get_duration_ms("watch_interval", s.watch_interval_ms);
   return s;
 }
 
@@ -183,7 +186,8 @@ GatewayConfig parse_root(const YamlNode& root, const std::string& source) {
   GatewayConfig cfg;
   cfg.source = source;
   if (root.is_null()) root.fail("the configuration is empty");
-  root.allow_keys({"server", "data_dir", "providers", "models", "passthrough", "policy", "cache", "admin_token"});
+  root.allow_keys({"server", "data_dir", "providers", "models", "passthrough", "policy", "teams", "cache",
+                   "admin_token"});
   if (auto s = root.child("server")) cfg.server = parse_server(*s);
   cfg.data_dir = root.get_string("data_dir", cfg.data_dir);
   if (auto c = root.child("cache")) cfg.cache = parse_cache(*c);
@@ -223,6 +227,20 @@ GatewayConfig parse_root(const YamlNode& root, const std::string& source) {
       r.provider = prov.as_string();
       if (!cfg.provider(r.provider)) prov.fail("unknown provider '" + r.provider + "'");
       cfg.passthrough.push_back(std::move(r));
+    }
+  }
+  if (auto p = root.child("policy")) {
+    std::filesystem::path path(p->as_string());
+    if (path.empty()) p->fail("expected the path of a policy file");
+    if (path.is_relative() && !source.empty() && source.front() != '<') path = std::filesystem::path(source).parent_path() / path;
+    cfg.policy_path = path.lexically_normal().string();
+  }
+  if (auto t = root.child("teams")) {
+    for (const auto& [team, keys] : t->entries()) {
+      for (const auto& k : keys.items()) {
+        const std::string id = k.as_string();
+        if (!cfg.key_teams.emplace(id, team).second) k.fail("key '" + id + "' is already in another team");
+      }
     }
   }
   return cfg;

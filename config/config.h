@@ -91,6 +91,9 @@ struct ServerConfig {
   int64_t read_timeout_ms = 60'000;        // per request header+body read
   int64_t idle_timeout_ms = 120'000;       // keep-alive idle
   int64_t shutdown_grace_ms = 10'000;
+  // How often the config and policy files are checked for changes (mtime, size,
+  // inode) and reloaded; 0 turns the watch off (SIGHUP and POST /admin/reload remain).
+  int64_t watch_interval_ms = 1'000;
 };
 
 // Exact-response cache settings for one route (a policy route, or the requested model
@@ -123,6 +126,12 @@ struct GatewayConfig {
   std::vector<ProviderConfig> providers;
   std::vector<ModelAlias> aliases;
   std::vector<PassthroughRule> passthrough;
+  // `policy:` — the routing policy file (config/policy_config.h), resolved against the
+  // config file's directory. Empty: no policy (requests go to the model they name).
+  std::string policy_path;
+  // `teams: { team: [key-id, ...] }` — the team of a virtual key id, for attribution
+  // and budgets; a listed key's team wins over the x-frugal-team header.
+  std::map<std::string, std::string> key_teams;
   CacheConfig cache;
   // Bearer token for /admin/* endpoints; empty: admin endpoints only from loopback.
   std::string admin_token;

@@ -353,6 +353,7 @@ class Loader {
     else if (stream == "first_tier") r.stream_mode = StreamMode::kFirstTier;
     else n.required("stream").fail("expected cascade or first_tier, got '" + stream + "'");
     if (auto c = n.child("cache")) {
+      r.cache_configured = true;
       if (c->is_map()) {
         c->allow_keys({"enabled", "ttl"});
         r.cache_enabled = c->get_bool("enabled", true);

@@ -112,6 +112,7 @@ struct RouteSpec {
   std::string reference_model;  // baseline for savings
   std::vector<TierSpec> tiers;  // >= 1; the last tier always answers
   StreamMode stream_mode = StreamMode::kCascade;
+  bool cache_configured = false;  // the route has a `cache:` key (else the gateway's cache config applies)
   bool cache_enabled = false;
   int64_t cache_ttl_ms = 0;
   std::string where;

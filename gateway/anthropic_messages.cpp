@@ -161,7 +161,10 @@ asio::awaitable<bool> stream_messages(beast::tcp_stream& stream, backends::Call&
   }
   frame.clear();
   if (!tail.empty()) append_http_chunk(frame, tail);
-  frame += "0\r\n\r\n";
+  // The ledger row is durable before the response completes. (message_stop may already
+  // have reached the client: docs/policies.md, "Durability".)
+  if (complete) co_await ex.commit();
+  append_last_chunk(frame, ex.trailers());
   if (!co_await write_raw(stream, frame)) co_return false;
   co_return ctx.keep_alive;
 }
@@ -238,6 +241,7 @@ asio::awaitable<bool> handle_messages(beast::tcp_stream& stream, Request& req, R
   ex.observe(body);
   if (call->dialect() == backends::WireDialect::kAnthropic) {
     ex.finish(usage_of_message(body), ExchangeEnd::kComplete);
+    co_await ex.commit();  // the ledger row is durable before the 200 goes out
     co_return co_await send_response(stream, call->status(), "application/json", std::move(body), ctx);
   }
   auto tr = openai_to_anthropic_response(body, model);
@@ -246,6 +250,7 @@ asio::awaitable<bool> handle_messages(beast::tcp_stream& stream, Request& req, R
     co_return co_await send_anthropic_error(stream, tr.error(), ctx);
   }
   ex.finish(tr->usage, ExchangeEnd::kComplete);
+  co_await ex.commit();  // the ledger row is durable before the 200 goes out
   co_return co_await send_response(stream, 200, "application/json", std::move(tr->body), ctx);
 }
 

@@ -10,6 +10,7 @@
 #include "cache/replica_picker.h"
 #include "core/ids.h"
 #include "gateway/log.h"
+#include "gateway/routing.h"
 #include "gateway/server.h"
 
 namespace frugal::gateway {
@@ -17,7 +18,9 @@ namespace frugal::gateway {
 const char* dialect_name(Dialect d) { return d == Dialect::kAnthropic ? "anthropic" : "openai"; }
 
 ChatExchange::ChatExchange(Worker& worker, RequestContext& ctx, const Request& http, Dialect dialect)
-    : w_(worker), ctx_(ctx), http_(http), dialect_(dialect), cfg_(worker.server.config()) {
+    : w_(worker), ctx_(ctx), http_(http), dialect_(dialect),
+      routing_(std::make_unique<RouteState>(worker.server.snapshot())) {
+  cfg_ = routing_->snap->cfg;  // config and policy from one snapshot
   std::string_view key;
   if (auto it = http.find(boost::beast::http::field::authorization); it != http.end()) {
     key = it->value();
@@ -38,25 +41,31 @@ ChatExchange::~ChatExchange() {
 }
 
 boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::start(ChatRequest& req) {
-  auto targets = router::resolve_model(*cfg_, req.model);
+  // Policy: request type, route, budget (gateway/routing.cpp).
+  if (auto routed = route(req); !routed) co_return std::move(routed).error();
+  auto targets = first_targets(req);
   if (!targets) co_return targets.error();
 
   started_ = true;
-  const std::string route = req.model;
-  if (auto hit = co_await cache_lookup(req, route, targets->front())) co_return hit;
+  const std::string cache_route_name = cache_route(req);
+  if (auto hit = co_await cache_lookup(req, cache_route_name, cache_target(targets->front()))) {
+    on_cache_hit();
+    co_return hit;
+  }
   {
     const auto& cc = cfg_->cache;
-    const auto rit = cc.routes.find(route);
+    const auto rit = cc.routes.find(cache_route_name);
     req.auto_prompt_cache = rit != cc.routes.end() && rit->second.auto_prompt_cache
                                 ? *rit->second.auto_prompt_cache
                                 : cc.auto_prompt_cache;
   }
 
-  if (const config::ModelAlias* alias = router::find_alias(*cfg_, req.model); alias && !alias->replicas.empty()) {
+  const config::ModelAlias* alias = route_plan() ? nullptr : router::find_alias(*cfg_, req.model);
+  if (alias && !alias->replicas.empty()) {
     // Requests sharing a prompt prefix go to the same replica (its KV / prompt cache is
     // warm) unless it is over its share; the other replicas follow as fallbacks.
     picker_ = w_.server.replica_picker(*alias);
-    if (auto pick = picker_->pick_and_acquire(cache::prefix_hash(req, route))) {
+    if (auto pick = picker_->pick_and_acquire(cache::prefix_hash(req, req.model))) {
       replica_ = *pick;
       std::rotate(targets->begin(), targets->begin() + static_cast<std::ptrdiff_t>(replica_),
                   targets->begin() + static_cast<std::ptrdiff_t>(alias->replicas.size()));
@@ -65,24 +74,22 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::st
     }
   }
 
-  const int64_t dispatch_start = mono_us();
-  router::DispatchResult r = co_await router::dispatch_chat(w_, *targets, req, control_);
-  if (r.error) {
-    ctx_.upstream_wait_us += mono_us() - dispatch_start;
-    co_return std::move(*r.error);
+  // The cascade, or the one model (gateway/routing.cpp).
+  auto call = co_await dispatch_routed(req, *targets);
+  if (!call) {
+    // A request that failed after reaching the upstreams still gets its ledger row.
+    finish(Usage{}, call.error().kind == ErrorKind::kCancelled ? ExchangeEnd::kClientGone
+                                                              : ExchangeEnd::kUpstreamError);
+    co_return call;
   }
-  target_ = r.target;
-  cache_started(*r.call);
-  ctx_.headers.emplace_back("x-frugal-provider", r.target.provider->name);
-  ctx_.headers.emplace_back("x-frugal-model", r.target.model);
-  if (r.attempts.size() > 1) ctx_.headers.emplace_back("x-frugal-attempts", std::to_string(r.attempts.size()));
-  // Until the answer starts, the time is the upstream's; the codec adds the rest.
-  ctx_.upstream_wait_us += r.call->headers_us() > 0 ? r.call->headers_us() - dispatch_start
-                                                    : mono_us() - dispatch_start;
-  co_return std::move(r.call);
+  cache_started(**call);
+  co_return call;
 }
 
-void ChatExchange::observe(std::string_view bytes) { cache_observe(bytes); }
+void ChatExchange::observe(std::string_view bytes) {
+  cache_observe(bytes);
+  observe_routed(bytes);
+}
 
 void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
   if (finished_) return;
@@ -91,6 +98,7 @@ void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
   if (picker_) picker_->release(replica_);
   picker_.reset();
   cache_finish(usage, end);
+  record(usage, end);
   log_finish(usage, end);
 }
 

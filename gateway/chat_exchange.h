@@ -6,7 +6,9 @@
 //   start():   resolve the model → [policy: request type, route, budget]
 //              → [cache lookup] → dispatch (retries, fallbacks) or [cascade]
 //   codec renders the Call's canonical bytes in its dialect, handing each one to
-//   observe() and the final usage to finish()
+//   observe() and the final usage to finish(), then co_awaits commit() before the
+//   response's last bytes (the ledger row is durable before a 200 completes) and, for a
+//   stream, appends trailers() to its terminating chunk
 //   finish():  [cache store] → [ledger row]
 //
 // A codec never needs to know whether an answer came from a cache, a buffered cascade
@@ -17,6 +19,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "backends/backend.h"
 #include "config/config.h"
@@ -24,8 +28,9 @@
 #include "core/error.h"
 #include "core/usage.h"
 #include "gateway/worker.h"
+#include "policies/policy.h"
 #include "router/dispatch.h"
-#include "router/ledger.h"
+#include "router/ledger_record.h"
 
 namespace frugal::cache {
 class ReplicaPicker;
@@ -34,6 +39,7 @@ class ReplicaPicker;
 namespace frugal::gateway {
 
 enum class Dialect { kOpenAi, kAnthropic };
+struct RouteState;  // gateway/routing.h
 
 // The tenant id of an API key: a stable, non-reversible hash ("" for no key).
 std::string tenant_id_of_key(std::string_view api_key);
@@ -83,6 +89,16 @@ class ChatExchange {
   // A stable, non-reversible id of the client's API key ("" without one).
   const std::string& tenant() const { return tenant_; }
 
+  // --- policy, cascade and ledger (defined in gateway/routing.cpp) ---
+  // Waits until this request's ledger row is written (durable against kill -9). Codecs
+  // call it after finish() and before the last bytes of a successful response.
+  boost::asio::awaitable<void> commit();
+  // Final cost figures as HTTP trailers for a stream (whose headers went out before
+  // the answering tier's usage was known). Valid after finish().
+  const std::vector<std::pair<std::string, std::string>>& trailers() const;
+  // The route's plan (cache settings included); null before start() or without a policy route.
+  const policies::RoutePlan* route_plan() const;
+
  private:
   void log_finish(const Usage& usage, ExchangeEnd end) const;
   // --- exact cache (gateway/chat_exchange_cache.cpp) ---
@@ -113,6 +129,22 @@ class ChatExchange {
   bool started_ = false;
   bool finished_ = false;
   Usage seen_usage_;
+
+  // --- policy, cascade and ledger (gateway/routing.cpp) ---
+  Result<void> route(ChatRequest& req);  // facts, request type, route, budget
+  // The targets of the route's first tier, or of the requested model when no route applies.
+  Result<std::vector<router::Target>> first_targets(const ChatRequest& req) const;
+  // What the exact cache keys this request under: the route (or requested model) and
+  // a target naming every tier of the route.
+  std::string cache_route(const ChatRequest& req) const;
+  router::Target cache_target(const router::Target& first) const;
+  boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> dispatch_routed(
+      ChatRequest& req, const std::vector<router::Target>& first_targets);
+  void observe_routed(std::string_view bytes);
+  void record(const Usage& usage, ExchangeEnd end);
+  // After a cache hit: books cost 0 and the baseline of cache_saved_usage_.
+  void on_cache_hit();
+  std::unique_ptr<RouteState> routing_;
 };
 
 }  // namespace frugal::gateway

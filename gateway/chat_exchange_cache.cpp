@@ -163,9 +163,13 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
   const config::CacheConfig& cc = cfg_->cache;
   const auto rit = cc.routes.find(route);
   const config::CacheRouteConfig rc = rit == cc.routes.end() ? config::CacheRouteConfig{} : rit->second;
-  const bool enabled = rc.enabled.value_or(cc.enabled);
+  bool enabled = rc.enabled.value_or(cc.enabled);
   const bool cache_all = rc.cache_all.value_or(cc.cache_all);
   int64_t ttl_ms = rc.ttl_ms.value_or(cc.ttl_ms);
+  if (const policies::RoutePlan* plan = route_plan(); plan && plan->cache.configured) {
+    enabled = plan->cache.enabled;  // the policy route's own `cache:` wins
+    ttl_ms = plan->cache.ttl_ms;
+  }
   const bool shared = rc.shared.value_or(cc.shared);
 
   const std::string_view cache_control = header_of(http_, "cache-control");
@@ -300,6 +304,7 @@ void ChatExchange::cache_started(const backends::Call& call) {
     return;
   }
   cache_->status = call.status();
+  cache_->model = target_.model;  // the answering tier's model (a cascade's may differ from the first)
   cache_->sse = call.header("content-type").find("text/event-stream") != std::string_view::npos;
 }
 

@@ -9,8 +9,11 @@
 #include "backends/engine/format/cli.h"
 #include "backends/engine/hub/pull.h"
 #include "config/config.h"
+#include "gateway/chat_exchange.h"
+#include "gateway/costs_cli.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
+#include "gateway/snapshot.h"
 
 namespace {
 
@@ -31,7 +34,13 @@ Usage:
       Download FILE from the Hugging Face repository REPO (resumable; HF_ENDPOINT and
       HF_TOKEN are honoured), e.g. frugal pull bartowski/SmolLM2-135M-Instruct-GGUF
       SmolLM2-135M-Instruct-Q8_0.gguf --dir models
-  frugal config check FILE     Validate a config file and exit (0 = valid).
+  frugal config check FILE     Validate a config file (and the policy it names) and exit
+                               (0 = valid).
+  frugal costs [--url URL | --data-dir DIR] [--from T] [--to T] [--group-by LIST] [--json]
+      Print the cost report (cost, baseline, savings by request type, model, key, ...)
+      of a running gateway (default http://127.0.0.1:8080) or of a data directory.
+  frugal key-id [KEY]          Print the key id (a hash) frugal records for an API key,
+                               for `teams:` and budget scopes; reads KEY from stdin if absent.
   frugal models inspect FILE   Print a GGUF file's metadata and tensor table.
   frugal tokenize MODEL.gguf   Read one JSON string per stdin line, print its token ids
                                (no BOS) as one JSON array per line.
@@ -39,7 +48,8 @@ Usage:
   frugal version               Print the version.
   frugal --help                This text.
 
-Signals (serve): SIGINT/SIGTERM stop gracefully; SIGHUP reloads the config file.
+Signals (serve): SIGINT/SIGTERM stop gracefully; SIGHUP reloads the config file and
+its policy (as do POST /admin/reload and any change of either file on disk).
 )";
 
 int usage_error(const std::string& msg) {
@@ -137,8 +147,17 @@ int cmd_config(const std::vector<std::string>& args) {
       std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
       return 1;
     }
-    std::printf("%s: valid (%zu providers, %zu model aliases)\n", args[1].c_str(), cfg->providers.size(),
+    auto policy = frugal::gateway::load_policy_for(*cfg);
+    if (!policy) {
+      std::fprintf(stderr, "%s\n", policy.error().message.c_str());
+      return 1;
+    }
+    std::printf("%s: valid (%zu providers, %zu model aliases", args[1].c_str(), cfg->providers.size(),
                 cfg->aliases.size());
+    if (*policy)
+      std::printf("; policy %s: %zu request types, %zu routes", cfg->policy_path.c_str(),
+                  (*policy)->request_types().size(), (*policy)->config().routes.size());
+    std::printf(")\n");
     return 0;
   }
   return usage_error("usage: frugal config check FILE | frugal config default");
@@ -160,6 +179,17 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "config") return cmd_config(args);
+  if (cmd == "costs") return frugal::gateway::costs_main(args, std::cout, std::cerr);
+  if (cmd == "key-id") {
+    std::string key;
+    if (args.size() == 1) key = args[0];
+    else if (args.empty()) std::getline(std::cin, key);
+    else return usage_error("usage: frugal key-id [KEY]");
+    while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ')) key.pop_back();
+    if (key.empty()) return usage_error("frugal key-id: empty key");
+    std::printf("%s\n", frugal::gateway::tenant_id_of_key(key).c_str());
+    return 0;
+  }
   if (cmd == "models") {
     if (args.size() != 2 || args[0] != "inspect") return usage_error("usage: frugal models inspect FILE.gguf");
     return frugal::engine::models_inspect_main(args[1], std::cout, std::cerr);

@@ -65,7 +65,8 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
       events.clear();
       sse.feed(bytes, [&](const SseEvent& ev) {
         if (ev.data == "[DONE]") {
-          saw_done = true;
+          saw_done = true;  // held back until the ledger row is written (below)
+          return;
         } else if (inspect_chunk(ev.data, usage) && !chat.include_usage) {
           return;  // usage-only chunk the client did not ask for
         }
@@ -91,7 +92,12 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
   frame.clear();
   const bool broke = !saw_done || call.failed() || sse.has_partial();
   ex.finish(seen(), broke ? ExchangeEnd::kUpstreamBroke : ExchangeEnd::kComplete);
-  if (broke) {
+  if (!broke) {
+    // The stream looks complete to a client only once [DONE] arrives: by then its
+    // ledger row is durable.
+    co_await ex.commit();
+    append_http_chunk(frame, "data: [DONE]\n\n");
+  } else {
     const std::string why = call.failed() ? call.error() : sse.has_partial() ? "cut mid-event" : "ended without its terminator";
     log::warn("request " + ctx.request_id + ": upstream stream broke: " + why);
     Error e = make_error(ErrorKind::kUpstream, "The upstream stream was interrupted before completion (" + why + ").",
@@ -99,7 +105,7 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
     append_http_chunk(frame, render_openai_error_event(e));
     ctx.keep_alive = false;
   }
-  frame += "0\r\n\r\n";
+  append_last_chunk(frame, ex.trailers());  // the final cost figures as trailers
   if (!co_await write_raw(stream, frame)) co_return false;
   co_return ctx.keep_alive;
 }
@@ -150,6 +156,7 @@ asio::awaitable<bool> handle_chat_completions(beast::tcp_stream& stream, Request
   std::string body = call->take_body();
   ex.observe(body);
   ex.finish(usage_of_completion(body), ExchangeEnd::kComplete);
+  co_await ex.commit();  // the ledger row is durable before the 200 goes out
   co_return co_await send_response(stream, call->status(), ctype.empty() ? "application/json" : ctype,
                                    std::move(body), ctx);
 }

@@ -3,9 +3,11 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <sys/stat.h>
+
 #include <chrono>
 #include <csignal>
-
+#include <cstdlib>
 #include <filesystem>
 
 #include "cache/exact_cache.h"
@@ -47,7 +49,8 @@ int64_t RequestContext::overhead_us(int64_t now_us) const {
 }
 
 Server::Server(config::GatewayConfig cfg, std::string config_path)
-    : cfg_(std::make_shared<const config::GatewayConfig>(std::move(cfg))),
+    : snap_(std::make_shared<const Snapshot>(
+          Snapshot{std::make_shared<const config::GatewayConfig>(std::move(cfg)), nullptr, nullptr, 0})),
       config_path_(std::move(config_path)) {}
 
 Server::~Server() { stop(); }
@@ -70,7 +73,11 @@ Result<void> Server::open_data(const config::GatewayConfig& cfg) {
   auto cache = cache::ExactCache::open(store_, copts);
   if (!cache) return std::move(cache).error();
   cache_ = std::move(*cache);
-  auto ledger = router::Ledger::open(store_->db(), store_->cf(router::kLedgerCf), store_->cf(router::kRollupsCf));
+  router::LedgerOptions lopts;
+  // Test-only fault injection (tests/integration/cascade_test.cpp, the kill -9 test):
+  // delays every ledger batch so that a missing durability wait would lose rows.
+  if (const char* d = std::getenv("FRUGAL_TEST_LEDGER_WRITE_DELAY_MS")) lopts.write_delay_us = std::atoll(d) * 1000;
+  auto ledger = router::Ledger::open(store_->db(), store_->cf(router::kLedgerCf), store_->cf(router::kRollupsCf), lopts);
   if (!ledger) return std::move(ledger).error();
   ledger_ = std::move(*ledger);
   flights_ = std::make_unique<cache::SingleFlight>();
@@ -104,6 +111,13 @@ Result<void> Server::start() {
   const auto cfg = config();
   FRUGAL_TRY(open_data(*cfg));
   FRUGAL_TRY(engines_.sync(*cfg));
+  {
+    auto policy = load_policy_for(*cfg);
+    if (!policy) return std::move(policy).error();
+    auto budgets = budgets_for(policy->get(), nullptr, ledger_.get());
+    if (!budgets) return std::move(budgets).error();
+    snap_.store(std::make_shared<const Snapshot>(Snapshot{cfg, std::move(*policy), std::move(*budgets), 1}));
+  }
   int n = cfg->server.threads > 0 ? cfg->server.threads
                                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this));
@@ -146,13 +160,26 @@ Result<void> Server::start() {
   for (size_t i = 0; i < ports_.size(); ++i)
     where += (i ? ", " : "") + cfg->server.listen[i].host + ":" + std::to_string(ports_[i]);
   log::info("listening on " + where + " with " + std::to_string(n) + " I/O threads (config: " +
-            cfg->source + ")");
+            cfg->source + ", policy: " + (cfg->policy_path.empty() ? std::string("none") : cfg->policy_path) + ")");
+  if (cfg->server.watch_interval_ms > 0) watcher_ = std::thread([this] { watch_files(); });
   return {};
+}
+
+bool Server::post_blocking(std::function<void()> task) {
+  if (!blocking_ || stopped_.load()) return false;
+  asio::post(*blocking_, std::move(task));
+  return true;
 }
 
 void Server::stop() {
   if (stopped_.exchange(true) || workers_.empty()) return;
   ready_ = false;
+  {
+    std::lock_guard lock(watch_mu_);
+    watch_stop_ = true;
+  }
+  watch_cv_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
   for (auto& w : workers_) {
     asio::post(w->io, [wp = w.get()] {
       for (auto& acc : wp->acceptors) {
@@ -174,8 +201,10 @@ void Server::stop() {
   // flight gets its final (cancelled) event posted to a stopped but living io_context.
   engines_.shutdown();
   threads_.clear();
-  workers_.clear();
+  // Writes every queued row; completions post to the stopped io_contexts and are
+  // destroyed, unrun, with them. Exchanges destroyed below find the ledger closed.
   if (ledger_) ledger_->close();
+  workers_.clear();
   if (cache_) cache_->flush();
   ledger_.reset();
   cache_.reset();
@@ -184,29 +213,95 @@ void Server::stop() {
   engines_.clear();
 }
 
-Result<void> Server::reload() {
+Result<std::shared_ptr<const Snapshot>> Server::reload() {
+  std::lock_guard lock(reload_mu_);
+  auto fail = [&](Error e) -> Result<std::shared_ptr<const Snapshot>> {
+    reloads_failed_.fetch_add(1);
+    log::error("reload rejected, the previous configuration and policy keep serving: " + e.message);
+    return e;
+  };
+  const auto cur = snapshot();
   auto next = config_path_.empty() ? config::load_default_config() : config::load_config_file(config_path_);
-  if (!next) {
-    log::error("reload rejected, previous configuration keeps serving: " + next.error().message);
-    return std::move(next).error();
-  }
-  if (amend_) {
-    if (auto r = amend_(*next); !r) {
-      log::error("reload rejected, previous configuration keeps serving: " + r.error().message);
-      return r;
+  if (!next) return fail(std::move(next).error());
+  // Listeners, threads and the data directory need a restart; everything else applies
+  // to the next request.
+  next->server.listen = cur->cfg->server.listen;
+  next->server.threads = cur->cfg->server.threads;
+  next->data_dir = cur->cfg->data_dir;
+  if (amend_)
+    if (auto r = amend_(*next); !r) return fail(std::move(r).error());
+  if (auto r = engines_.sync(*next); !r) return fail(std::move(r).error());
+  auto cfg = std::make_shared<const config::GatewayConfig>(std::move(*next));
+  auto policy = load_policy_for(*cfg);
+  if (!policy) return fail(std::move(policy).error());
+  auto budgets = budgets_for(policy->get(), cur.get(), ledger_.get());
+  if (!budgets) return fail(std::move(budgets).error());
+  auto snap = std::make_shared<const Snapshot>(Snapshot{cfg, std::move(*policy), std::move(*budgets), cur->generation + 1});
+  snap_.store(snap);
+  reloads_ok_.fetch_add(1);
+  log::info("configuration reloaded from " + cfg->source + " (policy: " +
+            (cfg->policy_path.empty() ? std::string("none") : cfg->policy_path) + ", generation " +
+            std::to_string(snap->generation) + ")");
+  return snap;
+}
+
+namespace {
+
+struct FileStamp {
+  bool exists = false;
+  int64_t mtime_ns = 0;
+  int64_t size = 0;
+  uint64_t inode = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+
+FileStamp stamp_of(const std::string& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return FileStamp{true, static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+                   static_cast<int64_t>(st.st_size), static_cast<uint64_t>(st.st_ino)};
+}
+
+}  // namespace
+
+// Polls the config file and the policy it names; a change in mtime, size or inode (an
+// editor's rename counts) reloads. A half-written file fails to load, is logged, and is
+// reloaded again when its writer finishes (its stamp changes again).
+void Server::watch_files() {
+  auto files = [&] {
+    std::vector<std::string> f;
+    if (!config_path_.empty()) f.push_back(config_path_);
+    if (const auto s = snapshot(); !s->cfg->policy_path.empty()) f.push_back(s->cfg->policy_path);
+    return f;
+  };
+  auto stamps = [](const std::vector<std::string>& paths) {
+    std::vector<FileStamp> out;
+    for (const auto& p : paths) out.push_back(stamp_of(p));
+    return out;
+  };
+  std::vector<std::string> paths = files();
+  std::vector<FileStamp> seen = stamps(paths);
+  std::unique_lock lock(watch_mu_);
+  while (!watch_stop_) {
+    const int64_t interval = config()->server.watch_interval_ms;
+    if (interval <= 0) {  // turned off by a reload
+      watch_cv_.wait(lock, [&] { return watch_stop_; });
+      break;
     }
+    if (watch_cv_.wait_for(lock, std::chrono::milliseconds(interval), [&] { return watch_stop_; })) break;
+    lock.unlock();
+    if (auto current = files(); current != paths) {  // a reload switched to another policy file
+      paths = std::move(current);
+      seen = stamps(paths);
+    }
+    const std::vector<FileStamp> now = stamps(paths);
+    if (now != seen) {
+      seen = now;
+      log::info("a configuration file changed on disk: reloading");
+      (void)reload();
+    }
+    lock.lock();
   }
-  if (auto r = engines_.sync(*next); !r) {
-    log::error("reload rejected, previous configuration keeps serving: " + r.error().message);
-    return r;
-  }
-  // Listener changes need a restart; everything else applies to the next request.
-  auto cur = config();
-  next->server.listen = cur->server.listen;
-  next->server.threads = cur->server.threads;
-  cfg_.store(std::make_shared<const config::GatewayConfig>(std::move(*next)));
-  log::info("configuration reloaded from " + cur->source);
-  return {};
 }
 
 void Server::run_until_signal() {

@@ -1,17 +1,26 @@
 #pragma once
 // The HTTP front end: N worker threads, each with its own io_context, acceptor(s)
 // (SO_REUSEPORT), libcurl multi client and parsers, so a connection and its upstream
-// transfers live on one thread and need no locks. Shared state is the config snapshot
-// (atomically swapped on reload) and a few counters.
+// transfers live on one thread and need no locks. Shared state is the snapshot (config
+// + compiled policy + budgets, atomically swapped on reload) and a few counters.
+//
+// Reload: SIGHUP, POST /admin/reload and a change of the config or policy file (polled
+// every server.watch_interval) all call reload(), serialised by a mutex. A new snapshot
+// is built completely (config parsed, policy loaded, compiled and checked against the
+// config, budgets carried over or rebuilt) before one atomic store publishes it; on any
+// error nothing changes and the error says where (file:line:col, key, what).
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +28,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "gateway/engines.h"
+#include "gateway/snapshot.h"
 
 namespace frugal::cache {
 class Store;
@@ -50,8 +60,11 @@ class Server {
   void run_until_signal();
   // Stops accepting, lets in-flight requests finish up to the grace period, joins.
   void stop();
-  // Re-reads the config file; on error the running config stays and the error is returned.
-  Result<void> reload();
+  // Re-reads the config file and the policy it names; on error the running snapshot
+  // stays and the error is returned. Thread-safe; blocks (file I/O, policy compilation,
+  // possibly a budget rebuild from the ledger, loading changed engines): never call it
+  // on an I/O thread.
+  Result<std::shared_ptr<const Snapshot>> reload();
   // Applied to every configuration read from the file (at reload), after the one given
   // to the constructor: command-line additions such as `--engine-model` that must
   // survive a reload. An error rejects the reload.
@@ -60,7 +73,17 @@ class Server {
   // The loaded in-process engines (`kind: engine` providers), shared by the workers.
   const EngineRegistry& engines() const { return engines_; }
 
-  std::shared_ptr<const config::GatewayConfig> config() const { return cfg_.load(); }
+  std::shared_ptr<const Snapshot> snapshot() const { return snap_.load(); }
+  std::shared_ptr<const config::GatewayConfig> config() const { return snap_.load()->cfg; }
+  // Blocking work (reloads, ledger queries) off the I/O threads; the task runs on a
+  // pool thread. Returns false once the server is stopping.
+  bool post_blocking(std::function<void()> task);
+
+  // Budget soft-limit hits since start (also logged and sent as x-frugal-budget-warning).
+  void count_soft_budget_exceeded() { soft_budget_exceeded_.fetch_add(1, std::memory_order_relaxed); }
+  int64_t soft_budget_exceeded() const { return soft_budget_exceeded_.load(std::memory_order_relaxed); }
+  int64_t reloads_ok() const { return reloads_ok_.load(); }
+  int64_t reloads_failed() const { return reloads_failed_.load(); }
   bool ready() const { return ready_.load(); }
   std::atomic<int64_t>& in_flight() { return in_flight_; }
 
@@ -81,8 +104,17 @@ class Server {
 
  private:
   Result<void> open_data(const config::GatewayConfig& cfg);
+  void watch_files();
 
-  std::atomic<std::shared_ptr<const config::GatewayConfig>> cfg_;
+  std::atomic<std::shared_ptr<const Snapshot>> snap_;
+  std::mutex reload_mu_;
+  std::thread watcher_;
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  bool watch_stop_ = false;
+  std::atomic<int64_t> soft_budget_exceeded_{0};
+  std::atomic<int64_t> reloads_ok_{0};
+  std::atomic<int64_t> reloads_failed_{0};
   std::shared_ptr<cache::Store> store_;
   std::unique_ptr<cache::ExactCache> cache_;
   std::unique_ptr<router::Ledger> ledger_;

@@ -16,6 +16,7 @@
 #include "backends/dialect/errors.h"
 #include "core/ids.h"
 #include "core/json.h"
+#include "gateway/frugal_api.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
 #include "gateway/worker.h"
@@ -98,6 +99,17 @@ asio::awaitable<bool> route(beast::tcp_stream& stream, Request& req, RequestCont
     co_return co_await send_response(stream, ready ? 200 : 503, "application/json",
                                      ready ? R"({"status":"ready"})" : R"({"status":"not ready"})", ctx);
   }
+  if (path.rfind("/v1/frugal/", 0) == 0 || path.rfind("/admin/", 0) == 0) {
+    // Cost data is per key and team: the same authorisation as /admin/ (checked above).
+    if (path.rfind("/v1/frugal/", 0) == 0 && !admin_authorized(stream, req, *w.server.config())) {
+      Error e = make_error(ErrorKind::kPermission,
+                           "frugal's API needs 'Authorization: Bearer <admin_token>' (or, without an "
+                           "admin_token configured, a loopback client).",
+                           "", "admin_forbidden");
+      co_return co_await send_openai_error(stream, e, ctx);
+    }
+    co_return co_await handle_frugal_api(stream, req, ctx, w);
+  }
   Error e = make_error(ErrorKind::kNotFound, "Unknown request URL: " + std::string(req.method_string()) + " " +
                                                  std::string(path) + ".",
                        "", "unknown_url");
@@ -120,8 +132,21 @@ std::string sse_response_head(const RequestContext& ctx) {
   head += "x-request-id: " + ctx.request_id;
   for (const auto& [k, v] : ctx.headers) append_header(head, k, v);
   head += "\r\nx-frugal-overhead-us: " + std::to_string(ctx.overhead_us(mono_us())) + "\r\n";
+  head += "Trailer: x-frugal-cost-usd, x-frugal-savings-usd\r\n";  // final figures (append_last_chunk)
   head += ctx.keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
   return head;
+}
+
+void append_last_chunk(std::string& out, const std::vector<std::pair<std::string, std::string>>& trailers) {
+  out += "0\r\n";
+  for (const auto& [k, v] : trailers) {
+    out += k;
+    out += ": ";
+    for (char c : v)
+      if (c != '\r' && c != '\n') out += c;
+    out += "\r\n";
+  }
+  out += "\r\n";
 }
 
 void append_http_chunk(std::string& out, std::string_view payload) {

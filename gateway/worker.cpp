@@ -49,8 +49,22 @@ backends::Backend& Worker::backend(const config::ProviderConfig& provider) {
   const auto cfg = server.config();
   if (cfg.get() != backends_cfg_) {
     backends_.clear();
+    stale_backends_.clear();
     backends_cfg_ = cfg.get();
     backends_cfg_hold_ = cfg;
+  }
+  const auto& ps = cfg->providers;
+  if (&provider < ps.data() || &provider >= ps.data() + ps.size()) {
+    // A request still running on an older snapshot (a reload happened meanwhile): it gets
+    // a backend of its own provider config, never one cached for the current config.
+    // Only snapshots older than the current one can be here, and the current one is
+    // held, so the address cannot be reused before the next clear.
+    for (auto& [p, b] : stale_backends_)
+      if (p == &provider) return *b;
+    auto b = make_backend(provider, *this);
+    if (!b) b = std::make_unique<UnavailableBackend>(provider.name);
+    stale_backends_.emplace_back(&provider, std::move(b));
+    return *stale_backends_.back().second;
   }
   for (auto& [name, b] : backends_)
     if (name == provider.name) return *b;

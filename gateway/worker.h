@@ -69,6 +69,7 @@ class Worker final : public router::Backends {
   const config::GatewayConfig* backends_cfg_ = nullptr;
   std::shared_ptr<const config::GatewayConfig> backends_cfg_hold_;
   std::vector<std::pair<std::string, std::unique_ptr<backends::Backend>>> backends_;
+  std::vector<std::pair<const config::ProviderConfig*, std::unique_ptr<backends::Backend>>> stale_backends_;
 };
 
 // Creates the backend for one provider on one worker thread.
@@ -127,6 +128,9 @@ asio::awaitable<bool> send_error(beast::tcp_stream& stream, const Error& err, Re
 std::string sse_response_head(const RequestContext& ctx);
 // Appends `payload` as one HTTP/1.1 chunk.
 void append_http_chunk(std::string& out, std::string_view payload);
+// The terminating chunk of a chunked response, with trailer fields (announced by the
+// `Trailer:` line of sse_response_head).
+void append_last_chunk(std::string& out, const std::vector<std::pair<std::string, std::string>>& trailers);
 asio::awaitable<bool> write_raw(beast::tcp_stream& stream, const std::string& bytes);
 
 }  // namespace frugal::gateway

@@ -117,6 +117,7 @@ BudgetCheck BudgetTracker::check(const BudgetFacts& facts) {
       c.allowed = false;
       c.message = "budget '" + a.spec.name + "' exhausted: spent " + usd(a.spent) + " of " +
                   usd(*a.spec.hard_micros) + " hard limit; resets at " + format_utc(a.window_end);
+      c.resets_at_us = a.window_end;
       return c;  // the first exhausted budget is the one reported
     }
     if (a.spec.soft_micros && a.spent >= *a.spec.soft_micros) {

@@ -54,6 +54,7 @@ struct BudgetCheck {
   bool allowed = true;
   bool soft_exceeded = false;
   std::string message;  // empty when within every budget
+  int64_t resets_at_us = 0;  // when denied: the end of the exhausted budget's window
 };
 
 struct BudgetStatus {

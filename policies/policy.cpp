@@ -163,7 +163,7 @@ Result<std::shared_ptr<const CompiledPolicy>> compile_policy(const config::Polic
     plan.request_type = r.request_type;
     plan.reference_model = r.reference_model;
     plan.stream_mode = r.stream_mode;
-    plan.cache = CachePlan{r.cache_enabled, r.cache_ttl_ms};
+    plan.cache = CachePlan{r.cache_configured, r.cache_enabled, r.cache_ttl_ms};
     for (size_t i = 0; i < r.tiers.size(); ++i) {
       const auto& t = r.tiers[i];
       PlannedTier pt;

@@ -42,6 +42,7 @@ struct PlannedTier {
 };
 
 struct CachePlan {
+  bool configured = false;  // the route says; else the gateway config's cache settings apply
   bool enabled = false;
   int64_t ttl_ms = 0;
 };

@@ -21,8 +21,9 @@ const char* group_by_name(GroupBy g);
 Result<std::vector<GroupBy>> parse_group_by(std::string_view csv);
 
 // Sums for one group. Attribution: every tier attempt counts toward its own model
-// (attempts, tokens, cost); the request itself (requests, cache hits, baseline) counts
-// toward the model that answered. So per-model rows add up to the overall totals, and
+// (attempts, tokens, cost), a verifier call toward the verifier model (tokens and cost,
+// not an attempt); the request itself (requests, cache hits, baseline) counts toward
+// the model that answered ("(cache)" for a cache hit). So per-model rows add up to the overall totals, and
 // savings = baseline − cost holds for every row and for the sum.
 struct CostTotals {
   int64_t requests = 0;

@@ -52,6 +52,11 @@ void DispatchControl::cancel() {
   if (waiter_) waiter_->cancel();
 }
 
+void DispatchControl::track(std::shared_ptr<backends::Call> call) {
+  current_ = std::move(call);
+  if (cancelled_ && current_) current_->cancel();
+}
+
 bool is_retriable_status(int status) {
   // 529: Anthropic's "overloaded_error".
   return status == 429 || status == 500 || status == 502 || status == 503 || status == 504 || status == 529;

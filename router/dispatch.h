@@ -56,6 +56,9 @@ class DispatchControl {
  public:
   void cancel();
   bool cancelled() const { return cancelled_; }
+  // Makes cancel() also cancel `call` (a cascade tier being buffered after dispatch
+  // returned it); pass nullptr when done. Cancels it at once if already cancelled.
+  void track(std::shared_ptr<backends::Call> call);
   // A timer that cancel() cancels too (e.g. waiting on another request's answer).
   void set_waiter(boost::asio::steady_timer* t) { waiter_ = t; }
 

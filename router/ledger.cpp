@@ -5,6 +5,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 
@@ -126,6 +127,7 @@ const char* status_name(TierStatus s) {
     case TierStatus::kAccepted: return "accepted";
     case TierStatus::kRejected: return "rejected";
     case TierStatus::kError: return "error";
+    case TierStatus::kVerifier: return "verifier";
   }
   return "error";
 }
@@ -253,8 +255,10 @@ Result<LedgerRecord> decode_record(std::string_view bytes) {
     num(te, "ttft_us", t.ttft_us);
     std::string status;
     str(te, "status", status);
-    t.status = status == "accepted" ? TierStatus::kAccepted
-               : status == "rejected" ? TierStatus::kRejected : TierStatus::kError;
+    t.status = status == "accepted"   ? TierStatus::kAccepted
+               : status == "rejected" ? TierStatus::kRejected
+               : status == "verifier" ? TierStatus::kVerifier
+                                      : TierStatus::kError;
     simdjson::dom::element score;
     if (!te["score"].get(score) && !score.is_null()) {
       double d;
@@ -332,10 +336,12 @@ std::vector<std::pair<RollupKey, CostTotals>> rollup_deltas(const LedgerRecord& 
   };
   for (const auto& t : r.tiers) {
     CostTotals& c = slot(t.model);
-    ++c.attempts;
-    if (t.status == TierStatus::kAccepted) ++c.accepted;
-    else if (t.status == TierStatus::kRejected) ++c.rejected;
-    else ++c.errors;
+    if (t.status != TierStatus::kVerifier) {  // a verifier call costs, but is no attempt
+      ++c.attempts;
+      if (t.status == TierStatus::kAccepted) ++c.accepted;
+      else if (t.status == TierStatus::kRejected) ++c.rejected;
+      else ++c.errors;
+    }
     c.input_tokens += t.usage.input_tokens;
     c.cached_input_tokens += t.usage.cached_input_tokens;
     c.cache_write_5m_tokens += t.usage.cache_write_5m_tokens;
@@ -410,6 +416,35 @@ Result<std::unique_ptr<Ledger>> Ledger::open_standalone(const std::string& path,
   return l;
 }
 
+Result<std::unique_ptr<Ledger>> Ledger::open_read_only(const std::string& path) {
+  std::vector<std::string> names;
+  rocksdb::DBOptions dbo;
+  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(dbo, path, &names);
+  if (!s.ok()) return make_error(ErrorKind::kNotFound, "ledger: cannot open " + path + ": " + s.ToString());
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (const auto& n : names)
+    cfs.emplace_back(n, n == kRollupsCf ? rollups_cf_options() : n == kLedgerCf ? ledger_cf_options()
+                                                                                 : rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  s = rocksdb::DB::OpenForReadOnly(dbo, path, cfs, &handles, &raw);
+  if (!s.ok()) return make_error(ErrorKind::kInternal, "ledger: cannot open " + path + " read-only: " + s.ToString());
+  rocksdb::ColumnFamilyHandle* ledger_cf = nullptr;
+  rocksdb::ColumnFamilyHandle* rollups_cf = nullptr;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == kLedgerCf) ledger_cf = handles[i];
+    if (names[i] == kRollupsCf) rollups_cf = handles[i];
+  }
+  std::unique_ptr<Ledger> l(new Ledger(raw, ledger_cf, rollups_cf, LedgerOptions{}));
+  l->owned_db_.reset(raw);
+  l->owned_handles_ = std::move(handles);
+  l->closing_ = true;  // no writer thread: appends are refused
+  if (!ledger_cf || !rollups_cf)
+    return make_error(ErrorKind::kNotFound, "ledger: " + path + " has no ledger (column families '" +
+                                                std::string(kLedgerCf) + "' and '" + kRollupsCf + "')");
+  return l;
+}
+
 Ledger::~Ledger() {
   close();
   if (owned_db_) {
@@ -418,9 +453,10 @@ Ledger::~Ledger() {
   }
 }
 
-uint64_t Ledger::enqueue_locked(LedgerRecord record, std::shared_ptr<SyncWaiter> waiter) {
+uint64_t Ledger::enqueue_locked(LedgerRecord record, std::shared_ptr<SyncWaiter> waiter,
+                                std::function<void(bool)> on_written) {
   const uint64_t seq = ++next_seq_;
-  queue_.push_back(Pending{std::move(record), seq, std::move(waiter)});
+  queue_.push_back(Pending{std::move(record), seq, std::move(waiter), std::move(on_written)});
   ++stats_.appended;
   return seq;
 }
@@ -433,6 +469,20 @@ bool Ledger::append(LedgerRecord record) {
       return false;
     }
     enqueue_locked(std::move(record), nullptr);
+  }
+  work_cv_.notify_one();
+  return true;
+}
+
+bool Ledger::append(LedgerRecord record, std::function<void(bool ok)> on_written) {
+  {
+    std::lock_guard lock(mu_);
+    if (closing_ || queue_.size() >= options_.queue_capacity) {
+      ++stats_.dropped;
+      if (on_written) on_written(false);
+      return false;
+    }
+    enqueue_locked(std::move(record), nullptr, std::move(on_written));
   }
   work_cv_.notify_one();
   return true;
@@ -495,6 +545,7 @@ void Ledger::run_writer() {
       wb.Put(ledger_cf_, ledger_key(r.wall_us, r.request_id), encode_record(r));
       for (const auto& [k, t] : rollup_deltas(r)) wb.Merge(rollups_cf_, encode_rollup_key(k), encode_totals(t));
     }
+    if (options_.write_delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(options_.write_delay_us));
     const rocksdb::Status s = db_->Write(wo, &wb);
     {
       std::lock_guard lock(mu_);
@@ -515,6 +566,8 @@ void Ledger::run_writer() {
       written_seq_ = batch.back().seq;
     }
     done_cv_.notify_all();
+    for (auto& p : batch)
+      if (p.on_written) p.on_written(s.ok());
   }
 }
 

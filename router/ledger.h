@@ -29,6 +29,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -42,6 +43,7 @@
 #include "core/money.h"
 #include "core/usage.h"
 #include "router/costs.h"
+#include "router/ledger_record.h"
 
 namespace frugal::policies {
 class BudgetTracker;
@@ -51,39 +53,6 @@ namespace frugal::router {
 
 inline constexpr const char* kLedgerCf = "ledger";
 inline constexpr const char* kRollupsCf = "rollups";
-
-enum class TierStatus : uint8_t { kAccepted, kRejected, kError };
-enum class CacheOutcome : uint8_t { kNone, kHit, kMiss, kBypass };
-
-struct LedgerTier {
-  std::string model;
-  std::string provider;
-  Usage usage;
-  Money cost;
-  int64_t latency_us = 0;
-  int64_t ttft_us = 0;
-  TierStatus status = TierStatus::kError;
-  std::optional<double> score;
-  std::string reason;
-};
-
-struct LedgerRecord {
-  std::string request_id;
-  int64_t wall_us = 0;  // request start, microseconds since the Unix epoch
-  std::string key_id;
-  std::string team;
-  std::string request_type;
-  std::string route;
-  std::string dialect;       // openai | anthropic
-  std::vector<LedgerTier> tiers;  // every tier tried, in order (empty for a cache hit)
-  CacheOutcome cache = CacheOutcome::kNone;
-  std::string answer_model;  // the model whose answer was returned ("" if none)
-  Money total_cost;
-  Money baseline;
-  Money savings;
-  int status_code = 200;
-  bool stream_cancelled = false;
-};
 
 // Row encoding: JSON with a version field, {"v":1,...}; decode rejects unknown versions.
 std::string encode_record(const LedgerRecord& r);
@@ -113,6 +82,9 @@ struct LedgerOptions {
   size_t queue_capacity = 65'536;  // append() beyond this drops the record (counted)
   size_t max_batch = 1'024;        // records per WriteBatch
   bool sync = false;               // fsync the WAL per batch (power-loss durability)
+  // Fault injection for crash tests: the writer sleeps this long before each batch,
+  // widening the window in which a row is queued but not yet written. 0 in production.
+  int64_t write_delay_us = 0;
 };
 
 struct LedgerStats {
@@ -130,12 +102,21 @@ class Ledger {
                                               LedgerOptions options = {});
   static Result<std::unique_ptr<Ledger>> open_standalone(const std::string& path,
                                                          LedgerOptions options = {});
+  // Opens the RocksDB directory `path` (every column family it has) read-only, for
+  // scan() and query() while another process may own it (`frugal costs --data-dir`):
+  // it sees what was written (WAL included) when it was opened. append*() fail.
+  static Result<std::unique_ptr<Ledger>> open_read_only(const std::string& path);
   ~Ledger();
   Ledger(const Ledger&) = delete;
   Ledger& operator=(const Ledger&) = delete;
 
   // Queues the record; false when the queue is full or the ledger is closed (dropped).
   bool append(LedgerRecord record);
+  // Queues the record; `on_written(ok)` runs once on the writer thread after the
+  // record's batch was written (ok: durable against kill -9, see above) or failed, or
+  // inline with false when the record is dropped. It must be cheap and must not call
+  // back into the ledger (post to your own executor). Returns false when dropped.
+  bool append(LedgerRecord record, std::function<void(bool ok)> on_written);
   // Queues the record and waits until its batch is written (see durability above).
   Result<void> append_sync(LedgerRecord record);
   // Waits until everything appended before this call is written.
@@ -156,11 +137,13 @@ class Ledger {
     LedgerRecord record;
     uint64_t seq = 0;
     std::shared_ptr<SyncWaiter> waiter;
+    std::function<void(bool)> on_written;
   };
   Ledger(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* ledger_cf, rocksdb::ColumnFamilyHandle* rollups_cf,
          LedgerOptions options);
   void run_writer();
-  uint64_t enqueue_locked(LedgerRecord record, std::shared_ptr<SyncWaiter> waiter);
+  uint64_t enqueue_locked(LedgerRecord record, std::shared_ptr<SyncWaiter> waiter,
+                          std::function<void(bool)> on_written = {});
 
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* ledger_cf_;

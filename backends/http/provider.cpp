@@ -26,9 +26,21 @@ std::string openai_chat_body(const ChatRequest& req, std::string_view upstream_m
   w.begin_object();
   w.key("model").value(upstream_model);
   bool wrote_stream_options = false;
+  bool wrote_logprobs = false, wrote_top_logprobs = false;
   for (auto field : req.root) {
     const std::string_view k = field.key;
     if (k == "model") continue;
+    // The router may ask for log-probs the client did not (cascade scoring).
+    if (k == "logprobs" && req.sampling.logprobs) {
+      w.key(k).value(true);
+      wrote_logprobs = true;
+      continue;
+    }
+    if (k == "top_logprobs" && req.sampling.top_logprobs) {
+      w.key(k).value(*req.sampling.top_logprobs);
+      wrote_top_logprobs = true;
+      continue;
+    }
     if (k == "stream_options" && req.stream) {
       // Keep the client's other stream options; force include_usage.
       w.key(k).begin_object().key("include_usage").value(true);
@@ -44,6 +56,8 @@ std::string openai_chat_body(const ChatRequest& req, std::string_view upstream_m
     }
     w.key(k).raw(simdjson::minify(field.value));
   }
+  if (req.sampling.logprobs && !wrote_logprobs) w.key("logprobs").value(true);
+  if (req.sampling.top_logprobs && !wrote_top_logprobs) w.key("top_logprobs").value(*req.sampling.top_logprobs);
   if (req.stream && !wrote_stream_options)
     w.key("stream_options").begin_object().key("include_usage").value(true).end_object();
   w.end_object();

@@ -13,7 +13,9 @@ namespace frugal::http {
 // The client's body re-encoded for an OpenAI-compatible upstream: `model` replaced by
 // the upstream model, every other field (known or not) passed through unchanged, and
 // for streams `stream_options.include_usage` forced on so usage is never lost (the
-// gateway strips the usage chunk again if the client did not ask for it).
+// gateway strips the usage chunk again if the client did not ask for it). `logprobs` and
+// `top_logprobs` come from req.sampling when set there (the cascade asks for log-probs
+// on the client's behalf by setting them on its copy of the request).
 std::string openai_chat_body(const ChatRequest& req, std::string_view upstream_model);
 
 HttpRequest openai_chat_request(const config::ProviderConfig& p, const ChatRequest& req,

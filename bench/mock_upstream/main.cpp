@@ -19,6 +19,17 @@
 //   echo           reply with the received request body as the content
 //   cached_tokens  usage.prompt_tokens_details.cached_tokens (default 0)
 //   tool_args      arguments of the tool call (JSON text, default {"city":"Paris","unit":"celsius"})
+//   usage          {"prompt": N, "completion": N, "cached": N} reported token counts
+//                  (default 12 / 7 / 0)
+//   logprobs       [lp, ...]: the content is split into that many tokens with these
+//                  log-probs; the runner-up alternative is `margin` (default 2.0) lower
+//   tokens         [{"t": "Yes", "lp": -0.1, "top": [["Yes", -0.1], ["No", -2.3]]}, ...]:
+//                  explicit tokens (the content is their concatenation) and alternatives
+//   models         {"<upstream model>": {script}}: applied over the rest for that model
+//                  only, so one request body can script every tier of a cascade
+// Log-probs are returned only when the request asks (logprobs: true), with
+// min(top_logprobs, alternatives) alternatives, as OpenAI does; a stream with scripted
+// tokens sends one chunk per token.
 // Tools: a request with `tools` whose last message is not a tool result is answered
 // with a call of the first tool (streamed arguments arrive in several chunks,
 // finish_reason tool_calls); a request ending in a tool result is answered with
@@ -26,7 +37,11 @@
 // Models named no-such-* get the 404 model_not_found a real upstream sends.
 // GET /mock/stats → {"requests":N,"chat":N,"messages":N,"aborted":N}; POST /mock/reset zeroes it.
 // GET /mock/last_request → the last chat/messages body received; GET /mock/last_headers
-// → its headers as a JSON object (lower-case names).
+// → its headers as a JSON object (lower-case names). GET /mock/log → a JSON array of
+// every chat body since the last reset (at most 10 000).
+// POST /mock/models {"<model>": {script}, ...} sets per-model scripts applied to every
+// chat request for that model (under the request's own `models` entry): for requests
+// the gateway builds itself, such as a cascade verifier's question. `{}` clears them.
 #include <simdjson.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -43,13 +58,24 @@ using namespace mock;
 
 namespace {
 
+struct Token {
+  std::string text;
+  double logprob = 0;
+  std::vector<std::pair<std::string, double>> top;  // alternatives, most likely first
+};
+
 struct Script {
   int64_t ttft_ms = 0, chunk_delay_ms = 0, chunks = 4, status = 0, fail_times = -1, cut_after = -1;
-  int64_t cached_tokens = 0;
+  int64_t prompt_tokens = 12, completion_tokens = 7, cached_tokens = 0;
   bool no_done = false, hang = false, echo = false, stream = false, include_usage = false;
   std::string content = "Hello from the mock upstream.", key, retry_after, model = "mock-model";
   std::string tool_name;  // non-empty: answer with a call of this tool
   std::string tool_args = R"({"city":"Paris","unit":"celsius"})";
+  std::vector<double> logprobs;  // shorthand: split the content into this many tokens
+  double margin = 2.0;
+  std::vector<Token> tokens;     // explicit tokens (wins over `logprobs`)
+  bool want_logprobs = false;    // the request asked for logprobs
+  int64_t top_logprobs = 0;
 };
 
 // The text of an OpenAI message's content (string or text parts).
@@ -63,6 +89,82 @@ std::string content_text(simdjson::dom::element msg) {
     for (auto part : simdjson::dom::array(c))
       if (!part["text"].get_string().get(sv)) out += sv;
   return out;
+}
+
+// Applies one script object (the request's "mock", a per-model entry) onto `s`.
+void apply_script(simdjson::dom::element m, Script& s) {
+  if (!m.is_object()) return;
+  int64_t v;
+  bool b;
+  double d;
+  std::string_view sv;
+  if (!m["ttft_ms"].get_int64().get(v)) s.ttft_ms = v;
+  if (!m["chunk_delay_ms"].get_int64().get(v)) s.chunk_delay_ms = v;
+  if (!m["chunks"].get_int64().get(v)) s.chunks = std::max<int64_t>(1, v);
+  if (!m["status"].get_int64().get(v)) s.status = v;
+  if (!m["fail_times"].get_int64().get(v)) s.fail_times = v;
+  if (!m["cut_after"].get_int64().get(v)) s.cut_after = v;
+  if (!m["cached_tokens"].get_int64().get(v)) s.cached_tokens = v;
+  if (!m["no_done"].get_bool().get(b)) s.no_done = b;
+  if (!m["hang"].get_bool().get(b)) s.hang = b;
+  if (!m["echo"].get_bool().get(b)) s.echo = b;
+  if (!m["content"].get_string().get(sv)) s.content = sv;
+  if (!m["key"].get_string().get(sv)) s.key = sv;
+  if (!m["retry_after"].get_string().get(sv)) s.retry_after = sv;
+  if (!m["tool_args"].get_string().get(sv)) s.tool_args = sv;
+  if (!m["margin"].get_double().get(d)) s.margin = d;
+  simdjson::dom::element u;
+  if (!m["usage"].get(u) && u.is_object()) {
+    if (!u["prompt"].get_int64().get(v)) s.prompt_tokens = v;
+    if (!u["completion"].get_int64().get(v)) s.completion_tokens = v;
+    if (!u["cached"].get_int64().get(v)) s.cached_tokens = v;
+  }
+  simdjson::dom::array arr;
+  if (!m["logprobs"].get_array().get(arr)) {
+    s.logprobs.clear();
+    s.tokens.clear();
+    for (auto e : arr)
+      if (!e.get_double().get(d)) s.logprobs.push_back(d);
+  }
+  if (!m["tokens"].get_array().get(arr)) {
+    s.tokens.clear();
+    s.logprobs.clear();
+    for (auto e : arr) {
+      Token t;
+      if (!e["t"].get_string().get(sv)) t.text = sv;
+      if (!e["lp"].get_double().get(d)) t.logprob = d;
+      simdjson::dom::array top;
+      if (!e["top"].get_array().get(top)) {
+        for (auto alt : top) {
+          simdjson::dom::array pair;
+          std::string_view at;
+          double al;
+          if (alt.get_array().get(pair) || pair.size() != 2 || pair.at(0).get_string().get(at) ||
+              pair.at(1).get_double().get(al))
+            continue;
+          t.top.emplace_back(std::string(at), al);
+        }
+      }
+      s.tokens.push_back(std::move(t));
+    }
+    std::string content;
+    for (const auto& t : s.tokens) content += t.text;
+    s.content = content;
+  }
+}
+
+// Splits the content into the scripted tokens (`logprobs` shorthand) if needed.
+void finalize_tokens(Script& s) {
+  if (!s.tokens.empty() || s.logprobs.empty()) return;
+  const size_t n = s.logprobs.size();
+  const size_t piece = std::max<size_t>(1, (s.content.size() + n - 1) / n);
+  for (size_t i = 0; i < n; ++i) {
+    Token t;
+    t.text = i * piece < s.content.size() ? s.content.substr(i * piece, piece) : "";
+    t.logprob = s.logprobs[i];
+    t.top = {{t.text, t.logprob}, {"<alt>", t.logprob - s.margin}};
+    s.tokens.push_back(std::move(t));
+  }
 }
 
 Script parse_script(const std::string& body) {
@@ -85,31 +187,67 @@ Script parse_script(const std::string& body) {
   } else if (!root["tools"].get_array().get(tools) && tools.size() > 0) {
     if (!tools.at(0)["function"]["name"].get_string().get(sv)) s.tool_name = sv;
   }
+  if (!root["logprobs"].get_bool().get(b)) s.want_logprobs = b;
+  int64_t v;
+  if (!root["top_logprobs"].get_int64().get(v)) s.top_logprobs = v;
   const std::string script = script_json(root);
   simdjson::dom::parser sp;
   simdjson::dom::element m;
-  if (sp.parse(script).get(m) || !m.is_object()) return s;
-  int64_t v;
-  if (!m["ttft_ms"].get_int64().get(v)) s.ttft_ms = v;
-  if (!m["chunk_delay_ms"].get_int64().get(v)) s.chunk_delay_ms = v;
-  if (!m["chunks"].get_int64().get(v)) s.chunks = std::max<int64_t>(1, v);
-  if (!m["status"].get_int64().get(v)) s.status = v;
-  if (!m["fail_times"].get_int64().get(v)) s.fail_times = v;
-  if (!m["cut_after"].get_int64().get(v)) s.cut_after = v;
-  if (!m["cached_tokens"].get_int64().get(v)) s.cached_tokens = v;
-  if (!m["no_done"].get_bool().get(b)) s.no_done = b;
-  if (!m["hang"].get_bool().get(b)) s.hang = b;
-  if (!m["echo"].get_bool().get(b)) s.echo = b;
-  if (!m["content"].get_string().get(sv)) s.content = sv;
-  if (!m["key"].get_string().get(sv)) s.key = sv;
-  if (!m["retry_after"].get_string().get(sv)) s.retry_after = sv;
-  if (!m["tool_args"].get_string().get(sv)) s.tool_args = sv;
+  const bool has_script = !sp.parse(script).get(m) && m.is_object();
+  if (has_script) apply_script(m, s);
+  std::string model_script;
+  {
+    std::lock_guard lock(g_stats.mu);
+    auto it = g_stats.model_scripts.find(s.model);
+    if (it != g_stats.model_scripts.end()) model_script = it->second;
+  }
+  simdjson::dom::parser mp;
+  simdjson::dom::element ms;
+  if (!model_script.empty() && !mp.parse(model_script).get(ms)) apply_script(ms, s);
+  simdjson::dom::element per_model;
+  if (has_script && !m["models"][s.model].get(per_model)) apply_script(per_model, s);
   if (s.echo) s.content = body;
+  finalize_tokens(s);
   return s;
 }
 
+void token_entry(std::string& out, std::string_view text, double logprob) {
+  char num[40];
+  std::snprintf(num, sizeof num, "%.17g", logprob);
+  out += R"({"token":")" + escape(text) + R"(","logprob":)" + num + R"(,"bytes":[)";
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(static_cast<unsigned char>(text[i]));
+  }
+  out += "]";
+}
+
+// OpenAI's choices[].logprobs object for tokens [from, to).
+std::string logprobs_json(const Script& s, size_t from, size_t to) {
+  std::string out = R"({"content":[)";
+  for (size_t i = from; i < to; ++i) {
+    const Token& t = s.tokens[i];
+    if (i > from) out += ',';
+    token_entry(out, t.text, t.logprob);
+    out += R"(,"top_logprobs":[)";
+    const size_t n = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(0, s.top_logprobs)), t.top.size());
+    for (size_t k = 0; k < n; ++k) {
+      if (k) out += ',';
+      token_entry(out, t.top[k].first, t.top[k].second);
+      out += '}';
+    }
+    out += "]}";
+  }
+  out += R"(],"refusal":null})";
+  return out;
+}
+
+bool send_logprobs(const Script& s) { return s.want_logprobs && !s.tokens.empty() && s.tool_name.empty(); }
+
 std::string usage_json(const Script& s) {
-  return R"({"prompt_tokens":12,"completion_tokens":7,"total_tokens":19,"prompt_tokens_details":{"cached_tokens":)" +
+  return R"({"prompt_tokens":)" + std::to_string(s.prompt_tokens) + R"(,"completion_tokens":)" +
+         std::to_string(s.completion_tokens) + R"(,"total_tokens":)" +
+         std::to_string(s.prompt_tokens + s.completion_tokens) + R"(,"prompt_tokens_details":{"cached_tokens":)" +
          std::to_string(s.cached_tokens) + "}}";
 }
 
@@ -124,13 +262,16 @@ std::string completion_body(const Script& s) {
                                    : R"({"role":"assistant","content":")" + escape(s.content) + "\"}";
   return R"({"id":"chatcmpl-mock","object":"chat.completion","created":1700000000,"model":")" + escape(s.model) +
          R"(","choices":[{"index":0,"message":)" + message + R"(,"finish_reason":")" +
-         (tool ? "tool_calls" : "stop") + R"(","logprobs":null}],"usage":)" + usage_json(s) + "}";
+         (tool ? "tool_calls" : "stop") + R"(","logprobs":)" +
+         (send_logprobs(s) ? logprobs_json(s, 0, s.tokens.size()) : std::string("null")) + R"(}],"usage":)" +
+         usage_json(s) + "}";
 }
 
-std::string chunk(const Script& s, std::string_view delta_json, std::string_view finish) {
+std::string chunk(const Script& s, std::string_view delta_json, std::string_view finish,
+                  std::string_view logprobs = "null") {
   return R"(data: {"id":"chatcmpl-mock","object":"chat.completion.chunk","created":1700000000,"model":")" +
          escape(s.model) + R"(","choices":[{"index":0,"delta":)" + std::string(delta_json) +
-         R"(,"finish_reason":)" + std::string(finish) + "}]}\n\n";
+         R"(,"logprobs":)" + std::string(logprobs) + R"(,"finish_reason":)" + std::string(finish) + "}]}\n\n";
 }
 
 std::string error_body(int64_t status) {
@@ -154,6 +295,12 @@ std::vector<std::string> content_chunks(const Script& s) {
                                  escape(s.tool_args.substr(i, piece)) + R"("}}]})", "null"));
     return out;
   }
+  if (!s.tokens.empty()) {  // scripted tokens: one chunk each, with its log-probs when asked
+    for (size_t i = 0; i < s.tokens.size(); ++i)
+      out.push_back(chunk(s, R"({"content":")" + escape(s.tokens[i].text) + "\"}", "null",
+                          send_logprobs(s) ? logprobs_json(s, i, i + 1) : std::string("null")));
+    return out;
+  }
   const size_t piece = (s.content.size() + n - 1) / n;
   for (size_t i = 0; i < n; ++i) {
     const std::string text = i * piece < s.content.size() ? s.content.substr(i * piece, piece) : "";
@@ -167,6 +314,10 @@ asio::awaitable<bool> serve_chat(beast::tcp_stream& stream, Request& req) {
   g_stats.chat++;
   const Script s = parse_script(req.body());
   record_request(req);
+  {
+    std::lock_guard lock(g_stats.mu);
+    if (g_stats.log.size() < 10'000) g_stats.log.push_back(req.body());
+  }
   if (s.hang) {
     // Wait until the client goes away.
     char c;
@@ -245,8 +396,29 @@ asio::awaitable<void> session(tcp::socket socket) {
       {
         std::lock_guard lock(g_stats.mu);
         g_stats.fail_counts.clear();
+        g_stats.log.clear();
       }
       keep = co_await respond(stream, keep, 200, "{}");
+    } else if (target == "/mock/log") {
+      std::string body = "[";
+      {
+        std::lock_guard lock(g_stats.mu);
+        for (size_t i = 0; i < g_stats.log.size(); ++i) body += (i ? "," : "") + g_stats.log[i];
+      }
+      keep = co_await respond(stream, keep, 200, body + "]");
+    } else if (target == "/mock/models") {
+      simdjson::dom::parser p;
+      simdjson::dom::object obj;
+      if (p.parse(req.body()).get_object().get(obj)) {
+        keep = co_await respond(stream, keep, 400, R"({"error":{"message":"expected a JSON object","type":"invalid_request_error","param":null,"code":null}})");
+      } else {
+        {
+          std::lock_guard lock(g_stats.mu);
+          g_stats.model_scripts.clear();
+          for (auto [k, v] : obj) g_stats.model_scripts[std::string(k)] = simdjson::minify(v);
+        }
+        keep = co_await respond(stream, keep, 200, "{}");
+      }
     } else if (target == "/mock/last_request" || target == "/mock/last_headers") {
       std::string body;
       {

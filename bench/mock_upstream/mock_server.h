@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mock {
 
@@ -39,6 +40,8 @@ struct Stats {
   std::map<std::string, int64_t> fail_counts;
   std::string last_request;          // body of the last chat/messages/count_tokens request
   std::string last_request_headers;  // its headers as a JSON object, lower-case names
+  std::vector<std::string> log;      // chat bodies since the last reset (GET /mock/log)
+  std::map<std::string, std::string> model_scripts;  // POST /mock/models: model -> script JSON
   std::string require_key;           // OpenAI: Authorization: Bearer KEY
   std::string require_anthropic_key; // Anthropic: x-api-key: KEY
 };

@@ -101,6 +101,35 @@ TEST_CASE("record encoding round-trips and is versioned") {
   CHECK(!decode_record("garbage").ok());
 }
 
+TEST_CASE("a verifier call is priced to its model but is not an attempt") {
+  LedgerRecord r = two_tier_record("frg-v", kH);
+  LedgerTier v;
+  v.model = "judge";
+  v.provider = "openai";
+  v.usage.input_tokens = 50;
+  v.usage.output_tokens = 1;
+  v.cost = Money{11};
+  v.status = TierStatus::kVerifier;
+  v.score = 0.93;
+  r.tiers.insert(r.tiers.begin() + 1, v);
+  r.total_cost += v.cost;
+  r.savings = r.baseline - r.total_cost;
+  auto d = decode_record(encode_record(r));
+  REQUIRE(d.ok());
+  CHECK(d->tiers[1].status == TierStatus::kVerifier);
+  CostTotals judge, all;
+  for (const auto& [k, t] : rollup_deltas(r)) {
+    all += t;
+    if (k.model == "judge") judge = t;
+  }
+  CHECK(judge.attempts == 0);
+  CHECK(judge.requests == 0);
+  CHECK(judge.input_tokens == 50);
+  CHECK(judge.cost == Money{11});
+  CHECK(all.attempts == 2);  // the two tiers only
+  CHECK(all.cost == r.total_cost);
+}
+
 TEST_CASE("keys sort by time and decode back") {
   CHECK(ledger_key(1, "z") < ledger_key(2, "a"));
   CHECK(ledger_key(255, "") < ledger_key(256, ""));

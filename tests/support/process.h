@@ -100,11 +100,20 @@ struct Response {
   long status = 0;
   double first_byte_ms = 0;  // time to the first response byte
   std::string body;
+  // Header lines in arrival order; HTTP trailers (after a chunked body) come last.
   std::vector<std::pair<std::string, std::string>> headers;
+  CURLcode curl_code = CURLE_OK;  // CURLE_OK: the whole response arrived
   std::string header(const std::string& name) const {
     for (const auto& [k, v] : headers)
       if (strcasecmp(k.c_str(), name.c_str()) == 0) return v;
     return {};
+  }
+  // The last value of `name`: a trailer's when the response had one.
+  std::string last_header(const std::string& name) const {
+    std::string out;
+    for (const auto& [k, v] : headers)
+      if (strcasecmp(k.c_str(), name.c_str()) == 0) out = v;
+    return out;
   }
 };
 
@@ -149,7 +158,7 @@ inline Response request(const std::string& method, const std::string& url, const
     }
     return s * n;
   });
-  curl_easy_perform(c);
+  ctx.r.curl_code = curl_easy_perform(c);
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ctx.r.status);
   curl_off_t starttransfer_us = 0;
   curl_easy_getinfo(c, CURLINFO_STARTTRANSFER_TIME_T, &starttransfer_us);

@@ -1,0 +1,335 @@
+#include "router/cascade.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "backends/replay_call.h"
+#include "core/ids.h"
+#include "core/json.h"
+#include "core/sse.h"
+
+namespace frugal::router {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// A buffered tier's answer beyond this is treated as an error (escalate), never held.
+constexpr size_t kMaxBufferedBytes = 16u << 20;
+// Alternatives asked of a verifier for its one answer token.
+constexpr int kVerifierTopLogprobs = 10;
+
+struct Buffered {
+  std::string body;                 // non-stream: the chat.completion body
+  std::vector<std::string> chunks;  // stream: the data payloads, [DONE] excluded
+  std::string error;                // empty: complete
+  int64_t first_byte_us = 0;        // mono_us of the first body bytes
+  int64_t done_us = 0;
+};
+
+// Reads a started call to its end. `stream`: the body is SSE.
+asio::awaitable<void> buffer_call(backends::Call& call, bool stream, Buffered& out) {
+  SseParser sse;
+  bool saw_done = false;
+  size_t total = 0;
+  for (;;) {
+    std::string bytes = call.take_body();
+    if (!bytes.empty()) {
+      if (out.first_byte_us == 0) out.first_byte_us = mono_us();
+      total += bytes.size();
+      if (total > kMaxBufferedBytes) {
+        call.cancel();
+        out.error = "answer larger than " + std::to_string(kMaxBufferedBytes) + " bytes";
+        break;
+      }
+      if (stream) {
+        sse.feed(bytes, [&](const SseEvent& ev) {
+          if (ev.data == "[DONE]") saw_done = true;
+          else if (!ev.data.empty()) out.chunks.emplace_back(ev.data);
+        });
+      } else {
+        out.body += bytes;
+      }
+    }
+    if (call.state() == backends::CallState::kDone && call.body().empty()) break;
+    if (call.state() != backends::CallState::kDone) co_await call.wait();
+  }
+  out.done_us = mono_us();
+  if (!out.error.empty()) co_return;
+  if (call.failed()) out.error = call.timed_out() ? "timed out: " + call.error() : call.error();
+  else if (stream && (sse.has_partial() || !saw_done)) out.error = "the stream ended without its terminator";
+}
+
+std::string error_summary(backends::Call& call) {
+  std::string body(call.body().substr(0, 200));
+  return "status " + std::to_string(call.status()) + (body.empty() ? "" : ": " + body);
+}
+
+std::string fmt_double(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", v);
+  return buf;
+}
+
+}  // namespace
+
+Money price_tier(const policies::PriceTable* prices, std::string_view model, const Usage& usage, int64_t busy_us,
+                 std::string* pricing_error) {
+  if (!prices) return Money{};
+  auto c = prices->cost_of(model, usage, busy_us);
+  if (c) return c->total;
+  if (pricing_error && pricing_error->empty()) *pricing_error = c.error().message;
+  return Money{};
+}
+
+ChatRequest tier_request(const ChatRequest& client, const policies::PlannedTier& tier, bool buffered) {
+  ChatRequest r = client;
+  // A buffered tier is scored from canonical bytes: an Anthropic provider must translate
+  // rather than pass the client's Anthropic body through (when a canonical form exists).
+  if (buffered && !r.messages.empty()) r.anthropic_body = {};
+  if (buffered && tier.needs_logprobs) {
+    r.sampling.logprobs = true;
+    const int64_t want = std::max<int64_t>(tier.top_logprobs, client.sampling.top_logprobs.value_or(0));
+    if (want > 0) r.sampling.top_logprobs = want;
+  }
+  return r;
+}
+
+std::string replay_sse(const std::vector<std::string>& payloads, bool keep_logprobs) {
+  std::string out;
+  size_t n = 16;
+  for (const auto& p : payloads) n += p.size() + 8;
+  out.reserve(n);
+  for (const auto& p : payloads) {
+    out += "data: ";
+    out += keep_logprobs ? p : policies::strip_logprobs(p);
+    out += "\n\n";
+  }
+  out += "data: [DONE]\n\n";
+  return out;
+}
+
+struct CascadeRun {
+  Backends& backends;
+  const CascadeInput& in;
+  DispatchControl& control;
+  CascadeOutcome out;
+
+  void add(LedgerTier t) {
+    out.cost += t.cost;
+    out.tiers.push_back(std::move(t));
+  }
+
+  LedgerTier error_tier(const std::string& model, std::string provider, int64_t started, std::string reason) {
+    LedgerTier t;
+    t.model = model;
+    t.provider = std::move(provider);
+    t.latency_us = mono_us() - started;
+    t.status = TierStatus::kError;
+    t.reason = std::move(reason);
+    return t;
+  }
+
+  asio::awaitable<std::optional<double>> verify(size_t tier_index, const config::VerifierSpec& v,
+                                               std::string_view answer_text);
+  asio::awaitable<void> run();
+};
+
+// Asks the verifier model its yes/no question and returns P(yes), or nullopt when it
+// could not be asked (the rule then rejects, saying the verifier result is missing).
+asio::awaitable<std::optional<double>> CascadeRun::verify(size_t tier_index, const config::VerifierSpec& v,
+                                                          std::string_view answer_text) {
+  const int64_t started = mono_us();
+  std::string body;
+  JsonWriter w(body);
+  w.begin_object();
+  w.key("model").value(v.model);
+  w.key("messages").begin_array().begin_object();
+  w.key("role").value("user");
+  w.key("content").value(policies::render_verifier_prompt(v, in.question, answer_text));
+  w.end_object().end_array();
+  w.key("max_tokens").value(1);
+  w.key("temperature").value(0);
+  w.key("logprobs").value(true);
+  w.key("top_logprobs").value(kVerifierTopLogprobs);
+  w.end_object();
+  simdjson::dom::parser parser;  // holds the request's document while dispatch may retry
+  auto vreq = parse_chat_body(parser, body);
+  const std::string label = "verifier of tier " + std::to_string(tier_index + 1);
+  if (!vreq) {
+    LedgerTier t = error_tier(v.model, "", started, label + ": " + vreq.error().message);
+    t.status = TierStatus::kVerifier;
+    add(std::move(t));
+    co_return std::nullopt;
+  }
+  auto targets = resolve_model(*in.cfg, v.model);
+  if (!targets) {
+    LedgerTier t = error_tier(v.model, "", started, label + ": " + targets.error().message);
+    t.status = TierStatus::kVerifier;
+    add(std::move(t));
+    co_return std::nullopt;
+  }
+  DispatchResult r = co_await dispatch_chat(backends, *targets, *vreq, control);
+  out.attempts.insert(out.attempts.end(), r.attempts.begin(), r.attempts.end());
+  out.upstream_wait_us += r.upstream_wait_us;
+  if (r.error || r.call->status() >= 400) {
+    LedgerTier t = error_tier(v.model, r.target.provider ? r.target.provider->name : "", started,
+                              label + " failed: " + (r.error ? r.error->message : error_summary(*r.call)));
+    t.status = TierStatus::kVerifier;
+    add(std::move(t));
+    co_return std::nullopt;
+  }
+  control.track(r.call);
+  Buffered b;
+  co_await buffer_call(*r.call, false, b);
+  control.track(nullptr);
+  out.upstream_wait_us += b.done_us - started - r.upstream_wait_us;
+  LedgerTier t;
+  t.model = v.model;
+  t.provider = r.target.provider->name;
+  t.status = TierStatus::kVerifier;
+  t.latency_us = b.done_us - started;
+  t.ttft_us = (r.call->headers_us() > 0 ? r.call->headers_us() : b.done_us) - started;
+  std::optional<double> p_yes;
+  auto a = b.error.empty() ? parse_tier_answer(b.body) : Result<TierAnswer>(make_error(ErrorKind::kUpstream, b.error));
+  if (!a) {
+    t.reason = label + " failed: " + a.error().message;
+  } else {
+    t.usage = a->usage;
+    std::vector<policies::TokenLogprob> top;
+    for (const auto& [tok, lp] : a->first_token_top) top.push_back({tok, lp});
+    if (top.empty()) {
+      t.reason = label + ": the verifier returned no log-probs";
+    } else {
+      p_yes = policies::p_yes_from_top_logprobs(top);
+      t.score = p_yes;
+      t.reason = label + ": P(yes) " + fmt_double(*p_yes);
+    }
+  }
+  t.cost = price_tier(in.prices, v.model, t.usage, t.latency_us, &out.pricing_error);
+  add(std::move(t));
+  co_return p_yes;
+}
+
+asio::awaitable<void> CascadeRun::run() {
+  const policies::RoutePlan& plan = *in.plan;
+  const bool first_tier_mode = plan.stream_mode == config::StreamMode::kFirstTier;
+  const bool keep_logprobs = in.req->sampling.logprobs;
+  for (size_t i = 0; i < plan.tiers.size(); ++i) {
+    const policies::PlannedTier& tier = plan.tiers[i];
+    const bool buffered = !tier.last && !first_tier_mode;
+    const int64_t started = mono_us();
+    Result<std::vector<Target>> targets =
+        i == 0 && in.first_targets ? Result<std::vector<Target>>(*in.first_targets) : resolve_model(*in.cfg, tier.model);
+    if (!targets) {
+      if (tier.last) {
+        add(error_tier(tier.model, "", started, targets.error().message));
+        out.error = std::move(targets).error();
+        co_return;
+      }
+      add(error_tier(tier.model, "", started, targets.error().message));
+      continue;
+    }
+    const ChatRequest treq = tier_request(*in.req, tier, buffered);
+    DispatchResult r = co_await dispatch_chat(backends, *targets, treq, control);
+    out.attempts.insert(out.attempts.end(), r.attempts.begin(), r.attempts.end());
+    out.upstream_wait_us += r.upstream_wait_us;
+    const std::string provider = r.target.provider ? r.target.provider->name : "";
+    if (r.error) {
+      if (r.error->kind == ErrorKind::kCancelled) {
+        out.error = std::move(r.error);
+        co_return;
+      }
+      add(error_tier(tier.model, provider, started, r.error->message));
+      if (tier.last) {
+        out.error = std::move(r.error);
+        co_return;
+      }
+      continue;
+    }
+    if (!tier.last && r.call->status() >= 400) {
+      add(error_tier(tier.model, provider, started, error_summary(*r.call)));
+      continue;
+    }
+    if (!buffered) {  // the last tier, or first_tier mode: the client gets it as it comes
+      out.call = std::move(r.call);
+      out.live = true;
+      out.answer_tier = static_cast<int>(i);
+      out.target = r.target;
+      out.live_started_us = started;
+      co_return;
+    }
+
+    control.track(r.call);
+    Buffered b;
+    co_await buffer_call(*r.call, treq.stream, b);
+    control.track(nullptr);
+    out.upstream_wait_us += b.done_us - started - r.upstream_wait_us;
+    if (control.cancelled()) {
+      out.error = make_error(ErrorKind::kCancelled, "client disconnected");
+      co_return;
+    }
+    LedgerTier t;
+    t.model = tier.model;
+    t.provider = provider;
+    t.latency_us = b.done_us - started;
+    const int64_t first = treq.stream ? b.first_byte_us : r.call->headers_us();
+    t.ttft_us = (first > 0 ? first : b.done_us) - started;
+    std::string completion;
+    auto answer = !b.error.empty() ? Result<TierAnswer>(make_error(ErrorKind::kUpstream, b.error))
+                  : treq.stream    ? parse_tier_stream(b.chunks, &completion)
+                                   : parse_tier_answer(b.body);
+    if (!answer) {
+      t.status = TierStatus::kError;
+      t.reason = answer.error().message;
+      t.cost = price_tier(in.prices, tier.model, t.usage, t.latency_us, &out.pricing_error);
+      add(std::move(t));
+      continue;
+    }
+    t.usage = answer->usage;
+    t.cost = price_tier(in.prices, tier.model, t.usage, t.latency_us, &out.pricing_error);
+    const size_t tier_entry = out.tiers.size();
+    add(std::move(t));
+    std::optional<double> p_yes;
+    if (tier.verifier) p_yes = co_await verify(i, *tier.verifier, answer->text);
+    if (control.cancelled()) {
+      out.error = make_error(ErrorKind::kCancelled, "client disconnected");
+      co_return;
+    }
+    policies::Decision d;
+    if (tier.rule) {
+      d = tier.rule->evaluate(answer->view(in.response_schema_json, p_yes));
+    } else {
+      d.accepted = true;
+      d.reason = "no rule";
+    }
+    LedgerTier& entry = out.tiers[tier_entry];
+    entry.score = d.score;
+    entry.reason = std::move(d.reason);
+    if (!d.accepted) {
+      entry.status = TierStatus::kRejected;
+      continue;
+    }
+    entry.status = TierStatus::kAccepted;
+    out.answer_tier = static_cast<int>(i);
+    out.target = r.target;
+    out.answer_usage = answer->usage;
+    if (treq.stream) {
+      out.call = std::make_shared<backends::ReplayCall>(200, "text/event-stream", replay_sse(b.chunks, keep_logprobs));
+    } else {
+      out.call = std::make_shared<backends::ReplayCall>(
+          200, "application/json", keep_logprobs ? std::move(b.body) : policies::strip_logprobs(b.body));
+    }
+    co_return;
+  }
+  // Unreachable with a well-formed plan (the last tier always returns above).
+  out.error = make_error(ErrorKind::kInternal, "the route has no tiers");
+}
+
+asio::awaitable<CascadeOutcome> run_cascade(Backends& backends, const CascadeInput& in, DispatchControl& control) {
+  CascadeRun run{backends, in, control, {}};
+  co_await run.run();
+  co_return std::move(run.out);
+}
+
+}  // namespace frugal::router
