@@ -64,8 +64,29 @@ ServerConfig parse_server(const YamlNode& n) {
   return s;
 }
 
+// An existing, readable file path.
+std::string existing_file(const YamlNode& n) {
+  const std::string path = n.as_string();
+  std::ifstream f(path, std::ios::binary);
+  if (path.empty() || !f) n.fail("cannot open '" + path + "'");
+  return path;
+}
+
+void parse_engine(const YamlNode& n, ProviderConfig& p) {
+  n.allow_keys({"kind", "model", "draft_model", "threads", "kv_memory", "context_length", "max_batch",
+                "draft_tokens", "retry"});
+  EngineSettings& e = p.engine;
+  e.model = existing_file(n.required("model"));
+  if (auto d = n.child("draft_model"); d && !d->is_null()) e.draft_model = existing_file(*d);
+  e.threads = static_cast<int>(n.get_int("threads", e.threads, 0, 1024));
+  e.kv_memory_bytes = n.get_bytes("kv_memory", e.kv_memory_bytes);
+  if (auto k = n.child("kv_memory"); k && e.kv_memory_bytes < (1 << 20)) k->fail("must be at least 1MiB");
+  e.context_length = static_cast<int>(n.get_int("context_length", e.context_length, 0, 1 << 24));
+  e.max_batch = static_cast<int>(n.get_int("max_batch", e.max_batch, 1, 4096));
+  e.draft_tokens = static_cast<int>(n.get_int("draft_tokens", e.draft_tokens, 1, 32));
+}
+
 ProviderConfig parse_provider(const std::string& name, const YamlNode& n) {
-  n.allow_keys({"kind", "base_url", "api_key", "timeouts", "retry", "http2", "max_connections", "headers", "tls"});
   ProviderConfig p;
   p.name = name;
   const YamlNode kind = n.required("kind");
@@ -74,19 +95,31 @@ ProviderConfig parse_provider(const std::string& name, const YamlNode& n) {
   else if (k == "anthropic") p.kind = ProviderKind::kAnthropic;
   else if (k == "engine") p.kind = ProviderKind::kEngine;
   else kind.fail("unknown provider kind '" + k + "' (expected openai, anthropic or engine)");
-  if (p.kind != ProviderKind::kEngine) {
+  if (p.kind == ProviderKind::kEngine) {
+    parse_engine(n, p);
+  } else {
+    n.allow_keys({"kind", "base_url", "api_key", "timeouts", "retry", "http2", "max_connections", "headers", "tls"});
     const YamlNode url = n.required("base_url");
     p.base_url = url.as_string();
     if (p.base_url.rfind("http://", 0) != 0 && p.base_url.rfind("https://", 0) != 0)
       url.fail("expected an http:// or https:// URL, got '" + p.base_url + "'");
     while (!p.base_url.empty() && p.base_url.back() == '/') p.base_url.pop_back();
-  }
-  p.api_key = n.get_string("api_key", "");
-  if (auto t = n.child("timeouts")) {
-    t->allow_keys({"connect", "first_byte", "total"});
-    p.timeouts.connect_ms = t->get_duration_ms("connect", p.timeouts.connect_ms);
-    p.timeouts.first_byte_ms = t->get_duration_ms("first_byte", p.timeouts.first_byte_ms);
-    p.timeouts.total_ms = t->get_duration_ms("total", p.timeouts.total_ms);
+    p.api_key = n.get_string("api_key", "");
+    if (auto t = n.child("timeouts")) {
+      t->allow_keys({"connect", "first_byte", "total"});
+      p.timeouts.connect_ms = t->get_duration_ms("connect", p.timeouts.connect_ms);
+      p.timeouts.first_byte_ms = t->get_duration_ms("first_byte", p.timeouts.first_byte_ms);
+      p.timeouts.total_ms = t->get_duration_ms("total", p.timeouts.total_ms);
+    }
+    p.http2 = n.get_bool("http2", p.http2);
+    if (auto t = n.child("tls")) {
+      t->allow_keys({"ca_file", "verify"});
+      p.tls_ca_file = t->get_string("ca_file", "");
+      p.tls_verify = t->get_bool("verify", true);
+    }
+    p.max_connections = static_cast<int>(n.get_int("max_connections", 0, 0, 100000));
+    if (auto h = n.child("headers"))
+      for (const auto& [hk, hv] : h->entries()) p.headers[hk] = hv.as_string();
   }
   if (auto r = n.child("retry")) {
     r->allow_keys({"max_attempts", "base_delay", "max_delay"});
@@ -94,15 +127,6 @@ ProviderConfig parse_provider(const std::string& name, const YamlNode& n) {
     p.retry.base_delay_ms = r->get_duration_ms("base_delay", p.retry.base_delay_ms);
     p.retry.max_delay_ms = r->get_duration_ms("max_delay", p.retry.max_delay_ms);
   }
-  p.http2 = n.get_bool("http2", p.http2);
-  if (auto t = n.child("tls")) {
-    t->allow_keys({"ca_file", "verify"});
-    p.tls_ca_file = t->get_string("ca_file", "");
-    p.tls_verify = t->get_bool("verify", true);
-  }
-  p.max_connections = static_cast<int>(n.get_int("max_connections", 0, 0, 100000));
-  if (auto h = n.child("headers"))
-    for (const auto& [hk, hv] : h->entries()) p.headers[hk] = hv.as_string();
   return p;
 }
 
@@ -134,7 +158,7 @@ bool parse_cache_mode(const YamlNode& n) {
 }
 
 CacheConfig parse_cache(const YamlNode& n) {
-  n.allow_keys({"enabled", "mode", "ttl", "memory", "disk", "shared", "routes"});
+  n.allow_keys({"enabled", "mode", "ttl", "memory", "disk", "shared", "auto_prompt_cache", "routes"});
   CacheConfig c;
   c.enabled = n.get_bool("enabled", c.enabled);
   if (auto m = n.child("mode")) c.cache_all = parse_cache_mode(*m);
@@ -142,14 +166,16 @@ CacheConfig parse_cache(const YamlNode& n) {
   c.memory_bytes = n.get_bytes("memory", c.memory_bytes);
   c.disk_bytes = n.get_bytes("disk", c.disk_bytes);
   c.shared = n.get_bool("shared", c.shared);
+  c.auto_prompt_cache = n.get_bool("auto_prompt_cache", c.auto_prompt_cache);
   if (auto r = n.child("routes")) {
     for (const auto& [name, rn] : r->entries()) {
-      rn.allow_keys({"enabled", "mode", "ttl", "shared"});
+      rn.allow_keys({"enabled", "mode", "ttl", "shared", "auto_prompt_cache"});
       CacheRouteConfig rc;
       if (rn.child("enabled")) rc.enabled = rn.get_bool("enabled", true);
       if (auto m = rn.child("mode")) rc.cache_all = parse_cache_mode(*m);
       if (rn.child("ttl")) rc.ttl_ms = rn.get_duration_ms("ttl", 0);
       if (rn.child("shared")) rc.shared = rn.get_bool("shared", false);
+      if (rn.child("auto_prompt_cache")) rc.auto_prompt_cache = rn.get_bool("auto_prompt_cache", false);
       c.routes[name] = rc;
     }
   }

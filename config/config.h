@@ -25,6 +25,21 @@ struct RetryPolicy {
 
 enum class ProviderKind { kOpenAi, kAnthropic, kEngine };
 
+// kind: engine — a GGUF model served in-process (backends/engine/). Its public model
+// name is "<provider>/<file stem>" (e.g. local/llama-2-tiny-random).
+struct EngineSettings {
+  std::string model;            // GGUF path (must exist when the config is loaded)
+  std::string draft_model;      // optional: a small model with the same vocabulary that
+                                // drafts tokens for speculative decoding
+  int threads = 0;              // compute threads; 0 = one per core
+  int64_t kv_memory_bytes = 512ll << 20;  // KV cache bound
+  int context_length = 0;       // prompt + completion tokens; 0 = the model's own
+  int max_batch = 32;           // sequences decoded together
+  int draft_tokens = 4;         // tokens drafted per verify step (with draft_model)
+
+  bool operator==(const EngineSettings&) const = default;
+};
+
 struct ProviderConfig {
   std::string name;
   ProviderKind kind = ProviderKind::kOpenAi;
@@ -37,6 +52,7 @@ struct ProviderConfig {
   bool tls_verify = true;   // verify the upstream's certificate and host name
   int max_connections = 0;  // per I/O thread; 0 = libcurl's default
   std::map<std::string, std::string> headers;  // extra headers sent upstream
+  EngineSettings engine;  // kind == kEngine only
 };
 
 struct ModelTarget {
@@ -87,6 +103,7 @@ struct CacheRouteConfig {
   std::optional<bool> cache_all;   // true: cache non-deterministic requests too
   std::optional<int64_t> ttl_ms;   // 0 = never expires
   std::optional<bool> shared;
+  std::optional<bool> auto_prompt_cache;
 };
 
 struct CacheConfig {
@@ -96,6 +113,9 @@ struct CacheConfig {
   int64_t memory_bytes = 256 << 20;  // in-memory LRU bound
   int64_t disk_bytes = 1ll << 30;    // RocksDB column family bound (FIFO)
   bool shared = false;               // entries shared across API keys (tenants)
+  // Provider prompt caching: Anthropic requests get cache_control breakpoints on the
+  // stable prefix (system, tools, earlier turns) when it is long enough to be cached.
+  bool auto_prompt_cache = false;
   std::map<std::string, CacheRouteConfig> routes;
 };
 

@@ -85,6 +85,9 @@ struct ChatRequest {
   // Client request headers that a backend of the matching kind forwards upstream, with
   // lower-case names: `anthropic-version` and `anthropic-beta` for Anthropic providers.
   std::vector<std::pair<std::string, std::string>> upstream_headers;
+  // Set by the gateway when the route enables provider prompt caching: an Anthropic
+  // backend then marks the stable prefix with cache_control breakpoints.
+  bool auto_prompt_cache = false;
 };
 
 // Validates an OpenAI /v1/chat/completions body. Errors are kInvalidRequest with

@@ -47,9 +47,17 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::st
   if (!targets) co_return targets.error();
 
   started_ = true;
-  if (auto hit = co_await cache_lookup(req, cache_route(req), cache_target(targets->front()))) {
+  const std::string cache_route_name = cache_route(req);
+  if (auto hit = co_await cache_lookup(req, cache_route_name, cache_target(targets->front()))) {
     on_cache_hit();
     co_return hit;
+  }
+  {
+    const auto& cc = cfg_->cache;
+    const auto rit = cc.routes.find(cache_route_name);
+    req.auto_prompt_cache = rit != cc.routes.end() && rit->second.auto_prompt_cache
+                                ? *rit->second.auto_prompt_cache
+                                : cc.auto_prompt_cache;
   }
 
   const config::ModelAlias* alias = route_plan() ? nullptr : router::find_alias(*cfg_, req.model);

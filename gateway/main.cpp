@@ -1,11 +1,13 @@
 // The `frugal` executable: subcommand dispatch.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "backends/engine/format/cli.h"
+#include "backends/engine/hub/pull.h"
 #include "config/config.h"
 #include "gateway/chat_exchange.h"
 #include "gateway/costs_cli.h"
@@ -24,6 +26,14 @@ Usage:
       Serve the OpenAI-compatible API. Without --config the built-in default config
       is used: listen on 127.0.0.1:8080, provider "openai" from OPENAI_BASE_URL
       (default https://api.openai.com/v1) and OPENAI_API_KEY, any model passed through.
+      --engine-model PATH [--draft-model PATH] [--engine-threads N]
+          Also serve a local GGUF model in-process as provider "local": its model name
+          is local/<file stem> (e.g. local/llama-2-tiny-random). With a draft model (same
+          vocabulary) the engine decodes speculatively.
+  frugal pull REPO FILE [--dir DIR] [--revision REV]
+      Download FILE from the Hugging Face repository REPO (resumable; HF_ENDPOINT and
+      HF_TOKEN are honoured), e.g. frugal pull bartowski/SmolLM2-135M-Instruct-GGUF
+      SmolLM2-135M-Instruct-Q8_0.gguf --dir models
   frugal config check FILE     Validate a config file (and the policy it names) and exit
                                (0 = valid).
   frugal costs [--url URL | --data-dir DIR] [--from T] [--to T] [--group-by LIST] [--json]
@@ -47,8 +57,26 @@ int usage_error(const std::string& msg) {
   return 2;
 }
 
+// `--engine-model`: provider "local" of kind engine. Applied at start and at every reload.
+frugal::Result<void> add_engine_provider(frugal::config::GatewayConfig& cfg, const std::string& model,
+                                         const std::string& draft, int threads) {
+  using frugal::config::ProviderKind;
+  if (model.empty()) return {};
+  if (cfg.provider("local") != nullptr)
+    return frugal::make_error(frugal::ErrorKind::kInvalidRequest,
+                              "--engine-model adds provider 'local', but " + cfg.source + " already defines one");
+  frugal::config::ProviderConfig p;
+  p.name = "local";
+  p.kind = ProviderKind::kEngine;
+  p.engine.model = model;
+  p.engine.draft_model = draft;
+  p.engine.threads = threads;
+  cfg.providers.push_back(std::move(p));
+  return {};
+}
+
 int cmd_serve(const std::vector<std::string>& args) {
-  std::string config_path, listen, data_dir;
+  std::string config_path, listen, data_dir, engine_model, draft_model, engine_threads;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&](std::string& out) -> bool {
@@ -60,6 +88,9 @@ int cmd_serve(const std::vector<std::string>& args) {
     if (a == "--config") { if (!value(config_path)) return usage_error("--config needs a FILE"); }
     else if (a == "--listen") { if (!value(listen)) return usage_error("--listen needs HOST:PORT"); }
     else if (a == "--data-dir") { if (!value(data_dir)) return usage_error("--data-dir needs a DIR"); }
+    else if (a == "--engine-model") { if (!value(engine_model)) return usage_error("--engine-model needs a GGUF PATH"); }
+    else if (a == "--draft-model") { if (!value(draft_model)) return usage_error("--draft-model needs a GGUF PATH"); }
+    else if (a == "--engine-threads") { if (!value(engine_threads)) return usage_error("--engine-threads needs N"); }
     else if (a == "--log-level") {
       if (!value(level)) return usage_error("--log-level needs debug|info|warn|error");
       using frugal::log::Level;
@@ -80,7 +111,23 @@ int cmd_serve(const std::vector<std::string>& args) {
     cfg->server.listen = {*l};
   }
   if (!data_dir.empty()) cfg->data_dir = data_dir;
+  if (!draft_model.empty() && engine_model.empty()) return usage_error("--draft-model needs --engine-model");
+  int threads = 0;
+  if (!engine_threads.empty()) {
+    char* end = nullptr;
+    const long v = std::strtol(engine_threads.c_str(), &end, 10);
+    if (*end != '\0' || v < 0 || v > 1024) return usage_error("--engine-threads: expected 0..1024");
+    threads = static_cast<int>(v);
+  }
+  auto amend = [engine_model, draft_model, threads](frugal::config::GatewayConfig& c) {
+    return add_engine_provider(c, engine_model, draft_model, threads);
+  };
+  if (auto r = amend(*cfg); !r) {
+    std::fprintf(stderr, "frugal: %s\n", r.error().message.c_str());
+    return 1;
+  }
   frugal::gateway::Server server(std::move(*cfg), config_path);
+  server.set_config_amend(amend);
   if (auto r = server.start(); !r) {
     std::fprintf(stderr, "frugal: %s\n", r.error().message.c_str());
     return 1;
@@ -147,6 +194,7 @@ int main(int argc, char** argv) {
     if (args.size() != 2 || args[0] != "inspect") return usage_error("usage: frugal models inspect FILE.gguf");
     return frugal::engine::models_inspect_main(args[1], std::cout, std::cerr);
   }
+  if (cmd == "pull") return frugal::engine::hub::pull_main(args, std::cout, std::cerr);
   if (cmd == "tokenize") {
     if (args.size() != 1) return usage_error("usage: frugal tokenize MODEL.gguf < lines.jsonl");
     return frugal::engine::tokenize_main(args[0], std::cin, std::cout, std::cerr);

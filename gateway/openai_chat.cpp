@@ -174,6 +174,15 @@ asio::awaitable<bool> handle_models(beast::tcp_stream& stream, Request&, Request
       out.key("owned_by").value("frugal").end_object();
       seen.push_back(a.name);
     }
+    for (const auto& p : cfg->providers) {
+      if (p.kind != config::ProviderKind::kEngine) continue;
+      const auto svc = w.server.engines().get(p.name);
+      if (!svc) continue;
+      const std::string id = p.name + "/" + svc->model_name();
+      out.begin_object().key("id").value(id).key("object").value("model").key("created").value(0);
+      out.key("owned_by").value("frugal-engine").end_object();
+      seen.push_back(id);
+    }
     const int64_t t0 = mono_us();
     for (const auto& p : cfg->providers) {
       if (p.kind != config::ProviderKind::kOpenAi) continue;

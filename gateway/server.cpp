@@ -25,6 +25,10 @@ Worker::Worker(Server& s) : server(s), client(std::make_unique<http::HttpClient>
 
 Worker::~Worker() {
   acceptors.clear();
+  // Requests still in flight after the grace period are suspended coroutines owned by
+  // the io_context; their frames reference this worker's client and parser pool, so
+  // they go first, while those still exist.
+  io.destroy_pending_handlers();
   client.reset();
 }
 
@@ -106,6 +110,7 @@ void Server::run_blocking(asio::io_context& io, std::function<std::string()> wor
 Result<void> Server::start() {
   const auto cfg = config();
   FRUGAL_TRY(open_data(*cfg));
+  FRUGAL_TRY(engines_.sync(*cfg));
   {
     auto policy = load_policy_for(*cfg);
     if (!policy) return std::move(policy).error();
@@ -192,6 +197,9 @@ void Server::stop() {
   for (auto& w : workers_) w->io.stop();
   if (blocking_) blocking_->join();
   for (auto& t : threads_) t.join();
+  // Stop the engines' threads before the workers' io_contexts go: a request still in
+  // flight gets its final (cancelled) event posted to a stopped but living io_context.
+  engines_.shutdown();
   threads_.clear();
   // Writes every queued row; completions post to the stopped io_contexts and are
   // destroyed, unrun, with them. Exchanges destroyed below find the ledger closed.
@@ -202,6 +210,7 @@ void Server::stop() {
   cache_.reset();
   if (store_) (void)store_->flush();
   store_.reset();
+  engines_.clear();
 }
 
 Result<std::shared_ptr<const Snapshot>> Server::reload() {
@@ -219,6 +228,9 @@ Result<std::shared_ptr<const Snapshot>> Server::reload() {
   next->server.listen = cur->cfg->server.listen;
   next->server.threads = cur->cfg->server.threads;
   next->data_dir = cur->cfg->data_dir;
+  if (amend_)
+    if (auto r = amend_(*next); !r) return fail(std::move(r).error());
+  if (auto r = engines_.sync(*next); !r) return fail(std::move(r).error());
   auto cfg = std::make_shared<const config::GatewayConfig>(std::move(*next));
   auto policy = load_policy_for(*cfg);
   if (!policy) return fail(std::move(policy).error());

@@ -16,6 +16,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -24,6 +27,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "gateway/engines.h"
 #include "gateway/snapshot.h"
 
 namespace frugal::cache {
@@ -58,8 +62,16 @@ class Server {
   void stop();
   // Re-reads the config file and the policy it names; on error the running snapshot
   // stays and the error is returned. Thread-safe; blocks (file I/O, policy compilation,
-  // possibly a budget rebuild from the ledger): never call it on an I/O thread.
+  // possibly a budget rebuild from the ledger, loading changed engines): never call it
+  // on an I/O thread.
   Result<std::shared_ptr<const Snapshot>> reload();
+  // Applied to every configuration read from the file (at reload), after the one given
+  // to the constructor: command-line additions such as `--engine-model` that must
+  // survive a reload. An error rejects the reload.
+  void set_config_amend(std::function<Result<void>(config::GatewayConfig&)> amend) { amend_ = std::move(amend); }
+
+  // The loaded in-process engines (`kind: engine` providers), shared by the workers.
+  const EngineRegistry& engines() const { return engines_; }
 
   std::shared_ptr<const Snapshot> snapshot() const { return snap_.load(); }
   std::shared_ptr<const config::GatewayConfig> config() const { return snap_.load()->cfg; }
@@ -115,6 +127,8 @@ class Server {
   std::map<std::string, PickerEntry> pickers_;
   std::unique_ptr<boost::asio::thread_pool> blocking_;
   std::string config_path_;
+  std::function<Result<void>(config::GatewayConfig&)> amend_;
+  EngineRegistry engines_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   std::vector<uint16_t> ports_;

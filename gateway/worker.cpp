@@ -1,6 +1,7 @@
 #include "gateway/worker.h"
 
 #include "backends/dialect/errors.h"
+#include "backends/engine/engine_backend.h"
 #include "backends/http/anthropic_backend.h"
 #include "backends/http/provider.h"
 #include "backends/replay_call.h"
@@ -15,6 +16,8 @@ std::unique_ptr<backends::Backend> make_backend(const config::ProviderConfig& p,
     case config::ProviderKind::kAnthropic:
       return std::make_unique<http::AnthropicBackend>(*w.client, p);
     case config::ProviderKind::kEngine:
+      if (auto svc = w.server.engines().get(p.name))
+        return std::make_unique<engine::EngineBackend>(svc, w.io, p.name + "/" + svc->model_name());
       break;
   }
   return nullptr;

@@ -30,6 +30,16 @@ using tcp = asio::ip::tcp;
 
 class Server;
 
+// An io_context whose pending handlers (suspended request coroutines included) can be
+// destroyed while the objects they reference still exist.
+class WorkerIoContext : public asio::io_context {
+ public:
+  using asio::io_context::io_context;
+  // Shuts the services down, destroying every pending handler. Afterwards the context
+  // only waits to be destroyed.
+  void destroy_pending_handlers() { shutdown(); }
+};
+
 class Worker final : public router::Backends {
  public:
   explicit Worker(Server& server);
@@ -41,7 +51,7 @@ class Worker final : public router::Backends {
   asio::io_context& io_context() override { return io; }
 
   Server& server;
-  asio::io_context io{1};
+  WorkerIoContext io{1};
   std::unique_ptr<http::HttpClient> client;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
 

@@ -21,6 +21,14 @@ Result<std::vector<Target>> resolve_model(const config::GatewayConfig& cfg, std:
     for (const auto& t : a.targets) out.push_back(Target{cfg.provider(t.provider), t.model});
     return out;
   }
+  // "<provider>/<model>" for an in-process engine provider: the engine checks the model.
+  if (const size_t slash = model.find('/'); slash != std::string_view::npos) {
+    const config::ProviderConfig* p = cfg.provider(std::string(model.substr(0, slash)));
+    if (p != nullptr && p->kind == config::ProviderKind::kEngine) {
+      out.push_back(Target{p, std::string(model.substr(slash + 1))});
+      return out;
+    }
+  }
   for (const auto& r : cfg.passthrough) {
     if (model.substr(0, r.prefix.size()) != r.prefix) continue;
     out.push_back(Target{cfg.provider(r.provider), std::string(model)});

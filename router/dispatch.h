@@ -28,8 +28,9 @@ struct Target {
   std::string model;  // upstream model name
 };
 
-// Alias → its targets in order; otherwise the first matching passthrough rule with the
-// model name unchanged; otherwise kNotFound ("model_not_found").
+// Alias → its targets in order; otherwise "<p>/<model>" where p is a `kind: engine`
+// provider → that engine; otherwise the first matching passthrough rule with the model
+// name unchanged; otherwise kNotFound ("model_not_found").
 Result<std::vector<Target>> resolve_model(const config::GatewayConfig& cfg, std::string_view model);
 // The alias named `model`, if any.
 const config::ModelAlias* find_alias(const config::GatewayConfig& cfg, std::string_view model);

@@ -26,6 +26,14 @@ void Engine::Handle::cancel() const {
   if (shared_) shared_->cancelled.store(true, std::memory_order_relaxed);
 }
 
+struct Engine::Slot {
+  Request* r;
+  int32_t n;        // prompt tokens in the batch (prefill); 1 for a decode
+  bool decode;
+  bool sample;      // whose logits row is consumed
+  int32_t n_draft;  // decode: proposals verified in this batch (rows 1 + n_draft)
+};
+
 struct Engine::Request {
   uint64_t id = 0;
   GenerateRequest req;
@@ -40,6 +48,14 @@ struct Engine::Request {
   int32_t next_token = -1;   // sampled, to be fed at the next step
   int32_t generated = 0;
   bool done = false;
+  // Speculation. The draft cache holds K/V for the target's committed tokens except
+  // `draft_lag` (committed on the target, not yet computed by the draft).
+  std::optional<KvCache::SeqId> dseq;
+  int32_t dprefilled = 0;            // prompt positions with draft K/V
+  std::vector<int32_t> draft_lag;
+  std::vector<int32_t> drafted;      // this step's proposals
+  std::vector<Distribution> q;       // their draft distributions
+  std::vector<int32_t> dcomputed;    // tokens whose draft K/V this step wrote
 
   Request(GenerateRequest r, EventCallback c) : req(std::move(r)), cb(std::move(c)), stop(req.stop) {}
   bool prefilling() const { return prefilled < static_cast<int32_t>(req.prompt.size()); }
@@ -48,15 +64,36 @@ struct Engine::Request {
 Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Model> model, EngineConfig config,
                                                std::shared_ptr<const TokenText> text) {
   if (model == nullptr || text == nullptr) return make_error(ErrorKind::kInvalidRequest, "engine: model and text are required");
+  if (config.draft != nullptr && config.draft->config().n_vocab != model->config().n_vocab)
+    return make_error(ErrorKind::kInvalidRequest, "engine: the draft model's vocabulary differs from the target's");
   if (config.n_threads <= 0) config.n_threads = std::max(1u, std::thread::hardware_concurrency());
   config.kv_block_size = std::max(1, config.kv_block_size);
   config.prefill_chunk = std::max(1, config.prefill_chunk);
   config.max_running = std::max(1, config.max_running);
   config.max_batch_tokens = std::max(config.max_batch_tokens, config.max_running + 1);
-  auto kv = KvCache::create(kv_shape_for(model->config(), config.kv_block_size), config.kv_cache_bytes);
+  config.draft_tokens = std::max(1, config.draft_tokens);
+  const KvCacheShape tshape = kv_shape_for(model->config(), config.kv_block_size);
+  size_t target_bytes = config.kv_cache_bytes;
+  std::optional<KvCache> draft_kv;
+  if (config.draft != nullptr) {
+    // The draft needs the same positions as the target: split the bound in proportion.
+    const KvCacheShape dshape = kv_shape_for(config.draft->config(), config.kv_block_size);
+    const double tb = static_cast<double>(KvCache::bytes_per_block(tshape));
+    const double db = static_cast<double>(KvCache::bytes_per_block(dshape));
+    const size_t draft_bytes = static_cast<size_t>(static_cast<double>(config.kv_cache_bytes) * db / (tb + db));
+    target_bytes = config.kv_cache_bytes - draft_bytes;
+    auto dkv = KvCache::create(dshape, draft_bytes);
+    if (!dkv.ok()) return std::move(dkv).error();
+    draft_kv.emplace(std::move(dkv).value());
+  }
+  auto kv = KvCache::create(tshape, target_bytes);
   if (!kv.ok()) return std::move(kv).error();
   std::unique_ptr<Engine> e(new Engine(std::move(model), config, std::move(text)));
   e->kv_.emplace(std::move(kv).value());
+  if (config.draft != nullptr) {
+    e->draft_forward_ = make_cpu_forward(config.draft, e->pool_.get());
+    e->draft_kv_ = std::move(draft_kv);
+  }
   e->stats_.kv = e->kv_->stats();
   e->published_ = e->stats_;
   e->thread_ = std::thread([p = e.get()] { p->run(); });
@@ -68,12 +105,15 @@ Engine::Engine(std::shared_ptr<const Model> model, EngineConfig config, std::sha
       pool_(std::make_unique<ThreadPool>(config.n_threads)),
       forward_(make_cpu_forward(model_, pool_.get())) {}
 
-Engine::~Engine() {
+Engine::~Engine() { shutdown(); }
+
+void Engine::shutdown() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
   }
   cv_.notify_all();
+  std::lock_guard join_lock(join_mu_);
   if (thread_.joinable()) thread_.join();
 }
 
@@ -85,7 +125,16 @@ Engine::Handle Engine::submit(GenerateRequest request, EventCallback callback) {
   h.shared_ = r->shared;
   h.id_ = r->id;
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
+    if (stop_) {
+      lock.unlock();
+      GenerateEvent ev;
+      ev.is_final = true;
+      ev.final.reason = FinishReason::kCancelled;
+      ev.final.usage.prompt_tokens = static_cast<int32_t>(r->req.prompt.size());
+      r->cb(ev);
+      return h;
+    }
     incoming_.push_back(std::move(r));
   }
   cv_.notify_all();
@@ -104,6 +153,7 @@ void Engine::publish_stats() {
   stats_.running = live(running_);
   stats_.waiting = live(waiting_);
   stats_.kv = kv_->stats();
+  if (draft_kv_) stats_.draft_kv = draft_kv_->stats();
   std::lock_guard lock(mu_);
   published_ = stats_;
 }
@@ -115,6 +165,7 @@ void Engine::finish(Request& r, FinishReason reason, std::optional<Error> error)
     kv_->free_sequence(*r.seq);
     r.seq.reset();
   }
+  drop_draft(r);
   stats_.requests_finished++;
   if (reason == FinishReason::kCancelled) stats_.requests_cancelled++;
   GenerateEvent ev;
@@ -174,6 +225,10 @@ void Engine::admit() {
     r.seq = seq;
     r.cached = cached;
     r.prefilled = cached;
+    if (draft_kv_) {
+      r.dseq = draft_kv_->create_sequence();
+      r.dprefilled = draft_kv_->attach_prefix(*r.dseq, p, n - 1);
+    }
     stats_.prompt_tokens_reused += cached;
     uint64_t seed = r.req.seed.value_or(0);
     if (!r.req.seed) {
@@ -209,28 +264,27 @@ void Engine::step() {
   std::erase_if(waiting_, is_done);
   admit();
 
-  // Build the batch: every decoding sequence's pending token first, then prompt chunks.
-  struct Slot {
-    Request* r;
-    int32_t n;       // entries in the batch
-    bool decode;
-    bool sample;     // whose logits row is consumed
-  };
-  std::vector<BatchEntry> batch;
+  // Build the batch: every decoding sequence's pending token (plus, when speculating,
+  // the draft's proposals) first, then prompt chunks.
   std::vector<Slot> slots;
   int32_t budget = config_.max_batch_tokens;
   for (auto& rp : running_) {
     Request& r = *rp;
     if (r.prefilling()) continue;
     const int32_t pos = kv_->committed(*r.seq);
+    // Propose at most what can still be emitted after the pending token's own sample.
+    int32_t n_draft = 0;
+    if (draft_forward_ && r.dseq)
+      n_draft = std::clamp(std::min(config_.draft_tokens, r.req.max_tokens - r.generated - 1), 0,
+                           std::max(0, budget - 1));
+    if (n_draft > 0 && !kv_->reserve(*r.seq, pos + 1 + n_draft).ok()) n_draft = 0;
     auto res = kv_->reserve(*r.seq, pos + 1);
     if (!res.ok()) {
       finish(r, FinishReason::kError, std::move(res).error());
       continue;
     }
-    batch.push_back({r.next_token, pos, *r.seq, true});
-    slots.push_back({&r, 1, true, true});
-    --budget;
+    slots.push_back({&r, 1, true, true, n_draft});
+    budget -= 1 + n_draft;
   }
   for (auto& rp : running_) {
     Request& r = *rp;
@@ -239,16 +293,27 @@ void Engine::step() {
     const int32_t n = std::min({config_.prefill_chunk, total - r.prefilled, budget});
     auto res = kv_->reserve(*r.seq, r.prefilled + n);
     if (!res.ok()) {
-      if (batch.empty()) finish(r, FinishReason::kError, std::move(res).error());
+      if (slots.empty()) finish(r, FinishReason::kError, std::move(res).error());
       continue;  // else: retry once running sequences have freed blocks
     }
-    const bool last = r.prefilled + n == total;
-    for (int32_t i = 0; i < n; ++i)
-      batch.push_back({r.req.prompt[r.prefilled + i], r.prefilled + i, *r.seq, last && i == n - 1});
-    slots.push_back({&r, n, false, last});
+    slots.push_back({&r, n, false, r.prefilled + n == total, 0});
     budget -= n;
   }
   std::erase_if(running_, is_done);
+  if (draft_forward_) run_draft(slots);
+
+  std::vector<BatchEntry> batch;
+  for (const Slot& s : slots) {
+    Request& r = *s.r;
+    if (s.decode) {
+      const int32_t pos = kv_->committed(*r.seq);
+      batch.push_back({r.next_token, pos, *r.seq, true});
+      for (int32_t i = 0; i < s.n_draft; ++i) batch.push_back({r.drafted[i], pos + 1 + i, *r.seq, true});
+    } else {
+      for (int32_t i = 0; i < s.n; ++i)
+        batch.push_back({r.req.prompt[r.prefilled + i], r.prefilled + i, *r.seq, s.sample && i == s.n - 1});
+    }
+  }
   if (batch.empty()) {
     publish_stats();
     return;
@@ -263,16 +328,22 @@ void Engine::step() {
     return;
   }
   const int32_t n_vocab = model_->config().n_vocab;
-  size_t row = 0, entry = 0;
+  size_t row = 0;
   for (const Slot& s : slots) {
     Request& r = *s.r;
-    std::vector<int32_t> fed;
-    for (int32_t i = 0; i < s.n; ++i) fed.push_back(batch[entry + i].token);
-    entry += s.n;
-    kv_->commit(*r.seq, fed);
+    if (s.decode && s.n_draft > 0) {
+      const size_t rows = static_cast<size_t>(s.n_draft) + 1;
+      verify(r, s, std::span<const float>(logits_.data() + row * n_vocab, rows * n_vocab));
+      row += rows;
+      continue;
+    }
     if (s.decode) {
+      const int32_t fed = r.next_token;
+      kv_->commit(*r.seq, {&fed, 1});
+      if (r.dseq) r.draft_lag.push_back(fed);  // the draft sat this step out
       stats_.decode_tokens++;
     } else {
+      kv_->commit(*r.seq, std::span<const int32_t>(r.req.prompt).subspan(r.prefilled, s.n));
       r.prefilled += s.n;
       stats_.prefill_tokens_computed += s.n;
     }
@@ -284,23 +355,182 @@ void Engine::step() {
       continue;
     }
     const SampledToken t = r.sampler->sample(lg);
-    r.generated++;
-    r.confidence.add(t.logprob, t.margin);
-    if (!r.req.ignore_eos && text_->is_end_of_generation(t.token)) {
-      finish(r, FinishReason::kStop);
-      continue;
-    }
-    emit_token(r, t);
-    if (r.stop.stopped()) {
-      finish(r, FinishReason::kStop);
-    } else if (r.generated >= r.req.max_tokens) {
-      finish(r, FinishReason::kLength);
-    } else {
-      r.next_token = t.token;
-    }
+    if (take_token(r, t)) r.next_token = t.token;
   }
   std::erase_if(running_, is_done);
   publish_stats();
+}
+
+bool Engine::take_token(Request& r, const SampledToken& t) {
+  r.generated++;
+  r.confidence.add(t.logprob, t.margin);
+  if (!r.req.ignore_eos && text_->is_end_of_generation(t.token)) {
+    finish(r, FinishReason::kStop);
+    return false;
+  }
+  emit_token(r, t);
+  if (r.stop.stopped()) {
+    finish(r, FinishReason::kStop);
+    return false;
+  }
+  if (r.generated >= r.req.max_tokens) {
+    finish(r, FinishReason::kLength);
+    return false;
+  }
+  return true;
+}
+
+void Engine::drop_draft(Request& r) {
+  if (r.dseq) draft_kv_->free_sequence(*r.dseq);
+  r.dseq.reset();
+  r.draft_lag.clear();
+}
+
+void Engine::run_draft(std::vector<Slot>& slots) {
+  const int32_t n_vocab = model_->config().n_vocab;
+  KvCache& dkv = *draft_kv_;
+  // Round 0: prompt chunks the target computes this step (so the draft keeps up with the
+  // prefill) and, per speculating sequence, its lag plus the pending token.
+  std::vector<BatchEntry> batch;
+  struct Mirror {
+    Request* r;
+    int32_t from, n;
+  };
+  std::vector<Mirror> mirrors;
+  std::vector<Slot*> drafting;
+  for (Slot& s : slots) {
+    Request& r = *s.r;
+    if (!r.dseq || r.done) continue;
+    if (!s.decode) {
+      const int32_t upto = r.prefilled + s.n;
+      const int32_t from = r.dprefilled;
+      if (upto <= from) continue;
+      if (!dkv.reserve(*r.dseq, upto).ok()) {
+        drop_draft(r);  // no room in the draft cache: this request decodes without a draft
+        continue;
+      }
+      for (int32_t i = from; i < upto; ++i) batch.push_back({r.req.prompt[i], i, *r.dseq, false});
+      mirrors.push_back({&r, from, upto - from});
+      continue;
+    }
+    if (s.n_draft == 0) continue;
+    r.dcomputed = r.draft_lag;
+    r.dcomputed.push_back(r.next_token);
+    const int32_t base = dkv.committed(*r.dseq);
+    if (!dkv.reserve(*r.dseq, base + static_cast<int32_t>(r.dcomputed.size())).ok()) {
+      s.n_draft = 0;
+      continue;
+    }
+    for (size_t i = 0; i < r.dcomputed.size(); ++i)
+      batch.push_back({r.dcomputed[i], base + static_cast<int32_t>(i), *r.dseq, i + 1 == r.dcomputed.size()});
+    r.drafted.clear();
+    r.q.clear();
+    drafting.push_back(&s);
+  }
+  for (int32_t round = 0; !batch.empty(); ++round) {
+    auto res = draft_forward_->forward(batch, dkv, draft_logits_);
+    stats_.draft_forwards++;
+    if (!res.ok()) {  // the draft failing must not fail the request: stop speculating
+      for (const Mirror& m : mirrors) drop_draft(*m.r);
+      for (Slot* s : drafting) {
+        drop_draft(*s->r);
+        s->n_draft = 0;
+      }
+      return;
+    }
+    for (const Mirror& m : mirrors) {
+      dkv.commit(*m.r->dseq, std::span<const int32_t>(m.r->req.prompt).subspan(m.from, m.n));
+      m.r->dprefilled = m.from + m.n;
+    }
+    mirrors.clear();
+    // One proposal per drafting sequence, from its row.
+    size_t row = 0;
+    for (Slot* s : drafting) {
+      Request& r = *s->r;
+      const std::span<const float> lg(draft_logits_.data() + row * n_vocab, n_vocab);
+      ++row;
+      r.q.push_back(r.sampler->distribution(lg));
+      r.drafted.push_back(r.sampler->greedy() ? r.q.back().tokens[0] : r.sampler->draw(r.q.back()));
+    }
+    // Next round: sequences that want more proposals feed their latest one.
+    batch.clear();
+    std::vector<Slot*> next;
+    for (Slot* s : drafting) {
+      Request& r = *s->r;
+      if (static_cast<int32_t>(r.drafted.size()) >= s->n_draft) continue;
+      const int32_t pos = dkv.committed(*r.dseq) + static_cast<int32_t>(r.dcomputed.size());
+      if (!dkv.reserve(*r.dseq, pos + 1).ok()) {
+        s->n_draft = static_cast<int32_t>(r.drafted.size());
+        continue;
+      }
+      batch.push_back({r.drafted.back(), pos, *r.dseq, true});
+      r.dcomputed.push_back(r.drafted.back());
+      next.push_back(s);
+    }
+    drafting.swap(next);
+  }
+}
+
+void Engine::verify(Request& r, const Slot& s, std::span<const float> rows) {
+  const int32_t n_vocab = model_->config().n_vocab;
+  const int32_t n = s.n_draft;
+  auto row = [&](int32_t i) { return rows.subspan(static_cast<size_t>(i) * n_vocab, n_vocab); };
+  // Accept the longest acceptable prefix of the proposals, then one token from the
+  // target: the correction at the first rejection or a bonus after all n.
+  int32_t accepted = 0;
+  int32_t extra = -1;
+  for (; accepted < n; ++accepted) {
+    const Distribution p = r.sampler->distribution(row(accepted));
+    if (r.sampler->greedy()) {
+      if (p.tokens[0] != r.drafted[accepted]) {
+        extra = p.tokens[0];
+        break;
+      }
+    } else {
+      const SpecDecision d = speculative_accept(p, r.q[accepted], r.drafted[accepted], r.sampler->rng());
+      if (!d.accepted) {
+        extra = d.token;
+        break;
+      }
+    }
+  }
+  if (extra < 0) {
+    const Distribution p = r.sampler->distribution(row(n));
+    extra = r.sampler->greedy() ? p.tokens[0] : r.sampler->draw(p);
+  }
+  stats_.spec_verifies++;
+  stats_.drafted += n;
+  stats_.accepted += accepted;
+  stats_.decode_tokens += 1 + accepted;
+
+  // Target: keep pending + accepted proposals, drop the rejected positions.
+  std::vector<int32_t> committed{r.next_token};
+  committed.insert(committed.end(), r.drafted.begin(), r.drafted.begin() + accepted);
+  kv_->commit(*r.seq, committed);
+  kv_->shrink(*r.seq);
+  // Draft: it computed lag, pending, d_1..d_{n-1}; keep what the target committed.
+  if (r.dseq) {
+    std::vector<int32_t> target_new = r.draft_lag;
+    target_new.insert(target_new.end(), committed.begin(), committed.end());
+    const size_t keep = std::min(r.dcomputed.size(), r.draft_lag.size() + 1 + static_cast<size_t>(accepted));
+    draft_kv_->commit(*r.dseq, std::span<const int32_t>(target_new).first(keep));
+    draft_kv_->shrink(*r.dseq);
+    r.draft_lag.assign(target_new.begin() + static_cast<std::ptrdiff_t>(keep), target_new.end());
+  }
+  if (r.shared->cancelled.load(std::memory_order_relaxed)) {
+    finish(r, FinishReason::kCancelled);
+    return;
+  }
+  // Emit the new tokens with the target's own logprobs (rows 0..accepted); penalties saw
+  // the history as of the start of this step, as the proposals' distributions did.
+  for (int32_t i = 0; i <= accepted; ++i) {
+    const int32_t tok = i < accepted ? r.drafted[i] : extra;
+    const SampledToken t = r.sampler->describe(row(i), tok);
+    r.sampler->accept(tok);
+    stats_.spec_generated++;
+    if (!take_token(r, t)) return;
+  }
+  r.next_token = extra;
 }
 
 void Engine::run() {

@@ -13,6 +13,12 @@
 //    stalls every stream in the batch.
 //  - Exactly one final event is delivered per submitted request, after which the callback
 //    is never called again and the engine holds no reference to it.
+//  - With a draft model (EngineConfig::draft) each step first runs the draft: it mirrors
+//    the prompt chunks of the step and proposes up to draft_tokens tokens per decoding
+//    sequence (one batched draft forward per proposal round); the target then verifies
+//    every sequence's proposals in the step's single batched forward. Greedy output is
+//    exactly target-only decoding; sampling uses rejection sampling (see speculative.h).
+//    A request whose draft cache runs out of room continues without a draft.
 //
 // The engine is HTTP-agnostic: token ids in, token ids + text pieces out.
 #include <atomic>
@@ -50,6 +56,10 @@ struct EngineConfig {
   int32_t max_batch_tokens = 256;         // tokens per step (decode + prefill chunks)
   int32_t prefill_chunk = 64;             // prompt tokens per sequence per step
   int32_t max_running = 32;               // sequences in the running batch
+  // Speculative decoding: the draft proposes draft_tokens tokens per decoding sequence
+  // and step; the target verifies them in the same batched forward. Null: off.
+  std::shared_ptr<const Model> draft;
+  int32_t draft_tokens = 4;
 };
 
 struct GenerateRequest {
@@ -104,9 +114,21 @@ struct EngineStats {
   uint64_t decode_tokens = 0;
   uint64_t requests_finished = 0;
   uint64_t requests_cancelled = 0;
+  // Speculative decoding (with a draft model): per sequence and step, `drafted` tokens
+  // proposed, `accepted` of them kept, `spec_generated` tokens emitted by
+  // `spec_verifies` sequence-verifications (one target row block each).
+  uint64_t draft_forwards = 0;
+  uint64_t spec_verifies = 0;
+  uint64_t drafted = 0;
+  uint64_t accepted = 0;
+  uint64_t spec_generated = 0;
+  double acceptance_rate() const { return drafted ? static_cast<double>(accepted) / drafted : 0.0; }
+  // Tokens a sequence gains per target forward when it speculates (1.0 = no gain).
+  double tokens_per_verify() const { return spec_verifies ? static_cast<double>(spec_generated) / spec_verifies : 0.0; }
   int32_t running = 0;
   int32_t waiting = 0;
   KvCacheStats kv;
+  KvCacheStats draft_kv;                  // zeros without a draft model
 };
 
 class ForwardPass;
@@ -135,7 +157,12 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
+  // After shutdown() the callback receives a final kCancelled event at once, on the
+  // calling thread.
   Handle submit(GenerateRequest request, EventCallback callback);
+  // Cancels everything (final events delivered) and joins the scheduler thread.
+  // Idempotent; the destructor calls it. Not from a callback.
+  void shutdown();
   // Snapshot as of the end of the last step (or the last cancellation).
   EngineStats stats() const;
   const Model& model() const { return *model_; }
@@ -148,7 +175,15 @@ class Engine {
   void admit();
   void finish(Request& r, FinishReason reason, std::optional<Error> error = std::nullopt);
   void emit_token(Request& r, const SampledToken& t);
+  // Records a generated token and emits it; returns false once the request finished.
+  bool take_token(Request& r, const SampledToken& t);
   void publish_stats();
+  struct Slot;
+  // Speculation: the draft mirrors prompt chunks and proposes tokens for the decoding
+  // slots (their n_draft may shrink); then the target's rows verify them.
+  void run_draft(std::vector<Slot>& slots);
+  void verify(Request& r, const Slot& s, std::span<const float> rows);
+  void drop_draft(Request& r);
 
   std::shared_ptr<const Model> model_;
   EngineConfig config_;
@@ -169,6 +204,11 @@ class Engine {
   std::vector<std::unique_ptr<Request>> running_;
   EngineStats stats_;
   std::vector<float> logits_;
+  // Draft model for speculative decoding (null: off), its own KV cache and logits.
+  std::unique_ptr<ForwardPass> draft_forward_;
+  std::optional<KvCache> draft_kv_;
+  std::vector<float> draft_logits_;
+  std::mutex join_mu_;  // shutdown() from two threads joins once
   std::thread thread_;
 };
 

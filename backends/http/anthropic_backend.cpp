@@ -1,5 +1,7 @@
 #include "backends/http/anthropic_backend.h"
 
+#include "backends/dialect/anthropic_breakpoints.h"
+
 #include <strings.h>
 
 #include "backends/dialect/errors.h"
@@ -298,6 +300,10 @@ std::shared_ptr<backends::Call> AnthropicBackend::start(const ChatRequest& req, 
     return std::make_shared<backends::ReplayCall>(
         e.http_status(), "application/json", render_openai_error(e),
         std::vector<std::pair<std::string, std::string>>{{std::string(backends::kGatewayErrorHeader), "1"}});
+  }
+  if (req.auto_prompt_cache) {
+    // Best effort: a body the helper cannot read is sent as it is.
+    (void)add_anthropic_cache_breakpoints(*body);
   }
   auto inner = client_.start(anthropic_request(provider_, "/messages", std::move(*body), req.upstream_headers,
                                                req.stream));

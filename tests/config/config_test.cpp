@@ -107,6 +107,55 @@ TEST_CASE("config errors name file, line, column and key") {
   }
 }
 
+TEST_CASE("engine providers: GGUF paths, sizes, limits") {
+  const std::string gguf = std::string(FRUGAL_FIXTURES_DIR) + "/llama-2-tiny-random.gguf";
+  auto c = load_config_text("providers:\n  local:\n    kind: engine\n    model: " + gguf +
+                                "\n    draft_model: " + gguf +
+                                "\n    threads: 3\n    kv_memory: 64MiB\n    context_length: 2048\n"
+                                "    max_batch: 8\n    draft_tokens: 5\n"
+                                "models:\n  tiny: local/llama-2-tiny-random\n",
+                            "e.yaml");
+  REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
+  const ProviderConfig* p = c->provider("local");
+  REQUIRE(p != nullptr);
+  CHECK(p->kind == ProviderKind::kEngine);
+  CHECK(p->engine.model == gguf);
+  CHECK(p->engine.draft_model == gguf);
+  CHECK(p->engine.threads == 3);
+  CHECK(p->engine.kv_memory_bytes == 64ll << 20);
+  CHECK(p->engine.context_length == 2048);
+  CHECK(p->engine.max_batch == 8);
+  CHECK(p->engine.draft_tokens == 5);
+  CHECK(c->aliases.at(0).targets.at(0).model == "llama-2-tiny-random");
+
+  auto d = load_config_text("providers:\n  local: { kind: engine, model: " + gguf + " }\n", "e.yaml");
+  REQUIRE(d.ok());
+  CHECK(d->provider("local")->engine.draft_model.empty());
+  CHECK(d->provider("local")->engine.kv_memory_bytes == 512ll << 20);
+  CHECK(d->provider("local")->engine.threads == 0);
+
+  struct Case { std::string yaml; const char* expect; };
+  const Case cases[] = {
+      {"providers:\n  l:\n    kind: engine\n", "key 'providers.l': missing required key 'model'"},
+      {"providers:\n  l:\n    kind: engine\n    model: /no/such.gguf\n",
+       "e.yaml:4:12: key 'providers.l.model': cannot open '/no/such.gguf'"},
+      {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    kv_memory: 12 bananas\n",
+       "e.yaml:5:16: key 'providers.l.kv_memory'"},
+      {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    kv_memory: 1KiB\n",
+       "key 'providers.l.kv_memory': must be at least 1MiB"},
+      {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    base_url: http://x\n",
+       "e.yaml:5:5: key 'providers.l.base_url': unknown key"},
+      {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    max_batch: 0\n",
+       "e.yaml:5:16: key 'providers.l.max_batch'"},
+  };
+  for (const auto& k : cases) {
+    CAPTURE(k.yaml);
+    auto r = load_config_text(k.yaml, "e.yaml");
+    REQUIRE(!r.ok());
+    CHECK_MESSAGE(r.error().message.find(k.expect) != std::string::npos, r.error().message);
+  }
+}
+
 TEST_CASE("listener parsing") {
   CHECK(parse_listener("127.0.0.1:0")->port == 0);
   CHECK(parse_listener(":8080")->host == "0.0.0.0");

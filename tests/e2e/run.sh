@@ -5,6 +5,7 @@
 # The tests get FRUGAL_URL (…/v1), FRUGAL_ROOT (no /v1, what ANTHROPIC_BASE_URL takes),
 # MOCK_URL and FRUGAL_LOG (frugal's log, at debug level, for the usage hand-off lines).
 # Usage: tests/e2e/run.sh FRUGAL_BIN MOCK_BIN [TEST_FILE...]
+# FRUGAL_SERVE_ARGS (env, whitespace-separated) adds arguments to `frugal serve`.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 frugal_bin=$1 mock_bin=$2
@@ -33,7 +34,7 @@ wait_for() {  # FILE REGEX
 mock_port=$(wait_for "$work/mock.log" 'PORT=[0-9]+' | cut -d= -f2)
 OPENAI_BASE_URL="http://127.0.0.1:$mock_port/v1" OPENAI_API_KEY=sk-upstream \
 ANTHROPIC_BASE_URL="http://127.0.0.1:$mock_port" ANTHROPIC_API_KEY=sk-ant-upstream \
-  "$frugal_bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" --log-level debug >"$work/frugal.log" 2>&1 & pids+=($!)
+  "$frugal_bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" --log-level debug ${FRUGAL_SERVE_ARGS:-} >"$work/frugal.log" 2>&1 & pids+=($!)
 port=$(wait_for "$work/frugal.log" 'listening on 127\.0\.0\.1:[0-9]+' | sed 's/.*://')
 
 export FRUGAL_URL="http://127.0.0.1:$port/v1" FRUGAL_ROOT="http://127.0.0.1:$port" MOCK_URL="http://127.0.0.1:$mock_port"

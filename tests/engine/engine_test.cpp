@@ -276,3 +276,24 @@ TEST_CASE("kv cache exhaustion is a clear error, not a crash") {
   CHECK(grow.tokens.size() == 13);  // one from the prompt's logits, then positions 20..31
   CHECK(engine->stats().kv.used_blocks == 0);
 }
+
+TEST_CASE("shutdown cancels in-flight requests; a later submit is cancelled at once") {
+  auto engine = make_engine();
+  Collector running;
+  std::promise<void> started;
+  std::atomic<bool> once{false};
+  engine->submit(greedy(tokens(8, 5), 100000), running.callback([&](const GenerateEvent& ev) {
+    if (!ev.is_final && !once.exchange(true)) started.set_value();
+  }));
+  started.get_future().wait();
+  engine->shutdown();
+  const Collected got = running.wait();
+  CHECK(got.final.reason == FinishReason::kCancelled);
+  CHECK_FALSE(got.tokens.empty());
+  Collector late;
+  engine->submit(greedy(tokens(4, 6), 4), late.callback());
+  const Collected l = late.wait();  // delivered synchronously, no thread left to run it
+  CHECK(l.final.reason == FinishReason::kCancelled);
+  CHECK(l.tokens.empty());
+  engine->shutdown();  // idempotent
+}

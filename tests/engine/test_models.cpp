@@ -13,12 +13,13 @@ namespace frugal::engine::testing {
 
 namespace {
 std::string temp_dir() {
-  static const std::string dir = [] {
+  // Never destroyed: `cleanup` below (constructed first, so destroyed last) still needs it.
+  static const std::string* dir = new std::string([] {
     auto d = std::filesystem::temp_directory_path() / ("frugal-engine-test-" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
     return d.string();
-  }();
-  return dir;
+  }());
+  return *dir;
 }
 struct Cleanup {
   ~Cleanup() {

@@ -63,6 +63,9 @@ models:
 passthrough:
   - { prefix: "claude", provider: claude }
   - { prefix: "gpt-", provider: openai }
+cache:
+  routes:
+    sonnet: { auto_prompt_cache: true }
 )";
     std::ofstream(dir / "frugal.yaml") << cfg;
     gw = std::make_unique<Child>(std::vector<std::string>{FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string(),
@@ -76,10 +79,14 @@ passthrough:
     std::filesystem::remove_all(dir);
   }
   Response messages(const std::string& body, std::vector<std::string> headers = {}) {
+    gw->output();  // drain the debug log so the gateway never blocks on a full pipe
     headers.emplace_back("anthropic-version: 2023-06-01");
     return request("POST", url + "/v1/messages", body, std::move(headers));
   }
-  Response chat(const std::string& body) { return request("POST", url + "/v1/chat/completions", body); }
+  Response chat(const std::string& body) {
+    gw->output();  // drain the debug log so the gateway never blocks on a full pipe
+    return request("POST", url + "/v1/chat/completions", body);
+  }
   std::string last_upstream_body() { return request("GET", mock_url + "/mock/last_request").body; }
   std::string last_upstream_header(const std::string& name) {
     simdjson::dom::parser p;
@@ -533,6 +540,22 @@ TEST_CASE("the exact cache serves translated requests to Anthropic clients; pass
   CHECK(e.messages(pass).header("x-frugal-cache") == "bypass");
   CHECK(e.messages(pass).status == 200);
   CHECK(e.mock_stat("messages") == msgs + 2);
+}
+
+TEST_CASE("auto_prompt_cache: a route that enables it gets cache_control on its long stable prefix") {
+  auto& e = env();
+  const std::string system(6000, 's');  // ~1500 tokens by the chars/4 estimate, over the 1024 minimum
+  const std::string body = R"(,"max_tokens":50,"messages":[{"role":"system","content":")" + system +
+                           R"("},{"role":"user","content":"q1"},{"role":"assistant","content":"a1"},)"
+                           R"({"role":"user","content":"q2"}]})";
+  auto r = e.chat(R"({"model":"sonnet")" + body);
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  const std::string sent = e.last_upstream_body();
+  CHECK(sent.find(R"("cache_control":{"type":"ephemeral"})") != std::string::npos);
+  // The same request on a route without it: no breakpoints added.
+  auto r2 = e.chat(R"({"model":"claude-sonnet-4-5")" + body);
+  REQUIRE(r2.status == 200);
+  CHECK(e.last_upstream_body().find("cache_control") == std::string::npos);
 }
 
 TEST_CASE("SIGTERM stops the gateway gracefully") {

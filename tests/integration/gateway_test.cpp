@@ -287,6 +287,28 @@ TEST_CASE("client-chosen text cannot inject response headers") {
   CHECK(r.header("x-frugal-model") == "gpt-4ox-evil: 1");
 }
 
+TEST_CASE("a stream still running after the shutdown grace period does not crash the gateway") {
+  auto& e = env();
+  const auto dir = e.dir / "grace";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "frugal.yaml") << "data_dir: " << (dir / "data").string() << R"(
+server: { listen: ["127.0.0.1:0"], threads: 1, shutdown_grace: 200ms }
+providers:
+  mock: { kind: openai, base_url: )" << e.mock_url << R"(/v1, api_key: sk-test }
+passthrough: [ { prefix: "", provider: mock } ]
+)";
+  Child gw({FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
+  const std::string url = "http://127.0.0.1:" + gw.wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
+  std::thread client([&] {
+    request("POST", url + "/v1/chat/completions",
+            R"({"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}],)"
+            R"("mock":{"chunks":50,"chunk_delay_ms":100}})");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(gw.stop(SIGTERM) == 0);  // the in-flight stream is dropped, the process exits cleanly
+  client.join();
+}
+
 TEST_CASE("SIGTERM stops the gateway gracefully") {
   auto& e = env();
   CHECK(e.gw->stop(SIGTERM) == 0);

@@ -1,4 +1,4 @@
-#include "cache/anthropic_breakpoints.h"
+#include "backends/dialect/anthropic_breakpoints.h"
 
 #include <simdjson.h>
 
@@ -8,7 +8,7 @@
 
 #include "core/json.h"
 
-namespace frugal::cache {
+namespace frugal {
 namespace {
 
 using simdjson::dom::array;
@@ -240,4 +240,4 @@ Result<int> add_anthropic_cache_breakpoints(std::string& body, const BreakpointO
   return added;
 }
 
-}  // namespace frugal::cache
+}  // namespace frugal

@@ -1,4 +1,4 @@
-#include "cache/anthropic_breakpoints.h"
+#include "backends/dialect/anthropic_breakpoints.h"
 
 #include <doctest/doctest.h>
 
@@ -7,7 +7,6 @@
 #include <string>
 
 using namespace frugal;
-using namespace frugal::cache;
 
 namespace {
 

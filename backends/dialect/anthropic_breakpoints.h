@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 
-namespace frugal::cache {
+namespace frugal {
 
 struct BreakpointOptions {
   int64_t min_tokens = 1024;        // minimum cacheable prefix (Sonnet/Opus class)
@@ -37,4 +37,4 @@ struct BreakpointOptions {
 Result<int> add_anthropic_cache_breakpoints(std::string& anthropic_request_json,
                                             const BreakpointOptions& options = {});
 
-}  // namespace frugal::cache
+}  // namespace frugal
