@@ -230,10 +230,11 @@ Result<std::shared_ptr<const Snapshot>> Server::reload() {
   next->data_dir = cur->cfg->data_dir;
   if (amend_)
     if (auto r = amend_(*next); !r) return fail(std::move(r).error());
-  if (auto r = engines_.sync(*next); !r) return fail(std::move(r).error());
   auto cfg = std::make_shared<const config::GatewayConfig>(std::move(*next));
   auto policy = load_policy_for(*cfg);
   if (!policy) return fail(std::move(policy).error());
+  // Engines last among the checks: an invalid policy must not load or unload models.
+  if (auto r = engines_.sync(*cfg); !r) return fail(std::move(r).error());
   auto budgets = budgets_for(policy->get(), cur.get(), ledger_.get());
   if (!budgets) return fail(std::move(budgets).error());
   auto snap = std::make_shared<const Snapshot>(Snapshot{cfg, std::move(*policy), std::move(*budgets), cur->generation + 1});

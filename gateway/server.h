@@ -16,9 +16,6 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
-#include <cstdint>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
