@@ -115,9 +115,7 @@ done
 
 # Time to first token with a 200 ms first-token delay upstream: median over 20 each.
 echo
-s# Cache-Control: no-store keeps frugal's exact cache out of this measurement (the
-# request is deterministic); bench/cache_hit.sh measures the cache.
-body='{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}],"mock":{"ttft_ms":200,"chunks":4}}'
+sbody='{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}],"mock":{"ttft_ms":200,"chunks":4}}'
 ttft() {
   for _ in $(seq 1 20); do
     curl -s -o /dev/null -w '%{time_starttransfer}\n' -H 'content-type: application/json' -d "$sbody" "$1"
