@@ -15,19 +15,7 @@ for b in "$frugal_bin" "$mock_bin"; do [[ -x $b ]] || { echo "missing $b: build 
 command -v wrk >/dev/null || { echo "wrk missing: run deploy/install-deps.sh" >&2; exit 1; }
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-wait_for() {
-  for _ in $(seq 1 200); do
-    if grep -Eo "$2" "$1" >/dev/null 2>&1; then grep -Eo "$2" "$1" | head -1; return 0; fi
-    sleep 0.05
-  done
-  echo "timed out waiting for $2 in $1" >&2; cat "$1" >&2; exit 1
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$root/bench/lib.sh"
 
 "$mock_bin" --port 0 --threads 1 >"$work/mock.log" 2>&1 & pids+=($!)
 mock_port=$(wait_for "$work/mock.log" 'PORT=[0-9]+' | cut -d= -f2)
@@ -89,7 +77,6 @@ run() {
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   echo "$rps $(to_ms "$p50") $(to_ms "$p99")"
 }
-to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'; }
 
 # warm up connection pools
 wrk -t1 -c64 -d1s -s "$work/post.lua" "http://127.0.0.1:$frugal_port/v1/chat/completions" >/dev/null
