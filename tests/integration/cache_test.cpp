@@ -11,9 +11,11 @@
 #include <set>
 #include <thread>
 
+#include "tests/support/completion_text.h"
 #include "tests/support/process.h"
 
 using frugal::test::Child;
+using frugal::test::content_of;
 using frugal::test::request;
 using frugal::test::Response;
 
@@ -90,30 +92,6 @@ std::string body(const std::string& tag, const std::string& extra = "") {
          extra + "}";
 }
 
-// The assistant text of a completion body, or of an SSE stream (deltas concatenated).
-std::string content_of(const Response& r) {
-  simdjson::dom::parser p;
-  if (r.header("content-type").find("text/event-stream") == std::string::npos) {
-    std::string_view s;
-    if (p.parse(r.body)["choices"].at(0)["message"]["content"].get_string().get(s)) return "<no content>";
-    return std::string(s);
-  }
-  std::string out;
-  size_t pos = 0;
-  while ((pos = r.body.find("data: ", pos)) != std::string::npos) {
-    const size_t end = r.body.find("\n\n", pos);
-    const std::string data = r.body.substr(pos + 6, end - pos - 6);
-    pos = end;
-    if (data == "[DONE]") break;
-    simdjson::dom::element chunk;
-    if (p.parse(data).get(chunk)) return "<bad chunk>";
-    simdjson::dom::array choices;
-    if (chunk["choices"].get_array().get(choices) || choices.size() == 0) continue;
-    std::string_view s;
-    if (!choices.at(0)["delta"]["content"].get_string().get(s)) out += s;
-  }
-  return out;
-}
 
 }  // namespace
 

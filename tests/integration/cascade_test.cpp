@@ -15,9 +15,11 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/completion_text.h"
 #include "tests/support/process.h"
 
 using frugal::test::Child;
+using frugal::test::content_of;
 using frugal::test::request;
 using frugal::test::Response;
 
@@ -234,30 +236,6 @@ size_t count_of(const std::string& haystack, const std::string& needle) {
   return n;
 }
 
-// The assistant text of a plain body or an SSE stream.
-std::string content_of(const Response& r) {
-  simdjson::dom::parser p;
-  if (r.header("content-type").find("text/event-stream") == std::string::npos) {
-    std::string_view s;
-    if (p.parse(r.body)["choices"].at(0)["message"]["content"].get_string().get(s)) return "<no content>";
-    return std::string(s);
-  }
-  std::string out;
-  size_t pos = 0;
-  while ((pos = r.body.find("data: ", pos)) != std::string::npos) {
-    const size_t end = r.body.find("\n\n", pos);
-    const std::string data = r.body.substr(pos + 6, end - pos - 6);
-    pos = end;
-    if (data == "[DONE]") break;
-    simdjson::dom::element chunk;
-    if (p.parse(data).get(chunk)) return "<bad chunk>";
-    simdjson::dom::array choices;
-    if (chunk["choices"].get_array().get(choices) || choices.size() == 0) continue;
-    std::string_view s;
-    if (!choices.at(0)["delta"]["content"].get_string().get(s)) out += s;
-  }
-  return out;
-}
 
 // The request bodies in the mock's log that were sent for `model`.
 std::vector<std::string> sent_to(const std::string& log, const std::string& model) {
