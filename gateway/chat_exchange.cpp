@@ -114,40 +114,18 @@ void ChatExchange::log_finish(const Usage& u, ExchangeEnd end) const {
 }
 
 Error ChatExchange::upstream_error(backends::Call& call) const {
-  thread_local simdjson::dom::parser parser;
   const int status = call.status();
   const std::string_view body = call.body();
+  // Anthropic's error types say more than its statuses (529 overloaded, ...).
+  Error e = call.dialect() == backends::WireDialect::kAnthropic ? error_from_anthropic_body(status, body)
+                                                                : error_from_openai_body(status, body);
   // The backend refused on the gateway's behalf (e.g. a request the provider's dialect
   // cannot express): the message is ours, not the upstream's.
-  if (!call.header(backends::kGatewayErrorHeader).empty()) return error_from_openai_body(status, body);
-  Error e;
-  e.status = status;
-  e.kind = status == 401 ? ErrorKind::kAuthentication
-           : status == 403 ? ErrorKind::kPermission
-           : status == 404 ? ErrorKind::kNotFound
-           : status == 413 ? ErrorKind::kTooLarge
-           : status == 429 ? ErrorKind::kRateLimited
-           : status < 500  ? ErrorKind::kInvalidRequest
-                           : ErrorKind::kUpstream;
-  std::string upstream_msg;
-  simdjson::dom::element root, err;
-  if (!parser.parse(body.data(), body.size()).get(root) && !root["error"].get(err)) {
-    std::string_view s;
-    if (err.is_object()) {
-      if (!err["message"].get_string().get(s)) upstream_msg = s;
-      if (!err["param"].get_string().get(s)) e.param = s;
-      if (!err["code"].get_string().get(s)) e.code = s;
-    } else if (!err.get_string().get(s)) {
-      upstream_msg = s;
-    }
-  }
-  if (upstream_msg.empty()) upstream_msg = std::string(body.substr(0, 300));
-  // Anthropic's error types say more than its statuses (529 overloaded, ...).
-  if (call.dialect() == backends::WireDialect::kAnthropic) e.kind = error_from_anthropic_body(status, body).kind;
+  if (!call.header(backends::kGatewayErrorHeader).empty()) return e;
   const std::string who = "upstream '" + (target_.provider ? target_.provider->name : std::string("?")) + "'";
   e.message = status == 401 || status == 403
-                  ? who + " rejected the gateway's credentials (status " + std::to_string(status) + "): " + upstream_msg
-                  : who + " returned status " + std::to_string(status) + ": " + upstream_msg;
+                  ? who + " rejected the gateway's credentials (status " + std::to_string(status) + "): " + e.message
+                  : who + " returned status " + std::to_string(status) + ": " + e.message;
   return e;
 }
 
