@@ -32,6 +32,7 @@
 #include "core/sse.h"
 #include "gateway/chat_exchange.h"
 #include "gateway/client_watch.h"
+#include "gateway/sse_relay.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
 #include "gateway/worker.h"
@@ -42,15 +43,6 @@ namespace {
 
 // Client headers an Anthropic upstream must see (ChatRequest::upstream_headers).
 constexpr std::string_view kForwardedHeaders[] = {"anthropic-version", "anthropic-beta"};
-
-struct ParserLease {
-  explicit ParserLease(Worker& w) : w_(w), p(w.acquire_parser()) {}
-  ~ParserLease() { w_.release_parser(std::move(p)); }
-  ParserLease(const ParserLease&) = delete;
-  ParserLease& operator=(const ParserLease&) = delete;
-  Worker& w_;
-  std::unique_ptr<simdjson::dom::parser> p;
-};
 
 std::vector<std::pair<std::string, std::string>> forwarded_headers(const Request& req) {
   std::vector<std::pair<std::string, std::string>> out;
@@ -98,7 +90,7 @@ asio::awaitable<bool> stream_messages(beast::tcp_stream& stream, backends::Call&
   AnthropicUsageTracker tracker;
   OpenAiToAnthropicStream translator(OpenAiToAnthropicStream::Options{model, "", 0});
   bool relayed_error_event = false;
-  const auto usage = [&] {
+  const std::function<Usage()> usage = [&] {
     if (native) return tracker.current_usage();
     const Usage u = translator.current_usage();
     return u.reported ? u : call.usage_so_far();
@@ -110,38 +102,17 @@ asio::awaitable<bool> stream_messages(beast::tcp_stream& stream, backends::Call&
     co_return false;
   }
   SseParser sse;
-  std::string events, frame;
-  for (;;) {
-    std::string bytes = call.take_body();
-    if (!bytes.empty()) {
-      ex.observe(bytes);
-      events.clear();
-      sse.feed(bytes, [&](const SseEvent& ev) {
-        if (native) {
-          if (ev.event == "error") relayed_error_event = true;
-          tracker.observe(ev);
-          events.append(ev.raw);
-        } else {
-          (void)translator.feed(ev, events);  // a failure has written its error event
-        }
-      });
-      if (!events.empty()) {
-        frame.clear();
-        append_http_chunk(frame, events);
-        if (!co_await write_raw(stream, frame)) {
-          call.cancel();
-          ex.finish(usage(), ExchangeEnd::kClientGone);
-          co_return false;
-        }
-      }
+  // Named, not a temporary in the co_await expression: GCC 12 destroys those twice.
+  const std::function<void(const SseEvent&, std::string&)> on_event = [&](const SseEvent& ev, std::string& out) {
+    if (native) {
+      if (ev.event == "error") relayed_error_event = true;
+      tracker.observe(ev);
+      out.append(ev.raw);
+    } else {
+      (void)translator.feed(ev, out);  // a failure has written its error event
     }
-    if (call.state() == backends::CallState::kDone && call.body().empty()) break;
-    if (call.state() != backends::CallState::kDone) co_await call.wait();
-  }
-  if (watch.client_gone) {
-    ex.finish(usage(), ExchangeEnd::kClientGone);
-    co_return false;
-  }
+  };
+  if (!co_await pump_sse_events(stream, call, ex, watch, sse, on_event, usage)) co_return false;
   const std::string why = call.failed()      ? call.error()
                           : sse.has_partial() ? std::string("cut mid-event")
                                               : std::string("ended without its terminator");
@@ -159,7 +130,7 @@ asio::awaitable<bool> stream_messages(beast::tcp_stream& stream, backends::Call&
     log::warn("request " + ctx.request_id + ": upstream stream broke: " + why);
     ctx.keep_alive = false;
   }
-  frame.clear();
+  std::string frame;
   if (!tail.empty()) append_http_chunk(frame, tail);
   // The ledger row is durable before the response completes. (message_stop may already
   // have reached the client: docs/policies.md, "Durability".)

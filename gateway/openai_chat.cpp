@@ -16,6 +16,7 @@
 #include "gateway/worker.h"
 #include "gateway/chat_exchange.h"
 #include "gateway/client_watch.h"
+#include "gateway/sse_relay.h"
 #include "router/dispatch.h"
 
 namespace frugal::gateway {
@@ -55,41 +56,19 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
   Usage usage;
   // What to hand off when the stream ends early: the usage chunk if one came, else what
   // the backend saw but could not put into bytes yet (e.g. Anthropic's message_start).
-  const auto seen = [&] { return usage.reported ? usage : call.usage_so_far(); };
+  const std::function<Usage()> seen = [&] { return usage.reported ? usage : call.usage_so_far(); };
   bool saw_done = false;
-  std::string frame, events;
-  for (;;) {
-    std::string bytes = call.take_body();
-    if (!bytes.empty()) {
-      ex.observe(bytes);
-      events.clear();
-      sse.feed(bytes, [&](const SseEvent& ev) {
-        if (ev.data == "[DONE]") {
-          saw_done = true;  // held back until the ledger row is written (below)
-          return;
-        } else if (inspect_chunk(ev.data, usage) && !chat.include_usage) {
-          return;  // usage-only chunk the client did not ask for
-        }
-        events.append(ev.raw);
-      });
-      if (!events.empty()) {
-        frame.clear();
-        append_http_chunk(frame, events);
-        if (!co_await write_raw(stream, frame)) {
-          call.cancel();
-          ex.finish(seen(), ExchangeEnd::kClientGone);
-          co_return false;
-        }
-      }
+  // Named, not a temporary in the co_await expression: GCC 12 destroys those twice.
+  const std::function<void(const SseEvent&, std::string&)> on_event = [&](const SseEvent& ev, std::string& out) {
+    if (ev.data == "[DONE]") {
+      saw_done = true;  // held back until the ledger row is written (below)
+      return;
     }
-    if (call.state() == backends::CallState::kDone && call.body().empty()) break;
-    if (call.state() != backends::CallState::kDone) co_await call.wait();
-  }
-  if (watch.client_gone) {
-    ex.finish(seen(), ExchangeEnd::kClientGone);
-    co_return false;
-  }
-  frame.clear();
+    if (inspect_chunk(ev.data, usage) && !chat.include_usage) return;  // usage-only chunk not asked for
+    out.append(ev.raw);
+  };
+  if (!co_await pump_sse_events(stream, call, ex, watch, sse, on_event, seen)) co_return false;
+  std::string frame;
   const bool broke = !saw_done || call.failed() || sse.has_partial();
   ex.finish(seen(), broke ? ExchangeEnd::kUpstreamBroke : ExchangeEnd::kComplete);
   if (!broke) {
@@ -114,14 +93,8 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
 
 asio::awaitable<bool> handle_chat_completions(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
                                               Worker& w) {
-  auto parser = w.acquire_parser();
-  struct ParserReturn {
-    Worker& w;
-    std::unique_ptr<simdjson::dom::parser>& p;
-    ~ParserReturn() { w.release_parser(std::move(p)); }
-  } parser_return{w, parser};
-
-  auto chat = parse_chat_body(*parser, req.body());
+  ParserLease parser(w);
+  auto chat = parse_chat_body(*parser.p, req.body());
   if (!chat) co_return co_await send_openai_error(stream, chat.error(), ctx);
 
   ChatExchange ex(w, ctx, req, Dialect::kOpenAi);

@@ -72,6 +72,16 @@ class Worker final : public router::Backends {
   std::vector<std::pair<const config::ProviderConfig*, std::unique_ptr<backends::Backend>>> stale_backends_;
 };
 
+// A parser from the worker's pool for the duration of a scope.
+struct ParserLease {
+  explicit ParserLease(Worker& w) : w_(w), p(w.acquire_parser()) {}
+  ~ParserLease() { w_.release_parser(std::move(p)); }
+  ParserLease(const ParserLease&) = delete;
+  ParserLease& operator=(const ParserLease&) = delete;
+  Worker& w_;
+  std::unique_ptr<simdjson::dom::parser> p;
+};
+
 // Creates the backend for one provider on one worker thread.
 std::unique_ptr<backends::Backend> make_backend(const config::ProviderConfig& provider, Worker& worker);
 

@@ -1,0 +1,36 @@
+#include "gateway/sse_relay.h"
+
+namespace frugal::gateway {
+
+asio::awaitable<bool> pump_sse_events(beast::tcp_stream& stream, backends::Call& call, ChatExchange& ex,
+                                      ClientWatch& watch, SseParser& sse,
+                                      const std::function<void(const SseEvent&, std::string&)>& on_event,
+                                      const std::function<Usage()>& usage) {
+  std::string events, frame;
+  for (;;) {
+    std::string bytes = call.take_body();
+    if (!bytes.empty()) {
+      ex.observe(bytes);
+      events.clear();
+      sse.feed(bytes, [&](const SseEvent& ev) { on_event(ev, events); });
+      if (!events.empty()) {
+        frame.clear();
+        append_http_chunk(frame, events);
+        if (!co_await write_raw(stream, frame)) {
+          call.cancel();
+          ex.finish(usage(), ExchangeEnd::kClientGone);
+          co_return false;
+        }
+      }
+    }
+    if (call.state() == backends::CallState::kDone && call.body().empty()) break;
+    if (call.state() != backends::CallState::kDone) co_await call.wait();
+  }
+  if (watch.client_gone) {
+    ex.finish(usage(), ExchangeEnd::kClientGone);
+    co_return false;
+  }
+  co_return true;
+}
+
+}  // namespace frugal::gateway
