@@ -83,6 +83,7 @@ class Server {
   int64_t reloads_failed() const { return reloads_failed_.load(); }
   bool ready() const { return ready_.load(); }
   std::atomic<int64_t>& in_flight() { return in_flight_; }
+  int io_threads() const { return static_cast<int>(workers_.size()); }
 
   // Persistent state under data_dir, opened by start(): the one RocksDB instance, the
   // exact cache over it and the cost ledger. Thread-safe objects, shared by workers.

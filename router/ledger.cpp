@@ -488,6 +488,67 @@ bool Ledger::append(LedgerRecord record, std::function<void(bool ok)> on_written
   return true;
 }
 
+bool Ledger::append_durable(LedgerRecord record, std::function<void(bool ok)> on_written) {
+  {
+    std::lock_guard lock(mu_);
+    const bool inline_ok = !closing_ && !writing_ && queue_.empty() && !options_.sync &&
+                           options_.write_delay_us == 0;
+    if (!inline_ok) {
+      if (closing_ || queue_.size() >= options_.queue_capacity) {
+        ++stats_.dropped;
+        if (on_written) on_written(false);
+        return false;
+      }
+      enqueue_locked(std::move(record), nullptr, std::move(on_written));
+      work_cv_.notify_one();
+      return false;
+    }
+    ++inline_writers_;
+    ++stats_.appended;
+  }
+  rocksdb::WriteBatch wb;
+  add_to_batch(wb, record);
+  rocksdb::WriteOptions wo;
+  wo.no_slowdown = true;  // never stall an I/O thread: the writer takes it instead
+  const rocksdb::Status s = db_->Write(wo, &wb);
+  bool queued = false;
+  {
+    std::lock_guard lock(mu_);
+    --inline_writers_;
+    if (s.IsIncomplete()) {
+      // Counted as appended already; the writer writes it and reports through on_written.
+      const uint64_t seq = ++next_seq_;
+      queue_.push_back(Pending{std::move(record), seq, nullptr, std::move(on_written)});
+      queued = true;
+    } else {
+      ++stats_.batches;
+      if (s.ok()) {
+        ++stats_.written;
+        ++stats_.written_inline;
+      } else {
+        ++error_count_;
+        ++stats_.write_errors;
+        last_error_ = "ledger write failed: " + s.ToString();
+      }
+    }
+  }
+  if (queued) {
+    work_cv_.notify_one();
+    return false;
+  }
+  done_cv_.notify_all();  // close() waits for inline writers
+  if (!s.ok()) {
+    if (on_written) on_written(false);
+    return false;
+  }
+  return true;
+}
+
+void Ledger::add_to_batch(rocksdb::WriteBatch& wb, const LedgerRecord& r) const {
+  wb.Put(ledger_cf_, ledger_key(r.wall_us, r.request_id), encode_record(r));
+  for (const auto& [k, t] : rollup_deltas(r)) wb.Merge(rollups_cf_, encode_rollup_key(k), encode_totals(t));
+}
+
 Result<void> Ledger::append_sync(LedgerRecord record) {
   auto waiter = std::make_shared<SyncWaiter>();
   std::unique_lock lock(mu_);
@@ -512,9 +573,12 @@ Result<void> Ledger::flush() {
 
 void Ledger::close() {
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     if (closing_ && !writer_.joinable()) return;
     closing_ = true;
+    // An inline write that RocksDB refuses is queued: let those land before the
+    // writer drains and stops.
+    done_cv_.wait(lock, [&] { return inline_writers_ == 0; });
   }
   work_cv_.notify_one();
   done_cv_.notify_all();
@@ -537,18 +601,16 @@ void Ledger::run_writer() {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      writing_ = true;
     }
     done_cv_.notify_all();  // space freed for blocked append_sync callers
     wb.Clear();
-    for (const auto& p : batch) {
-      const LedgerRecord& r = p.record;
-      wb.Put(ledger_cf_, ledger_key(r.wall_us, r.request_id), encode_record(r));
-      for (const auto& [k, t] : rollup_deltas(r)) wb.Merge(rollups_cf_, encode_rollup_key(k), encode_totals(t));
-    }
+    for (const auto& p : batch) add_to_batch(wb, p.record);
     if (options_.write_delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(options_.write_delay_us));
     const rocksdb::Status s = db_->Write(wo, &wb);
     {
       std::lock_guard lock(mu_);
+      writing_ = false;
       ++stats_.batches;
       if (s.ok()) {
         stats_.written += batch.size();

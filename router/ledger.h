@@ -21,6 +21,12 @@
 //    append_sync waiting in it).
 //  * close() (and the destructor) drain the queue and write everything before returning.
 //
+// append_durable() is the cheap way to wait for durability: when the writer is idle,
+// the queue empty and no fsync/fault injection is configured, the calling thread writes
+// the row itself (one WriteBatch, `no_slowdown`: a write that would stall RocksDB is
+// handed to the writer instead). A waiting caller then pays a WAL write(2) into the
+// page cache instead of two thread wake-ups (~10 µs against 50–100 µs on a VM).
+//
 // Ownership: open() borrows the DB and column family handles, which must outlive the
 // Ledger. open_standalone() opens and owns its own DB (tests, the CLI).
 #include <rocksdb/db.h>
@@ -93,6 +99,7 @@ struct LedgerStats {
   uint64_t dropped = 0;  // queue full
   uint64_t write_errors = 0;
   uint64_t batches = 0;
+  uint64_t written_inline = 0;  // by append_durable on the caller's thread (in `written`)
 };
 
 class Ledger {
@@ -117,6 +124,11 @@ class Ledger {
   // inline with false when the record is dropped. It must be cheap and must not call
   // back into the ledger (post to your own executor). Returns false when dropped.
   bool append(LedgerRecord record, std::function<void(bool ok)> on_written);
+  // Writes the record on the calling thread when that cannot block (see above) and
+  // returns true: the row is durable, on_written is not called. Otherwise behaves as
+  // append(record, on_written) and returns false: on_written reports the outcome (it
+  // may already have run, with false, when the row was dropped or the write failed).
+  bool append_durable(LedgerRecord record, std::function<void(bool ok)> on_written);
   // Queues the record and waits until its batch is written (see durability above).
   Result<void> append_sync(LedgerRecord record);
   // Waits until everything appended before this call is written.
@@ -142,6 +154,7 @@ class Ledger {
   Ledger(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* ledger_cf, rocksdb::ColumnFamilyHandle* rollups_cf,
          LedgerOptions options);
   void run_writer();
+  void add_to_batch(rocksdb::WriteBatch& wb, const LedgerRecord& r) const;
   uint64_t enqueue_locked(LedgerRecord record, std::shared_ptr<SyncWaiter> waiter,
                           std::function<void(bool)> on_written = {});
 
@@ -162,6 +175,8 @@ class Ledger {
   uint64_t error_count_ = 0;
   std::string last_error_;
   bool closing_ = false;
+  bool writing_ = false;              // the writer thread is inside a batch
+  int inline_writers_ = 0;            // append_durable() calls inside db_->Write
   LedgerStats stats_;
   std::thread writer_;
 };

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -268,6 +269,40 @@ TEST_CASE("after close, appends are refused rather than lost silently") {
   CHECK(!l->append(two_tier_record("x", kH)));
   CHECK(!l->append_sync(two_tier_record("y", kH)).ok());
   CHECK(l->stats().dropped == 1);
+}
+
+TEST_CASE("append_durable writes on the caller's thread when the writer is idle, else queues") {
+  TempDir dir;
+  {
+    auto l = open_ledger(dir.path);
+    int called = 0;
+    // Idle ledger: written before it returns, readable at once, callback never runs.
+    CHECK(l->append_durable(two_tier_record("now", kH), [&](bool) { ++called; }));
+    CHECK(called == 0);
+    CHECK(l->stats().written_inline == 1);
+    auto rows = l->scan(kH, kH + 1, 10);
+    REQUIRE(rows->size() == 1);
+    CHECK((*rows)[0].request_id == "now");
+    CHECK(l->query(kH, kH + kHour, {})->totals.cost.micros == 1'389);
+  }
+  {
+    // A slow writer (fault injection) forces the queued path: the callback reports it.
+    LedgerOptions o;
+    o.write_delay_us = 2'000;
+    auto l = open_ledger(dir.path, o);
+    std::atomic<int> ok{0};
+    CHECK(!l->append_durable(two_tier_record("queued", kH + 1), [&](bool good) { ok += good ? 1 : 100; }));
+    REQUIRE(l->flush().ok());
+    CHECK(ok == 1);
+    CHECK(l->stats().written_inline == 0);
+    l->close();
+    // Closed: refused, and the callback says so (inline).
+    bool refused = false;
+    CHECK(!l->append_durable(two_tier_record("late", kH + 2), [&](bool good) { refused = !good; }));
+    CHECK(refused);
+  }
+  auto l = open_ledger(dir.path);
+  CHECK(l->scan(kH, kH + 10, 10)->size() == 2);
 }
 
 TEST_CASE("budgets are rebuilt from the rollups") {
