@@ -2,7 +2,8 @@
 # Exact-cache hits: wrk against frugal answering one cached request, and against
 # Debian's nginx serving the same response bytes from a static file — same load tool,
 # same run, 1 and 64 connections; prints rps, p50, p99 and frugal's ratios to nginx.
-# Loopback only, bounded: DURATION seconds per run (default 5).
+# Loopback only, bounded: DURATION seconds per run (default 5), ROUNDS interleaved rounds
+# (default 3; the ratios are medians over rounds).
 # Usage: bench/cache_hit.sh [BUILD_DIR]   (default build/release)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -60,33 +61,12 @@ wrk.method = "POST"
 wrk.body = '$body'
 wrk.headers["Content-Type"] = "application/json"
 LUA
-run() {
-  local out
-  out=$(wrk -t1 -c"$3" -d"${duration}s" --latency -s "$work/post.lua" "http://127.0.0.1:$2/v1/chat/completions" 2>&1)
-  local non2xx; non2xx=$(grep -Eo 'Non-2xx or 3xx responses: [0-9]+' <<<"$out" | grep -Eo '[0-9]+$' || echo 0)
-  [[ $non2xx == 0 ]] || { echo "$1: $non2xx non-2xx responses" >&2; echo "$out" >&2; exit 1; }
-  echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")") $(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")"
-}
 wrk -t1 -c64 -d1s -s "$work/post.lua" "http://127.0.0.1:$frugal_port/v1/chat/completions" >/dev/null
 wrk -t1 -c64 -d1s -s "$work/post.lua" "http://127.0.0.1:$nginx_port/v1/chat/completions" >/dev/null
 
 echo "response: $(printf '%s' "$hit" | wc -c) bytes"
-printf '%-8s %6s %12s %10s %10s\n' target conns rps p50_ms p99_ms
-declare -A R
-for c in 1 64; do
-  for t in nginx:$nginx_port frugal:$frugal_port; do
-    name=${t%%:*} port=${t##*:}
-    read -r rps p50 p99 < <(run "$name" "$port" "$c")
-    R[$name.$c]="$rps $p50 $p99"
-    printf '%-8s %6s %12s %10s %10s\n' "$name" "$c" "$rps" "$p50" "$p99"
-  done
-done
+compare "$work/post.lua" nginx:$nginx_port frugal:$frugal_port
 echo
 mock_chats=$(curl -s "http://127.0.0.1:$mock_port/mock/stats" | grep -Eo '"chat":[0-9]+' | cut -d: -f2)
 echo "upstream calls during the whole run: $mock_chats (the one miss)"
-for c in 1 64; do
-  read -r nr _ n99 <<<"${R[nginx.$c]}"
-  read -r fr _ f99 <<<"${R[frugal.$c]}"
-  awk -v c="$c" -v nr="$nr" -v fr="$fr" -v n99="$n99" -v f99="$f99" 'BEGIN {
-    printf "c=%-3s frugal/nginx cache-hit throughput %.2fx (goal >= 0.70)   p99 %.2fx\n", c, fr/nr, f99/n99 }'
-done
+echo "goal: cache-hit throughput >= 0.70x nginx serving the same bytes from a static file"

@@ -16,3 +16,51 @@ wait_for() {
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # wrk prints 95.00us / 1.23ms / 2.00s
 to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'; }
+
+# wrk_run NAME PORT CONNS LUA -> "rps p50_ms p99_ms"; a non-2xx answer fails the run.
+wrk_run() {
+  local out
+  out=$(wrk -t1 -c"$3" -d"${duration}s" --latency -s "$4" "http://127.0.0.1:$2/v1/chat/completions" 2>&1)
+  local non2xx; non2xx=$(grep -Eo 'Non-2xx or 3xx responses: [0-9]+' <<<"$out" | grep -Eo '[0-9]+$' || echo 0)
+  [[ $non2xx == 0 ]] || { echo "$1: $non2xx non-2xx responses" >&2; echo "$out" >&2; exit 1; }
+  echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")") $(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")"
+}
+
+# compare LUA REF_NAME:PORT NAME:PORT... — for 1 and 64 connections, ROUNDS rounds
+# (default 3) that each run every target once, back to back, so that drift on a shared
+# machine hits all targets alike. Prints every run, then per target the median over
+# rounds of its per-round throughput and p99 ratios to the reference.
+rounds=${ROUNDS:-3}
+compare() {
+  local lua=$1; shift
+  local ref=${1%%:*}
+  printf '%-8s %5s %6s %12s %10s %10s\n' target round conns rps p50_ms p99_ms
+  local c r t rps p50 p99
+  declare -A R=()
+  for c in 1 64; do
+    for r in $(seq 1 "$rounds"); do
+      for t in "$@"; do
+        read -r rps p50 p99 < <(wrk_run "${t%%:*}" "${t##*:}" "$c" "$lua")
+        R[${t%%:*}.$c.$r]="$rps $p99"
+        printf '%-8s %5s %6s %12s %10s %10s\n' "${t%%:*}" "$r" "$c" "$rps" "$p50" "$p99"
+      done
+    done
+  done
+  echo
+  for c in 1 64; do
+    for t in "${@:2}"; do
+      local name=${t%%:*} ratios=""
+      for r in $(seq 1 "$rounds"); do
+        read -r nr n99 <<<"${R[$ref.$c.$r]}"
+        read -r fr f99 <<<"${R[$name.$c.$r]}"
+        ratios+="$(awk -v a="$fr" -v b="$nr" -v x="$f99" -v y="$n99" 'BEGIN { printf "%.4f %.4f", a/b, x/y }')"$'\n'
+      done
+      median() { sort -n | awk '{v[NR]=$1} END { printf "%.2f", (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2 }'; }
+      local tr p9 all
+      tr=$(awk 'NF {print $1}' <<<"$ratios" | median)
+      p9=$(awk 'NF {print $2}' <<<"$ratios" | median)
+      all=$(awk 'NF {printf "%s%.2f", (n++ ? " " : ""), $1}' <<<"$ratios")
+      echo "c=$c $name/$ref: throughput ${tr}x (rounds: $all), p99 ${p9}x — median of $rounds rounds"
+    done
+  done
+}

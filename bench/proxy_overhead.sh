@@ -3,7 +3,8 @@
 # proxy_pass to it, (c) frugal to it — same mock, same load tool, same run — at 1 and
 # 64 connections; prints rps, p50 and p99 and frugal's ratios to nginx. Then time to
 # first token with a 200 ms upstream first-token delay, direct vs through frugal.
-# Loopback only, bounded: DURATION seconds per run (default 5).
+# Loopback only, bounded: DURATION seconds per run (default 5), ROUNDS interleaved rounds
+# (default 3; the ratios are medians over rounds).
 # Usage: bench/proxy_overhead.sh [BUILD_DIR]   (default build/release)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -65,40 +66,12 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Cache-Control"] = "no-store"
 LUA
 
-# run NAME PORT CONNS -> "rps p50_ms p99_ms"
-run() {
-  local out
-  out=$(wrk -t1 -c"$3" -d"${duration}s" --latency -s "$work/post.lua" "http://127.0.0.1:$2/v1/chat/completions" 2>&1)
-  local non2xx; non2xx=$(grep -Eo 'Non-2xx or 3xx responses: [0-9]+' <<<"$out" | grep -Eo '[0-9]+$' || echo 0)
-  [[ $non2xx == 0 ]] || { echo "$1: $non2xx non-2xx responses" >&2; echo "$out" >&2; exit 1; }
-  local rps p50 p99
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  echo "$rps $(to_ms "$p50") $(to_ms "$p99")"
-}
-
 # warm up connection pools
 wrk -t1 -c64 -d1s -s "$work/post.lua" "http://127.0.0.1:$frugal_port/v1/chat/completions" >/dev/null
 wrk -t1 -c64 -d1s -s "$work/post.lua" "http://127.0.0.1:$nginx_port/v1/chat/completions" >/dev/null
 
-printf '%-8s %6s %12s %10s %10s\n' target conns rps p50_ms p99_ms
-declare -A R
-for c in 1 64; do
-  for t in direct:$mock_port nginx:$nginx_port frugal:$frugal_port; do
-    name=${t%%:*} port=${t##*:}
-    read -r rps p50 p99 < <(run "$name" "$port" "$c")
-    R[$name.$c]="$rps $p50 $p99"
-    printf '%-8s %6s %12s %10s %10s\n' "$name" "$c" "$rps" "$p50" "$p99"
-  done
-done
-echo
-for c in 1 64; do
-  read -r nr _ n99 <<<"${R[nginx.$c]}"
-  read -r fr _ f99 <<<"${R[frugal.$c]}"
-  awk -v c="$c" -v nr="$nr" -v fr="$fr" -v n99="$n99" -v f99="$f99" 'BEGIN {
-    printf "c=%-3s frugal/nginx throughput %.2fx (goal >= 0.80)   p99 %.2fx (goal <= 1.50)\n", c, fr/nr, f99/n99 }'
-done
+compare "$work/post.lua" nginx:$nginx_port frugal:$frugal_port direct:$mock_port
+echo "goals: frugal throughput >= 0.80x nginx, p99 <= 1.50x nginx"
 
 # Time to first token with a 200 ms first-token delay upstream: median over 20 each.
 echo

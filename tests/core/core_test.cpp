@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include "core/chat.h"
 #include "core/json.h"
 #include "core/money.h"
@@ -51,6 +53,10 @@ TEST_CASE("money is exact integer micro-dollars") {
   CHECK(price_tokens(3, 1'250'000).micros == 4);        // 3.75 → 4
   CHECK(Money{1'234'567}.to_usd_string() == "1.234567");
   CHECK(Money{-5}.to_usd_string() == "-0.000005");
+  CHECK(Money{0}.to_usd_string() == "0.000000");
+  CHECK(Money{12'000'000}.to_usd_string() == "12.000000");
+  CHECK(Money{std::numeric_limits<int64_t>::min()}.to_usd_string() == "-9223372036854.775808");
+  CHECK(Money{std::numeric_limits<int64_t>::max()}.to_usd_string() == "9223372036854.775807");
   CHECK(price_tokens(int64_t{1} << 40, 75'000'000).micros == 82'463'372'083'200);  // no overflow
 }
 

@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "policies/budget.h"
@@ -293,6 +295,8 @@ TEST_CASE("append_durable writes on the caller's thread when the writer is idle,
     std::atomic<int> ok{0};
     CHECK(!l->append_durable(two_tier_record("queued", kH + 1), [&](bool good) { ok += good ? 1 : 100; }));
     REQUIRE(l->flush().ok());
+    // on_written runs on the writer thread just after flush() may have returned.
+    for (int i = 0; i < 2'000 && ok == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     CHECK(ok == 1);
     CHECK(l->stats().written_inline == 0);
     l->close();
@@ -303,6 +307,25 @@ TEST_CASE("append_durable writes on the caller's thread when the writer is idle,
   }
   auto l = open_ledger(dir.path);
   CHECK(l->scan(kH, kH + 10, 10)->size() == 2);
+}
+
+TEST_CASE("a batch sums its rollup deltas per key before merging, exactly") {
+  TempDir dir;
+  LedgerOptions o;
+  o.write_delay_us = 20'000;  // lets the queue fill while the writer sleeps
+  auto l = open_ledger(dir.path, o);
+  for (int i = 0; i < 60; ++i) CHECK(l->append(two_tier_record(numbered("b", i), kH + i)));
+  for (int i = 0; i < 20; ++i) CHECK(l->append(cache_hit(numbered("h", i), kH + 100 + i)));
+  REQUIRE(l->flush().ok());
+  CHECK(l->stats().written == 80);
+  CHECK(l->stats().batches < 80);  // some records shared a batch
+  auto q = l->query(kH, kH + kHour, {});
+  CHECK(q->totals.requests == 80);
+  CHECK(q->totals.cache_hits == 20);
+  CHECK(q->totals.attempts == 120);
+  CHECK(q->totals.cost.micros == 60 * 1'389);
+  CHECK(q->totals.baseline.micros == 60 * 2'620 + 20 * 2'600);
+  CHECK(l->scan(kH, kH + kHour, 1000)->size() == 80);
 }
 
 TEST_CASE("budgets are rebuilt from the rollups") {
