@@ -1,17 +1,23 @@
 // The in-process engine through the `frugal` binary: GET /admin/engines (authorisation,
-// settings, counters that prove prefix KV reuse and account for every token).
+// settings, counters that prove prefix KV reuse and account for every token), and the
+// provider's `timeouts` applied to engine calls (504 before the first byte, the broken
+// stream event after it, the engine request cancelled and its blocks freed).
 // Engines serve the llama-2 fixture (random weights, real 32k vocabulary).
 #include <doctest/doctest.h>
 #include <simdjson.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <thread>
 
+#include "tests/support/completion_text.h"
 #include "tests/support/process.h"
 
 using frugal::test::Child;
+using frugal::test::content_of;
 using frugal::test::request;
 using frugal::test::Response;
 
@@ -24,7 +30,10 @@ const std::string kAuth = "Authorization: Bearer " + kAdminToken;
 // Providers:
 //  local  — plain engine;
 //  spec   — the fixture drafting for itself (speculative decoding);
-//  queue  — one sequence at a time.
+//  queue  — one sequence at a time and short deadlines: a second request waits behind
+//           the first, and a long generation outlives the total timeout. Its context
+//           (64k positions) makes a max_tokens-bound generation take far longer than
+//           2 s in any build, so only the deadline can end it early.
 struct Env {
   std::unique_ptr<Child> gw;
   std::string url;
@@ -59,7 +68,10 @@ providers:
     model: )" + kFixture + R"(
     threads: 1
     kv_memory: 16MiB
+    context_length: 65536
     max_batch: 1
+    timeouts: { first_byte: 500ms, total: 2s }
+    retry: { max_attempts: 1 }
 )";
     gw = std::make_unique<Child>(
         std::vector<std::string>{FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
@@ -307,4 +319,56 @@ TEST_CASE("speculative counters: acceptance rate and tokens per target step") {
   CHECK(v1->num("running") == 0);
   CHECK(v1->kv("used_blocks") == 0);
   CHECK(v1->kv("used_blocks", "draft_kv_cache") == 0);
+}
+
+TEST_CASE("engine deadlines: first-byte while queued is a 504, total cuts a stream and a plain answer") {
+  if (!has_fixture()) return;
+  auto& e = env();
+  const std::string model = "queue/llama-2-tiny-random";
+  const std::string msgs = R"([{"role":"user","content":"Tell me a very long story."}])";
+  auto v0 = engine_view("queue");
+  const auto t0 = std::chrono::steady_clock::now();
+
+  // A: streams alone in the single slot until the 2 s total deadline cuts it.
+  std::promise<void> a_started;
+  std::atomic<bool> signalled{false};
+  auto a_future = std::async(std::launch::async, [&] {
+    return e.chat(body(model, msgs, R"("temperature":0,"max_tokens":60000,"stream":true)"),
+                  [&](const std::string& piece) {
+                    if (piece.find("\"content\"") != std::string::npos && !signalled.exchange(true))
+                      a_started.set_value();
+                    return true;
+                  });
+  });
+  REQUIRE(a_started.get_future().wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+
+  // B: queued behind A, it gets no token before its 500 ms first-byte deadline.
+  auto b = e.chat(body(model, msgs, R"("max_tokens":10)"));
+  CHECK(b.status == 504);
+  CHECK(error_field(b.body, "type") == "upstream_error");
+  CHECK(error_field(b.body, "message").find("first-byte timeout") != std::string::npos);
+
+  const Response a = a_future.get();
+  CHECK(a.status == 200);
+  CHECK(a.curl_code == CURLE_OK);  // the stream ends properly, with an error event
+  CHECK(!content_of(a).empty());
+  CHECK(a.body.find("data: [DONE]") == std::string::npos);
+  CHECK(a.body.find("upstream_stream_interrupted") != std::string::npos);
+  CHECK(a.body.find("total timeout") != std::string::npos);
+
+  // C: alone again, a plain answer that would take far longer than 2 s.
+  auto c = e.chat(body(model, msgs, R"("temperature":0,"max_tokens":60000)"));
+  CHECK(c.status == 504);
+  CHECK(error_field(c.body, "type") == "upstream_error");
+  CHECK(error_field(c.body, "message").find("total timeout") != std::string::npos);
+  // Generous bound: the deadlines (2 s + 0.5 s + 2 s), not max_tokens, ended the calls.
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30));
+
+  // All three engine requests were cancelled and nothing is left running or holding blocks.
+  CHECK(engine_reaches("queue", [&](EngineView& v) {
+    return v.num("requests_cancelled") - v0->num("requests_cancelled") == 3 && v.num("running") == 0 &&
+           v.num("waiting") == 0 && v.kv("used_blocks") == 0;
+  }));
+  auto v1 = engine_view("queue");
+  CHECK(v1->num("requests_finished") - v0->num("requests_finished") == 3);
 }
