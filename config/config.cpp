@@ -74,7 +74,14 @@ std::string existing_file(const YamlNode& n) {
 
 void parse_engine(const YamlNode& n, ProviderConfig& p) {
   n.allow_keys({"kind", "model", "draft_model", "threads", "kv_memory", "context_length", "max_batch",
-                "draft_tokens", "retry"});
+                "draft_tokens", "timeouts", "retry"});
+  p.timeouts = kEngineTimeouts;
+  if (auto t = n.child("timeouts")) {
+    if (auto c = t->child("connect")) c->fail("does not apply to kind: engine (use first_byte and total)");
+    t->allow_keys({"first_byte", "total"});
+    p.timeouts.first_byte_ms = t->get_duration_ms("first_byte", p.timeouts.first_byte_ms);
+    p.timeouts.total_ms = t->get_duration_ms("total", p.timeouts.total_ms);
+  }
   EngineSettings& e = p.engine;
   e.model = existing_file(n.required("model"));
   if (auto d = n.child("draft_model"); d && !d->is_null()) e.draft_model = existing_file(*d);

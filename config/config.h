@@ -17,6 +17,13 @@ struct Timeouts {
   int64_t total_ms = 600'000;
 };
 
+// kind: engine — first_byte runs until the first generated token (queueing behind a
+// full batch and the prompt's prefill included), total until the last; 0 turns one off;
+// there is nothing to connect to. Longer than the HTTP defaults: a CPU prefills tens to
+// hundreds of prompt tokens per second and decodes a few to tens per second, so a long
+// prompt or a long answer legitimately takes minutes.
+inline constexpr Timeouts kEngineTimeouts{.connect_ms = 0, .first_byte_ms = 300'000, .total_ms = 1'800'000};
+
 struct RetryPolicy {
   int max_attempts = 3;          // per target, including the first
   int64_t base_delay_ms = 200;   // exponential backoff base, full jitter

@@ -1,6 +1,6 @@
-// /admin/* endpoints: cache invalidation and statistics. Authorised by the configured
-// admin_token (Authorization: Bearer), or — when none is configured — only for
-// clients on a loopback address.
+// /admin/* endpoints: cache invalidation and statistics, engine counters. Authorised by
+// the configured admin_token (Authorization: Bearer), or — when none is configured —
+// only for clients on a loopback address.
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -72,7 +72,70 @@ std::optional<std::string> query_param(std::string_view target, std::string_view
 
 namespace {
 
+void write_kv_stats(JsonWriter& j, const engine::KvCacheStats& kv, int32_t block_size) {
+  j.begin_object();
+  j.key("block_size").value(block_size);
+  j.key("n_blocks").value(kv.n_blocks);
+  j.key("free_blocks").value(kv.free_blocks);
+  j.key("cached_blocks").value(kv.cached_blocks);
+  j.key("used_blocks").value(kv.used_blocks);
+  j.key("reused_tokens").value(static_cast<int64_t>(kv.reused_tokens));
+  j.key("evictions").value(static_cast<int64_t>(kv.evictions));
+  j.end_object();
+}
+
+// One loaded engine: what it serves, how it is configured, and its EngineStats snapshot.
+void write_engine(JsonWriter& j, const std::string& provider, const engine::EngineService& svc) {
+  const engine::ServiceConfig& cfg = svc.config();
+  const engine::EngineConfig& ec = svc.engine_config();
+  const engine::EngineStats s = svc.stats();
+  auto u64 = [](uint64_t v) { return static_cast<int64_t>(v); };
+  j.begin_object();
+  j.key("provider").value(provider);
+  j.key("model").value(provider + "/" + svc.model_name());
+  j.key("model_path").value(cfg.model_path);
+  j.key("draft_model_path");
+  if (svc.speculative()) j.value(cfg.draft_model_path);
+  else j.null();
+  j.key("threads").value(ec.n_threads);
+  j.key("context_length").value(svc.context_length());
+  j.key("max_batch").value(ec.max_running);
+  j.key("draft_tokens");
+  if (svc.speculative()) j.value(ec.draft_tokens);
+  else j.null();
+  j.key("steps").value(u64(s.steps));
+  j.key("prefill_tokens_computed").value(u64(s.prefill_tokens_computed));
+  j.key("prompt_tokens_reused").value(u64(s.prompt_tokens_reused));
+  j.key("decode_tokens").value(u64(s.decode_tokens));
+  j.key("requests_finished").value(u64(s.requests_finished));
+  j.key("requests_cancelled").value(u64(s.requests_cancelled));
+  j.key("running").value(s.running);
+  j.key("waiting").value(s.waiting);
+  j.key("draft_forwards").value(u64(s.draft_forwards));
+  j.key("spec_verifies").value(u64(s.spec_verifies));
+  j.key("drafted").value(u64(s.drafted));
+  j.key("accepted").value(u64(s.accepted));
+  j.key("spec_generated").value(u64(s.spec_generated));
+  j.key("acceptance_rate").value(s.acceptance_rate());
+  j.key("tokens_per_verify").value(s.tokens_per_verify());
+  j.key("kv_cache");
+  write_kv_stats(j, s.kv, ec.kv_block_size);
+  j.key("draft_kv_cache");
+  if (svc.speculative()) write_kv_stats(j, s.draft_kv, ec.kv_block_size);
+  else j.null();
+  j.end_object();
+}
+
 }  // namespace
+
+asio::awaitable<bool> handle_admin_engines(beast::tcp_stream& stream, Request&, RequestContext& ctx, Worker& w) {
+  std::string body;
+  JsonWriter j(body);
+  j.begin_object().key("engines").begin_array();
+  for (const auto& [provider, svc] : w.server.engines().all()) write_engine(j, provider, *svc);
+  j.end_array().end_object();
+  co_return co_await send_response(stream, 200, "application/json", std::move(body), ctx);
+}
 
 bool admin_authorized(beast::tcp_stream& stream, const Request& req, const config::GatewayConfig& cfg) {
   if (!cfg.admin_token.empty()) {

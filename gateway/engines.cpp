@@ -57,6 +57,14 @@ std::shared_ptr<engine::EngineService> EngineRegistry::get(const std::string& pr
   return it == engines_.end() ? nullptr : it->second.service;
 }
 
+std::vector<std::pair<std::string, std::shared_ptr<engine::EngineService>>> EngineRegistry::all() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, std::shared_ptr<engine::EngineService>>> out;
+  out.reserve(engines_.size());
+  for (const auto& [name, e] : engines_) out.emplace_back(name, e.service);
+  return out;
+}
+
 void EngineRegistry::shutdown() {
   std::lock_guard lock(mu_);
   for (auto& [name, e] : engines_) e.service->engine().shutdown();

@@ -10,6 +10,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "backends/engine/service.h"
 #include "config/config.h"
@@ -25,6 +27,8 @@ class EngineRegistry {
   Result<void> sync(const config::GatewayConfig& cfg);
   // Null if `provider` is not a loaded engine.
   std::shared_ptr<engine::EngineService> get(const std::string& provider) const;
+  // Every loaded engine with its provider name, ordered by name.
+  std::vector<std::pair<std::string, std::shared_ptr<engine::EngineService>>> all() const;
   // Stops every engine's scheduler (in-flight requests end as cancelled); no engine
   // thread runs afterwards, so the workers' io_contexts can be destroyed safely.
   void shutdown();

@@ -68,6 +68,7 @@ frugal::Result<void> add_engine_provider(frugal::config::GatewayConfig& cfg, con
   frugal::config::ProviderConfig p;
   p.name = "local";
   p.kind = ProviderKind::kEngine;
+  p.timeouts = frugal::config::kEngineTimeouts;
   p.engine.model = model;
   p.engine.draft_model = draft;
   p.engine.threads = threads;

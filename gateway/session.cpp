@@ -88,6 +88,10 @@ asio::awaitable<bool> route(beast::tcp_stream& stream, Request& req, RequestCont
       }
       co_return co_await handle_admin_cache(stream, req, ctx, w);
     }
+    if (path == "/admin/engines") {
+      if (auto e = only(bhttp::verb::get)) co_return co_await send_openai_error(stream, *e, ctx);
+      co_return co_await handle_admin_engines(stream, req, ctx, w);
+    }
   }
   if (path == "/healthz") {
     if (auto e = only(bhttp::verb::get)) co_return co_await send_error(stream, *e, ctx, anthropic);

@@ -17,7 +17,9 @@ std::unique_ptr<backends::Backend> make_backend(const config::ProviderConfig& p,
       return std::make_unique<http::AnthropicBackend>(*w.client, p);
     case config::ProviderKind::kEngine:
       if (auto svc = w.server.engines().get(p.name))
-        return std::make_unique<engine::EngineBackend>(svc, w.io, p.name + "/" + svc->model_name());
+        return std::make_unique<engine::EngineBackend>(
+            svc, w.io, p.name + "/" + svc->model_name(),
+            engine::CallDeadlines{p.timeouts.first_byte_ms, p.timeouts.total_ms});
       break;
   }
   return nullptr;

@@ -113,6 +113,9 @@ asio::awaitable<bool> handle_count_tokens(beast::tcp_stream& stream, Request& re
 
 asio::awaitable<bool> handle_admin_cache(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
                                          Worker& worker);
+// GET /admin/engines: every loaded engine provider with its counters (gateway/admin.cpp).
+asio::awaitable<bool> handle_admin_engines(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
+                                           Worker& worker);
 bool admin_authorized(beast::tcp_stream& stream, const Request& req, const config::GatewayConfig& cfg);
 // The decoded value of query parameter `name` in a request target, if present.
 std::optional<std::string> query_param(std::string_view target, std::string_view name);

@@ -95,6 +95,7 @@ Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Model> mode
     e->draft_kv_ = std::move(draft_kv);
   }
   e->stats_.kv = e->kv_->stats();
+  if (e->draft_kv_) e->stats_.draft_kv = e->draft_kv_->stats();
   e->published_ = e->stats_;
   e->thread_ = std::thread([p = e.get()] { p->run(); });
   return e;

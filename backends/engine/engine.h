@@ -111,8 +111,10 @@ struct EngineStats {
   uint64_t steps = 0;
   uint64_t prefill_tokens_computed = 0;   // prompt tokens run through the model
   uint64_t prompt_tokens_reused = 0;      // prompt tokens attached from cached KV blocks
+  // Generated tokens fed back through the model (a request's last token never is, so
+  // without a draft a request adds completion_tokens - 1).
   uint64_t decode_tokens = 0;
-  uint64_t requests_finished = 0;
+  uint64_t requests_finished = 0;         // every request that ended, cancelled or failed too
   uint64_t requests_cancelled = 0;
   // Speculative decoding (with a draft model): per sequence and step, `drafted` tokens
   // proposed, `accepted` of them kept, `spec_generated` tokens emitted by
@@ -166,6 +168,8 @@ class Engine {
   // Snapshot as of the end of the last step (or the last cancellation).
   EngineStats stats() const;
   const Model& model() const { return *model_; }
+  // The configuration in effect: defaults resolved (n_threads > 0) and limits clamped.
+  const EngineConfig& config() const { return config_; }
 
  private:
   struct Request;

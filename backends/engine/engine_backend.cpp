@@ -4,7 +4,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -44,6 +46,7 @@ class EngineCall final : public backends::Call, public std::enable_shared_from_t
   EngineCall(asio::io_context& io, std::shared_ptr<EngineService> service, std::string model)
       : io_(io),
         signal_(io),
+        deadline_(io),
         service_(std::move(service)),
         writer_("chatcmpl-" + new_request_id().substr(4), wall_us() / 1'000'000, std::move(model),
                 service_->text()),
@@ -57,14 +60,19 @@ class EngineCall final : public backends::Call, public std::enable_shared_from_t
   // Completes the call with an error response before anything was submitted.
   void fail_now(const Error& e) { respond_error(e); }
 
-  void submit(PreparedChat prep) {
+  void submit(PreparedChat prep, CallDeadlines deadlines) {
     stream_ = prep.stream;
     logprobs_ = prep.logprobs;
+    limits_ = deadlines;
+    const auto now = Clock::now();
+    if (deadlines.first_token_ms > 0) first_token_at_ = now + std::chrono::milliseconds(deadlines.first_token_ms);
+    if (deadlines.total_ms > 0) total_at_ = now + std::chrono::milliseconds(deadlines.total_ms);
     inbox_ = std::make_shared<Inbox>();
     inbox_->io = &io_;
     inbox_->call = weak_from_this();
     handle_ = service_->engine().submit(std::move(prep.gen),
                                         [inbox = inbox_](const GenerateEvent& ev) { inbox->push(ev); });
+    arm_deadline();
   }
 
   void on_events(std::vector<GenerateEvent>& events) {
@@ -96,7 +104,7 @@ class EngineCall final : public backends::Call, public std::enable_shared_from_t
   }
   std::string take_body() override { return std::exchange(body_, std::string()); }
   const std::string& body() const override { return body_; }
-  bool timed_out() const override { return false; }
+  bool timed_out() const override { return timed_out_; }
   bool cancelled() const override { return cancelled_; }
   const std::string& error() const override { return error_; }
 
@@ -104,6 +112,7 @@ class EngineCall final : public backends::Call, public std::enable_shared_from_t
     if (state_ == CallState::kDone) return;
     handle_.cancel();
     if (inbox_) inbox_->detach();
+    deadline_.cancel();
     cancelled_ = true;
     error_ = "cancelled";
     state_ = CallState::kDone;
@@ -114,6 +123,43 @@ class EngineCall final : public backends::Call, public std::enable_shared_from_t
   int64_t headers_us() const override { return headers_us_; }
 
  private:
+  using Clock = asio::steady_timer::clock_type;
+
+  // Waits for the nearest deadline still pending: the first-token one until a token
+  // arrived, and the total one.
+  void arm_deadline() {
+    const Clock::time_point at = first_token_ ? total_at_ : std::min(first_token_at_, total_at_);
+    if (at == Clock::time_point::max()) return;
+    deadline_.expires_at(at);
+    deadline_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) self->on_deadline();
+    });
+  }
+
+  void on_deadline() {
+    if (state_ == CallState::kDone) return;
+    const auto now = Clock::now();
+    std::string what;
+    if (now >= total_at_) {
+      what = "generation exceeded the total timeout (" + std::to_string(limits_.total_ms) + " ms)";
+    } else if (!first_token_ && now >= first_token_at_) {
+      what = "no token within the first-byte timeout (" + std::to_string(limits_.first_token_ms) +
+             " ms, queueing and prefill included)";
+    } else {
+      arm_deadline();  // the first token came in time: the total deadline remains
+      return;
+    }
+    // The engine frees the request's KV blocks before its next step; no event of it is
+    // delivered to this call any more.
+    handle_.cancel();
+    timed_out_ = true;
+    error_ = "engine: " + what;
+    // Before the first byte the call ends without headers, as an HTTP provider's timeout
+    // does (the gateway answers 504); mid-stream failed() is set and no [DONE] follows.
+    finish();
+  }
+
   void notify() {
     pending_ = true;
     signal_.cancel();
@@ -135,6 +181,7 @@ class EngineCall final : public backends::Call, public std::enable_shared_from_t
   void finish() {
     state_ = CallState::kDone;
     if (inbox_) inbox_->detach();
+    deadline_.cancel();
     notify();
   }
 
@@ -145,6 +192,7 @@ class EngineCall final : public backends::Call, public std::enable_shared_from_t
   }
 
   void on_token(const TokenEvent& t) {
+    first_token_ = true;
     if (logprobs_) records_.push_back({t.token, t.logprob, t.top_logprobs});
     const std::string text = sanitize_utf8(t.text);
     if (!stream_) {
@@ -196,6 +244,12 @@ class EngineCall final : public backends::Call, public std::enable_shared_from_t
   asio::io_context& io_;
   asio::steady_timer signal_;
   bool pending_ = false;
+  asio::steady_timer deadline_;
+  CallDeadlines limits_;
+  Clock::time_point first_token_at_ = Clock::time_point::max();
+  Clock::time_point total_at_ = Clock::time_point::max();
+  bool first_token_ = false;
+  bool timed_out_ = false;
   std::shared_ptr<EngineService> service_;
   std::shared_ptr<Inbox> inbox_;
   Engine::Handle handle_;
@@ -252,7 +306,7 @@ std::shared_ptr<backends::Call> EngineBackend::start(const ChatRequest& req, std
     call->fail_now(prep.error());
     return call;
   }
-  call->submit(std::move(prep).value());
+  call->submit(std::move(prep).value(), deadlines_);
   return call;
 }
 

@@ -75,6 +75,8 @@ class EngineService {
 
   Engine& engine() { return *engine_; }
   EngineStats stats() const { return engine_->stats(); }
+  // The engine's effective settings (threads resolved, KV block size, batch limits).
+  const EngineConfig& engine_config() const { return engine_->config(); }
 
  private:
   EngineService() = default;

@@ -133,6 +133,15 @@ TEST_CASE("engine providers: GGUF paths, sizes, limits") {
   CHECK(d->provider("local")->engine.draft_model.empty());
   CHECK(d->provider("local")->engine.kv_memory_bytes == 512ll << 20);
   CHECK(d->provider("local")->engine.threads == 0);
+  // Engine deadlines: the engine defaults unless set; 0 turns one off.
+  CHECK(d->provider("local")->timeouts.first_byte_ms == kEngineTimeouts.first_byte_ms);
+  CHECK(d->provider("local")->timeouts.total_ms == kEngineTimeouts.total_ms);
+  auto t = load_config_text("providers:\n  local:\n    kind: engine\n    model: " + gguf +
+                                "\n    timeouts: { first_byte: 2s, total: 0 }\n",
+                            "e.yaml");
+  REQUIRE_MESSAGE(t.ok(), (t.ok() ? "" : t.error().message));
+  CHECK(t->provider("local")->timeouts.first_byte_ms == 2000);
+  CHECK(t->provider("local")->timeouts.total_ms == 0);
 
   struct Case { std::string yaml; const char* expect; };
   const Case cases[] = {
@@ -147,6 +156,10 @@ TEST_CASE("engine providers: GGUF paths, sizes, limits") {
        "e.yaml:5:5: key 'providers.l.base_url': unknown key"},
       {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    max_batch: 0\n",
        "e.yaml:5:16: key 'providers.l.max_batch'"},
+      {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    timeouts: { connect: 1s }\n",
+       "key 'providers.l.timeouts.connect': does not apply to kind: engine"},
+      {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    timeouts: { idle: 1s }\n",
+       "key 'providers.l.timeouts.idle': unknown key"},
   };
   for (const auto& k : cases) {
     CAPTURE(k.yaml);

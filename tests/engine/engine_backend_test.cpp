@@ -44,6 +44,7 @@ struct Outcome {
   std::string body;
   bool failed = false;
   bool cancelled = false;
+  bool timed_out = false;
   std::string error;
   int wakeups = 0;
 };
@@ -66,6 +67,7 @@ asio::awaitable<void> drive(std::shared_ptr<backends::Call> call, Outcome& out,
   out.content_type = std::string(call->header("Content-Type"));
   out.failed = call->failed();
   out.cancelled = call->cancelled();
+  out.timed_out = call->timed_out();
   out.error = call->error();
 }
 
@@ -504,4 +506,54 @@ TEST_CASE("with a draft model the service decodes speculatively and greedy text 
   CHECK(st.accepted == st.drafted);        // identical draft: nothing rejected
   CHECK(st.tokens_per_verify() > 1.5);     // ~k+1 tokens per target forward
   MESSAGE("self-draft: acceptance " << st.acceptance_rate() << ", tokens per verify " << st.tokens_per_verify());
+}
+
+TEST_CASE("deadlines: first token while queued, total mid-stream; the engine requests are cancelled") {
+  // One sequence at a time, and a context so long that a max_tokens-bound generation
+  // takes far longer than the deadlines in any build: only a deadline can end it.
+  ServiceConfig cfg = service()->config();
+  cfg.context_length = 65536;
+  cfg.max_batch = 1;
+  cfg.kv_memory_bytes = 16u << 20;
+  auto loaded = EngineService::load(cfg);
+  REQUIRE_MESSAGE(loaded.ok(), (loaded.ok() ? "" : loaded.error().message));
+  const std::shared_ptr<EngineService> svc = std::move(loaded).value();
+  asio::io_context io;
+  EngineBackend backend(svc, io, {}, CallDeadlines{.first_token_ms = 500, .total_ms = 1500});
+  simdjson::dom::parser pa, pb;
+  auto long_req = parse_chat_body(pa, chat(R"("temperature":0,"max_tokens":60000,"stream":true)", "Tell me a story"));
+  auto short_req = parse_chat_body(pb, chat(R"("max_tokens":4)"));
+  REQUIRE(long_req.ok());
+  REQUIRE(short_req.ok());
+  Outcome a, b;
+  bool b_started = false;
+  // B starts once A streams: it waits behind A in the engine's single slot.
+  auto start_b = [&](backends::Call&, const std::string& sofar) {
+    if (b_started || sofar.find("\"content\"") == std::string::npos) return;
+    b_started = true;
+    asio::co_spawn(io, drive(backend.start(*short_req, svc->model_name()), b, nullptr), asio::detached);
+  };
+  asio::co_spawn(io, drive(backend.start(*long_req, svc->model_name()), a, start_b), asio::detached);
+  io.run();
+
+  REQUIRE(b_started);
+  CHECK(b.status == 0);  // no headers: the gateway turns this into a 504
+  CHECK(b.failed);
+  CHECK(b.timed_out);
+  CHECK_FALSE(b.cancelled);
+  CHECK(b.error.find("first-byte timeout") != std::string::npos);
+  CHECK(a.status == 200);
+  CHECK(a.failed);
+  CHECK(a.timed_out);
+  CHECK(a.error.find("total timeout") != std::string::npos);
+  CHECK(parse_sse(a.body).text.size() > 0);
+  CHECK(a.body.find("[DONE]") == std::string::npos);
+  bool freed = false;
+  for (int i = 0; i < 5000 && !freed; ++i) {
+    const EngineStats s = svc->stats();
+    freed = s.requests_cancelled == 2 && idle(s);
+    if (!freed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(freed);
+  CHECK(svc->stats().requests_finished == 2);
 }

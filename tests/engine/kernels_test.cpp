@@ -61,38 +61,42 @@ TEST_CASE("fp16 conversion round-trips and rounds to nearest") {
 
 TEST_CASE("every kernel set's dot matches dequantise-then-dot") {
   std::mt19937 rng(42);
-  const int64_t n = 512;
   std::vector<const KernelSet*> sets = {&scalar_kernels()};
   if (avx2_kernels() != nullptr) sets.push_back(avx2_kernels());
   else MESSAGE("AVX2 kernels not available on this CPU: only the scalar set is tested");
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (uint32_t type : kTypes) {
     CAPTURE(wtype_name(type));
-    for (int trial = 0; trial < 4; ++trial) {
-      const auto row = random_row(type, n, rng);
-      std::vector<float> x(n), w(n);
-      for (auto& v : x) v = nd(rng);
-      scalar_kernels().dequant[type](row.data(), w.data(), n);
-      std::vector<ActBlock> xq(n / kActBlock);
-      scalar_kernels().quantize_act(x.data(), xq.data(), n);
-      // Reference: f32 weights against the activations the kernel actually sees.
-      std::vector<float> xs(n);
-      for (int64_t i = 0; i < n; ++i)
-        xs[i] = wtype_uses_act_blocks(type) ? xq[i / 32].d * xq[i / 32].qs[i % 32] : x[i];
-      double ref = 0, mag = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        ref += static_cast<double>(w[i]) * xs[i];
-        mag += std::fabs(static_cast<double>(w[i]) * xs[i]);
-      }
-      for (const KernelSet* ks : sets) {
-        CAPTURE(ks->name);
-        const void* act = wtype_uses_act_blocks(type) ? static_cast<const void*>(xq.data())
-                                                      : static_cast<const void*>(x.data());
-        const double got = ks->dot[type](row.data(), act, n);
-        CHECK(std::fabs(got - ref) <= 1e-5 * mag + 1e-6);
-        std::vector<float> w2(n);
-        ks->dequant[type](row.data(), w2.data(), n);
-        CHECK(std::memcmp(w.data(), w2.data(), n * sizeof(float)) == 0);
+    // Row lengths: one block, an odd number of blocks (unrolled loops' tails), and many.
+    const int64_t be = std::max<int64_t>(wtype_block_elems(type), kActBlock);
+    for (const int64_t n : {be, 3 * be, int64_t{1024}}) {
+      CAPTURE(n);
+      for (int trial = 0; trial < 4; ++trial) {
+        const auto row = random_row(type, n, rng);
+        std::vector<float> x(n), w(n);
+        for (auto& v : x) v = nd(rng);
+        scalar_kernels().dequant[type](row.data(), w.data(), n);
+        std::vector<ActBlock> xq(n / kActBlock);
+        scalar_kernels().quantize_act(x.data(), xq.data(), n);
+        // Reference: f32 weights against the activations the kernel actually sees.
+        std::vector<float> xs(n);
+        for (int64_t i = 0; i < n; ++i)
+          xs[i] = wtype_uses_act_blocks(type) ? xq[i / 32].d * xq[i / 32].qs[i % 32] : x[i];
+        double ref = 0, mag = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          ref += static_cast<double>(w[i]) * xs[i];
+          mag += std::fabs(static_cast<double>(w[i]) * xs[i]);
+        }
+        for (const KernelSet* ks : sets) {
+          CAPTURE(ks->name);
+          const void* act = wtype_uses_act_blocks(type) ? static_cast<const void*>(xq.data())
+                                                        : static_cast<const void*>(x.data());
+          const double got = ks->dot[type](row.data(), act, n);
+          CHECK(std::fabs(got - ref) <= 1e-5 * mag + 1e-6);
+          std::vector<float> w2(n);
+          ks->dequant[type](row.data(), w2.data(), n);
+          CHECK(std::memcmp(w.data(), w2.data(), n * sizeof(float)) == 0);
+        }
       }
     }
   }
