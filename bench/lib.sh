@@ -1,5 +1,15 @@
-# Shared by the wrk benchmarks (sourced): a temp dir cleaned up with every process the
-# script started, waiting for a log line, a free loopback port, wrk latency → ms.
+# Shared by the wrk benchmarks: `source bench/lib.sh [BUILD_DIR]` (with $root set) checks
+# the binaries and wrk, makes a temp dir cleaned up with every process the script
+# started, and starts the mock upstream (mock_port). Also: waiting for a log line, a free
+# loopback port, wrk latency → ms, and the interleaved comparison (compare).
+build=${1:-$root/build/release}
+duration=${DURATION:-5}
+frugal_bin=$build/gateway/frugal
+mock_bin=$build/bench/mock_upstream
+for b in "$frugal_bin" "$mock_bin"; do [[ -x $b ]] || { echo "missing $b: build the release preset first" >&2; exit 1; }; done
+command -v wrk >/dev/null || { echo "wrk missing: run deploy/install-deps.sh" >&2; exit 1; }
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -14,6 +24,9 @@ wait_for() {
   echo "timed out waiting for $2 in $1" >&2; cat "$1" >&2; exit 1
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+"$mock_bin" --port 0 --threads 1 >"$work/mock.log" 2>&1 & pids+=($!)
+mock_port=$(wait_for "$work/mock.log" 'PORT=[0-9]+' | cut -d= -f2)
+
 # wrk prints 95.00us / 1.23ms / 2.00s
 to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'; }
 

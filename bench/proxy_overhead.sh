@@ -8,18 +8,7 @@
 # Usage: bench/proxy_overhead.sh [BUILD_DIR]   (default build/release)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-build=${1:-$root/build/release}
-duration=${DURATION:-5}
-frugal_bin=$build/gateway/frugal
-mock_bin=$build/bench/mock_upstream
-for b in "$frugal_bin" "$mock_bin"; do [[ -x $b ]] || { echo "missing $b: build the release preset first" >&2; exit 1; }; done
-command -v wrk >/dev/null || { echo "wrk missing: run deploy/install-deps.sh" >&2; exit 1; }
-nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-
-source "$root/bench/lib.sh"
-
-"$mock_bin" --port 0 --threads 1 >"$work/mock.log" 2>&1 & pids+=($!)
-mock_port=$(wait_for "$work/mock.log" 'PORT=[0-9]+' | cut -d= -f2)
+source "$root/bench/lib.sh" "${1:-}"  # binaries, wrk, a temp dir, the mock upstream
 
 nginx_port=$(free_port)
 mkdir -p "$work/nginx/logs"
