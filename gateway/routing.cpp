@@ -353,9 +353,9 @@ void ChatExchange::record(const Usage& usage, ExchangeEnd end) {
       });
     };
     const bool quiet = w_.server.in_flight().load(std::memory_order_relaxed) <= w_.server.io_threads();
-    const bool written = quiet ? ledger.append_durable(std::move(r), std::move(on_written))
-                               : (ledger.append(std::move(r), std::move(on_written)), false);
-    if (!written) rs.commit = std::move(sig);
+    if (quiet && ledger.append_durable(std::move(r), on_written)) return;  // durable now
+    if (!quiet) ledger.append(std::move(r), std::move(on_written));
+    rs.commit = std::move(sig);
   } else if (!ledger.append(std::move(r))) {
     log::error("request " + ctx_.request_id + ": ledger queue full or closed, row dropped");
   }
