@@ -490,22 +490,15 @@ bool Ledger::append(LedgerRecord record, std::function<void(bool ok)> on_written
 }
 
 bool Ledger::append_durable(LedgerRecord record, std::function<void(bool ok)> on_written) {
+  bool inline_ok = false;
   {
     std::lock_guard lock(mu_);
-    const bool inline_ok = !closing_ && !writing_ && queue_.empty() && !options_.sync &&
-                           options_.write_delay_us == 0;
-    if (!inline_ok) {
-      if (closing_ || queue_.size() >= options_.queue_capacity) {
-        ++stats_.dropped;
-        if (on_written) on_written(false);
-        return false;
-      }
-      enqueue_locked(std::move(record), nullptr, std::move(on_written));
-      work_cv_.notify_one();
-      return false;
-    }
-    ++inline_writers_;
-    ++stats_.appended;
+    inline_ok = !closing_ && !writing_ && queue_.empty() && !options_.sync && options_.write_delay_us == 0;
+    if (inline_ok) ++inline_writers_;
+  }
+  if (!inline_ok) {
+    append(std::move(record), std::move(on_written));
+    return false;
   }
   rocksdb::WriteBatch wb;
   const LedgerRecord* one = &record;
@@ -518,11 +511,12 @@ bool Ledger::append_durable(LedgerRecord record, std::function<void(bool ok)> on
     std::lock_guard lock(mu_);
     --inline_writers_;
     if (s.IsIncomplete()) {
-      // Counted as appended already; the writer writes it and reports through on_written.
-      const uint64_t seq = ++next_seq_;
-      queue_.push_back(Pending{std::move(record), seq, nullptr, std::move(on_written)});
+      // RocksDB would have stalled: the writer writes it (past the queue bound: the
+      // row must not be lost) and reports through on_written.
+      enqueue_locked(std::move(record), nullptr, std::move(on_written));
       queued = true;
     } else {
+      ++stats_.appended;
       ++stats_.batches;
       if (s.ok()) {
         ++stats_.written;
