@@ -22,26 +22,13 @@ mkdir -p "$work/nginx/logs" "$work/nginx/www/v1/chat"
 printf '%s' "$hit" >"$work/nginx/www/v1/chat/completions"
 chmod -R a+rX "$work"  # nginx workers drop privileges when started as root
 
-nginx_port=$(free_port)
-cat >"$work/nginx/nginx.conf" <<NGINX
-worker_processes 2;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  server {
+start_nginx "  server {
     listen 127.0.0.1:$nginx_port;
     root $work/nginx/www;
     default_type application/json;
     # The static file answers the same POST the gateway gets.
     error_page 405 =200 \$uri;
-  }
-}
-NGINX
-"$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx.log" 2>&1 & pids+=($!)
-for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break; sleep 0.05; done
+  }"
 same=$(curl -s -H 'content-type: application/json' -d "$body" "http://127.0.0.1:$nginx_port/v1/chat/completions")
 [[ "$same" == "$hit" ]] || { echo "nginx does not serve the same bytes" >&2; echo "$same" >&2; cat "$work/nginx/logs/error.log" >&2; exit 1; }
 

@@ -27,6 +27,26 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 "$mock_bin" --port 0 --threads 1 >"$work/mock.log" 2>&1 & pids+=($!)
 mock_port=$(wait_for "$work/mock.log" 'PORT=[0-9]+' | cut -d= -f2)
 
+# start_nginx HTTP_BLOCK_BODY: Debian's nginx (2 workers, no access log) on a fresh
+# loopback port (nginx_port) with the given http{} contents; waits until it answers.
+nginx_port=$(free_port)
+start_nginx() {
+  mkdir -p "$work/nginx/logs"
+  cat >"$work/nginx/nginx.conf" <<NGINX
+worker_processes 2;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+$1
+}
+NGINX
+  "$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx.log" 2>&1 & pids+=($!)
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break; sleep 0.05; done
+}
+
 # wrk prints 95.00us / 1.23ms / 2.00s
 to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'; }
 

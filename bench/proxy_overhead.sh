@@ -10,36 +10,24 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/bench/lib.sh" "${1:-}"  # binaries, wrk, a temp dir, the mock upstream
 
-nginx_port=$(free_port)
-mkdir -p "$work/nginx/logs"
-cat >"$work/nginx/nginx.conf" <<NGINX
-worker_processes 2;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream mock { server 127.0.0.1:$mock_port; keepalive 128; }
+start_nginx "  upstream mock { server 127.0.0.1:$mock_port; keepalive 128; }
   server {
     listen 127.0.0.1:$nginx_port;
     location / {
       proxy_pass http://mock;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Connection \"\";
       proxy_buffering off;
     }
-  }
-}
-NGINX
-"$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx.log" 2>&1 & pids+=($!)
+  }"
 
 OPENAI_BASE_URL="http://127.0.0.1:$mock_port/v1" OPENAI_API_KEY=sk-bench \
   "$frugal_bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" --log-level warn >"$work/frugal.log" 2>&1 & pids+=($!)
+frugal_pid=$!
 sleep 0.3
 frugal_port=""
 for _ in $(seq 1 100); do
-  frugal_port=$(ss -ltnp 2>/dev/null | awk -v pid="${pids[2]}" '$0 ~ "pid="pid"," {split($4,a,":"); print a[length(a)]; exit}')
+  frugal_port=$(ss -ltnp 2>/dev/null | awk -v pid="$frugal_pid" '$0 ~ "pid="pid"," {split($4,a,":"); print a[length(a)]; exit}')
   [[ -n $frugal_port ]] && break; sleep 0.05
 done
 [[ -n $frugal_port ]] || { echo "frugal did not start"; cat "$work/frugal.log"; exit 1; }
