@@ -42,6 +42,7 @@ void put_message(HashInput& in, const Message& m) {
 
 std::string cache_key_material(const ChatRequest& req, const KeyScope& scope) {
   HashInput in;
+  in.reserve(1024);  // one allocation for a typical request instead of several regrowths
   in.str(kKeyFormat);
   in.tag('r').str(scope.route).tag('u').str(scope.upstream_model);
   in.tag('s').boolean(scope.shared);

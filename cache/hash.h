@@ -52,6 +52,7 @@ class HashInput {
   const std::string& bytes() const { return buf_; }
   Hash128 digest(uint64_t seed = 0) const { return hash128(buf_, seed); }
   void clear() { buf_.clear(); }
+  void reserve(size_t n) { buf_.reserve(n); }
 
  private:
   std::string buf_;

@@ -2,15 +2,46 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace frugal {
+
+namespace {
+
+inline bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+// Index of the first byte at or after `from` that JSON needs escaped, or s.size().
+size_t find_escape(std::string_view s, size_t from) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  size_t i = from;
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i slash = _mm_set1_epi8('\\');
+  const __m128i ctl = _mm_set1_epi8(0x1f);
+  for (; i + 16 <= s.size(); i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    // max(v, 0x1f) == 0x1f exactly when v <= 0x1f as an unsigned byte
+    const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
+                                     _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl));
+    if (const int mask = _mm_movemask_epi8(hit)) return i + static_cast<size_t>(__builtin_ctz(mask));
+  }
+#endif
+  for (; i < s.size(); ++i)
+    if (needs_escape(p[i])) return i;
+  return s.size();
+}
+
+}  // namespace
 
 void json_escape_to(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   size_t run = 0;  // start of the pending run of bytes that need no escaping
-  for (size_t i = 0; i < s.size(); ++i) {
+  for (size_t i = find_escape(s, 0); i < s.size(); i = find_escape(s, run)) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
@@ -39,17 +70,37 @@ std::string json_quote(std::string_view s) {
   return out;
 }
 
+// A short string that needs no escaping is written with one append: keys are nearly
+// always such, and so are most values on the hot path (ids, names, models).
+bool JsonWriter::quoted_fast(std::string_view s, char before, std::string_view after) {
+  char buf[96];
+  if (s.size() + after.size() + 2 > sizeof buf || find_escape(s, 0) != s.size()) return false;
+  char* p = buf;
+  if (before) *p++ = before;
+  *p++ = '"';
+  std::memcpy(p, s.data(), s.size());
+  p += s.size();
+  std::memcpy(p, after.data(), after.size());
+  p += after.size();
+  out_.append(buf, static_cast<size_t>(p - buf));
+  return true;
+}
+
 JsonWriter& JsonWriter::key(std::string_view k) {
-  sep();
+  const char comma = take_sep();
+  after_key_ = true;
+  if (quoted_fast(k, comma, "\":")) return *this;
+  if (comma) out_ += comma;
   out_ += '"';
   json_escape_to(out_, k);
   out_ += "\":";
-  after_key_ = true;
   return *this;
 }
 
 JsonWriter& JsonWriter::value(std::string_view s) {
-  sep();
+  const char comma = take_sep();
+  if (quoted_fast(s, comma, "\"")) return *this;
+  if (comma) out_ += comma;
   out_ += '"';
   json_escape_to(out_, s);
   out_ += '"';

@@ -28,10 +28,16 @@ class JsonWriter {
 
  private:
   void sep() {
-    if (!first_ && !after_key_) out_ += ',';
+    if (const char c = take_sep()) out_ += c;
+  }
+  // The separator owed before the next element (',' or none), and forget it.
+  char take_sep() {
+    const char c = !first_ && !after_key_ ? ',' : '\0';
     first_ = false;
     after_key_ = false;
+    return c;
   }
+  bool quoted_fast(std::string_view s, char before, std::string_view after);
   std::string& out_;
   bool first_ = true;
   bool after_key_ = false;

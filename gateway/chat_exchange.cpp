@@ -75,6 +75,7 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::st
   }
 
   // The cascade, or the one model (gateway/routing.cpp).
+  about_to_wait();
   auto call = co_await dispatch_routed(req, *targets);
   if (!call) {
     // A request that failed after reaching the upstreams still gets its ledger row.

@@ -222,6 +222,7 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
   if (!no_cache) {
     std::shared_ptr<const cache::CachedResponse> entry = cache.lookup_memory(st.key);
     if (!entry) {
+      about_to_wait();
       const int64_t t0 = mono_us();
       cache::LookupResult r = co_await cache::async_lookup(cache, st.key, w_.io.get_executor(), boost::asio::use_awaitable);
       ctx_.upstream_wait_us += mono_us() - t0;  // disk I/O on the read pool, not frugal's CPU
@@ -272,6 +273,7 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
       // Streams follow the leader chunk by chunk from its first chunk on; plain requests
       // (and streams whose leader publishes none, e.g. a plain leader) take the stored
       // answer. A leader that fails before its first chunk sends us upstream ourselves.
+      about_to_wait();
       const int64_t t0 = mono_us();
       control_.set_waiter(&wait->timer);
       while (!wait->outcome && wait->chunks == 0 && !control_.cancelled())

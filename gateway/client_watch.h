@@ -16,11 +16,25 @@ struct ClientWatch : std::enable_shared_from_this<ClientWatch> {
   router::DispatchControl* control = nullptr;
   std::shared_ptr<backends::Call> streaming;
   bool client_gone = false;
+  bool armed = false;
 
-  static std::shared_ptr<ClientWatch> start(boost::asio::ip::tcp::socket& s, router::DispatchControl& control) {
+  // Unarmed: arm() starts the watch. Arming changes the socket's epoll registration (a
+  // system call), so a request answered at once, such as a memory cache hit, skips it.
+  static std::shared_ptr<ClientWatch> make(router::DispatchControl& control) {
     auto self = std::make_shared<ClientWatch>();
     self->control = &control;
-    std::weak_ptr<ClientWatch> weak = self;
+    return self;
+  }
+  static std::shared_ptr<ClientWatch> start(boost::asio::ip::tcp::socket& s, router::DispatchControl& control) {
+    auto self = make(control);
+    self->arm(s);
+    return self;
+  }
+
+  void arm(boost::asio::ip::tcp::socket& s) {
+    if (armed) return;
+    armed = true;
+    std::weak_ptr<ClientWatch> weak = shared_from_this();
     const int fd = s.native_handle();
     s.async_wait(boost::asio::ip::tcp::socket::wait_read, [weak, fd](const boost::system::error_code& ec) {
       if (ec) return;
@@ -34,7 +48,6 @@ struct ClientWatch : std::enable_shared_from_this<ClientWatch> {
       w->control->cancel();
       if (w->streaming) w->streaming->cancel();
     });
-    return self;
   }
 };
 
@@ -42,7 +55,9 @@ struct ClientWatch : std::enable_shared_from_this<ClientWatch> {
 // at that point, so cancel() only completes the wait.
 struct ClientWatchGuard {
   boost::asio::ip::tcp::socket& s;
+  const ClientWatch& watch;
   ~ClientWatchGuard() {
+    if (!watch.armed) return;
     boost::system::error_code ec;
     s.cancel(ec);
   }

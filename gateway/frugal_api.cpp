@@ -152,7 +152,7 @@ asio::awaitable<bool> ledger_rows(beast::tcp_stream& stream, Request& req, Reque
   std::string body;
   JsonWriter out(body);
   out.begin_object().key("rows").begin_array();
-  for (const auto& r : **rows) out.raw(router::encode_record(r));
+  for (const auto& r : **rows) out.raw(router::record_json(r));
   out.end_array().end_object();
   co_return co_await send_response(stream, 200, "application/json", std::move(body), ctx);
 }

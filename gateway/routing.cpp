@@ -328,8 +328,6 @@ void ChatExchange::record(const Usage& usage, ExchangeEnd end) {
   set_header(ctx_, "x-frugal-cost-usd", r.total_cost.to_usd_string());
   set_header(ctx_, "x-frugal-savings-usd", r.savings.to_usd_string());
   set_header(ctx_, "x-frugal-cost-final", "true");
-  rs.trailers = {{"x-frugal-cost-usd", r.total_cost.to_usd_string()},
-                 {"x-frugal-savings-usd", r.savings.to_usd_string()}};
 
   router::Ledger& ledger = w_.server.ledger();
   if (end == ExchangeEnd::kComplete && status < 400) {
@@ -367,7 +365,14 @@ boost::asio::awaitable<void> ChatExchange::commit() {
   while (!sig->done) co_await sig->timer.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
-const std::vector<std::pair<std::string, std::string>>& ChatExchange::trailers() const { return routing_->trailers; }
+const std::vector<std::pair<std::string, std::string>>& ChatExchange::trailers() const {
+  // The final figures record() set as headers; only a stream needs them again.
+  auto& t = routing_->trailers;
+  if (t.empty())
+    for (const auto& [k, v] : ctx_.headers)
+      if (k == "x-frugal-cost-usd" || k == "x-frugal-savings-usd") t.emplace_back(k, v);
+  return t;
+}
 
 const policies::RoutePlan* ChatExchange::route_plan() const {
   if (!routing_->plan || is_passthrough(*routing_)) return nullptr;

@@ -5,6 +5,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -16,7 +17,8 @@
 namespace frugal::router {
 namespace {
 
-constexpr int kRecordVersion = 1;
+constexpr int kRecordVersion = 1;     // the JSON form (record_json), as stored before v2
+constexpr uint8_t kRowVersion = 2;     // the binary stored form (encode_record)
 constexpr uint8_t kTotalsVersion = 1;
 constexpr int64_t kHourUs = 3'600'000'000;
 
@@ -39,9 +41,9 @@ void put_varint(std::string& out, uint64_t v) {
   out += static_cast<char>(v);
 }
 
-bool get_varint(std::string_view& s, uint64_t& v) {
+bool get_varint(std::string_view& s, uint64_t& v, int max_bytes = 5) {
   v = 0;
-  for (int shift = 0; shift <= 28 && !s.empty(); shift += 7) {
+  for (int shift = 0; shift < 7 * max_bytes && !s.empty(); shift += 7) {
     const auto b = static_cast<unsigned char>(s.front());
     s.remove_prefix(1);
     v |= static_cast<uint64_t>(b & 0x7f) << shift;
@@ -159,6 +161,68 @@ Error corrupt(const std::string& what) {
   return make_error(ErrorKind::kInternal, "ledger record: " + what);
 }
 
+// The binary row: signed integers zigzag varints, strings length-prefixed.
+void put_sv(std::string& out, int64_t v) {
+  put_varint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+}
+
+bool get_sv(std::string_view& s, int64_t& v) {
+  uint64_t u;
+  if (!get_varint(s, u, 10)) return false;
+  v = static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1));
+  return true;
+}
+
+bool get_byte(std::string_view& s, uint8_t& b) {
+  if (s.empty()) return false;
+  b = static_cast<uint8_t>(s.front());
+  s.remove_prefix(1);
+  return true;
+}
+
+Result<LedgerRecord> decode_binary(std::string_view s) {
+  LedgerRecord r;
+  uint8_t b = 0;
+  uint64_t n = 0;
+  int64_t v = 0;
+  bool ok = get_byte(s, b) && b == kRowVersion && get_field(s, r.request_id) && get_sv(s, r.wall_us) &&
+            get_field(s, r.key_id) && get_field(s, r.team) && get_field(s, r.request_type) &&
+            get_field(s, r.route) && get_field(s, r.dialect) && get_varint(s, n) && n <= s.size();
+  for (uint64_t i = 0; ok && i < n; ++i) {
+    LedgerTier t;
+    Usage& u = t.usage;
+    uint8_t status = 0, reported = 0, has_score = 0;
+    ok = get_field(s, t.model) && get_field(s, t.provider) && get_sv(s, u.input_tokens) &&
+         get_sv(s, u.cached_input_tokens) && get_sv(s, u.cache_write_5m_tokens) &&
+         get_sv(s, u.cache_write_1h_tokens) && get_sv(s, u.output_tokens) && get_sv(s, u.reasoning_tokens) &&
+         get_byte(s, reported) && reported <= 1 && get_sv(s, t.cost.micros) && get_sv(s, t.latency_us) &&
+         get_sv(s, t.ttft_us) && get_byte(s, status) && status <= static_cast<uint8_t>(TierStatus::kVerifier) &&
+         get_byte(s, has_score) && has_score <= 1;
+    if (ok && has_score) {
+      ok = s.size() >= 8;
+      if (ok) {
+        uint64_t bits = 0;
+        for (int k = 0; k < 8; ++k) bits |= static_cast<uint64_t>(static_cast<unsigned char>(s[k])) << (8 * k);
+        t.score = std::bit_cast<double>(bits);
+        s.remove_prefix(8);
+      }
+    }
+    ok = ok && get_field(s, t.reason);
+    u.reported = reported != 0;
+    t.status = static_cast<TierStatus>(status);
+    if (ok) r.tiers.push_back(std::move(t));
+  }
+  uint8_t cache = 0, cancelled = 0;
+  ok = ok && get_byte(s, cache) && cache <= static_cast<uint8_t>(CacheOutcome::kBypass) &&
+       get_field(s, r.answer_model) && get_sv(s, r.total_cost.micros) && get_sv(s, r.baseline.micros) &&
+       get_sv(s, r.savings.micros) && get_sv(s, v) && get_byte(s, cancelled) && cancelled <= 1 && s.empty();
+  if (!ok) return corrupt("truncated or malformed binary row");
+  r.cache = static_cast<CacheOutcome>(cache);
+  r.status_code = static_cast<int>(v);
+  r.stream_cancelled = cancelled != 0;
+  return r;
+}
+
 }  // namespace
 
 std::string ledger_key(int64_t wall_us, std::string_view request_id) {
@@ -170,6 +234,44 @@ std::string ledger_key(int64_t wall_us, std::string_view request_id) {
 }
 
 std::string encode_record(const LedgerRecord& r) {
+  std::string out;
+  out.reserve(96 + r.request_id.size() + r.key_id.size() + r.team.size() + r.request_type.size() +
+              r.route.size() + r.answer_model.size() + 64 * r.tiers.size());
+  out += static_cast<char>(kRowVersion);
+  put_field(out, r.request_id);
+  put_sv(out, r.wall_us);
+  for (const std::string* f : {&r.key_id, &r.team, &r.request_type, &r.route, &r.dialect}) put_field(out, *f);
+  put_varint(out, r.tiers.size());
+  for (const LedgerTier& t : r.tiers) {
+    put_field(out, t.model);
+    put_field(out, t.provider);
+    const Usage& u = t.usage;
+    for (int64_t v : {u.input_tokens, u.cached_input_tokens, u.cache_write_5m_tokens, u.cache_write_1h_tokens,
+                      u.output_tokens, u.reasoning_tokens})
+      put_sv(out, v);
+    out += static_cast<char>(u.reported ? 1 : 0);
+    put_sv(out, t.cost.micros);
+    put_sv(out, t.latency_us);
+    put_sv(out, t.ttft_us);
+    out += static_cast<char>(t.status);
+    out += static_cast<char>(t.score ? 1 : 0);
+    if (t.score) {
+      const auto bits = std::bit_cast<uint64_t>(*t.score);
+      for (int k = 0; k < 8; ++k) out += static_cast<char>((bits >> (8 * k)) & 0xff);
+    }
+    put_field(out, t.reason);
+  }
+  out += static_cast<char>(r.cache);
+  put_field(out, r.answer_model);
+  put_sv(out, r.total_cost.micros);
+  put_sv(out, r.baseline.micros);
+  put_sv(out, r.savings.micros);
+  put_sv(out, r.status_code);
+  out += static_cast<char>(r.stream_cancelled ? 1 : 0);
+  return out;
+}
+
+std::string record_json(const LedgerRecord& r) {
   std::string out;
   out.reserve(256 + 160 * r.tiers.size());
   JsonWriter w(out);
@@ -212,6 +314,8 @@ std::string encode_record(const LedgerRecord& r) {
 }
 
 Result<LedgerRecord> decode_record(std::string_view bytes) {
+  if (!bytes.empty() && static_cast<uint8_t>(bytes.front()) == kRowVersion) return decode_binary(bytes);
+  // Rows written before v2 are JSON (record_json's form).
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element root;
   if (auto err = parser.parse(bytes.data(), bytes.size()).get(root))

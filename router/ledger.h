@@ -60,9 +60,14 @@ namespace frugal::router {
 inline constexpr const char* kLedgerCf = "ledger";
 inline constexpr const char* kRollupsCf = "rollups";
 
-// Row encoding: JSON with a version field, {"v":1,...}; decode rejects unknown versions.
+// Stored row: binary, version byte 2, then the fields in a fixed order (strings and
+// signed varints; see ledger.cpp). A row is written on every request, so it is kept
+// cheap to encode; rows stored before v2 are JSON (record_json) and still decode.
+// decode_record rejects unknown versions, truncation and trailing bytes.
 std::string encode_record(const LedgerRecord& r);
 Result<LedgerRecord> decode_record(std::string_view bytes);
+// The readable form, {"v":1,...}: what /admin/ledger returns.
+std::string record_json(const LedgerRecord& r);
 // Ledger key: 8-byte big-endian wall_us, then the request id (so keys sort by time).
 std::string ledger_key(int64_t wall_us, std::string_view request_id);
 

@@ -47,6 +47,52 @@ TEST_CASE("JSON writer escapes and nests") {
   CHECK(out == R"({"s":"a\"b\\c\n\u0001","n":-3,"arr":[true,null,1.5],"o":{}})");
 }
 
+TEST_CASE("JSON escaping finds every special byte wherever it falls, and passes UTF-8 through") {
+  // The escape scan works 16 bytes at a time: put each special byte at every offset of
+  // a string that spans several blocks and a tail, and compare with a byte-wise escape.
+  const auto reference = [](std::string_view s) {
+    std::string out;
+    for (unsigned char c : s) {
+      if (c == '"') out += "\\\"";
+      else if (c == '\\') out += "\\\\";
+      else if (c == '\n') out += "\\n";
+      else if (c == '\r') out += "\\r";
+      else if (c == '\t') out += "\\t";
+      else if (c == '\b') out += "\\b";
+      else if (c == '\f') out += "\\f";
+      else if (c < 0x20) {
+        static constexpr char kHex[] = "0123456789abcdef";
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+      } else out += static_cast<char>(c);
+    }
+    return out;
+  };
+  const std::string base = "h\xc3\xa9llo w\xe2\x82\xacrld, plain text that is long enough";  // 46 bytes: two blocks and a tail
+  for (const char special : {'"', '\\', '\n', '\x01', '\x1f', '\x7f', ' ', '\x80', '\xff'}) {
+    for (size_t at = 0; at < base.size(); ++at) {
+      std::string s = base;
+      s[at] = special;
+      CAPTURE(static_cast<int>(static_cast<unsigned char>(special)));
+      CAPTURE(at);
+      std::string out;
+      json_escape_to(out, s);
+      CHECK(out == reference(s));
+      // Through the writer too: short strings take its single-append path.
+      std::string doc;
+      JsonWriter w(doc);
+      w.begin_object().key(s.substr(0, at + 1)).value(s.substr(at)).end_object();
+      CHECK(doc == "{\"" + reference(s.substr(0, at + 1)) + "\":\"" + reference(s.substr(at)) + "\"}");
+    }
+  }
+  std::string long_value(300, 'x');
+  long_value[257] = '"';
+  std::string doc;
+  JsonWriter(doc).begin_array().value(long_value).value("a").end_array();
+  CHECK(doc == "[\"" + reference(long_value) + "\",\"a\"]");
+}
+
 TEST_CASE("money is exact integer micro-dollars") {
   CHECK(price_tokens(1, 2'500'000).micros == 3);        // 2.5 µ$ rounds half up
   CHECK(price_tokens(1'000'000, 2'500'000).micros == 2'500'000);

@@ -90,18 +90,45 @@ TEST_CASE("record encoding round-trips and is versioned") {
   r.stream_cancelled = true;
   r.status_code = 499;
   r.tiers[1].score.reset();
+  r.tiers[1].latency_us = -5;  // negative values survive the zigzag varints
   const std::string bytes = encode_record(r);
-  CHECK(bytes.rfind("{\"v\":1,", 0) == 0);
+  CHECK(static_cast<unsigned char>(bytes[0]) == 2);
   auto d = decode_record(bytes);
   REQUIRE(d.ok());
   CHECK(encode_record(*d) == bytes);
+  CHECK(record_json(*d) == record_json(r));
   CHECK(d->tiers[0].score.value() == doctest::Approx(-0.43));
   CHECK(!d->tiers[1].score);
+  CHECK(d->tiers[1].latency_us == -5);
   CHECK(d->tiers[1].usage.cache_write_5m_tokens == 100);
   CHECK(d->stream_cancelled);
   CHECK(d->cache == CacheOutcome::kMiss);
+  CHECK(d->status_code == 499);
+
+  // Rows stored before the binary form are JSON, and still decode.
+  const std::string json = record_json(r);
+  CHECK(json.rfind("{\"v\":1,", 0) == 0);
+  auto dj = decode_record(json);
+  REQUIRE(dj.ok());
+  CHECK(encode_record(*dj) == bytes);
+
   CHECK(!decode_record("{\"v\":2}").ok());
   CHECK(!decode_record("garbage").ok());
+  CHECK(!decode_record("").ok());
+}
+
+TEST_CASE("a truncated, extended or corrupted binary row is an error, never a crash") {
+  const std::string bytes = encode_record(two_tier_record("frg-2", 456));
+  for (size_t n = 0; n < bytes.size(); ++n) CHECK(!decode_record(bytes.substr(0, n)).ok());
+  CHECK(!decode_record(bytes + '\0').ok());
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  for (int i = 0; i < 2000; ++i) {
+    std::string m = bytes;
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    m[1 + x % (m.size() - 1)] = static_cast<char>(x >> 32);
+    auto d = decode_record(m);  // may decode to other values; must not crash or over-read
+    if (d) CHECK(encode_record(*d).size() <= m.size() + 16);
+  }
 }
 
 TEST_CASE("a verifier call is priced to its model but is not an attempt") {
