@@ -38,11 +38,8 @@ void put_message(HashInput& in, const Message& m) {
     in.str(tc.id).str(tc.name).str(canonical_json_or_raw(tc.arguments));
 }
 
-}  // namespace
-
-std::string cache_key_material(const ChatRequest& req, const KeyScope& scope) {
-  HashInput in;
-  in.reserve(1024);  // one allocation for a typical request instead of several regrowths
+void build_key_material(HashInput& in, const ChatRequest& req, const KeyScope& scope) {
+  in.reserve(1000);  // one allocation for a typical request instead of several regrowths
   in.str(kKeyFormat);
   in.tag('r').str(scope.route).tag('u').str(scope.upstream_model);
   in.tag('s').boolean(scope.shared);
@@ -95,11 +92,20 @@ std::string cache_key_material(const ChatRequest& req, const KeyScope& scope) {
     canonical_json_to(value, v);
     in.str(k).str(value);
   }
-  return in.bytes();
+}
+
+}  // namespace
+
+std::string cache_key_material(const ChatRequest& req, const KeyScope& scope) {
+  HashInput in;
+  build_key_material(in, req, scope);
+  return in.take();
 }
 
 CacheKey make_cache_key(const ChatRequest& req, const KeyScope& scope) {
-  return hash128(cache_key_material(req, scope), kKeySeed);
+  HashInput in;
+  build_key_material(in, req, scope);
+  return in.digest(kKeySeed);
 }
 
 bool is_cacheable_by_default(const ChatRequest& req) {

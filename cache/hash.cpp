@@ -97,19 +97,6 @@ bool Hash128::from_bytes(std::string_view b, Hash128& out) {
   return true;
 }
 
-HashInput& HashInput::str(std::string_view s) {
-  u64(s.size());
-  buf_.append(s);
-  return *this;
-}
-
-HashInput& HashInput::u64(uint64_t v) {
-  char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-  buf_.append(b, 8);
-  return *this;
-}
-
 HashInput& HashInput::f64(double v) {
   if (v == 0) v = 0;  // folds -0.0 into +0.0
   if (std::isnan(v)) v = std::numeric_limits<double>::quiet_NaN();

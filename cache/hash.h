@@ -13,6 +13,7 @@
 #include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -42,20 +43,44 @@ inline uint64_t hash64(std::string_view s, uint64_t seed = 0) { return hash128(s
 // (or a fixed width) and a tag, so ("ab","c") and ("a","bc") never collide.
 class HashInput {
  public:
-  HashInput& tag(char t) { buf_ += t; return *this; }
-  HashInput& str(std::string_view s);
-  HashInput& u64(uint64_t v);
+  HashInput& tag(char t) { put(&t, 1); return *this; }
+  HashInput& str(std::string_view s) {
+    u64(s.size());
+    put(s.data(), s.size());
+    return *this;
+  }
+  HashInput& u64(uint64_t v) {
+    char b[8];
+    for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+    put(b, 8);
+    return *this;
+  }
   HashInput& i64(int64_t v) { return u64(static_cast<uint64_t>(v)); }
   HashInput& f64(double v);  // -0.0 and 0.0 hash alike; NaN is canonicalised
-  HashInput& boolean(bool b) { buf_ += b ? '\1' : '\0'; return *this; }
+  HashInput& boolean(bool b) { return tag(b ? '\1' : '\0'); }
   HashInput& hash(const Hash128& h) { return u64(h.hi).u64(h.lo); }
-  const std::string& bytes() const { return buf_; }
-  Hash128 digest(uint64_t seed = 0) const { return hash128(buf_, seed); }
-  void clear() { buf_.clear(); }
-  void reserve(size_t n) { buf_.reserve(n); }
+  std::string_view bytes() const { return {buf_.data(), len_}; }
+  std::string take() {
+    buf_.resize(len_);
+    len_ = 0;
+    return std::move(buf_);
+  }
+  Hash128 digest(uint64_t seed = 0) const { return hash128_bytes(buf_.data(), len_, seed); }
+  void clear() { len_ = 0; }
+  void reserve(size_t n) {
+    if (buf_.size() < n) buf_.resize(n);
+  }
 
  private:
-  std::string buf_;
+  // Written in place: a key is built from dozens of small fields, and a std::string
+  // append per field costs more than the hashing.
+  void put(const void* p, size_t n) {
+    if (buf_.size() - len_ < n) buf_.resize(2 * buf_.size() + n + 64);
+    std::memcpy(buf_.data() + len_, p, n);
+    len_ += n;
+  }
+  std::string buf_;  // [0, len_) written; the rest is room
+  size_t len_ = 0;
 };
 
 }  // namespace frugal::cache

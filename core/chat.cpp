@@ -31,6 +31,34 @@ Error wrong_type(const std::string& param, element e, const char* expected) {
                         type_word(e.type()) + " instead.");
 }
 
+// A parameter path ("messages[2].content[0].text") built only when an error needs it:
+// a valid request costs no string work for it.
+struct Path {
+  const Path* parent = nullptr;
+  std::string_view name;  // a field name, or empty for an index
+  size_t index = 0;
+  std::string str() const {
+    std::string out = parent ? parent->str() : std::string();
+    if (name.empty()) {
+      out += '[';
+      out += std::to_string(index);
+      out += ']';
+    } else {
+      if (!out.empty()) out += '.';
+      out += name;
+    }
+    return out;
+  }
+  Path field(std::string_view n) const { return Path{this, n, 0}; }
+  Path at(size_t i) const { return Path{this, {}, i}; }
+};
+
+Error wrong_type(const Path& param, element e, const char* expected) { return wrong_type(param.str(), e, expected); }
+Error missing(const Path& param) {
+  const std::string p = param.str();
+  return bad(p, "Missing required parameter: '" + p + "'.");
+}
+
 Result<std::string> get_string(element e, const std::string& param) {
   std::string_view s;
   if (e.get_string().get(s)) return wrong_type(param, e, "a string");
@@ -59,7 +87,7 @@ Result<bool> get_bool(element e, const std::string& param) {
   return b;
 }
 
-Result<void> parse_content(element content, const std::string& param, Message& m) {
+Result<void> parse_content(element content, const Path& param, Message& m) {
   if (content.is_null()) return {};
   if (content.is_string()) {
     m.content_is_string = true;
@@ -72,27 +100,27 @@ Result<void> parse_content(element content, const std::string& param, Message& m
   if (content.get_array().get(arr)) return wrong_type(param, content, "a string or an array");
   size_t i = 0;
   for (element part : arr) {
-    const std::string pp = param + "[" + std::to_string(i++) + "]";
+    const Path pp = param.at(i++);
     simdjson::dom::object obj;
     if (part.get_object().get(obj)) return wrong_type(pp, part, "an object");
     std::string_view type;
-    if (obj["type"].get_string().get(type)) return bad(pp + ".type", "Missing required parameter: '" + pp + ".type'.");
+    if (obj["type"].get_string().get(type)) return missing(pp.field("type"));
     ContentPart p;
     if (type == "text") {
       element t;
-      if (obj["text"].get(t)) return bad(pp + ".text", "Missing required parameter: '" + pp + ".text'.");
-      auto s = get_string(t, pp + ".text");
-      if (!s) return std::move(s).error();
-      p.text = std::move(*s);
+      if (obj["text"].get(t)) return missing(pp.field("text"));
+      std::string_view text;
+      if (t.get_string().get(text)) return wrong_type(pp.field("text"), t, "a string");
+      p.text = std::string(text);
     } else if (type == "image_url") {
       p.kind = ContentPart::Kind::kImage;
       element iu;
-      if (obj["image_url"].get(iu)) return bad(pp + ".image_url", "Missing required parameter: '" + pp + ".image_url'.");
+      if (obj["image_url"].get(iu)) return missing(pp.field("image_url"));
       std::string_view url;
       if (iu.is_string()) {
         url = iu.get_string().value_unsafe();
       } else if (iu["url"].get_string().get(url)) {
-        return bad(pp + ".image_url.url", "Missing required parameter: '" + pp + ".image_url.url'.");
+        return missing(pp.field("image_url").field("url"));
       }
       p.image_url = std::string(url);
       std::string_view detail;
@@ -106,20 +134,19 @@ Result<void> parse_content(element content, const std::string& param, Message& m
   return {};
 }
 
-Result<void> parse_tool_calls(element e, const std::string& param, Message& m) {
+Result<void> parse_tool_calls(element e, const Path& param, Message& m) {
   simdjson::dom::array arr;
   if (e.get_array().get(arr)) return wrong_type(param, e, "an array");
   size_t i = 0;
   for (element tc : arr) {
-    const std::string pp = param + "[" + std::to_string(i++) + "]";
+    const Path pp = param.at(i++);
     if (!tc.is_object()) return wrong_type(pp, tc, "an object");
     ToolCall call;
     std::string_view s;
     if (!tc["id"].get_string().get(s)) call.id = std::string(s);
     element fn;
-    if (tc["function"].get(fn) || !fn.is_object())
-      return bad(pp + ".function", "Missing required parameter: '" + pp + ".function'.");
-    if (fn["name"].get_string().get(s)) return bad(pp + ".function.name", "Missing required parameter: '" + pp + ".function.name'.");
+    if (tc["function"].get(fn) || !fn.is_object()) return missing(pp.field("function"));
+    if (fn["name"].get_string().get(s)) return missing(pp.field("function").field("name"));
     call.name = std::string(s);
     if (!fn["arguments"].get_string().get(s)) call.arguments = std::string(s);
     m.tool_calls.push_back(std::move(call));
@@ -127,39 +154,50 @@ Result<void> parse_tool_calls(element e, const std::string& param, Message& m) {
   return {};
 }
 
-Result<Message> parse_message(element e, const std::string& param) {
+Result<Message> parse_message(element e, const Path& param) {
   simdjson::dom::object obj;
   if (e.get_object().get(obj)) return wrong_type(param, e, "an object");
   Message m;
-  element role;
-  if (obj["role"].get(role)) return bad(param + ".role", "Missing required parameter: '" + param + ".role'.");
-  auto r = get_string(role, param + ".role");
-  if (!r) return std::move(r).error();
-  m.role = std::move(*r);
+  // One pass over the message's fields (the first occurrence of a key counts).
+  element role, content, name, tool_calls, tool_call_id;
+  bool has_role = false, has_content = false, has_name = false, has_tool_calls = false, has_tool_call_id = false;
+  for (auto field : obj) {
+    const std::string_view k = field.key;
+    auto take = [&](bool& has, element& slot) {
+      if (has) return;
+      has = true;
+      slot = field.value;
+    };
+    if (k == "role") take(has_role, role);
+    else if (k == "content") take(has_content, content);
+    else if (k == "name") take(has_name, name);
+    else if (k == "tool_calls") take(has_tool_calls, tool_calls);
+    else if (k == "tool_call_id") take(has_tool_call_id, tool_call_id);
+  }
+  if (!has_role) return missing(param.field("role"));
+  std::string_view s;
+  if (role.get_string().get(s)) return wrong_type(param.field("role"), role, "a string");
+  m.role = std::string(s);
   if (m.role != "system" && m.role != "developer" && m.role != "user" && m.role != "assistant" &&
       m.role != "tool" && m.role != "function")
-    return bad(param + ".role", "Invalid value: '" + m.role +
-                                    "'. Supported values are: 'system', 'developer', 'user', "
-                                    "'assistant', 'tool' and 'function'.");
-  element content;
-  if (!obj["content"].get(content)) {
-    FRUGAL_TRY(parse_content(content, param + ".content", m));
+    return bad(param.field("role").str(), "Invalid value: '" + m.role +
+                                              "'. Supported values are: 'system', 'developer', 'user', "
+                                              "'assistant', 'tool' and 'function'.");
+  if (has_content) {
+    FRUGAL_TRY(parse_content(content, param.field("content"), m));
   } else if (m.role != "assistant") {
-    return bad(param + ".content", "Missing required parameter: '" + param + ".content'.");
+    return missing(param.field("content"));
   }
-  element v;
-  std::string_view s;
-  if (!obj["name"].get(v)) {
-    if (v.get_string().get(s)) return wrong_type(param + ".name", v, "a string");
+  if (has_name) {
+    if (name.get_string().get(s)) return wrong_type(param.field("name"), name, "a string");
     m.name = std::string(s);
   }
-  if (!obj["tool_calls"].get(v)) FRUGAL_TRY(parse_tool_calls(v, param + ".tool_calls", m));
-  if (!obj["tool_call_id"].get(v)) {
-    if (v.get_string().get(s)) return wrong_type(param + ".tool_call_id", v, "a string");
+  if (has_tool_calls) FRUGAL_TRY(parse_tool_calls(tool_calls, param.field("tool_calls"), m));
+  if (has_tool_call_id) {
+    if (tool_call_id.get_string().get(s)) return wrong_type(param.field("tool_call_id"), tool_call_id, "a string");
     m.tool_call_id = std::string(s);
   }
-  if (m.role == "tool" && m.tool_call_id.empty())
-    return bad(param + ".tool_call_id", "Missing required parameter: '" + param + ".tool_call_id'.");
+  if (m.role == "tool" && m.tool_call_id.empty()) return missing(param.field("tool_call_id"));
   return m;
 }
 
@@ -202,15 +240,25 @@ Result<void> parse_stop(element e, SamplingParams& sp) {
 }
 
 template <class T, class Get>
-Result<void> optional_field(simdjson::dom::object obj, const char* key, Get get,
-                            std::optional<T>& out) {
-  element v;
-  if (obj[key].get(v) || v.is_null()) return {};
-  auto r = get(v, key);
+Result<void> optional_field(const element* v, const char* key, Get get, std::optional<T>& out) {
+  if (!v || v->is_null()) return {};
+  auto r = get(*v, key);
   if (!r) return std::move(r).error();
   out = *r;
   return {};
 }
+
+// The top-level fields parse_chat_request reads, found in one pass over the object
+// (the first occurrence of a key counts, as with simdjson's lookup).
+enum TopField {
+  kModel, kMessages, kStream, kStreamOptions, kTemperature, kTopP, kPresencePenalty, kFrequencyPenalty,
+  kSeed, kN, kTopLogprobs, kMaxTokens, kMaxCompletionTokens, kLogprobs, kStop, kTools, kToolChoice,
+  kResponseFormat, kUser, kTopFields
+};
+constexpr std::string_view kTopNames[kTopFields] = {
+    "model", "messages", "stream", "stream_options", "temperature", "top_p", "presence_penalty",
+    "frequency_penalty", "seed", "n", "top_logprobs", "max_tokens", "max_completion_tokens", "logprobs",
+    "stop", "tools", "tool_choice", "response_format", "user"};
 
 }  // namespace
 
@@ -228,70 +276,85 @@ Result<ChatRequest> parse_chat_request(element root) {
   if (root.get_object().get(req.root))
     return bad("", "The request body must be a JSON object.");
   req.has_root = true;
-  const simdjson::dom::object obj = req.root;
+  element fields[kTopFields];
+  bool present[kTopFields] = {};
+  for (auto field : req.root) {
+    for (int i = 0; i < kTopFields; ++i) {
+      if (field.key == kTopNames[i]) {
+        if (!present[i]) {
+          present[i] = true;
+          fields[i] = field.value;
+        }
+        break;
+      }
+    }
+  }
+  auto get = [&](TopField f) -> const element* { return present[f] ? &fields[f] : nullptr; };
 
-  element v;
-  if (obj["model"].get(v)) return bad("model", "Missing required parameter: 'model'.");
-  auto model = get_string(v, "model");
+  const element* v = get(kModel);
+  if (!v) return bad("model", "Missing required parameter: 'model'.");
+  auto model = get_string(*v, "model");
   if (!model) return std::move(model).error();
   if (model->empty()) return bad("model", "Invalid value for 'model': must not be empty.");
   req.model = std::move(*model);
 
-  if (obj["messages"].get(v)) return bad("messages", "Missing required parameter: 'messages'.");
+  if (!(v = get(kMessages))) return bad("messages", "Missing required parameter: 'messages'.");
   simdjson::dom::array msgs;
-  if (v.get_array().get(msgs)) return wrong_type("messages", v, "an array");
+  if (v->get_array().get(msgs)) return wrong_type("messages", *v, "an array");
   if (msgs.size() == 0)
     return bad("messages", "Invalid 'messages': empty array. Expected an array with minimum length 1.");
   req.messages.reserve(msgs.size());
+  const Path messages_path{nullptr, "messages", 0};
   size_t i = 0;
   for (element m : msgs) {
-    auto msg = parse_message(m, "messages[" + std::to_string(i++) + "]");
+    auto msg = parse_message(m, messages_path.at(i++));
     if (!msg) return std::move(msg).error();
     req.messages.push_back(std::move(*msg));
   }
 
-  if (!obj["stream"].get(v) && !v.is_null()) {
-    auto b = get_bool(v, "stream");
+  if ((v = get(kStream)) && !v->is_null()) {
+    auto b = get_bool(*v, "stream");
     if (!b) return std::move(b).error();
     req.stream = *b;
   }
-  if (!obj["stream_options"].get(v) && !v.is_null()) {
-    if (!v.is_object()) return wrong_type("stream_options", v, "an object");
+  if ((v = get(kStreamOptions)) && !v->is_null()) {
+    if (!v->is_object()) return wrong_type("stream_options", *v, "an object");
     element iu;
-    if (!v["include_usage"].get(iu)) {
+    if (!(*v)["include_usage"].get(iu)) {
       auto b = get_bool(iu, "stream_options.include_usage");
       if (!b) return std::move(b).error();
       req.include_usage = *b;
     }
   }
   auto& sp = req.sampling;
-  FRUGAL_TRY(optional_field(obj, "temperature", get_number, sp.temperature));
-  FRUGAL_TRY(optional_field(obj, "top_p", get_number, sp.top_p));
-  FRUGAL_TRY(optional_field(obj, "presence_penalty", get_number, sp.presence_penalty));
-  FRUGAL_TRY(optional_field(obj, "frequency_penalty", get_number, sp.frequency_penalty));
-  FRUGAL_TRY(optional_field(obj, "seed", get_integer, sp.seed));
-  FRUGAL_TRY(optional_field(obj, "n", get_integer, sp.n));
-  FRUGAL_TRY(optional_field(obj, "top_logprobs", get_integer, sp.top_logprobs));
-  FRUGAL_TRY(optional_field(obj, "max_tokens", get_integer, sp.max_tokens));
-  if (!sp.max_tokens) FRUGAL_TRY(optional_field(obj, "max_completion_tokens", get_integer, sp.max_tokens));
+  FRUGAL_TRY(optional_field(get(kTemperature), "temperature", get_number, sp.temperature));
+  FRUGAL_TRY(optional_field(get(kTopP), "top_p", get_number, sp.top_p));
+  FRUGAL_TRY(optional_field(get(kPresencePenalty), "presence_penalty", get_number, sp.presence_penalty));
+  FRUGAL_TRY(optional_field(get(kFrequencyPenalty), "frequency_penalty", get_number, sp.frequency_penalty));
+  FRUGAL_TRY(optional_field(get(kSeed), "seed", get_integer, sp.seed));
+  FRUGAL_TRY(optional_field(get(kN), "n", get_integer, sp.n));
+  FRUGAL_TRY(optional_field(get(kTopLogprobs), "top_logprobs", get_integer, sp.top_logprobs));
+  FRUGAL_TRY(optional_field(get(kMaxTokens), "max_tokens", get_integer, sp.max_tokens));
+  if (!sp.max_tokens)
+    FRUGAL_TRY(optional_field(get(kMaxCompletionTokens), "max_completion_tokens", get_integer, sp.max_tokens));
   if (sp.temperature && (*sp.temperature < 0 || *sp.temperature > 2))
     return bad("temperature", "Invalid 'temperature': must be between 0 and 2.");
   if (sp.max_tokens && *sp.max_tokens < 1)
     return bad("max_tokens", "Invalid 'max_tokens': must be at least 1.");
-  if (!obj["logprobs"].get(v) && !v.is_null()) {
-    auto b = get_bool(v, "logprobs");
+  if ((v = get(kLogprobs)) && !v->is_null()) {
+    auto b = get_bool(*v, "logprobs");
     if (!b) return std::move(b).error();
     sp.logprobs = *b;
   }
-  if (!obj["stop"].get(v)) FRUGAL_TRY(parse_stop(v, sp));
-  if (!obj["tools"].get(v) && !v.is_null()) FRUGAL_TRY(parse_tools(v, req));
-  if (!obj["tool_choice"].get(v)) req.tool_choice_json = to_json(v);
-  if (!obj["response_format"].get(v) && !v.is_null()) {
-    if (!v.is_object()) return wrong_type("response_format", v, "an object");
-    req.response_format_json = to_json(v);
+  if ((v = get(kStop))) FRUGAL_TRY(parse_stop(*v, sp));
+  if ((v = get(kTools)) && !v->is_null()) FRUGAL_TRY(parse_tools(*v, req));
+  if ((v = get(kToolChoice))) req.tool_choice_json = to_json(*v);
+  if ((v = get(kResponseFormat)) && !v->is_null()) {
+    if (!v->is_object()) return wrong_type("response_format", *v, "an object");
+    req.response_format_json = to_json(*v);
   }
-  if (!obj["user"].get(v) && !v.is_null()) {
-    auto u = get_string(v, "user");
+  if ((v = get(kUser)) && !v->is_null()) {
+    auto u = get_string(*v, "user");
     if (!u) return std::move(u).error();
     req.user = std::move(*u);
   }

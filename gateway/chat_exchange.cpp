@@ -106,6 +106,7 @@ void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
 // The usage hand-off, visible at --log-level debug until the ledger consumes it here.
 void ChatExchange::log_finish(const Usage& u, ExchangeEnd end) const {
   static constexpr const char* kEnds[] = {"complete", "upstream_error", "upstream_broke", "client_gone"};
+  if (!log::enabled(log::Level::kDebug)) return;
   log::debug("request " + ctx_.request_id + ": finish end=" + kEnds[static_cast<int>(end)] +
              " dialect=" + dialect_name(dialect_) + " usage input=" + std::to_string(u.input_tokens) +
              " cached=" + std::to_string(u.cached_input_tokens) +

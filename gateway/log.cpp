@@ -13,6 +13,8 @@ std::atomic<Level> g_level{Level::kInfo};
 
 void set_level(Level l) { g_level = l; }
 
+bool enabled(Level l) { return l >= g_level.load(std::memory_order_relaxed); }
+
 void write(Level l, std::string_view msg) {
   if (l < g_level.load(std::memory_order_relaxed)) return;
   static constexpr const char* kNames[] = {"debug", "info", "warn", "error"};

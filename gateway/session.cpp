@@ -171,6 +171,10 @@ void append_header(std::string& head, std::string_view name, std::string_view va
   head += name;
   head += ": ";
   // Values can carry client-chosen text (a model name): never let it end the line.
+  if (value.find_first_of("\r\n") == std::string_view::npos) {
+    head += value;
+    return;
+  }
   for (char c : value)
     if (c != '\r' && c != '\n') head += c;
 }

@@ -34,11 +34,14 @@ int64_t get_be64(std::string_view s) {
 }
 
 void put_varint(std::string& out, uint64_t v) {
+  char b[10];
+  size_t n = 0;
   while (v >= 0x80) {
-    out += static_cast<char>((v & 0x7f) | 0x80);
+    b[n++] = static_cast<char>((v & 0x7f) | 0x80);
     v >>= 7;
   }
-  out += static_cast<char>(v);
+  b[n++] = static_cast<char>(v);
+  out.append(b, n);
 }
 
 bool get_varint(std::string_view& s, uint64_t& v, int max_bytes = 5) {

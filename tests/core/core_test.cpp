@@ -148,6 +148,18 @@ TEST_CASE("chat request parsing validates types and keeps everything") {
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":1.5})", "max_tokens"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"stop":[1]})", "stop"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{}]})", "tools[0].function"},
+      // Nested paths, and the first occurrence of a repeated key is the one read.
+      {R"({"model":"m","messages":[{"role":"user","content":"x"},{"role":"user","content":[{"type":"text"}]}]})",
+       "messages[1].content[0].text"},
+      {R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":2}]}]})",
+       "messages[0].content[1].text"},
+      {R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{}}]}]})",
+       "messages[0].content[0].image_url.url"},
+      {R"({"model":"m","messages":[{"role":"assistant","tool_calls":[{"function":{}}]}]})",
+       "messages[0].tool_calls[0].function.name"},
+      {R"({"model":"m","messages":[{"role":"user","role":"x","content":"x"}],"temperature":"hot","temperature":1})",
+       "temperature"},
+      {R"({"model":"m","messages":[{"role":5,"content":"x"}]})", "messages[0].role"},
   };
   for (const auto& b : bad) {
     CAPTURE(b.body);
