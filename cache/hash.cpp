@@ -97,6 +97,8 @@ bool Hash128::from_bytes(std::string_view b, Hash128& out) {
   return true;
 }
 
+void HashInput::grow(size_t n) { buf_.resize(2 * buf_.size() + n + 64); }
+
 HashInput& HashInput::f64(double v) {
   if (v == 0) v = 0;  // folds -0.0 into +0.0
   if (std::isnan(v)) v = std::numeric_limits<double>::quiet_NaN();

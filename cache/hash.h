@@ -75,10 +75,11 @@ class HashInput {
   // Written in place: a key is built from dozens of small fields, and a std::string
   // append per field costs more than the hashing.
   void put(const void* p, size_t n) {
-    if (buf_.size() - len_ < n) buf_.resize(2 * buf_.size() + n + 64);
+    if (buf_.size() - len_ < n) [[unlikely]] grow(n);
     std::memcpy(buf_.data() + len_, p, n);
     len_ += n;
   }
+  void grow(size_t n);
   std::string buf_;  // [0, len_) written; the rest is room
   size_t len_ = 0;
 };
