@@ -337,22 +337,27 @@ void ChatExchange::record(const Usage& usage, ExchangeEnd end) {
     // (append_durable): a WAL write is cheaper than two thread wake-ups on an idle
     // machine. Under load the writer's group commit is cheaper, and the wait overlaps
     // with other requests' work.
-    auto sig = std::make_shared<CommitSignal>(w_.io);
-    std::weak_ptr<CommitSignal> weak = sig;
-    asio::io_context& io = w_.io;
-    const std::string id = ctx_.request_id;
-    std::function<void(bool)> on_written = [weak, &io, id](bool ok) {
-      if (!ok) log::error("request " + id + ": its ledger row could not be written");
-      asio::post(io, [weak] {
-        if (auto s = weak.lock()) {
-          s->done = true;
-          s->timer.cancel();
-        }
-      });
+    // The wait machinery (signal, timer, callback) is built only when the row is not
+    // durable on return.
+    std::shared_ptr<CommitSignal> sig;
+    // Two pointers of captures: std::function keeps them without allocating.
+    const std::function<router::Ledger::OnWritten()> make_wait = [this, &sig]() -> router::Ledger::OnWritten {
+      asio::io_context& io = w_.io;
+      sig = std::make_shared<CommitSignal>(io);
+      std::weak_ptr<CommitSignal> weak = sig;
+      return [weak, &io, id = ctx_.request_id](bool ok) {
+        if (!ok) log::error("request " + id + ": its ledger row could not be written");
+        asio::post(io, [weak] {
+          if (auto s = weak.lock()) {
+            s->done = true;
+            s->timer.cancel();
+          }
+        });
+      };
     };
     const bool quiet = w_.server.in_flight().load(std::memory_order_relaxed) <= w_.server.io_threads();
-    if (quiet && ledger.append_durable(std::move(r), on_written)) return;  // durable now
-    if (!quiet) ledger.append(std::move(r), std::move(on_written));
+    if (quiet && ledger.append_durable(std::move(r), make_wait)) return;  // durable now
+    if (!quiet) ledger.append(std::move(r), make_wait());
     rs.commit = std::move(sig);
   } else if (!ledger.append(std::move(r))) {
     log::error("request " + ctx_.request_id + ": ledger queue full or closed, row dropped");

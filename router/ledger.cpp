@@ -596,7 +596,7 @@ bool Ledger::append(LedgerRecord record, std::function<void(bool ok)> on_written
   return true;
 }
 
-bool Ledger::append_durable(LedgerRecord record, std::function<void(bool ok)> on_written) {
+bool Ledger::append_durable(LedgerRecord record, const std::function<OnWritten()>& make_on_written) {
   bool inline_ok = false;
   {
     std::lock_guard lock(mu_);
@@ -604,7 +604,7 @@ bool Ledger::append_durable(LedgerRecord record, std::function<void(bool ok)> on
     if (inline_ok) ++inline_writers_;
   }
   if (!inline_ok) {
-    append(std::move(record), std::move(on_written));
+    append(std::move(record), make_on_written());
     return false;
   }
   rocksdb::WriteBatch wb;
@@ -620,7 +620,7 @@ bool Ledger::append_durable(LedgerRecord record, std::function<void(bool ok)> on
     if (s.IsIncomplete()) {
       // RocksDB would have stalled: the writer writes it (past the queue bound: the
       // row must not be lost) and reports through on_written.
-      enqueue_locked(std::move(record), nullptr, std::move(on_written));
+      enqueue_locked(std::move(record), nullptr, make_on_written());
       queued = true;
     } else {
       ++stats_.appended;
@@ -641,7 +641,7 @@ bool Ledger::append_durable(LedgerRecord record, std::function<void(bool ok)> on
   }
   done_cv_.notify_all();  // close() waits for inline writers
   if (!s.ok()) {
-    if (on_written) on_written(false);
+    if (OnWritten on_written = make_on_written()) on_written(false);
     return false;
   }
   return true;

@@ -133,10 +133,12 @@ class Ledger {
   // back into the ledger (post to your own executor). Returns false when dropped.
   bool append(LedgerRecord record, std::function<void(bool ok)> on_written);
   // Writes the record on the calling thread when that cannot block (see above) and
-  // returns true: the row is durable, on_written is not called. Otherwise behaves as
-  // append(record, on_written) and returns false: on_written reports the outcome (it
-  // may already have run, with false, when the row was dropped or the write failed).
-  bool append_durable(LedgerRecord record, std::function<void(bool ok)> on_written);
+  // returns true: the row is durable and make_on_written is never called (the caller
+  // builds no wait machinery). Otherwise behaves as append(record, make_on_written())
+  // and returns false: that callback reports the outcome (it may already have run, with
+  // false, when the row was dropped or the write failed).
+  using OnWritten = std::function<void(bool ok)>;
+  bool append_durable(LedgerRecord record, const std::function<OnWritten()>& make_on_written);
   // Queues the record and waits until its batch is written (see durability above).
   Result<void> append_sync(LedgerRecord record);
   // Waits until everything appended before this call is written.

@@ -232,7 +232,8 @@ int main(int argc, char** argv) {
   int inline_written = 0;
   for (int i = 0; i < nd; ++i) {
     const auto t0 = Clock::now();
-    if ((*ledger)->append_durable(record(500'000 + i), [](bool) {})) ++inline_written;
+    if ((*ledger)->append_durable(record(500'000 + i), [] { return router::Ledger::OnWritten([](bool) {}); }))
+      ++inline_written;
     t_durable_inline.push_back(us_since(t0));
   }
   std::vector<double> t_durable_16;

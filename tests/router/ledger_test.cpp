@@ -304,10 +304,13 @@ TEST_CASE("append_durable writes on the caller's thread when the writer is idle,
   TempDir dir;
   {
     auto l = open_ledger(dir.path);
-    int called = 0;
-    // Idle ledger: written before it returns, readable at once, callback never runs.
-    CHECK(l->append_durable(two_tier_record("now", kH), [&](bool) { ++called; }));
-    CHECK(called == 0);
+    int made = 0;
+    // Idle ledger: written before it returns, readable at once, no callback is even made.
+    CHECK(l->append_durable(two_tier_record("now", kH), [&] {
+      ++made;
+      return Ledger::OnWritten([](bool) {});
+    }));
+    CHECK(made == 0);
     CHECK(l->stats().written_inline == 1);
     auto rows = l->scan(kH, kH + 1, 10);
     REQUIRE(rows->size() == 1);
@@ -320,7 +323,8 @@ TEST_CASE("append_durable writes on the caller's thread when the writer is idle,
     o.write_delay_us = 2'000;
     auto l = open_ledger(dir.path, o);
     std::atomic<int> ok{0};
-    CHECK(!l->append_durable(two_tier_record("queued", kH + 1), [&](bool good) { ok += good ? 1 : 100; }));
+    CHECK(!l->append_durable(two_tier_record("queued", kH + 1),
+                             [&] { return Ledger::OnWritten([&](bool good) { ok += good ? 1 : 100; }); }));
     REQUIRE(l->flush().ok());
     // on_written runs on the writer thread just after flush() may have returned.
     for (int i = 0; i < 2'000 && ok == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -329,7 +333,8 @@ TEST_CASE("append_durable writes on the caller's thread when the writer is idle,
     l->close();
     // Closed: refused, and the callback says so (inline).
     bool refused = false;
-    CHECK(!l->append_durable(two_tier_record("late", kH + 2), [&](bool good) { refused = !good; }));
+    CHECK(!l->append_durable(two_tier_record("late", kH + 2),
+                             [&] { return Ledger::OnWritten([&](bool good) { refused = !good; }); }));
     CHECK(refused);
   }
   auto l = open_ledger(dir.path);
