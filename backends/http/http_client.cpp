@@ -96,6 +96,7 @@ size_t HttpCall::on_header(char* data, size_t size, size_t n, void* self) {
   std::string_view line(data, bytes);
   if (line.rfind("HTTP/", 0) == 0) {  // a new response (1xx, redirect or final)
     call->headers_.clear();
+    call->headers_.reserve(12);  // one allocation for a typical response's headers
     const size_t sp = line.find(' ');
     call->status_ = sp == std::string_view::npos ? 0 : std::atoi(std::string(line.substr(sp + 1, 3)).c_str());
     return bytes;
