@@ -204,16 +204,16 @@ Result<Message> parse_message(element e, const Path& param) {
 Result<void> parse_tools(element e, ChatRequest& req) {
   simdjson::dom::array arr;
   if (e.get_array().get(arr)) return wrong_type("tools", e, "an array");
+  const Path tools_path{nullptr, "tools", 0};
   size_t i = 0;
   for (element t : arr) {
-    const std::string pp = "tools[" + std::to_string(i++) + "]";
+    const Path pp = tools_path.at(i++);
     if (!t.is_object()) return wrong_type(pp, t, "an object");
     element fn;
-    if (t["function"].get(fn) || !fn.is_object())
-      return bad(pp + ".function", "Missing required parameter: '" + pp + ".function'.");
+    if (t["function"].get(fn) || !fn.is_object()) return missing(pp.field("function"));
     ToolDef def;
     std::string_view s;
-    if (fn["name"].get_string().get(s)) return bad(pp + ".function.name", "Missing required parameter: '" + pp + ".function.name'.");
+    if (fn["name"].get_string().get(s)) return missing(pp.field("function").field("name"));
     def.name = std::string(s);
     if (!fn["description"].get_string().get(s)) def.description = std::string(s);
     element params;

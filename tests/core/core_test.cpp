@@ -160,6 +160,8 @@ TEST_CASE("chat request parsing validates types and keeps everything") {
       {R"({"model":"m","messages":[{"role":"user","role":"x","content":"x"}],"temperature":"hot","temperature":1})",
        "temperature"},
       {R"({"model":"m","messages":[{"role":5,"content":"x"}]})", "messages[0].role"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"function":{"name":"f"}},{"function":{}}]})",
+       "tools[1].function.name"},
   };
   for (const auto& b : bad) {
     CAPTURE(b.body);
