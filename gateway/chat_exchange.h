@@ -99,7 +99,7 @@ class ChatExchange {
   boost::asio::awaitable<void> commit();
   // Final cost figures as HTTP trailers for a stream (whose headers went out before
   // the answering tier's usage was known). Valid after finish().
-  const std::vector<std::pair<std::string, std::string>>& trailers() const;
+  std::vector<std::pair<std::string, std::string>> trailers() const;
   // The route's plan (cache settings included); null before start() or without a policy route.
   const policies::RoutePlan* route_plan() const;
 

@@ -370,12 +370,11 @@ boost::asio::awaitable<void> ChatExchange::commit() {
   while (!sig->done) co_await sig->timer.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
-const std::vector<std::pair<std::string, std::string>>& ChatExchange::trailers() const {
-  // The final figures record() set as headers; only a stream needs them again.
-  auto& t = routing_->trailers;
-  if (t.empty())
-    for (const auto& [k, v] : ctx_.headers)
-      if (k == "x-frugal-cost-usd" || k == "x-frugal-savings-usd") t.emplace_back(k, v);
+std::vector<std::pair<std::string, std::string>> ChatExchange::trailers() const {
+  // The final figures record() set as headers, again for a stream's terminating chunk.
+  std::vector<std::pair<std::string, std::string>> t;
+  for (const auto& [k, v] : ctx_.headers)
+    if (k == "x-frugal-cost-usd" || k == "x-frugal-savings-usd") t.emplace_back(k, v);
   return t;
 }
 

@@ -54,7 +54,6 @@ struct RouteState {
 
   bool recorded = false;
   std::shared_ptr<CommitSignal> commit;
-  std::vector<std::pair<std::string, std::string>> trailers;
 };
 
 }  // namespace frugal::gateway
