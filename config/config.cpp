@@ -105,7 +105,7 @@ ProviderConfig parse_provider(const std::string& name, const YamlNode& n) {
   if (p.kind == ProviderKind::kEngine) {
     parse_engine(n, p);
   } else {
-    n.allow_keys({"kind", "base_url", "api_key", "timeouts", "retry", "http2", "max_connections", "headers", "tls"});
+    n.allow_keys({"kind", "base_url", "api_key", "timeouts", "retry", "http2", "transport", "headers", "tls"});
     const YamlNode url = n.required("base_url");
     p.base_url = url.as_string();
     if (p.base_url.rfind("http://", 0) != 0 && p.base_url.rfind("https://", 0) != 0)
@@ -124,7 +124,11 @@ ProviderConfig parse_provider(const std::string& name, const YamlNode& n) {
       p.tls_ca_file = t->get_string("ca_file", "");
       p.tls_verify = t->get_bool("verify", true);
     }
-    p.max_connections = static_cast<int>(n.get_int("max_connections", 0, 0, 100000));
+    if (auto t = n.child("transport")) {
+      const std::string v = t->as_string();
+      if (v == "libcurl") p.builtin_http1 = false;
+      else if (v != "auto") t->fail("unknown transport '" + v + "' (expected auto or libcurl)");
+    }
     if (auto h = n.child("headers"))
       for (const auto& [hk, hv] : h->entries()) p.headers[hk] = hv.as_string();
   }

@@ -57,7 +57,9 @@ struct ProviderConfig {
   bool http2 = true;     // negotiate HTTP/2 over TLS when the server offers it
   std::string tls_ca_file;  // PEM CA bundle to trust instead of the system store (private CAs)
   bool tls_verify = true;   // verify the upstream's certificate and host name
-  int max_connections = 0;  // per I/O thread; 0 = libcurl's default
+  // Plain http:// base URLs use the built-in HTTP/1.1 client unless this is false
+  // (`transport: libcurl`); https always uses libcurl.
+  bool builtin_http1 = true;
   std::map<std::string, std::string> headers;  // extra headers sent upstream
   EngineSettings engine;  // kind == kEngine only
 };

@@ -260,6 +260,7 @@ HttpRequest anthropic_request(const config::ProviderConfig& p, std::string_view 
   r.first_byte_timeout_ms = p.timeouts.first_byte_ms;
   r.total_timeout_ms = p.timeouts.total_ms;
   r.http2 = p.http2;
+  r.builtin_http1 = p.builtin_http1;
   return r;
 }
 

@@ -155,7 +155,17 @@ void HttpCall::fail_first_byte_timeout() {
 // ---------------------------------------------------------------------------------
 // HttpClient
 
-HttpClient::HttpClient(asio::io_context& io) : io_(io), timer_(io), sweep_(io) {
+namespace {
+// The variables libcurl consults for an http:// URL (it ignores upper-case HTTP_PROXY).
+bool proxy_in_env() {
+  for (const char* name : {"http_proxy", "all_proxy", "ALL_PROXY"})
+    if (const char* v = std::getenv(name); v && *v) return true;
+  return false;
+}
+}  // namespace
+
+HttpClient::HttpClient(asio::io_context& io)
+    : io_(io), timer_(io), sweep_(io), h1_(io), proxy_in_env_(proxy_in_env()) {
   global_init();
   multi_ = curl_multi_init();
   curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &HttpClient::on_socket);
@@ -192,7 +202,10 @@ void HttpClient::release_easy(CURL* easy) {
   else curl_easy_cleanup(easy);
 }
 
-std::shared_ptr<HttpCall> HttpClient::start(HttpRequest req) {
+std::shared_ptr<backends::Call> HttpClient::start(HttpRequest req) {
+  if (req.builtin_http1 && !proxy_in_env_) {
+    if (auto url = parse_plain_http_url(req.url)) return h1_.start(std::move(req), std::move(*url));
+  }
   CURL* e = acquire_easy();
   auto call = std::make_shared<HttpCall>(*this, e);
   call->request_body_ = std::move(req.body);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "backends/http/h1_client.h"
 
 namespace frugal::http {
 
@@ -37,6 +38,9 @@ struct HttpRequest {
   bool http2 = true;                        // HTTP/2 over TLS when offered
   std::string ca_file;                      // extra trust anchors (PEM); empty: the system store
   bool verify_tls = true;                   // false: accept any certificate (tests, never production)
+  // Plain http:// URLs go to the built-in HTTP/1.1 client (h1_client.h) unless this is
+  // false or a proxy is configured in the environment; everything else uses libcurl.
+  bool builtin_http1 = true;
 };
 
 using backends::CallState;
@@ -111,9 +115,11 @@ class HttpClient {
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  std::shared_ptr<HttpCall> start(HttpRequest req);
+  // A plain-http request (see HttpRequest::builtin_http1) is served by the built-in
+  // client, any other by libcurl.
+  std::shared_ptr<backends::Call> start(HttpRequest req);
   asio::io_context& io() { return io_; }
-  size_t active_transfers() const { return active_.size(); }
+  size_t active_transfers() const { return active_.size() + h1_.active_transfers(); }
 
   // Body bytes buffered per call before the transfer is paused (back-pressure).
   static constexpr size_t kPauseThreshold = 1 << 20;
@@ -146,6 +152,8 @@ class HttpClient {
   std::unordered_map<curl_socket_t, std::shared_ptr<Socket>> sockets_;
   std::unordered_set<std::shared_ptr<HttpCall>> active_;  // keeps running calls alive
   std::vector<CURL*> idle_easy_;
+  H1Client h1_;
+  const bool proxy_in_env_;  // libcurl would route plain http through a proxy
 };
 
 // Parses a Retry-After value (delta-seconds or HTTP-date) into milliseconds; -1 if invalid.

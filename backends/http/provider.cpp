@@ -15,6 +15,7 @@ void common_headers(const config::ProviderConfig& p, HttpRequest& r) {
   r.http2 = p.http2;
   r.ca_file = p.tls_ca_file;
   r.verify_tls = p.tls_verify;
+  r.builtin_http1 = p.builtin_http1;
 }
 
 }  // namespace

@@ -62,6 +62,7 @@ providers:
   a: { kind: openai, base_url: "https://x/v1", api_key: "${FRUGAL_T_KEY}",
        timeouts: { connect: 2s, first_byte: 500ms }, retry: { max_attempts: 5 } }
   b: { kind: anthropic, base_url: "https://y", api_key: "sk-ant", headers: { anthropic-beta: "x-2025" } }
+  local: { kind: openai, base_url: "http://127.0.0.1:8000/v1", transport: libcurl }
 models:
   fast: [a/gpt-4o-mini, "b/claude-haiku"]
   big: { provider: a, model: org/model-with/slashes }
@@ -79,6 +80,8 @@ passthrough:
   CHECK(c->provider("b")->kind == ProviderKind::kAnthropic);
   CHECK(c->provider("b")->api_key == "sk-ant");
   CHECK(c->provider("b")->headers.at("anthropic-beta") == "x-2025");
+  CHECK(c->provider("a")->builtin_http1);
+  CHECK_FALSE(c->provider("local")->builtin_http1);
   REQUIRE(c->aliases.size() == 2);
   CHECK(c->aliases[0].targets.size() == 2);
   CHECK(c->aliases[0].targets[1].model == "claude-haiku");
@@ -98,6 +101,8 @@ TEST_CASE("config errors name file, line, column and key") {
       {"models:\n  m: [nope/x]\n", "t.yaml:2:7: key 'models.m[0]': unknown provider 'nope'"},
       {"server: [1\n", "t.yaml:2:1: YAML syntax error"},
       {"server:\n  body_limit: 4 lots\n", "key 'server.body_limit': unknown size unit"},
+      {"providers:\n  p:\n    kind: openai\n    base_url: http://x\n    transport: h3\n",
+       "t.yaml:5:16: key 'providers.p.transport': unknown transport 'h3' (expected auto or libcurl)"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.yaml);

@@ -28,6 +28,9 @@ struct Env {
     mock = std::make_unique<Child>(std::vector<std::string>{MOCK_UPSTREAM_BIN, "--require-key", "sk-test"});
     const std::string mport = mock->wait_for("PORT=(\\d+)");
     mock_url = "http://127.0.0.1:" + mport;
+    // The suite runs twice (CMakeLists.txt): on the built-in HTTP/1.1 client and on libcurl.
+    const char* transport_env = std::getenv("FRUGAL_IT_TRANSPORT");
+    const std::string transport = std::string("\n    transport: ") + (transport_env ? transport_env : "auto");
     const std::string cfg = "data_dir: " + (dir / "data").string() + R"(
 server:
   listen: ["127.0.0.1:0"]
@@ -39,15 +42,15 @@ providers:
     base_url: )" + mock_url + R"(/v1
     api_key: ${FRUGAL_TEST_KEY}
     retry: { max_attempts: 3, base_delay: 10ms, max_delay: 300ms }
-    timeouts: { first_byte: 1500ms }
+    timeouts: { first_byte: 1500ms })" + transport + R"(
   dead:
     kind: openai
     base_url: http://127.0.0.1:1/v1
-    retry: { max_attempts: 2, base_delay: 5ms }
+    retry: { max_attempts: 2, base_delay: 5ms })" + transport + R"(
   badkey:
     kind: openai
     base_url: )" + mock_url + R"(/v1
-    api_key: sk-wrong
+    api_key: sk-wrong)" + transport + R"(
 models:
   fast: [dead/gpt-x, mock/gpt-4o-mini]
   primary: mock/gpt-4o

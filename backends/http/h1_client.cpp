@@ -1,0 +1,506 @@
+#include "backends/http/h1_client.h"
+
+#include <strings.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
+#include <cstring>
+
+#include "backends/http/http_client.h"
+#include "core/ids.h"
+
+namespace frugal::http {
+
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+std::optional<PlainHttpUrl> parse_plain_http_url(std::string_view url) {
+  constexpr std::string_view kScheme = "http://";
+  if (url.size() <= kScheme.size() || strncasecmp(url.data(), kScheme.data(), kScheme.size()) != 0)
+    return std::nullopt;
+  url.remove_prefix(kScheme.size());
+  const size_t end = url.find_first_of("/?#");
+  const std::string_view authority = url.substr(0, end);
+  const std::string_view rest = end == std::string_view::npos ? std::string_view{} : url.substr(end);
+  if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
+  if (rest.find('#') != std::string_view::npos) return std::nullopt;
+  if (rest.find_first_of(" \r\n\t") != std::string_view::npos) return std::nullopt;
+
+  PlainHttpUrl out;
+  std::string_view host = authority, port;
+  if (authority.front() == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    host = authority.substr(1, close - 1);
+    const std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return std::nullopt;
+      port = after.substr(1);
+    }
+  } else if (const size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  if (host.empty() || host.find_first_of(":[] ") != std::string_view::npos) {
+    if (authority.front() != '[') return std::nullopt;  // a bare IPv6 literal needs brackets
+  }
+  if (authority.front() != '[' && port.empty() && authority.back() == ':') return std::nullopt;
+  if (!port.empty()) {
+    unsigned value = 0;
+    for (char c : port) {
+      if (c < '0' || c > '9' || value > 65535) return std::nullopt;
+      value = value * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (value == 0 || value > 65535) return std::nullopt;
+    out.port = static_cast<uint16_t>(value);
+  }
+  out.host = std::string(host);
+  out.authority = std::string(authority);
+  if (rest.empty() || rest.front() == '?') out.target = "/";
+  out.target += rest;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------
+// H1Call
+
+class H1Call final : public backends::Call, public std::enable_shared_from_this<H1Call> {
+ public:
+  H1Call(H1Client& client, const HttpRequest& req, PlainHttpUrl&& url, std::string body);
+  ~H1Call() override;
+
+  asio::awaitable<void> wait() override;
+  CallState state() const override { return state_; }
+  int status() const override { return status_; }
+  bool got_headers() const override { return got_headers_; }
+  std::string_view header(std::string_view name) const override;
+  std::string take_body() override;
+  const std::string& body() const override { return body_; }
+  bool timed_out() const override { return timed_out_; }
+  bool cancelled() const override { return cancelled_; }
+  const std::string& error() const override { return error_; }
+  void cancel() override;
+  int64_t started_us() const override { return started_us_; }
+  int64_t headers_us() const override { return headers_us_; }
+
+  // Returns an error message if the request cannot be sent (the call then fails).
+  std::string build_head(const HttpRequest& req);
+  void begin();
+  void check_deadlines(int64_t now_us);
+  void fail(std::string message, bool timed_out = false);
+
+ private:
+  class Parser final : public beast::http::basic_parser<false> {
+   public:
+    explicit Parser(H1Call& call) : call_(call) {
+      eager(true);
+      body_limit(boost::none);
+      header_limit(64 * 1024);
+    }
+
+   private:
+    void on_request_impl(beast::http::verb, beast::string_view, beast::string_view, int, error_code&) override {}
+    void on_response_impl(int code, beast::string_view, int, error_code&) override {
+      call_.status_ = code;
+      call_.headers_.clear();
+    }
+    void on_field_impl(beast::http::field, beast::string_view name, beast::string_view value,
+                       error_code&) override {
+      call_.headers_.emplace_back(std::string(name), std::string(value));
+    }
+    void on_header_impl(error_code&) override { call_.on_headers(); }
+    void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
+      if (length) call_.body_.reserve(std::min<std::uint64_t>(*length, H1Client::kPauseThreshold));
+    }
+    std::size_t on_body_impl(beast::string_view body, error_code&) override {
+      call_.body_.append(body.data(), body.size());
+      return body.size();
+    }
+    void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
+    std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code&) override {
+      call_.body_.append(body.data(), body.size());
+      return body.size();
+    }
+    void on_finish_impl(error_code&) override {}
+
+    H1Call& call_;
+  };
+
+  enum class Phase { kConnecting, kSending, kReceiving, kDone };
+
+  void connect_fresh();
+  void on_connected(const error_code& ec);
+  void send();
+  void read();
+  void on_read(const error_code& ec, size_t n);
+  void on_headers();
+  // Parses the unconsumed bytes; true while the response is incomplete.
+  bool feed();
+  // A reused keep-alive connection failed before any response byte: the upstream had
+  // closed it while idle. Sends once more on a new connection.
+  bool retry_on_fresh_connection();
+  void complete(bool reusable);
+  void close_socket();
+  void notify();
+
+  H1Client* client_;
+  PlainHttpUrl url_;
+  std::string head_;
+  std::string request_body_;
+  std::optional<tcp::socket> socket_;
+  std::optional<tcp::resolver> resolver_;
+  std::optional<Parser> parser_;
+  std::unique_ptr<char[]> rbuf_;  // received bytes; [0, rlen_) not yet parsed
+  size_t rcap_ = 0;
+  size_t rlen_ = 0;
+  asio::steady_timer signal_;
+  bool pending_ = false;
+  Phase phase_ = Phase::kConnecting;
+  bool reused_ = false;
+  bool retried_ = false;
+  bool paused_ = false;
+  bool reading_ = false;
+  bool informational_ = false;  // the response being parsed is a 1xx
+
+  CallState state_ = CallState::kWaitingHeaders;
+  int status_ = 0;
+  std::vector<std::pair<std::string, std::string>> headers_;
+  std::string body_;
+  bool got_headers_ = false;
+  bool timed_out_ = false;
+  bool cancelled_ = false;
+  std::string error_;
+  int64_t started_us_ = 0;
+  int64_t headers_us_ = 0;
+  int64_t connect_deadline_us_ = 0;
+  int64_t first_byte_deadline_us_ = 0;
+  int64_t total_deadline_us_ = 0;
+};
+
+H1Call::H1Call(H1Client& client, const HttpRequest& req, PlainHttpUrl&& url, std::string body)
+    : client_(&client), url_(std::move(url)), request_body_(std::move(body)), signal_(client.io_) {
+  started_us_ = mono_us();
+  connect_deadline_us_ = started_us_ + req.connect_timeout_ms * 1000;
+  first_byte_deadline_us_ = started_us_ + req.first_byte_timeout_ms * 1000;
+  total_deadline_us_ = started_us_ + req.total_timeout_ms * 1000;
+}
+
+H1Call::~H1Call() { close_socket(); }
+
+std::string H1Call::build_head(const HttpRequest& req) {
+  size_t size = req.method.size() + url_.target.size() + url_.authority.size() + 64;
+  for (const auto& h : req.headers) size += h.size() + 2;
+  head_.reserve(size);
+  head_.append(req.method).append(" ").append(url_.target).append(" HTTP/1.1\r\nHost: ");
+  head_.append(url_.authority).append("\r\n");
+  for (const auto& h : req.headers) {
+    if (h.find_first_of("\r\n") != std::string::npos) return "an upstream header contains a line break";
+    if (!h.empty() && h.back() == ':') continue;  // "Name:" removes a header (libcurl's convention)
+    head_.append(h).append("\r\n");
+  }
+  if (req.method != "GET" || !request_body_.empty())
+    head_.append("Content-Length: ").append(std::to_string(request_body_.size())).append("\r\n");
+  head_.append("\r\n");
+  return {};
+}
+
+asio::awaitable<void> H1Call::wait() {
+  if (!pending_) {
+    signal_.expires_at(asio::steady_timer::time_point::max());
+    co_await signal_.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  pending_ = false;
+}
+
+void H1Call::notify() {
+  pending_ = true;
+  signal_.cancel();
+}
+
+std::string_view H1Call::header(std::string_view name) const {
+  for (const auto& [k, v] : headers_)
+    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
+  return {};
+}
+
+std::string H1Call::take_body() {
+  std::string out = std::move(body_);
+  body_.clear();
+  if (paused_ && phase_ == Phase::kReceiving) {
+    paused_ = false;
+    read();
+  }
+  return out;
+}
+
+void H1Call::begin() {
+  if (auto idle = client_->take_idle(url_.authority)) {
+    socket_.emplace(std::move(*idle));
+    reused_ = true;
+    send();
+  } else {
+    connect_fresh();
+  }
+}
+
+void H1Call::connect_fresh() {
+  phase_ = Phase::kConnecting;
+  reused_ = false;
+  socket_.emplace(client_->io_);
+  error_code ec;
+  const auto address = asio::ip::make_address(url_.host, ec);
+  if (!ec) {
+    socket_->async_connect(tcp::endpoint(address, url_.port),
+                           [self = shared_from_this()](const error_code& e) { self->on_connected(e); });
+    return;
+  }
+  resolver_.emplace(client_->io_);
+  resolver_->async_resolve(
+      url_.host, std::to_string(url_.port),
+      [self = shared_from_this()](const error_code& e, const tcp::resolver::results_type& results) {
+        if (self->phase_ == Phase::kDone) return;
+        if (e) return self->fail("cannot resolve upstream host '" + self->url_.host + "': " + e.message());
+        asio::async_connect(*self->socket_, results,
+                            [self](const error_code& e2, const tcp::endpoint&) { self->on_connected(e2); });
+      });
+}
+
+void H1Call::on_connected(const error_code& ec) {
+  if (phase_ == Phase::kDone) return;
+  if (ec) return fail("cannot connect to upstream " + url_.authority + ": " + ec.message());
+  error_code ignored;
+  socket_->set_option(tcp::no_delay(true), ignored);
+  socket_->set_option(asio::socket_base::keep_alive(true), ignored);
+  send();
+}
+
+void H1Call::send() {
+  phase_ = Phase::kSending;
+  const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(request_body_)};
+  asio::async_write(*socket_, buffers, [self = shared_from_this()](const error_code& ec, size_t) {
+    if (self->phase_ == Phase::kDone) return;
+    if (ec) {
+      if (self->retry_on_fresh_connection()) return;
+      return self->fail("cannot send the request to upstream " + self->url_.authority + ": " + ec.message());
+    }
+    self->phase_ = Phase::kReceiving;
+    self->parser_.emplace(*self);
+    if (!self->rbuf_) {
+      self->rcap_ = 8 * 1024;
+      self->rbuf_ = std::make_unique_for_overwrite<char[]>(self->rcap_);
+    }
+    self->read();
+  });
+}
+
+void H1Call::read() {
+  if (reading_ || paused_ || phase_ != Phase::kReceiving) return;
+  if (rlen_ == rcap_) {  // a header longer than the buffer
+    auto bigger = std::make_unique_for_overwrite<char[]>(rcap_ * 2);
+    std::memcpy(bigger.get(), rbuf_.get(), rlen_);
+    rbuf_ = std::move(bigger);
+    rcap_ *= 2;
+  }
+  reading_ = true;
+  socket_->async_read_some(asio::buffer(rbuf_.get() + rlen_, rcap_ - rlen_),
+                           [self = shared_from_this()](const error_code& ec, size_t n) {
+                             self->reading_ = false;
+                             self->on_read(ec, n);
+                           });
+}
+
+void H1Call::on_read(const error_code& ec, size_t n) {
+  if (phase_ == Phase::kDone) return;
+  if (ec) {
+    if (!parser_->got_some() && rlen_ == 0 && retry_on_fresh_connection()) return;
+    if (ec == asio::error::eof && parser_->is_header_done() && parser_->need_eof()) {
+      error_code e;
+      parser_->put_eof(e);
+      if (!e) return complete(false);
+    }
+    if (ec == asio::error::eof)
+      return fail(got_headers_ ? "upstream closed the connection mid-response"
+                               : "upstream closed the connection without a response");
+    return fail("upstream connection failed: " + ec.message());
+  }
+  rlen_ += n;
+  const size_t before = body_.size();
+  if (!feed()) return;
+  if (body_.size() != before) notify();
+  if (body_.size() >= H1Client::kPauseThreshold) {
+    paused_ = true;
+    return;
+  }
+  read();
+}
+
+bool H1Call::feed() {
+  size_t off = 0;
+  while (off < rlen_) {
+    error_code ec;
+    const size_t used = parser_->put(asio::buffer(rbuf_.get() + off, rlen_ - off), ec);
+    off += used;
+    if (ec == beast::http::error::need_more) break;
+    if (ec) {
+      fail("malformed response from upstream: " + ec.message());
+      return false;
+    }
+    if (parser_->is_done()) {
+      if (informational_) {  // 100 Continue and friends: the real response follows
+        informational_ = false;
+        parser_.emplace(*this);
+        continue;
+      }
+      complete(parser_->keep_alive() && off == rlen_);
+      return false;
+    }
+    if (used == 0) break;
+  }
+  if (off > 0) {
+    std::memmove(rbuf_.get(), rbuf_.get() + off, rlen_ - off);
+    rlen_ -= off;
+  }
+  return true;
+}
+
+void H1Call::on_headers() {
+  if (status_ >= 100 && status_ < 200) {
+    informational_ = true;
+    return;
+  }
+  if (state_ != CallState::kWaitingHeaders) return;
+  state_ = CallState::kStreaming;
+  got_headers_ = true;
+  headers_us_ = mono_us();
+  notify();
+}
+
+bool H1Call::retry_on_fresh_connection() {
+  if (!reused_ || retried_ || got_headers_) return false;
+  retried_ = true;
+  close_socket();
+  parser_.reset();
+  rlen_ = 0;
+  connect_fresh();
+  return true;
+}
+
+void H1Call::complete(bool reusable) {
+  if (phase_ == Phase::kDone) return;
+  auto self = shared_from_this();
+  phase_ = Phase::kDone;
+  if (reusable && socket_ && socket_->is_open()) {
+    client_->put_idle(url_.authority, std::move(*socket_));
+    socket_.reset();
+  } else {
+    close_socket();
+  }
+  if (headers_us_ == 0) headers_us_ = mono_us();
+  state_ = CallState::kDone;
+  client_->finished(*this);
+  notify();
+}
+
+void H1Call::fail(std::string message, bool timed_out) {
+  if (phase_ == Phase::kDone) return;
+  auto self = shared_from_this();
+  phase_ = Phase::kDone;
+  close_socket();
+  error_ = std::move(message);
+  timed_out_ = timed_out;
+  if (headers_us_ == 0) headers_us_ = mono_us();
+  state_ = CallState::kDone;
+  client_->finished(*this);
+  notify();
+}
+
+void H1Call::cancel() {
+  if (phase_ == Phase::kDone) return;
+  cancelled_ = true;
+  fail("cancelled");
+}
+
+void H1Call::close_socket() {
+  if (resolver_) resolver_->cancel();
+  if (socket_) {
+    error_code ignored;
+    socket_->close(ignored);  // pending operations complete with operation_aborted
+  }
+}
+
+void H1Call::check_deadlines(int64_t now) {
+  if (phase_ == Phase::kDone) return;
+  if (now >= total_deadline_us_) return fail("upstream did not finish within the total timeout", true);
+  if (phase_ == Phase::kConnecting && now >= connect_deadline_us_)
+    return fail("cannot connect to upstream " + url_.authority + " within the connect timeout", true);
+  if (state_ == CallState::kWaitingHeaders && now >= first_byte_deadline_us_)
+    fail("no response from upstream before the first-byte timeout", true);
+}
+
+// ---------------------------------------------------------------------------------
+// H1Client
+
+H1Client::H1Client(asio::io_context& io) : io_(io), sweep_(io) {}
+
+H1Client::~H1Client() {
+  for (const auto& call : std::vector<std::shared_ptr<H1Call>>(active_.begin(), active_.end())) call->cancel();
+}
+
+size_t H1Client::idle_connections() const {
+  size_t n = 0;
+  for (const auto& [k, v] : idle_) n += v.size();
+  return n;
+}
+
+std::shared_ptr<backends::Call> H1Client::start(HttpRequest req, PlainHttpUrl url) {
+  std::string body = std::move(req.body);
+  auto call = std::make_shared<H1Call>(*this, req, std::move(url), std::move(body));
+  active_.insert(call);
+  if (!sweeping_) sweep();
+  if (std::string bad = call->build_head(req); !bad.empty()) {
+    call->fail(std::move(bad));
+    return call;
+  }
+  call->begin();
+  return call;
+}
+
+std::optional<tcp::socket> H1Client::take_idle(const std::string& authority) {
+  auto it = idle_.find(authority);
+  if (it == idle_.end() || it->second.empty()) return std::nullopt;
+  tcp::socket s = std::move(it->second.back().socket);
+  it->second.pop_back();
+  return s;
+}
+
+void H1Client::put_idle(const std::string& authority, tcp::socket socket) {
+  auto& list = idle_[authority];
+  if (list.size() >= kMaxIdlePerHost) {
+    error_code ignored;
+    socket.close(ignored);
+    return;
+  }
+  list.push_back(Idle{std::move(socket), mono_us()});
+}
+
+void H1Client::finished(H1Call& call) { active_.erase(call.shared_from_this()); }
+
+void H1Client::sweep() {
+  sweeping_ = !active_.empty();
+  if (!sweeping_) return;
+  const int64_t now = mono_us();
+  for (const auto& c : std::vector<std::shared_ptr<H1Call>>(active_.begin(), active_.end())) c->check_deadlines(now);
+  sweep_.expires_after(std::chrono::milliseconds(kSweepIntervalMs));
+  sweep_.async_wait([this](const error_code& ec) {
+    if (!ec) sweep();
+  });
+}
+
+}  // namespace frugal::http
