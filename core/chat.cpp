@@ -366,7 +366,9 @@ Result<ChatRequest> parse_chat_body(simdjson::dom::parser& parser, std::string_v
   if (auto err = parser.parse(body.data(), body.size()).get(root))
     return bad("", std::string("We could not parse the JSON body of your request: ") +
                        simdjson::error_message(err) + ".");
-  return parse_chat_request(root);
+  auto req = parse_chat_request(root);
+  if (req) req->openai_body = body;
+  return req;
 }
 
 }  // namespace frugal

@@ -75,6 +75,9 @@ struct ChatRequest {
   // The parsed document; valid while the parser that produced it is alive and unused.
   simdjson::dom::object root;
   bool has_root = false;  // false for requests built by hand (no document to consult)
+  // The OpenAI body `root` was parsed from (parse_chat_body), so an OpenAI-compatible
+  // backend can forward it with only `model` replaced. Must outlive the dispatch.
+  std::string_view openai_body;
 
   // Set by the Anthropic codec when the client spoke the Messages API: the client's
   // body as received. An Anthropic backend forwards it (only `model` replaced) instead

@@ -30,6 +30,7 @@
 #include "core/chat.h"
 #include "core/ids.h"
 #include "core/sse.h"
+#include "core/text.h"
 #include "gateway/chat_exchange.h"
 #include "gateway/client_watch.h"
 #include "gateway/sse_relay.h"
@@ -50,7 +51,7 @@ std::vector<std::pair<std::string, std::string>> forwarded_headers(const Request
     const auto it = req.find(name);
     if (it == req.end()) continue;
     const std::string_view v = it->value();
-    if (v.find_first_of("\r\n") != std::string_view::npos) continue;  // never split an upstream header
+    if (has_line_break(v)) continue;  // never split an upstream header
     out.emplace_back(std::string(name), std::string(v));
   }
   return out;

@@ -1,10 +1,8 @@
 #pragma once
 // Watches the client socket while an answer is produced: a FIN or reset cancels the
 // dispatch (and any retry backoff) and the streaming call at once.
-#include <sys/socket.h>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <cerrno>
 #include <memory>
 
 #include "backends/backend.h"
@@ -18,8 +16,8 @@ struct ClientWatch : std::enable_shared_from_this<ClientWatch> {
   bool client_gone = false;
   bool armed = false;
 
-  // Unarmed: arm() starts the watch. Arming changes the socket's epoll registration (a
-  // system call), so a request answered at once, such as a memory cache hit, skips it.
+  // Unarmed: arm() starts the watch; a request answered at once, such as a memory cache
+  // hit, never needs it.
   static std::shared_ptr<ClientWatch> make(router::DispatchControl& control) {
     auto self = std::make_shared<ClientWatch>();
     self->control = &control;
@@ -35,24 +33,26 @@ struct ClientWatch : std::enable_shared_from_this<ClientWatch> {
     if (armed) return;
     armed = true;
     std::weak_ptr<ClientWatch> weak = shared_from_this();
-    const int fd = s.native_handle();
-    s.async_wait(boost::asio::ip::tcp::socket::wait_read, [weak, fd](const boost::system::error_code& ec) {
-      if (ec) return;
-      auto w = weak.lock();
-      if (!w) return;
-      char c;
-      const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n > 0) return;  // a pipelined request, not a disconnect
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-      w->client_gone = true;
-      w->control->cancel();
-      if (w->streaming) w->streaming->cancel();
-    });
+    // A peeking receive rather than async_wait(wait_read): Asio re-registers the socket
+    // with epoll (a system call) for every wait, but queues a receive without one when
+    // the request's read had drained the socket, which is the usual case. The peeked
+    // byte stays in the socket for the session's next read; only the EOF or error of a
+    // client that hung up counts.
+    static thread_local char scratch;
+    s.async_receive(boost::asio::buffer(&scratch, 1), boost::asio::socket_base::message_peek,
+                    [weak](const boost::system::error_code& ec, size_t) {
+                      if (!ec || ec == boost::asio::error::operation_aborted) return;  // pipelined bytes, or done
+                      auto w = weak.lock();
+                      if (!w) return;
+                      w->client_gone = true;
+                      w->control->cancel();
+                      if (w->streaming) w->streaming->cancel();
+                    });
   }
 };
 
 // Ends the watch when the handler returns: no other operation is pending on the socket
-// at that point, so cancel() only completes the wait.
+// at that point, so cancel() only ends the watch.
 struct ClientWatchGuard {
   boost::asio::ip::tcp::socket& s;
   const ClientWatch& watch;

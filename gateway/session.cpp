@@ -16,6 +16,7 @@
 #include "backends/dialect/errors.h"
 #include "core/ids.h"
 #include "core/json.h"
+#include "core/text.h"
 #include "gateway/frugal_api.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
@@ -171,7 +172,7 @@ void append_header(std::string& head, std::string_view name, std::string_view va
   head += name;
   head += ": ";
   // Values can carry client-chosen text (a model name): never let it end the line.
-  if (value.find_first_of("\r\n") == std::string_view::npos) {
+  if (!has_line_break(value)) {
     head += value;
     return;
   }

@@ -10,6 +10,7 @@
 #include "backends/replay_call.h"
 #include "core/ids.h"
 #include "core/json.h"
+#include "core/json_scan.h"
 #include "core/sse.h"
 
 namespace frugal::http {
@@ -18,78 +19,19 @@ using backends::CallState;
 
 namespace {
 
-constexpr size_t npos = std::string_view::npos;
-
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
-bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-size_t skip_ws(std::string_view s, size_t i) {
-  while (i < s.size() && is_ws(s[i])) ++i;
-  return i;
-}
-
-// `i` at an opening quote; one past the closing quote, or npos.
-size_t skip_string(std::string_view s, size_t i) {
-  for (++i; i < s.size(); ++i) {
-    if (s[i] == '\\') {
-      ++i;
-    } else if (s[i] == '"') {
-      return i + 1;
-    }
-  }
-  return npos;
-}
-
-// `i` at the first byte of a JSON value; one past its last byte, or npos.
-size_t skip_value(std::string_view s, size_t i) {
-  if (i >= s.size()) return npos;
-  if (s[i] == '"') return skip_string(s, i);
-  if (s[i] == '{' || s[i] == '[') {
-    int depth = 0;
-    while (i < s.size()) {
-      const char c = s[i];
-      if (c == '"') {
-        i = skip_string(s, i);
-        if (i == npos) return npos;
-        continue;
-      }
-      if (c == '{' || c == '[') {
-        ++depth;
-      } else if ((c == '}' || c == ']') && --depth == 0) {
-        return i + 1;
-      }
-      ++i;
-    }
-    return npos;
-  }
-  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && !is_ws(s[i])) ++i;
-  return i;
-}
-
-// [begin, end) of the value of top-level key `key` written without escapes; nullopt if
-// there is none (or the text is not an object).
+// [begin, end) of the value of the first top-level key `key` written without escapes;
+// nullopt if there is none (or the text is not an object).
 std::optional<std::pair<size_t, size_t>> find_top_level_value(std::string_view s, std::string_view key) {
-  size_t i = skip_ws(s, 0);
-  if (i >= s.size() || s[i] != '{') return std::nullopt;
-  i = skip_ws(s, i + 1);
-  while (i < s.size() && s[i] == '"') {
-    const size_t key_end = skip_string(s, i);
-    if (key_end == npos) return std::nullopt;
-    const std::string_view k = s.substr(i + 1, key_end - i - 2);
-    i = skip_ws(s, key_end);
-    if (i >= s.size() || s[i] != ':') return std::nullopt;
-    const size_t v = skip_ws(s, i + 1);
-    const size_t v_end = skip_value(s, v);
-    if (v_end == npos) return std::nullopt;
-    if (k == key) return std::make_pair(v, v_end);
-    i = skip_ws(s, v_end);
-    if (i >= s.size() || s[i] != ',') return std::nullopt;
-    i = skip_ws(s, i + 1);
-  }
-  return std::nullopt;
+  std::optional<std::pair<size_t, size_t>> at;
+  json_scan::for_each_member(s, [&](std::string_view k, size_t begin, size_t end) {
+    if (k == key) at.emplace(begin, end);
+    return !at;
+  });
+  return at;
 }
 
 // Presents a Messages API call either translated to the canonical OpenAI dialect or

@@ -14,6 +14,7 @@
 
 #include "backends/http/http_client.h"
 #include "core/ids.h"
+#include "core/text.h"
 
 namespace frugal::http {
 
@@ -21,17 +22,27 @@ namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
+namespace {
+template <class Pred>
+size_t find_if(std::string_view s, Pred pred) {
+  for (size_t i = 0; i < s.size(); ++i)
+    if (pred(s[i])) return i;
+  return std::string_view::npos;
+}
+}  // namespace
+
 std::optional<PlainHttpUrl> parse_plain_http_url(std::string_view url) {
   constexpr std::string_view kScheme = "http://";
   if (url.size() <= kScheme.size() || strncasecmp(url.data(), kScheme.data(), kScheme.size()) != 0)
     return std::nullopt;
   url.remove_prefix(kScheme.size());
-  const size_t end = url.find_first_of("/?#");
+  const size_t end = find_if(url, [](char c) { return c == '/' || c == '?' || c == '#'; });
   const std::string_view authority = url.substr(0, end);
   const std::string_view rest = end == std::string_view::npos ? std::string_view{} : url.substr(end);
   if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
-  if (rest.find('#') != std::string_view::npos) return std::nullopt;
-  if (rest.find_first_of(" \r\n\t") != std::string_view::npos) return std::nullopt;
+  if (find_if(rest, [](char c) { return c == '#' || c == ' ' || c == '\r' || c == '\n' || c == '\t'; }) !=
+      std::string_view::npos)
+    return std::nullopt;
 
   PlainHttpUrl out;
   std::string_view host = authority, port;
@@ -48,7 +59,8 @@ std::optional<PlainHttpUrl> parse_plain_http_url(std::string_view url) {
     host = authority.substr(0, colon);
     port = authority.substr(colon + 1);
   }
-  if (host.empty() || host.find_first_of(":[] ") != std::string_view::npos) {
+  if (host.empty() || find_if(host, [](char c) { return c == ':' || c == '[' || c == ']' || c == ' '; }) !=
+                           std::string_view::npos) {
     if (authority.front() != '[') return std::nullopt;  // a bare IPv6 literal needs brackets
   }
   if (authority.front() != '[' && port.empty() && authority.back() == ':') return std::nullopt;
@@ -201,7 +213,7 @@ std::string H1Call::build_head(const HttpRequest& req) {
   head_.append(req.method).append(" ").append(url_.target).append(" HTTP/1.1\r\nHost: ");
   head_.append(url_.authority).append("\r\n");
   for (const auto& h : req.headers) {
-    if (h.find_first_of("\r\n") != std::string::npos) return "an upstream header contains a line break";
+    if (has_line_break(h)) return "an upstream header contains a line break";
     if (!h.empty() && h.back() == ':') continue;  // "Name:" removes a header (libcurl's convention)
     head_.append(h).append("\r\n");
   }

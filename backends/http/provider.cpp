@@ -1,6 +1,7 @@
 #include "backends/http/provider.h"
 
 #include "core/json.h"
+#include "core/json_scan.h"
 
 namespace frugal::http {
 namespace {
@@ -20,7 +21,46 @@ void common_headers(const config::ProviderConfig& p, HttpRequest& r) {
 
 }  // namespace
 
+namespace {
+
+// The client's own bytes with `model` replaced (and, for a stream, stream_options added),
+// when that says the same as re-encoding: no log-probs asked for on the client's behalf,
+// no stream_options to merge into, and keys the scan can compare (no escapes, one
+// `model`). Cheaper than re-encoding every field, and unknown fields stay byte-exact.
+std::optional<std::string> rewrite_client_body(const ChatRequest& req, std::string_view upstream_model) {
+  const std::string_view body = req.openai_body;
+  if (body.empty() || req.sampling.logprobs || req.sampling.top_logprobs) return std::nullopt;
+  size_t model_begin = 0, model_end = 0;
+  int models = 0;
+  bool mergeable = true;
+  const size_t close = json_scan::for_each_member(body, [&](std::string_view key, size_t begin, size_t end) {
+    if (key.find('\\') != std::string_view::npos || (req.stream && key == "stream_options")) {
+      mergeable = false;
+    } else if (key == "model") {
+      ++models;
+      model_begin = begin;
+      model_end = end;
+    }
+    return mergeable;
+  });
+  if (close == json_scan::npos || models != 1) return std::nullopt;
+  constexpr std::string_view kUsage = R"(,"stream_options":{"include_usage":true})";
+  std::string out;
+  out.reserve(body.size() + upstream_model.size() + kUsage.size());
+  out.append(body.substr(0, model_begin));
+  out += '"';
+  json_escape_to(out, upstream_model);
+  out += '"';
+  out.append(body.substr(model_end, close - model_end));
+  if (req.stream) out.append(kUsage);
+  out.append(body.substr(close));
+  return out;
+}
+
+}  // namespace
+
 std::string openai_chat_body(const ChatRequest& req, std::string_view upstream_model) {
+  if (auto fast = rewrite_client_body(req, upstream_model)) return std::move(*fast);
   std::string out;
   out.reserve(256);
   JsonWriter w(out);

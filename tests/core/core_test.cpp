@@ -4,6 +4,7 @@
 
 #include "core/chat.h"
 #include "core/json.h"
+#include "core/json_scan.h"
 #include "core/money.h"
 #include "core/sse.h"
 #include "core/usage.h"
@@ -183,4 +184,27 @@ TEST_CASE("OpenAI usage is read with its details") {
   CHECK(u.cached_input_tokens == 64);
   CHECK(u.output_tokens == 20);
   CHECK(u.reasoning_tokens == 5);
+}
+
+TEST_CASE("the top-level scan finds members, escaped quotes and nesting included") {
+  using namespace frugal::json_scan;
+  const std::string_view s = R"( { "a" : "x\"y\\" , "b\"c":{"d":["}",{"e":"\\\""}]}, "n": -1.5e3,"t":true } )";
+  std::vector<std::string> seen;
+  const size_t close = for_each_member(s, [&](std::string_view key, size_t b, size_t e) {
+    seen.push_back(std::string(key) + "=" + std::string(s.substr(b, e - b)));
+    return true;
+  });
+  REQUIRE(close != npos);
+  CHECK(s[close] == '}');
+  CHECK(close == s.size() - 2);
+  REQUIRE(seen.size() == 4);
+  CHECK(seen[0] == R"(a="x\"y\\")");
+  CHECK(seen[1] == R"(b\"c={"d":["}",{"e":"\\\""}]})");
+  CHECK(seen[2] == "n=-1.5e3");
+  CHECK(seen[3] == "t=true");
+
+  CHECK(for_each_member("{}", [](auto, auto, auto) { return true; }) == 1);
+  CHECK(for_each_member(R"({"a":1})", [](auto, auto, auto) { return false; }) == npos);  // stopped
+  for (std::string_view bad : {"", "[1]", R"({"a")", R"({"a":"x)", R"({"a":1,})", R"({"a":{"b":1})", R"({"a" 1})"})
+    CHECK_MESSAGE(for_each_member(bad, [](auto, auto, auto) { return true; }) == npos, bad);
 }
