@@ -145,7 +145,9 @@ class H1Call final : public backends::Call, public std::enable_shared_from_this<
     H1Call& call_;
   };
 
-  enum class Phase { kConnecting, kSending, kReceiving, kDone };
+  // kExchanging: the request is being written and the response read at the same time,
+  // so an upstream that answers early (an error before the whole body) is heard.
+  enum class Phase { kConnecting, kExchanging, kDone };
 
   void connect_fresh();
   void on_connected(const error_code& ec);
@@ -179,6 +181,8 @@ class H1Call final : public backends::Call, public std::enable_shared_from_this<
   bool retried_ = false;
   bool paused_ = false;
   bool reading_ = false;
+  bool writing_ = false;
+  uint32_t conn_gen_ = 0;  // bumped per connection; handlers of an abandoned one return
   bool informational_ = false;  // the response being parsed is a 1xx
 
   CallState state_ = CallState::kWaitingHeaders;
@@ -245,7 +249,7 @@ std::string_view H1Call::header(std::string_view name) const {
 std::string H1Call::take_body() {
   std::string out = std::move(body_);
   body_.clear();
-  if (paused_ && phase_ == Phase::kReceiving) {
+  if (paused_ && phase_ == Phase::kExchanging) {
     paused_ = false;
     read();
   }
@@ -265,22 +269,25 @@ void H1Call::begin() {
 void H1Call::connect_fresh() {
   phase_ = Phase::kConnecting;
   reused_ = false;
+  const uint32_t gen = ++conn_gen_;
   socket_.emplace(client_->io_);
   error_code ec;
   const auto address = asio::ip::make_address(url_.host, ec);
   if (!ec) {
-    socket_->async_connect(tcp::endpoint(address, url_.port),
-                           [self = shared_from_this()](const error_code& e) { self->on_connected(e); });
+    socket_->async_connect(tcp::endpoint(address, url_.port), [self = shared_from_this(), gen](const error_code& e) {
+      if (gen == self->conn_gen_) self->on_connected(e);
+    });
     return;
   }
   resolver_.emplace(client_->io_);
   resolver_->async_resolve(
       url_.host, std::to_string(url_.port),
-      [self = shared_from_this()](const error_code& e, const tcp::resolver::results_type& results) {
-        if (self->phase_ == Phase::kDone) return;
+      [self = shared_from_this(), gen](const error_code& e, const tcp::resolver::results_type& results) {
+        if (self->phase_ == Phase::kDone || gen != self->conn_gen_) return;
         if (e) return self->fail("cannot resolve upstream host '" + self->url_.host + "': " + e.message());
-        asio::async_connect(*self->socket_, results,
-                            [self](const error_code& e2, const tcp::endpoint&) { self->on_connected(e2); });
+        asio::async_connect(*self->socket_, results, [self, gen](const error_code& e2, const tcp::endpoint&) {
+          if (gen == self->conn_gen_) self->on_connected(e2);
+        });
       });
 }
 
@@ -294,26 +301,29 @@ void H1Call::on_connected(const error_code& ec) {
 }
 
 void H1Call::send() {
-  phase_ = Phase::kSending;
+  phase_ = Phase::kExchanging;
+  parser_.emplace(*this);
+  if (!rbuf_) {
+    rcap_ = 8 * 1024;
+    rbuf_ = std::make_unique_for_overwrite<char[]>(rcap_);
+  }
+  writing_ = true;
   const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(request_body_)};
-  asio::async_write(*socket_, buffers, [self = shared_from_this()](const error_code& ec, size_t) {
-    if (self->phase_ == Phase::kDone) return;
-    if (ec) {
-      if (self->retry_on_fresh_connection()) return;
-      return self->fail("cannot send the request to upstream " + self->url_.authority + ": " + ec.message());
-    }
-    self->phase_ = Phase::kReceiving;
-    self->parser_.emplace(*self);
-    if (!self->rbuf_) {
-      self->rcap_ = 8 * 1024;
-      self->rbuf_ = std::make_unique_for_overwrite<char[]>(self->rcap_);
-    }
-    self->read();
+  asio::async_write(*socket_, buffers, [self = shared_from_this(), gen = conn_gen_](const error_code& ec, size_t) {
+    if (self->phase_ == Phase::kDone || gen != self->conn_gen_) return;
+    self->writing_ = false;
+    if (!ec) return;
+    if (!self->parser_->got_some() && self->rlen_ == 0 && self->retry_on_fresh_connection()) return;
+    // The upstream may have answered before taking the whole body (an early error);
+    // the read side finishes the call either way.
+    if (self->got_headers_ || self->parser_->got_some() || self->rlen_ > 0) return;
+    self->fail("cannot send the request to upstream " + self->url_.authority + ": " + ec.message());
   });
+  read();
 }
 
 void H1Call::read() {
-  if (reading_ || paused_ || phase_ != Phase::kReceiving) return;
+  if (reading_ || paused_ || phase_ != Phase::kExchanging) return;
   if (rlen_ == rcap_) {  // a header longer than the buffer
     auto bigger = std::make_unique_for_overwrite<char[]>(rcap_ * 2);
     std::memcpy(bigger.get(), rbuf_.get(), rlen_);
@@ -322,7 +332,8 @@ void H1Call::read() {
   }
   reading_ = true;
   socket_->async_read_some(asio::buffer(rbuf_.get() + rlen_, rcap_ - rlen_),
-                           [self = shared_from_this()](const error_code& ec, size_t n) {
+                           [self = shared_from_this(), gen = conn_gen_](const error_code& ec, size_t n) {
+                             if (gen != self->conn_gen_) return;
                              self->reading_ = false;
                              self->on_read(ec, n);
                            });
@@ -400,6 +411,7 @@ bool H1Call::retry_on_fresh_connection() {
   close_socket();
   parser_.reset();
   rlen_ = 0;
+  reading_ = writing_ = false;
   connect_fresh();
   return true;
 }
@@ -408,7 +420,9 @@ void H1Call::complete(bool reusable) {
   if (phase_ == Phase::kDone) return;
   auto self = shared_from_this();
   phase_ = Phase::kDone;
-  if (reusable && socket_ && socket_->is_open()) {
+  // Still writing: the upstream answered before reading the whole request; the rest of
+  // the body would be read as the next request, so the connection is not reused.
+  if (reusable && !writing_ && socket_ && socket_->is_open()) {
     client_->put_idle(url_.authority, std::move(*socket_));
     socket_.reset();
   } else {

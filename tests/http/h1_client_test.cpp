@@ -467,3 +467,58 @@ TEST_CASE("a header with a line break is refused, not sent") {
   CHECK(call->error().find("line break") != std::string::npos);
   CHECK(server.request_count() == 0);
 }
+
+TEST_CASE("an upstream that answers before reading the whole body is heard") {
+  // Answers a 413 after the request head and hangs up a little later without reading
+  // the body: a client that reads only after writing everything never sees the answer.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(fd, 4) == 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/v1/chat/completions";
+  std::thread server([fd] {
+    const int c = ::accept(fd, nullptr, nullptr);
+    std::string got;
+    char buf[4096];
+    while (got.find("\r\n\r\n") == std::string::npos) {
+      const ssize_t n = ::recv(c, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    const std::string body = R"({"error":{"message":"too large"}})";
+    send_all(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ::close(c);
+  });
+  boost::asio::io_context io;
+  http::H1Client client(io);
+  auto call = client.start(post(url, "{\"model\":\"m\",\"pad\":\"" + std::string(32 << 20, 'x') + "\"}"),
+                           *parse_plain_http_url(url));
+  const std::string body = drain(io, call);
+  server.join();
+  ::close(fd);
+  CHECK(call->status() == 413);
+  CHECK(call->error() == "");
+  CHECK(body == R"({"error":{"message":"too large"}})");
+  CHECK(client.idle_connections() == 0);
+}
+
+TEST_CASE("a host name is resolved before connecting") {
+  ScriptServer server([](int fd, const std::string&, int, int) {
+    send_all(fd, ok_response("{}"));
+    return true;
+  });
+  const std::string url = "http://localhost:" + std::to_string(server.port) + "/v1";
+  boost::asio::io_context io;
+  http::H1Client client(io);
+  auto call = client.start(post(url), *parse_plain_http_url(url));
+  drain(io, call);
+  CHECK(call->error() == "");
+  CHECK(call->status() == 200);
+  CHECK(server.request(0).find("\r\nHost: localhost:" + std::to_string(server.port) + "\r\n") != std::string::npos);
+}
