@@ -82,11 +82,14 @@ Money price_tier(const policies::PriceTable* prices, std::string_view model, con
   return Money{};
 }
 
-ChatRequest tier_request(const ChatRequest& client, const policies::PlannedTier& tier, bool buffered) {
-  ChatRequest r = client;
+std::optional<ChatRequest> tier_request(const ChatRequest& client, const policies::PlannedTier& tier,
+                                        bool buffered) {
   // A buffered tier is scored from canonical bytes: an Anthropic provider must translate
   // rather than pass the client's Anthropic body through (when a canonical form exists).
-  if (buffered && !r.messages.empty()) r.anthropic_body = {};
+  const bool drop_anthropic_body = buffered && !client.messages.empty() && !client.anthropic_body.empty();
+  if (!drop_anthropic_body && !(buffered && tier.needs_logprobs)) return std::nullopt;
+  ChatRequest r = client;
+  if (drop_anthropic_body) r.anthropic_body = {};
   if (buffered && tier.needs_logprobs) {
     r.sampling.logprobs = true;
     const int64_t want = std::max<int64_t>(tier.top_logprobs, client.sampling.top_logprobs.value_or(0));
@@ -230,7 +233,8 @@ asio::awaitable<void> CascadeRun::run() {
       add(error_tier(tier.model, "", started, targets.error().message));
       continue;
     }
-    const ChatRequest treq = tier_request(*in.req, tier, buffered);
+    const std::optional<ChatRequest> changed = tier_request(*in.req, tier, buffered);
+    const ChatRequest& treq = changed ? *changed : *in.req;
     DispatchResult r = co_await dispatch_chat(backends, *targets, treq, control);
     out.attempts.insert(out.attempts.end(), r.attempts.begin(), r.attempts.end());
     out.upstream_wait_us += r.upstream_wait_us;

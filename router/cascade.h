@@ -76,9 +76,11 @@ struct CascadeOutcome {
 boost::asio::awaitable<CascadeOutcome> run_cascade(Backends& backends, const CascadeInput& in,
                                                    DispatchControl& control);
 
-// What tier `tier` sends: the client's request, asking for log-probs (and enough
-// alternatives) when the tier's rule needs them and the tier will be buffered.
-ChatRequest tier_request(const ChatRequest& client, const policies::PlannedTier& tier, bool buffered);
+// What tier `tier` sends when it differs from the client's request (nullopt: send that
+// as is): log-probs (and enough alternatives) asked for when the tier's rule needs them
+// and the tier will be buffered.
+std::optional<ChatRequest> tier_request(const ChatRequest& client, const policies::PlannedTier& tier,
+                                        bool buffered);
 
 // Canonical SSE for an accepted buffered stream: every payload as a `data:` event
 // (log-probs stripped unless `keep_logprobs`), then `data: [DONE]`.

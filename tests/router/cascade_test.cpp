@@ -200,9 +200,15 @@ TEST_CASE("replay_sse strips log-probs unless kept and ends with [DONE]; tier_re
 
   Fixture f(kPolicy);
   const auto& tiers = f.policy->route("chat")->tiers;
-  CHECK(tier_request(f.req, tiers[0], true).sampling.logprobs);
-  CHECK(!tier_request(f.req, tiers[0], false).sampling.logprobs);  // live: as the client asked
-  CHECK(!tier_request(f.req, tiers[1], true).sampling.logprobs);   // json_parse needs none
+  REQUIRE(tier_request(f.req, tiers[0], true));
+  CHECK(tier_request(f.req, tiers[0], true)->sampling.logprobs);
+  CHECK(!tier_request(f.req, tiers[0], false));  // live: the client's request as it is
+  CHECK(!tier_request(f.req, tiers[1], true));   // json_parse needs no log-probs
+  ChatRequest anthropic = f.req;
+  anthropic.anthropic_body = R"({"model":"x"})";
+  REQUIRE(tier_request(anthropic, tiers[1], true));  // buffered: scored from canonical bytes
+  CHECK(tier_request(anthropic, tiers[1], true)->anthropic_body.empty());
+  CHECK(!tier_request(anthropic, tiers[1], false));
 }
 
 TEST_CASE("run_cascade: accept, escalate on a score, on a validator and on an error; the last tier is live") {
