@@ -473,7 +473,8 @@ void H1Call::check_deadlines(int64_t now) {
 // ---------------------------------------------------------------------------------
 // H1Client
 
-H1Client::H1Client(asio::io_context& io) : io_(io), sweep_(io) {}
+H1Client::H1Client(asio::io_context& io, int64_t max_idle_ms)
+    : io_(io), max_idle_us_(max_idle_ms * 1000), sweep_(io) {}
 
 H1Client::~H1Client() {
   for (const auto& call : std::vector<std::shared_ptr<H1Call>>(active_.begin(), active_.end())) call->cancel();
@@ -500,7 +501,9 @@ std::shared_ptr<backends::Call> H1Client::start(HttpRequest req, PlainHttpUrl ur
 
 std::optional<tcp::socket> H1Client::take_idle(const std::string& authority) {
   auto it = idle_.find(authority);
-  if (it == idle_.end() || it->second.empty()) return std::nullopt;
+  if (it == idle_.end()) return std::nullopt;
+  drop_stale(it->second, mono_us());
+  if (it->second.empty()) return std::nullopt;
   tcp::socket s = std::move(it->second.back().socket);
   it->second.pop_back();
   return s;
@@ -508,12 +511,22 @@ std::optional<tcp::socket> H1Client::take_idle(const std::string& authority) {
 
 void H1Client::put_idle(const std::string& authority, tcp::socket socket) {
   auto& list = idle_[authority];
+  const int64_t now = mono_us();
+  drop_stale(list, now);
   if (list.size() >= kMaxIdlePerHost) {
     error_code ignored;
     socket.close(ignored);
     return;
   }
-  list.push_back(Idle{std::move(socket), mono_us()});
+  list.push_back(Idle{std::move(socket), now});
+}
+
+void H1Client::drop_stale(std::deque<Idle>& list, int64_t now_us) {
+  while (!list.empty() && now_us - list.front().since_us > max_idle_us_) {
+    error_code ignored;
+    list.front().socket.close(ignored);
+    list.pop_front();
+  }
 }
 
 void H1Client::finished(H1Call& call) { active_.erase(call.shared_from_this()); }

@@ -14,6 +14,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,7 +44,10 @@ std::optional<PlainHttpUrl> parse_plain_http_url(std::string_view url);
 
 class H1Client {
  public:
-  explicit H1Client(asio::io_context& io);
+  // `max_idle_ms`: a pooled connection idle longer is closed rather than reused (servers
+  // drop idle keep-alive connections after their own timeout; reusing one costs a
+  // failed exchange and a retry).
+  explicit H1Client(asio::io_context& io, int64_t max_idle_ms = kDefaultMaxIdleMs);
   ~H1Client();
   H1Client(const H1Client&) = delete;
   H1Client& operator=(const H1Client&) = delete;
@@ -59,6 +63,8 @@ class H1Client {
   static constexpr int64_t kSweepIntervalMs = 50;
   // Idle keep-alive connections kept per upstream authority.
   static constexpr size_t kMaxIdlePerHost = 256;
+  // As libcurl's CURLOPT_MAXAGE_CONN default.
+  static constexpr int64_t kDefaultMaxIdleMs = 118'000;
 
  private:
   friend class H1Call;
@@ -70,9 +76,11 @@ class H1Client {
   void put_idle(const std::string& authority, asio::ip::tcp::socket socket);
   void finished(H1Call& call);
   void sweep();
+  void drop_stale(std::deque<Idle>& list, int64_t now_us);
 
   asio::io_context& io_;
-  std::unordered_map<std::string, std::vector<Idle>> idle_;
+  const int64_t max_idle_us_;
+  std::unordered_map<std::string, std::deque<Idle>> idle_;  // oldest first
   std::unordered_set<std::shared_ptr<H1Call>> active_;  // keeps running calls alive
   asio::steady_timer sweep_;
   bool sweeping_ = false;

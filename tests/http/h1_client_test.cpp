@@ -522,3 +522,19 @@ TEST_CASE("a host name is resolved before connecting") {
   CHECK(call->status() == 200);
   CHECK(server.request(0).find("\r\nHost: localhost:" + std::to_string(server.port) + "\r\n") != std::string::npos);
 }
+
+TEST_CASE("a connection idle longer than the pool's limit is closed, not reused") {
+  ScriptServer server([](int fd, const std::string&, int conn, int) {
+    send_all(fd, ok_response("{\"conn\":" + std::to_string(conn) + "}"));
+    return true;
+  });
+  boost::asio::io_context io;
+  http::H1Client client(io, /*max_idle_ms=*/100);
+  auto start = [&] { return client.start(post(server.url()), *parse_plain_http_url(server.url())); };
+  CHECK(drain(io, start()) == R"({"conn":0})");
+  CHECK(drain(io, start()) == R"({"conn":0})");  // reused within the limit
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  CHECK(drain(io, start()) == R"({"conn":1})");  // the old one was dropped
+  CHECK(server.accepts == 2);
+  CHECK(client.idle_connections() == 1);
+}
