@@ -15,13 +15,13 @@ size_t skip_string(std::string_view s, size_t i);
 size_t skip_value(std::string_view s, size_t i);
 size_t skip_ws(std::string_view s, size_t i);
 
-// Calls fn(key, value_begin, value_end) for each top-level member of the object `s` in
-// order, with the key as written (escapes not decoded); fn returns false to stop.
-// Returns the index of the object's closing brace, or npos if `s` does not scan as an
-// object or fn stopped.
+// Calls fn(key, value_begin, value_end) for each member of the object starting at `i`
+// (at its '{' or whitespace before it) in order, with the key as written (escapes not
+// decoded); fn returns false to stop. Returns the index of the object's closing brace,
+// or npos if the text does not scan as an object or fn stopped.
 template <class Fn>
-size_t for_each_member(std::string_view s, Fn&& fn) {
-  size_t i = skip_ws(s, 0);
+size_t for_each_member(std::string_view s, size_t i, Fn&& fn) {
+  i = skip_ws(s, i);
   if (i >= s.size() || s[i] != '{') return npos;
   i = skip_ws(s, i + 1);
   if (i < s.size() && s[i] == '}') return i;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/json_scan.h"
 #include "policies/json_schema.h"
 #include "policies/regex.h"
 
@@ -344,99 +345,28 @@ std::string render_verifier_prompt(const config::VerifierSpec& v, std::string_vi
   return out;
 }
 
-// --- strip_logprobs: a minimal scanner that finds choices[*].logprobs value spans ---
-namespace {
-
-size_t skip_ws(std::string_view s, size_t i) {
-  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
-  return i;
-}
-
-// i at '"'; returns the index after the closing quote, or npos.
-size_t skip_string(std::string_view s, size_t i) {
-  for (++i; i < s.size(); ++i) {
-    if (s[i] == '\\') ++i;
-    else if (s[i] == '"') return i + 1;
-  }
-  return std::string_view::npos;
-}
-
-size_t skip_value(std::string_view s, size_t i) {
-  i = skip_ws(s, i);
-  if (i >= s.size()) return std::string_view::npos;
-  if (s[i] == '"') return skip_string(s, i);
-  if (s[i] == '{' || s[i] == '[') {
-    int depth = 0;
-    while (i < s.size()) {
-      const char c = s[i];
-      if (c == '"') {
-        i = skip_string(s, i);
-        if (i == std::string_view::npos) return i;
-        continue;
-      }
-      if (c == '{' || c == '[') ++depth;
-      if (c == '}' || c == ']') {
-        if (--depth == 0) return i + 1;
-      }
-      ++i;
-    }
-    return std::string_view::npos;
-  }
-  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\n' &&
-         s[i] != '\r' && s[i] != '\t')
-    ++i;
-  return i;
-}
-
-// Walks the members of the object at `i` ('{'), calling f(key, value_begin, value_end).
-// Returns the index after '}', or npos on malformed input.
-template <class F>
-size_t for_each_member(std::string_view s, size_t i, F&& f) {
-  i = skip_ws(s, i);
-  if (i >= s.size() || s[i] != '{') return std::string_view::npos;
-  i = skip_ws(s, i + 1);
-  if (i < s.size() && s[i] == '}') return i + 1;
-  while (i < s.size()) {
-    if (s[i] != '"') return std::string_view::npos;
-    const size_t kend = skip_string(s, i);
-    if (kend == std::string_view::npos) return kend;
-    const std::string_view key = s.substr(i + 1, kend - i - 2);
-    i = skip_ws(s, kend);
-    if (i >= s.size() || s[i] != ':') return std::string_view::npos;
-    const size_t vbegin = skip_ws(s, i + 1);
-    const size_t vend = skip_value(s, vbegin);
-    if (vend == std::string_view::npos) return vend;
-    f(key, vbegin, vend);
-    i = skip_ws(s, vend);
-    if (i < s.size() && s[i] == ',') {
-      i = skip_ws(s, i + 1);
-      continue;
-    }
-    if (i < s.size() && s[i] == '}') return i + 1;
-    return std::string_view::npos;
-  }
-  return std::string_view::npos;
-}
-
-}  // namespace
+// --- strip_logprobs: the spans of choices[*].logprobs, found by scanning ---
 
 std::string strip_logprobs(std::string_view json) {
   std::vector<std::pair<size_t, size_t>> spans;
   bool malformed = false;
-  const size_t end = for_each_member(json, 0, [&](std::string_view key, size_t b, size_t e) {
-    if (key != "choices" || json[b] != '[') return;
+  using json_scan::skip_ws;
+  const size_t end = json_scan::for_each_member(json, 0, [&](std::string_view key, size_t b, size_t e) {
+    if (key != "choices" || json[b] != '[') return true;
     size_t i = skip_ws(json, b + 1);
     while (i < e && json[i] != ']') {
-      const size_t after = for_each_member(json, i, [&](std::string_view k, size_t vb, size_t ve) {
+      const size_t close = json_scan::for_each_member(json, i, [&](std::string_view k, size_t vb, size_t ve) {
         if (k == "logprobs") spans.emplace_back(vb, ve);
+        return true;
       });
-      if (after == std::string_view::npos) {
+      if (close == json_scan::npos) {
         malformed = true;
-        return;
+        return false;
       }
-      i = skip_ws(json, after);
+      i = skip_ws(json, close + 1);
       if (i < e && json[i] == ',') i = skip_ws(json, i + 1);
     }
+    return true;
   });
   if (end == std::string_view::npos || malformed || spans.empty()) return std::string(json);
   std::string out;

@@ -27,7 +27,7 @@ bool iequals(std::string_view a, std::string_view b) {
 // nullopt if there is none (or the text is not an object).
 std::optional<std::pair<size_t, size_t>> find_top_level_value(std::string_view s, std::string_view key) {
   std::optional<std::pair<size_t, size_t>> at;
-  json_scan::for_each_member(s, [&](std::string_view k, size_t begin, size_t end) {
+  json_scan::for_each_member(s, 0, [&](std::string_view k, size_t begin, size_t end) {
     if (k == key) at.emplace(begin, end);
     return !at;
   });

@@ -33,7 +33,7 @@ std::optional<std::string> rewrite_client_body(const ChatRequest& req, std::stri
   size_t model_begin = 0, model_end = 0;
   int models = 0;
   bool mergeable = true;
-  const size_t close = json_scan::for_each_member(body, [&](std::string_view key, size_t begin, size_t end) {
+  const size_t close = json_scan::for_each_member(body, 0, [&](std::string_view key, size_t begin, size_t end) {
     if (key.find('\\') != std::string_view::npos || (req.stream && key == "stream_options")) {
       mergeable = false;
     } else if (key == "model") {

@@ -190,7 +190,7 @@ TEST_CASE("the top-level scan finds members, escaped quotes and nesting included
   using namespace frugal::json_scan;
   const std::string_view s = R"( { "a" : "x\"y\\" , "b\"c":{"d":["}",{"e":"\\\""}]}, "n": -1.5e3,"t":true } )";
   std::vector<std::string> seen;
-  const size_t close = for_each_member(s, [&](std::string_view key, size_t b, size_t e) {
+  const size_t close = for_each_member(s, 0, [&](std::string_view key, size_t b, size_t e) {
     seen.push_back(std::string(key) + "=" + std::string(s.substr(b, e - b)));
     return true;
   });
@@ -203,8 +203,9 @@ TEST_CASE("the top-level scan finds members, escaped quotes and nesting included
   CHECK(seen[2] == "n=-1.5e3");
   CHECK(seen[3] == "t=true");
 
-  CHECK(for_each_member("{}", [](auto, auto, auto) { return true; }) == 1);
-  CHECK(for_each_member(R"({"a":1})", [](auto, auto, auto) { return false; }) == npos);  // stopped
+  CHECK(for_each_member("{}", 0, [](auto, auto, auto) { return true; }) == 1);
+  CHECK(for_each_member(R"([{"a":1}])", 1, [](auto, auto, auto) { return true; }) == 7);  // nested, at an offset
+  CHECK(for_each_member(R"({"a":1})", 0, [](auto, auto, auto) { return false; }) == npos);  // stopped
   for (std::string_view bad : {"", "[1]", R"({"a")", R"({"a":"x)", R"({"a":1,})", R"({"a":{"b":1})", R"({"a" 1})"})
-    CHECK_MESSAGE(for_each_member(bad, [](auto, auto, auto) { return true; }) == npos, bad);
+    CHECK_MESSAGE(for_each_member(bad, 0, [](auto, auto, auto) { return true; }) == npos, bad);
 }
