@@ -4,8 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/basic_parser.hpp>
@@ -83,24 +81,13 @@ std::optional<PlainHttpUrl> parse_plain_http_url(std::string_view url) {
 // ---------------------------------------------------------------------------------
 // H1Call
 
-class H1Call final : public backends::Call, public std::enable_shared_from_this<H1Call> {
+class H1Call final : public UpstreamCall, public std::enable_shared_from_this<H1Call> {
  public:
   H1Call(H1Client& client, const HttpRequest& req, PlainHttpUrl&& url, std::string body);
   ~H1Call() override;
 
-  asio::awaitable<void> wait() override;
-  CallState state() const override { return state_; }
-  int status() const override { return status_; }
-  bool got_headers() const override { return got_headers_; }
-  std::string_view header(std::string_view name) const override;
   std::string take_body() override;
-  const std::string& body() const override { return body_; }
-  bool timed_out() const override { return timed_out_; }
-  bool cancelled() const override { return cancelled_; }
-  const std::string& error() const override { return error_; }
   void cancel() override;
-  int64_t started_us() const override { return started_us_; }
-  int64_t headers_us() const override { return headers_us_; }
 
   // Returns an error message if the request cannot be sent (the call then fails).
   std::string build_head(const HttpRequest& req);
@@ -162,7 +149,6 @@ class H1Call final : public backends::Call, public std::enable_shared_from_this<
   bool retry_on_fresh_connection();
   void complete(bool reusable);
   void close_socket();
-  void notify();
 
   H1Client* client_;
   PlainHttpUrl url_;
@@ -174,8 +160,6 @@ class H1Call final : public backends::Call, public std::enable_shared_from_this<
   std::unique_ptr<char[]> rbuf_;  // received bytes; [0, rlen_) not yet parsed
   size_t rcap_ = 0;
   size_t rlen_ = 0;
-  asio::steady_timer signal_;
-  bool pending_ = false;
   Phase phase_ = Phase::kConnecting;
   bool reused_ = false;
   bool retried_ = false;
@@ -185,23 +169,13 @@ class H1Call final : public backends::Call, public std::enable_shared_from_this<
   uint32_t conn_gen_ = 0;  // bumped per connection; handlers of an abandoned one return
   bool informational_ = false;  // the response being parsed is a 1xx
 
-  CallState state_ = CallState::kWaitingHeaders;
-  int status_ = 0;
-  std::vector<std::pair<std::string, std::string>> headers_;
-  std::string body_;
-  bool got_headers_ = false;
-  bool timed_out_ = false;
-  bool cancelled_ = false;
-  std::string error_;
-  int64_t started_us_ = 0;
-  int64_t headers_us_ = 0;
   int64_t connect_deadline_us_ = 0;
   int64_t first_byte_deadline_us_ = 0;
   int64_t total_deadline_us_ = 0;
 };
 
 H1Call::H1Call(H1Client& client, const HttpRequest& req, PlainHttpUrl&& url, std::string body)
-    : client_(&client), url_(std::move(url)), request_body_(std::move(body)), signal_(client.io_) {
+    : UpstreamCall(client.io_), client_(&client), url_(std::move(url)), request_body_(std::move(body)) {
   started_us_ = mono_us();
   connect_deadline_us_ = started_us_ + req.connect_timeout_ms * 1000;
   first_byte_deadline_us_ = started_us_ + req.first_byte_timeout_ms * 1000;
@@ -224,25 +198,6 @@ std::string H1Call::build_head(const HttpRequest& req) {
   if (req.method != "GET" || !request_body_.empty())
     head_.append("Content-Length: ").append(std::to_string(request_body_.size())).append("\r\n");
   head_.append("\r\n");
-  return {};
-}
-
-asio::awaitable<void> H1Call::wait() {
-  if (!pending_) {
-    signal_.expires_at(asio::steady_timer::time_point::max());
-    co_await signal_.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
-  pending_ = false;
-}
-
-void H1Call::notify() {
-  pending_ = true;
-  signal_.cancel();
-}
-
-std::string_view H1Call::header(std::string_view name) const {
-  for (const auto& [k, v] : headers_)
-    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
   return {};
 }
 

@@ -1,11 +1,8 @@
 #include "backends/http/http_client.h"
 
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <cstdlib>
 #include <mutex>
 
@@ -40,32 +37,12 @@ std::string_view trim(std::string_view s) {
 // ---------------------------------------------------------------------------------
 // HttpCall
 
-HttpCall::HttpCall(HttpClient& client, CURL* easy)
-    : client_(&client), easy_(easy), signal_(client.io()) {}
+HttpCall::HttpCall(HttpClient& client, CURL* easy) : UpstreamCall(client.io()), client_(&client), easy_(easy) {}
 
 HttpCall::~HttpCall() {
   if (active_) curl_multi_remove_handle(client_->multi_, easy_);
   curl_slist_free_all(header_list_);
   client_->release_easy(easy_);
-}
-
-asio::awaitable<void> HttpCall::wait() {
-  if (!pending_) {
-    signal_.expires_at(asio::steady_timer::time_point::max());
-    co_await signal_.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
-  pending_ = false;
-}
-
-void HttpCall::notify() {
-  pending_ = true;
-  signal_.cancel();
-}
-
-std::string_view HttpCall::header(std::string_view name) const {
-  for (const auto& [k, v] : headers_)
-    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
-  return {};
 }
 
 std::string HttpCall::take_body() {

@@ -22,6 +22,7 @@
 
 #include "backends/backend.h"
 #include "backends/http/h1_client.h"
+#include "backends/http/upstream_call.h"
 
 namespace frugal::http {
 
@@ -47,43 +48,23 @@ using backends::CallState;
 
 class HttpClient;
 
-// One upstream transfer. Body bytes accumulate until the owner takes them.
-class HttpCall final : public backends::Call, public std::enable_shared_from_this<HttpCall> {
+// One libcurl transfer. Body bytes accumulate until the owner takes them.
+class HttpCall final : public UpstreamCall, public std::enable_shared_from_this<HttpCall> {
  public:
   HttpCall(HttpClient& client, CURL* easy);
-  ~HttpCall();
+  ~HttpCall() override;
   HttpCall(const HttpCall&) = delete;
   HttpCall& operator=(const HttpCall&) = delete;
 
-  // Completes when anything changed since the last wait: headers complete, body bytes
-  // arrived, or the transfer finished. Never throws.
-  asio::awaitable<void> wait() override;
-
-  CallState state() const override { return state_; }
-  int status() const override { return status_; }
-  // Complete response headers arrived (the transfer may still fail afterwards).
-  bool got_headers() const override { return got_headers_; }
-  // Case-insensitive response header lookup; empty if absent.
-  std::string_view header(std::string_view name) const override;
   // Moves out the body bytes received so far, resuming a paused transfer.
   std::string take_body() override;
-  const std::string& body() const override { return body_; }
-
-  bool timed_out() const override { return timed_out_; }
-  bool cancelled() const override { return cancelled_; }
-  const std::string& error() const override { return error_; }  // empty on success
-
   // Aborts the transfer now (the connection is closed); wait() completes.
   void cancel() override;
-
-  int64_t started_us() const override { return started_us_; }
-  int64_t headers_us() const override { return headers_us_; }  // when headers completed (0 if not yet)
 
  private:
   friend class HttpClient;
   static size_t on_write(char* data, size_t size, size_t n, void* self);
   static size_t on_header(char* data, size_t size, size_t n, void* self);
-  void notify();
   void finish(CURLcode code);
   void fail_first_byte_timeout();
 
@@ -91,21 +72,9 @@ class HttpCall final : public backends::Call, public std::enable_shared_from_thi
   CURL* easy_;
   curl_slist* header_list_ = nullptr;
   std::string request_body_;
-  asio::steady_timer signal_;
   int64_t first_byte_deadline_us_ = 0;
-  bool pending_ = false;
-  CallState state_ = CallState::kWaitingHeaders;
-  int status_ = 0;
-  std::vector<std::pair<std::string, std::string>> headers_;
-  std::string body_;
   bool paused_ = false;
-  bool got_headers_ = false;
-  bool timed_out_ = false;
-  bool cancelled_ = false;
   bool active_ = false;  // attached to the multi handle
-  std::string error_;
-  int64_t started_us_ = 0;
-  int64_t headers_us_ = 0;
 };
 
 class HttpClient {

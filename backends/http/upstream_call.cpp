@@ -1,0 +1,29 @@
+#include "backends/http/upstream_call.h"
+
+#include <strings.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace frugal::http {
+
+boost::asio::awaitable<void> UpstreamCall::wait() {
+  if (!pending_) {
+    signal_.expires_at(boost::asio::steady_timer::time_point::max());
+    co_await signal_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  }
+  pending_ = false;
+}
+
+void UpstreamCall::notify() {
+  pending_ = true;
+  signal_.cancel();
+}
+
+std::string_view UpstreamCall::header(std::string_view name) const {
+  for (const auto& [k, v] : headers_)
+    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
+  return {};
+}
+
+}  // namespace frugal::http
