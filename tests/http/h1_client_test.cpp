@@ -25,6 +25,21 @@ using frugal::http::parse_plain_http_url;
 
 namespace {
 
+// A TCP socket bound to an ephemeral loopback port (not listening yet).
+int bind_loopback(uint16_t& port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  port = ntohs(a.sin_port);
+  return fd;
+}
+
 bool send_all(int fd, std::string_view bytes) {
   while (!bytes.empty()) {
     const ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
@@ -62,17 +77,8 @@ class ScriptServer {
  public:
   using Script = std::function<bool(int fd, const std::string& request, int conn, int index)>;
   explicit ScriptServer(Script script) : script_(std::move(script)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    fd_ = bind_loopback(port);
     REQUIRE(::listen(fd_, 64) == 0);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
     acceptor_ = std::thread([this] {
       for (;;) {
         const int c = ::accept(fd_, nullptr, nullptr);
@@ -364,15 +370,9 @@ TEST_CASE("an upstream that never answers times out at the first-byte deadline")
 }
 
 TEST_CASE("a refused connection fails before any headers") {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/v1";
-  ::close(fd);  // nothing listens on this port now
+  uint16_t port = 0;
+  ::close(bind_loopback(port));  // nothing listens on this port now
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/v1";
 
   boost::asio::io_context io;
   http::H1Client client(io);
@@ -471,15 +471,10 @@ TEST_CASE("a header with a line break is refused, not sent") {
 TEST_CASE("an upstream that answers before reading the whole body is heard") {
   // Answers a 413 after the request head and hangs up a little later without reading
   // the body: a client that reads only after writing everything never sees the answer.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  uint16_t port = 0;
+  const int fd = bind_loopback(port);
   REQUIRE(::listen(fd, 4) == 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/v1/chat/completions";
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/v1/chat/completions";
   std::thread server([fd] {
     const int c = ::accept(fd, nullptr, nullptr);
     std::string got;
