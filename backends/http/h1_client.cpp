@@ -44,25 +44,24 @@ std::optional<PlainHttpUrl> parse_plain_http_url(std::string_view url) {
 
   PlainHttpUrl out;
   std::string_view host = authority, port;
-  if (authority.front() == '[') {
+  bool has_port = false;
+  if (authority.front() == '[') {  // an IPv6 literal
     const size_t close = authority.find(']');
     if (close == std::string_view::npos) return std::nullopt;
     host = authority.substr(1, close - 1);
     const std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return std::nullopt;
-      port = after.substr(1);
-    }
-  } else if (const size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
+    if (!after.empty() && after.front() != ':') return std::nullopt;
+    has_port = !after.empty();
+    if (has_port) port = after.substr(1);
+  } else if (const size_t colon = authority.find(':'); colon != std::string_view::npos) {
     host = authority.substr(0, colon);
     port = authority.substr(colon + 1);
+    has_port = true;
   }
-  if (host.empty() || find_if(host, [](char c) { return c == ':' || c == '[' || c == ']' || c == ' '; }) !=
-                           std::string_view::npos) {
-    if (authority.front() != '[') return std::nullopt;  // a bare IPv6 literal needs brackets
-  }
-  if (authority.front() != '[' && port.empty() && authority.back() == ':') return std::nullopt;
-  if (!port.empty()) {
+  if (host.empty() || find_if(host, [](char c) { return c == '[' || c == ']' || c == ' '; }) != std::string_view::npos)
+    return std::nullopt;
+  if (has_port) {
+    if (port.empty()) return std::nullopt;
     unsigned value = 0;
     for (char c : port) {
       if (c < '0' || c > '9' || value > 65535) return std::nullopt;
@@ -177,9 +176,9 @@ class H1Call final : public UpstreamCall, public std::enable_shared_from_this<H1
 H1Call::H1Call(H1Client& client, const HttpRequest& req, PlainHttpUrl&& url, std::string body)
     : UpstreamCall(client.io_), client_(&client), url_(std::move(url)), request_body_(std::move(body)) {
   started_us_ = mono_us();
-  connect_deadline_us_ = started_us_ + req.connect_timeout_ms * 1000;
-  first_byte_deadline_us_ = started_us_ + req.first_byte_timeout_ms * 1000;
-  total_deadline_us_ = started_us_ + req.total_timeout_ms * 1000;
+  connect_deadline_us_ = deadline_after(started_us_, req.connect_timeout_ms);
+  first_byte_deadline_us_ = deadline_after(started_us_, req.first_byte_timeout_ms);
+  total_deadline_us_ = deadline_after(started_us_, req.total_timeout_ms);
 }
 
 H1Call::~H1Call() { close_socket(); }

@@ -224,7 +224,7 @@ std::shared_ptr<backends::Call> HttpClient::start(HttpRequest req) {
   call->started_us_ = mono_us();
   call->active_ = true;
   active_.insert(call);
-  call->first_byte_deadline_us_ = call->started_us_ + req.first_byte_timeout_ms * 1000;
+  call->first_byte_deadline_us_ = deadline_after(call->started_us_, req.first_byte_timeout_ms);
   if (!sweeping_) sweep_deadlines();
   if (curl_multi_add_handle(multi_, e) != CURLM_OK) {
     call->error_ = "libcurl refused the transfer";

@@ -203,7 +203,7 @@ TEST_CASE("plain http URLs parse; anything else is left to libcurl") {
 
   for (const char* bad : {"https://api.openai.com/v1", "http://user:pw@h/v1", "http://h/v1#frag", "http://h:0/",
                           "http://h:65536/", "http://h:80x/", "http:///v1", "http://h:/", "http://::1/",
-                          "http://[::1/", "http://h/a b", "ftp://h/"})
+                          "http://[::1/", "http://[]:80/", "http://[::1]x/", "http://h/a b", "ftp://h/"})
     CHECK_MESSAGE(!parse_plain_http_url(bad), bad);
 }
 
@@ -532,4 +532,25 @@ TEST_CASE("a connection idle longer than the pool's limit is closed, not reused"
   CHECK(drain(io, start()) == R"({"conn":1})");  // the old one was dropped
   CHECK(server.accepts == 2);
   CHECK(client.idle_connections() == 1);
+}
+
+TEST_CASE("a timeout of 0 is no timeout, on both transports") {
+  ScriptServer server([](int fd, const std::string&, int, int) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));  // past the 50 ms sweep
+    send_all(fd, ok_response("{}"));
+    return true;
+  });
+  boost::asio::io_context io;
+  http::HttpClient client(io);
+  for (bool builtin : {true, false}) {
+    CAPTURE(builtin);
+    auto req = post(server.url());
+    req.first_byte_timeout_ms = 0;
+    req.total_timeout_ms = 0;
+    req.builtin_http1 = builtin;
+    auto call = client.start(std::move(req));
+    drain(io, call);
+    CHECK(call->error() == "");
+    CHECK(call->status() == 200);
+  }
 }
