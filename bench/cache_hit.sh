@@ -13,7 +13,6 @@ OPENAI_BASE_URL="http://127.0.0.1:$mock_port/v1" OPENAI_API_KEY=sk-bench \
   "$frugal_bin" serve --listen "127.0.0.1:$frugal_port" --data-dir "$work/data" --log-level warn >"$work/frugal.log" 2>&1 & pids+=($!)
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$frugal_port/healthz" && break; sleep 0.05; done
 
-body='{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in five words."}],"temperature":0}'
 url="http://127.0.0.1:$frugal_port/v1/chat/completions"
 curl -s -o /dev/null -H 'content-type: application/json' -d "$body" "$url"          # the miss that fills it
 hit=$(curl -s -D "$work/hit.headers" -H 'content-type: application/json' -d "$body" "$url")
@@ -32,11 +31,7 @@ start_nginx "  server {
 same=$(curl -s -H 'content-type: application/json' -d "$body" "http://127.0.0.1:$nginx_port/v1/chat/completions")
 [[ "$same" == "$hit" ]] || { echo "nginx does not serve the same bytes" >&2; echo "$same" >&2; cat "$work/nginx/logs/error.log" >&2; exit 1; }
 
-cat >"$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$body'
-wrk.headers["Content-Type"] = "application/json"
-LUA
+write_post_lua
 wrk -t1 -c64 -d1s -s "$work/post.lua" "http://127.0.0.1:$frugal_port/v1/chat/completions" >/dev/null
 wrk -t1 -c64 -d1s -s "$work/post.lua" "http://127.0.0.1:$nginx_port/v1/chat/completions" >/dev/null
 

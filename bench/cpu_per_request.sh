@@ -34,13 +34,7 @@ frugal_pid=$!
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$frugal_port/healthz" && break; sleep 0.05; done
 curl -sf -o /dev/null "http://127.0.0.1:$frugal_port/healthz" || { echo "frugal did not start" >&2; cat "$work/frugal.log" >&2; exit 1; }
 
-body='{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in five words."}],"temperature":0}'
-cat >"$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$body'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Cache-Control"] = "no-store"
-LUA
+write_post_lua no-store
 
 # Clock ticks (user + system) of a process, its threads and its children (nginx workers).
 ticks() {

@@ -1,7 +1,8 @@
 # Shared by the wrk benchmarks: `source bench/lib.sh [BUILD_DIR]` (with $root set) checks
 # the binaries and wrk, makes a temp dir cleaned up with every process the script
 # started, and starts the mock upstream (mock_port). Also: waiting for a log line, a free
-# loopback port, wrk latency → ms, and the interleaved comparison (compare).
+# loopback port, the benchmark request and its wrk script (write_post_lua), wrk latency →
+# ms, and the interleaved comparison (compare).
 build=${1:-$root/build/release}
 duration=${DURATION:-5}
 frugal_bin=$build/gateway/frugal
@@ -45,6 +46,18 @@ $1
 NGINX
   "$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx.log" 2>&1 & pids+=($!)
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break; sleep 0.05; done
+}
+
+# The small chat request every benchmark sends ($body), and write_post_lua
+# [CACHE_CONTROL]: the wrk script POSTing it ($work/post.lua), with that Cache-Control.
+body='{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in five words."}],"temperature":0}'
+write_post_lua() {
+  {
+    echo 'wrk.method = "POST"'
+    echo "wrk.body = '$body'"
+    echo 'wrk.headers["Content-Type"] = "application/json"'
+    [[ -z ${1:-} ]] || echo "wrk.headers[\"Cache-Control\"] = \"$1\""
+  } >"$work/post.lua"
 }
 
 # wrk prints 95.00us / 1.23ms / 2.00s

@@ -35,13 +35,7 @@ sleep 0.3
 
 # Cache-Control: no-store keeps frugal's exact cache out of this measurement (the
 # request is deterministic); bench/cache_hit.sh measures the cache.
-body='{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in five words."}],"temperature":0}'
-cat >"$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$body'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Cache-Control"] = "no-store"
-LUA
+write_post_lua no-store
 
 # warm up connection pools
 wrk -t1 -c64 -d1s -s "$work/post.lua" "http://127.0.0.1:$frugal_port/v1/chat/completions" >/dev/null
