@@ -115,7 +115,7 @@ class H1Call final : public UpstreamCall, public std::enable_shared_from_this<H1
     }
     void on_header_impl(error_code&) override { call_.on_headers(); }
     void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
-      if (length) call_.body_.reserve(std::min<std::uint64_t>(*length, H1Client::kPauseThreshold));
+      if (length) call_.body_.reserve(std::min<std::uint64_t>(*length, UpstreamCall::kPauseThreshold));
     }
     std::size_t on_body_impl(beast::string_view body, error_code&) override {
       call_.body_.append(body.data(), body.size());
@@ -147,6 +147,8 @@ class H1Call final : public UpstreamCall, public std::enable_shared_from_this<H1
   // closed it while idle. Sends once more on a new connection.
   bool retry_on_fresh_connection();
   void complete(bool reusable);
+  // The common tail of complete() and fail(): reports kDone and leaves the client's set.
+  void end();
   void close_socket();
 
   H1Client* client_;
@@ -311,7 +313,7 @@ void H1Call::on_read(const error_code& ec, size_t n) {
   const size_t before = body_.size();
   if (!feed()) return;
   if (body_.size() != before) notify();
-  if (body_.size() >= H1Client::kPauseThreshold) {
+  if (body_.size() >= UpstreamCall::kPauseThreshold) {
     paused_ = true;
     return;
   }
@@ -382,10 +384,7 @@ void H1Call::complete(bool reusable) {
   } else {
     close_socket();
   }
-  if (headers_us_ == 0) headers_us_ = mono_us();
-  state_ = CallState::kDone;
-  client_->finished(*this);
-  notify();
+  end();
 }
 
 void H1Call::fail(std::string message, bool timed_out) {
@@ -395,6 +394,10 @@ void H1Call::fail(std::string message, bool timed_out) {
   close_socket();
   error_ = std::move(message);
   timed_out_ = timed_out;
+  end();
+}
+
+void H1Call::end() {
   if (headers_us_ == 0) headers_us_ = mono_us();
   state_ = CallState::kDone;
   client_->finished(*this);
@@ -490,7 +493,7 @@ void H1Client::sweep() {
   if (!sweeping_) return;
   const int64_t now = mono_us();
   for (const auto& c : std::vector<std::shared_ptr<H1Call>>(active_.begin(), active_.end())) c->check_deadlines(now);
-  sweep_.expires_after(std::chrono::milliseconds(kSweepIntervalMs));
+  sweep_.expires_after(std::chrono::milliseconds(UpstreamCall::kSweepIntervalMs));
   sweep_.async_wait([this](const error_code& ec) {
     if (!ec) sweep();
   });

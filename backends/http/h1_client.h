@@ -57,10 +57,6 @@ class H1Client {
   size_t active_transfers() const { return active_.size(); }
   size_t idle_connections() const;
 
-  // Body bytes buffered per call before reading pauses (back-pressure).
-  static constexpr size_t kPauseThreshold = 1 << 20;
-  // Granularity of connect, first-byte and total timeouts (one timer for all calls).
-  static constexpr int64_t kSweepIntervalMs = 50;
   // Idle keep-alive connections kept per upstream authority.
   static constexpr size_t kMaxIdlePerHost = 256;
   // As libcurl's CURLOPT_MAXAGE_CONN default.

@@ -58,7 +58,7 @@ std::string HttpCall::take_body() {
 size_t HttpCall::on_write(char* data, size_t size, size_t n, void* self) {
   auto* call = static_cast<HttpCall*>(self);
   const size_t bytes = size * n;
-  if (call->body_.size() >= HttpClient::kPauseThreshold) {
+  if (call->body_.size() >= UpstreamCall::kPauseThreshold) {
     call->paused_ = true;
     return CURL_WRITEFUNC_PAUSE;  // curl re-delivers these bytes after unpausing
   }
@@ -303,7 +303,7 @@ void HttpClient::sweep_deadlines() {
   for (const auto& c : active_)
     if (c->state_ == CallState::kWaitingHeaders && now >= c->first_byte_deadline_us_) expired.push_back(c);
   for (const auto& c : expired) c->fail_first_byte_timeout();
-  sweep_.expires_after(std::chrono::milliseconds(kSweepIntervalMs));
+  sweep_.expires_after(std::chrono::milliseconds(UpstreamCall::kSweepIntervalMs));
   sweep_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) sweep_deadlines();
   });

@@ -88,12 +88,6 @@ class HttpClient {
   // client, any other by libcurl.
   std::shared_ptr<backends::Call> start(HttpRequest req);
   asio::io_context& io() { return io_; }
-  size_t active_transfers() const { return active_.size() + h1_.active_transfers(); }
-
-  // Body bytes buffered per call before the transfer is paused (back-pressure).
-  static constexpr size_t kPauseThreshold = 1 << 20;
-  // Granularity of first-byte timeouts.
-  static constexpr int64_t kSweepIntervalMs = 50;
 
  private:
   friend class HttpCall;

@@ -4,6 +4,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -16,6 +17,12 @@ namespace frugal::http {
 
 class UpstreamCall : public backends::Call {
  public:
+  // Body bytes buffered per call before the transport stops reading (back-pressure).
+  static constexpr size_t kPauseThreshold = 1 << 20;
+  // Granularity of the transports' timeouts: each client checks its calls' deadlines
+  // with one coarse timer (a timer per call costs a timerfd_settime per request).
+  static constexpr int64_t kSweepIntervalMs = 50;
+
   explicit UpstreamCall(boost::asio::io_context& io) : signal_(io) {}
 
   // Completes when anything changed since the last wait: headers complete, body bytes

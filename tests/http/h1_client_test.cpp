@@ -426,8 +426,8 @@ TEST_CASE("reading pauses while a large body is not taken, and resumes when it i
   // Nobody takes the body: the client must stop near the threshold instead of buffering it all.
   io.run_for(std::chrono::milliseconds(300));
   CHECK(call->state() == CallState::kStreaming);
-  CHECK(call->body().size() >= http::H1Client::kPauseThreshold);
-  CHECK(call->body().size() < http::H1Client::kPauseThreshold + 64 * 1024);
+  CHECK(call->body().size() >= http::UpstreamCall::kPauseThreshold);
+  CHECK(call->body().size() < http::UpstreamCall::kPauseThreshold + 64 * 1024);
   const std::string rest = drain(io, call);
   CHECK(call->error() == "");
   CHECK(rest.size() == big.size());
