@@ -143,15 +143,9 @@ std::string sse_response_head(const RequestContext& ctx) {
 }
 
 void append_last_chunk(std::string& out, const std::vector<std::pair<std::string, std::string>>& trailers) {
-  out += "0\r\n";
-  for (const auto& [k, v] : trailers) {
-    out += k;
-    out += ": ";
-    for (char c : v)
-      if (c != '\r' && c != '\n') out += c;
-    out += "\r\n";
-  }
-  out += "\r\n";
+  out += '0';
+  for (const auto& [k, v] : trailers) append_header(out, k, v);  // "\r\nName: value"
+  out += "\r\n\r\n";
 }
 
 void append_http_chunk(std::string& out, std::string_view payload) {

@@ -19,10 +19,6 @@ void common_headers(const config::ProviderConfig& p, HttpRequest& r) {
   r.builtin_http1 = p.builtin_http1;
 }
 
-}  // namespace
-
-namespace {
-
 // The client's own bytes with `model` replaced (and, for a stream, stream_options added),
 // when that says the same as re-encoding: no log-probs asked for on the client's behalf,
 // no stream_options to merge into, and keys the scan can compare (no escapes, one
