@@ -180,7 +180,7 @@ asio::awaitable<bool> handle_messages(beast::tcp_stream& stream, Request& req, R
   ChatExchange ex(w, ctx, req, Dialect::kAnthropic);
   auto watch = ClientWatch::make(ex.control());
   ClientWatchGuard guard{stream.socket(), *watch};
-  ex.before_waiting([&] { watch->arm(stream.socket()); });
+  ex.watch_client(*watch, stream.socket());
 
   auto started = co_await ex.start(chat);
   if (!started) {

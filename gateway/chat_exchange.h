@@ -16,7 +16,6 @@
 //
 // Threading: one exchange per request, on its worker's thread.
 #include <boost/asio/awaitable.hpp>
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -69,9 +68,12 @@ class ChatExchange {
 
   // Cancels whatever start() is waiting on; the client watch calls it.
   router::DispatchControl& control() { return control_; }
-  // Called once, before start() first waits (disk lookup, single-flight, upstream): the
-  // codec arms its client watch there. A memory cache hit never waits and never calls it.
-  void before_waiting(std::function<void()> arm) { before_wait_ = std::move(arm); }
+  // The codec's client watch, handed to the worker's WatchArmer once start() first waits
+  // (disk lookup, single-flight, upstream). A memory cache hit never waits.
+  void watch_client(ClientWatch& watch, tcp::socket& socket) {
+    watch_ = &watch;
+    watch_socket_ = &socket;
+  }
 
   // Every byte the codec took from the call, in order: canonical OpenAI bytes, or the
   // provider's Anthropic bytes when call->dialect() is WireDialect::kAnthropic
@@ -129,12 +131,10 @@ class ChatExchange {
   Dialect dialect_;
   std::shared_ptr<const config::GatewayConfig> cfg_;
   router::DispatchControl control_;
-  std::function<void()> before_wait_;
+  ClientWatch* watch_ = nullptr;
+  tcp::socket* watch_socket_ = nullptr;
   void about_to_wait() {
-    if (!before_wait_) return;
-    auto arm = std::move(before_wait_);
-    before_wait_ = nullptr;
-    arm();
+    if (watch_) w_.watch_armer.defer(*watch_, *watch_socket_);
   }
   router::Target target_;
   bool started_ = false;

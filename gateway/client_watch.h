@@ -1,14 +1,27 @@
 #pragma once
 // Watches the client socket while an answer is produced: a FIN or reset cancels the
 // dispatch (and any retry backoff) and the streaming call at once.
+//
+// Arming costs a receive system call that nearly always finds nothing, plus a cancel
+// when the answer is written. Most answers come within milliseconds, long before a
+// client that hung up could be told apart from one that waits, so the exchange defers
+// the watch to its worker's WatchArmer: a tick every kWatchTickMs arms the watches
+// queued before the previous tick. A request answered within a tick never arms one; a
+// client that hung up earlier is seen at arming, since its FIN is already queued on
+// the socket. Detection is therefore at most two ticks late.
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
 #include <memory>
 
 #include "backends/backend.h"
 #include "router/dispatch.h"
 
 namespace frugal::gateway {
+
+class WatchArmer;
 
 struct ClientWatch : std::enable_shared_from_this<ClientWatch> {
   router::DispatchControl* control = nullptr;
@@ -29,34 +42,50 @@ struct ClientWatch : std::enable_shared_from_this<ClientWatch> {
     return self;
   }
 
-  void arm(boost::asio::ip::tcp::socket& s) {
-    if (armed) return;
-    armed = true;
-    std::weak_ptr<ClientWatch> weak = shared_from_this();
-    // A peeking receive rather than async_wait(wait_read): Asio re-registers the socket
-    // with epoll (a system call) for every wait, but queues a receive without one when
-    // the request's read had drained the socket, which is the usual case. The peeked
-    // byte stays in the socket for the session's next read; only the EOF or error of a
-    // client that hung up counts.
-    static thread_local char scratch;
-    s.async_receive(boost::asio::buffer(&scratch, 1), boost::asio::socket_base::message_peek,
-                    [weak](const boost::system::error_code& ec, size_t) {
-                      if (!ec || ec == boost::asio::error::operation_aborted) return;  // pipelined bytes, or done
-                      auto w = weak.lock();
-                      if (!w) return;
-                      w->client_gone = true;
-                      w->control->cancel();
-                      if (w->streaming) w->streaming->cancel();
-                    });
-  }
+  void arm(boost::asio::ip::tcp::socket& s);
+
+  // Queued in a WatchArmer (intrusive list, in queueing order).
+  WatchArmer* armer = nullptr;
+  boost::asio::ip::tcp::socket* socket = nullptr;
+  ClientWatch* prev = nullptr;
+  ClientWatch* next = nullptr;
+  uint64_t queued_tick = 0;
+};
+
+// One per I/O thread. Its timer runs only while a watch is queued.
+class WatchArmer {
+ public:
+  static constexpr int kWatchTickMs = 10;
+
+  explicit WatchArmer(boost::asio::io_context& io) : timer_(io) {}
+  WatchArmer(const WatchArmer&) = delete;
+  WatchArmer& operator=(const WatchArmer&) = delete;
+
+  // Arms `w` on `s` within two ticks unless remove() comes first. `w` must be removed
+  // (ClientWatchGuard does it) before it or the socket goes away.
+  void defer(ClientWatch& w, boost::asio::ip::tcp::socket& s);
+  void remove(ClientWatch& w);
+  size_t queued() const { return queued_; }
+
+ private:
+  void schedule();
+  void tick();
+
+  boost::asio::steady_timer timer_;
+  bool ticking_ = false;
+  uint64_t tick_ = 0;
+  size_t queued_ = 0;
+  ClientWatch* head_ = nullptr;
+  ClientWatch* tail_ = nullptr;
 };
 
 // Ends the watch when the handler returns: no other operation is pending on the socket
 // at that point, so cancel() only ends the watch.
 struct ClientWatchGuard {
   boost::asio::ip::tcp::socket& s;
-  const ClientWatch& watch;
+  ClientWatch& watch;
   ~ClientWatchGuard() {
+    if (watch.armer) watch.armer->remove(watch);
     if (!watch.armed) return;
     boost::system::error_code ec;
     s.cancel(ec);

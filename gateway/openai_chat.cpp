@@ -100,7 +100,7 @@ asio::awaitable<bool> handle_chat_completions(beast::tcp_stream& stream, Request
   ChatExchange ex(w, ctx, req, Dialect::kOpenAi);
   auto watch = ClientWatch::make(ex.control());
   ClientWatchGuard guard{stream.socket(), *watch};
-  ex.before_waiting([&] { watch->arm(stream.socket()); });
+  ex.watch_client(*watch, stream.socket());
 
   auto started = co_await ex.start(*chat);
   if (!started) {

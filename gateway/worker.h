@@ -19,6 +19,7 @@
 #include "backends/http/provider.h"
 #include "config/config.h"
 #include "core/error.h"
+#include "gateway/client_watch.h"
 #include "router/dispatch.h"
 
 namespace frugal::gateway {
@@ -52,6 +53,7 @@ class Worker final : public router::Backends {
 
   Server& server;
   WorkerIoContext io{1};
+  WatchArmer watch_armer{io};
   std::unique_ptr<http::HttpClient> client;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
 

@@ -205,6 +205,20 @@ TEST_CASE("a client disconnect aborts the upstream transfer") {
   CHECK(e.mock_stat("aborted") > before2);
   const auto waited2 = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t1);
   CHECK(waited2.count() < 1000);
+
+  // A client that hangs up at once, before its watch is armed (two ticks of the
+  // worker's WatchArmer): the FIN is already queued when the watch is armed.
+  const int64_t before3 = e.mock_stat("aborted");
+  const int64_t sent_us = mono_us();
+  request("POST", e.url + "/v1/chat/completions", R"({"model":"primary","mock":{"hang":true},)" + kMsgs + "}", {},
+          nullptr, 5);
+  const auto t2 = std::chrono::steady_clock::now();
+  while (e.mock_stat("aborted") == before3 && std::chrono::steady_clock::now() - t2 < std::chrono::seconds(1))
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  REQUIRE(e.mock_stat("aborted") > before3);
+  const double abort3_ms = static_cast<double>(e.mock_stat("last_abort_us") - sent_us) / 1000.0;
+  MESSAGE("a client that hung up after 5 ms: upstream closed " << abort3_ms << " ms after the request was sent");
+  CHECK(abort3_ms < 500);
 }
 
 TEST_CASE("retries honour Retry-After, then fall back, and errors keep their status") {
