@@ -15,6 +15,10 @@
 #include "gateway/server.h"
 #include "gateway/snapshot.h"
 
+#ifdef FRUGAL_HAVE_MIMALLOC
+#include <mimalloc.h>
+#endif
+
 namespace {
 
 constexpr const char* kVersion = "0.1.0";
@@ -177,6 +181,11 @@ int main(int argc, char** argv) {
   if (cmd == "serve") return cmd_serve(args);
   if (cmd == "version" || cmd == "--version") {
     std::printf("frugal %s\n", kVersion);
+#ifdef FRUGAL_HAVE_MIMALLOC
+    std::printf("allocator: mimalloc %d.%d.%d\n", mi_version() / 100, mi_version() / 10 % 10, mi_version() % 10);
+#else
+    std::printf("allocator: glibc malloc\n");
+#endif
     return 0;
   }
   if (cmd == "config") return cmd_config(args);
