@@ -124,6 +124,9 @@ asio::awaitable<DispatchResult> DispatchRun::run(Backends& backends,
         last_error_call.reset();
         last_error = make_error(call->timed_out() ? ErrorKind::kTimeout : ErrorKind::kUpstream,
                                 "upstream '" + p.name + "' failed: " + call->error());
+        // The in-process engine has no connection to retry: asked again, it would queue
+        // the same work behind what made it late. Go to the fallback instead.
+        if (call->timed_out() && p.kind == config::ProviderKind::kEngine) break;
       }
       if (attempt + 1 >= p.retry.max_attempts) break;
       if (retry_after > p.retry.max_delay_ms) break;  // told to wait longer than we may: fall back

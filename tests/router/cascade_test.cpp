@@ -302,3 +302,63 @@ TEST_CASE("run_cascade: the verifier is asked through the backends and its P(yes
     CHECK(asked[1].second.sampling.logprobs);
   }
 }
+
+// A call that timed out before its headers, as the HTTP clients and the engine report it.
+struct TimedOutCall final : backends::Call {
+  boost::asio::awaitable<void> wait() override { co_return; }
+  backends::CallState state() const override { return backends::CallState::kDone; }
+  int status() const override { return 0; }
+  bool got_headers() const override { return false; }
+  std::string_view header(std::string_view) const override { return {}; }
+  std::string take_body() override { return {}; }
+  const std::string& body() const override { return empty_; }
+  bool timed_out() const override { return true; }
+  bool cancelled() const override { return false; }
+  const std::string& error() const override { return error_; }
+  void cancel() override {}
+  int64_t started_us() const override { return 0; }
+  int64_t headers_us() const override { return 0; }
+  std::string empty_, error_ = "first-byte timeout";
+};
+
+struct TimingOutBackends final : Backends {
+  struct B final : backends::Backend {
+    int started = 0;
+    std::shared_ptr<backends::Call> start(const ChatRequest&, std::string_view) override {
+      ++started;
+      return std::make_shared<TimedOutCall>();
+    }
+  };
+  boost::asio::io_context io;
+  B b;
+  backends::Backend& backend(const config::ProviderConfig&) override { return b; }
+  boost::asio::io_context& io_context() override { return io; }
+};
+
+TEST_CASE("dispatch: a timed-out engine call goes to the fallback at once; an HTTP provider's is retried") {
+  simdjson::dom::parser parser;
+  auto req = parse_chat_body(parser, R"({"model":"m","messages":[{"role":"user","content":"Q?"}]})");
+  REQUIRE(req.ok());
+  for (const auto kind : {config::ProviderKind::kEngine, config::ProviderKind::kOpenAi}) {
+    CAPTURE(static_cast<int>(kind));
+    config::ProviderConfig p;
+    p.name = "p";
+    p.kind = kind;
+    p.retry.max_attempts = 3;
+    p.retry.base_delay_ms = 1;
+    p.retry.max_delay_ms = 2;
+    TimingOutBackends backends;
+    DispatchControl control;
+    DispatchResult result;
+    const std::vector<Target> targets{Target{&p, "m"}};
+    boost::asio::co_spawn(backends.io, dispatch_chat(backends, targets, *req, control),
+                          [&](std::exception_ptr e, DispatchResult r) {
+                            REQUIRE(!e);
+                            result = std::move(r);
+                          });
+    backends.io.run();
+    CHECK(backends.b.started == (kind == config::ProviderKind::kEngine ? 1 : 3));
+    REQUIRE(result.error.has_value());
+    CHECK(result.error->kind == ErrorKind::kTimeout);
+  }
+}
