@@ -74,10 +74,6 @@ Result<void> Server::open_data(const config::GatewayConfig& cfg) {
   if (!cache) return std::move(cache).error();
   cache_ = std::move(*cache);
   router::LedgerOptions lopts;
-  // Rows take the writer's queue only under load (see ChatExchange::record), where a
-  // 100 µs gathering pause costs little latency and saves wake-ups.
-  lopts.gather_us = 100;
-  if (const char* g = std::getenv("FRUGAL_LEDGER_GATHER_US")) lopts.gather_us = std::atoll(g);
   // Test-only fault injection (tests/integration/cascade_test.cpp, the kill -9 test):
   // delays every ledger batch so that a missing durability wait would lose rows.
   if (const char* d = std::getenv("FRUGAL_TEST_LEDGER_WRITE_DELAY_MS")) lopts.write_delay_us = std::atoll(d) * 1000;

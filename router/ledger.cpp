@@ -694,10 +694,6 @@ void Ledger::close() {
   if (writer_.joinable()) writer_.join();
 }
 
-namespace {
-constexpr size_t kGatherBelow = 16;
-}  // namespace
-
 void Ledger::run_writer() {
   std::vector<Pending> batch;
   std::vector<const LedgerRecord*> records;
@@ -710,13 +706,9 @@ void Ledger::run_writer() {
       std::unique_lock lock(mu_);
       work_cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
       if (queue_.empty()) return;  // closing and drained
-      if (options_.gather_us > 0 && !closing_ && queue_.size() < kGatherBelow) {
-        // Under load, a short pause lets more rows join this batch: fewer sleep/wake
-        // cycles of this thread (a futex round trip each) and fewer WAL writes.
-        lock.unlock();
-        std::this_thread::sleep_for(std::chrono::microseconds(options_.gather_us));
-        lock.lock();
-      }
+      // No pause to gather more: while this batch is written the next one queues
+      // (group commit), and a pause would leave the cores idle with every request of
+      // a closed loop waiting here.
       const size_t n = std::min(queue_.size(), options_.max_batch);
       for (size_t i = 0; i < n; ++i) {
         batch.push_back(std::move(queue_.front()));

@@ -93,9 +93,6 @@ struct LedgerOptions {
   size_t queue_capacity = 65'536;  // append() beyond this drops the record (counted)
   size_t max_batch = 1'024;        // records per WriteBatch
   bool sync = false;               // fsync the WAL per batch (power-loss durability)
-  // When the writer wakes to fewer than 16 queued rows it waits this long for more
-  // (group commit). Callers that cannot wait use append_durable() at low load.
-  int64_t gather_us = 0;
   // Fault injection for crash tests: the writer sleeps this long before each batch,
   // widening the window in which a row is queued but not yet written. 0 in production.
   int64_t write_delay_us = 0;
