@@ -62,8 +62,9 @@ class Worker final : public router::Backends {
   std::unique_ptr<simdjson::dom::parser> acquire_parser();
   void release_parser(std::unique_ptr<simdjson::dom::parser> p);
 
-  // Cached /v1/models listing of the upstream providers (refreshed every minute).
-  std::string models_cache;
+  // Cached /v1/models listings, OpenAI- and Anthropic-shaped (refreshed every minute;
+  // gateway/models.cpp).
+  std::string models_openai, models_anthropic;
   int64_t models_cache_us = 0;
 
  private:

@@ -381,6 +381,9 @@ asio::awaitable<void> session(tcp::socket socket) {
       keep = co_await serve_count_tokens(stream, req);
     } else if (target == "/v1/models" || target == "/models") {
       keep = co_await respond(stream, keep, 200, R"({"object":"list","data":[{"id":"mock-model","object":"model","created":0,"owned_by":"mock"},{"id":"mock-large","object":"model","created":0,"owned_by":"mock"}]})");
+    } else if (target.starts_with("/v1/models?") && req.find("anthropic-version") != req.end()) {
+      // Anthropic's listing (frugal asks with ?limit=...).
+      keep = co_await respond(stream, keep, 200, R"({"data":[{"type":"model","id":"claude-mock-1","display_name":"Claude Mock One","created_at":"2025-02-19T00:00:00Z"}],"has_more":false,"first_id":"claude-mock-1","last_id":"claude-mock-1"})");
     } else if (target == "/mock/stats") {
       keep = co_await respond(stream, keep, 200,
                               R"({"requests":)" + std::to_string(g_stats.requests.load()) + R"(,"chat":)" +

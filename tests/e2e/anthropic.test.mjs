@@ -288,6 +288,21 @@ test('count_tokens reaches the Anthropic upstream; an OpenAI model gets a clear 
     (e) => e instanceof Anthropic.BadRequestError && /not an Anthropic provider/.test(e.message));
 });
 
+test('models.list: Anthropic-shaped, with the Anthropic upstream\'s models and the OpenAI ones', async () => {
+  const models = [];
+  for await (const m of anthropic.models.list()) models.push(m);
+  const claude = models.find((m) => m.id === 'claude-mock-1');
+  assert.ok(claude, JSON.stringify(models));
+  assert.equal(claude.type, 'model');
+  assert.equal(claude.display_name, 'Claude Mock One');
+  assert.equal(claude.created_at, '2025-02-19T00:00:00Z');
+  assert.ok(models.some((m) => m.id === 'mock-model'));  // listed by the OpenAI upstream
+  // The openai SDK gets its own shape, Anthropic models included.
+  const ids = [];
+  for await (const m of openai.models.list()) ids.push(m.id);
+  assert.ok(ids.includes('claude-mock-1') && ids.includes('mock-model'), ids.join(','));
+});
+
 test('a client that aborts mid-stream: the usage seen so far is handed off', async () => {
   const stream = anthropic.messages.stream(
     {

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -254,6 +255,46 @@ TEST_CASE("anthropic-version: the client's, else the provider's, else 2023-06-01
   CHECK(e.last_upstream_header("anthropic-version") == "2023-06-01");
   CHECK(request("POST", e.url + "/messages", R"({"model":"claude-x","max_tokens":5,)" + kHello + "}").status == 200);
   CHECK(e.last_upstream_header("anthropic-version") == "2023-06-01");
+}
+
+TEST_CASE("GET /v1/models lists Anthropic providers' models, in the client's API shape") {
+  auto& e = env();
+  simdjson::dom::parser p;
+  // An Anthropic SDK sends anthropic-version: Anthropic's page shape.
+  auto a = request("GET", e.url + "/v1/models", "", {"anthropic-version: 2023-06-01", "x-api-key: sk-client"});
+  REQUIRE(a.status == 200);
+  simdjson::dom::element root = p.parse(a.body);
+  std::vector<std::string> ids;
+  for (auto m : root["data"].get_array()) {
+    CHECK(std::string_view(m["type"].get_string().value()) == "model");
+    CHECK(m["created_at"].get_string().value().size() == 20);
+    ids.emplace_back(m["id"].get_string().value());
+    if (ids.back() == "claude-mock-1") {
+      CHECK(std::string_view(m["display_name"].get_string().value()) == "Claude Mock One");
+      CHECK(std::string_view(m["created_at"].get_string().value()) == "2025-02-19T00:00:00Z");
+    }
+  }
+  CHECK(std::count(ids.begin(), ids.end(), "claude-mock-1") == 1);  // two providers list it: once
+  CHECK(std::count(ids.begin(), ids.end(), "mock-model") == 1);     // the OpenAI provider's
+  CHECK(std::count(ids.begin(), ids.end(), "sonnet") == 1);         // an alias
+  CHECK(root["has_more"].get_bool().value() == false);
+  CHECK(std::string_view(root["first_id"].get_string().value()) == ids.front());
+  CHECK(std::string_view(root["last_id"].get_string().value()) == ids.back());
+
+  // Any other client: OpenAI's list, the Anthropic models included.
+  auto o = request("GET", e.url + "/v1/models");
+  REQUIRE(o.status == 200);
+  simdjson::dom::element oroot = p.parse(o.body);
+  CHECK(std::string_view(oroot["object"].get_string().value()) == "list");
+  bool found = false;
+  for (auto m : oroot["data"].get_array()) {
+    if (std::string_view(m["id"].get_string().value()) != "claude-mock-1") continue;
+    found = true;
+    CHECK(std::string_view(m["object"].get_string().value()) == "model");
+    CHECK(m["created"].get_int64().value() == 1739923200);  // 2025-02-19T00:00:00Z
+    CHECK(std::string_view(m["owned_by"].get_string().value()) == "anthropic");
+  }
+  CHECK(found);
 }
 
 TEST_CASE("Anthropic client, OpenAI-compatible upstream: plain, stream and a tool round trip") {
