@@ -178,9 +178,9 @@ asio::awaitable<bool> handle_messages(beast::tcp_stream& stream, Request& req, R
   chat.upstream_headers = forwarded_headers(req);
 
   ChatExchange ex(w, ctx, req, Dialect::kAnthropic);
-  auto watch = ClientWatch::make(ex.control());
-  ClientWatchGuard guard{stream.socket(), *watch};
-  ex.watch_client(*watch, stream.socket());
+  auto watch = ClientWatch::make(stream.socket(), ex.control());
+  ClientWatchGuard guard{*watch};
+  ex.watch_client(*watch);
 
   auto started = co_await ex.start(chat);
   if (!started) {
@@ -270,7 +270,7 @@ asio::awaitable<bool> handle_count_tokens(beast::tcp_stream& stream, Request& re
 
   router::DispatchControl control;
   auto watch = ClientWatch::start(stream.socket(), control);
-  ClientWatchGuard guard{stream.socket(), *watch};
+  ClientWatchGuard guard{*watch};
   auto call = w.client->start(http::anthropic_request(*target->provider, "/messages/count_tokens",
                                                       std::move(*body), forwarded_headers(req), false));
   watch->streaming = call;

@@ -70,10 +70,7 @@ class ChatExchange {
   router::DispatchControl& control() { return control_; }
   // The codec's client watch, handed to the worker's WatchArmer once start() first waits
   // (disk lookup, single-flight, upstream). A memory cache hit never waits.
-  void watch_client(ClientWatch& watch, tcp::socket& socket) {
-    watch_ = &watch;
-    watch_socket_ = &socket;
-  }
+  void watch_client(ClientWatch& watch) { watch_ = &watch; }
 
   // Every byte the codec took from the call, in order: canonical OpenAI bytes, or the
   // provider's Anthropic bytes when call->dialect() is WireDialect::kAnthropic
@@ -132,9 +129,8 @@ class ChatExchange {
   std::shared_ptr<const config::GatewayConfig> cfg_;
   router::DispatchControl control_;
   ClientWatch* watch_ = nullptr;
-  tcp::socket* watch_socket_ = nullptr;
   void about_to_wait() {
-    if (watch_) w_.watch_armer.defer(*watch_, *watch_socket_);
+    if (watch_) w_.watch_armer.defer(*watch_);
   }
   router::Target target_;
   bool started_ = false;

@@ -4,7 +4,7 @@
 
 namespace frugal::gateway {
 
-void ClientWatch::arm(boost::asio::ip::tcp::socket& s) {
+void ClientWatch::arm() {
   if (armed) return;
   armed = true;
   std::weak_ptr<ClientWatch> weak = shared_from_this();
@@ -14,27 +14,25 @@ void ClientWatch::arm(boost::asio::ip::tcp::socket& s) {
   // byte stays in the socket for the session's next read; only the EOF or error of a
   // client that hung up counts.
   static thread_local char scratch;
-  s.async_receive(boost::asio::buffer(&scratch, 1), boost::asio::socket_base::message_peek,
-                  [weak](const boost::system::error_code& ec, size_t) {
-                    if (!ec || ec == boost::asio::error::operation_aborted) return;  // pipelined bytes, or done
-                    auto w = weak.lock();
-                    if (!w) return;
-                    w->client_gone = true;
-                    w->control->cancel();
-                    if (w->streaming) w->streaming->cancel();
-                  });
+  socket->async_receive(boost::asio::buffer(&scratch, 1), boost::asio::socket_base::message_peek,
+                       [weak](const boost::system::error_code& ec, size_t) {
+                         if (!ec || ec == boost::asio::error::operation_aborted) return;  // pipelined bytes, or done
+                         auto w = weak.lock();
+                         if (!w) return;
+                         w->client_gone = true;
+                         w->control->cancel();
+                         if (w->streaming) w->streaming->cancel();
+                       });
 }
 
-void WatchArmer::defer(ClientWatch& w, boost::asio::ip::tcp::socket& s) {
+void WatchArmer::defer(ClientWatch& w) {
   if (w.armed || w.armer) return;
   w.armer = this;
-  w.socket = &s;
   w.queued_tick = tick_;
   w.prev = tail_;
   w.next = nullptr;
   (tail_ ? tail_->next : head_) = &w;
   tail_ = &w;
-  ++queued_;
   if (ticking_) return;
   ticking_ = true;
   schedule();
@@ -53,16 +51,14 @@ void WatchArmer::remove(ClientWatch& w) {
   (w.next ? w.next->prev : tail_) = w.prev;
   w.prev = w.next = nullptr;
   w.armer = nullptr;
-  --queued_;
 }
 
 void WatchArmer::tick() {
   // Arm what was queued before the previous tick; the rest has waited less than one.
   while (head_ && head_->queued_tick < tick_) {
     ClientWatch& w = *head_;
-    boost::asio::ip::tcp::socket& s = *w.socket;
     remove(w);
-    w.arm(s);
+    w.arm();
   }
   ++tick_;
   if (!head_) {

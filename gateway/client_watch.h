@@ -24,6 +24,7 @@ namespace frugal::gateway {
 class WatchArmer;
 
 struct ClientWatch : std::enable_shared_from_this<ClientWatch> {
+  boost::asio::ip::tcp::socket* socket = nullptr;  // the client's
   router::DispatchControl* control = nullptr;
   std::shared_ptr<backends::Call> streaming;
   bool client_gone = false;
@@ -31,22 +32,22 @@ struct ClientWatch : std::enable_shared_from_this<ClientWatch> {
 
   // Unarmed: arm() starts the watch; a request answered at once, such as a memory cache
   // hit, never needs it.
-  static std::shared_ptr<ClientWatch> make(router::DispatchControl& control) {
+  static std::shared_ptr<ClientWatch> make(boost::asio::ip::tcp::socket& s, router::DispatchControl& control) {
     auto self = std::make_shared<ClientWatch>();
+    self->socket = &s;
     self->control = &control;
     return self;
   }
   static std::shared_ptr<ClientWatch> start(boost::asio::ip::tcp::socket& s, router::DispatchControl& control) {
-    auto self = make(control);
-    self->arm(s);
+    auto self = make(s, control);
+    self->arm();
     return self;
   }
 
-  void arm(boost::asio::ip::tcp::socket& s);
+  void arm();
 
   // Queued in a WatchArmer (intrusive list, in queueing order).
   WatchArmer* armer = nullptr;
-  boost::asio::ip::tcp::socket* socket = nullptr;
   ClientWatch* prev = nullptr;
   ClientWatch* next = nullptr;
   uint64_t queued_tick = 0;
@@ -61,11 +62,10 @@ class WatchArmer {
   WatchArmer(const WatchArmer&) = delete;
   WatchArmer& operator=(const WatchArmer&) = delete;
 
-  // Arms `w` on `s` within two ticks unless remove() comes first. `w` must be removed
-  // (ClientWatchGuard does it) before it or the socket goes away.
-  void defer(ClientWatch& w, boost::asio::ip::tcp::socket& s);
+  // Arms `w` within two ticks unless remove() comes first. `w` must be removed
+  // (ClientWatchGuard does it) before it or its socket goes away.
+  void defer(ClientWatch& w);
   void remove(ClientWatch& w);
-  size_t queued() const { return queued_; }
 
  private:
   void schedule();
@@ -74,7 +74,6 @@ class WatchArmer {
   boost::asio::steady_timer timer_;
   bool ticking_ = false;
   uint64_t tick_ = 0;
-  size_t queued_ = 0;
   ClientWatch* head_ = nullptr;
   ClientWatch* tail_ = nullptr;
 };
@@ -82,13 +81,12 @@ class WatchArmer {
 // Ends the watch when the handler returns: no other operation is pending on the socket
 // at that point, so cancel() only ends the watch.
 struct ClientWatchGuard {
-  boost::asio::ip::tcp::socket& s;
   ClientWatch& watch;
   ~ClientWatchGuard() {
     if (watch.armer) watch.armer->remove(watch);
     if (!watch.armed) return;
     boost::system::error_code ec;
-    s.cancel(ec);
+    watch.socket->cancel(ec);
   }
 };
 

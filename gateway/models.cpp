@@ -81,8 +81,6 @@ std::string render_anthropic(const std::vector<ListedModel>& models) {
   return s;
 }
 
-bool wants_anthropic_shape(const Request& req) { return req.find("anthropic-version") != req.end(); }
-
 }  // namespace
 
 asio::awaitable<bool> handle_models(beast::tcp_stream& stream, Request& req, RequestContext& ctx, Worker& w) {
@@ -103,15 +101,7 @@ asio::awaitable<bool> handle_models(beast::tcp_stream& stream, Request& req, Req
     for (const auto& p : cfg->providers) {
       if (p.kind == config::ProviderKind::kEngine) continue;
       const bool anthropic = p.kind == config::ProviderKind::kAnthropic;
-      http::HttpRequest r;
-      if (anthropic) {
-        r = http::anthropic_request(p, "/models?limit=1000", "", {}, false);
-        r.method = "GET";
-        r.first_byte_timeout_ms = std::min<int64_t>(r.first_byte_timeout_ms, 10'000);
-      } else {
-        r = http::openai_models_request(p);
-      }
-      auto call = w.client->start(std::move(r));
+      auto call = w.client->start(anthropic ? http::anthropic_models_request(p) : http::openai_models_request(p));
       while (call->state() != backends::CallState::kDone) co_await call->wait();
       if (call->failed() || call->status() != 200) {
         log::warn("listing models of provider '" + p.name + "' failed: " +
@@ -144,7 +134,7 @@ asio::awaitable<bool> handle_models(beast::tcp_stream& stream, Request& req, Req
     w.models_cache_us = now;
   }
   co_return co_await send_response(stream, 200, "application/json",
-                                   wants_anthropic_shape(req) ? w.models_anthropic : w.models_openai, ctx);
+                                   wants_anthropic_errors(req) ? w.models_anthropic : w.models_openai, ctx);
 }
 
 }  // namespace frugal::gateway

@@ -98,9 +98,9 @@ asio::awaitable<bool> handle_chat_completions(beast::tcp_stream& stream, Request
   if (!chat) co_return co_await send_openai_error(stream, chat.error(), ctx);
 
   ChatExchange ex(w, ctx, req, Dialect::kOpenAi);
-  auto watch = ClientWatch::make(ex.control());
-  ClientWatchGuard guard{stream.socket(), *watch};
-  ex.watch_client(*watch, stream.socket());
+  auto watch = ClientWatch::make(stream.socket(), ex.control());
+  ClientWatchGuard guard{*watch};
+  ex.watch_client(*watch);
 
   auto started = co_await ex.start(*chat);
   if (!started) {

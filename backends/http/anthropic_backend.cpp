@@ -4,6 +4,8 @@
 
 #include <strings.h>
 
+#include <algorithm>
+
 #include "backends/dialect/errors.h"
 #include "backends/dialect/responses.h"
 #include "backends/dialect/streams.h"
@@ -203,6 +205,14 @@ HttpRequest anthropic_request(const config::ProviderConfig& p, std::string_view 
   r.total_timeout_ms = p.timeouts.total_ms;
   r.http2 = p.http2;
   r.builtin_http1 = p.builtin_http1;
+  return r;
+}
+
+HttpRequest anthropic_models_request(const config::ProviderConfig& p) {
+  HttpRequest r = anthropic_request(p, "/models?limit=1000", "", {}, false);
+  r.method = "GET";
+  std::erase(r.headers, std::string("Content-Type: application/json"));
+  r.first_byte_timeout_ms = std::min<int64_t>(r.first_byte_timeout_ms, 10'000);
   return r;
 }
 

@@ -40,6 +40,8 @@ std::string anthropic_url(const config::ProviderConfig& p, std::string_view path
 
 // A request to an Anthropic provider with the headers described above.
 // `client_headers` are ChatRequest::upstream_headers (lower-case names).
+// GET {base}/v1/models?limit=1000, with the provider's key and anthropic-version.
+HttpRequest anthropic_models_request(const config::ProviderConfig& p);
 HttpRequest anthropic_request(const config::ProviderConfig& p, std::string_view path, std::string body,
                               const std::vector<std::pair<std::string, std::string>>& client_headers,
                               bool stream);
