@@ -47,7 +47,7 @@ Listener listener_from(const YamlNode& n) {
 
 ServerConfig parse_server(const YamlNode& n) {
   n.allow_keys({"listen", "threads", "body_limit", "read_timeout", "idle_timeout", "shutdown_grace",
-                "watch_interval"});
+                "watch_interval", "busy_poll"});
   ServerConfig s;
   if (auto l = n.child("listen")) {
     s.listen.clear();
@@ -61,6 +61,10 @@ ServerConfig parse_server(const YamlNode& n) {
   s.idle_timeout_ms = n.get_duration_ms("idle_timeout", s.idle_timeout_ms);
   s.shutdown_grace_ms = n.get_duration_ms("shutdown_grace", s.shutdown_grace_ms);
   s.watch_interval_ms = n.get_duration_ms("watch_interval", s.watch_interval_ms);
+  if (auto b = n.child("busy_poll"); b && !b->is_null()) {
+    s.busy_poll_us = b->as_duration_us();
+    if (s.busy_poll_us < 0 || s.busy_poll_us > 10'000) b->fail("expected 0 (off) to 10ms");
+  }
   return s;
 }
 

@@ -103,7 +103,13 @@ struct ServerConfig {
   // How often the config and policy files are checked for changes (mtime, size,
   // inode) and reloaded; 0 turns the watch off (SIGHUP and POST /admin/reload remain).
   int64_t watch_interval_ms = 1'000;
+  // After its last event, an I/O thread polls (instead of sleeping) this long while the
+  // gateway has at most one request in flight per I/O thread: a request or an upstream
+  // answer that comes within the window skips the wake-up from sleep. -1 = auto
+  // (kDefaultBusyPollUs with two or more cores, else off); 0 = off.
+  int64_t busy_poll_us = -1;
 };
+inline constexpr int64_t kDefaultBusyPollUs = 100;
 
 // Exact-response cache settings for one route (a policy route, or the requested model
 // name when no policy routes the request). Unset fields inherit the global ones.

@@ -168,6 +168,19 @@ int64_t YamlNode::as_duration_ms() const {
   return static_cast<int64_t>(std::llround(ms));
 }
 
+int64_t YamlNode::as_duration_us() const {
+  const std::string s = scalar();
+  double n;
+  std::string unit;
+  if (!split_number_unit(s, n, unit)) fail("expected a duration like 50us, 2ms or 1s, got '" + s + "'");
+  double us;
+  if (unit.empty() || unit == "us") us = n;
+  else if (unit == "ms") us = n * 1e3;
+  else if (unit == "s") us = n * 1e6;
+  else fail("unknown duration unit '" + unit + "' (use us, ms or s)");
+  return static_cast<int64_t>(std::llround(us));
+}
+
 int64_t YamlNode::as_bytes() const {
   const std::string s = scalar();
   double n;
@@ -200,6 +213,10 @@ bool YamlNode::get_bool(const std::string& key, bool def) const {
 int64_t YamlNode::get_duration_ms(const std::string& key, int64_t def) const {
   auto c = child(key);
   return c && !c->is_null() ? c->as_duration_ms() : def;
+}
+int64_t YamlNode::get_duration_us(const std::string& key, int64_t def) const {
+  auto c = child(key);
+  return c && !c->is_null() ? c->as_duration_us() : def;
 }
 int64_t YamlNode::get_bytes(const std::string& key, int64_t def) const {
   auto c = child(key);

@@ -48,12 +48,14 @@ class YamlNode {
   double as_double() const;
   bool as_bool() const;
   int64_t as_duration_ms() const;  // 250ms, 5s, 2m, 1h or a plain number of ms
+  int64_t as_duration_us() const;  // 50us, 2ms, 1s or a plain number of µs
   int64_t as_bytes() const;        // 4MiB, 512KiB, 1GB or a plain number of bytes
 
   std::string get_string(const std::string& key, std::string def) const;
   int64_t get_int(const std::string& key, int64_t def, int64_t min, int64_t max) const;
   bool get_bool(const std::string& key, bool def) const;
   int64_t get_duration_ms(const std::string& key, int64_t def) const;
+  int64_t get_duration_us(const std::string& key, int64_t def) const;
   int64_t get_bytes(const std::string& key, int64_t def) const;
 
   [[noreturn]] void fail(const std::string& what) const;

@@ -103,6 +103,8 @@ class Server {
  private:
   Result<void> open_data(const config::GatewayConfig& cfg);
   void watch_files();
+  static int64_t busy_poll_us(const config::GatewayConfig& cfg);  // server.busy_poll, resolved
+  void run_worker(Worker& w, int64_t poll_us);
 
   std::atomic<std::shared_ptr<const Snapshot>> snap_;
   std::mutex reload_mu_;

@@ -58,6 +58,7 @@ server:
   listen: ["0.0.0.0:9000", "[::1]:9001"]
   body_limit: 2MiB
   read_timeout: 30s
+  busy_poll: 50us
 providers:
   a: { kind: openai, base_url: "https://x/v1", api_key: "${FRUGAL_T_KEY}",
        timeouts: { connect: 2s, first_byte: 500ms }, retry: { max_attempts: 5 } }
@@ -74,6 +75,7 @@ passthrough:
   CHECK(c->server.listen[1].host == "::1");
   CHECK(c->server.body_limit_bytes == 2 * 1024 * 1024);
   CHECK(c->server.read_timeout_ms == 30'000);
+  CHECK(c->server.busy_poll_us == 50);
   CHECK(c->provider("a")->api_key == "sk-1");
   CHECK(c->provider("a")->timeouts.first_byte_ms == 500);
   CHECK(c->provider("a")->retry.max_attempts == 5);
@@ -101,6 +103,8 @@ TEST_CASE("config errors name file, line, column and key") {
       {"models:\n  m: [nope/x]\n", "t.yaml:2:7: key 'models.m[0]': unknown provider 'nope'"},
       {"server: [1\n", "t.yaml:2:1: YAML syntax error"},
       {"server:\n  body_limit: 4 lots\n", "key 'server.body_limit': unknown size unit"},
+      {"server:\n  busy_poll: 1h\n", "key 'server.busy_poll': unknown duration unit 'h' (use us, ms or s)"},
+      {"server:\n  busy_poll: 20ms\n", "t.yaml:2:14: key 'server.busy_poll': expected 0 (off) to 10ms"},
       {"providers:\n  p:\n    kind: openai\n    base_url: http://x\n    transport: h3\n",
        "t.yaml:5:16: key 'providers.p.transport': unknown transport 'h3' (expected auto or libcurl)"},
   };

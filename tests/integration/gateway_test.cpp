@@ -28,14 +28,17 @@ struct Env {
     mock = std::make_unique<Child>(std::vector<std::string>{MOCK_UPSTREAM_BIN, "--require-key", "sk-test"});
     const std::string mport = mock->wait_for("PORT=(\\d+)");
     mock_url = "http://127.0.0.1:" + mport;
-    // The suite runs twice (CMakeLists.txt): on the built-in HTTP/1.1 client and on libcurl.
+    // The suite runs twice (CMakeLists.txt): on the built-in HTTP/1.1 client with the I/O
+    // threads busy-polling, and on libcurl with them sleeping between events.
     const char* transport_env = std::getenv("FRUGAL_IT_TRANSPORT");
     const std::string transport = std::string("\n    transport: ") + (transport_env ? transport_env : "auto");
+    const std::string busy_poll = transport_env ? "0" : "100us";
     const std::string cfg = "data_dir: " + (dir / "data").string() + R"(
 server:
   listen: ["127.0.0.1:0"]
   body_limit: 64KiB
   threads: 2
+  busy_poll: )" + busy_poll + R"(
 providers:
   mock:
     kind: openai
