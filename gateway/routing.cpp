@@ -331,43 +331,19 @@ void ChatExchange::record(const Usage& usage, ExchangeEnd end) {
 
   router::Ledger& ledger = w_.server.ledger();
   if (end == ExchangeEnd::kComplete && status < 400) {
-    // The codec awaits commit() before the response's last bytes. The writer thread
-    // only holds a weak reference: the signal (and its timer) dies on this thread.
-    // At low load (about one request per I/O thread) the row is written right here
-    // (append_durable): a WAL write is cheaper than two thread wake-ups on an idle
-    // machine. Under load the writer's group commit is cheaper, and the wait overlaps
-    // with other requests' work.
-    // The wait machinery (signal, timer, callback) is built only when the row is not
-    // durable on return.
-    std::shared_ptr<CommitSignal> sig;
-    // Two pointers of captures: std::function keeps them without allocating.
-    const std::function<router::Ledger::OnWritten()> make_wait = [this, &sig]() -> router::Ledger::OnWritten {
-      asio::io_context& io = w_.io;
-      sig = std::make_shared<CommitSignal>(io);
-      std::weak_ptr<CommitSignal> weak = sig;
-      return [weak, &io, id = ctx_.request_id](bool ok) {
-        if (!ok) log::error("request " + id + ": its ledger row could not be written");
-        asio::post(io, [weak] {
-          if (auto s = weak.lock()) {
-            s->done = true;
-            s->timer.cancel();
-          }
-        });
-      };
-    };
+    // The codec awaits commit() before the response's last bytes. Nearly idle (about
+    // one request per I/O thread), the row is written right here: a WAL write is
+    // cheaper than a thread wake-up. Under load it joins this loop turn's batch
+    // (gateway/ledger_lane.h).
     const bool quiet = w_.server.in_flight().load(std::memory_order_relaxed) <= w_.server.io_threads();
-    if (quiet && ledger.append_durable(std::move(r), make_wait)) return;  // durable now
-    if (!quiet) ledger.append(std::move(r), make_wait());
-    rs.commit = std::move(sig);
+    rs.commit_batch = w_.ledger_lane.add(ledger, std::move(r), quiet);
   } else if (!ledger.append(std::move(r))) {
     log::error("request " + ctx_.request_id + ": ledger queue full or closed, row dropped");
   }
 }
 
 boost::asio::awaitable<void> ChatExchange::commit() {
-  std::shared_ptr<CommitSignal> sig = routing_->commit;
-  if (!sig) co_return;
-  while (!sig->done) co_await sig->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  if (routing_->commit_batch) co_await w_.ledger_lane.wait(routing_->commit_batch);
 }
 
 std::vector<std::pair<std::string, std::string>> ChatExchange::trailers() const {

@@ -7,8 +7,7 @@
 //   finish:  the ledger row (every tier, costs, baseline, savings), the budget spend,
 //            the final cost headers (plain responses) or trailers (streams)
 //   commit:  waits until that row is durable, before the response's last bytes
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -19,14 +18,6 @@
 #include "router/cascade.h"
 
 namespace frugal::gateway {
-
-// Completed on the exchange's io_context when the ledger writer has written the row.
-struct CommitSignal {
-  explicit CommitSignal(boost::asio::io_context& io)
-      : timer(io, boost::asio::steady_timer::time_point::max()) {}
-  boost::asio::steady_timer timer;
-  bool done = false;
-};
 
 struct RouteState {
   explicit RouteState(std::shared_ptr<const Snapshot> s) : snap(std::move(s)) {}
@@ -53,7 +44,7 @@ struct RouteState {
   std::string cache_model;
 
   bool recorded = false;
-  std::shared_ptr<CommitSignal> commit;
+  uint64_t commit_batch = 0;  // the ledger lane batch holding the row, 0: none to wait for
 };
 
 }  // namespace frugal::gateway

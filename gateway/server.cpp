@@ -227,6 +227,7 @@ void Server::stop() {
   // flight gets its final (cancelled) event posted to a stopped but living io_context.
   engines_.shutdown();
   threads_.clear();
+  for (auto& w : workers_) w->ledger_lane.hand_over();
   // Writes every queued row; completions post to the stopped io_contexts and are
   // destroyed, unrun, with them. Exchanges destroyed below find the ledger closed.
   if (ledger_) ledger_->close();

@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "gateway/client_watch.h"
+#include "gateway/ledger_lane.h"
 #include "router/dispatch.h"
 
 namespace frugal::gateway {
@@ -54,6 +55,7 @@ class Worker final : public router::Backends {
   Server& server;
   WorkerIoContext io{1};
   WatchArmer watch_armer{io};
+  LedgerLane ledger_lane{io};
   std::unique_ptr<http::HttpClient> client;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
 

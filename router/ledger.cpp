@@ -597,49 +597,72 @@ bool Ledger::append(LedgerRecord record, std::function<void(bool ok)> on_written
 }
 
 bool Ledger::append_durable(LedgerRecord record, const std::function<OnWritten()>& make_on_written) {
+  return append_durable(std::span(&record, 1), make_on_written);
+}
+
+bool Ledger::append_durable(std::span<LedgerRecord> records, const std::function<OnWritten()>& make_on_written) {
+  if (records.empty()) return true;
   bool inline_ok = false;
   {
     std::lock_guard lock(mu_);
     inline_ok = !closing_ && !writing_ && queue_.empty() && !options_.sync && options_.write_delay_us == 0;
     if (inline_ok) ++inline_writers_;
   }
-  if (!inline_ok) {
-    append(std::move(record), make_on_written());
+  // Queued behind the writer: in order, with the callback on the last row (the writer
+  // takes the queue in order, so it reports the whole span). Past the queue bound: the
+  // rows must not be lost.
+  const auto enqueue_all_locked = [&] {  // false: closed, nothing queued
+    if (closing_) {
+      stats_.dropped += records.size();
+      return false;
+    }
+    for (size_t i = 0; i + 1 < records.size(); ++i) enqueue_locked(std::move(records[i]), nullptr);
+    enqueue_locked(std::move(records.back()), nullptr, make_on_written());
+    return true;
+  };
+  const auto queued = [&](bool ok) {
+    if (ok) work_cv_.notify_one();
+    else if (OnWritten on_written = make_on_written()) on_written(false);
     return false;
+  };
+  if (!inline_ok) {
+    bool ok;
+    {
+      std::lock_guard lock(mu_);
+      ok = enqueue_all_locked();
+    }
+    return queued(ok);
   }
   rocksdb::WriteBatch wb;
-  const LedgerRecord* one = &record;
-  add_rows(wb, std::span(&one, 1));
+  std::vector<const LedgerRecord*> ptrs;
+  ptrs.reserve(records.size());
+  for (const LedgerRecord& r : records) ptrs.push_back(&r);
+  add_rows(wb, ptrs);
   rocksdb::WriteOptions wo;
   wo.no_slowdown = true;  // never stall an I/O thread: the writer takes it instead
   const rocksdb::Status s = db_->Write(wo, &wb);
-  bool queued = false;
+  bool requeued = false;
   {
     std::lock_guard lock(mu_);
     --inline_writers_;
-    if (s.IsIncomplete()) {
-      // RocksDB would have stalled: the writer writes it (past the queue bound: the
-      // row must not be lost) and reports through on_written.
-      enqueue_locked(std::move(record), nullptr, make_on_written());
-      queued = true;
-    } else {
-      ++stats_.appended;
+    // RocksDB would have stalled: the writer writes them (queued before close() can
+    // see this call gone).
+    if (s.IsIncomplete()) requeued = enqueue_all_locked();
+    else {
+      stats_.appended += records.size();
       ++stats_.batches;
       if (s.ok()) {
-        ++stats_.written;
-        ++stats_.written_inline;
+        stats_.written += records.size();
+        stats_.written_inline += records.size();
       } else {
         ++error_count_;
-        ++stats_.write_errors;
+        stats_.write_errors += records.size();
         last_error_ = "ledger write failed: " + s.ToString();
       }
     }
   }
-  if (queued) {
-    work_cv_.notify_one();
-    return false;
-  }
   done_cv_.notify_all();  // close() waits for inline writers
+  if (s.IsIncomplete()) return queued(requeued);
   if (!s.ok()) {
     if (OnWritten on_written = make_on_written()) on_written(false);
     return false;

@@ -136,6 +136,9 @@ class Ledger {
   // false, when the row was dropped or the write failed).
   using OnWritten = std::function<void(bool ok)>;
   bool append_durable(LedgerRecord record, const std::function<OnWritten()>& make_on_written);
+  // The same for several rows in one WriteBatch (moved from); when they are queued
+  // instead, the one callback reports them all.
+  bool append_durable(std::span<LedgerRecord> records, const std::function<OnWritten()>& make_on_written);
   // Queues the record and waits until its batch is written (see durability above).
   Result<void> append_sync(LedgerRecord record);
   // Waits until everything appended before this call is written.
