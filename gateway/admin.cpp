@@ -128,7 +128,7 @@ void write_engine(JsonWriter& j, const std::string& provider, const engine::Engi
 
 }  // namespace
 
-asio::awaitable<bool> handle_admin_engines(beast::tcp_stream& stream, Request&, RequestContext& ctx, Worker& w) {
+asio::awaitable<bool> handle_admin_engines(ClientSocket& stream, Request&, RequestContext& ctx, Worker& w) {
   std::string body;
   JsonWriter j(body);
   j.begin_object().key("engines").begin_array();
@@ -137,17 +137,17 @@ asio::awaitable<bool> handle_admin_engines(beast::tcp_stream& stream, Request&, 
   co_return co_await send_response(stream, 200, "application/json", std::move(body), ctx);
 }
 
-bool admin_authorized(beast::tcp_stream& stream, const Request& req, const config::GatewayConfig& cfg) {
+bool admin_authorized(ClientSocket& stream, const Request& req, const config::GatewayConfig& cfg) {
   if (!cfg.admin_token.empty()) {
     const auto it = req.find(bhttp::field::authorization);
     return it != req.end() && it->value() == "Bearer " + cfg.admin_token;
   }
   boost::system::error_code ec;
-  const auto peer = stream.socket().remote_endpoint(ec);
+  const auto peer = stream.remote_endpoint(ec);
   return !ec && peer.address().is_loopback();
 }
 
-asio::awaitable<bool> handle_admin_cache(beast::tcp_stream& stream, Request& req, RequestContext& ctx, Worker& w) {
+asio::awaitable<bool> handle_admin_cache(ClientSocket& stream, Request& req, RequestContext& ctx, Worker& w) {
   cache::ExactCache& cache = w.server.cache();
   if (req.method() == bhttp::verb::get) {
     const cache::CacheStats s = cache.stats();

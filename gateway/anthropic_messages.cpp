@@ -85,7 +85,7 @@ Error stream_interrupted(const std::string& why) {
 // canonical chunks translated, each write as soon as its events are complete. Ends a
 // broken stream with an `error` event (never a clean message_stop) and hands the usage
 // seen so far to the exchange in every case, the client's disconnect included.
-asio::awaitable<bool> stream_messages(beast::tcp_stream& stream, backends::Call& call, RequestContext& ctx,
+asio::awaitable<bool> stream_messages(ClientSocket& stream, backends::Call& call, RequestContext& ctx,
                                       ChatExchange& ex, ClientWatch& watch, const std::string& model) {
   const bool native = call.dialect() == backends::WireDialect::kAnthropic;
   AnthropicUsageTracker tracker;
@@ -143,7 +143,7 @@ asio::awaitable<bool> stream_messages(beast::tcp_stream& stream, backends::Call&
 
 }  // namespace
 
-asio::awaitable<bool> handle_messages(beast::tcp_stream& stream, Request& req, RequestContext& ctx, Worker& w) {
+asio::awaitable<bool> handle_messages(ClientSocket& stream, Request& req, RequestContext& ctx, Worker& w) {
   ctx.headers.emplace_back("request-id", ctx.request_id);  // where Anthropic SDKs look for it
   ParserLease body_parser(w), chat_parser(w);
   simdjson::dom::element root;
@@ -178,7 +178,7 @@ asio::awaitable<bool> handle_messages(beast::tcp_stream& stream, Request& req, R
   chat.upstream_headers = forwarded_headers(req);
 
   ChatExchange ex(w, ctx, req, Dialect::kAnthropic);
-  auto watch = ClientWatch::make(stream.socket(), ex.control());
+  auto watch = ClientWatch::make(stream, ex.control());
   ClientWatchGuard guard{*watch};
   ex.watch_client(*watch);
 
@@ -227,7 +227,7 @@ asio::awaitable<bool> handle_messages(beast::tcp_stream& stream, Request& req, R
   co_return co_await send_response(stream, 200, "application/json", std::move(tr->body), ctx);
 }
 
-asio::awaitable<bool> handle_count_tokens(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
+asio::awaitable<bool> handle_count_tokens(ClientSocket& stream, Request& req, RequestContext& ctx,
                                           Worker& w) {
   ctx.headers.emplace_back("request-id", ctx.request_id);
   ParserLease parser(w);
@@ -269,7 +269,7 @@ asio::awaitable<bool> handle_count_tokens(beast::tcp_stream& stream, Request& re
   if (!body) co_return co_await send_anthropic_error(stream, body.error(), ctx);
 
   router::DispatchControl control;
-  auto watch = ClientWatch::start(stream.socket(), control);
+  auto watch = ClientWatch::start(stream, control);
   ClientWatchGuard guard{*watch};
   auto call = w.client->start(http::anthropic_request(*target->provider, "/messages/count_tokens",
                                                       std::move(*body), forwarded_headers(req), false));

@@ -98,7 +98,7 @@ asio::awaitable<std::optional<T>> on_blocking_pool(Worker& w, std::function<T()>
 
 Error stopping() { return make_error(ErrorKind::kUnavailable, "the gateway is shutting down", "", "shutting_down"); }
 
-asio::awaitable<bool> costs(beast::tcp_stream& stream, Request& req, RequestContext& ctx, Worker& w) {
+asio::awaitable<bool> costs(ClientSocket& stream, Request& req, RequestContext& ctx, Worker& w) {
   const Query q = parse_query(req.target());
   auto range = time_range(q);
   if (!range) co_return co_await send_openai_error(stream, range.error(), ctx);
@@ -125,7 +125,7 @@ asio::awaitable<bool> costs(beast::tcp_stream& stream, Request& req, RequestCont
   co_return co_await send_response(stream, 200, "application/json", router::render_costs_json(**report), ctx);
 }
 
-asio::awaitable<bool> ledger_rows(beast::tcp_stream& stream, Request& req, RequestContext& ctx, Worker& w) {
+asio::awaitable<bool> ledger_rows(ClientSocket& stream, Request& req, RequestContext& ctx, Worker& w) {
   const Query q = parse_query(req.target());
   auto range = time_range(q);
   if (!range) co_return co_await send_openai_error(stream, range.error(), ctx);
@@ -157,7 +157,7 @@ asio::awaitable<bool> ledger_rows(beast::tcp_stream& stream, Request& req, Reque
   co_return co_await send_response(stream, 200, "application/json", std::move(body), ctx);
 }
 
-asio::awaitable<bool> budgets(beast::tcp_stream& stream, RequestContext& ctx, Worker& w) {
+asio::awaitable<bool> budgets(ClientSocket& stream, RequestContext& ctx, Worker& w) {
   const auto snap = w.server.snapshot();
   std::string body;
   JsonWriter out(body);
@@ -193,7 +193,7 @@ std::string key_of(const std::string& message) {
   return end == std::string::npos ? std::string() : message.substr(k + 5, end - k - 5);
 }
 
-asio::awaitable<bool> reload(beast::tcp_stream& stream, RequestContext& ctx, Worker& w) {
+asio::awaitable<bool> reload(ClientSocket& stream, RequestContext& ctx, Worker& w) {
   Server* server = &w.server;
   std::function<Result<std::shared_ptr<const Snapshot>>()> work = [server] { return server->reload(); };  // named: see costs()
   auto r = co_await on_blocking_pool<Result<std::shared_ptr<const Snapshot>>>(w, std::move(work));
@@ -295,7 +295,7 @@ Result<int64_t> parse_time_param(std::string_view v, std::string_view param, int
   return static_cast<int64_t>(timegm(&tm)) * 1'000'000;
 }
 
-asio::awaitable<bool> handle_frugal_api(beast::tcp_stream& stream, Request& req, RequestContext& ctx, Worker& w) {
+asio::awaitable<bool> handle_frugal_api(ClientSocket& stream, Request& req, RequestContext& ctx, Worker& w) {
   std::string_view path = req.target();
   path = path.substr(0, path.find('?'));
   struct Endpoint {

@@ -17,7 +17,7 @@
 namespace frugal::gateway {
 
 // Handles every path under /v1/frugal/ and /admin/ (404 for unknown ones).
-asio::awaitable<bool> handle_frugal_api(beast::tcp_stream& stream, Request& req, RequestContext& ctx, Worker& w);
+asio::awaitable<bool> handle_frugal_api(ClientSocket& stream, Request& req, RequestContext& ctx, Worker& w);
 
 // A time parameter in microseconds since the Unix epoch: Unix seconds ("1714521600"),
 // an ISO 8601 UTC date or time ("2024-05-01", "2024-05-01T13:00:00Z", minutes and

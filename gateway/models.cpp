@@ -83,7 +83,7 @@ std::string render_anthropic(const std::vector<ListedModel>& models) {
 
 }  // namespace
 
-asio::awaitable<bool> handle_models(beast::tcp_stream& stream, Request& req, RequestContext& ctx, Worker& w) {
+asio::awaitable<bool> handle_models(ClientSocket& stream, Request& req, RequestContext& ctx, Worker& w) {
   const auto cfg = w.server.config();
   const int64_t now = mono_us();
   if (w.models_openai.empty() || now - w.models_cache_us > 60'000'000) {

@@ -48,7 +48,7 @@ Usage usage_of_completion(std::string_view body) {
 
 // Streams the upstream's SSE events to the client as each one completes. Returns
 // whether the connection can be kept alive.
-asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& call, const ChatRequest& chat,
+asio::awaitable<bool> relay_stream(ClientSocket& stream, backends::Call& call, const ChatRequest& chat,
                                    RequestContext& ctx, ChatExchange& ex, ClientWatch& watch) {
   if (!co_await write_raw(stream, sse_response_head(ctx))) co_return false;
 
@@ -91,14 +91,14 @@ asio::awaitable<bool> relay_stream(beast::tcp_stream& stream, backends::Call& ca
 
 }  // namespace
 
-asio::awaitable<bool> handle_chat_completions(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
+asio::awaitable<bool> handle_chat_completions(ClientSocket& stream, Request& req, RequestContext& ctx,
                                               Worker& w) {
   ParserLease parser(w);
   auto chat = parse_chat_body(*parser.p, req.body());
   if (!chat) co_return co_await send_openai_error(stream, chat.error(), ctx);
 
   ChatExchange ex(w, ctx, req, Dialect::kOpenAi);
-  auto watch = ClientWatch::make(stream.socket(), ex.control());
+  auto watch = ClientWatch::make(stream, ex.control());
   ClientWatchGuard guard{*watch};
   ex.watch_client(*watch);
 

@@ -41,7 +41,7 @@ std::string_view path_of(std::string_view target) {
   return q == std::string_view::npos ? target : target.substr(0, q);
 }
 
-asio::awaitable<bool> route(beast::tcp_stream& stream, Request& req, RequestContext& ctx, Worker& w) {
+asio::awaitable<bool> route(ClientSocket& stream, Request& req, RequestContext& ctx, Worker& w) {
   std::string_view path = path_of(req.target());
   const bool anthropic = wants_anthropic_errors(req);
   // Clients configured with a base URL without /v1 call the bare paths.
@@ -156,7 +156,7 @@ void append_http_chunk(std::string& out, std::string_view payload) {
   out += "\r\n";
 }
 
-asio::awaitable<bool> write_raw(beast::tcp_stream& stream, const std::string& bytes) {
+asio::awaitable<bool> write_raw(ClientSocket& stream, const std::string& bytes) {
   auto [ec, n] = co_await asio::async_write(stream, asio::buffer(bytes), kTuple);
   co_return !ec;
 }
@@ -174,7 +174,7 @@ void append_header(std::string& head, std::string_view name, std::string_view va
     if (c != '\r' && c != '\n') head += c;
 }
 
-asio::awaitable<bool> send_response(beast::tcp_stream& stream, int status, std::string_view content_type,
+asio::awaitable<bool> send_response(ClientSocket& stream, int status, std::string_view content_type,
                                     std::string body, RequestContext& ctx) {
   // The head is written by hand, not by Beast's serializer: this is the hot path of
   // every non-streamed answer and of cache hits, and the serializer's buffer views
@@ -200,16 +200,16 @@ asio::awaitable<bool> send_response(beast::tcp_stream& stream, int status, std::
   co_return !ec && ctx.keep_alive;
 }
 
-asio::awaitable<bool> send_openai_error(beast::tcp_stream& stream, const Error& err, RequestContext& ctx) {
+asio::awaitable<bool> send_openai_error(ClientSocket& stream, const Error& err, RequestContext& ctx) {
   co_return co_await send_response(stream, err.http_status(), "application/json", render_openai_error(err), ctx);
 }
 
-asio::awaitable<bool> send_anthropic_error(beast::tcp_stream& stream, const Error& err, RequestContext& ctx) {
+asio::awaitable<bool> send_anthropic_error(ClientSocket& stream, const Error& err, RequestContext& ctx) {
   co_return co_await send_response(stream, err.http_status(), "application/json", render_anthropic_error(err),
                                    ctx);
 }
 
-asio::awaitable<bool> send_error(beast::tcp_stream& stream, const Error& err, RequestContext& ctx,
+asio::awaitable<bool> send_error(ClientSocket& stream, const Error& err, RequestContext& ctx,
                                  bool anthropic) {
   if (anthropic) co_return co_await send_anthropic_error(stream, err, ctx);
   co_return co_await send_openai_error(stream, err, ctx);
@@ -229,7 +229,7 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Worker& worker) {
 }
 
 asio::awaitable<void> run_session(tcp::socket socket, Worker& worker) {
-  beast::tcp_stream stream(std::move(socket));
+  ClientSocket& stream = socket;
   beast::flat_buffer buffer;
   bool first = true;
   for (;;) {
@@ -237,20 +237,22 @@ asio::awaitable<void> run_session(tcp::socket socket, Worker& worker) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(kHeaderLimit);
     parser.body_limit(static_cast<uint64_t>(cfg->server.body_limit_bytes));
-    // Idle keep-alive connections get the idle timeout; the read itself the read timeout.
-    stream.expires_after(std::chrono::milliseconds(first ? cfg->server.read_timeout_ms
-                                                         : cfg->server.idle_timeout_ms));
-    first = false;
-    auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
-    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout ||
-        ec == asio::error::connection_reset || ec == asio::error::operation_aborted)
+    boost::system::error_code ec;
+    {
+      // Idle keep-alive connections get the idle timeout; the first read the read timeout.
+      ReadDeadline deadline(worker.read_deadlines, stream,
+                            first ? cfg->server.read_timeout_ms : cfg->server.idle_timeout_ms);
+      first = false;
+      std::tie(ec, std::ignore) = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+    }
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+        ec == asio::error::operation_aborted)  // the deadline passed (or shutdown)
       break;
     InFlight guard(worker.server.in_flight());
     RequestContext ctx;
     ctx.headers.reserve(10);  // the x-frugal-* headers a chat answer carries, in one allocation
     ctx.start_us = mono_us();
     ctx.keep_alive = false;
-    stream.expires_never();
     if (ec) {
       // Malformed HTTP or a body over the limit: answer and close the connection.
       ctx.request_id = new_request_id();
@@ -273,8 +275,8 @@ asio::awaitable<void> run_session(tcp::socket socket, Worker& worker) {
     if (!keep) break;
   }
   boost::system::error_code ec;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  stream.socket().close(ec);
+  stream.shutdown(tcp::socket::shutdown_send, ec);
+  stream.close(ec);
 }
 
 }  // namespace frugal::gateway

@@ -2,7 +2,7 @@
 
 namespace frugal::gateway {
 
-asio::awaitable<bool> pump_sse_events(beast::tcp_stream& stream, backends::Call& call, ChatExchange& ex,
+asio::awaitable<bool> pump_sse_events(ClientSocket& stream, backends::Call& call, ChatExchange& ex,
                                       ClientWatch& watch, SseParser& sse,
                                       const std::function<void(const SseEvent&, std::string&)>& on_event,
                                       const std::function<Usage()>& usage) {

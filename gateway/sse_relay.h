@@ -19,7 +19,7 @@ namespace frugal::gateway {
 // Returns true when the call ended (the codec then writes its tail); false when the
 // client is gone — the call is cancelled and the exchange finished as kClientGone
 // with `usage()`.
-asio::awaitable<bool> pump_sse_events(beast::tcp_stream& stream, backends::Call& call, ChatExchange& ex,
+asio::awaitable<bool> pump_sse_events(ClientSocket& stream, backends::Call& call, ChatExchange& ex,
                                       ClientWatch& watch, SseParser& sse,
                                       const std::function<void(const SseEvent&, std::string&)>& on_event,
                                       const std::function<Usage()>& usage);

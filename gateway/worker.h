@@ -6,7 +6,6 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <memory>
@@ -21,6 +20,7 @@
 #include "core/error.h"
 #include "gateway/client_watch.h"
 #include "gateway/ledger_lane.h"
+#include "gateway/read_deadline.h"
 #include "router/dispatch.h"
 
 namespace frugal::gateway {
@@ -29,6 +29,10 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
+
+// A client connection. A plain socket, not a Beast tcp_stream: read timeouts come from
+// the worker's ReadDeadlines rather than a timer per operation.
+using ClientSocket = tcp::socket;
 
 class Server;
 
@@ -56,6 +60,7 @@ class Worker final : public router::Backends {
   WorkerIoContext io{1};
   WatchArmer watch_armer{io};
   LedgerLane ledger_lane{io};
+  ReadDeadlines read_deadlines{io};
   std::unique_ptr<http::HttpClient> client;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
 
@@ -106,22 +111,22 @@ asio::awaitable<void> run_session(tcp::socket socket, Worker& worker);
 // Handlers: each writes exactly one response (or closes the connection) and returns
 // whether the connection may be kept alive.
 using Request = bhttp::request<bhttp::string_body>;
-asio::awaitable<bool> handle_chat_completions(beast::tcp_stream& stream, Request& req,
+asio::awaitable<bool> handle_chat_completions(ClientSocket& stream, Request& req,
                                               RequestContext& ctx, Worker& worker);
-asio::awaitable<bool> handle_models(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
+asio::awaitable<bool> handle_models(ClientSocket& stream, Request& req, RequestContext& ctx,
                                     Worker& worker);
 // POST /v1/messages and /v1/messages/count_tokens (gateway/anthropic_messages.cpp).
-asio::awaitable<bool> handle_messages(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
+asio::awaitable<bool> handle_messages(ClientSocket& stream, Request& req, RequestContext& ctx,
                                       Worker& worker);
-asio::awaitable<bool> handle_count_tokens(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
+asio::awaitable<bool> handle_count_tokens(ClientSocket& stream, Request& req, RequestContext& ctx,
                                           Worker& worker);
 
-asio::awaitable<bool> handle_admin_cache(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
+asio::awaitable<bool> handle_admin_cache(ClientSocket& stream, Request& req, RequestContext& ctx,
                                          Worker& worker);
 // GET /admin/engines: every loaded engine provider with its counters (gateway/admin.cpp).
-asio::awaitable<bool> handle_admin_engines(beast::tcp_stream& stream, Request& req, RequestContext& ctx,
+asio::awaitable<bool> handle_admin_engines(ClientSocket& stream, Request& req, RequestContext& ctx,
                                            Worker& worker);
-bool admin_authorized(beast::tcp_stream& stream, const Request& req, const config::GatewayConfig& cfg);
+bool admin_authorized(ClientSocket& stream, const Request& req, const config::GatewayConfig& cfg);
 // The decoded value of query parameter `name` in a request target, if present.
 std::optional<std::string> query_param(std::string_view target, std::string_view name);
 std::string percent_decode(std::string_view s);
@@ -129,16 +134,16 @@ std::string percent_decode(std::string_view s);
 // Writers shared by the handlers.
 // Appends "\r\nName: value" with CR and LF removed from the value.
 void append_header(std::string& head, std::string_view name, std::string_view value);
-asio::awaitable<bool> send_response(beast::tcp_stream& stream, int status, std::string_view content_type,
+asio::awaitable<bool> send_response(ClientSocket& stream, int status, std::string_view content_type,
                                     std::string body, RequestContext& ctx);
 // Error bodies come from backends/dialect/errors.h: one renderer per API shape.
-asio::awaitable<bool> send_openai_error(beast::tcp_stream& stream, const Error& err, RequestContext& ctx);
-asio::awaitable<bool> send_anthropic_error(beast::tcp_stream& stream, const Error& err, RequestContext& ctx);
+asio::awaitable<bool> send_openai_error(ClientSocket& stream, const Error& err, RequestContext& ctx);
+asio::awaitable<bool> send_anthropic_error(ClientSocket& stream, const Error& err, RequestContext& ctx);
 // Errors take the shape of the API the client is calling: Anthropic for the Messages
 // API paths (/v1/messages, /messages and below) and, on other paths, for clients that
 // send `anthropic-version` (every Anthropic SDK does); OpenAI otherwise.
 bool wants_anthropic_errors(const Request& req);
-asio::awaitable<bool> send_error(beast::tcp_stream& stream, const Error& err, RequestContext& ctx,
+asio::awaitable<bool> send_error(ClientSocket& stream, const Error& err, RequestContext& ctx,
                                  bool anthropic);
 
 // Streaming responses (chunked SSE) written by hand, so each event goes out at once.
@@ -149,6 +154,6 @@ void append_http_chunk(std::string& out, std::string_view payload);
 // The terminating chunk of a chunked response, with trailer fields (announced by the
 // `Trailer:` line of sse_response_head).
 void append_last_chunk(std::string& out, const std::vector<std::pair<std::string, std::string>>& trailers);
-asio::awaitable<bool> write_raw(beast::tcp_stream& stream, const std::string& bytes);
+asio::awaitable<bool> write_raw(ClientSocket& stream, const std::string& bytes);
 
 }  // namespace frugal::gateway

@@ -3,6 +3,12 @@
 #include <doctest/doctest.h>
 #include <simdjson.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -325,6 +331,78 @@ passthrough: [ { prefix: "", provider: mock } ]
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   CHECK(gw.stop(SIGTERM) == 0);  // the in-flight stream is dropped, the process exits cleanly
   client.join();
+}
+
+namespace {
+
+// A raw loopback connection, for requests that arrive in pieces.
+struct RawConn {
+  int fd = -1;
+  explicit RawConn(int port) {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~RawConn() { ::close(fd); }
+  void send(const std::string& s) const { REQUIRE(::send(fd, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size())); }
+  // Reads until the peer closes (or 5 s pass); returns the bytes and the ms it took.
+  std::pair<std::string, long> read_until_closed() const {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::string out;
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return {out, static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - t0).count())};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("read and idle timeouts close slow and idle client connections") {
+  auto& e = env();
+  const auto dir = e.dir / "timeouts";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "frugal.yaml") << "data_dir: " << (dir / "data").string() << R"(
+server: { listen: ["127.0.0.1:0"], threads: 1, read_timeout: 400ms, idle_timeout: 700ms }
+providers:
+  mock: { kind: openai, base_url: )" << e.mock_url << R"(/v1, api_key: sk-test }
+passthrough: [ { prefix: "", provider: mock } ]
+)";
+  Child gw({FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
+  const int port = std::stoi(gw.wait_for("listening on 127\\.0\\.0\\.1:(\\d+)"));
+
+  // Half a request, then nothing: closed after the read timeout (plus at most a tick).
+  {
+    RawConn c(port);
+    c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    const auto [bytes, ms] = c.read_until_closed();
+    MESSAGE("half a request: closed after " << ms << " ms");
+    CHECK(bytes.empty());
+    CHECK(ms >= 350);
+    CHECK(ms < 1'500);
+  }
+  // A request that arrives in pieces within the timeout is served; the idle keep-alive
+  // connection is then closed after the idle timeout.
+  {
+    RawConn c(port);
+    c.send("GET /healthz HTTP/1.1\r\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    c.send("Host: x\r\n\r\n");
+    const auto [bytes, ms] = c.read_until_closed();
+    MESSAGE("idle keep-alive connection: closed " << ms << " ms after its request was sent");
+    CHECK(bytes.rfind("HTTP/1.1 200", 0) == 0);
+    CHECK(ms >= 650);
+    CHECK(ms < 2'000);
+  }
 }
 
 TEST_CASE("SIGTERM stops the gateway gracefully") {
