@@ -2,9 +2,6 @@
 // See gateway/routing.h for the shape and gateway/chat_exchange.h for the contract.
 #include "gateway/routing.h"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include "core/ids.h"
 #include "core/sse.h"

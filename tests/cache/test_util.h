@@ -10,29 +10,11 @@
 #include <string_view>
 
 #include "core/chat.h"
+#include "tests/support/temp_dir.h"
 
 namespace frugal::cache::test {
 
-// A fresh directory under TMPDIR, removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "frugal-cache-XXXXXX").string();
-    char* p = mkdtemp(tmpl.data());
-    REQUIRE(p != nullptr);
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using frugal::test::TempDir;
 
 // Parses an OpenAI chat body. The request's `root` is not valid afterwards (the
 // cache never reads it).

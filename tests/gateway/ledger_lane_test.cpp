@@ -2,33 +2,25 @@
 #include "gateway/ledger_lane.h"
 
 #include <doctest/doctest.h>
-#include <stdlib.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "router/ledger.h"
+#include "tests/support/temp_dir.h"
 
 using namespace frugal;
 using frugal::gateway::LedgerLane;
+using frugal::test::TempDir;
 namespace asio = boost::asio;
 
 namespace {
 
 constexpr int64_t kT = 1'700'000'000'000'000;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/frugal-lane-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 std::unique_ptr<router::Ledger> open_ledger(const std::string& path, router::LedgerOptions o = {}) {
   auto l = router::Ledger::open_standalone(path, o);
@@ -58,7 +50,7 @@ size_t rows_between(router::Ledger& l, int64_t from, int64_t to) {
 
 TEST_CASE("rows added in one loop turn are written together, before their waiters resume") {
   TempDir dir;
-  auto ledger = open_ledger(dir.path);
+  auto ledger = open_ledger(dir.path());
   asio::io_context io;
   LedgerLane lane(io);
   std::vector<size_t> seen_at_resume;
@@ -92,7 +84,7 @@ TEST_CASE("a batch the writer thread takes (it is busy) reports back on the loop
   TempDir dir;
   router::LedgerOptions o;
   o.write_delay_us = 20'000;  // a slow writer: rows queued behind it are not written inline
-  auto ledger = open_ledger(dir.path, o);
+  auto ledger = open_ledger(dir.path(), o);
   asio::io_context io;
   LedgerLane lane(io);
   std::vector<std::string> order;
@@ -115,13 +107,13 @@ TEST_CASE("a batch the writer thread takes (it is busy) reports back on the loop
 TEST_CASE("rows not yet written at shutdown are handed to the ledger, not lost") {
   TempDir dir;
   {
-    auto ledger = open_ledger(dir.path);
+    auto ledger = open_ledger(dir.path());
     asio::io_context io;
     LedgerLane lane(io);
     lane.add(*ledger, row("late", kT), false);  // its flush is posted but never runs
     lane.hand_over();
     ledger->close();
   }
-  auto ledger = open_ledger(dir.path);
+  auto ledger = open_ledger(dir.path());
   CHECK(rows_between(*ledger, kT, kT + 1) == 1);
 }

@@ -17,25 +17,19 @@
 #include "policies/budget.h"
 #include "record_util.h"
 #include "router/ledger.h"
+#include "tests/support/temp_dir.h"
 
 using namespace frugal;
 using namespace frugal::router;
 using frugal::router::testing::numbered;
 using frugal::router::testing::two_tier_record;
+using frugal::test::TempDir;
 
 namespace {
 
 constexpr int64_t kHour = 3'600'000'000;
 constexpr int64_t kH = 473'352 * kHour;  // 2024-01-01T00:00:00Z
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/frugal-ledger-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 std::unique_ptr<Ledger> open_ledger(const std::string& path, LedgerOptions o = {}) {
   auto l = Ledger::open_standalone(path, o);
@@ -176,7 +170,7 @@ TEST_CASE("keys sort by time and decode back") {
 
 TEST_CASE("append then query equals hand totals exactly") {
   TempDir dir;
-  auto l = open_ledger(dir.path);
+  auto l = open_ledger(dir.path());
   append_fixture(*l);
   auto all = l->query(kH, kH + 2 * kHour, {});
   REQUIRE(all.ok());
@@ -226,7 +220,7 @@ TEST_CASE("append then query equals hand totals exactly") {
 
 TEST_CASE("the merge operator sums exactly across many merges, flushes and compactions") {
   TempDir dir;
-  auto l = open_ledger(dir.path, LedgerOptions{.queue_capacity = 100'000, .max_batch = 97, .sync = false});
+  auto l = open_ledger(dir.path(), LedgerOptions{.queue_capacity = 100'000, .max_batch = 97, .sync = false});
   constexpr int kN = 3'000;
   for (int i = 0; i < kN; ++i) {
     // Alternate async and sync appends to exercise both paths.
@@ -249,7 +243,7 @@ TEST_CASE("the merge operator sums exactly across many merges, flushes and compa
         {kRollupsCf, rollups_cf_options()}};
     std::vector<rocksdb::ColumnFamilyHandle*> h;
     rocksdb::DB* db = nullptr;
-    REQUIRE(rocksdb::DB::Open(dbo, dir.path, cfs, &h, &db).ok());
+    REQUIRE(rocksdb::DB::Open(dbo, dir.path(), cfs, &h, &db).ok());
     auto led = Ledger::open(db, h[1], h[2]);
     REQUIRE(led.ok());
     for (int i = 0; i < 100; ++i) REQUIRE((*led)->append(two_tier_record(numbered("n", i), kH + kN + i)));
@@ -268,12 +262,12 @@ TEST_CASE("the merge operator sums exactly across many merges, flushes and compa
 TEST_CASE("reopen after close keeps rows and rollups") {
   TempDir dir;
   {
-    auto l = open_ledger(dir.path);
+    auto l = open_ledger(dir.path());
     append_fixture(*l);
     // Appends without flush are written by close().
     CHECK(l->append(two_tier_record("late", kH + 20)));
   }
-  auto l = open_ledger(dir.path);
+  auto l = open_ledger(dir.path());
   auto q = l->query(kH, kH + 2 * kHour, {});
   CostTotals want = expected_all();
   want.requests += 1;
@@ -293,7 +287,7 @@ TEST_CASE("reopen after close keeps rows and rollups") {
 
 TEST_CASE("after close, appends are refused rather than lost silently") {
   TempDir dir;
-  auto l = open_ledger(dir.path);
+  auto l = open_ledger(dir.path());
   l->close();
   CHECK(!l->append(two_tier_record("x", kH)));
   CHECK(!l->append_sync(two_tier_record("y", kH)).ok());
@@ -303,7 +297,7 @@ TEST_CASE("after close, appends are refused rather than lost silently") {
 TEST_CASE("append_durable writes on the caller's thread when the writer is idle, else queues") {
   TempDir dir;
   {
-    auto l = open_ledger(dir.path);
+    auto l = open_ledger(dir.path());
     int made = 0;
     // Idle ledger: written before it returns, readable at once, no callback is even made.
     CHECK(l->append_durable(two_tier_record("now", kH), [&] {
@@ -321,7 +315,7 @@ TEST_CASE("append_durable writes on the caller's thread when the writer is idle,
     // A slow writer (fault injection) forces the queued path: the callback reports it.
     LedgerOptions o;
     o.write_delay_us = 2'000;
-    auto l = open_ledger(dir.path, o);
+    auto l = open_ledger(dir.path(), o);
     std::atomic<int> ok{0};
     CHECK(!l->append_durable(two_tier_record("queued", kH + 1),
                              [&] { return Ledger::OnWritten([&](bool good) { ok += good ? 1 : 100; }); }));
@@ -337,7 +331,7 @@ TEST_CASE("append_durable writes on the caller's thread when the writer is idle,
                              [&] { return Ledger::OnWritten([&](bool good) { refused = !good; }); }));
     CHECK(refused);
   }
-  auto l = open_ledger(dir.path);
+  auto l = open_ledger(dir.path());
   CHECK(l->scan(kH, kH + 10, 10)->size() == 2);
 }
 
@@ -345,7 +339,7 @@ TEST_CASE("a batch sums its rollup deltas per key before merging, exactly") {
   TempDir dir;
   LedgerOptions o;
   o.write_delay_us = 20'000;  // lets the queue fill while the writer sleeps
-  auto l = open_ledger(dir.path, o);
+  auto l = open_ledger(dir.path(), o);
   for (int i = 0; i < 60; ++i) CHECK(l->append(two_tier_record(numbered("b", i), kH + i)));
   for (int i = 0; i < 20; ++i) CHECK(l->append(cache_hit(numbered("h", i), kH + 100 + i)));
   REQUIRE(l->flush().ok());
@@ -362,7 +356,7 @@ TEST_CASE("a batch sums its rollup deltas per key before merging, exactly") {
 
 TEST_CASE("budgets are rebuilt from the rollups") {
   TempDir dir;
-  auto l = open_ledger(dir.path);
+  auto l = open_ledger(dir.path());
   append_fixture(*l);
   auto pc = config::load_policy_text(
       "request_types:\n  - name: chat\nbudgets:\n"
@@ -389,7 +383,7 @@ TEST_CASE("kill -9 after append_sync acknowledgements loses no acknowledged row"
     dup2(fds[1], STDOUT_FILENO);
     close(fds[0]);
     close(fds[1]);
-    execl(FRUGAL_LEDGER_CRASH_CHILD, FRUGAL_LEDGER_CRASH_CHILD, dir.path.c_str(), static_cast<char*>(nullptr));
+    execl(FRUGAL_LEDGER_CRASH_CHILD, FRUGAL_LEDGER_CRASH_CHILD, dir.path().c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   close(fds[1]);
@@ -414,7 +408,7 @@ TEST_CASE("kill -9 after append_sync acknowledgements loses no acknowledged row"
   REQUIRE(killed);
   CHECK(WIFSIGNALED(status));
   CHECK(WTERMSIG(status) == SIGKILL);
-  auto l = open_ledger(dir.path);
+  auto l = open_ledger(dir.path());
   auto rows = l->scan(0, INT64_MAX, 1'000'000);
   REQUIRE(rows.ok());
   std::set<std::string> have;
