@@ -2,7 +2,6 @@
 // See gateway/routing.h for the shape and gateway/chat_exchange.h for the contract.
 #include "gateway/routing.h"
 
-
 #include "core/ids.h"
 #include "core/sse.h"
 #include "gateway/chat_exchange.h"
