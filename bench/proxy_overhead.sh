@@ -4,7 +4,8 @@
 # 64 connections; prints rps, p50 and p99 and frugal's ratios to nginx. Then time to
 # first token with a 200 ms upstream first-token delay, direct vs through frugal.
 # Loopback only, bounded: DURATION seconds per run (default 5), ROUNDS interleaved rounds
-# (default 3; the ratios are medians over rounds).
+# (default 3; the ratios are medians over rounds). BUSY_POLL=0 (or another duration)
+# sets frugal's server.busy_poll; unset, frugal runs its built-in default config.
 # Usage: bench/proxy_overhead.sh [BUILD_DIR]   (default build/release)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -21,8 +22,19 @@ start_nginx "  upstream mock { server 127.0.0.1:$mock_port; keepalive 128; }
     }
   }"
 
+config_args=()
+if [[ -n ${BUSY_POLL:-} ]]; then  # the built-in default, plus server.busy_poll
+  cat >"$work/frugal.yaml" <<YAML
+server: { busy_poll: $BUSY_POLL }
+providers:
+  openai: { kind: openai, base_url: "\${OPENAI_BASE_URL}", api_key: "\${OPENAI_API_KEY}" }
+passthrough: [ { prefix: "", provider: openai } ]
+YAML
+  config_args=(--config "$work/frugal.yaml")
+fi
 OPENAI_BASE_URL="http://127.0.0.1:$mock_port/v1" OPENAI_API_KEY=sk-bench \
-  "$frugal_bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" --log-level warn >"$work/frugal.log" 2>&1 & pids+=($!)
+  "$frugal_bin" serve "${config_args[@]}" --listen 127.0.0.1:0 --data-dir "$work/data" --log-level warn \
+  >"$work/frugal.log" 2>&1 & pids+=($!)
 frugal_pid=$!
 sleep 0.3
 frugal_port=""
