@@ -95,7 +95,7 @@ struct Listener {
 
 struct ServerConfig {
   std::vector<Listener> listen{Listener{}};
-  int threads = 0;                         // I/O threads; 0 = one per core
+  int threads = 0;                         // I/O threads; 0 = one per usable CPU
   int64_t body_limit_bytes = 8 << 20;      // request bodies over this get 413
   int64_t read_timeout_ms = 60'000;        // per request header+body read
   int64_t idle_timeout_ms = 120'000;       // keep-alive idle
@@ -106,7 +106,8 @@ struct ServerConfig {
   // After its last event, an I/O thread polls (instead of sleeping) this long while the
   // gateway has at most one request in flight per I/O thread: a request or an upstream
   // answer that comes within the window skips the wake-up from sleep. -1 = auto
-  // (kDefaultBusyPollUs with two or more cores, else off); 0 = off.
+  // (kDefaultBusyPollUs with two or more usable CPUs: affinity and cgroup quota
+  // counted; else off); 0 = off.
   int64_t busy_poll_us = -1;
 };
 inline constexpr int64_t kDefaultBusyPollUs = 100;

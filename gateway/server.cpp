@@ -15,6 +15,7 @@
 #include "cache/single_flight.h"
 #include "cache/store.h"
 #include "core/ids.h"
+#include "gateway/cpu_budget.h"
 #include "router/ledger.h"
 #include "gateway/log.h"
 #include "gateway/worker.h"
@@ -118,8 +119,7 @@ Result<void> Server::start() {
     if (!budgets) return std::move(budgets).error();
     snap_.store(std::make_shared<const Snapshot>(Snapshot{cfg, std::move(*policy), std::move(*budgets), 1}));
   }
-  int n = cfg->server.threads > 0 ? cfg->server.threads
-                                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int n = cfg->server.threads > 0 ? cfg->server.threads : usable_cpus();
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this));
 
   ports_.clear();
@@ -164,7 +164,8 @@ Result<void> Server::start() {
 
 int64_t Server::busy_poll_us(const config::GatewayConfig& cfg) {
   if (cfg.server.busy_poll_us >= 0) return cfg.server.busy_poll_us;
-  return std::thread::hardware_concurrency() >= 2 ? config::kDefaultBusyPollUs : 0;
+  // Spinning on a single usable CPU would take it from the upstream and the clients.
+  return usable_cpus() >= 2 ? config::kDefaultBusyPollUs : 0;
 }
 
 // Like io.run(), but after each burst of work the thread keeps polling (epoll with a
