@@ -153,49 +153,37 @@ bool YamlNode::as_bool() const {
   fail("expected true or false, got '" + s + "'");
 }
 
-int64_t YamlNode::as_duration_ms() const {
+double YamlNode::scaled(std::initializer_list<std::pair<std::string_view, double>> units, const char* kind,
+                        const char* example) const {
   const std::string s = scalar();
   double n;
   std::string unit;
-  if (!split_number_unit(s, n, unit)) fail("expected a duration like 250ms, 5s, 2m or 1h, got '" + s + "'");
-  double ms;
-  if (unit.empty() || unit == "ms") ms = n;
-  else if (unit == "s") ms = n * 1e3;
-  else if (unit == "m") ms = n * 60e3;
-  else if (unit == "h") ms = n * 3600e3;
-  else if (unit == "d") ms = n * 86400e3;
-  else fail("unknown duration unit '" + unit + "' (use ms, s, m, h or d)");
-  return static_cast<int64_t>(std::llround(ms));
+  if (!split_number_unit(s, n, unit)) fail(std::string("expected a ") + kind + " like " + example + ", got '" + s + "'");
+  if (unit.empty()) return n * units.begin()->second;  // a bare number is in the first unit
+  std::string names;
+  for (const auto& [name, scale] : units) {
+    if (unit == name) return n * scale;
+    names += (names.empty() ? "" : ", ") + std::string(name);
+  }
+  const size_t last = names.rfind(", ");
+  if (last != std::string::npos) names.replace(last, 2, " or ");
+  fail("unknown " + std::string(kind) + " unit '" + unit + "' (use " + names + ")");
+}
+
+int64_t YamlNode::as_duration_ms() const {
+  return std::llround(scaled({{"ms", 1}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3}, {"d", 86400e3}}, "duration",
+                             "250ms, 5s, 2m or 1h"));
 }
 
 int64_t YamlNode::as_duration_us() const {
-  const std::string s = scalar();
-  double n;
-  std::string unit;
-  if (!split_number_unit(s, n, unit)) fail("expected a duration like 50us, 2ms or 1s, got '" + s + "'");
-  double us;
-  if (unit.empty() || unit == "us") us = n;
-  else if (unit == "ms") us = n * 1e3;
-  else if (unit == "s") us = n * 1e6;
-  else fail("unknown duration unit '" + unit + "' (use us, ms or s)");
-  return static_cast<int64_t>(std::llround(us));
+  return std::llround(scaled({{"us", 1}, {"ms", 1e3}, {"s", 1e6}}, "duration", "50us, 2ms or 1s"));
 }
 
 int64_t YamlNode::as_bytes() const {
-  const std::string s = scalar();
-  double n;
-  std::string unit;
-  if (!split_number_unit(s, n, unit)) fail("expected a size like 4MiB or 512KiB, got '" + s + "'");
-  double mult;
-  if (unit.empty() || unit == "B") mult = 1;
-  else if (unit == "KiB" || unit == "K") mult = 1024.0;
-  else if (unit == "MiB" || unit == "M") mult = 1024.0 * 1024;
-  else if (unit == "GiB" || unit == "G") mult = 1024.0 * 1024 * 1024;
-  else if (unit == "KB") mult = 1e3;
-  else if (unit == "MB") mult = 1e6;
-  else if (unit == "GB") mult = 1e9;
-  else fail("unknown size unit '" + unit + "' (use B, KiB, MiB, GiB, KB, MB or GB)");
-  return static_cast<int64_t>(n * mult);
+  return static_cast<int64_t>(scaled({{"B", 1}, {"KiB", 1024.0}, {"MiB", 1024.0 * 1024}, {"GiB", 1024.0 * 1024 * 1024},
+                                      {"K", 1024.0}, {"M", 1024.0 * 1024}, {"G", 1024.0 * 1024 * 1024},
+                                      {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}},
+                                     "size", "4MiB or 512KiB"));
 }
 
 std::string YamlNode::get_string(const std::string& key, std::string def) const {

@@ -63,6 +63,9 @@ class YamlNode {
 
  private:
   std::string scalar() const;
+  // The scalar as a number with one of `units` (name, multiplier), in base units.
+  double scaled(std::initializer_list<std::pair<std::string_view, double>> units, const char* kind,
+                const char* example) const;
   YAML::Node node_;
   std::string path_;
   const std::string* file_;
