@@ -74,18 +74,23 @@ wrk_run() {
 
 # compare LUA REF_NAME:PORT NAME:PORT... — for 1 and 64 connections, ROUNDS rounds
 # (default 3) that each run every target once, back to back, so that drift on a shared
-# machine hits all targets alike. Prints every run, then per target the median over
-# rounds of its per-round throughput and p99 ratios to the reference.
+# machine hits all targets alike. Each round starts one target later in the list (round
+# 2 of a, b, c runs b, c, a), so no target always runs right after the same one: on the
+# bench VM the order moved the ratios (docs/PERFORMANCE.md, session 7). Prints
+# every run, then per target the median over rounds of its per-round throughput and p99
+# ratios to the reference.
 rounds=${ROUNDS:-3}
 compare() {
   local lua=$1; shift
   local ref=${1%%:*}
   printf '%-8s %5s %6s %12s %10s %10s\n' target round conns rps p50_ms p99_ms
   local c r t rps p50 p99
+  local targets=("$@") n=$#
   declare -A R=()
   for c in 1 64; do
     for r in $(seq 1 "$rounds"); do
-      for t in "$@"; do
+      local order=("${targets[@]:$(((r - 1) % n))}" "${targets[@]:0:$(((r - 1) % n))}")
+      for t in "${order[@]}"; do
         read -r rps p50 p99 < <(wrk_run "${t%%:*}" "${t##*:}" "$c" "$lua")
         R[${t%%:*}.$c.$r]="$rps $p99"
         printf '%-8s %5s %6s %12s %10s %10s\n' "${t%%:*}" "$r" "$c" "$rps" "$p50" "$p99"
