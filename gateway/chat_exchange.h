@@ -68,7 +68,7 @@ class ChatExchange {
 
   // Cancels whatever start() is waiting on; the client watch calls it.
   router::DispatchControl& control() { return control_; }
-  // The codec's client watch, handed to the worker's WatchArmer once start() first waits
+  // The codec's client watch, handed to the worker's watch ticker once start() first waits
   // (disk lookup, single-flight, upstream). A memory cache hit never waits.
   void watch_client(ClientWatch& watch) { watch_ = &watch; }
 
@@ -130,7 +130,7 @@ class ChatExchange {
   router::DispatchControl control_;
   ClientWatch* watch_ = nullptr;
   void about_to_wait() {
-    if (watch_) w_.watch_armer.defer(*watch_);
+    if (watch_) watch_->defer(w_.watch_ticker);
   }
   router::Target target_;
   bool started_ = false;

@@ -1,7 +1,5 @@
 #include "gateway/client_watch.h"
 
-#include <chrono>
-
 namespace frugal::gateway {
 
 void ClientWatch::arm() {
@@ -23,49 +21,6 @@ void ClientWatch::arm() {
                          w->control->cancel();
                          if (w->streaming) w->streaming->cancel();
                        });
-}
-
-void WatchArmer::defer(ClientWatch& w) {
-  if (w.armed || w.armer) return;
-  w.armer = this;
-  w.queued_tick = tick_;
-  w.prev = tail_;
-  w.next = nullptr;
-  (tail_ ? tail_->next : head_) = &w;
-  tail_ = &w;
-  if (ticking_) return;
-  ticking_ = true;
-  schedule();
-}
-
-void WatchArmer::schedule() {
-  timer_.expires_after(std::chrono::milliseconds(kWatchTickMs));
-  timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) tick();  // an error: the worker is shutting down
-  });
-}
-
-void WatchArmer::remove(ClientWatch& w) {
-  if (w.armer != this) return;
-  (w.prev ? w.prev->next : head_) = w.next;
-  (w.next ? w.next->prev : tail_) = w.prev;
-  w.prev = w.next = nullptr;
-  w.armer = nullptr;
-}
-
-void WatchArmer::tick() {
-  // Arm what was queued before the previous tick; the rest has waited less than one.
-  while (head_ && head_->queued_tick < tick_) {
-    ClientWatch& w = *head_;
-    remove(w);
-    w.arm();
-  }
-  ++tick_;
-  if (!head_) {
-    ticking_ = false;
-    return;
-  }
-  schedule();
 }
 
 }  // namespace frugal::gateway

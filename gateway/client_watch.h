@@ -5,25 +5,23 @@
 // Arming costs a receive system call that nearly always finds nothing, plus a cancel
 // when the answer is written. Most answers come within milliseconds, long before a
 // client that hung up could be told apart from one that waits, so the exchange defers
-// the watch to its worker's WatchArmer: a tick every kWatchTickMs arms the watches
-// queued before the previous tick. A request answered within a tick never arms one; a
-// client that hung up earlier is seen at arming, since its FIN is already queued on
-// the socket. Detection is therefore at most two ticks late.
+// the watch to its worker's watch ticker (a DeadlineTicker ticking every kWatchTickMs):
+// a watch deferred for a tick is armed at the next one. A request answered within that
+// never arms one; a client that hung up earlier is seen at arming, since its FIN is
+// already queued on the socket. Detection is therefore at most two ticks late.
 
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <cstdint>
 #include <memory>
 
 #include "backends/backend.h"
+#include "gateway/deadline_ticker.h"
 #include "router/dispatch.h"
 
 namespace frugal::gateway {
 
-class WatchArmer;
+inline constexpr int kWatchTickMs = 10;
 
-struct ClientWatch : std::enable_shared_from_this<ClientWatch> {
+struct ClientWatch final : TickDeadline, std::enable_shared_from_this<ClientWatch> {
   boost::asio::ip::tcp::socket* socket = nullptr;  // the client's
   router::DispatchControl* control = nullptr;
   std::shared_ptr<backends::Call> streaming;
@@ -45,37 +43,11 @@ struct ClientWatch : std::enable_shared_from_this<ClientWatch> {
   }
 
   void arm();
-
-  // Queued in a WatchArmer (intrusive list, in queueing order).
-  WatchArmer* armer = nullptr;
-  ClientWatch* prev = nullptr;
-  ClientWatch* next = nullptr;
-  uint64_t queued_tick = 0;
-};
-
-// One per I/O thread. Its timer runs only while a watch is queued.
-class WatchArmer {
- public:
-  static constexpr int kWatchTickMs = 10;
-
-  explicit WatchArmer(boost::asio::io_context& io) : timer_(io) {}
-  WatchArmer(const WatchArmer&) = delete;
-  WatchArmer& operator=(const WatchArmer&) = delete;
-
-  // Arms `w` within two ticks unless remove() comes first. `w` must be removed
-  // (ClientWatchGuard does it) before it or its socket goes away.
-  void defer(ClientWatch& w);
-  void remove(ClientWatch& w);
-
- private:
-  void schedule();
-  void tick();
-
-  boost::asio::steady_timer timer_;
-  bool ticking_ = false;
-  uint64_t tick_ = 0;
-  ClientWatch* head_ = nullptr;
-  ClientWatch* tail_ = nullptr;
+  // Arms it within two ticks of `ticker` unless the guard (unlink()) comes first.
+  void defer(DeadlineTicker& ticker) {
+    if (!armed && !is_linked()) ticker.add(*this, kWatchTickMs);
+  }
+  void expire() override { arm(); }
 };
 
 // Ends the watch when the handler returns: no other operation is pending on the socket
@@ -83,7 +55,7 @@ class WatchArmer {
 struct ClientWatchGuard {
   ClientWatch& watch;
   ~ClientWatchGuard() {
-    if (watch.armer) watch.armer->remove(watch);
+    watch.unlink();
     if (!watch.armed) return;
     boost::system::error_code ec;
     watch.socket->cancel(ec);

@@ -14,10 +14,10 @@ namespace frugal::gateway {
 
 namespace asio = boost::asio;
 
-LedgerLane::LedgerLane(asio::io_context& io) : io_(io), wake_(io, asio::steady_timer::time_point::max()) {}
+LedgerLane::LedgerLane(asio::io_context& io, router::Ledger& ledger)
+    : io_(io), ledger_(ledger), wake_(io, asio::steady_timer::time_point::max()) {}
 
-uint64_t LedgerLane::add(router::Ledger& ledger, router::LedgerRecord row, bool now) {
-  ledger_ = &ledger;
+uint64_t LedgerLane::add(router::LedgerRecord row, bool now) {
   rows_.push_back(std::move(row));
   const uint64_t batch = filling_;
   if (now) {
@@ -42,7 +42,7 @@ void LedgerLane::flush() {
       asio::post(io_, [this, batch] { done(batch); });
     };
   };
-  const bool written = ledger_->append_durable(rows_, make_on_written);
+  const bool written = ledger_.append_durable(rows_, make_on_written);
   rows_.clear();
   if (written) done(batch);
 }
@@ -59,7 +59,7 @@ asio::awaitable<void> LedgerLane::wait(uint64_t batch) {
 
 void LedgerLane::hand_over() {
   for (auto& r : rows_)
-    if (!ledger_->append(std::move(r))) log::error("ledger: a row was dropped at shutdown (queue full or closed)");
+    if (!ledger_.append(std::move(r))) log::error("ledger: a row was dropped at shutdown (queue full or closed)");
   rows_.clear();
 }
 

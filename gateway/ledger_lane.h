@@ -25,13 +25,13 @@ namespace frugal::gateway {
 
 class LedgerLane {
  public:
-  explicit LedgerLane(boost::asio::io_context& io);
+  LedgerLane(boost::asio::io_context& io, router::Ledger& ledger);
   LedgerLane(const LedgerLane&) = delete;
   LedgerLane& operator=(const LedgerLane&) = delete;
 
   // Adds the row to this turn's batch (`now`: writes the batch at once) and returns the
   // batch's number, for wait().
-  uint64_t add(router::Ledger& ledger, router::LedgerRecord row, bool now);
+  uint64_t add(router::LedgerRecord row, bool now);
   // Returns once batch `batch` is durable, or its write failed (logged).
   boost::asio::awaitable<void> wait(uint64_t batch);
   // Rows not yet written go to the ledger's queue: for shutdown, once the event loop
@@ -43,7 +43,7 @@ class LedgerLane {
   void done(uint64_t batch);
 
   boost::asio::io_context& io_;
-  router::Ledger* ledger_ = nullptr;
+  router::Ledger& ledger_;
   std::vector<router::LedgerRecord> rows_;
   uint64_t filling_ = 1;  // the batch rows_ belongs to
   uint64_t done_ = 0;     // every batch up to this one is written

@@ -331,8 +331,7 @@ void ChatExchange::record(const Usage& usage, ExchangeEnd end) {
     // one request per I/O thread), the row is written right here: a WAL write is
     // cheaper than a thread wake-up. Under load it joins this loop turn's batch
     // (gateway/ledger_lane.h).
-    const bool quiet = w_.server.in_flight().load(std::memory_order_relaxed) <= w_.server.io_threads();
-    rs.commit_batch = w_.ledger_lane.add(ledger, std::move(r), quiet);
+    rs.commit_batch = w_.ledger_lane.add(std::move(r), w_.server.nearly_idle());
   } else if (!ledger.append(std::move(r))) {
     log::error("request " + ctx_.request_id + ": ledger queue full or closed, row dropped");
   }

@@ -22,7 +22,7 @@
 
 namespace frugal::gateway {
 
-Worker::Worker(Server& s) : server(s), client(std::make_unique<http::HttpClient>(io)) {}
+Worker::Worker(Server& s) : server(s), ledger_lane(io, s.ledger()), client(std::make_unique<http::HttpClient>(io)) {}
 
 Worker::~Worker() {
   acceptors.clear();
@@ -180,12 +180,11 @@ void Server::run_worker(Worker& w, int64_t poll_us) {
     w.io.run();
     return;
   }
-  const auto quiet = [&] { return in_flight_.load(std::memory_order_relaxed) <= io_threads(); };
   int64_t last_work = mono_us();
   while (!w.io.stopped()) {
     if (w.io.poll() > 0) {
       last_work = mono_us();
-    } else if (mono_us() - last_work >= poll_us || !quiet()) {
+    } else if (mono_us() - last_work >= poll_us || !nearly_idle()) {
       w.io.run_one();  // sleeps until the next event
       last_work = mono_us();
     }

@@ -84,6 +84,9 @@ class Server {
   bool ready() const { return ready_.load(); }
   std::atomic<int64_t>& in_flight() { return in_flight_; }
   int io_threads() const { return static_cast<int>(workers_.size()); }
+  // At most one request in flight per I/O thread: the threads would sleep between
+  // events (busy-polling pays off, a ledger row is written at once).
+  bool nearly_idle() const { return in_flight_.load(std::memory_order_relaxed) <= io_threads(); }
 
   // Persistent state under data_dir, opened by start(): the one RocksDB instance, the
   // exact cache over it and the cost ledger. Thread-safe objects, shared by workers.

@@ -31,7 +31,7 @@ namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
 // A client connection. A plain socket, not a Beast tcp_stream: read timeouts come from
-// the worker's ReadDeadlines rather than a timer per operation.
+// the worker's read_deadlines ticker rather than a timer per operation.
 using ClientSocket = tcp::socket;
 
 class Server;
@@ -58,9 +58,9 @@ class Worker final : public router::Backends {
 
   Server& server;
   WorkerIoContext io{1};
-  WatchArmer watch_armer{io};
-  LedgerLane ledger_lane{io};
-  ReadDeadlines read_deadlines{io};
+  DeadlineTicker watch_ticker{io, kWatchTickMs};  // arms deferred client watches
+  LedgerLane ledger_lane;
+  DeadlineTicker read_deadlines{io, kReadDeadlineTickMs};
   std::unique_ptr<http::HttpClient> client;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
 

@@ -52,11 +52,11 @@ TEST_CASE("rows added in one loop turn are written together, before their waiter
   TempDir dir;
   auto ledger = open_ledger(dir.path());
   asio::io_context io;
-  LedgerLane lane(io);
+  LedgerLane lane(io, *ledger);
   std::vector<size_t> seen_at_resume;
   for (int i = 0; i < 3; ++i) {
     asio::co_spawn(io, [&, i]() -> asio::awaitable<void> {
-      const uint64_t batch = lane.add(*ledger, row("r" + std::to_string(i), kT + i), false);
+      const uint64_t batch = lane.add(row("r" + std::to_string(i), kT + i), false);
       co_await lane.wait(batch);
       seen_at_resume.push_back(rows_between(*ledger, kT, kT + 10));
     }, asio::detached);
@@ -68,7 +68,7 @@ TEST_CASE("rows added in one loop turn are written together, before their waiter
   CHECK(ledger->stats().written_inline == 3);
 
   // `now`: written before add() returns; waiting costs nothing.
-  const uint64_t b = lane.add(*ledger, row("now", kT + 5), true);
+  const uint64_t b = lane.add(row("now", kT + 5), true);
   CHECK(rows_between(*ledger, kT, kT + 10) == 4);
   bool resumed = false;
   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
@@ -86,13 +86,13 @@ TEST_CASE("a batch the writer thread takes (it is busy) reports back on the loop
   o.write_delay_us = 20'000;  // a slow writer: rows queued behind it are not written inline
   auto ledger = open_ledger(dir.path(), o);
   asio::io_context io;
-  LedgerLane lane(io);
+  LedgerLane lane(io, *ledger);
   std::vector<std::string> order;
   auto work = asio::make_work_guard(io);
   int pending = 2;
   for (int i = 0; i < 2; ++i) {
     asio::co_spawn(io, [&, i]() -> asio::awaitable<void> {
-      const uint64_t batch = lane.add(*ledger, row("q" + std::to_string(i), kT + i), true);
+      const uint64_t batch = lane.add(row("q" + std::to_string(i), kT + i), true);
       co_await lane.wait(batch);
       order.push_back("q" + std::to_string(i) + ":" + std::to_string(rows_between(*ledger, kT, kT + i + 1)));
       if (--pending == 0) work.reset();
@@ -109,8 +109,8 @@ TEST_CASE("rows not yet written at shutdown are handed to the ledger, not lost")
   {
     auto ledger = open_ledger(dir.path());
     asio::io_context io;
-    LedgerLane lane(io);
-    lane.add(*ledger, row("late", kT), false);  // its flush is posted but never runs
+    LedgerLane lane(io, *ledger);
+    lane.add(row("late", kT), false);  // its flush is posted but never runs
     lane.hand_over();
     ledger->close();
   }

@@ -220,7 +220,7 @@ TEST_CASE("a client disconnect aborts the upstream transfer") {
   CHECK(hang_up_after(300));
 
   // A client that hangs up at once, before its watch is armed (two ticks of the
-  // worker's WatchArmer): the FIN is already queued when the watch is armed.
+  // worker's watch ticker): the FIN is already queued when the watch is armed.
   const int64_t sent_us = mono_us();
   REQUIRE(hang_up_after(5));
   const double abort3_ms = static_cast<double>(e.mock_stat("last_abort_us") - sent_us) / 1000.0;
