@@ -22,10 +22,17 @@ struct Usage {
 
 #include <simdjson.h>
 
+#include <string_view>
+
 namespace frugal {
 
 // Reads an OpenAI `usage` object (prompt_tokens, completion_tokens,
 // prompt_tokens_details.cached_tokens, completion_tokens_details.reasoning_tokens).
 Usage usage_from_openai(simdjson::dom::element usage);
+
+// The top-level `usage` of an OpenAI chat completion body, read without building a
+// document of the rest (On-Demand), which is not validated: not `reported` when the
+// body is no JSON object or its usage is absent or not an object.
+Usage usage_of_openai_body(std::string_view body);
 
 }  // namespace frugal

@@ -39,13 +39,6 @@ bool inspect_chunk(std::string_view data, Usage& usage) {
   return root["choices"].get_array().get(choices) || choices.size() == 0;
 }
 
-Usage usage_of_completion(std::string_view body) {
-  thread_local simdjson::dom::parser parser;
-  simdjson::dom::element root, u;
-  if (parser.parse(body.data(), body.size()).get(root) || root["usage"].get(u)) return {};
-  return usage_from_openai(u);
-}
-
 // Streams the upstream's SSE events to the client as each one completes. Returns
 // whether the connection can be kept alive.
 asio::awaitable<bool> relay_stream(ClientSocket& stream, backends::Call& call, const ChatRequest& chat,
@@ -129,7 +122,7 @@ asio::awaitable<bool> handle_chat_completions(ClientSocket& stream, Request& req
   }
   std::string body = call->take_body();
   ex.observe(body);
-  ex.finish(usage_of_completion(body), ExchangeEnd::kComplete);
+  ex.finish(usage_of_openai_body(body), ExchangeEnd::kComplete);
   co_await ex.commit();  // the ledger row is durable before the 200 goes out
   co_return co_await send_response(stream, call->status(), ctype.empty() ? "application/json" : ctype,
                                    std::move(body), ctx);

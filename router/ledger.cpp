@@ -34,6 +34,10 @@ int64_t get_be64(std::string_view s) {
 }
 
 void put_varint(std::string& out, uint64_t v) {
+  if (v < 0x80) {  // most values: small counts, zeros, short lengths
+    out.push_back(static_cast<char>(v));
+    return;
+  }
   char b[10];
   size_t n = 0;
   while (v >= 0x80) {
@@ -393,11 +397,20 @@ Result<LedgerRecord> decode_record(std::string_view bytes) {
   return r;
 }
 
-std::string encode_rollup_key(const RollupKey& k) {
+namespace {
+std::string rollup_key_of(int64_t hour_us, std::initializer_list<std::string_view> fields) {
+  size_t n = 8;
+  for (std::string_view f : fields) n += f.size() + 5;
   std::string out;
-  put_be64(out, k.hour_us);
-  for (const std::string* f : {&k.request_type, &k.route, &k.model, &k.key, &k.team}) put_field(out, *f);
+  out.reserve(n);
+  put_be64(out, hour_us);
+  for (std::string_view f : fields) put_field(out, f);
   return out;
+}
+}  // namespace
+
+std::string encode_rollup_key(const RollupKey& k) {
+  return rollup_key_of(k.hour_us, {k.request_type, k.route, k.model, k.key, k.team});
 }
 
 std::optional<RollupKey> decode_rollup_key(std::string_view s) {
@@ -433,14 +446,16 @@ CostTotals decode_totals(std::string_view s) {
   return totals_from_array(a);
 }
 
-std::vector<std::pair<RollupKey, CostTotals>> rollup_deltas(const LedgerRecord& r) {
-  std::vector<std::pair<RollupKey, CostTotals>> out;
+namespace {
+// A record's rollup deltas per model (the tiers' models and the answer's), in first-seen
+// order; the models point into the record.
+std::vector<std::pair<const std::string*, CostTotals>> model_deltas(const LedgerRecord& r) {
+  std::vector<std::pair<const std::string*, CostTotals>> out;
+  out.reserve(r.tiers.size() + 1);
   auto slot = [&](const std::string& model) -> CostTotals& {
-    for (auto& [k, t] : out)
-      if (k.model == model) return t;
-    out.emplace_back(RollupKey{floor_hour(r.wall_us), r.request_type, r.route, model, r.key_id, r.team},
-                     CostTotals{});
-    return out.back().second;
+    for (auto& [m, t] : out)
+      if (*m == model) return t;
+    return out.emplace_back(&model, CostTotals{}).second;
   };
   for (const auto& t : r.tiers) {
     CostTotals& c = slot(t.model);
@@ -466,6 +481,14 @@ std::vector<std::pair<RollupKey, CostTotals>> rollup_deltas(const LedgerRecord& 
   Money tier_sum;
   for (const auto& t : r.tiers) tier_sum += t.cost;
   a.cost += r.total_cost - tier_sum;
+  return out;
+}
+}  // namespace
+
+std::vector<std::pair<RollupKey, CostTotals>> rollup_deltas(const LedgerRecord& r) {
+  std::vector<std::pair<RollupKey, CostTotals>> out;
+  for (auto& [model, t] : model_deltas(r))
+    out.emplace_back(RollupKey{floor_hour(r.wall_us), r.request_type, r.route, *model, r.key_id, r.team}, t);
   return out;
 }
 
@@ -673,10 +696,16 @@ bool Ledger::append_durable(std::span<LedgerRecord> records, const std::function
 void Ledger::add_rows(rocksdb::WriteBatch& wb, std::span<const LedgerRecord* const> records) const {
   // Rows are Put one by one; rollup deltas are summed per key first, so a batch of
   // requests of the same hour, type, route, model, key and team is one Merge.
-  std::unordered_map<std::string, CostTotals> rollups;
+  // A batch touches few keys (often one): a vector searched linearly beats a hash map.
+  std::vector<std::pair<std::string, CostTotals>> rollups;
   for (const LedgerRecord* r : records) {
     wb.Put(ledger_cf_, ledger_key(r->wall_us, r->request_id), encode_record(*r));
-    for (const auto& [k, t] : rollup_deltas(*r)) rollups[encode_rollup_key(k)] += t;
+    for (const auto& [model, t] : model_deltas(*r)) {
+      std::string key = rollup_key_of(floor_hour(r->wall_us), {r->request_type, r->route, *model, r->key_id, r->team});
+      auto it = std::find_if(rollups.begin(), rollups.end(), [&](const auto& e) { return e.first == key; });
+      if (it == rollups.end()) rollups.emplace_back(std::move(key), t);
+      else it->second += t;
+    }
   }
   for (const auto& [k, t] : rollups) wb.Merge(rollups_cf_, k, encode_totals(t));
 }

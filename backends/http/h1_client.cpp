@@ -82,7 +82,7 @@ std::optional<PlainHttpUrl> parse_plain_http_url(std::string_view url) {
 
 class H1Call final : public UpstreamCall, public std::enable_shared_from_this<H1Call> {
  public:
-  H1Call(H1Client& client, const HttpRequest& req, PlainHttpUrl&& url, std::string body);
+  H1Call(H1Client& client, const HttpRequest& req, std::shared_ptr<const PlainHttpUrl> url, std::string body);
   ~H1Call() override;
 
   std::string take_body() override;
@@ -152,7 +152,8 @@ class H1Call final : public UpstreamCall, public std::enable_shared_from_this<H1
   void close_socket();
 
   H1Client* client_;
-  PlainHttpUrl url_;
+  std::shared_ptr<const PlainHttpUrl> url_p_;  // shared by the calls to one URL
+  const PlainHttpUrl& url_;
   std::string head_;
   std::string request_body_;
   std::optional<tcp::socket> socket_;
@@ -175,8 +176,8 @@ class H1Call final : public UpstreamCall, public std::enable_shared_from_this<H1
   int64_t total_deadline_us_ = 0;
 };
 
-H1Call::H1Call(H1Client& client, const HttpRequest& req, PlainHttpUrl&& url, std::string body)
-    : UpstreamCall(client.io_), client_(&client), url_(std::move(url)), request_body_(std::move(body)) {
+H1Call::H1Call(H1Client& client, const HttpRequest& req, std::shared_ptr<const PlainHttpUrl> url, std::string body)
+    : UpstreamCall(client.io_), client_(&client), url_p_(std::move(url)), url_(*url_p_), request_body_(std::move(body)) {
   started_us_ = mono_us();
   connect_deadline_us_ = deadline_after(started_us_, req.connect_timeout_ms);
   first_byte_deadline_us_ = deadline_after(started_us_, req.first_byte_timeout_ms);
@@ -443,7 +444,19 @@ size_t H1Client::idle_connections() const {
   return n;
 }
 
+std::shared_ptr<const PlainHttpUrl> H1Client::plain_url(const std::string& url) {
+  if (auto it = urls_.find(url); it != urls_.end()) return it->second;
+  auto parsed = parse_plain_http_url(url);
+  if (!parsed) return nullptr;
+  if (urls_.size() >= 256) urls_.clear();  // per-request URLs (query strings) must not grow it unbounded
+  return urls_.emplace(url, std::make_shared<const PlainHttpUrl>(std::move(*parsed))).first->second;
+}
+
 std::shared_ptr<backends::Call> H1Client::start(HttpRequest req, PlainHttpUrl url) {
+  return start(std::move(req), std::make_shared<const PlainHttpUrl>(std::move(url)));
+}
+
+std::shared_ptr<backends::Call> H1Client::start(HttpRequest req, std::shared_ptr<const PlainHttpUrl> url) {
   std::string body = std::move(req.body);
   auto call = std::make_shared<H1Call>(*this, req, std::move(url), std::move(body));
   active_.insert(call);

@@ -52,7 +52,10 @@ class H1Client {
   H1Client(const H1Client&) = delete;
   H1Client& operator=(const H1Client&) = delete;
 
+  std::shared_ptr<backends::Call> start(HttpRequest req, std::shared_ptr<const PlainHttpUrl> url);
   std::shared_ptr<backends::Call> start(HttpRequest req, PlainHttpUrl url);
+  // parse_plain_http_url, remembered: a provider's URL is parsed once, not per request.
+  std::shared_ptr<const PlainHttpUrl> plain_url(const std::string& url);
 
   size_t active_transfers() const { return active_.size(); }
   size_t idle_connections() const;
@@ -78,6 +81,7 @@ class H1Client {
   const int64_t max_idle_us_;
   std::unordered_map<std::string, std::deque<Idle>> idle_;  // oldest first
   std::unordered_set<std::shared_ptr<H1Call>> active_;  // keeps running calls alive
+  std::unordered_map<std::string, std::shared_ptr<const PlainHttpUrl>> urls_;  // plain_url's memo
   asio::steady_timer sweep_;
   bool sweeping_ = false;
 };

@@ -181,7 +181,7 @@ void HttpClient::release_easy(CURL* easy) {
 
 std::shared_ptr<backends::Call> HttpClient::start(HttpRequest req) {
   if (req.builtin_http1 && !proxy_in_env_) {
-    if (auto url = parse_plain_http_url(req.url)) return h1_.start(std::move(req), std::move(*url));
+    if (auto url = h1_.plain_url(req.url)) return h1_.start(std::move(req), std::move(url));
   }
   CURL* e = acquire_easy();
   auto call = std::make_shared<HttpCall>(*this, e);

@@ -186,6 +186,28 @@ TEST_CASE("OpenAI usage is read with its details") {
   CHECK(u.reasoning_tokens == 5);
 }
 
+TEST_CASE("a completion body's top-level usage is read without parsing the rest") {
+  const Usage u = usage_of_openai_body(
+      R"({"id":"c1","choices":[{"message":{"content":"\"usage\": {}"},"usage":{"prompt_tokens":999}}],)"
+      R"("usage":{"prompt_tokens":100,"completion_tokens":20,"total_tokens":120,)"
+      R"("prompt_tokens_details":{"audio_tokens":0,"cached_tokens":64},"completion_tokens_details":{"reasoning_tokens":5}}})");
+  CHECK(u.reported);
+  CHECK(u.input_tokens == 100);
+  CHECK(u.cached_input_tokens == 64);
+  CHECK(u.output_tokens == 20);
+  CHECK(u.reasoning_tokens == 5);
+  // Usage first; a value of the wrong type reads as zero.
+  const Usage v = usage_of_openai_body(R"({"usage":{"completion_tokens":7,"prompt_tokens":"3"},"choices":[]})");
+  CHECK(v.reported);
+  CHECK(v.input_tokens == 0);
+  CHECK(v.output_tokens == 7);
+  CHECK(!usage_of_openai_body(R"({"choices":[]})").reported);
+  CHECK(!usage_of_openai_body(R"({"usage":null})").reported);
+  CHECK(!usage_of_openai_body("not json").reported);
+  CHECK(!usage_of_openai_body("").reported);
+  CHECK(!usage_of_openai_body(R"([{"usage":{"prompt_tokens":1}}])").reported);
+}
+
 TEST_CASE("the top-level scan finds members, escaped quotes and nesting included") {
   using namespace frugal::json_scan;
   const std::string_view s = R"( { "a" : "x\"y\\" , "b\"c":{"d":["}",{"e":"\\\""}]}, "n": -1.5e3,"t":true } )";
