@@ -162,6 +162,12 @@ Result<void> Server::start() {
   return {};
 }
 
+std::vector<int64_t> Server::sessions_per_thread() const {
+  std::vector<int64_t> out;
+  for (const auto& w : workers_) out.push_back(w->sessions.load(std::memory_order_relaxed));
+  return out;
+}
+
 int64_t Server::busy_poll_us(const config::GatewayConfig& cfg) {
   if (cfg.server.busy_poll_us >= 0) return cfg.server.busy_poll_us;
   // Spinning on a single usable CPU would take it from the upstream and the clients.

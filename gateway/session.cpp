@@ -2,6 +2,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <array>
@@ -12,6 +13,8 @@
 
 #include <boost/asio/write.hpp>
 #include <cstdio>
+#include <unistd.h>
+#include <utility>
 
 #include "backends/dialect/errors.h"
 #include "core/ids.h"
@@ -215,6 +218,24 @@ asio::awaitable<bool> send_error(ClientSocket& stream, const Error& err, Request
   co_return co_await send_openai_error(stream, err, ctx);
 }
 
+namespace {
+// A descriptor in transit between threads: closed if never adopted (e.g. at shutdown).
+class OwnedFd {
+ public:
+  explicit OwnedFd(int fd) : fd_(fd) {}
+  OwnedFd(OwnedFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  OwnedFd& operator=(OwnedFd&&) = delete;
+  ~OwnedFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  void take() { fd_ = -1; }
+
+ private:
+  int fd_;
+};
+}  // namespace
+
 asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Worker& worker) {
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(kTuple);
@@ -224,11 +245,27 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Worker& worker) {
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
-    asio::co_spawn(worker.io, run_session(std::move(socket), worker), asio::detached);
+    Worker& target = worker.server.next_worker();
+    if (&target == &worker) {
+      asio::co_spawn(worker.io, run_session(std::move(socket), worker), asio::detached);
+      continue;
+    }
+    // Another thread's turn: hand it the descriptor (a socket belongs to one io_context).
+    const auto protocol = socket.local_endpoint(ec).protocol();
+    if (ec) continue;
+    asio::post(target.io, [fd = OwnedFd(socket.release(ec)), protocol, &target]() mutable {
+      tcp::socket s(target.io);
+      boost::system::error_code aec;
+      s.assign(protocol, fd.get(), aec);
+      if (aec) return;
+      fd.take();
+      asio::co_spawn(target.io, run_session(std::move(s), target), asio::detached);
+    });
   }
 }
 
 asio::awaitable<void> run_session(tcp::socket socket, Worker& worker) {
+  InFlight session(worker.sessions);
   ClientSocket& stream = socket;
   beast::flat_buffer buffer;
   bool first = true;

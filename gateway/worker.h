@@ -8,6 +8,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,9 @@ class Worker final : public router::Backends {
   // parsed request, reused.
   std::unique_ptr<simdjson::dom::parser> acquire_parser();
   void release_parser(std::unique_ptr<simdjson::dom::parser> p);
+
+  // Client connections this thread serves now (read by tests and diagnostics).
+  std::atomic<int64_t> sessions{0};
 
   // Cached /v1/models listings, OpenAI- and Anthropic-shaped (refreshed every minute;
   // gateway/models.cpp).

@@ -79,7 +79,7 @@ asio::awaitable<DispatchResult> DispatchRun::run(Backends& backends,
   DispatchResult result;
   std::shared_ptr<backends::Call> last_error_call;
   Error last_error = make_error(ErrorKind::kUnavailable, "no upstream could be reached");
-  asio::steady_timer backoff(backends.io_context());
+  std::optional<asio::steady_timer> backoff;  // made on the first retry: most requests need none
 
   for (const Target& target : targets) {
     const auto& p = *target.provider;
@@ -134,9 +134,10 @@ asio::awaitable<DispatchResult> DispatchRun::run(Backends& backends,
       const int64_t delay =
           std::max(retry_after, backoff_delay_ms(attempt, p.retry.base_delay_ms, p.retry.max_delay_ms, unit(rng)));
       const int64_t t0 = mono_us();
-      backoff.expires_after(std::chrono::milliseconds(delay));
-      control.backoff_ = &backoff;
-      co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (!backoff) backoff.emplace(backends.io_context());
+      backoff->expires_after(std::chrono::milliseconds(delay));
+      control.backoff_ = &*backoff;
+      co_await backoff->async_wait(asio::as_tuple(asio::use_awaitable));
       control.backoff_ = nullptr;
       result.upstream_wait_us += mono_us() - t0;
     }
