@@ -253,7 +253,9 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Worker& worker) {
     // Another thread's turn: hand it the descriptor (a socket belongs to one io_context).
     const auto protocol = socket.local_endpoint(ec).protocol();
     if (ec) continue;
-    asio::post(target.io, [fd = OwnedFd(socket.release(ec)), protocol, &target]() mutable {
+    const int fd = socket.release(ec);
+    if (ec) continue;  // still the socket's: closed with it
+    asio::post(target.io, [fd = OwnedFd(fd), protocol, &target]() mutable {
       tcp::socket s(target.io);
       boost::system::error_code aec;
       s.assign(protocol, fd.get(), aec);

@@ -104,15 +104,15 @@ class Parser {
     v.type = type;
     bool ok = true;
     switch (type) {
-      case GgufValueType::kUint8: { uint8_t x; ok = cur_.read(&x); v.u = x; break; }
-      case GgufValueType::kInt8: { int8_t x; ok = cur_.read(&x); v.i = x; break; }
-      case GgufValueType::kUint16: { uint16_t x; ok = cur_.read(&x); v.u = x; break; }
-      case GgufValueType::kInt16: { int16_t x; ok = cur_.read(&x); v.i = x; break; }
-      case GgufValueType::kUint32: { uint32_t x; ok = cur_.read(&x); v.u = x; break; }
-      case GgufValueType::kInt32: { int32_t x; ok = cur_.read(&x); v.i = x; break; }
+      case GgufValueType::kUint8: { uint8_t x{}; ok = cur_.read(&x); v.u = x; break; }
+      case GgufValueType::kInt8: { int8_t x{}; ok = cur_.read(&x); v.i = x; break; }
+      case GgufValueType::kUint16: { uint16_t x{}; ok = cur_.read(&x); v.u = x; break; }
+      case GgufValueType::kInt16: { int16_t x{}; ok = cur_.read(&x); v.i = x; break; }
+      case GgufValueType::kUint32: { uint32_t x{}; ok = cur_.read(&x); v.u = x; break; }
+      case GgufValueType::kInt32: { int32_t x{}; ok = cur_.read(&x); v.i = x; break; }
       case GgufValueType::kUint64: { ok = cur_.read(&v.u); break; }
       case GgufValueType::kInt64: { ok = cur_.read(&v.i); break; }
-      case GgufValueType::kFloat32: { float x; ok = cur_.read(&x); v.f = x; break; }
+      case GgufValueType::kFloat32: { float x{}; ok = cur_.read(&x); v.f = x; break; }
       case GgufValueType::kFloat64: { ok = cur_.read(&v.f); break; }
       case GgufValueType::kBool: {
         uint8_t x;
