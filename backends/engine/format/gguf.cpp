@@ -115,7 +115,7 @@ class Parser {
       case GgufValueType::kFloat32: { float x{}; ok = cur_.read(&x); v.f = x; break; }
       case GgufValueType::kFloat64: { ok = cur_.read(&v.f); break; }
       case GgufValueType::kBool: {
-        uint8_t x;
+        uint8_t x = 0;
         ok = cur_.read(&x);
         if (ok && x > 1) return fail("key '" + key + "': bool value " + std::to_string(x) + " is not 0 or 1");
         v.b = x != 0;
