@@ -46,6 +46,7 @@ ColumnFamilySpec cache_column_family_spec(const CacheDiskOptions& options, std::
   // FIFO keeps every file in L0: bloom filters keep a miss to ~one block read per file.
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.checksum = rocksdb::kXXH3;  // Debian's RocksDB computes CRC32C in software
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return ColumnFamilySpec{std::move(name), std::move(cf)};
 }

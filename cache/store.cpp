@@ -18,6 +18,13 @@ Result<std::shared_ptr<Store>> Store::open(const std::string& dir,
   db_options.max_total_wal_size = options.max_total_wal_size;
   db_options.keep_log_file_num = 4;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  // Flushes and compactions yield the CPU to request handling. At normal priority a
+  // memtable flush (20-50 ms of CPU) on a 2-core machine held up the requests around it
+  // by up to 2 ms, which set p99 at one connection (docs/PERFORMANCE.md, session 8).
+  // Not idle priority: on a saturated machine flushes must still finish, or writes stall.
+  // (The thread pools are the process's, shared by every DB it opens.)
+  for (auto pool : {rocksdb::Env::Priority::HIGH, rocksdb::Env::Priority::LOW})
+    (void)db_options.env->LowerThreadPoolCPUPriority(pool, rocksdb::CpuPriority::kLow);
 
   if (std::none_of(specs.begin(), specs.end(),
                    [](const auto& s) { return s.name == rocksdb::kDefaultColumnFamilyName; })) {
