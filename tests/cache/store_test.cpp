@@ -2,6 +2,13 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <vector>
+
 #include "test_util.h"
 
 using namespace frugal::cache;
@@ -37,4 +44,29 @@ TEST_CASE("Store::open reports RocksDB errors as frugal errors") {
   REQUIRE_FALSE(second.ok());
   CHECK(second.error().kind == frugal::ErrorKind::kInternal);
   CHECK(second.error().message.find("rocksdb open") != std::string::npos);
+}
+
+TEST_CASE("RocksDB's flush threads run at nice 19: they yield the CPU to requests") {
+  TempDir dir;
+  auto store = Store::open(dir.path(), {{"cache", {}}});
+  REQUIRE(store.ok());
+  REQUIRE((*store)->db()->Put(rocksdb::WriteOptions(), (*store)->cf("cache"), "k", "v").ok());
+  REQUIRE((*store)->flush().ok());  // runs on the flush pool ("rocksdb:high")
+  int flush_threads = 0;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(t.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name != "rocksdb:high") continue;
+    ++flush_threads;
+    std::ifstream stat(t.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    // Fields after the parenthesised name: state is field 3, nice field 19.
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    std::vector<std::string> f{std::istream_iterator<std::string>(rest), {}};
+    REQUIRE(f.size() > 16);
+    CHECK(f[16] == "19");
+  }
+  CHECK(flush_threads >= 1);
 }
