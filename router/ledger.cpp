@@ -715,16 +715,11 @@ bool Ledger::append_durable(std::span<LedgerRecord> records, const std::function
 void Ledger::add_rows(rocksdb::WriteBatch& wb, std::span<const LedgerRecord* const> records) const {
   // Rows are Put one by one; rollup deltas are summed per key first, so a batch of
   // requests of the same hour, type, route, model, key and team is one Merge.
-  // A batch touches few keys (often one): a vector searched linearly beats a hash map.
-  std::vector<std::pair<std::string, CostTotals>> rollups;
+  std::unordered_map<std::string, CostTotals> rollups;
   for (const LedgerRecord* r : records) {
     wb.Put(ledger_cf_, ledger_key(r->wall_us, r->request_id), encode_record(*r));
-    for (const auto& [model, t] : model_deltas(*r)) {
-      std::string key = rollup_key_of(floor_hour(r->wall_us), {r->request_type, r->route, *model, r->key_id, r->team});
-      auto it = std::find_if(rollups.begin(), rollups.end(), [&](const auto& e) { return e.first == key; });
-      if (it == rollups.end()) rollups.emplace_back(std::move(key), t);
-      else it->second += t;
-    }
+    for (const auto& [model, t] : model_deltas(*r))
+      rollups[rollup_key_of(floor_hour(r->wall_us), {r->request_type, r->route, *model, r->key_id, r->team})] += t;
   }
   for (const auto& [k, t] : rollups) wb.Merge(rollups_cf_, k, encode_totals(t));
 }
