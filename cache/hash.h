@@ -76,6 +76,7 @@ class HashInput {
   // append per field costs more than the hashing.
   void put(const void* p, size_t n) {
     if (buf_.size() - len_ < n) [[unlikely]] grow(n);
+    if (n == 0) return;  // an empty view may carry a null pointer, which memcpy must not get
     std::memcpy(buf_.data() + len_, p, n);
     len_ += n;
   }
