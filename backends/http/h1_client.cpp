@@ -152,8 +152,7 @@ class H1Call final : public UpstreamCall, public std::enable_shared_from_this<H1
   void close_socket();
 
   H1Client* client_;
-  std::shared_ptr<const PlainHttpUrl> url_p_;  // shared by the calls to one URL
-  const PlainHttpUrl& url_;
+  std::shared_ptr<const PlainHttpUrl> url_;  // shared by the calls to one URL
   std::string head_;
   std::string request_body_;
   std::optional<tcp::socket> socket_;
@@ -177,7 +176,7 @@ class H1Call final : public UpstreamCall, public std::enable_shared_from_this<H1
 };
 
 H1Call::H1Call(H1Client& client, const HttpRequest& req, std::shared_ptr<const PlainHttpUrl> url, std::string body)
-    : UpstreamCall(client.io_), client_(&client), url_p_(std::move(url)), url_(*url_p_), request_body_(std::move(body)) {
+    : UpstreamCall(client.io_), client_(&client), url_(std::move(url)), request_body_(std::move(body)) {
   started_us_ = mono_us();
   connect_deadline_us_ = deadline_after(started_us_, req.connect_timeout_ms);
   first_byte_deadline_us_ = deadline_after(started_us_, req.first_byte_timeout_ms);
@@ -187,11 +186,11 @@ H1Call::H1Call(H1Client& client, const HttpRequest& req, std::shared_ptr<const P
 H1Call::~H1Call() { close_socket(); }
 
 std::string H1Call::build_head(const HttpRequest& req) {
-  size_t size = req.method.size() + url_.target.size() + url_.authority.size() + 64;
+  size_t size = req.method.size() + url_->target.size() + url_->authority.size() + 64;
   for (const auto& h : req.headers) size += h.size() + 2;
   head_.reserve(size);
-  head_.append(req.method).append(" ").append(url_.target).append(" HTTP/1.1\r\nHost: ");
-  head_.append(url_.authority).append("\r\n");
+  head_.append(req.method).append(" ").append(url_->target).append(" HTTP/1.1\r\nHost: ");
+  head_.append(url_->authority).append("\r\n");
   for (const auto& h : req.headers) {
     if (has_line_break(h)) return "an upstream header contains a line break";
     if (!h.empty() && h.back() == ':') continue;  // "Name:" removes a header (libcurl's convention)
@@ -214,7 +213,7 @@ std::string H1Call::take_body() {
 }
 
 void H1Call::begin() {
-  if (auto idle = client_->take_idle(url_.authority)) {
+  if (auto idle = client_->take_idle(url_->authority)) {
     socket_.emplace(std::move(*idle));
     reused_ = true;
     send();
@@ -229,19 +228,19 @@ void H1Call::connect_fresh() {
   const uint32_t gen = ++conn_gen_;
   socket_.emplace(client_->io_);
   error_code ec;
-  const auto address = asio::ip::make_address(url_.host, ec);
+  const auto address = asio::ip::make_address(url_->host, ec);
   if (!ec) {
-    socket_->async_connect(tcp::endpoint(address, url_.port), [self = shared_from_this(), gen](const error_code& e) {
+    socket_->async_connect(tcp::endpoint(address, url_->port), [self = shared_from_this(), gen](const error_code& e) {
       if (gen == self->conn_gen_) self->on_connected(e);
     });
     return;
   }
   resolver_.emplace(client_->io_);
   resolver_->async_resolve(
-      url_.host, std::to_string(url_.port),
+      url_->host, std::to_string(url_->port),
       [self = shared_from_this(), gen](const error_code& e, const tcp::resolver::results_type& results) {
         if (self->phase_ == Phase::kDone || gen != self->conn_gen_) return;
-        if (e) return self->fail("cannot resolve upstream host '" + self->url_.host + "': " + e.message());
+        if (e) return self->fail("cannot resolve upstream host '" + self->url_->host + "': " + e.message());
         asio::async_connect(*self->socket_, results, [self, gen](const error_code& e2, const tcp::endpoint&) {
           if (gen == self->conn_gen_) self->on_connected(e2);
         });
@@ -250,7 +249,7 @@ void H1Call::connect_fresh() {
 
 void H1Call::on_connected(const error_code& ec) {
   if (phase_ == Phase::kDone) return;
-  if (ec) return fail("cannot connect to upstream " + url_.authority + ": " + ec.message());
+  if (ec) return fail("cannot connect to upstream " + url_->authority + ": " + ec.message());
   error_code ignored;
   socket_->set_option(tcp::no_delay(true), ignored);
   socket_->set_option(asio::socket_base::keep_alive(true), ignored);
@@ -274,7 +273,7 @@ void H1Call::send() {
     // The upstream may have answered before taking the whole body (an early error);
     // the read side finishes the call either way.
     if (self->got_headers_ || self->parser_->got_some() || self->rlen_ > 0) return;
-    self->fail("cannot send the request to upstream " + self->url_.authority + ": " + ec.message());
+    self->fail("cannot send the request to upstream " + self->url_->authority + ": " + ec.message());
   });
   read();
 }
@@ -380,7 +379,7 @@ void H1Call::complete(bool reusable) {
   // Still writing: the upstream answered before reading the whole request; the rest of
   // the body would be read as the next request, so the connection is not reused.
   if (reusable && !writing_ && socket_ && socket_->is_open()) {
-    client_->put_idle(url_.authority, std::move(*socket_));
+    client_->put_idle(url_->authority, std::move(*socket_));
     socket_.reset();
   } else {
     close_socket();
@@ -423,7 +422,7 @@ void H1Call::check_deadlines(int64_t now) {
   if (phase_ == Phase::kDone) return;
   if (now >= total_deadline_us_) return fail("upstream did not finish within the total timeout", true);
   if (phase_ == Phase::kConnecting && now >= connect_deadline_us_)
-    return fail("cannot connect to upstream " + url_.authority + " within the connect timeout", true);
+    return fail("cannot connect to upstream " + url_->authority + " within the connect timeout", true);
   if (state_ == CallState::kWaitingHeaders && now >= first_byte_deadline_us_)
     fail("no response from upstream before the first-byte timeout", true);
 }
@@ -450,10 +449,6 @@ std::shared_ptr<const PlainHttpUrl> H1Client::plain_url(const std::string& url) 
   if (!parsed) return nullptr;
   if (urls_.size() >= 256) urls_.clear();  // per-request URLs (query strings) must not grow it unbounded
   return urls_.emplace(url, std::make_shared<const PlainHttpUrl>(std::move(*parsed))).first->second;
-}
-
-std::shared_ptr<backends::Call> H1Client::start(HttpRequest req, PlainHttpUrl url) {
-  return start(std::move(req), std::make_shared<const PlainHttpUrl>(std::move(url)));
 }
 
 std::shared_ptr<backends::Call> H1Client::start(HttpRequest req, std::shared_ptr<const PlainHttpUrl> url) {

@@ -53,7 +53,6 @@ class H1Client {
   H1Client& operator=(const H1Client&) = delete;
 
   std::shared_ptr<backends::Call> start(HttpRequest req, std::shared_ptr<const PlainHttpUrl> url);
-  std::shared_ptr<backends::Call> start(HttpRequest req, PlainHttpUrl url);
   // parse_plain_http_url, remembered: a provider's URL is parsed once, not per request.
   std::shared_ptr<const PlainHttpUrl> plain_url(const std::string& url);
 

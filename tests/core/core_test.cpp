@@ -196,6 +196,16 @@ TEST_CASE("a completion body's top-level usage is read without parsing the rest"
   CHECK(u.cached_input_tokens == 64);
   CHECK(u.output_tokens == 20);
   CHECK(u.reasoning_tokens == 5);
+  // The DOM reader (streams, tiers) and this one read the same fields.
+  simdjson::dom::parser p;
+  const Usage d = usage_from_openai(p.parse(std::string_view(
+      R"({"prompt_tokens":100,"completion_tokens":20,"total_tokens":120,)"
+      R"("prompt_tokens_details":{"audio_tokens":0,"cached_tokens":64},"completion_tokens_details":{"reasoning_tokens":5}})")));
+  CHECK(d.reported == u.reported);
+  CHECK(d.input_tokens == u.input_tokens);
+  CHECK(d.cached_input_tokens == u.cached_input_tokens);
+  CHECK(d.output_tokens == u.output_tokens);
+  CHECK(d.reasoning_tokens == u.reasoning_tokens);
   // Usage first; a value of the wrong type reads as zero.
   const Usage v = usage_of_openai_body(R"({"usage":{"completion_tokens":7,"prompt_tokens":"3"},"choices":[]})");
   CHECK(v.reported);

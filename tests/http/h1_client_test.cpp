@@ -207,6 +207,17 @@ TEST_CASE("plain http URLs parse; anything else is left to libcurl") {
     CHECK_MESSAGE(!parse_plain_http_url(bad), bad);
 }
 
+TEST_CASE("a client parses each URL once and shares the result; non-plain URLs stay unparsed") {
+  boost::asio::io_context io;
+  http::H1Client client(io);
+  const auto a = client.plain_url("http://127.0.0.1:8000/v1/chat/completions");
+  REQUIRE(a);
+  CHECK(a->target == "/v1/chat/completions");
+  CHECK(client.plain_url("http://127.0.0.1:8000/v1/chat/completions") == a);
+  CHECK(client.plain_url("http://127.0.0.1:8000/v1/models") != a);
+  CHECK_FALSE(client.plain_url("https://api.openai.com/v1/chat/completions"));
+}
+
 TEST_CASE("a request is sent as one HTTP/1.1 message and its response read back") {
   ScriptServer server([](int fd, const std::string&, int, int) {
     send_all(fd, ok_response(R"({"ok":true})", "X-Upstream: yes\r\n"));
@@ -241,7 +252,7 @@ TEST_CASE("keep-alive connections are reused; one closed while idle is replaced 
   });
   boost::asio::io_context io;
   http::H1Client client(io);
-  auto start = [&] { return client.start(post(server.url()), *parse_plain_http_url(server.url())); };
+  auto start = [&] { return client.start(post(server.url()), client.plain_url(server.url())); };
   CHECK(drain(io, start()) == R"({"conn":0})");
   CHECK(client.idle_connections() == 1);
   CHECK(drain(io, start()) == R"({"conn":0})");
@@ -271,7 +282,7 @@ TEST_CASE("chunked bodies arrive piece by piece, headers first") {
   });
   boost::asio::io_context io;
   http::H1Client client(io);
-  auto call = client.start(post(server.url()), *parse_plain_http_url(server.url()));
+  auto call = client.start(post(server.url()), client.plain_url(server.url()));
   std::vector<std::string> seen;
   bool headers_before_body = false;
   boost::asio::co_spawn(
@@ -303,7 +314,7 @@ TEST_CASE("a body delimited by the close is complete; the connection is not pool
   });
   boost::asio::io_context io;
   http::H1Client client(io);
-  auto call = client.start(post(server.url()), *parse_plain_http_url(server.url()));
+  auto call = client.start(post(server.url()), client.plain_url(server.url()));
   CHECK(drain(io, call) == "part one, part two");
   CHECK(call->error() == "");
   CHECK(client.idle_connections() == 0);
@@ -316,7 +327,7 @@ TEST_CASE("a response cut mid-body is an error after the headers") {
   });
   boost::asio::io_context io;
   http::H1Client client(io);
-  auto call = client.start(post(server.url()), *parse_plain_http_url(server.url()));
+  auto call = client.start(post(server.url()), client.plain_url(server.url()));
   CHECK(drain(io, call) == "only ten b");
   CHECK(call->got_headers());
   CHECK(call->failed());
@@ -336,12 +347,12 @@ TEST_CASE("an interim 100 Continue is skipped; a malformed response is an error"
   });
   boost::asio::io_context io;
   http::H1Client client(io);
-  auto call = client.start(post(server.url()), *parse_plain_http_url(server.url()));
+  auto call = client.start(post(server.url()), client.plain_url(server.url()));
   CHECK(drain(io, call) == "fine");
   CHECK(call->status() == 200);
   CHECK(call->error() == "");
 
-  auto bad = client.start(post(server.url("/bad")), *parse_plain_http_url(server.url("/bad")));
+  auto bad = client.start(post(server.url("/bad")), client.plain_url(server.url("/bad")));
   drain(io, bad);
   CHECK(bad->failed());
   CHECK(bad->error().find("malformed") != std::string::npos);
@@ -358,7 +369,7 @@ TEST_CASE("an upstream that never answers times out at the first-byte deadline")
   auto req = post(server.url());
   req.first_byte_timeout_ms = 200;
   const auto t0 = std::chrono::steady_clock::now();
-  auto call = client.start(std::move(req), *parse_plain_http_url(server.url()));
+  auto call = client.start(std::move(req), client.plain_url(server.url()));
   drain(io, call);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   CHECK(call->timed_out());
@@ -376,7 +387,7 @@ TEST_CASE("a refused connection fails before any headers") {
 
   boost::asio::io_context io;
   http::H1Client client(io);
-  auto call = client.start(post(url), *parse_plain_http_url(url));
+  auto call = client.start(post(url), client.plain_url(url));
   drain(io, call);
   CHECK(call->failed());
   CHECK(call->error().find("cannot connect") != std::string::npos);
@@ -392,7 +403,7 @@ TEST_CASE("cancel ends a streaming call at once and closes its connection") {
   });
   boost::asio::io_context io;
   http::H1Client client(io);
-  auto call = client.start(post(server.url()), *parse_plain_http_url(server.url()));
+  auto call = client.start(post(server.url()), client.plain_url(server.url()));
   std::string got;
   boost::asio::co_spawn(
       io,
@@ -422,7 +433,7 @@ TEST_CASE("reading pauses while a large body is not taken, and resumes when it i
   });
   boost::asio::io_context io;
   http::H1Client client(io);
-  auto call = client.start(post(server.url()), *parse_plain_http_url(server.url()));
+  auto call = client.start(post(server.url()), client.plain_url(server.url()));
   // Nobody takes the body: the client must stop near the threshold instead of buffering it all.
   io.run_for(std::chrono::milliseconds(300));
   CHECK(call->state() == CallState::kStreaming);
@@ -461,7 +472,7 @@ TEST_CASE("a header with a line break is refused, not sent") {
   http::H1Client client(io);
   auto req = post(server.url());
   req.headers.push_back("X-Evil: a\r\nX-Injected: b");
-  auto call = client.start(std::move(req), *parse_plain_http_url(server.url()));
+  auto call = client.start(std::move(req), client.plain_url(server.url()));
   drain(io, call);
   CHECK(call->failed());
   CHECK(call->error().find("line break") != std::string::npos);
@@ -493,7 +504,7 @@ TEST_CASE("an upstream that answers before reading the whole body is heard") {
   boost::asio::io_context io;
   http::H1Client client(io);
   auto call = client.start(post(url, "{\"model\":\"m\",\"pad\":\"" + std::string(32 << 20, 'x') + "\"}"),
-                           *parse_plain_http_url(url));
+                           client.plain_url(url));
   const std::string body = drain(io, call);
   server.join();
   ::close(fd);
@@ -511,7 +522,7 @@ TEST_CASE("a host name is resolved before connecting") {
   const std::string url = "http://localhost:" + std::to_string(server.port) + "/v1";
   boost::asio::io_context io;
   http::H1Client client(io);
-  auto call = client.start(post(url), *parse_plain_http_url(url));
+  auto call = client.start(post(url), client.plain_url(url));
   drain(io, call);
   CHECK(call->error() == "");
   CHECK(call->status() == 200);
@@ -525,7 +536,7 @@ TEST_CASE("a connection idle longer than the pool's limit is closed, not reused"
   });
   boost::asio::io_context io;
   http::H1Client client(io, /*max_idle_ms=*/100);
-  auto start = [&] { return client.start(post(server.url()), *parse_plain_http_url(server.url())); };
+  auto start = [&] { return client.start(post(server.url()), client.plain_url(server.url())); };
   CHECK(drain(io, start()) == R"({"conn":0})");
   CHECK(drain(io, start()) == R"({"conn":0})");  // reused within the limit
   std::this_thread::sleep_for(std::chrono::milliseconds(250));
