@@ -154,10 +154,10 @@ Result<void> parse_tool_calls(element e, const Path& param, Message& m) {
   return {};
 }
 
-Result<Message> parse_message(element e, const Path& param) {
+// Fills `m` (a fresh Message, parsed in place so that it is not moved afterwards).
+Result<void> parse_message(element e, const Path& param, Message& m) {
   simdjson::dom::object obj;
   if (e.get_object().get(obj)) return wrong_type(param, e, "an object");
-  Message m;
   // One pass over the message's fields (the first occurrence of a key counts).
   element role, content, name, tool_calls, tool_call_id;
   bool has_role = false, has_content = false, has_name = false, has_tool_calls = false, has_tool_call_id = false;
@@ -177,15 +177,15 @@ Result<Message> parse_message(element e, const Path& param) {
   if (!has_role) return missing(param.field("role"));
   std::string_view s;
   if (role.get_string().get(s)) return wrong_type(param.field("role"), role, "a string");
-  m.role = std::string(s);
-  if (m.role != "system" && m.role != "developer" && m.role != "user" && m.role != "assistant" &&
-      m.role != "tool" && m.role != "function")
-    return bad(param.field("role").str(), "Invalid value: '" + m.role +
+  if (s != "system" && s != "developer" && s != "user" && s != "assistant" && s != "tool" && s != "function")
+    return bad(param.field("role").str(), "Invalid value: '" + std::string(s) +
                                               "'. Supported values are: 'system', 'developer', 'user', "
                                               "'assistant', 'tool' and 'function'.");
+  m.role = std::string(s);
+  const std::string_view role_name = s;
   if (has_content) {
     FRUGAL_TRY(parse_content(content, param.field("content"), m));
-  } else if (m.role != "assistant") {
+  } else if (role_name != "assistant") {
     return missing(param.field("content"));
   }
   if (has_name) {
@@ -197,8 +197,8 @@ Result<Message> parse_message(element e, const Path& param) {
     if (tool_call_id.get_string().get(s)) return wrong_type(param.field("tool_call_id"), tool_call_id, "a string");
     m.tool_call_id = std::string(s);
   }
-  if (m.role == "tool" && m.tool_call_id.empty()) return missing(param.field("tool_call_id"));
-  return m;
+  if (role_name == "tool" && m.tool_call_id.empty()) return missing(param.field("tool_call_id"));
+  return {};
 }
 
 Result<void> parse_tools(element e, ChatRequest& req) {
@@ -307,9 +307,7 @@ Result<ChatRequest> parse_chat_request(element root) {
   const Path messages_path{nullptr, "messages", 0};
   size_t i = 0;
   for (element m : msgs) {
-    auto msg = parse_message(m, messages_path.at(i++));
-    if (!msg) return std::move(msg).error();
-    req.messages.push_back(std::move(*msg));
+    FRUGAL_TRY(parse_message(m, messages_path.at(i++), req.messages.emplace_back()));
   }
 
   if ((v = get(kStream)) && !v->is_null()) {

@@ -20,6 +20,7 @@ constexpr size_t kMaxScoredLiveBytes = 4u << 20;
 // what the route's reference model would have charged for the stored answer).
 constexpr const char* kCacheModel = "(cache)";
 
+// `name`: a string literal (RequestContext::headers keeps the view).
 void set_header(RequestContext& ctx, std::string_view name, std::string value) {
   for (auto& [k, v] : ctx.headers) {
     if (k == name) {
@@ -27,7 +28,7 @@ void set_header(RequestContext& ctx, std::string_view name, std::string value) {
       return;
     }
   }
-  ctx.headers.emplace_back(std::string(name), std::move(value));
+  ctx.headers.emplace_back(name, std::move(value));
 }
 
 std::string lowercase(std::string_view s) {

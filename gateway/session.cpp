@@ -165,12 +165,13 @@ asio::awaitable<bool> write_raw(ClientSocket& stream, const std::string& bytes) 
 }
 
 void append_header(std::string& head, std::string_view name, std::string_view value) {
-  head += "\r\n";
+  using namespace std::string_view_literals;
+  head += "\r\n"sv;
   head += name;
-  head += ": ";
+  head += ": "sv;
   // Values can carry client-chosen text (a model name): never let it end the line.
   if (!has_line_break(value)) {
-    head += value;
+    head.append(value);
     return;
   }
   for (char c : value)
@@ -182,22 +183,23 @@ asio::awaitable<bool> send_response(ClientSocket& stream, int status, std::strin
   // The head is written by hand, not by Beast's serializer: this is the hot path of
   // every non-streamed answer and of cache hits, and the serializer's buffer views
   // cost more than the rest of the write (see docs/PERFORMANCE.md).
+  using namespace std::string_view_literals;  // literal appends without strlen
   std::string head;
   head.reserve(256 + 64 * ctx.headers.size());
-  head += "HTTP/1.1 ";
+  head += "HTTP/1.1 "sv;
   head += std::to_string(status);
   head += ' ';
   head += bhttp::obsolete_reason(static_cast<bhttp::status>(status));
-  head += "\r\nServer: frugal\r\nContent-Type: ";
+  head += "\r\nServer: frugal\r\nContent-Type: "sv;
   head += content_type;
-  head += "\r\nContent-Length: ";
+  head += "\r\nContent-Length: "sv;
   head += std::to_string(body.size());
-  head += "\r\nx-request-id: ";
+  head += "\r\nx-request-id: "sv;
   head += ctx.request_id;
   for (const auto& [k, v] : ctx.headers) append_header(head, k, v);
-  head += "\r\nx-frugal-overhead-us: ";
+  head += "\r\nx-frugal-overhead-us: "sv;
   head += std::to_string(ctx.overhead_us(mono_us()));
-  head += ctx.keep_alive ? "\r\nConnection: keep-alive\r\n\r\n" : "\r\nConnection: close\r\n\r\n";
+  head += ctx.keep_alive ? "\r\nConnection: keep-alive\r\n\r\n"sv : "\r\nConnection: close\r\n\r\n"sv;
   const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
   auto [ec, n] = co_await asio::async_write(stream, bufs, kTuple);
   co_return !ec && ctx.keep_alive;

@@ -105,7 +105,9 @@ struct RequestContext {
   int64_t start_us = 0;            // when the request had been read
   int64_t upstream_wait_us = 0;    // excluded from x-frugal-overhead-us
   bool keep_alive = true;
-  std::vector<std::pair<std::string, std::string>> headers;  // extra response headers
+  // Extra response headers. Names are string literals (static storage): no copy per
+  // request.
+  std::vector<std::pair<std::string_view, std::string>> headers;
   int64_t overhead_us(int64_t now_us) const;
 };
 

@@ -26,7 +26,9 @@ constexpr int64_t kHourUs = 3'600'000'000;
 
 void put_be64(std::string& out, int64_t v) {
   const auto u = static_cast<uint64_t>(v);
-  for (int i = 7; i >= 0; --i) out += static_cast<char>((u >> (8 * i)) & 0xff);
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((u >> (8 * (7 - i))) & 0xff);
+  out.append(b, 8);
 }
 
 int64_t get_be64(std::string_view s) {
@@ -234,17 +236,16 @@ Result<LedgerRecord> decode_binary(std::string_view s) {
 
 }  // namespace
 
-std::string ledger_key(int64_t wall_us, std::string_view request_id) {
-  std::string k;
-  k.reserve(8 + request_id.size());
+namespace {
+
+void append_ledger_key(std::string& k, int64_t wall_us, std::string_view request_id) {
+  k.reserve(k.size() + 8 + request_id.size());
   put_be64(k, wall_us);
   k.append(request_id);
-  return k;
 }
 
-std::string encode_record(const LedgerRecord& r) {
-  std::string out;
-  out.reserve(96 + r.request_id.size() + r.key_id.size() + r.team.size() + r.request_type.size() +
+void append_record(std::string& out, const LedgerRecord& r) {
+  out.reserve(out.size() + 96 + r.request_id.size() + r.key_id.size() + r.team.size() + r.request_type.size() +
               r.route.size() + r.answer_model.size() + 64 * r.tiers.size());
   out += static_cast<char>(kRowVersion);
   put_field(out, r.request_id);
@@ -277,6 +278,19 @@ std::string encode_record(const LedgerRecord& r) {
   put_sv(out, r.savings.micros);
   put_sv(out, r.status_code);
   out += static_cast<char>(r.stream_cancelled ? 1 : 0);
+}
+
+}  // namespace
+
+std::string ledger_key(int64_t wall_us, std::string_view request_id) {
+  std::string k;
+  append_ledger_key(k, wall_us, request_id);
+  return k;
+}
+
+std::string encode_record(const LedgerRecord& r) {
+  std::string out;
+  append_record(out, r);
   return out;
 }
 
@@ -400,13 +414,18 @@ Result<LedgerRecord> decode_record(std::string_view bytes) {
 }
 
 namespace {
-std::string rollup_key_of(int64_t hour_us, std::initializer_list<std::string_view> fields) {
+void assign_rollup_key(std::string& out, int64_t hour_us, std::initializer_list<std::string_view> fields) {
   size_t n = 8;
   for (std::string_view f : fields) n += f.size() + 5;
-  std::string out;
+  out.clear();
   out.reserve(n);
   put_be64(out, hour_us);
   for (std::string_view f : fields) put_field(out, f);
+}
+
+std::string rollup_key_of(int64_t hour_us, std::initializer_list<std::string_view> fields) {
+  std::string out;
+  assign_rollup_key(out, hour_us, fields);
   return out;
 }
 }  // namespace
@@ -715,11 +734,19 @@ bool Ledger::append_durable(std::span<LedgerRecord> records, const std::function
 void Ledger::add_rows(rocksdb::WriteBatch& wb, std::span<const LedgerRecord* const> records) const {
   // Rows are Put one by one; rollup deltas are summed per key first, so a batch of
   // requests of the same hour, type, route, model, key and team is one Merge.
+  // One key, value and rollup-key buffer for the batch (wb copies what it is given).
   std::unordered_map<std::string, CostTotals> rollups;
+  std::string key, value, rollup_key;
   for (const LedgerRecord* r : records) {
-    wb.Put(ledger_cf_, ledger_key(r->wall_us, r->request_id), encode_record(*r));
-    for (const auto& [model, t] : model_deltas(*r))
-      rollups[rollup_key_of(floor_hour(r->wall_us), {r->request_type, r->route, *model, r->key_id, r->team})] += t;
+    key.clear();
+    append_ledger_key(key, r->wall_us, r->request_id);
+    value.clear();
+    append_record(value, *r);
+    wb.Put(ledger_cf_, key, value);
+    for (const auto& [model, t] : model_deltas(*r)) {
+      assign_rollup_key(rollup_key, floor_hour(r->wall_us), {r->request_type, r->route, *model, r->key_id, r->team});
+      rollups[rollup_key] += t;
+    }
   }
   for (const auto& [k, t] : rollups) wb.Merge(rollups_cf_, k, encode_totals(t));
 }

@@ -186,19 +186,20 @@ H1Call::H1Call(H1Client& client, const HttpRequest& req, std::shared_ptr<const P
 H1Call::~H1Call() { close_socket(); }
 
 std::string H1Call::build_head(const HttpRequest& req) {
+  using namespace std::string_view_literals;  // literal appends without strlen
   size_t size = req.method.size() + url_->target.size() + url_->authority.size() + 64;
   for (const auto& h : req.headers) size += h.size() + 2;
   head_.reserve(size);
-  head_.append(req.method).append(" ").append(url_->target).append(" HTTP/1.1\r\nHost: ");
-  head_.append(url_->authority).append("\r\n");
+  head_.append(req.method).append(" "sv).append(url_->target).append(" HTTP/1.1\r\nHost: "sv);
+  head_.append(url_->authority).append("\r\n"sv);
   for (const auto& h : req.headers) {
     if (has_line_break(h)) return "an upstream header contains a line break";
     if (!h.empty() && h.back() == ':') continue;  // "Name:" removes a header (libcurl's convention)
-    head_.append(h).append("\r\n");
+    head_.append(h).append("\r\n"sv);
   }
-  if (req.method != "GET" || !request_body_.empty())
-    head_.append("Content-Length: ").append(std::to_string(request_body_.size())).append("\r\n");
-  head_.append("\r\n");
+  if (req.method != "GET"sv || !request_body_.empty())
+    head_.append("Content-Length: "sv).append(std::to_string(request_body_.size())).append("\r\n"sv);
+  head_.append("\r\n"sv);
   return {};
 }
 
