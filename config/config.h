@@ -95,7 +95,7 @@ struct Listener {
 
 struct ServerConfig {
   std::vector<Listener> listen{Listener{}};
-  int threads = 0;                         // I/O threads; 0 = one per usable CPU
+  int threads = 0;                         // I/O threads; 0 = usable CPUs - 1, at least 1
   int64_t body_limit_bytes = 8 << 20;      // request bodies over this get 413
   int64_t read_timeout_ms = 60'000;        // per request header+body read
   int64_t idle_timeout_ms = 120'000;       // keep-alive idle

@@ -59,4 +59,6 @@ int usable_cpus() {
   return n;
 }
 
+int default_io_threads(int usable) { return std::max(1, usable - 1); }
+
 }  // namespace frugal::gateway

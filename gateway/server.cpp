@@ -119,7 +119,7 @@ Result<void> Server::start() {
     if (!budgets) return std::move(budgets).error();
     snap_.store(std::make_shared<const Snapshot>(Snapshot{cfg, std::move(*policy), std::move(*budgets), 1}));
   }
-  const int n = cfg->server.threads > 0 ? cfg->server.threads : usable_cpus();
+  const int n = cfg->server.threads > 0 ? cfg->server.threads : default_io_threads(usable_cpus());
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this));
 
   ports_.clear();

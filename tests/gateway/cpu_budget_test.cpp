@@ -34,3 +34,10 @@ TEST_CASE("usable CPUs follow the affinity mask") {
   CHECK(usable_cpus() == 1);
   REQUIRE(sched_setaffinity(0, sizeof saved, &saved) == 0);
 }
+
+TEST_CASE("the default I/O threads leave one usable CPU, and are at least one") {
+  CHECK(default_io_threads(1) == 1);
+  CHECK(default_io_threads(2) == 1);
+  CHECK(default_io_threads(3) == 2);
+  CHECK(default_io_threads(16) == 15);
+}
