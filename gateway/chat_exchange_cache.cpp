@@ -41,7 +41,7 @@ bool has_directive(std::string_view cache_control, std::string_view directive) {
     while (!tok.empty() && tok.back() == ' ') tok.remove_suffix(1);
     if (tok.size() == directive.size() &&
         std::equal(tok.begin(), tok.end(), directive.begin(),
-                   [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; }))
+                   [](char a, char b) { return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == b; }))
       return true;
     pos = end + 1;
   }
@@ -172,7 +172,9 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
   }
   const bool shared = rc.shared.value_or(cc.shared);
 
-  const std::string_view cache_control = header_of(http_, "cache-control");
+  const auto cc_field = http_.find(bhttp::field::cache_control);
+  const std::string_view cache_control =
+      cc_field == http_.end() ? std::string_view{} : std::string_view(cc_field->value());
   const bool no_store = has_directive(cache_control, "no-store");
   const bool no_cache = has_directive(cache_control, "no-cache");
   bool store = true;

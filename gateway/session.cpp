@@ -13,6 +13,7 @@
 
 #include <boost/asio/write.hpp>
 #include <cstdio>
+#include <cstring>
 #include <unistd.h>
 #include <utility>
 
@@ -138,7 +139,7 @@ std::string sse_response_head(const RequestContext& ctx) {
   std::string head = "HTTP/1.1 200 OK\r\nServer: frugal\r\nContent-Type: text/event-stream\r\n"
                      "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
   head += "x-request-id: " + ctx.request_id;
-  for (const auto& [k, v] : ctx.headers) append_header(head, k, v);
+  append_headers(head, ctx.headers);
   head += "\r\nx-frugal-overhead-us: " + std::to_string(ctx.overhead_us(mono_us())) + "\r\n";
   head += "Trailer: x-frugal-cost-usd, x-frugal-savings-usd\r\n";  // final figures (append_last_chunk)
   head += ctx.keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
@@ -178,6 +179,33 @@ void append_header(std::string& head, std::string_view name, std::string_view va
     if (c != '\r' && c != '\n') head += c;
 }
 
+void append_headers(std::string& head, const std::vector<std::pair<std::string_view, std::string>>& headers) {
+  // One resize and plain copies: appending the four pieces of each header one by one
+  // cost ~4x the instructions (a capacity check and a memcpy call per piece).
+  size_t n = 0;
+  for (const auto& [k, v] : headers) n += k.size() + v.size() + 4;
+  const size_t at = head.size();
+  head.resize(at + n);
+  char* p = head.data() + at;
+  const auto put = [&p](std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  };
+  for (const auto& [k, v] : headers) {
+    put("\r\n");
+    put(k);
+    put(": ");
+    // Values can carry client-chosen text (a model name): never let it end the line.
+    if (!has_line_break(v)) {
+      put(v);
+      continue;
+    }
+    for (char c : v)
+      if (c != '\r' && c != '\n') *p++ = c;
+  }
+  head.resize(static_cast<size_t>(p - head.data()));
+}
+
 asio::awaitable<bool> send_response(ClientSocket& stream, int status, std::string_view content_type,
                                     std::string body, RequestContext& ctx) {
   // The head is written by hand, not by Beast's serializer: this is the hot path of
@@ -196,7 +224,7 @@ asio::awaitable<bool> send_response(ClientSocket& stream, int status, std::strin
   head += std::to_string(body.size());
   head += "\r\nx-request-id: "sv;
   head += ctx.request_id;
-  for (const auto& [k, v] : ctx.headers) append_header(head, k, v);
+  append_headers(head, ctx.headers);
   head += "\r\nx-frugal-overhead-us: "sv;
   head += std::to_string(ctx.overhead_us(mono_us()));
   head += ctx.keep_alive ? "\r\nConnection: keep-alive\r\n\r\n"sv : "\r\nConnection: close\r\n\r\n"sv;

@@ -140,6 +140,8 @@ std::string percent_decode(std::string_view s);
 // Writers shared by the handlers.
 // Appends "\r\nName: value" with CR and LF removed from the value.
 void append_header(std::string& head, std::string_view name, std::string_view value);
+// append_header for each of `headers`, in one go.
+void append_headers(std::string& head, const std::vector<std::pair<std::string_view, std::string>>& headers);
 asio::awaitable<bool> send_response(ClientSocket& stream, int status, std::string_view content_type,
                                     std::string body, RequestContext& ctx);
 // Error bodies come from backends/dialect/errors.h: one renderer per API shape.
