@@ -165,44 +165,45 @@ asio::awaitable<bool> write_raw(ClientSocket& stream, const std::string& bytes) 
   co_return !ec;
 }
 
-void append_header(std::string& head, std::string_view name, std::string_view value) {
-  using namespace std::string_view_literals;
-  head += "\r\n"sv;
-  head += name;
-  head += ": "sv;
-  // Values can carry client-chosen text (a model name): never let it end the line.
+namespace {
+
+// Writes "\r\nName: value" at `p`, which has room for the name, the value and 4 bytes,
+// and returns its end. Values can carry client-chosen text (a model name): CR and LF
+// are dropped, so that a value never ends the line.
+char* put_header(char* p, std::string_view name, std::string_view value) {
+  const auto put = [&p](std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  };
+  put("\r\n");
+  put(name);
+  put(": ");
   if (!has_line_break(value)) {
-    head.append(value);
-    return;
+    put(value);
+    return p;
   }
   for (char c : value)
-    if (c != '\r' && c != '\n') head += c;
+    if (c != '\r' && c != '\n') *p++ = c;
+  return p;
+}
+
+}  // namespace
+
+// One resize and plain copies: appending the four pieces of a header one by one cost
+// ~4x the instructions (a capacity check and a memcpy call per piece).
+void append_header(std::string& head, std::string_view name, std::string_view value) {
+  const size_t at = head.size();
+  head.resize(at + name.size() + value.size() + 4);
+  head.resize(static_cast<size_t>(put_header(head.data() + at, name, value) - head.data()));
 }
 
 void append_headers(std::string& head, const std::vector<std::pair<std::string_view, std::string>>& headers) {
-  // One resize and plain copies: appending the four pieces of each header one by one
-  // cost ~4x the instructions (a capacity check and a memcpy call per piece).
   size_t n = 0;
   for (const auto& [k, v] : headers) n += k.size() + v.size() + 4;
   const size_t at = head.size();
   head.resize(at + n);
   char* p = head.data() + at;
-  const auto put = [&p](std::string_view s) {
-    std::memcpy(p, s.data(), s.size());
-    p += s.size();
-  };
-  for (const auto& [k, v] : headers) {
-    put("\r\n");
-    put(k);
-    put(": ");
-    // Values can carry client-chosen text (a model name): never let it end the line.
-    if (!has_line_break(v)) {
-      put(v);
-      continue;
-    }
-    for (char c : v)
-      if (c != '\r' && c != '\n') *p++ = c;
-  }
+  for (const auto& [k, v] : headers) p = put_header(p, k, v);
   head.resize(static_cast<size_t>(p - head.data()));
 }
 
