@@ -5,7 +5,8 @@
 # first token with a 200 ms upstream first-token delay, direct vs through frugal.
 # Loopback only, bounded: DURATION seconds per run (default 5), ROUNDS interleaved rounds
 # (default 3; the ratios are medians over rounds). BUSY_POLL=0 (or another duration)
-# sets frugal's server.busy_poll; unset, frugal runs its built-in default config.
+# sets frugal's server.busy_poll and THREADS=N its server.threads (I/O threads); with
+# neither, frugal runs its built-in default config.
 # Usage: bench/proxy_overhead.sh [BUILD_DIR]   (default build/release)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,9 +24,9 @@ start_nginx "  upstream mock { server 127.0.0.1:$mock_port; keepalive 128; }
   }"
 
 config_args=()
-if [[ -n ${BUSY_POLL:-} ]]; then  # the built-in default, plus server.busy_poll
+if [[ -n ${BUSY_POLL:-}${THREADS:-} ]]; then  # the built-in default, plus these server keys
   cat >"$work/frugal.yaml" <<YAML
-server: { busy_poll: $BUSY_POLL }
+server: { ${BUSY_POLL:+busy_poll: $BUSY_POLL, }${THREADS:+threads: $THREADS} }
 providers:
   openai: { kind: openai, base_url: "\${OPENAI_BASE_URL}", api_key: "\${OPENAI_API_KEY}" }
 passthrough: [ { prefix: "", provider: openai } ]

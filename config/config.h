@@ -38,7 +38,7 @@ struct EngineSettings {
   std::string model;            // GGUF path (must exist when the config is loaded)
   std::string draft_model;      // optional: a small model with the same vocabulary that
                                 // drafts tokens for speculative decoding
-  int threads = 0;              // compute threads; 0 = one per core
+  int threads = 0;              // compute threads; 0 = one per usable CPU
   int64_t kv_memory_bytes = 512ll << 20;  // KV cache bound
   int context_length = 0;       // prompt + completion tokens; 0 = the model's own
   int max_batch = 32;           // sequences decoded together

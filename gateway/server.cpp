@@ -15,7 +15,7 @@
 #include "cache/single_flight.h"
 #include "cache/store.h"
 #include "core/ids.h"
-#include "gateway/cpu_budget.h"
+#include "core/cpus.h"
 #include "router/ledger.h"
 #include "gateway/log.h"
 #include "gateway/worker.h"
@@ -167,6 +167,8 @@ std::vector<int64_t> Server::sessions_per_thread() const {
   for (const auto& w : workers_) out.push_back(w->sessions.load(std::memory_order_relaxed));
   return out;
 }
+
+int default_io_threads(int usable) { return std::max(1, usable - 1); }
 
 int64_t Server::busy_poll_us(const config::GatewayConfig& cfg) {
   if (cfg.server.busy_poll_us >= 0) return cfg.server.busy_poll_us;

@@ -41,6 +41,13 @@ namespace frugal::gateway {
 
 class Worker;
 
+// The default number of I/O threads for `usable` CPUs: one fewer, at least one. The
+// CPU left over runs what the I/O threads depend on (the kernel's network stack,
+// RocksDB's flushes, the blocking pool) and, on a small machine, the clients or the
+// upstream. On two CPUs one I/O thread that always has work took 11% less CPU per
+// request than two that each sleep and get preempted (docs/PERFORMANCE.md, session 9).
+int default_io_threads(int usable);
+
 class Server {
  public:
   // `config_path` empty = the built-in default (reload then re-reads the default).

@@ -172,6 +172,7 @@ namespace {
 // are dropped, so that a value never ends the line.
 char* put_header(char* p, std::string_view name, std::string_view value) {
   const auto put = [&p](std::string_view s) {
+    if (s.empty()) return;  // a default view's null data must not reach memcpy
     std::memcpy(p, s.data(), s.size());
     p += s.size();
   };

@@ -4,6 +4,7 @@
 #include <random>
 
 #include "backends/engine/forward.h"
+#include "core/cpus.h"
 #include "backends/engine/thread_pool.h"
 
 namespace frugal::engine {
@@ -66,7 +67,7 @@ Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Model> mode
   if (model == nullptr || text == nullptr) return make_error(ErrorKind::kInvalidRequest, "engine: model and text are required");
   if (config.draft != nullptr && config.draft->config().n_vocab != model->config().n_vocab)
     return make_error(ErrorKind::kInvalidRequest, "engine: the draft model's vocabulary differs from the target's");
-  if (config.n_threads <= 0) config.n_threads = std::max(1u, std::thread::hardware_concurrency());
+  if (config.n_threads <= 0) config.n_threads = usable_cpus();
   config.kv_block_size = std::max(1, config.kv_block_size);
   config.prefill_chunk = std::max(1, config.prefill_chunk);
   config.max_running = std::max(1, config.max_running);

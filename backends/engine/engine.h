@@ -50,7 +50,7 @@ class TokenText {
 };
 
 struct EngineConfig {
-  int n_threads = 0;                      // 0: std::thread::hardware_concurrency()
+  int n_threads = 0;                      // 0: usable_cpus() (affinity mask, cgroup quota)
   size_t kv_cache_bytes = 256u << 20;     // memory bound for the KV cache
   int32_t kv_block_size = 16;             // positions per KV block
   int32_t max_batch_tokens = 256;         // tokens per step (decode + prefill chunks)

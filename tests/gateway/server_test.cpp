@@ -49,3 +49,10 @@ passthrough: [ { prefix: "", provider: openai } ]
   for (auto& s : clients) s.close();
   server.stop();
 }
+
+TEST_CASE("the default I/O threads leave one usable CPU, and are at least one") {
+  CHECK(gateway::default_io_threads(1) == 1);
+  CHECK(gateway::default_io_threads(2) == 1);
+  CHECK(gateway::default_io_threads(3) == 2);
+  CHECK(gateway::default_io_threads(16) == 15);
+}

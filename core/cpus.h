@@ -5,7 +5,7 @@
 #include <optional>
 #include <string_view>
 
-namespace frugal::gateway {
+namespace frugal {
 
 // A cgroup v2 `cpu.max` ("200000 100000" → 2.0, "max 100000" → none).
 std::optional<double> parse_cgroup_cpu_max(std::string_view text);
@@ -15,11 +15,4 @@ std::optional<double> parse_cgroup_v1_quota(std::string_view quota_us, std::stri
 // CPUs available to this process, at least 1 (a fractional quota rounds up).
 int usable_cpus();
 
-// The default number of I/O threads for `usable` CPUs: one fewer, at least one. The
-// CPU left over runs what the I/O threads depend on (the kernel's network stack,
-// RocksDB's flushes, the blocking pool) and, on a small machine, the clients or the
-// upstream. On two CPUs one I/O thread that always has work took 11% less CPU per
-// request than two that each sleep and get preempted (docs/PERFORMANCE.md, session 9).
-int default_io_threads(int usable);
-
-}  // namespace frugal::gateway
+}  // namespace frugal

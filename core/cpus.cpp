@@ -1,4 +1,4 @@
-#include "gateway/cpu_budget.h"
+#include "core/cpus.h"
 
 #include <sched.h>
 
@@ -10,7 +10,7 @@
 #include <string>
 #include <thread>
 
-namespace frugal::gateway {
+namespace frugal {
 
 namespace {
 
@@ -59,6 +59,4 @@ int usable_cpus() {
   return n;
 }
 
-int default_io_threads(int usable) { return std::max(1, usable - 1); }
-
-}  // namespace frugal::gateway
+}  // namespace frugal

@@ -1,11 +1,11 @@
-#include "gateway/cpu_budget.h"
+#include "core/cpus.h"
 
 #include <doctest/doctest.h>
 #include <sched.h>
 
 #include <thread>
 
-using namespace frugal::gateway;
+using namespace frugal;
 
 TEST_CASE("cgroup CPU quotas: v2 cpu.max and v1 quota/period") {
   CHECK(parse_cgroup_cpu_max("200000 100000\n") == 2.0);
@@ -33,11 +33,4 @@ TEST_CASE("usable CPUs follow the affinity mask") {
   REQUIRE(sched_setaffinity(0, sizeof one, &one) == 0);
   CHECK(usable_cpus() == 1);
   REQUIRE(sched_setaffinity(0, sizeof saved, &saved) == 0);
-}
-
-TEST_CASE("the default I/O threads leave one usable CPU, and are at least one") {
-  CHECK(default_io_threads(1) == 1);
-  CHECK(default_io_threads(2) == 1);
-  CHECK(default_io_threads(3) == 2);
-  CHECK(default_io_threads(16) == 15);
 }
