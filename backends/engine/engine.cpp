@@ -4,8 +4,8 @@
 #include <random>
 
 #include "backends/engine/forward.h"
-#include "core/cpus.h"
 #include "backends/engine/thread_pool.h"
+#include "core/cpus.h"
 
 namespace frugal::engine {
 
