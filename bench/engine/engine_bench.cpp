@@ -13,7 +13,6 @@
 #include <filesystem>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "backends/engine/format/gguf_writer.h"
@@ -21,6 +20,7 @@
 #include "backends/engine/kernels.h"
 #include "backends/engine/speculative.h"
 #include "backends/engine/thread_pool.h"
+#include "core/cpus.h"
 
 using namespace frugal::engine;
 using Clock = std::chrono::steady_clock;
@@ -150,7 +150,7 @@ int main(int argc, char** argv) {
       die("unknown option " + a);
     }
   }
-  if (o.threads <= 0) o.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (o.threads <= 0) o.threads = frugal::usable_cpus();  // as the engine does
   const bool own_dir = o.dir.empty();
   if (own_dir) o.dir = (std::filesystem::temp_directory_path() / ("frugal-engine-bench-" + std::to_string(::getpid()))).string();
   std::filesystem::create_directories(o.dir);
