@@ -15,7 +15,7 @@ TEST_CASE("extra headers are appended as CRLF-led lines, line breaks dropped fro
       {"x-frugal-model", "gpt-4o-mini"},
       {"x-frugal-route", "evil\r\nSet-Cookie: a=b"},
       {"x-frugal-tier", ""},
-      {"x-frugal-request-type", std::string(100, 'x') + "\n"}};  // past the short-value scan
+      {"x-frugal-request-type", std::string(100, 'x') + "\n"}};  // a long one
   append_headers(head, headers);
   CHECK(head == "HTTP/1.1 200 OK\r\nx-frugal-model: gpt-4o-mini\r\nx-frugal-route: evilSet-Cookie: a=b"
                 "\r\nx-frugal-tier: \r\nx-frugal-request-type: " +
