@@ -23,6 +23,7 @@
 #include "core/text.h"
 #include "gateway/frugal_api.h"
 #include "gateway/log.h"
+#include "gateway/readiness.h"
 #include "gateway/server.h"
 #include "gateway/worker.h"
 
@@ -104,9 +105,8 @@ asio::awaitable<bool> route(ClientSocket& stream, Request& req, RequestContext& 
   }
   if (path == "/readyz") {
     if (auto e = only(bhttp::verb::get)) co_return co_await send_error(stream, *e, ctx, anthropic);
-    const bool ready = w.server.ready();
-    co_return co_await send_response(stream, ready ? 200 : 503, "application/json",
-                                     ready ? R"({"status":"ready"})" : R"({"status":"not ready"})", ctx);
+    const Readiness r = readiness(w.server);
+    co_return co_await send_response(stream, r.status, "application/json", r.body, ctx);
   }
   if (path.rfind("/v1/frugal/", 0) == 0 || path.rfind("/admin/", 0) == 0) {
     // Cost data is per key and team: the same authorisation as /admin/ (checked above).
