@@ -18,6 +18,7 @@
 #include "core/ids.h"
 #include "router/ledger.h"
 #include "gateway/log.h"
+#include "gateway/regex_limit_log.h"
 #include "gateway/worker.h"
 
 namespace frugal::gateway {
@@ -110,6 +111,7 @@ void Server::run_blocking(asio::io_context& io, std::function<std::string()> wor
 
 Result<void> Server::start() {
   const auto cfg = config();
+  install_regex_limit_log();
   FRUGAL_TRY(open_data(*cfg));
   FRUGAL_TRY(engines_.sync(*cfg));
   {
