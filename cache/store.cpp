@@ -13,8 +13,21 @@
 namespace frugal::cache {
 namespace {
 
-// RocksDB's info log, WARN and above, as frugal log lines on stderr (the format of
-// gateway/log.cpp), at most 20 lines per 10 s: a DB that cannot write repeats itself.
+// One frugal log line on stderr (the format of gateway/log.cpp).
+void log_line(bool error, std::string_view m) {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char ts[32];
+  std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  std::string line = std::string(ts) + " frugal " + (error ? "error" : "warn") + ": " + std::string(m) + '\n';
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+constexpr const char* kWalAnchorKey = "frugal.store.wal_anchor";
+
+// RocksDB's info log, WARN and above, as frugal log lines on stderr, at most 20 lines
+// per 10 s: a DB that cannot write repeats itself.
 class StderrLogger final : public rocksdb::Logger {
  public:
   StderrLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), throttle_(std::chrono::seconds(10), 20) {}
@@ -28,16 +41,9 @@ class StderrLogger final : public rocksdb::Logger {
     std::vsnprintf(msg, sizeof msg, format, ap);
     std::string_view m(msg);
     while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.remove_suffix(1);
-    const std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char ts[32];
-    std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    std::string line = std::string(ts) + " frugal " + (level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? "error" : "warn") +
-                       ": rocksdb: " + std::string(m);
+    std::string line = "rocksdb: " + std::string(m);
     if (*admitted) line += " (" + std::to_string(*admitted) + " rocksdb log lines suppressed)";
-    line += '\n';
-    std::fwrite(line.data(), 1, line.size(), stderr);
+    log_line(level >= rocksdb::InfoLogLevel::ERROR_LEVEL, line);
   }
 
  private:
@@ -48,9 +54,10 @@ class StderrLogger final : public rocksdb::Logger {
 class HealthListener final : public rocksdb::EventListener {
  public:
   explicit HealthListener(std::shared_ptr<Store::HealthState> state) : state_(std::move(state)) {}
-  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* bg_error) override {
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* bg_error) override {
     {
       std::lock_guard lk(state_->mu);
+      if (reason == rocksdb::BackgroundErrorReason::kWriteCallback) state_->wal_failed = true;
       state_->health.writable = false;
       state_->health.error = bg_error->ToString();
       ++state_->health.background_errors;
@@ -63,6 +70,7 @@ class HealthListener final : public rocksdb::EventListener {
   void OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) override {
     if (!info.new_bg_error.ok()) return;
     std::lock_guard lk(state_->mu);
+    state_->wal_failed = false;  // the recovery flush switched to a new log
     state_->health.writable = true;
     state_->health.error.clear();
   }
@@ -81,6 +89,7 @@ Result<std::shared_ptr<Store>> Store::open(const std::string& dir,
                                            std::vector<ColumnFamilySpec> specs,
                                            const StoreOptions& options) {
   rocksdb::DBOptions db_options;
+  if (options.env) db_options.env = options.env;
   db_options.create_if_missing = options.create_if_missing;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = options.max_background_jobs;
@@ -124,6 +133,7 @@ Result<std::shared_ptr<Store>> Store::open(const std::string& dir,
   if (!st.ok()) return rocks_error(st, "open " + dir);
   store->db_.reset(raw);
   store->health_ = std::move(health);
+  store->write_wal_anchor();
   store->resumer_ = std::thread([p = store.get(), interval = options.resume_interval] { p->run_resumer(interval); });
   return store;
 }
@@ -136,15 +146,42 @@ void Store::run_resumer(std::chrono::milliseconds interval) {
     // Not at once: the failed write is still unwinding, and a full disk rarely frees
     // itself within milliseconds.
     if (health_->cv.wait_for(lk, interval, [&] { return health_->stopping; })) return;
-    lk.unlock();
-    const rocksdb::Status s = db_->Resume();  // may call the listener: not under mu
+    const bool wal_failed = health_->wal_failed;
+    lk.unlock();  // the DB calls below take RocksDB's mutex, which calls the listener
+    const bool stuck = wal_failed && !memtable_nonempty();
     lk.lock();
-    if (s.ok()) {
-      health_->health.writable = true;
-      health_->health.error.clear();
-      ++health_->health.recoveries;
+    if (stuck) {
+      health_->health.needs_restart = true;
+      health_->health.error += "; frugal must be restarted to write again (the write-ahead log failed while "
+                               "every memtable was empty, which RocksDB 7.8 cannot resume from)";
+      log_line(true, "storage: " + health_->health.error);
+      health_->cv.wait(lk, [&] { return health_->stopping; });
+      return;
     }
+    lk.unlock();
+    // On success the listener (OnErrorRecoveryEnd, in RocksDB's order of events) marks
+    // the Store writable again.
+    const rocksdb::Status s = db_->Resume();
+    if (s.ok()) {
+      log_line(false, "storage: writes to the data directory succeed again");
+      write_wal_anchor();
+    }
+    lk.lock();
+    if (s.ok()) ++health_->health.recoveries;
   }
+}
+
+bool Store::memtable_nonempty() const {
+  for (auto* h : handles_) {
+    uint64_t n = 0;
+    if (db_->GetIntProperty(h, "rocksdb.num-entries-active-mem-table", &n) && n > 0) return true;
+  }
+  return false;
+}
+
+void Store::write_wal_anchor() {
+  const auto now = std::chrono::system_clock::now().time_since_epoch().count();
+  (void)db_->Put(rocksdb::WriteOptions(), cf(rocksdb::kDefaultColumnFamilyName), kWalAnchorKey, std::to_string(now));
 }
 
 StoreHealth Store::health() const {

@@ -16,7 +16,10 @@
 // calls DB::Resume() every StoreOptions::resume_interval until a write path works again
 // (RocksDB's own recovery is switched off: its SstFileManager waits for a free-space
 // reserve as large as the biggest write buffer, which a small volume never has, and it
-// makes DB::Resume() answer Busy meanwhile). RocksDB's info log goes to stderr, WARN and
+// makes DB::Resume() answer Busy meanwhile). One case is not resumed: a failed WAL
+// append while every memtable is empty (StoreHealth::needs_restart; the Store writes a
+// small key after open and after each Resume() so that this is rare).
+// RocksDB's info log goes to stderr, WARN and
 // above, rate-limited, instead of a LOG file in the data directory: that file was the
 // first writer to hit the full disk, and RocksDB asserts on its next append
 // (WritableFileWriter::AssertFalseAndGetStatusForPrevError in Debian's 7.8 build).
@@ -48,6 +51,7 @@ struct StoreOptions {
   size_t max_total_wal_size = 64u << 20;    // forces flushes of idle column families
   bool create_if_missing = true;
   std::chrono::milliseconds resume_interval{500};  // DB::Resume() attempts while writes fail
+  rocksdb::Env* env = nullptr;                      // tests: fault injection; null = default
 };
 
 struct StoreHealth {
@@ -55,6 +59,10 @@ struct StoreHealth {
   std::string error;                // the background error, while !writable
   uint64_t background_errors = 0;   // since open
   uint64_t recoveries = 0;          // successful Resume()s since open
+  // A write-ahead-log append failed while every memtable was empty: RocksDB 7.8 would
+  // resume onto the failed log file and abort the process at the next write, so the
+  // Store does not resume; writes fail until frugal is restarted.
+  bool needs_restart = false;
 };
 
 // RocksDB status -> frugal Error (kInternal, message names the operation).
@@ -89,12 +97,19 @@ class Store {
     mutable std::mutex mu;
     std::condition_variable cv;
     StoreHealth health;
+    bool wal_failed = false;  // a WAL append failed since the last successful Resume()
     bool stopping = false;
   };
 
  private:
   Store() = default;
   void run_resumer(std::chrono::milliseconds interval);
+  // Whether some column family's active memtable holds data: then DB::Resume()'s flush
+  // switches to a new write-ahead log (with all of them empty it keeps the failed one).
+  bool memtable_nonempty() const;
+  // Writes a tiny key to the default column family so that a memtable holds data (see
+  // memtable_nonempty()); after open and after each Resume().
+  void write_wal_anchor();
   std::string dir_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;

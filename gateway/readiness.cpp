@@ -19,6 +19,7 @@ Readiness readiness(Server& server) {
   j.key("status").value("degraded");
   j.key("reason").value(store.writable ? "ledger rows are waiting to be written"
                                        : "storage writes fail: " + store.error);
+  if (store.needs_restart) j.key("restart_required").value(true);
   j.key("ledger_rows_held").value(static_cast<int64_t>(ledger.held));
   j.key("ledger_rows_dropped").value(static_cast<int64_t>(ledger.dropped));
   j.key("cache_write_errors").value(static_cast<int64_t>(server.cache().stats().write_errors));

@@ -822,6 +822,7 @@ void Ledger::run_writer() {
           retry.push_back(std::move(held_.front()));
           held_.pop_front();
         }
+        retrying_ = n;
       } else {
         // No pause to gather more: while this batch is written the next one queues
         // (group commit), and a pause would leave the cores idle with every request of
@@ -845,6 +846,7 @@ void Ledger::run_writer() {
     {
       std::lock_guard lock(mu_);
       writing_ = false;
+      retrying_ = 0;
       ++stats_.batches;
       const size_t n = records.size();
       if (s.ok()) {
@@ -930,7 +932,7 @@ Result<CostReport> Ledger::query(int64_t from_us, int64_t to_us, std::span<const
 LedgerStats Ledger::stats() const {
   std::lock_guard lock(mu_);
   LedgerStats s = stats_;
-  s.held = held_.size();
+  s.held = held_.size() + retrying_;
   return s;
 }
 

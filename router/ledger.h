@@ -197,6 +197,7 @@ class Ledger {
   std::condition_variable done_cv_;   // waiters: written_seq_ advanced / space freed
   std::deque<Pending> queue_;
   std::deque<LedgerRecord> held_;     // failed writes, in order, retried by the writer
+  size_t retrying_ = 0;               // held rows the writer is writing now
   std::chrono::steady_clock::time_point next_retry_{};
   uint64_t next_seq_ = 0;             // last sequence number handed out
   uint64_t written_seq_ = 0;          // every seq <= this has been attempted
