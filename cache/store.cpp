@@ -55,14 +55,20 @@ class HealthListener final : public rocksdb::EventListener {
  public:
   explicit HealthListener(std::shared_ptr<Store::HealthState> state) : state_(std::move(state)) {}
   void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* bg_error) override {
+    bool was_writable;
     {
       std::lock_guard lk(state_->mu);
       if (reason == rocksdb::BackgroundErrorReason::kWriteCallback) state_->wal_failed = true;
+      was_writable = state_->health.writable;
       state_->health.writable = false;
       state_->health.error = bg_error->ToString();
       ++state_->health.background_errors;
     }
     state_->cv.notify_all();
+    if (was_writable)
+      log_line(true, "storage: writes to the data directory fail (" + bg_error->ToString() +
+                         "); serving continues, cache fills are skipped and ledger rows are held in memory "
+                         "until writes succeed again");
   }
   void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status, bool* auto_recovery) override {
     *auto_recovery = false;  // the Store's resumer calls DB::Resume() (see store.h)

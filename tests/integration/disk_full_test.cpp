@@ -170,6 +170,18 @@ TEST_CASE("a full data dir degrades readyz but keeps serving, keeps every ledger
   REQUIRE_MESSAGE(ready, "readyz stayed degraded after space returned; output:\n" << e.gw->output());
   REQUIRE(e.chat("full-after-recovery").status == 200);
   acknowledged.push_back("full-after-recovery");
+  {
+    // Logged, once per event, and the per-batch ledger failures rate-limited (1 per 10 s).
+    const std::string out = e.gw->output();
+    CHECK(out.find("storage: writes to the data directory fail") != std::string::npos);
+    CHECK(out.find("storage: writes to the data directory succeed again") != std::string::npos);
+    size_t ledger_lines = 0;
+    for (size_t at = out.find("ledger: a batch of"); at != std::string::npos; at = out.find("ledger: a batch of", at + 1))
+      ++ledger_lines;
+    CHECK(ledger_lines >= 1);
+    CHECK(ledger_lines <= 10);
+    CHECK(out.find("Assertion") == std::string::npos);
+  }
 
   const auto check_rows = [&](const std::set<std::string>& ids) {
     size_t missing = 0;
