@@ -117,7 +117,8 @@ ProviderConfig parse_provider(const std::string& name, const YamlNode& n) {
   if (p.kind == ProviderKind::kEngine) {
     parse_engine(n, p);
   } else {
-    n.allow_keys({"kind", "base_url", "api_key", "timeouts", "retry", "http2", "transport", "headers", "tls"});
+    n.allow_keys({"kind", "base_url", "api_key", "timeouts", "retry", "http2", "transport", "headers", "tls",
+                  "max_answer", "max_sse_event"});
     const YamlNode url = n.required("base_url");
     p.base_url = url.as_string();
     if (p.base_url.rfind("http://", 0) != 0 && p.base_url.rfind("https://", 0) != 0)
@@ -143,6 +144,10 @@ ProviderConfig parse_provider(const std::string& name, const YamlNode& n) {
     }
     if (auto h = n.child("headers"))
       for (const auto& [hk, hv] : h->entries()) p.headers[hk] = hv.as_string();
+    p.max_answer_bytes = n.get_bytes("max_answer", p.max_answer_bytes);
+    p.max_sse_event_bytes = n.get_bytes("max_sse_event", p.max_sse_event_bytes);
+    if (p.max_answer_bytes <= 0) n.child("max_answer")->fail("expected a positive size");
+    if (p.max_sse_event_bytes <= 0) n.child("max_sse_event")->fail("expected a positive size");
   }
   if (auto r = n.child("retry")) {
     r->allow_keys({"max_attempts", "base_delay", "max_delay"});

@@ -61,6 +61,10 @@ struct ProviderConfig {
   // (`transport: libcurl`); https always uses libcurl.
   bool builtin_http1 = true;
   std::map<std::string, std::string> headers;  // extra headers sent upstream
+  // A non-streamed answer (or error body) larger than this is a failed attempt (502).
+  int64_t max_answer_bytes = 64ll << 20;
+  // One SSE event (or an unterminated line) larger than this ends the stream with an error.
+  int64_t max_sse_event_bytes = 1 << 20;
   EngineSettings engine;  // kind == kEngine only
 };
 

@@ -5,6 +5,9 @@
 #include <algorithm>
 
 #include "backends/dialect/errors.h"
+#include "backends/whole_body.h"
+#include "config/secrets.h"
+#include "core/sse.h"
 #include "cache/hash.h"
 #include "cache/prefix.h"
 #include "cache/replica_picker.h"
@@ -124,11 +127,30 @@ Error ChatExchange::upstream_error(backends::Call& call) const {
   // The backend refused on the gateway's behalf (e.g. a request the provider's dialect
   // cannot express): the message is ours, not the upstream's.
   if (!call.header(backends::kGatewayErrorHeader).empty()) return e;
+  // An upstream may echo the credential it was sent ("Incorrect API key provided: ...").
+  config::mask_secrets(e.message, config::config_secrets(*cfg_));
   const std::string who = "upstream '" + (target_.provider ? target_.provider->name : std::string("?")) + "'";
   e.message = status == 401 || status == 403
                   ? who + " rejected the gateway's credentials (status " + std::to_string(status) + "): " + e.message
                   : who + " returned status " + std::to_string(status) + ": " + e.message;
   return e;
+}
+
+Error ChatExchange::broken_answer(const Error& why) const {
+  const std::string who = "upstream '" + (target_.provider ? target_.provider->name : std::string("?")) + "'";
+  Error e = make_error(why.kind == ErrorKind::kTimeout ? ErrorKind::kTimeout : ErrorKind::kUpstream,
+                       who + " failed mid-response: " + why.message);
+  config::mask_secrets(e.message, config::config_secrets(*cfg_));
+  return e;
+}
+
+size_t ChatExchange::max_answer_bytes() const {
+  return target_.provider ? static_cast<size_t>(target_.provider->max_answer_bytes) : backends::kDefaultMaxAnswerBytes;
+}
+
+size_t ChatExchange::max_sse_event_bytes() const {
+  return target_.provider ? static_cast<size_t>(target_.provider->max_sse_event_bytes)
+                          : SseParser::kDefaultMaxEventBytes;
 }
 
 }  // namespace frugal::gateway

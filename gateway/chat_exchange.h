@@ -80,8 +80,15 @@ class ChatExchange {
   // a client that went away). Logged at debug level ("finish end=... usage ...").
   void finish(const Usage& usage, ExchangeEnd end);
 
-  // A final upstream error response (status >= 400) as an Error to render.
+  // A final upstream error response (status >= 400) as an Error to render: the
+  // upstream's message with every configured secret masked (its body never as it is).
   Error upstream_error(backends::Call& call) const;
+  // An answer whose body failed to arrive whole (read_whole_body's error), to render.
+  Error broken_answer(const Error& why) const;
+
+  // The answering provider's limits (the defaults for a cache hit or a replayed tier).
+  size_t max_answer_bytes() const;
+  size_t max_sse_event_bytes() const;
 
   const router::Target& target() const { return target_; }
 

@@ -27,9 +27,10 @@ struct Buffered {
   int64_t done_us = 0;
 };
 
-// Reads a started call to its end. `stream`: the body is SSE.
-asio::awaitable<void> buffer_call(backends::Call& call, bool stream, Buffered& out) {
-  SseParser sse;
+// Reads a started call to its end. `stream`: the body is SSE, no event longer than
+// `max_event` bytes.
+asio::awaitable<void> buffer_call(backends::Call& call, bool stream, size_t max_event, Buffered& out) {
+  SseParser sse(max_event);
   bool saw_done = false;
   size_t total = 0;
   for (;;) {
@@ -47,6 +48,11 @@ asio::awaitable<void> buffer_call(backends::Call& call, bool stream, Buffered& o
           if (ev.data == "[DONE]") saw_done = true;
           else if (!ev.data.empty()) out.chunks.emplace_back(ev.data);
         });
+        if (sse.overflowed()) {
+          call.cancel();
+          out.error = "an SSE event longer than " + std::to_string(max_event) + " bytes (max_sse_event)";
+          break;
+        }
       } else {
         out.body += bytes;
       }
@@ -184,7 +190,7 @@ asio::awaitable<std::optional<double>> CascadeRun::verify(size_t tier_index, con
   }
   control.track(r.call);
   Buffered b;
-  co_await buffer_call(*r.call, false, b);
+  co_await buffer_call(*r.call, false, SseParser::kDefaultMaxEventBytes, b);
   control.track(nullptr);
   out.upstream_wait_us += b.done_us - started - r.upstream_wait_us;
   LedgerTier t;
@@ -266,7 +272,7 @@ asio::awaitable<void> CascadeRun::run() {
 
     control.track(r.call);
     Buffered b;
-    co_await buffer_call(*r.call, treq.stream, b);
+    co_await buffer_call(*r.call, treq.stream, static_cast<size_t>(r.target.provider->max_sse_event_bytes), b);
     control.track(nullptr);
     out.upstream_wait_us += b.done_us - started - r.upstream_wait_us;
     if (control.cancelled()) {

@@ -86,6 +86,16 @@ boost::asio::awaitable<DispatchResult> dispatch_chat(Backends& backends,
                                                      DispatchControl& control);
 
 bool is_retriable_status(int status);
+
+// Whether `call` answers `req` with a stream the client gets as it arrives (a streamed
+// request and a 2xx text/event-stream); anything else is read whole before it is handed
+// out (so a non-streamed answer is complete and checked before the client sees a byte).
+bool is_stream_answer(const ChatRequest& req, const backends::Call& call);
+// Why a response cannot be handed to a client, if it cannot: a status that carries no
+// answer (1xx, 204, 205, 3xx), a body still content-encoded, or, for a 2xx read whole
+// (`body`), one that is an event stream or not a JSON object. A stream is checked by
+// its relay (`whole` false: only the status and encoding are checked).
+std::optional<Error> check_answer(const backends::Call& call, std::string_view body, bool whole);
 // Full-jitter exponential backoff for attempt n (0-based), in ms.
 int64_t backoff_delay_ms(int attempt, int64_t base_ms, int64_t max_ms, double unit_random);
 
