@@ -108,12 +108,18 @@ asio::awaitable<bool> stream_messages(ClientSocket& stream, backends::Call& call
   SseParser sse(ex.max_sse_event_bytes());
   // Named, not a temporary in the co_await expression: GCC 12 destroys those twice.
   const std::function<void(const SseEvent&, std::string&)> on_event = [&](const SseEvent& ev, std::string& out) {
+    const size_t from = out.size();
     if (native) {
       if (ev.event == "error") relayed_error_event = true;
       tracker.observe(ev);
       out.append(ev.raw);
     } else {
       (void)translator.feed(ev, out);  // a failure has written its error event
+    }
+    if (ev.data.find("\"error\"") != std::string_view::npos) {  // an upstream's error text may echo its key
+      std::string relayed = out.substr(from);
+      ex.mask_secrets(relayed);
+      out.replace(from, std::string::npos, relayed);
     }
   };
   if (!co_await pump_sse_events(stream, call, ex, watch, sse, on_event, usage)) co_return false;

@@ -128,7 +128,7 @@ Error ChatExchange::upstream_error(backends::Call& call) const {
   // cannot express): the message is ours, not the upstream's.
   if (!call.header(backends::kGatewayErrorHeader).empty()) return e;
   // An upstream may echo the credential it was sent ("Incorrect API key provided: ...").
-  config::mask_secrets(e.message, config::config_secrets(*cfg_));
+  mask_secrets(e.message);
   const std::string who = "upstream '" + (target_.provider ? target_.provider->name : std::string("?")) + "'";
   e.message = status == 401 || status == 403
                   ? who + " rejected the gateway's credentials (status " + std::to_string(status) + "): " + e.message
@@ -136,11 +136,13 @@ Error ChatExchange::upstream_error(backends::Call& call) const {
   return e;
 }
 
+void ChatExchange::mask_secrets(std::string& text) const { config::mask_secrets(text, config::config_secrets(*cfg_)); }
+
 Error ChatExchange::broken_answer(const Error& why) const {
   const std::string who = "upstream '" + (target_.provider ? target_.provider->name : std::string("?")) + "'";
   Error e = make_error(why.kind == ErrorKind::kTimeout ? ErrorKind::kTimeout : ErrorKind::kUpstream,
                        who + " failed mid-response: " + why.message);
-  config::mask_secrets(e.message, config::config_secrets(*cfg_));
+  mask_secrets(e.message);
   return e;
 }
 

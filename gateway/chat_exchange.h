@@ -83,6 +83,8 @@ class ChatExchange {
   // A final upstream error response (status >= 400) as an Error to render: the
   // upstream's message with every configured secret masked (its body never as it is).
   Error upstream_error(backends::Call& call) const;
+  // Masks every configured secret in `text` (an upstream's error text about to be relayed).
+  void mask_secrets(std::string& text) const;
   // An answer whose body failed to arrive whole (read_whole_body's error), to render.
   Error broken_answer(const Error& why) const;
 

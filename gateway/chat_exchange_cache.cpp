@@ -310,6 +310,7 @@ void ChatExchange::cache_started(const backends::Call& call) {
   cache_->status = call.status();
   cache_->model = target_.model;  // the answering tier's model (a cascade's may differ from the first)
   cache_->sse = call.header("content-type").find("text/event-stream") != std::string_view::npos;
+  cache_->publish = SseParser(max_sse_event_bytes());  // as the relay's: an event it refuses is not published
 }
 
 void ChatExchange::cache_observe(std::string_view bytes) {
@@ -344,7 +345,7 @@ void ChatExchange::cache_finish(const Usage& usage, ExchangeEnd end) {
   }
   cache::CachedResponse entry;
   if (st.sse) {
-    SseParser sse;
+    SseParser sse(max_sse_event_bytes());
     bool done = false;
     sse.feed(st.recorded, [&](const SseEvent& ev) {
       if (ev.data == "[DONE]") done = true;

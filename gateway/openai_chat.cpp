@@ -59,6 +59,12 @@ asio::awaitable<bool> relay_stream(ClientSocket& stream, backends::Call& call, c
       return;
     }
     if (inspect_chunk(ev.data, usage) && !chat.include_usage) return;  // usage-only chunk not asked for
+    if (ev.data.find("\"error\"") != std::string_view::npos) {  // an upstream's error text may echo its key
+      std::string raw(ev.raw);
+      ex.mask_secrets(raw);
+      out += raw;
+      return;
+    }
     out.append(ev.raw);
   };
   if (!co_await pump_sse_events(stream, call, ex, watch, sse, on_event, seen)) co_return false;

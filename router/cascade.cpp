@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "backends/replay_call.h"
+#include "config/secrets.h"
 #include "core/ids.h"
 #include "core/json.h"
 #include "core/sse.h"
@@ -66,8 +67,10 @@ asio::awaitable<void> buffer_call(backends::Call& call, bool stream, size_t max_
   else if (stream && (sse.has_partial() || !saw_done)) out.error = "the stream ended without its terminator";
 }
 
-std::string error_summary(backends::Call& call) {
+// For the ledger (served by /v1/frugal/ledger): an upstream's error text may echo its key.
+std::string error_summary(backends::Call& call, const config::GatewayConfig& cfg) {
   std::string body(call.body().substr(0, 200));
+  config::mask_secrets(body, config::config_secrets(cfg));
   return "status " + std::to_string(call.status()) + (body.empty() ? "" : ": " + body);
 }
 
@@ -183,7 +186,7 @@ asio::awaitable<std::optional<double>> CascadeRun::verify(size_t tier_index, con
   out.upstream_wait_us += r.upstream_wait_us;
   if (r.error || r.call->status() >= 400) {
     LedgerTier t = error_tier(v.model, r.target.provider ? r.target.provider->name : "", started,
-                              label + " failed: " + (r.error ? r.error->message : error_summary(*r.call)));
+                              label + " failed: " + (r.error ? r.error->message : error_summary(*r.call, *in.cfg)));
     t.status = TierStatus::kVerifier;
     add(std::move(t));
     co_return std::nullopt;
@@ -258,7 +261,7 @@ asio::awaitable<void> CascadeRun::run() {
       continue;
     }
     if (!tier.last && r.call->status() >= 400) {
-      add(error_tier(tier.model, provider, started, error_summary(*r.call)));
+      add(error_tier(tier.model, provider, started, error_summary(*r.call, *in.cfg)));
       continue;
     }
     if (!buffered) {  // the last tier, or first_tier mode: the client gets it as it comes

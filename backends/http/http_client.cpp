@@ -1,5 +1,6 @@
 #include "backends/http/http_client.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,7 +19,7 @@ struct HttpClient::Socket {
   bool reading = false;
   bool writing = false;
   bool closed = false;
-  uint32_t http1_ports = 0;  // its key in http1_by_ports_, 0 if not there
+  std::string http1_key;  // its key in http1_connections_, empty if not there
 };
 
 namespace {
@@ -128,8 +129,8 @@ void HttpCall::cancel() {
   notify();
 }
 
-int HttpCall::on_prereq(void* self, char*, char*, int remote_port, int local_port) {
-  static_cast<HttpCall*>(self)->client_->check_reused_connection(remote_port, local_port);
+int HttpCall::on_prereq(void* self, char* remote_ip, char* local_ip, int remote_port, int local_port) {
+  static_cast<HttpCall*>(self)->client_->check_reused_connection(remote_ip, remote_port, local_ip, local_port);
   return CURL_PREREQFUNC_OK;
 }
 
@@ -273,7 +274,7 @@ int HttpClient::on_close_socket(void* self, curl_socket_t fd) {
   auto it = client->sockets_.find(fd);
   if (it == client->sockets_.end()) return ::close(fd);
   it->second->closed = true;
-  if (it->second->http1_ports) client->http1_by_ports_.erase(it->second->http1_ports);
+  if (!it->second->http1_key.empty()) client->http1_connections_.erase(it->second->http1_key);
   boost::system::error_code ec;
   it->second->sd.close(ec);  // pending waits complete with operation_aborted
   client->sockets_.erase(it);
@@ -281,13 +282,26 @@ int HttpClient::on_close_socket(void* self, curl_socket_t fd) {
 }
 
 namespace {
-uint16_t port_of(const sockaddr_storage& a) {
-  if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
-  if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
-  return 0;
+// "local-ip:port>remote-ip:port", as CURLOPT_PREREQFUNCTION describes a connection.
+std::string endpoint_text(const sockaddr_storage& a) {
+  char ip[INET6_ADDRSTRLEN] = {};
+  uint16_t port = 0;
+  if (a.ss_family == AF_INET) {
+    const auto& v4 = reinterpret_cast<const sockaddr_in&>(a);
+    inet_ntop(AF_INET, &v4.sin_addr, ip, sizeof ip);
+    port = ntohs(v4.sin_port);
+  } else if (a.ss_family == AF_INET6) {
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(a);
+    inet_ntop(AF_INET6, &v6.sin6_addr, ip, sizeof ip);
+    port = ntohs(v6.sin6_port);
+  }
+  return std::string(ip) + ":" + std::to_string(port);
 }
-uint32_t ports_key(int local_port, int remote_port) {
-  return (static_cast<uint32_t>(local_port & 0xffff) << 16) | static_cast<uint32_t>(remote_port & 0xffff);
+std::string connection_key(std::string_view local, std::string_view remote) {
+  std::string k(local);
+  k += '>';
+  k += remote;
+  return k;
 }
 }  // namespace
 
@@ -299,20 +313,23 @@ void HttpClient::note_http1_connection(CURL* easy) {
     return;
   if (curl_easy_getinfo(easy, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD) return;
   auto it = sockets_.find(fd);
-  if (it == sockets_.end() || it->second->http1_ports) return;
+  if (it == sockets_.end() || !it->second->http1_key.empty()) return;
   sockaddr_storage local{}, remote{};
   socklen_t ll = sizeof local, rl = sizeof remote;
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0 ||
       getpeername(fd, reinterpret_cast<sockaddr*>(&remote), &rl) != 0)
     return;
-  const uint32_t key = ports_key(port_of(local), port_of(remote));
-  it->second->http1_ports = key;
-  http1_by_ports_[key] = fd;
+  it->second->http1_key = connection_key(endpoint_text(local), endpoint_text(remote));
+  http1_connections_[it->second->http1_key] = fd;
 }
 
-void HttpClient::check_reused_connection(int remote_port, int local_port) {
-  auto it = http1_by_ports_.find(ports_key(local_port, remote_port));
-  if (it == http1_by_ports_.end() || idle_socket_is_quiet(it->second)) return;
+void HttpClient::check_reused_connection(const char* remote_ip, int remote_port, const char* local_ip,
+                                         int local_port) {
+  if (http1_connections_.empty() || !remote_ip || !local_ip) return;
+  const std::string key = connection_key(std::string(local_ip) + ":" + std::to_string(local_port),
+                                         std::string(remote_ip) + ":" + std::to_string(remote_port));
+  auto it = http1_connections_.find(key);
+  if (it == http1_connections_.end() || idle_socket_is_quiet(it->second)) return;
   ::shutdown(it->second, SHUT_RDWR);
 }
 

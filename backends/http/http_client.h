@@ -111,13 +111,13 @@ class HttpClient {
   void arm(const std::shared_ptr<Socket>& s);
   void socket_action(curl_socket_t fd, int events);
   void drain_messages();
-  // After a transfer: remembers an HTTP/1 connection (by its ports) so that its reuse is
+  // After a transfer: remembers an HTTP/1 connection (by its addresses) so that its reuse is
   // checked for unread bytes (on_prereq). libcurl 7.x only checks an idle connection
   // for EOF, so a stray response on it would become the next request's answer.
   void note_http1_connection(CURL* easy);
   // Called before a request goes out on a connection: a reused HTTP/1 connection with
   // unread bytes is shut down, so the send fails and libcurl retries on a fresh one.
-  void check_reused_connection(int remote_port, int local_port);
+  void check_reused_connection(const char* remote_ip, int remote_port, const char* local_ip, int local_port);
   void sweep_deadlines();
   void detach(HttpCall& call);
   CURL* acquire_easy();
@@ -132,8 +132,8 @@ class HttpClient {
   asio::steady_timer sweep_;
   bool sweeping_ = false;
   std::unordered_map<curl_socket_t, std::shared_ptr<Socket>> sockets_;
-  // HTTP/1 connections that carried a transfer, by (local port << 16 | remote port).
-  std::unordered_map<uint32_t, curl_socket_t> http1_by_ports_;
+  // HTTP/1 connections that carried a transfer, by "local-ip:port>remote-ip:port".
+  std::unordered_map<std::string, curl_socket_t> http1_connections_;
   std::unordered_set<std::shared_ptr<HttpCall>> active_;  // keeps running calls alive
   std::vector<CURL*> idle_easy_;
   H1Client h1_;

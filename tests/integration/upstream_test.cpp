@@ -188,6 +188,14 @@ class RogueUpstream {
                                         R"({"error":{"message":"Incorrect API key provided: )" + key +
                                             R"(. Also tried )" + key.substr(3, 12) + R"(.","type":"invalid_request_error"}})"));
     }
+    if (mode == "streamerr") {  // the echo, mid-stream
+      std::string key;
+      if (const size_t at = head.find("Bearer "); at != std::string::npos)
+        key = head.substr(at + 7, head.find("\r\n", at) - at - 7);
+      return send_all(fd, http_response(200, "text/event-stream",
+                                        R"(data: {"error":{"message":"Incorrect API key provided: )" + key +
+                                            R"(","type":"invalid_request_error"}})" + "\n\n"));
+    }
     if (mode == "html")
       return send_all(fd, http_response(500, "text/html", "<html><body><h1>500 Internal Server Error</h1></body></html>"));
     if (mode == "stall") {
@@ -454,6 +462,19 @@ TEST_CASE("an upstream error echoing the key is relayed without it") {
     auto a = e.messages(mode);
     CHECK(a.status == 401);
     CHECK(a.body.find(R"("type":"error")") != std::string::npos);
+    CHECK_FALSE(contains_piece_of(a.body, kRogueKey, 8));
+  }
+  for (const std::string mode : {"r-streamerr", "c-streamerr"}) {
+    CAPTURE(mode);
+    auto r = e.chat(mode, R"(,"stream":true)");
+    CHECK(r.status == 200);
+    CHECK(r.body.find("Incorrect API key provided") != std::string::npos);
+    CHECK_FALSE(contains_piece_of(r.body, kRogueKey, 8));
+    auto a = request("POST", e.url + "/v1/messages",
+                     R"({"model":")" + mode + R"(","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]})",
+                     {"anthropic-version: 2023-06-01"});
+    CHECK(a.status == 200);
+    CHECK(a.body.find("error") != std::string::npos);
     CHECK_FALSE(contains_piece_of(a.body, kRogueKey, 8));
   }
 }
