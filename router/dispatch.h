@@ -3,7 +3,10 @@
 // from one of them: retries (429, 5xx, connection errors, timeouts) with exponential
 // backoff and full jitter honouring Retry-After, then the alias's fallback targets.
 // Everything here happens before the first byte reaches the client; once a call is
-// returned its bytes are the client's and nothing is retried.
+// returned its bytes are the client's and nothing is retried. So every answer but a
+// stream is read whole (bounded by the provider's max_answer) and checked here: a body
+// that breaks off, stalls (the body idle timeout) or is no answer (check_answer) is a
+// failed attempt like a connection error.
 //
 // Threading: a dispatch runs on the calling coroutine's io_context (the one the
 // backends' calls belong to).
@@ -71,8 +74,9 @@ class DispatchControl {
 };
 
 struct DispatchResult {
-  // A call whose headers have arrived: 2xx (stream or body follows), or a final
-  // non-retriable upstream error whose body is complete. Null when `error` is set.
+  // A call whose headers have arrived: a 2xx stream (its bytes follow), a 2xx answer
+  // read whole and checked, or a final upstream error whose body is complete. Null when
+  // `error` is set.
   std::shared_ptr<backends::Call> call;
   std::optional<Error> error;
   Target target;  // the target that produced `call`
