@@ -144,10 +144,8 @@ ProviderConfig parse_provider(const std::string& name, const YamlNode& n) {
     }
     if (auto h = n.child("headers"))
       for (const auto& [hk, hv] : h->entries()) p.headers[hk] = hv.as_string();
-    p.max_answer_bytes = n.get_bytes("max_answer", p.max_answer_bytes);
-    p.max_sse_event_bytes = n.get_bytes("max_sse_event", p.max_sse_event_bytes);
-    if (p.max_answer_bytes <= 0) n.child("max_answer")->fail("expected a positive size");
-    if (p.max_sse_event_bytes <= 0) n.child("max_sse_event")->fail("expected a positive size");
+    p.max_answer_bytes = n.get_bytes("max_answer", p.max_answer_bytes, kMinBodyLimit, kMaxBodyLimit);
+    p.max_sse_event_bytes = n.get_bytes("max_sse_event", p.max_sse_event_bytes, kMinBodyLimit, kMaxBodyLimit);
   }
   if (auto r = n.child("retry")) {
     r->allow_keys({"max_attempts", "base_delay", "max_delay"});
