@@ -39,3 +39,23 @@ TEST_CASE("config_secrets lists api keys and credential-named header values") {
   std::sort(s.begin(), s.end());
   CHECK(s == std::vector<std::string>{"Bearer three", "four", "sk-one", "two"});
 }
+
+TEST_CASE("provider answer and SSE event limits parse with units and are range-checked") {
+  auto c = load_config_text(R"(
+providers:
+  a: { kind: openai, base_url: "http://127.0.0.1:8000/v1", max_answer: 2MiB, max_sse_event: 64KiB }
+  b: { kind: openai, base_url: "http://127.0.0.1:8001/v1" }
+)",
+                            "limits.yaml");
+  REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
+  CHECK(c->provider("a")->max_answer_bytes == (2 << 20));
+  CHECK(c->provider("a")->max_sse_event_bytes == (64 << 10));
+  CHECK(c->provider("b")->max_answer_bytes == (64ll << 20));
+  CHECK(c->provider("b")->max_sse_event_bytes == (1 << 20));
+  for (const char* bad : {"max_answer: 0", "max_sse_event: 10", "max_answer: 2TiB"}) {
+    CAPTURE(bad);
+    auto r = load_config_text(std::string("providers:\n  a: { kind: openai, base_url: \"http://h/v1\", ") + bad + " }\n",
+                              "bad.yaml");
+    CHECK_FALSE(r.ok());
+  }
+}
