@@ -97,7 +97,11 @@ std::optional<Error> check_answer(const backends::Call& call, std::string_view b
   if (status >= 300) return std::nullopt;  // an error body is read as well as it can be
   if (!whole) return std::nullopt;  // a stream, checked by its relay
   if (is_event_stream(call)) return bad("is an event stream, but the request was not streamed");
-  thread_local simdjson::dom::parser parser;
+  // The per-thread parser keeps the capacity of the largest document it parsed: a rare
+  // large answer gets one of its own, freed at once.
+  thread_local simdjson::dom::parser kept;
+  simdjson::dom::parser once;
+  simdjson::dom::parser& parser = body.size() <= (1u << 20) ? kept : once;
   simdjson::dom::element root;
   if (parser.parse(body.data(), body.size()).get(root) || !root.is_object()) return bad("is not a JSON object");
   return std::nullopt;
