@@ -57,7 +57,7 @@ Listener listener_from(const YamlNode& n) {
 
 ServerConfig parse_server(const YamlNode& n) {
   n.allow_keys({"listen", "threads", "body_limit", "read_timeout", "idle_timeout", "shutdown_grace",
-                "watch_interval", "busy_poll"});
+                "write_timeout", "reuse_port", "watch_interval", "busy_poll"});
   ServerConfig s;
   if (auto l = n.child("listen")) {
     s.listen.clear();
@@ -70,6 +70,8 @@ ServerConfig parse_server(const YamlNode& n) {
   s.read_timeout_ms = n.get_duration_ms("read_timeout", s.read_timeout_ms, 100, kDay);
   s.idle_timeout_ms = n.get_duration_ms("idle_timeout", s.idle_timeout_ms, 100, kDay);
   s.shutdown_grace_ms = n.get_duration_ms("shutdown_grace", s.shutdown_grace_ms, 0, kHour);
+  s.write_timeout_ms = n.get_duration_ms("write_timeout", s.write_timeout_ms, 0, kDay);
+  s.reuse_port = n.get_bool("reuse_port", s.reuse_port);
   s.watch_interval_ms = n.get_duration_ms("watch_interval", s.watch_interval_ms, 0, kDay);
   if (auto b = n.child("busy_poll"); b && !b->is_null()) {
     s.busy_poll_us = b->as_duration_us(0, 10'000);
@@ -184,11 +186,12 @@ bool parse_cache_mode(const YamlNode& n) {
 }
 
 CacheConfig parse_cache(const YamlNode& n) {
-  n.allow_keys({"enabled", "mode", "ttl", "memory", "disk", "shared", "auto_prompt_cache", "routes"});
+  n.allow_keys({"enabled", "mode", "ttl", "max_ttl", "memory", "disk", "shared", "auto_prompt_cache", "routes"});
   CacheConfig c;
   c.enabled = n.get_bool("enabled", c.enabled);
   if (auto m = n.child("mode")) c.cache_all = parse_cache_mode(*m);
   c.ttl_ms = n.get_duration_ms("ttl", c.ttl_ms, 0, kMaxTtl);
+  c.max_ttl_ms = n.get_duration_ms("max_ttl", c.max_ttl_ms, 0, kMaxTtl);
   c.memory_bytes = n.get_bytes("memory", c.memory_bytes, 0, kMaxMemory);
   c.disk_bytes = n.get_bytes("disk", c.disk_bytes, 0, kMaxDisk);
   c.shared = n.get_bool("shared", c.shared);

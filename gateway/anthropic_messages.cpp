@@ -129,11 +129,12 @@ asio::awaitable<bool> stream_messages(ClientSocket& stream, backends::Call& call
                                               : std::string("ended without its terminator");
   std::string tail;
   bool complete;
+  const Error cut = watch.shutdown ? shutdown_cut_error() : stream_interrupted(why);
   if (native) {
     complete = tracker.state() == StreamState::kCompleted;
-    if (!complete && !relayed_error_event) tail = render_anthropic_error_event(stream_interrupted(why));
+    if (!complete && !relayed_error_event) tail = render_anthropic_error_event(cut);
   } else {
-    if (translator.state() == StreamState::kOpen) translator.abort(stream_interrupted(why), tail);
+    if (translator.state() == StreamState::kOpen) translator.abort(cut, tail);
     complete = translator.state() == StreamState::kCompleted;
   }
   ex.finish(usage(), complete ? ExchangeEnd::kComplete : ExchangeEnd::kUpstreamBroke);

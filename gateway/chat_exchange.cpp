@@ -1,5 +1,8 @@
 #include "gateway/chat_exchange.h"
 
+#include <charconv>
+#include <limits>
+
 #include <simdjson.h>
 
 #include <algorithm>
@@ -38,6 +41,23 @@ std::string tenant_id_of_key(std::string_view key) {
   return key.empty() ? std::string() : "k" + cache::hash128(key, 0x66727567616cull).to_hex().substr(0, 16);
 }
 
+std::optional<int64_t> parse_cache_ttl_ms(std::string_view v) {
+  int64_t n = 0;
+  const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec == std::errc::result_out_of_range) return std::numeric_limits<int64_t>::max();
+  if (ec != std::errc() || n < 0 || (!v.empty() && v.front() == '+')) return std::nullopt;
+  const std::string_view unit(p, static_cast<size_t>(v.data() + v.size() - p));
+  int64_t scale = 0;
+  if (unit.empty() || unit == "s") scale = 1000;
+  else if (unit == "ms") scale = 1;
+  else if (unit == "m") scale = 60'000;
+  else if (unit == "h") scale = 3'600'000;
+  else if (unit == "d") scale = 86'400'000;
+  else return std::nullopt;
+  if (n > std::numeric_limits<int64_t>::max() / scale) return std::numeric_limits<int64_t>::max();
+  return n * scale;
+}
+
 ChatExchange::~ChatExchange() {
   if (started_ && !finished_) finish(seen_usage_, ExchangeEnd::kClientGone);
   if (picker_) picker_->release(replica_);
@@ -45,6 +65,20 @@ ChatExchange::~ChatExchange() {
 
 boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::start(ChatRequest& req) {
   // Policy: request type, route, budget (gateway/routing.cpp).
+  req.frugal_hop = frugal_hop_of(http_).value_or(0);  // bounded by the session (gateway/session.cpp)
+  if (req.model.size() > kMaxModelNameBytes)
+    co_return make_error(ErrorKind::kInvalidRequest,
+                         "The model name is " + std::to_string(req.model.size()) + " bytes long; at most " +
+                             std::to_string(kMaxModelNameBytes) + " are accepted.",
+                         "model", "model_name_too_long");
+  if (const auto t = http_.find("x-frugal-cache-ttl"); t != http_.end()) {
+    client_ttl_ms_ = parse_cache_ttl_ms(t->value());
+    if (!client_ttl_ms_)
+      co_return make_error(ErrorKind::kInvalidRequest,
+                           "x-frugal-cache-ttl must be a whole number of seconds, or one with a unit (500ms, 10m, "
+                           "2h, 1d); 0 = do not store.",
+                           "", "invalid_cache_ttl");
+  }
   if (auto routed = route(req); !routed) co_return std::move(routed).error();
   auto targets = first_targets(req);
   if (!targets) co_return targets.error();
@@ -98,6 +132,9 @@ void ChatExchange::observe(std::string_view bytes) {
 void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
   if (finished_) return;
   finished_ = true;
+  // Whatever did not complete once shutdown cut the requests was cut by it (a cancelled
+  // call, a destroyed coroutine), whatever it looks like to the codec.
+  if (end != ExchangeEnd::kComplete && w_.server.cutting_for_shutdown()) end = ExchangeEnd::kShutdown;
   seen_usage_ = usage;
   if (picker_) picker_->release(replica_);
   picker_.reset();
@@ -108,7 +145,8 @@ void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
 
 // The usage hand-off, visible at --log-level debug until the ledger consumes it here.
 void ChatExchange::log_finish(const Usage& u, ExchangeEnd end) const {
-  static constexpr const char* kEnds[] = {"complete", "upstream_error", "upstream_broke", "client_gone"};
+  static constexpr const char* kEnds[] = {"complete", "upstream_error", "upstream_broke", "client_gone",
+                                              "shutdown"};
   if (!log::enabled(log::Level::kDebug)) return;
   log::debug("request " + ctx_.request_id + ": finish end=" + kEnds[static_cast<int>(end)] +
              " dialect=" + dialect_name(dialect_) + " usage input=" + std::to_string(u.input_tokens) +

@@ -102,7 +102,9 @@ asio::awaitable<bool> handle_models(ClientSocket& stream, Request& req, RequestC
     for (const auto& p : cfg->providers) {
       if (p.kind == config::ProviderKind::kEngine) continue;
       const bool anthropic = p.kind == config::ProviderKind::kAnthropic;
-      auto call = w.client->start(anthropic ? http::anthropic_models_request(p) : http::openai_models_request(p));
+      http::HttpRequest up = anthropic ? http::anthropic_models_request(p) : http::openai_models_request(p);
+      up.headers.push_back(frugal_hop_header(frugal_hop_of(req).value_or(0)));
+      auto call = w.client->start(std::move(up));
       auto body = co_await backends::read_whole_body(*call, static_cast<size_t>(p.max_answer_bytes));
       if (!body || call->status() != 200) {
         log::warn("listing models of provider '" + p.name + "' failed: " +

@@ -82,8 +82,10 @@ asio::awaitable<bool> relay_stream(ClientSocket& stream, backends::Call& call, c
                             : sse.has_partial() ? "cut mid-event"
                                                 : "ended without its terminator";
     log::warn("request " + ctx.request_id + ": upstream stream broke: " + why);
-    Error e = make_error(ErrorKind::kUpstream, "The upstream stream was interrupted before completion (" + why + ").",
-                         "", "upstream_stream_interrupted");
+    Error e = watch.shutdown ? shutdown_cut_error()
+                             : make_error(ErrorKind::kUpstream,
+                                          "The upstream stream was interrupted before completion (" + why + ").", "",
+                                          "upstream_stream_interrupted");
     append_http_chunk(frame, render_openai_error_event(e));
     ctx.keep_alive = false;
   }

@@ -281,6 +281,10 @@ void ChatExchange::record(const Usage& usage, ExchangeEnd end) {
         t.status = router::TierStatus::kError;
         t.reason = "the answer broke off";
         break;
+      case ExchangeEnd::kShutdown:
+        t.status = router::TierStatus::kError;
+        t.reason = "shutdown: the gateway stopped mid-answer";
+        break;
     }
     if (end == ExchangeEnd::kComplete && rs.keep_live_bytes && tier.rule) {
       // The last tier answers whatever its rule says; its score still goes on record.

@@ -86,9 +86,19 @@ class Server {
   // Budget soft-limit hits since start (also logged and sent as x-frugal-budget-warning).
   void count_soft_budget_exceeded() { soft_budget_exceeded_.fetch_add(1, std::memory_order_relaxed); }
   int64_t soft_budget_exceeded() const { return soft_budget_exceeded_.load(std::memory_order_relaxed); }
+  // Failed accepts since start (out of descriptors, mostly); each burst is logged once
+  // a second and, when resources ran out, retried after a pause.
+  void count_accept_failure() { accept_failures_.fetch_add(1, std::memory_order_relaxed); }
+  int64_t accept_failures() const { return accept_failures_.load(std::memory_order_relaxed); }
+  // Client connections closed by server.write_timeout (a client that stopped reading).
+  void count_write_timeout() { write_timeouts_.fetch_add(1, std::memory_order_relaxed); }
+  int64_t write_timeouts() const { return write_timeouts_.load(std::memory_order_relaxed); }
   int64_t reloads_ok() const { return reloads_ok_.load(); }
   int64_t reloads_failed() const { return reloads_failed_.load(); }
   bool ready() const { return ready_.load(); }
+  // Set once stop()'s grace period has passed and the requests still running are cut
+  // (their ledger rows are labelled shutdown).
+  bool cutting_for_shutdown() const { return cutting_.load(std::memory_order_relaxed); }
   std::atomic<int64_t>& in_flight() { return in_flight_; }
   int io_threads() const { return static_cast<int>(workers_.size()); }
   // Client connections each I/O thread serves now.
@@ -129,6 +139,8 @@ class Server {
   std::condition_variable watch_cv_;
   bool watch_stop_ = false;
   std::atomic<int64_t> soft_budget_exceeded_{0};
+  std::atomic<int64_t> accept_failures_{0};
+  std::atomic<int64_t> write_timeouts_{0};
   std::atomic<int64_t> reloads_ok_{0};
   std::atomic<int64_t> reloads_failed_{0};
   std::shared_ptr<cache::Store> store_;
@@ -150,6 +162,7 @@ class Server {
   std::vector<uint16_t> ports_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> stopped_{false};
+  std::atomic<bool> cutting_{false};
   std::atomic<int64_t> in_flight_{0};
   std::atomic<size_t> next_worker_{0};
 };

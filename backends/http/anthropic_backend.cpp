@@ -275,8 +275,9 @@ std::shared_ptr<backends::Call> AnthropicBackend::start(const ChatRequest& req, 
     // Best effort: a body the helper cannot read is sent as it is.
     (void)add_anthropic_cache_breakpoints(*body);
   }
-  auto inner = client_.start(anthropic_request(provider_, "/messages", std::move(*body), req.upstream_headers,
-                                               req.stream));
+  HttpRequest hr = anthropic_request(provider_, "/messages", std::move(*body), req.upstream_headers, req.stream);
+  hr.headers.push_back(frugal_hop_header(req.frugal_hop));
+  auto inner = client_.start(std::move(hr));
   return wrap_anthropic_call(std::move(inner), std::string(model), !native,
                              AnswerLimits{static_cast<size_t>(provider_.max_answer_bytes),
                                           static_cast<size_t>(provider_.max_sse_event_bytes)});

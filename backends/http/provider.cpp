@@ -108,6 +108,7 @@ HttpRequest openai_chat_request(const config::ProviderConfig& p, const ChatReque
   HttpRequest r;
   r.url = p.base_url + "/chat/completions";
   common_headers(p, r);
+  r.headers.push_back(frugal_hop_header(req.frugal_hop));
   if (req.stream) r.headers.emplace_back("Accept: text/event-stream");
   else r.body_idle_timeout_ms = p.timeouts.first_byte_ms;
   r.body = openai_chat_body(req, upstream_model);
