@@ -253,6 +253,8 @@ asio::awaitable<bool> handle_count_tokens(ClientSocket& stream, Request& req, Re
   if (v.get_string().get(model) || model.empty())
     co_return co_await send_anthropic_error(
         stream, make_error(ErrorKind::kInvalidRequest, "model: Input should be a non-empty string", "model"), ctx);
+  if (model.size() > kMaxModelNameBytes)
+    co_return co_await send_anthropic_error(stream, model_name_too_long(model.size()), ctx);
 
   const auto cfg = w.server.config();
   auto targets = router::resolve_model(*cfg, model);
@@ -279,8 +281,10 @@ asio::awaitable<bool> handle_count_tokens(ClientSocket& stream, Request& req, Re
   router::DispatchControl control;
   auto watch = ClientWatch::start(stream, control);
   ClientWatchGuard guard{*watch};
-  auto call = w.client->start(http::anthropic_request(*target->provider, "/messages/count_tokens",
-                                                      std::move(*body), forwarded_headers(req), false));
+  http::HttpRequest up = http::anthropic_request(*target->provider, "/messages/count_tokens", std::move(*body),
+                                                 forwarded_headers(req), false);
+  up.headers.push_back(frugal_hop_header(frugal_hop_of(req).value_or(0)));
+  auto call = w.client->start(std::move(up));
   watch->streaming = call;
   ctx.headers.emplace_back("x-frugal-provider", target->provider->name);
   ctx.headers.emplace_back("x-frugal-model", target->model);

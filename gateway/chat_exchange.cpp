@@ -41,6 +41,13 @@ std::string tenant_id_of_key(std::string_view key) {
   return key.empty() ? std::string() : "k" + cache::hash128(key, 0x66727567616cull).to_hex().substr(0, 16);
 }
 
+Error model_name_too_long(size_t bytes) {
+  return make_error(ErrorKind::kInvalidRequest,
+                    "The model name is " + std::to_string(bytes) + " bytes long; at most " +
+                        std::to_string(kMaxModelNameBytes) + " are accepted.",
+                    "model", "model_name_too_long");
+}
+
 std::optional<int64_t> parse_cache_ttl_ms(std::string_view v) {
   int64_t n = 0;
   const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
@@ -66,11 +73,7 @@ ChatExchange::~ChatExchange() {
 boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::start(ChatRequest& req) {
   // Policy: request type, route, budget (gateway/routing.cpp).
   req.frugal_hop = frugal_hop_of(http_).value_or(0);  // bounded by the session (gateway/session.cpp)
-  if (req.model.size() > kMaxModelNameBytes)
-    co_return make_error(ErrorKind::kInvalidRequest,
-                         "The model name is " + std::to_string(req.model.size()) + " bytes long; at most " +
-                             std::to_string(kMaxModelNameBytes) + " are accepted.",
-                         "model", "model_name_too_long");
+  if (req.model.size() > kMaxModelNameBytes) co_return model_name_too_long(req.model.size());
   if (const auto t = http_.find("x-frugal-cache-ttl"); t != http_.end()) {
     client_ttl_ms_ = parse_cache_ttl_ms(t->value());
     if (!client_ttl_ms_)

@@ -45,6 +45,7 @@ struct RouteState;  // gateway/routing.h
 // Client-chosen names longer than this are refused (400): they are echoed in headers,
 // logs and the cost table.
 inline constexpr size_t kMaxModelNameBytes = 256;
+Error model_name_too_long(size_t bytes);
 
 // x-frugal-cache-ttl: seconds, or a whole number with a unit (ms, s, m, h, d). Values
 // too large to count in milliseconds saturate; nullopt for anything else (negative

@@ -431,6 +431,12 @@ TEST_CASE("a model name over 256 bytes and a bad x-frugal-cache-ttl are 400s in 
                          {"anthropic-version: 2023-06-01"});
   CHECK(a.status == 400);
   CHECK(a.body.find(R"("type":"error")") != std::string::npos);
+  CHECK(a.body.find("at most 256") != std::string::npos);
+  const auto ct = request("POST", gw.url + "/v1/messages/count_tokens", R"({"model":")" + huge + R"(",)" + kMsgs + "}",
+                          {"anthropic-version: 2023-06-01"});
+  CHECK(ct.status == 400);
+  CHECK(ct.body.find("at most 256") != std::string::npos);
+  CHECK(ct.body.size() < 1'000);
 
   for (const char* ttl : {"-1", "1.5", "abc", "5 years"}) {
     CAPTURE(ttl);
