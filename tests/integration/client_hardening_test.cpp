@@ -458,3 +458,28 @@ TEST_CASE("a model name over 256 bytes and a bad x-frugal-cache-ttl are 400s in 
   }
   CHECK(outcome == "miss");  // expired after max_ttl
 }
+
+TEST_CASE("a second frugal serve on a port in use exits with address in use and the first keeps serving") {
+  Gateway first("port-owner", "");
+  const auto dir = mock().dir / "port-second";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "frugal.yaml") << "data_dir: " << (dir / "data").string() << R"(
+server: { listen: ["127.0.0.1:)" << first.port << R"("], threads: 2 }
+providers:
+  mock: { kind: openai, base_url: )" << mock().url << R"(/v1, api_key: sk-test }
+passthrough: [ { prefix: "", provider: mock } ]
+)";
+  Child second({FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
+  CHECK_NOTHROW(second.wait_for("address in use"));
+  // It exits (1) instead of serving; the first gateway gets every request.
+  for (int i = 0; i < 200 && ::kill(second.pid(), 0) == 0; ++i) {
+    int st = 0;
+    if (::waitpid(second.pid(), &st, WNOHANG) == second.pid()) {
+      CHECK(WIFEXITED(st));
+      CHECK(WEXITSTATUS(st) == 1);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (int i = 0; i < 8; ++i) CHECK(first.chat(R"({"model":"gpt-4o",)" + kMsgs + "}").status == 200);
+}
