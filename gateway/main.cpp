@@ -164,6 +164,7 @@ int cmd_serve(const std::vector<std::string>& args) {
   }
   frugal::gateway::Server server(std::move(*cfg), config_path);
   server.set_config_amend(amend);
+  server.watch_signals();
   if (auto r = server.start(); !r) {
     std::fprintf(stderr, "frugal: %s\n", r.error().message.c_str());
     return 1;

@@ -386,9 +386,16 @@ void Server::watch_files() {
   }
 }
 
+void Server::watch_signals() {
+  if (signals_) return;
+  sig_io_ = std::make_unique<asio::io_context>();
+  signals_ = std::make_unique<asio::signal_set>(*sig_io_, SIGINT, SIGTERM, SIGHUP);
+}
+
 void Server::run_until_signal() {
-  asio::io_context sig_io;
-  asio::signal_set signals(sig_io, SIGINT, SIGTERM, SIGHUP);
+  watch_signals();
+  asio::io_context& sig_io = *sig_io_;
+  asio::signal_set& signals = *signals_;
   bool done = false;
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int sig) {

@@ -11,6 +11,7 @@
 // error nothing changes and the error says where (file:line:col, key, what).
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <condition_variable>
 #include <cstdint>
@@ -60,6 +61,9 @@ class Server {
   Result<void> start();
   // Ports actually bound, in listener order.
   const std::vector<uint16_t>& ports() const { return ports_; }
+  // Takes over SIGINT, SIGTERM and SIGHUP for run_until_signal(). Call it before
+  // start(): its descriptors are then taken before any client can exhaust them.
+  void watch_signals();
   // Blocks until SIGINT/SIGTERM (graceful stop) handling SIGHUP as reload.
   void run_until_signal();
   // Stops accepting, lets in-flight requests finish up to the grace period, joins.
@@ -132,6 +136,8 @@ class Server {
   static int64_t busy_poll_us(const config::GatewayConfig& cfg);  // server.busy_poll, resolved
   void run_worker(Worker& w, int64_t poll_us);
 
+  std::unique_ptr<boost::asio::io_context> sig_io_;
+  std::unique_ptr<boost::asio::signal_set> signals_;
   std::atomic<std::shared_ptr<const Snapshot>> snap_;
   std::mutex reload_mu_;
   std::thread watcher_;
