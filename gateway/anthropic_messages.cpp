@@ -195,6 +195,7 @@ asio::awaitable<bool> handle_messages(ClientSocket& stream, Request& req, Reques
 
   auto started = co_await ex.start(chat);
   if (!started) {
+    if (watch->shutdown) co_return co_await send_anthropic_error(stream, shutdown_cut_error(), ctx);
     if (started.error().kind == ErrorKind::kCancelled) co_return false;
     co_return co_await send_anthropic_error(stream, started.error(), ctx);
   }
@@ -216,7 +217,9 @@ asio::awaitable<bool> handle_messages(ClientSocket& stream, Request& req, Reques
   if (watch->client_gone) co_return false;  // the exchange finishes as kClientGone
   if (!whole) {
     ex.finish({}, ExchangeEnd::kUpstreamBroke);
-    co_return co_await send_anthropic_error(stream, ex.broken_answer(whole.error()), ctx);
+    co_return co_await send_anthropic_error(stream,
+                                            watch->shutdown ? shutdown_cut_error() : ex.broken_answer(whole.error()),
+                                            ctx);
   }
   std::string body = std::move(*whole);
   ex.observe(body);

@@ -109,6 +109,7 @@ asio::awaitable<bool> handle_chat_completions(ClientSocket& stream, Request& req
 
   auto started = co_await ex.start(*chat);
   if (!started) {
+    if (watch->shutdown) co_return co_await send_openai_error(stream, shutdown_cut_error(), ctx);
     if (started.error().kind == ErrorKind::kCancelled) co_return false;
     co_return co_await send_openai_error(stream, started.error(), ctx);
   }
@@ -128,7 +129,8 @@ asio::awaitable<bool> handle_chat_completions(ClientSocket& stream, Request& req
   if (watch->client_gone) co_return false;
   if (!whole) {
     ex.finish({}, ExchangeEnd::kUpstreamBroke);
-    co_return co_await send_openai_error(stream, ex.broken_answer(whole.error()), ctx);
+    co_return co_await send_openai_error(stream, watch->shutdown ? shutdown_cut_error() : ex.broken_answer(whole.error()),
+                          ctx);
   }
   std::string body = std::move(*whole);
   ex.observe(body);

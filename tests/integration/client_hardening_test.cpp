@@ -392,10 +392,20 @@ passthrough: [ { prefix: "", provider: mock } ]
   REQUIRE(streams_started.load() == 2);
   // Another client is served while the streams run.
   CHECK(request("POST", url + "/v1/chat/completions", R"({"model":"gpt-4o",)" + kMsgs + "}").status == 200);
+  // And one waits for a slow upstream's first byte (not streamed) when the signal comes.
+  Response plain_r;
+  const int64_t chats = m.stat("chat");
+  std::thread plain_client([&] {
+    plain_r = request("POST", url + "/v1/chat/completions", R"({"model":"gpt-4o",)" + kMsgs + R"(,"mock":{"ttft_ms":8000}})",
+                      {"x-request-id: cut-plain-1"});
+  });
+  for (int i = 0; i < 500 && m.stat("chat") == chats; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(m.stat("chat") > chats);
 
   ::kill(gw->pid(), SIGINT);
   openai_client.join();
   anthropic_client.join();
+  plain_client.join();
   const std::string log = gw->output();
   CHECK(gw->stop(SIGINT) == 0);
   // Each stream ends with an error event in its dialect, not by a dropped connection.
@@ -405,6 +415,8 @@ passthrough: [ { prefix: "", provider: mock } ]
   CHECK(anthropic_r.body.find("event: error") != std::string::npos);
   CHECK(anthropic_r.body.find("shutting down") != std::string::npos);
   CHECK(anthropic_r.body.find("message_stop") == std::string::npos);
+  CHECK(plain_r.status == 503);  // an answer in the client's shape, not a dropped connection
+  CHECK(plain_r.body.find("server_shutting_down") != std::string::npos);
   CHECK(log.find("row dropped") == std::string::npos);
   CHECK(log.find("queue full or closed") == std::string::npos);
 
@@ -417,6 +429,10 @@ passthrough: [ { prefix: "", provider: mock } ]
     CHECK(row.find("shutdown") != std::string::npos);
     CHECK(row.find(R"("cancelled":false)") != std::string::npos);
   }
+  const std::string plain_row = ledger_row(url2, "cut-plain-1", 0);
+  REQUIRE_MESSAGE(!plain_row.empty(), log);
+  CHECK(plain_row.find(R"("status":503)") != std::string::npos);
+  CHECK(plain_row.find(R"("cancelled":false)") != std::string::npos);
 }
 
 TEST_CASE("a model name over 256 bytes and a bad x-frugal-cache-ttl are 400s in the client's shape") {
