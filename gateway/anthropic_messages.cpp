@@ -217,9 +217,8 @@ asio::awaitable<bool> handle_messages(ClientSocket& stream, Request& req, Reques
   if (watch->client_gone) co_return false;  // the exchange finishes as kClientGone
   if (!whole) {
     ex.finish({}, ExchangeEnd::kUpstreamBroke);
-    co_return co_await send_anthropic_error(stream,
-                                            watch->shutdown ? shutdown_cut_error() : ex.broken_answer(whole.error()),
-                                            ctx);
+    co_return co_await send_anthropic_error(
+        stream, watch->shutdown ? shutdown_cut_error() : ex.broken_answer(whole.error()), ctx);
   }
   std::string body = std::move(*whole);
   ex.observe(body);

@@ -129,8 +129,8 @@ asio::awaitable<bool> handle_chat_completions(ClientSocket& stream, Request& req
   if (watch->client_gone) co_return false;
   if (!whole) {
     ex.finish({}, ExchangeEnd::kUpstreamBroke);
-    co_return co_await send_openai_error(stream, watch->shutdown ? shutdown_cut_error() : ex.broken_answer(whole.error()),
-                          ctx);
+    co_return co_await send_openai_error(
+        stream, watch->shutdown ? shutdown_cut_error() : ex.broken_answer(whole.error()), ctx);
   }
   std::string body = std::move(*whole);
   ex.observe(body);
