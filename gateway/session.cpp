@@ -23,6 +23,7 @@
 #include "core/text.h"
 #include "gateway/frugal_api.h"
 #include "gateway/log.h"
+#include "gateway/request_parser.h"
 #include "gateway/server.h"
 #include "gateway/worker.h"
 
@@ -30,7 +31,6 @@ namespace frugal::gateway {
 
 namespace {
 
-constexpr size_t kHeaderLimit = 64 * 1024;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 // RAII count of requests in flight, for graceful shutdown.
@@ -305,9 +305,8 @@ asio::awaitable<void> run_session(tcp::socket socket, Worker& worker) {
   bool first = true;
   for (;;) {
     const auto cfg = worker.server.config();
-    bhttp::request_parser<bhttp::string_body> parser;
-    parser.header_limit(kHeaderLimit);
-    parser.body_limit(static_cast<uint64_t>(cfg->server.body_limit_bytes));
+    RequestParser parser;
+    limit_request_parser(parser, static_cast<uint64_t>(cfg->server.body_limit_bytes));
     boost::system::error_code ec;
     {
       // Idle keep-alive connections get the idle timeout; the first read the read timeout.

@@ -1,0 +1,23 @@
+#pragma once
+// How a client's request is read off the connection: Beast's parser with frugal's
+// limits. Header-only so that the fuzz target (tests/fuzz/http_request/) parses with
+// exactly the settings the session uses, without linking the gateway.
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <cstddef>
+#include <cstdint>
+
+namespace frugal::gateway {
+
+// Request line plus headers; a larger head is 400 and the connection closes.
+inline constexpr size_t kRequestHeaderLimit = 64 * 1024;
+
+using RequestParser = boost::beast::http::request_parser<boost::beast::http::string_body>;
+
+// `body_limit`: server.body_limit (a larger body is 413).
+inline void limit_request_parser(RequestParser& parser, uint64_t body_limit) {
+  parser.header_limit(kRequestHeaderLimit);
+  parser.body_limit(body_limit);
+}
+
+}  // namespace frugal::gateway
