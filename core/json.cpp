@@ -114,10 +114,11 @@ bool JsonWriter::quoted_fast(std::string_view s, char before, std::string_view a
   char* p = buf;
   if (before) *p++ = before;
   *p++ = '"';
-  std::memcpy(p, s.data(), s.size());
-  p += s.size();
-  std::memcpy(p, after.data(), after.size());
-  p += after.size();
+  for (const std::string_view piece : {s, after}) {
+    if (piece.empty()) continue;  // a default view's null data must not reach memcpy
+    std::memcpy(p, piece.data(), piece.size());
+    p += piece.size();
+  }
   out_.append(buf, static_cast<size_t>(p - buf));
   return true;
 }

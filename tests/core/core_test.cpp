@@ -133,6 +133,11 @@ TEST_CASE("JSON escaping finds every special byte wherever it falls, and passes 
       CHECK(out == reference(s));
     }
   }
+  // A default string_view (null data, as a missing optional field reads) is "": found
+  // by tests/fuzz/openai_body under UBSan (memcpy from null).
+  std::string empty_doc;
+  JsonWriter(empty_doc).begin_object().key(std::string_view{}).value(std::string_view{}).end_object();
+  CHECK(empty_doc == R"({"":""})");
   CHECK(json_quote("id-\xFF\xC3") == "\"id-\xEF\xBF\xBD\xEF\xBF\xBD\"");
   CHECK(json_quote("\xF0\x9F\x98\x80") == "\"\xF0\x9F\x98\x80\"");
   simdjson::dom::parser parser;
