@@ -12,6 +12,13 @@ namespace frugal::gateway {
 // Request line plus headers; a larger head is 400 and the connection closes.
 inline constexpr size_t kRequestHeaderLimit = 64 * 1024;
 
+// The connection's read buffer holds what the parser has not consumed yet: a head (up to
+// the limit above), a chunk header or the trailers, and what one read brought beyond the
+// request. Boost 1.81's parser bounds neither chunk extensions nor trailers, so without
+// this cap a client could make the session buffer without limit until the read timeout
+// (a read past it fails with buffer_overflow: 400 and close).
+inline constexpr size_t kRequestBufferLimit = 2 * kRequestHeaderLimit;
+
 using RequestParser = boost::beast::http::request_parser<boost::beast::http::string_body>;
 
 // `body_limit`: server.body_limit (a larger body is 413).

@@ -301,7 +301,7 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Worker& worker) {
 asio::awaitable<void> run_session(tcp::socket socket, Worker& worker) {
   InFlight session(worker.sessions);
   ClientSocket& stream = socket;
-  beast::flat_buffer buffer;
+  beast::flat_buffer buffer(kRequestBufferLimit);
   bool first = true;
   for (;;) {
     const auto cfg = worker.server.config();

@@ -59,7 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The default server.body_limit (8 MiB) or a small one the fuzzer can exceed.
   const uint64_t body_limit = (data[0] & 0x80) ? 64 : 8u << 20;
   ByteStream stream(std::string_view(reinterpret_cast<const char*>(data) + 1, size - 1), chunk);
-  boost::beast::flat_buffer buffer;
+  boost::beast::flat_buffer buffer(gateway::kRequestBufferLimit);
   for (int n = 0;; ++n) {
     gateway::RequestParser parser;
     gateway::limit_request_parser(parser, body_limit);
@@ -70,6 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // What the session reads from a request, also after an error (to pick the error shape).
     (void)req.target().find('?');
     (void)(req.find("anthropic-version") != req.end());
+    fuzz::require(buffer.size() <= gateway::kRequestBufferLimit, "the read buffer outgrew its limit");
     if (ec) break;
     fuzz::require(req.body().size() <= body_limit, "a body over the limit was accepted");
     if (const auto cl = parser.content_length()) {
