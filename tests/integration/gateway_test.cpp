@@ -413,13 +413,25 @@ TEST_CASE("SIGTERM stops the gateway gracefully") {
 TEST_CASE("an endless chunk extension is refused at the request buffer limit while others are served") {
   // Boost 1.81's parser bounds neither chunk extensions nor trailers: the session's read
   // buffer did, without a cap, grow with whatever the client sent until the read timeout.
+  // Its own gateway: the shared one is stopped by the SIGTERM test.
   auto& e = env();
-  const int port = std::stoi(e.url.substr(e.url.rfind(':') + 1));
+  const auto dir = e.dir / "buffer_limit";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "frugal.yaml") << "data_dir: " << (dir / "data").string() << R"(
+server: { listen: ["127.0.0.1:0"], threads: 1 }
+providers:
+  mock: { kind: openai, base_url: )" << e.mock_url << R"(/v1, api_key: sk-test }
+passthrough: [ { prefix: "", provider: mock } ]
+)";
+  Child gw({FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
+  const std::string port_text = gw.wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
+  const std::string url = "http://127.0.0.1:" + port_text;
+  const int port = std::stoi(port_text);
   RawConn c(port);
   c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;");
   const std::string piece(8 * 1024, 'a');
   c.send(piece);
-  CHECK(request("GET", e.url + "/healthz").status == 200);  // served while that one is pending
+  CHECK(request("GET", url + "/healthz").status == 200);  // served while that one is pending
 
   // Keep sending until frugal answers or hangs up; 1 MiB is 8x the limit.
   const auto t0 = std::chrono::steady_clock::now();
@@ -437,5 +449,5 @@ TEST_CASE("an endless chunk extension is refused at the request buffer limit whi
   CHECK(ms < 4'000);  // the read timeout is 60 s: closed by the limit, not by the clock
   // The 400 arrives unless the kernel's reset (frugal closed with bytes unread) overtook it.
   if (!answer.empty()) CHECK(answer.rfind("HTTP/1.1 400", 0) == 0);
-  CHECK(request("GET", e.url + "/healthz").status == 200);
+  CHECK(request("GET", url + "/healthz").status == 200);
 }
