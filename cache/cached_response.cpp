@@ -14,7 +14,6 @@ namespace {
 using simdjson::dom::element;
 using simdjson::dom::object;
 
-constexpr uint64_t kChecksumSeed = 0x63616368655f7631ULL;  // "cache_v1"
 constexpr size_t kPiecesPerText = 4;
 constexpr size_t kMinPieceBytes = 16;
 
@@ -251,7 +250,7 @@ Result<std::string_view> verified_body(std::string_view bytes) {
   Reader tail(bytes.substr(body.size()));
   uint64_t stored = 0;
   (void)tail.u64(stored);
-  if (hash64(body, kChecksumSeed) != stored) return corrupt("checksum mismatch");
+  if (hash64(body, kEntryChecksumSeed) != stored) return corrupt("checksum mismatch");
   if (static_cast<uint8_t>(body[0]) != kEntryFormatVersion) return corrupt("unknown version");
   return body;
 }
@@ -490,7 +489,7 @@ std::string encode_entry(const CachedResponse& e) {
   put_str(out, e.completion_json);
   put_u32(out, static_cast<uint32_t>(e.chunks.size()));
   for (const auto& c : e.chunks) put_str(out, c);
-  put_u64(out, hash64(out, kChecksumSeed));
+  put_u64(out, hash64(out, kEntryChecksumSeed));
   return out;
 }
 

@@ -62,6 +62,7 @@ Result<std::vector<std::string>> chunks_from_completion(std::string_view complet
 // every length and the checksum, and rejects trailing bytes; a torn or corrupted
 // value is an error (the cache treats it as a miss and deletes it).
 inline constexpr uint8_t kEntryFormatVersion = 1;
+inline constexpr uint64_t kEntryChecksumSeed = 0x63616368655f7631ULL;  // "cache_v1"
 std::string encode_entry(const CachedResponse& e);
 Result<CachedResponse> decode_entry(std::string_view bytes);
 // Reads only the expiry field (after verifying the checksum). Cheap pre-filter.

@@ -12,9 +12,11 @@ namespace frugal {
 
 namespace {
 
-inline bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+// Bytes that JSON needs escaped, and every non-ASCII byte: JSON text must be valid
+// UTF-8 (RFC 8259 §8.1), and bytes from outside (a header value, a stored row) need not be.
+inline bool needs_care(unsigned char c) { return c < 0x20 || c == '"' || c == '\\' || c >= 0x80; }
 
-// Index of the first byte at or after `from` that JSON needs escaped, or s.size().
+// Index of the first byte at or after `from` that needs care, or s.size().
 size_t find_escape(std::string_view s, size_t from) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   size_t i = from;
@@ -24,24 +26,53 @@ size_t find_escape(std::string_view s, size_t from) {
   const __m128i ctl = _mm_set1_epi8(0x1f);
   for (; i + 16 <= s.size(); i += 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-    // max(v, 0x1f) == 0x1f exactly when v <= 0x1f as an unsigned byte
+    // max(v, 0x1f) == 0x1f exactly when v <= 0x1f as an unsigned byte; the sign bit
+    // (movemask of v itself) marks the non-ASCII bytes.
     const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
                                      _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl));
-    if (const int mask = _mm_movemask_epi8(hit)) return i + static_cast<size_t>(__builtin_ctz(mask));
+    if (const int mask = _mm_movemask_epi8(hit) | _mm_movemask_epi8(v))
+      return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
   }
 #endif
   for (; i < s.size(); ++i)
-    if (needs_escape(p[i])) return i;
+    if (needs_care(p[i])) return i;
   return s.size();
+}
+
+// Length of the well-formed UTF-8 sequence at s[i] (a byte >= 0x80), or 0 when there is
+// none: no overlong forms, surrogates or code points above U+10FFFF (Unicode table 3-7).
+size_t utf8_sequence(std::string_view s, size_t i) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data()) + i;
+  const size_t left = s.size() - i;
+  const auto cont = [&](size_t k) { return k < left && (p[k] & 0xC0) == 0x80; };
+  const unsigned char c = p[0];
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0)) return 0;
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90)) return 0;
+    return 4;
+  }
+  return 0;
 }
 
 }  // namespace
 
 void json_escape_to(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  size_t run = 0;  // start of the pending run of bytes that need no escaping
-  for (size_t i = find_escape(s, 0); i < s.size(); i = find_escape(s, run)) {
+  size_t run = 0;  // start of the pending run of bytes that are copied as they are
+  for (size_t i = find_escape(s, 0); i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      if (const size_t n = utf8_sequence(s, i)) {  // well-formed: part of the run
+        i = find_escape(s, i + n);
+        continue;
+      }
+    }
     out.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
@@ -53,10 +84,15 @@ void json_escape_to(std::string& out, std::string_view s) {
       case '\b': out += "\\b"; break;
       case '\f': out += "\\f"; break;
       default:
+        if (c >= 0x80) {
+          out += "\xEF\xBF\xBD";  // U+FFFD for each byte of an ill-formed sequence
+          break;
+        }
         out += "\\u00";
         out += kHex[c >> 4];
         out += kHex[c & 15];
     }
+    i = find_escape(s, run);
   }
   out.append(s.data() + run, s.size() - run);
 }
@@ -78,10 +114,11 @@ bool JsonWriter::quoted_fast(std::string_view s, char before, std::string_view a
   char* p = buf;
   if (before) *p++ = before;
   *p++ = '"';
-  std::memcpy(p, s.data(), s.size());
-  p += s.size();
-  std::memcpy(p, after.data(), after.size());
-  p += after.size();
+  for (const std::string_view piece : {s, after}) {
+    if (piece.empty()) continue;  // a default view's null data must not reach memcpy
+    std::memcpy(p, piece.data(), piece.size());
+    p += piece.size();
+  }
   out_.append(buf, static_cast<size_t>(p - buf));
   return true;
 }

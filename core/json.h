@@ -1,5 +1,7 @@
 #pragma once
-// A small append-only JSON writer. Output is compact; strings are escaped per RFC 8259.
+// A small append-only JSON writer. Output is compact; strings are escaped per RFC 8259,
+// and each byte of ill-formed UTF-8 in them becomes U+FFFD, so the output is always
+// valid JSON text whatever bytes a string held.
 #include <cstdint>
 #include <string>
 #include <string_view>

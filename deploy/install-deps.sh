@@ -16,6 +16,9 @@ debs=(
   # mimalloc: frugal's malloc (per-thread free lists that glibc's 7-entry tcache lacks
   # under many concurrent requests; docs/PERFORMANCE.md, "Allocator")
   libmimalloc-dev
+  # fuzzing (tests/fuzz/run.sh): clang 14 and its runtime, which holds libFuzzer and
+  # the sanitizers for clang; a new machine has neither
+  clang libclang-rt-14-dev
   # real servers and load tools used by tests and benchmarks
   nginx-light wrk nodejs npm openssl
 )

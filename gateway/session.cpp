@@ -30,6 +30,7 @@
 #include "gateway/frugal_api.h"
 #include "gateway/log.h"
 #include "gateway/readiness.h"
+#include "gateway/request_parser.h"
 #include "gateway/server.h"
 #include "gateway/worker.h"
 
@@ -37,7 +38,6 @@ namespace frugal::gateway {
 
 namespace {
 
-constexpr size_t kHeaderLimit = 64 * 1024;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 // RAII count of requests in flight, for graceful shutdown.
@@ -154,23 +154,6 @@ bool wants_anthropic_errors(const Request& req) {
   if (path == "/messages" || path.rfind("/messages/", 0) == 0) return true;
   if (path == "/chat/completions") return false;
   return req.find("anthropic-version") != req.end();
-}
-
-std::optional<Error> framing_error(const Request& req) {
-  const auto te = req.find(bhttp::field::transfer_encoding);
-  if (te == req.end()) return std::nullopt;
-  // Beast frames a request whose codings do not end in chunked as having no body (the
-  // body would then run as the next request), and takes the Content-Length when
-  // Transfer-Encoding came first. RFC 9112 §6.3: reject both and close.
-  if (req.count(bhttp::field::transfer_encoding) > 1 || !beast::iequals(te->value(), "chunked"))
-    return make_error(ErrorKind::kInvalidRequest,
-                      "Unsupported Transfer-Encoding: only 'chunked' (or a Content-Length) frames a request body.",
-                      "", "bad_transfer_encoding");
-  if (req.find(bhttp::field::content_length) != req.end())
-    return make_error(ErrorKind::kInvalidRequest,
-                      "A request may not carry both Transfer-Encoding and Content-Length.", "",
-                      "bad_transfer_encoding");
-  return std::nullopt;
 }
 
 std::optional<int> frugal_hop_of(const Request& req) {
@@ -410,13 +393,12 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Worker& worker) {
 asio::awaitable<void> run_session(tcp::socket socket, Worker& worker) {
   InFlight session(worker.sessions);
   ClientSocket& stream = socket;
-  beast::flat_buffer buffer;
+  beast::flat_buffer buffer(kRequestBufferLimit);
   bool first = true;
   for (;;) {
     const auto cfg = worker.server.config();
-    bhttp::request_parser<bhttp::string_body> parser;
-    parser.header_limit(kHeaderLimit);
-    parser.body_limit(static_cast<uint64_t>(cfg->server.body_limit_bytes));
+    RequestParser parser;
+    limit_request_parser(parser, static_cast<uint64_t>(cfg->server.body_limit_bytes));
     boost::system::error_code ec;
     {
       // Idle keep-alive connections get the idle timeout; the first read the read timeout.

@@ -161,10 +161,6 @@ asio::awaitable<bool> send_anthropic_error(ClientSocket& stream, const Error& er
 bool wants_anthropic_errors(const Request& req);
 asio::awaitable<bool> send_error(ClientSocket& stream, const Error& err, RequestContext& ctx,
                                  bool anthropic);
-// Request framing that Beast accepts but RFC 9112 §6.3 makes an error (a request
-// smuggling vector): a Transfer-Encoding other than exactly "chunked", more than one,
-// or one together with a Content-Length. Answered with 400 and the connection closed.
-std::optional<Error> framing_error(const Request& req);
 // The request's x-frugal-hop (0 without one); nullopt when it is not a number 0-99.
 std::optional<int> frugal_hop_of(const Request& req);
 

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/json.h"
@@ -198,9 +199,12 @@ Result<int> add_anthropic_cache_breakpoints(std::string& body, const BreakpointO
   Rewriter rw(out, opts);
   JsonWriter& w = rw.w();
   w.begin_object();
+  // Only the first member of a name was analysed above (root["tools"] finds the first);
+  // a duplicate may have any type, and is copied as it is.
+  bool seen_tools = false, seen_system = false, seen_messages = false;
   for (auto field : root) {
     w.key(field.key);
-    if (field.key == "tools" && mark_tool) {
+    if (field.key == "tools" && mark_tool && !std::exchange(seen_tools, true)) {
       array arr = field.value.get_array().value_unsafe();
       const size_t n = arr.size();
       size_t i = 0;
@@ -210,9 +214,9 @@ Result<int> add_anthropic_cache_breakpoints(std::string& body, const BreakpointO
         else w.raw(simdjson::minify(t));
       }
       w.end_array();
-    } else if (field.key == "system" && mark_system) {
+    } else if (field.key == "system" && mark_system && !std::exchange(seen_system, true)) {
       rw.marked_content(field.value);
-    } else if (field.key == "messages" && mark_messages) {
+    } else if (field.key == "messages" && mark_messages && !std::exchange(seen_messages, true)) {
       w.begin_array();
       size_t i = 0;
       const array msgs = field.value.get_array().value_unsafe();

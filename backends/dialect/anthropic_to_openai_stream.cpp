@@ -8,6 +8,7 @@
 namespace frugal {
 
 using dialect_detail::int_field;
+using dialect_detail::Lookup;
 using dialect_detail::str_or;
 using dialect_detail::swap_id_prefix;
 using simdjson::dom::element;
@@ -60,7 +61,7 @@ Result<void> AnthropicToOpenAiStream::feed(std::string_view data, std::string& o
 Result<void> AnthropicToOpenAiStream::on_event(element ev, std::string& out) {
   const std::string_view type = str_or(ev, "type");
   if (type == "message_start") {
-    element msg = ev["message"].value_unsafe();
+    const Lookup msg = ev["message"];
     if (opt_.id.empty()) opt_.id = swap_id_prefix(str_or(msg, "id"), "msg_", "chatcmpl-");
     element u;
     if (!msg["usage"].get(u)) usage_.merge(u);
@@ -74,7 +75,7 @@ Result<void> AnthropicToOpenAiStream::on_event(element ev, std::string& out) {
     }
     if (static_cast<size_t>(index) >= blocks_.size()) blocks_.resize(static_cast<size_t>(index) + 1);
     Block& b = blocks_[static_cast<size_t>(index)];
-    element cb = ev["content_block"].value_unsafe();
+    const Lookup cb = ev["content_block"];
     const std::string_view bt = str_or(cb, "type");
     if (bt == "text") {
       b.kind = Block::Kind::kText;
@@ -102,7 +103,7 @@ Result<void> AnthropicToOpenAiStream::on_event(element ev, std::string& out) {
     const int64_t index = int_field(ev, "index").value_or(0);
     if (index < 0 || static_cast<size_t>(index) >= blocks_.size()) return {};
     const Block& b = blocks_[static_cast<size_t>(index)];
-    element d = ev["delta"].value_unsafe();
+    const Lookup d = ev["delta"];
     const std::string_view dt = str_or(d, "type");
     if (dt == "text_delta" && b.kind == Block::Kind::kText) {
       begin_chunk(out);
@@ -127,7 +128,7 @@ Result<void> AnthropicToOpenAiStream::on_event(element ev, std::string& out) {
   } else if (type == "message_delta") {
     element u;
     if (!ev["usage"].get(u)) usage_.merge(u);
-    const std::string_view stop = str_or(ev["delta"].value_unsafe(), "stop_reason");
+    const std::string_view stop = str_or(ev["delta"], "stop_reason");
     if (!stop.empty() && !finish_sent_) {
       role_chunk(out);
       begin_chunk(out);

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "core/error.h"
 
@@ -35,6 +36,23 @@ inline std::optional<int64_t> int_field(element e, std::string_view key) {
     if (d == static_cast<double>(static_cast<int64_t>(d))) return static_cast<int64_t>(d);
   }
   return std::nullopt;
+}
+
+// An element or the error of looking it up, so that lookups chain
+// (`str_or(ev["delta"], "type")`): a missing or mistyped parent reads as absent. Never
+// call value_unsafe() on a lookup in data not validated before: a default element has
+// no document, and reading it is undefined (a crash).
+using Lookup = simdjson::simdjson_result<element>;
+
+inline std::string_view str_or(Lookup e, std::string_view key, std::string_view fallback = {}) {
+  element v;
+  return std::move(e).get(v) ? fallback : str_or(v, key, fallback);
+}
+
+inline std::optional<int64_t> int_field(Lookup e, std::string_view key) {
+  element v;
+  if (std::move(e).get(v)) return std::nullopt;
+  return int_field(v, key);
 }
 
 inline std::optional<double> number_of(element v) {

@@ -9,6 +9,7 @@
 
 namespace frugal {
 
+using dialect_detail::Lookup;
 using dialect_detail::str_or;
 using dialect_detail::swap_id_prefix;
 using dialect_detail::upstream_garbage;
@@ -118,7 +119,7 @@ Result<TranslatedResponse> openai_to_anthropic_response(std::string_view body,
   if (!msg["tool_calls"].get_array().get(calls)) {
     simdjson::dom::parser args_parser;
     for (element tc : calls) {
-      element fn = tc["function"].value_unsafe();
+      const Lookup fn = tc["function"];
       const std::string_view args = str_or(fn, "arguments", "{}");
       element input;
       std::string input_json = "{}";

@@ -94,12 +94,41 @@ TEST_CASE("JSON writer escapes and nests") {
   CHECK(out == R"({"s":"a\"b\\c\n\u0001","n":-3,"arr":[true,null,1.5],"o":{}})");
 }
 
+// Length of the well-formed UTF-8 sequence at s[i], decoded the long way (code point,
+// then the range its length allows), or 0.
+size_t naive_utf8_length(std::string_view s, size_t i) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  const size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+  if (n == 0 || c >= 0xF8 || i + n > s.size()) return 0;
+  uint32_t cp = c & (0x7F >> n);
+  for (size_t k = 1; k < n; ++k) {
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    if ((b >> 6) != 2) return 0;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  const uint32_t min = n == 2 ? 0x80 : n == 3 ? 0x800 : 0x10000;
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return n;
+}
+
 TEST_CASE("JSON escaping finds every special byte wherever it falls, and passes UTF-8 through") {
   // The escape scan works 16 bytes at a time: put each special byte at every offset of
   // a string that spans several blocks and a tail, and compare with a byte-wise escape.
+  // Bytes that are not part of well-formed UTF-8 become U+FFFD, one each.
   const auto reference = [](std::string_view s) {
     std::string out;
-    for (unsigned char c : s) {
+    for (size_t i = 0; i < s.size(); ++i) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      if (c >= 0x80) {
+        const size_t n = naive_utf8_length(s, i);
+        if (n == 0) {
+          out += "\xEF\xBF\xBD";
+        } else {
+          out += s.substr(i, n);
+          i += n - 1;
+        }
+        continue;
+      }
       if (c == '"') out += "\\\"";
       else if (c == '\\') out += "\\\\";
       else if (c == '\n') out += "\\n";
@@ -135,6 +164,31 @@ TEST_CASE("JSON escaping finds every special byte wherever it falls, and passes 
   }
   std::string long_value(300, 'x');
   long_value[257] = '"';
+  // Ill-formed sequences of every kind, and well-formed ones of every length, at the
+  // edges of the 16-byte blocks.
+  for (const std::string_view seq :
+       {"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xF4\x8F\xBF\xBF", "\xC0\xAF", "\xC1\xBF",
+        "\xE0\x80\xAF", "\xED\xA0\x80", "\xF0\x80\x80\xAF", "\xF4\x90\x80\x80", "\xF5\x80\x80\x80",
+        "\xE2\x82", "\xF0\x9F\x98", "\x80\x80", "\xFE\xFF"}) {
+    for (size_t at = 10; at < 20; ++at) {
+      std::string s(32, 'a');
+      s.replace(at, seq.size(), seq);
+      CAPTURE(at);
+      std::string out;
+      json_escape_to(out, s);
+      CHECK(out == reference(s));
+    }
+  }
+  // A default string_view (null data, as a missing optional field reads) is "": found
+  // by tests/fuzz/openai_body under UBSan (memcpy from null).
+  std::string empty_doc;
+  JsonWriter(empty_doc).begin_object().key(std::string_view{}).value(std::string_view{}).end_object();
+  CHECK(empty_doc == R"({"":""})");
+  CHECK(json_quote("id-\xFF\xC3") == "\"id-\xEF\xBF\xBD\xEF\xBF\xBD\"");
+  CHECK(json_quote("\xF0\x9F\x98\x80") == "\"\xF0\x9F\x98\x80\"");
+  simdjson::dom::parser parser;
+  simdjson::dom::element parsed;
+  CHECK_FALSE(parser.parse(json_quote("\xED\xA0\x80 and \xC0\x80")).get(parsed));  // valid JSON text
   std::string doc;
   JsonWriter(doc).begin_array().value(long_value).value("a").end_array();
   CHECK(doc == "[\"" + reference(long_value) + "\",\"a\"]");

@@ -133,6 +133,22 @@ TEST_CASE("the final user turn is cached only when asked") {
   CHECK(count(body, "cache_control") == 1);
 }
 
+TEST_CASE("a duplicated member is copied as it is: only the first, which was measured, is marked") {
+  // Found by tests/fuzz/anthropic_body: a second "messages", "system" or "tools" that is
+  // not an array was read as one (undefined behaviour, a crash in a release build).
+  std::string body = R"({"model":"m","tools":[{"name":"a","description":")" + kLong + R"("}],"system":")" + kLong +
+                     R"(","messages":[{"role":"user","content":")" + kLong +
+                     R"("},{"role":"user","content":"q"}],"messages":7,"system":null,"tools":"x"})";
+  auto r = add_anthropic_cache_breakpoints(body, small());
+  REQUIRE(r.ok());
+  CHECK(*r == 3);
+  CHECK(count(body, "cache_control") == 3);
+  CHECK(body.find(R"("messages":7,"system":null,"tools":"x"})") != std::string::npos);
+  simdjson::dom::parser p;
+  simdjson::dom::element e;
+  CHECK_FALSE(p.parse(body).get(e));
+}
+
 TEST_CASE("invalid JSON is an error and leaves the body untouched") {
   std::string body = R"({"model":)";
   auto r = add_anthropic_cache_breakpoints(body, small());

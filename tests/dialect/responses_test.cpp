@@ -113,6 +113,13 @@ TEST_CASE("chat.completion edge cases: length, refusal, reasoning, bad arguments
   REQUIRE_FALSE(bad_args.ok());
   CHECK(bad_args.error().kind == ErrorKind::kUpstream);
 
+  // A tool call without its function object (found by tests/fuzz/openai_body): read as
+  // absent fields, never through an element that does not exist.
+  auto no_function = openai_to_anthropic_response(R"({"id": "x", "choices": [{"index": 0,
+    "message": {"role": "assistant", "tool_calls": [{"id": "c", "type": "function"}, 5]}, "finish_reason": "tool_calls"}]})", "m");
+  REQUIRE(no_function.ok());
+  CHECK(no_function->body.find(R"("input":{})") != std::string::npos);
+
   CHECK_FALSE(openai_to_anthropic_response("<html>", "m").ok());
   CHECK_FALSE(openai_to_anthropic_response(R"({"choices": []})", "m").ok());
   CHECK_FALSE(anthropic_to_openai_response(R"({"type": "error"})", "m", 0).ok());

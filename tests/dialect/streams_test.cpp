@@ -135,6 +135,24 @@ TEST_CASE("Anthropic → OpenAI stream: upstream error event, garbage, abort") {
   CHECK(a.state() == StreamState::kFailed);
 }
 
+TEST_CASE("Anthropic → OpenAI stream: events missing the object they describe are ignored, not read") {
+  // Found by tests/fuzz/sse_stream: the translator read ev["delta"] etc. without checking
+  // that it exists, which is undefined (a crash in a release build).
+  AnthropicToOpenAiStream t({.model = "alias", .id = "chatcmpl-1", .created_unix_s = 1700000000, .include_usage = false});
+  std::string out;
+  CHECK(t.feed(R"({"type":"message_start"})", out).ok());
+  CHECK(t.feed(R"({"type":"content_block_start","index":0})", out).ok());
+  CHECK(t.feed(R"({"type":"content_block_start","index":1,"content_block":7})", out).ok());
+  CHECK(t.feed(R"({"type":"content_block_delta","index":0})", out).ok());
+  CHECK(t.feed(R"({"type":"content_block_delta","index":1,"delta":[1]})", out).ok());
+  CHECK(t.feed(R"({"type":"message_delta","usage":{"output_tokens":3}})", out).ok());
+  CHECK(t.state() == StreamState::kOpen);
+  CHECK(out == chunk(R"({"role":"assistant","content":""})"));  // the role chunk, nothing else
+  CHECK(t.feed(R"({"type":"message_stop"})", out).ok());
+  CHECK(t.state() == StreamState::kCompleted);
+  CHECK(t.current_usage().output_tokens == 3);
+}
+
 TEST_CASE("Anthropic → OpenAI stream: thinking becomes reasoning_content; max_tokens → length") {
   AnthropicToOpenAiStream t({.model = "alias", .id = "", .created_unix_s = 1700000000, .include_usage = false});
   const std::string in =

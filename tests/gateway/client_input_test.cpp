@@ -7,6 +7,7 @@
 
 #include "config/config.h"
 #include "gateway/chat_exchange.h"
+#include "gateway/request_parser.h"
 #include "gateway/server.h"
 #include "gateway/worker.h"
 #include "tests/support/temp_dir.h"

@@ -1,0 +1,43 @@
+// Stored ledger rows read back (router/ledger.cpp): a value from the `ledger` column
+// family, binary (v2) or JSON (v1), must decode or be rejected, never crash; a decoded
+// row must survive the binary round trip and render as valid JSON (/admin/ledger). The
+// same bytes as a rollup key and a rollup value.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "router/ledger.h"
+#include "tests/fuzz/fuzz_target.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace frugal;
+  using namespace frugal::router;
+  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+
+  auto row = decode_record(bytes);
+  fuzz::accepted(row.ok());
+  if (row.ok()) {
+    const std::string json = record_json(*row);
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    fuzz::require(!parser.parse(json).get(root), "a decoded row renders as invalid JSON");
+    auto again = decode_record(encode_record(*row));
+    fuzz::require(again.ok(), "an encoded row does not decode");
+    fuzz::require(record_json(*again) == json, "the binary round trip changed the row");
+    auto from_json = decode_record(json);
+    fuzz::require(from_json.ok(), "a row's JSON form does not decode");
+  }
+
+  if (auto key = decode_rollup_key(bytes)) {
+    auto again = decode_rollup_key(encode_rollup_key(*key));
+    fuzz::require(again && again->hour_us == key->hour_us && again->request_type == key->request_type &&
+                      again->route == key->route && again->model == key->model && again->key == key->key &&
+                      again->team == key->team,
+                  "the rollup key round trip changed the key");
+  }
+  const CostTotals totals = decode_totals(bytes);
+  fuzz::require(decode_totals(encode_totals(totals)).requests == totals.requests,
+                "the rollup totals round trip changed the totals");
+  return 0;
+}
