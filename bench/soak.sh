@@ -6,7 +6,8 @@
 # is sampled every second into $SOAK_OUT/soak_rss.csv (default build/soak/).
 #
 # Verdict (last line; exit 1 on failure):
-#  - RSS after warm-up (the first WARMUP seconds, default 30) grows < 5%: the mean of
+#  - RSS after warm-up (the first WARMUP seconds, default 120: RocksDB's memtables and
+#    table readers ramp for ~60-90 s at this rate, docs/PERFORMANCE.md "Soak") grows < 5%: the mean of
 #    the last 30 samples against the mean of the 30 samples after warm-up (windows of
 #    several memtable flushes; shorter for short runs);
 #  - no request lost: after frugal shut down cleanly (SIGTERM, exit 0), the ledger's
@@ -17,7 +18,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 export DURATION=${DURATION:-300}
-warmup=${WARMUP:-30}
+warmup=${WARMUP:-120}
 flap_seconds=${FLAP_SECONDS:-10}
 out=${SOAK_OUT:-$root/build/soak}
 ((DURATION > warmup + 10)) || { echo "DURATION must exceed WARMUP + 10 s" >&2; exit 2; }
