@@ -21,6 +21,8 @@ debs=(
   clang libclang-rt-14-dev
   # real servers and load tools used by tests and benchmarks
   nginx-light wrk nodejs npm openssl
+  # bench/soak.sh's client and its verdict (standard library only)
+  python3
 )
 
 sudo_cmd=()
