@@ -246,7 +246,7 @@ TEST_CASE("pass-through stream: Anthropic's exact event sequence, merged usage h
         std::string::npos);
 }
 
-TEST_CASE("anthropic-version: the client's, else the provider's, else 2023-06-01; /v1 base URLs work") {
+TEST_CASE("anthropic-version: the client's, else the provider's, else 2023-06-01, /v1 base URLs work") {
   auto& e = env();
   CHECK(request("POST", e.url + "/v1/messages", R"({"model":"pinned","max_tokens":5,)" + kHello + "}").status == 200);
   CHECK(e.last_upstream_header("anthropic-version") == "2024-10-22");
@@ -552,7 +552,7 @@ TEST_CASE("a client that hangs up mid-stream: upstream aborted, usage seen so fa
                 openai_line);
 }
 
-TEST_CASE("the exact cache serves translated requests to Anthropic clients; pass-through is not cached") {
+TEST_CASE("the exact cache serves translated requests to Anthropic clients, pass-through is not cached") {
   auto& e = env();
   // Anthropic client, OpenAI-compatible upstream, temperature 0: cacheable canonical bytes.
   const std::string body = R"({"model":"gpt-4o-mini","max_tokens":20,"temperature":0,"messages":[{"role":"user","content":"cache me please"}]})";
