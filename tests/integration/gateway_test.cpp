@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -325,12 +326,21 @@ passthrough: [ { prefix: "", provider: mock } ]
 )";
   Child gw({FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
   const std::string url = "http://127.0.0.1:" + gw.wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
+  std::atomic<bool> streaming{false};
   std::thread client([&] {
     request("POST", url + "/v1/chat/completions",
             R"({"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}],)"
-            R"("mock":{"chunks":50,"chunk_delay_ms":100}})");
+            R"("mock":{"chunks":50,"chunk_delay_ms":100}})",
+            {}, [&](const std::string&) {
+              streaming = true;
+              return true;
+            });
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The stream is in flight (its first bytes arrived) before the signal.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!streaming && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  CHECK(streaming);
   CHECK(gw.stop(SIGTERM) == 0);  // the in-flight stream is dropped, the process exits cleanly
   client.join();
 }
