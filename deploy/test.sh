@@ -14,13 +14,15 @@ jobs=$(nproc)
 
 cmake --preset release
 cmake --build --preset release -j "$jobs"
-ctest --preset release --timeout 600
+# -j: the integration and e2e suites mostly wait on loopback I/O; every test uses its own
+# ports (port 0) and temporary directories.
+ctest --preset release --timeout 600 -j "$jobs"
 
 if [[ ${FRUGAL_TEST_SKIP_ASAN:-0} != 1 ]]; then
   cmake --preset asan
   cmake --build --preset asan -j "$jobs"
   # ASAN_OPTIONS/UBSAN_OPTIONS come from the asan test preset (CMakePresets.json).
-  ctest --preset asan --timeout 900
+  ctest --preset asan --timeout 900 -j "$jobs"
 fi
 
 # --- fuzz: the lead adds `bash tests/fuzz/run.sh` here (bounded libFuzzer runs) -----------
