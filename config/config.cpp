@@ -39,6 +39,16 @@ bool anthropic_key_set() {
   return key && *key;
 }
 
+// Bounds of durations (ms) and sizes (bytes): each value a real deployment might want,
+// none that overflows a deadline or a size computation downstream.
+constexpr int64_t kHour = 3'600'000;
+constexpr int64_t kDay = 24 * kHour;
+constexpr int64_t kMaxTtl = 365 * kDay;
+constexpr int64_t kMinBodyLimit = 1 << 10;
+constexpr int64_t kMaxBodyLimit = 1ll << 30;
+constexpr int64_t kMaxMemory = 1ll << 40;
+constexpr int64_t kMaxDisk = 1ll << 50;
+
 Listener listener_from(const YamlNode& n) {
   auto l = parse_listener(n.as_string());
   if (!l) n.fail(l.error().message);
@@ -47,7 +57,7 @@ Listener listener_from(const YamlNode& n) {
 
 ServerConfig parse_server(const YamlNode& n) {
   n.allow_keys({"listen", "threads", "body_limit", "read_timeout", "idle_timeout", "shutdown_grace",
-                "watch_interval", "busy_poll"});
+                "write_timeout", "reuse_port", "watch_interval", "busy_poll"});
   ServerConfig s;
   if (auto l = n.child("listen")) {
     s.listen.clear();
@@ -56,14 +66,15 @@ ServerConfig parse_server(const YamlNode& n) {
     if (s.listen.empty()) l->fail("at least one listen address is required");
   }
   s.threads = static_cast<int>(n.get_int("threads", 0, 0, 256));
-  s.body_limit_bytes = n.get_bytes("body_limit", s.body_limit_bytes);
-  s.read_timeout_ms = n.get_duration_ms("read_timeout", s.read_timeout_ms);
-  s.idle_timeout_ms = n.get_duration_ms("idle_timeout", s.idle_timeout_ms);
-  s.shutdown_grace_ms = n.get_duration_ms("shutdown_grace", s.shutdown_grace_ms);
-  s.watch_interval_ms = n.get_duration_ms("watch_interval", s.watch_interval_ms);
+  s.body_limit_bytes = n.get_bytes("body_limit", s.body_limit_bytes, kMinBodyLimit, kMaxBodyLimit);
+  s.read_timeout_ms = n.get_duration_ms("read_timeout", s.read_timeout_ms, 100, kDay);
+  s.idle_timeout_ms = n.get_duration_ms("idle_timeout", s.idle_timeout_ms, 100, kDay);
+  s.shutdown_grace_ms = n.get_duration_ms("shutdown_grace", s.shutdown_grace_ms, 0, kHour);
+  s.write_timeout_ms = n.get_duration_ms("write_timeout", s.write_timeout_ms, 0, kDay);
+  s.reuse_port = n.get_bool("reuse_port", s.reuse_port);
+  s.watch_interval_ms = n.get_duration_ms("watch_interval", s.watch_interval_ms, 0, kDay);
   if (auto b = n.child("busy_poll"); b && !b->is_null()) {
-    s.busy_poll_us = b->as_duration_us();
-    if (s.busy_poll_us < 0 || s.busy_poll_us > 10'000) b->fail("expected 0 (off) to 10ms");
+    s.busy_poll_us = b->as_duration_us(0, 10'000);
   }
   return s;
 }
@@ -72,7 +83,7 @@ ServerConfig parse_server(const YamlNode& n) {
 std::string existing_file(const YamlNode& n) {
   const std::string path = n.as_string();
   std::ifstream f(path, std::ios::binary);
-  if (path.empty() || !f) n.fail("cannot open '" + path + "'");
+  if (path.empty() || !f) n.fail("cannot open " + n.shown());
   return path;
 }
 
@@ -83,15 +94,14 @@ void parse_engine(const YamlNode& n, ProviderConfig& p) {
   if (auto t = n.child("timeouts")) {
     if (auto c = t->child("connect")) c->fail("does not apply to kind: engine (use first_byte and total)");
     t->allow_keys({"first_byte", "total"});
-    p.timeouts.first_byte_ms = t->get_duration_ms("first_byte", p.timeouts.first_byte_ms);
-    p.timeouts.total_ms = t->get_duration_ms("total", p.timeouts.total_ms);
+    p.timeouts.first_byte_ms = t->get_duration_ms("first_byte", p.timeouts.first_byte_ms, 0, kDay);
+    p.timeouts.total_ms = t->get_duration_ms("total", p.timeouts.total_ms, 0, kDay);
   }
   EngineSettings& e = p.engine;
   e.model = existing_file(n.required("model"));
   if (auto d = n.child("draft_model"); d && !d->is_null()) e.draft_model = existing_file(*d);
   e.threads = static_cast<int>(n.get_int("threads", e.threads, 0, 1024));
-  e.kv_memory_bytes = n.get_bytes("kv_memory", e.kv_memory_bytes);
-  if (auto k = n.child("kv_memory"); k && e.kv_memory_bytes < (1 << 20)) k->fail("must be at least 1MiB");
+  e.kv_memory_bytes = n.get_bytes("kv_memory", e.kv_memory_bytes, 1 << 20, kMaxMemory);
   e.context_length = static_cast<int>(n.get_int("context_length", e.context_length, 0, 1 << 24));
   e.max_batch = static_cast<int>(n.get_int("max_batch", e.max_batch, 1, 4096));
   e.draft_tokens = static_cast<int>(n.get_int("draft_tokens", e.draft_tokens, 1, 32));
@@ -105,22 +115,23 @@ ProviderConfig parse_provider(const std::string& name, const YamlNode& n) {
   if (k == "openai") p.kind = ProviderKind::kOpenAi;
   else if (k == "anthropic") p.kind = ProviderKind::kAnthropic;
   else if (k == "engine") p.kind = ProviderKind::kEngine;
-  else kind.fail("unknown provider kind '" + k + "' (expected openai, anthropic or engine)");
+  else kind.fail("unknown provider kind " + kind.shown() + " (expected openai, anthropic or engine)");
   if (p.kind == ProviderKind::kEngine) {
     parse_engine(n, p);
   } else {
-    n.allow_keys({"kind", "base_url", "api_key", "timeouts", "retry", "http2", "transport", "headers", "tls"});
+    n.allow_keys({"kind", "base_url", "api_key", "timeouts", "retry", "http2", "transport", "headers", "tls",
+                  "max_answer", "max_sse_event"});
     const YamlNode url = n.required("base_url");
     p.base_url = url.as_string();
     if (p.base_url.rfind("http://", 0) != 0 && p.base_url.rfind("https://", 0) != 0)
-      url.fail("expected an http:// or https:// URL, got '" + p.base_url + "'");
+      url.fail("expected an http:// or https:// URL, got " + url.shown());
     while (!p.base_url.empty() && p.base_url.back() == '/') p.base_url.pop_back();
     p.api_key = n.get_string("api_key", "");
     if (auto t = n.child("timeouts")) {
       t->allow_keys({"connect", "first_byte", "total"});
-      p.timeouts.connect_ms = t->get_duration_ms("connect", p.timeouts.connect_ms);
-      p.timeouts.first_byte_ms = t->get_duration_ms("first_byte", p.timeouts.first_byte_ms);
-      p.timeouts.total_ms = t->get_duration_ms("total", p.timeouts.total_ms);
+      p.timeouts.connect_ms = t->get_duration_ms("connect", p.timeouts.connect_ms, 0, kHour);
+      p.timeouts.first_byte_ms = t->get_duration_ms("first_byte", p.timeouts.first_byte_ms, 0, kDay);
+      p.timeouts.total_ms = t->get_duration_ms("total", p.timeouts.total_ms, 0, kDay);
     }
     p.http2 = n.get_bool("http2", p.http2);
     if (auto t = n.child("tls")) {
@@ -131,16 +142,18 @@ ProviderConfig parse_provider(const std::string& name, const YamlNode& n) {
     if (auto t = n.child("transport")) {
       const std::string v = t->as_string();
       if (v == "libcurl") p.builtin_http1 = false;
-      else if (v != "auto") t->fail("unknown transport '" + v + "' (expected auto or libcurl)");
+      else if (v != "auto") t->fail("unknown transport " + t->shown() + " (expected auto or libcurl)");
     }
     if (auto h = n.child("headers"))
       for (const auto& [hk, hv] : h->entries()) p.headers[hk] = hv.as_string();
+    p.max_answer_bytes = n.get_bytes("max_answer", p.max_answer_bytes, kMinBodyLimit, kMaxBodyLimit);
+    p.max_sse_event_bytes = n.get_bytes("max_sse_event", p.max_sse_event_bytes, kMinBodyLimit, kMaxBodyLimit);
   }
   if (auto r = n.child("retry")) {
     r->allow_keys({"max_attempts", "base_delay", "max_delay"});
     p.retry.max_attempts = static_cast<int>(r->get_int("max_attempts", p.retry.max_attempts, 1, 20));
-    p.retry.base_delay_ms = r->get_duration_ms("base_delay", p.retry.base_delay_ms);
-    p.retry.max_delay_ms = r->get_duration_ms("max_delay", p.retry.max_delay_ms);
+    p.retry.base_delay_ms = r->get_duration_ms("base_delay", p.retry.base_delay_ms, 0, kHour);
+    p.retry.max_delay_ms = r->get_duration_ms("max_delay", p.retry.max_delay_ms, 0, kHour);
   }
   return p;
 }
@@ -152,7 +165,7 @@ ModelTarget parse_target(const YamlNode& n, const GatewayConfig& cfg) {
     const std::string s = n.as_string();
     const size_t slash = s.find('/');
     if (slash == std::string::npos || slash == 0 || slash + 1 == s.size())
-      n.fail("expected 'provider/model' or {provider, model}, got '" + s + "'");
+      n.fail("expected 'provider/model' or {provider, model}, got " + n.shown());
     t.provider = s.substr(0, slash);
     t.model = s.substr(slash + 1);
   } else {
@@ -168,18 +181,19 @@ bool parse_cache_mode(const YamlNode& n) {
   const std::string m = n.as_string();
   if (m == "all") return true;
   if (m == "deterministic") return false;
-  n.fail("expected 'deterministic' or 'all', got '" + m + "'");
+  n.fail("expected 'deterministic' or 'all', got " + n.shown());
   return false;
 }
 
 CacheConfig parse_cache(const YamlNode& n) {
-  n.allow_keys({"enabled", "mode", "ttl", "memory", "disk", "shared", "auto_prompt_cache", "routes"});
+  n.allow_keys({"enabled", "mode", "ttl", "max_ttl", "memory", "disk", "shared", "auto_prompt_cache", "routes"});
   CacheConfig c;
   c.enabled = n.get_bool("enabled", c.enabled);
   if (auto m = n.child("mode")) c.cache_all = parse_cache_mode(*m);
-  c.ttl_ms = n.get_duration_ms("ttl", c.ttl_ms);
-  c.memory_bytes = n.get_bytes("memory", c.memory_bytes);
-  c.disk_bytes = n.get_bytes("disk", c.disk_bytes);
+  c.ttl_ms = n.get_duration_ms("ttl", c.ttl_ms, 0, kMaxTtl);
+  c.max_ttl_ms = n.get_duration_ms("max_ttl", c.max_ttl_ms, 0, kMaxTtl);
+  c.memory_bytes = n.get_bytes("memory", c.memory_bytes, 0, kMaxMemory);
+  c.disk_bytes = n.get_bytes("disk", c.disk_bytes, 0, kMaxDisk);
   c.shared = n.get_bool("shared", c.shared);
   c.auto_prompt_cache = n.get_bool("auto_prompt_cache", c.auto_prompt_cache);
   if (auto r = n.child("routes")) {
@@ -188,7 +202,7 @@ CacheConfig parse_cache(const YamlNode& n) {
       CacheRouteConfig rc;
       if (rn.child("enabled")) rc.enabled = rn.get_bool("enabled", true);
       if (auto m = rn.child("mode")) rc.cache_all = parse_cache_mode(*m);
-      if (rn.child("ttl")) rc.ttl_ms = rn.get_duration_ms("ttl", 0);
+      if (rn.child("ttl")) rc.ttl_ms = rn.get_duration_ms("ttl", 0, 0, kMaxTtl);
       if (rn.child("shared")) rc.shared = rn.get_bool("shared", false);
       if (rn.child("auto_prompt_cache")) rc.auto_prompt_cache = rn.get_bool("auto_prompt_cache", false);
       c.routes[name] = rc;
@@ -300,11 +314,9 @@ Result<GatewayConfig> load_config_text(const std::string& text, const std::strin
 }
 
 Result<GatewayConfig> load_config_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error(ErrorKind::kNotFound, path + ": cannot open configuration file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return load_config_text(ss.str(), path);
+  auto text = read_config_file(path, "configuration file");
+  if (!text) return std::move(text).error();
+  return load_config_text(*text, path);
 }
 
 std::string default_config_yaml() {

@@ -61,6 +61,10 @@ struct ProviderConfig {
   // (`transport: libcurl`); https always uses libcurl.
   bool builtin_http1 = true;
   std::map<std::string, std::string> headers;  // extra headers sent upstream
+  // A non-streamed answer (or error body) larger than this is a failed attempt (502).
+  int64_t max_answer_bytes = 64ll << 20;
+  // One SSE event (or an unterminated line) larger than this ends the stream with an error.
+  int64_t max_sse_event_bytes = 1 << 20;
   EngineSettings engine;  // kind == kEngine only
 };
 
@@ -100,6 +104,12 @@ struct ServerConfig {
   int64_t read_timeout_ms = 60'000;        // per request header+body read
   int64_t idle_timeout_ms = 120'000;       // keep-alive idle
   int64_t shutdown_grace_ms = 10'000;
+  // A write to a client that makes no progress for this long (a client that stopped
+  // reading) closes the connection and cancels the upstream call.
+  int64_t write_timeout_ms = 30'000;
+  // SO_REUSEPORT on the listeners, so that other processes can share the port. Off: a
+  // port another process listens on is an error ("address in use").
+  bool reuse_port = false;
   // How often the config and policy files are checked for changes (mtime, size,
   // inode) and reloaded; 0 turns the watch off (SIGHUP and POST /admin/reload remain).
   int64_t watch_interval_ms = 1'000;
@@ -126,6 +136,8 @@ struct CacheConfig {
   bool enabled = true;
   bool cache_all = false;            // mode: all; default only deterministic requests
   int64_t ttl_ms = 3'600'000;        // 0 = never expires
+  // The longest TTL a client may ask for with x-frugal-cache-ttl; 0 = no cap.
+  int64_t max_ttl_ms = 86'400'000;
   int64_t memory_bytes = 256 << 20;  // in-memory LRU bound
   int64_t disk_bytes = 1ll << 30;    // RocksDB column family bound (FIFO)
   bool shared = false;               // entries shared across API keys (tenants)

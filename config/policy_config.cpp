@@ -351,13 +351,13 @@ class Loader {
     const std::string stream = n.get_string("stream", "cascade");
     if (stream == "cascade") r.stream_mode = StreamMode::kCascade;
     else if (stream == "first_tier") r.stream_mode = StreamMode::kFirstTier;
-    else n.required("stream").fail("expected cascade or first_tier, got '" + stream + "'");
+    else n.required("stream").fail("expected cascade or first_tier, got " + n.required("stream").shown());
     if (auto c = n.child("cache")) {
       r.cache_configured = true;
       if (c->is_map()) {
         c->allow_keys({"enabled", "ttl"});
         r.cache_enabled = c->get_bool("enabled", true);
-        r.cache_ttl_ms = c->get_duration_ms("ttl", 3'600'000);
+        r.cache_ttl_ms = c->get_duration_ms("ttl", 3'600'000, 0, 365ll * 86'400'000);
         if (r.cache_enabled && r.cache_ttl_ms <= 0) c->required("ttl").fail("expected a positive ttl");
       } else {
         r.cache_enabled = c->as_bool();
@@ -394,7 +394,7 @@ class Loader {
     if (per == "hour") b.per = BudgetPeriod::kHour;
     else if (per == "day") b.per = BudgetPeriod::kDay;
     else if (per == "month") b.per = BudgetPeriod::kMonth;
-    else n.required("per").fail("expected hour, day or month, got '" + per + "'");
+    else n.required("per").fail("expected hour, day or month, got " + n.required("per").shown());
     if (auto s = n.child("soft")) b.soft_micros = usd(*s);
     if (auto h = n.child("hard")) b.hard_micros = usd(*h);
     if (!b.soft_micros && !b.hard_micros) n.fail("expected a 'soft' and/or 'hard' limit (USD)");
@@ -504,11 +504,9 @@ Result<PolicyConfig> load_policy_text(const std::string& text, const std::string
 }
 
 Result<PolicyConfig> load_policy_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error(ErrorKind::kNotFound, path + ": cannot open policy file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return load_policy_text(ss.str(), path);
+  auto text = read_config_file(path, "policy file");
+  if (!text) return std::move(text).error();
+  return load_policy_text(*text, path);
 }
 
 }  // namespace frugal::config

@@ -91,7 +91,19 @@ struct ChatRequest {
   // Set by the gateway when the route enables provider prompt caching: an Anthropic
   // backend then marks the stable prefix with cache_control breakpoints.
   bool auto_prompt_cache = false;
+  // How many frugal gateways this request already passed (the incoming x-frugal-hop).
+  // Every upstream request carries one more (frugal_hop_header), so that a gateway
+  // whose upstream is itself, or another gateway that leads back to it, sees the loop.
+  int frugal_hop = 0;
 };
+
+inline constexpr std::string_view kFrugalHopHeader = "x-frugal-hop";
+// A request that arrives having passed this many gateways is in a loop (508).
+inline constexpr int kMaxFrugalHops = 2;
+// The header line an upstream request of `req` carries.
+inline std::string frugal_hop_header(int incoming_hop) {
+  return std::string(kFrugalHopHeader) + ": " + std::to_string(incoming_hop + 1);
+}
 
 // Validates an OpenAI /v1/chat/completions body. Errors are kInvalidRequest with
 // `param` naming the field (e.g. "messages[2].role").

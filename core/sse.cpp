@@ -1,5 +1,7 @@
 #include "core/sse.h"
 
+#include <cstring>
+
 namespace frugal {
 namespace {
 
@@ -12,8 +14,24 @@ std::string_view field_value(std::string_view line, size_t colon) {
 }  // namespace
 
 bool SseParser::has_partial() const {
+  if (overflowed_) return true;
   for (char c : buf_)
     if (c != '\n' && c != '\r') return true;
+  return false;
+}
+
+bool SseParser::find_blank_line() {
+  while (scan_ < buf_.size()) {
+    const void* hit = std::memchr(buf_.data() + scan_, '\n', buf_.size() - scan_);
+    if (hit == nullptr) {
+      scan_ = buf_.size();
+      return false;
+    }
+    const size_t nl = static_cast<size_t>(static_cast<const char*>(hit) - buf_.data());
+    const size_t len = nl - line_start_;
+    if (len == 0 || (len == 1 && buf_[line_start_] == '\r')) return true;
+    scan_ = line_start_ = nl + 1;
+  }
   return false;
 }
 

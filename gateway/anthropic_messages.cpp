@@ -27,6 +27,9 @@
 #include "backends/dialect/streams.h"
 #include "backends/dialect/usage_json.h"
 #include "backends/http/anthropic_backend.h"
+#include "backends/whole_body.h"
+#include "config/secrets.h"
+#include "router/dispatch.h"
 #include "core/chat.h"
 #include "core/ids.h"
 #include "core/sse.h"
@@ -102,9 +105,10 @@ asio::awaitable<bool> stream_messages(ClientSocket& stream, backends::Call& call
     ex.finish(usage(), ExchangeEnd::kClientGone);
     co_return false;
   }
-  SseParser sse;
+  SseParser sse(ex.max_sse_event_bytes());
   // Named, not a temporary in the co_await expression: GCC 12 destroys those twice.
   const std::function<void(const SseEvent&, std::string&)> on_event = [&](const SseEvent& ev, std::string& out) {
+    const size_t from = out.size();
     if (native) {
       if (ev.event == "error") relayed_error_event = true;
       tracker.observe(ev);
@@ -112,18 +116,25 @@ asio::awaitable<bool> stream_messages(ClientSocket& stream, backends::Call& call
     } else {
       (void)translator.feed(ev, out);  // a failure has written its error event
     }
+    if (ev.data.find("\"error\"") != std::string_view::npos) {  // an upstream's error text may echo its key
+      std::string relayed = out.substr(from);
+      ex.mask_secrets(relayed);
+      out.replace(from, std::string::npos, relayed);
+    }
   };
   if (!co_await pump_sse_events(stream, call, ex, watch, sse, on_event, usage)) co_return false;
-  const std::string why = call.failed()      ? call.error()
+  const std::string why = sse.overflowed()   ? overflow_reason(sse)
+                          : call.failed()      ? call.error()
                           : sse.has_partial() ? std::string("cut mid-event")
                                               : std::string("ended without its terminator");
   std::string tail;
   bool complete;
+  const Error cut = watch.shutdown ? shutdown_cut_error() : stream_interrupted(why);
   if (native) {
     complete = tracker.state() == StreamState::kCompleted;
-    if (!complete && !relayed_error_event) tail = render_anthropic_error_event(stream_interrupted(why));
+    if (!complete && !relayed_error_event) tail = render_anthropic_error_event(cut);
   } else {
-    if (translator.state() == StreamState::kOpen) translator.abort(stream_interrupted(why), tail);
+    if (translator.state() == StreamState::kOpen) translator.abort(cut, tail);
     complete = translator.state() == StreamState::kCompleted;
   }
   ex.finish(usage(), complete ? ExchangeEnd::kComplete : ExchangeEnd::kUpstreamBroke);
@@ -184,6 +195,7 @@ asio::awaitable<bool> handle_messages(ClientSocket& stream, Request& req, Reques
 
   auto started = co_await ex.start(chat);
   if (!started) {
+    if (watch->shutdown) co_return co_await send_anthropic_error(stream, shutdown_cut_error(), ctx);
     if (started.error().kind == ErrorKind::kCancelled) co_return false;
     co_return co_await send_anthropic_error(stream, started.error(), ctx);
   }
@@ -200,17 +212,15 @@ asio::awaitable<bool> handle_messages(ClientSocket& stream, Request& req, Reques
   }
 
   const int64_t t0 = mono_us();
-  while (call->state() != backends::CallState::kDone) co_await call->wait();
+  auto whole = co_await backends::read_whole_body(*call, ex.max_answer_bytes());
   ctx.upstream_wait_us += mono_us() - t0;
   if (watch->client_gone) co_return false;  // the exchange finishes as kClientGone
-  if (call->failed()) {
+  if (!whole) {
     ex.finish({}, ExchangeEnd::kUpstreamBroke);
-    const std::string who = ex.target().provider ? ex.target().provider->name : std::string("?");
-    Error e = make_error(call->timed_out() ? ErrorKind::kTimeout : ErrorKind::kUpstream,
-                         "upstream '" + who + "' failed mid-response: " + call->error());
-    co_return co_await send_anthropic_error(stream, e, ctx);
+    co_return co_await send_anthropic_error(
+        stream, watch->shutdown ? shutdown_cut_error() : ex.broken_answer(whole.error()), ctx);
   }
-  std::string body = call->take_body();
+  std::string body = std::move(*whole);
   ex.observe(body);
   if (call->dialect() == backends::WireDialect::kAnthropic) {
     ex.finish(usage_of_message(body), ExchangeEnd::kComplete);
@@ -245,6 +255,8 @@ asio::awaitable<bool> handle_count_tokens(ClientSocket& stream, Request& req, Re
   if (v.get_string().get(model) || model.empty())
     co_return co_await send_anthropic_error(
         stream, make_error(ErrorKind::kInvalidRequest, "model: Input should be a non-empty string", "model"), ctx);
+  if (model.size() > kMaxModelNameBytes)
+    co_return co_await send_anthropic_error(stream, model_name_too_long(model.size()), ctx);
 
   const auto cfg = w.server.config();
   auto targets = router::resolve_model(*cfg, model);
@@ -271,24 +283,34 @@ asio::awaitable<bool> handle_count_tokens(ClientSocket& stream, Request& req, Re
   router::DispatchControl control;
   auto watch = ClientWatch::start(stream, control);
   ClientWatchGuard guard{*watch};
-  auto call = w.client->start(http::anthropic_request(*target->provider, "/messages/count_tokens",
-                                                      std::move(*body), forwarded_headers(req), false));
+  http::HttpRequest up = http::anthropic_request(*target->provider, "/messages/count_tokens", std::move(*body),
+                                                 forwarded_headers(req), false);
+  up.headers.push_back(frugal_hop_header(frugal_hop_of(req).value_or(0)));
+  auto call = w.client->start(std::move(up));
   watch->streaming = call;
   ctx.headers.emplace_back("x-frugal-provider", target->provider->name);
   ctx.headers.emplace_back("x-frugal-model", target->model);
   const int64_t t0 = mono_us();
-  while (call->state() != backends::CallState::kDone) co_await call->wait();
+  auto whole = co_await backends::read_whole_body(*call, static_cast<size_t>(target->provider->max_answer_bytes));
   ctx.upstream_wait_us += mono_us() - t0;
   if (watch->client_gone) co_return false;
-  if (call->failed() || !call->got_headers()) {
-    Error e = make_error(call->timed_out() ? ErrorKind::kTimeout : ErrorKind::kUpstream,
-                         "upstream '" + target->provider->name + "' failed: " + call->error());
-    co_return co_await send_anthropic_error(stream, e, ctx);
+  std::optional<Error> broken;
+  if (!whole || !call->got_headers()) {
+    broken = make_error(!whole && whole.error().kind == ErrorKind::kTimeout ? ErrorKind::kTimeout : ErrorKind::kUpstream,
+                        "upstream '" + target->provider->name + "' failed: " +
+                            (whole ? std::string("no response") : whole.error().message));
+  } else if (call->status() >= 400) {
+    // Anthropic's error, re-rendered: its text may echo the credential it was sent.
+    broken = error_from_anthropic_body(call->status(), *whole);
+  } else {
+    broken = router::check_answer(*call, *whole, true);
   }
-  // Anthropic's own answer (the count, or its error) is relayed as it is.
-  const std::string_view ctype = call->header("content-type");
-  co_return co_await send_response(stream, call->status(), ctype.empty() ? "application/json" : ctype,
-                                   call->take_body(), ctx);
+  if (broken) {
+    config::mask_secrets(broken->message, config::config_secrets(*w.server.config()));
+    co_return co_await send_anthropic_error(stream, *broken, ctx);
+  }
+  // Anthropic's count, relayed as it is.
+  co_return co_await send_response(stream, call->status(), "application/json", std::move(*whole), ctx);
 }
 
 }  // namespace frugal::gateway

@@ -1,10 +1,16 @@
 #include "gateway/chat_exchange.h"
 
+#include <charconv>
+#include <limits>
+
 #include <simdjson.h>
 
 #include <algorithm>
 
 #include "backends/dialect/errors.h"
+#include "backends/whole_body.h"
+#include "config/secrets.h"
+#include "core/sse.h"
 #include "cache/hash.h"
 #include "cache/prefix.h"
 #include "cache/replica_picker.h"
@@ -35,6 +41,30 @@ std::string tenant_id_of_key(std::string_view key) {
   return key.empty() ? std::string() : "k" + cache::hash128(key, 0x66727567616cull).to_hex().substr(0, 16);
 }
 
+Error model_name_too_long(size_t bytes) {
+  return make_error(ErrorKind::kInvalidRequest,
+                    "The model name is " + std::to_string(bytes) + " bytes long; at most " +
+                        std::to_string(kMaxModelNameBytes) + " are accepted.",
+                    "model", "model_name_too_long");
+}
+
+std::optional<int64_t> parse_cache_ttl_ms(std::string_view v) {
+  int64_t n = 0;
+  const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec == std::errc::result_out_of_range) return std::numeric_limits<int64_t>::max();
+  if (ec != std::errc() || n < 0 || (!v.empty() && v.front() == '+')) return std::nullopt;
+  const std::string_view unit(p, static_cast<size_t>(v.data() + v.size() - p));
+  int64_t scale = 0;
+  if (unit.empty() || unit == "s") scale = 1000;
+  else if (unit == "ms") scale = 1;
+  else if (unit == "m") scale = 60'000;
+  else if (unit == "h") scale = 3'600'000;
+  else if (unit == "d") scale = 86'400'000;
+  else return std::nullopt;
+  if (n > std::numeric_limits<int64_t>::max() / scale) return std::numeric_limits<int64_t>::max();
+  return n * scale;
+}
+
 ChatExchange::~ChatExchange() {
   if (started_ && !finished_) finish(seen_usage_, ExchangeEnd::kClientGone);
   if (picker_) picker_->release(replica_);
@@ -42,6 +72,16 @@ ChatExchange::~ChatExchange() {
 
 boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::start(ChatRequest& req) {
   // Policy: request type, route, budget (gateway/routing.cpp).
+  req.frugal_hop = frugal_hop_of(http_).value_or(0);  // bounded by the session (gateway/session.cpp)
+  if (req.model.size() > kMaxModelNameBytes) co_return model_name_too_long(req.model.size());
+  if (const auto t = http_.find("x-frugal-cache-ttl"); t != http_.end()) {
+    client_ttl_ms_ = parse_cache_ttl_ms(t->value());
+    if (!client_ttl_ms_)
+      co_return make_error(ErrorKind::kInvalidRequest,
+                           "x-frugal-cache-ttl must be a whole number of seconds, or one with a unit (500ms, 10m, "
+                           "2h, 1d); 0 = do not store.",
+                           "", "invalid_cache_ttl");
+  }
   if (auto routed = route(req); !routed) co_return std::move(routed).error();
   auto targets = first_targets(req);
   if (!targets) co_return targets.error();
@@ -95,6 +135,9 @@ void ChatExchange::observe(std::string_view bytes) {
 void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
   if (finished_) return;
   finished_ = true;
+  // Whatever did not complete once shutdown cut the requests was cut by it (a cancelled
+  // call, a destroyed coroutine), whatever it looks like to the codec.
+  if (end != ExchangeEnd::kComplete && w_.server.cutting_for_shutdown()) end = ExchangeEnd::kShutdown;
   seen_usage_ = usage;
   if (picker_) picker_->release(replica_);
   picker_.reset();
@@ -105,7 +148,8 @@ void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
 
 // The usage hand-off, visible at --log-level debug until the ledger consumes it here.
 void ChatExchange::log_finish(const Usage& u, ExchangeEnd end) const {
-  static constexpr const char* kEnds[] = {"complete", "upstream_error", "upstream_broke", "client_gone"};
+  static constexpr const char* kEnds[] = {"complete", "upstream_error", "upstream_broke", "client_gone",
+                                              "shutdown"};
   if (!log::enabled(log::Level::kDebug)) return;
   log::debug("request " + ctx_.request_id + ": finish end=" + kEnds[static_cast<int>(end)] +
              " dialect=" + dialect_name(dialect_) + " usage input=" + std::to_string(u.input_tokens) +
@@ -124,11 +168,32 @@ Error ChatExchange::upstream_error(backends::Call& call) const {
   // The backend refused on the gateway's behalf (e.g. a request the provider's dialect
   // cannot express): the message is ours, not the upstream's.
   if (!call.header(backends::kGatewayErrorHeader).empty()) return e;
+  // An upstream may echo the credential it was sent ("Incorrect API key provided: ...").
+  mask_secrets(e.message);
   const std::string who = "upstream '" + (target_.provider ? target_.provider->name : std::string("?")) + "'";
   e.message = status == 401 || status == 403
                   ? who + " rejected the gateway's credentials (status " + std::to_string(status) + "): " + e.message
                   : who + " returned status " + std::to_string(status) + ": " + e.message;
   return e;
+}
+
+void ChatExchange::mask_secrets(std::string& text) const { config::mask_secrets(text, config::config_secrets(*cfg_)); }
+
+Error ChatExchange::broken_answer(const Error& why) const {
+  const std::string who = "upstream '" + (target_.provider ? target_.provider->name : std::string("?")) + "'";
+  Error e = make_error(why.kind == ErrorKind::kTimeout ? ErrorKind::kTimeout : ErrorKind::kUpstream,
+                       who + " failed mid-response: " + why.message);
+  mask_secrets(e.message);
+  return e;
+}
+
+size_t ChatExchange::max_answer_bytes() const {
+  return target_.provider ? static_cast<size_t>(target_.provider->max_answer_bytes) : backends::kDefaultMaxAnswerBytes;
+}
+
+size_t ChatExchange::max_sse_event_bytes() const {
+  return target_.provider ? static_cast<size_t>(target_.provider->max_sse_event_bytes)
+                          : SseParser::kDefaultMaxEventBytes;
 }
 
 }  // namespace frugal::gateway

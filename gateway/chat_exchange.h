@@ -17,6 +17,7 @@
 // Threading: one exchange per request, on its worker's thread.
 #include <boost/asio/awaitable.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -41,6 +42,16 @@ namespace frugal::gateway {
 enum class Dialect { kOpenAi, kAnthropic };
 struct RouteState;  // gateway/routing.h
 
+// Client-chosen names longer than this are refused (400): they are echoed in headers,
+// logs and the cost table.
+inline constexpr size_t kMaxModelNameBytes = 256;
+Error model_name_too_long(size_t bytes);
+
+// x-frugal-cache-ttl: seconds, or a whole number with a unit (ms, s, m, h, d). Values
+// too large to count in milliseconds saturate; nullopt for anything else (negative
+// numbers, fractions, other units, trailing text).
+std::optional<int64_t> parse_cache_ttl_ms(std::string_view v);
+
 // The tenant id of an API key: a stable, non-reversible hash ("" for no key).
 std::string tenant_id_of_key(std::string_view api_key);
 const char* dialect_name(Dialect d);
@@ -51,6 +62,7 @@ enum class ExchangeEnd {
   kUpstreamError, // the upstream (or gateway) answered with an error, relayed as such
   kUpstreamBroke, // the answer started and then broke (cut stream, missing terminator)
   kClientGone,    // the client disconnected or stopped reading
+  kShutdown,      // cut by the gateway's shutdown after the grace period
 };
 
 class ChatExchange {
@@ -80,8 +92,17 @@ class ChatExchange {
   // a client that went away). Logged at debug level ("finish end=... usage ...").
   void finish(const Usage& usage, ExchangeEnd end);
 
-  // A final upstream error response (status >= 400) as an Error to render.
+  // A final upstream error response (status >= 400) as an Error to render: the
+  // upstream's message with every configured secret masked (its body never as it is).
   Error upstream_error(backends::Call& call) const;
+  // Masks every configured secret in `text` (an upstream's error text about to be relayed).
+  void mask_secrets(std::string& text) const;
+  // An answer whose body failed to arrive whole (read_whole_body's error), to render.
+  Error broken_answer(const Error& why) const;
+
+  // The answering provider's limits (the defaults for a cache hit or a replayed tier).
+  size_t max_answer_bytes() const;
+  size_t max_sse_event_bytes() const;
 
   const router::Target& target() const { return target_; }
 
@@ -116,6 +137,7 @@ class ChatExchange {
   void cache_finish(const Usage& usage, ExchangeEnd end);
   std::shared_ptr<CacheState> cache_;  // shared_ptr: CacheState is defined in its own file
   router::CacheOutcome cache_outcome_ = router::CacheOutcome::kNone;
+  std::optional<int64_t> client_ttl_ms_;  // x-frugal-cache-ttl, validated by start()
   // Replica affinity: the picker and replica this request holds a load slot on.
   std::shared_ptr<cache::ReplicaPicker> picker_;
   size_t replica_ = 0;

@@ -26,11 +26,6 @@ namespace {
 
 constexpr size_t kMaxRecordedBytes = 8u << 20;  // larger answers are served, not stored
 
-std::string_view header_of(const Request& r, std::string_view name) {
-  const auto it = r.find(name);
-  return it == r.end() ? std::string_view{} : std::string_view(it->value());
-}
-
 bool has_directive(std::string_view cache_control, std::string_view directive) {
   size_t pos = 0;
   while (pos < cache_control.size()) {
@@ -48,19 +43,6 @@ bool has_directive(std::string_view cache_control, std::string_view directive) {
   return false;
 }
 
-// x-frugal-cache-ttl: seconds, or a number with a unit (ms, s, m, h, d).
-std::optional<int64_t> parse_ttl_ms(std::string_view v) {
-  int64_t n = 0;
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-  if (ec != std::errc() || n < 0) return std::nullopt;
-  const std::string_view unit(p, static_cast<size_t>(v.data() + v.size() - p));
-  if (unit.empty() || unit == "s") return n * 1000;
-  if (unit == "ms") return n;
-  if (unit == "m") return n * 60'000;
-  if (unit == "h") return n * 3'600'000;
-  if (unit == "d") return n * 86'400'000;
-  return std::nullopt;
-}
 
 std::shared_ptr<backends::Call> replay(const cache::CachedResponse& e, bool stream) {
   if (stream) {
@@ -178,10 +160,11 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
   const bool no_store = has_directive(cache_control, "no-store");
   const bool no_cache = has_directive(cache_control, "no-cache");
   bool store = true;
-  if (const std::string_view t = header_of(http_, "x-frugal-cache-ttl"); !t.empty()) {
-    // A TTL of 0 in the header means "do not keep this one" (like max-age=0).
-    if (auto v = parse_ttl_ms(t)) *v == 0 ? void(store = false) : void(ttl_ms = *v);
-    else log::warn("request " + ctx_.request_id + ": ignoring x-frugal-cache-ttl '" + std::string(t) + "'");
+  if (client_ttl_ms_) {
+    // A TTL of 0 in the header means "do not keep this one" (like max-age=0); others
+    // are capped by cache.max_ttl (never "never expires").
+    if (*client_ttl_ms_ == 0) store = false;
+    else ttl_ms = cc.max_ttl_ms > 0 ? std::min(*client_ttl_ms_, cc.max_ttl_ms) : *client_ttl_ms_;
   }
   // Anthropic pass-through (an Anthropic client routed to an Anthropic provider) is
   // answered with the provider's own bytes, for a body the canonical request does not
@@ -310,6 +293,7 @@ void ChatExchange::cache_started(const backends::Call& call) {
   cache_->status = call.status();
   cache_->model = target_.model;  // the answering tier's model (a cascade's may differ from the first)
   cache_->sse = call.header("content-type").find("text/event-stream") != std::string_view::npos;
+  cache_->publish = SseParser(max_sse_event_bytes());  // as the relay's: an event it refuses is not published
 }
 
 void ChatExchange::cache_observe(std::string_view bytes) {
@@ -344,7 +328,7 @@ void ChatExchange::cache_finish(const Usage& usage, ExchangeEnd end) {
   }
   cache::CachedResponse entry;
   if (st.sse) {
-    SseParser sse;
+    SseParser sse(max_sse_event_bytes());
     bool done = false;
     sse.feed(st.recorded, [&](const SseEvent& ev) {
       if (ev.data == "[DONE]") done = true;

@@ -1,6 +1,44 @@
 #include "gateway/client_watch.h"
 
+#include <algorithm>
+#include <vector>
+
 namespace frugal::gateway {
+
+namespace {
+// The watches of the requests this I/O thread runs now.
+thread_local std::vector<ClientWatch*> t_listed;
+}  // namespace
+
+ClientWatchGuard::ClientWatchGuard(ClientWatch& w) : watch(w) { t_listed.push_back(&w); }
+
+ClientWatchGuard::~ClientWatchGuard() {
+  if (const auto it = std::find(t_listed.begin(), t_listed.end(), &watch); it != t_listed.end()) {
+    *it = t_listed.back();
+    t_listed.pop_back();
+  }
+  watch.unlink();
+  if (!watch.armed) return;
+  boost::system::error_code ec;
+  watch.socket->cancel(ec);
+}
+
+void cut_for_shutdown() {
+  // A cancel may complete handlers inline: iterate over a copy.
+  const std::vector<ClientWatch*> listed = t_listed;
+  for (ClientWatch* w : listed) {
+    if (std::find(t_listed.begin(), t_listed.end(), w) == t_listed.end()) continue;  // ended meanwhile
+    w->shutdown = true;
+    w->control->cancel();
+    if (w->streaming) w->streaming->cancel();
+  }
+}
+
+Error shutdown_cut_error() {
+  return make_error(ErrorKind::kUnavailable,
+                    "The gateway is shutting down: this response was cut off after the shutdown grace period.",
+                    "", "server_shutting_down");
+}
 
 void ClientWatch::arm() {
   if (armed) return;

@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "backends/backend.h"
+#include "core/error.h"
 #include "gateway/deadline_ticker.h"
 #include "router/dispatch.h"
 
@@ -26,6 +27,7 @@ struct ClientWatch final : TickDeadline, std::enable_shared_from_this<ClientWatc
   router::DispatchControl* control = nullptr;
   std::shared_ptr<backends::Call> streaming;
   bool client_gone = false;
+  bool shutdown = false;  // cut by cut_for_shutdown()
   bool armed = false;
 
   // Unarmed: arm() starts the watch; a request answered at once, such as a memory cache
@@ -50,16 +52,24 @@ struct ClientWatch final : TickDeadline, std::enable_shared_from_this<ClientWatc
   void expire() override { arm(); }
 };
 
-// Ends the watch when the handler returns: no other operation is pending on the socket
-// at that point, so cancel() only ends the watch.
+// Lists the watch, for cut_for_shutdown(), while the handler runs, and ends it when the
+// handler returns: no other operation is pending on the socket at that point, so
+// cancel() only ends the watch.
 struct ClientWatchGuard {
+  explicit ClientWatchGuard(ClientWatch& w);
+  ~ClientWatchGuard();
+  ClientWatchGuard(const ClientWatchGuard&) = delete;
+  ClientWatchGuard& operator=(const ClientWatchGuard&) = delete;
   ClientWatch& watch;
-  ~ClientWatchGuard() {
-    watch.unlink();
-    if (!watch.armed) return;
-    boost::system::error_code ec;
-    watch.socket->cancel(ec);
-  }
 };
+
+// Shutdown after the grace period, on an I/O thread: every request of this thread with
+// a listed watch is cut — `shutdown` set, its dispatch and its stream cancelled — so
+// that its codec ends the response (a stream with an error event in the client's
+// dialect) and its ledger row is written before the event loop stops.
+void cut_for_shutdown();
+
+// What a response cut by shutdown ends with.
+Error shutdown_cut_error();
 
 }  // namespace frugal::gateway

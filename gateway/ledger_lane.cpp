@@ -7,12 +7,27 @@
 #include <functional>
 #include <string>
 
+#include "core/log_throttle.h"
 #include "gateway/log.h"
 #include "router/ledger.h"
 
 namespace frugal::gateway {
 
 namespace asio = boost::asio;
+
+namespace {
+
+// A full disk fails every batch: one line per 10 s, with the count left out. The rows
+// are not lost (router/ledger.h): the ledger holds and retries them.
+void log_unwritten(size_t rows) {
+  static LogThrottle throttle(std::chrono::seconds(10), 1);
+  if (auto suppressed = throttle.admit())
+    log::error("ledger: a batch of " + std::to_string(rows) +
+               " rows could not be written (storage error); held in memory and retried until writes "
+               "succeed (" + std::to_string(*suppressed) + " more such batches since the last report)");
+}
+
+}  // namespace
 
 LedgerLane::LedgerLane(asio::io_context& io, router::Ledger& ledger)
     : io_(io), ledger_(ledger), wake_(io, asio::steady_timer::time_point::max()) {}
@@ -38,7 +53,7 @@ void LedgerLane::flush() {
   // when the writer's queue is empty, so a finished batch implies all earlier ones.
   const std::function<router::Ledger::OnWritten()> make_on_written = [this, batch, n] {
     return [this, batch, n](bool ok) {
-      if (!ok) log::error("ledger: a batch of " + std::to_string(n) + " rows could not be written");
+      if (!ok) log_unwritten(n);
       asio::post(io_, [this, batch] { done(batch); });
     };
   };

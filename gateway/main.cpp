@@ -1,4 +1,5 @@
 // The `frugal` executable: subcommand dispatch.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -56,6 +57,33 @@ Signals (serve): SIGINT/SIGTERM stop gracefully; SIGHUP reloads the config file 
 its policy (as do POST /admin/reload and any change of either file on disk).
 )";
 
+// The usage lines of one command: its entries in kUsage, from the line that starts
+// with "  frugal CMD" to the next entry.
+std::string usage_of(const std::string& cmd) {
+  const std::string text = kUsage;
+  const std::string start = "  frugal " + cmd;
+  std::string out;
+  bool in = false;
+  size_t at = 0;
+  while (at < text.size()) {
+    const size_t nl = text.find('\n', at);
+    const std::string line = text.substr(at, nl == std::string::npos ? std::string::npos : nl - at + 1);
+    at = nl == std::string::npos ? text.size() : nl + 1;
+    const bool entry = line.rfind("  frugal ", 0) == 0;
+    if (entry) in = line.rfind(start, 0) == 0 && (line.size() == start.size() || line[start.size()] == ' ' ||
+                                                  line[start.size()] == '\n');
+    else if (line.find_first_not_of(" \n") == 0 || line == "\n") in = false;  // a section or a blank line
+    if (in) out += line;
+  }
+  return out.empty() ? std::string(kUsage) : "Usage:\n" + out;
+}
+
+bool wants_help(const std::vector<std::string>& args) {
+  for (const auto& a : args)
+    if (a == "--help" || a == "-h") return true;
+  return false;
+}
+
 int usage_error(const std::string& msg) {
   std::fprintf(stderr, "frugal: %s\n\n%s", msg.c_str(), kUsage);
   return 2;
@@ -99,9 +127,12 @@ int cmd_serve(const std::vector<std::string>& args) {
     else if (a == "--log-level") {
       if (!value(level)) return usage_error("--log-level needs debug|info|warn|error");
       using frugal::log::Level;
-      frugal::log::set_level(level == "debug" ? Level::kDebug : level == "warn" ? Level::kWarn
-                             : level == "error" ? Level::kError : Level::kInfo);
-    } else if (a == "--help" || a == "-h") { std::fputs(kUsage, stdout); return 0; }
+      if (level == "debug") frugal::log::set_level(Level::kDebug);
+      else if (level == "info") frugal::log::set_level(Level::kInfo);
+      else if (level == "warn") frugal::log::set_level(Level::kWarn);
+      else if (level == "error") frugal::log::set_level(Level::kError);
+      else return usage_error("unknown --log-level '" + level + "': expected debug, info, warn or error");
+    }
     else return usage_error("unknown option '" + a + "' for serve");
   }
   auto cfg = config_path.empty() ? frugal::config::load_default_config()
@@ -133,6 +164,7 @@ int cmd_serve(const std::vector<std::string>& args) {
   }
   frugal::gateway::Server server(std::move(*cfg), config_path);
   server.set_config_amend(amend);
+  server.watch_signals();
   if (auto r = server.start(); !r) {
     std::fprintf(stderr, "frugal: %s\n", r.error().message.c_str());
     return 1;
@@ -178,6 +210,18 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = args[0];
   args.erase(args.begin());
+  static const char* const kCommands[] = {"serve", "pull", "config", "costs", "key-id", "models", "tokenize", "version"};
+  const bool known = std::find(std::begin(kCommands), std::end(kCommands), cmd) != std::end(kCommands);
+  if (known && wants_help(args)) {
+    // Every command answers --help, before reading any of its arguments.
+    const std::string sub = (cmd == "config" || cmd == "models") && !args.empty() && args[0][0] != '-'
+                                ? cmd + " " + args[0]
+                                : cmd;
+    std::string text = usage_of(sub);
+    if (text == kUsage && sub != cmd) text = usage_of(cmd);
+    std::fputs(text.c_str(), stdout);
+    return 0;
+  }
   if (cmd == "serve") return cmd_serve(args);
   if (cmd == "version" || cmd == "--version") {
     std::printf("frugal %s\n", kVersion);

@@ -14,6 +14,7 @@
 #include "backends/http/provider.h"
 #include "core/ids.h"
 #include "core/json.h"
+#include "backends/whole_body.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
 #include "gateway/worker.h"
@@ -101,17 +102,19 @@ asio::awaitable<bool> handle_models(ClientSocket& stream, Request& req, RequestC
     for (const auto& p : cfg->providers) {
       if (p.kind == config::ProviderKind::kEngine) continue;
       const bool anthropic = p.kind == config::ProviderKind::kAnthropic;
-      auto call = w.client->start(anthropic ? http::anthropic_models_request(p) : http::openai_models_request(p));
-      while (call->state() != backends::CallState::kDone) co_await call->wait();
-      if (call->failed() || call->status() != 200) {
+      http::HttpRequest up = anthropic ? http::anthropic_models_request(p) : http::openai_models_request(p);
+      up.headers.push_back(frugal_hop_header(frugal_hop_of(req).value_or(0)));
+      auto call = w.client->start(std::move(up));
+      auto body = co_await backends::read_whole_body(*call, static_cast<size_t>(p.max_answer_bytes));
+      if (!body || call->status() != 200) {
         log::warn("listing models of provider '" + p.name + "' failed: " +
-                  (call->failed() ? call->error() : "status " + std::to_string(call->status())));
+                  (!body ? body.error().message : "status " + std::to_string(call->status())));
         continue;
       }
       thread_local simdjson::dom::parser parser;
       simdjson::dom::element root;
       simdjson::dom::array arr;
-      if (parser.parse(call->body()).get(root) || root["data"].get_array().get(arr)) continue;
+      if (parser.parse(*body).get(root) || root["data"].get_array().get(arr)) continue;
       for (auto e : arr) {
         std::string_view id;
         if (e["id"].get_string().get(id) || listed(id)) continue;

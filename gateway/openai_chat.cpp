@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "backends/dialect/errors.h"
+#include "backends/whole_body.h"
 #include "core/chat.h"
 #include "core/ids.h"
 #include "core/json.h"
@@ -45,7 +46,7 @@ asio::awaitable<bool> relay_stream(ClientSocket& stream, backends::Call& call, c
                                    RequestContext& ctx, ChatExchange& ex, ClientWatch& watch) {
   if (!co_await write_raw(stream, sse_response_head(ctx))) co_return false;
 
-  SseParser sse;
+  SseParser sse(ex.max_sse_event_bytes());
   Usage usage;
   // What to hand off when the stream ends early: the usage chunk if one came, else what
   // the backend saw but could not put into bytes yet (e.g. Anthropic's message_start).
@@ -58,6 +59,12 @@ asio::awaitable<bool> relay_stream(ClientSocket& stream, backends::Call& call, c
       return;
     }
     if (inspect_chunk(ev.data, usage) && !chat.include_usage) return;  // usage-only chunk not asked for
+    if (ev.data.find("\"error\"") != std::string_view::npos) {  // an upstream's error text may echo its key
+      std::string raw(ev.raw);
+      ex.mask_secrets(raw);
+      out += raw;
+      return;
+    }
     out.append(ev.raw);
   };
   if (!co_await pump_sse_events(stream, call, ex, watch, sse, on_event, seen)) co_return false;
@@ -70,10 +77,15 @@ asio::awaitable<bool> relay_stream(ClientSocket& stream, backends::Call& call, c
     co_await ex.commit();
     append_http_chunk(frame, "data: [DONE]\n\n");
   } else {
-    const std::string why = call.failed() ? call.error() : sse.has_partial() ? "cut mid-event" : "ended without its terminator";
+    const std::string why = sse.overflowed() ? overflow_reason(sse)
+                            : call.failed()  ? call.error()
+                            : sse.has_partial() ? "cut mid-event"
+                                                : "ended without its terminator";
     log::warn("request " + ctx.request_id + ": upstream stream broke: " + why);
-    Error e = make_error(ErrorKind::kUpstream, "The upstream stream was interrupted before completion (" + why + ").",
-                         "", "upstream_stream_interrupted");
+    Error e = watch.shutdown ? shutdown_cut_error()
+                             : make_error(ErrorKind::kUpstream,
+                                          "The upstream stream was interrupted before completion (" + why + ").", "",
+                                          "upstream_stream_interrupted");
     append_http_chunk(frame, render_openai_error_event(e));
     ctx.keep_alive = false;
   }
@@ -97,6 +109,7 @@ asio::awaitable<bool> handle_chat_completions(ClientSocket& stream, Request& req
 
   auto started = co_await ex.start(*chat);
   if (!started) {
+    if (watch->shutdown) co_return co_await send_openai_error(stream, shutdown_cut_error(), ctx);
     if (started.error().kind == ErrorKind::kCancelled) co_return false;
     co_return co_await send_openai_error(stream, started.error(), ctx);
   }
@@ -111,16 +124,15 @@ asio::awaitable<bool> handle_chat_completions(ClientSocket& stream, Request& req
     co_return co_await relay_stream(stream, *call, *chat, ctx, ex, *watch);
   }
   const int64_t t0 = mono_us();
-  while (call->state() != backends::CallState::kDone) co_await call->wait();
+  auto whole = co_await backends::read_whole_body(*call, ex.max_answer_bytes());
   ctx.upstream_wait_us += mono_us() - t0;
   if (watch->client_gone) co_return false;
-  if (call->failed()) {
+  if (!whole) {
     ex.finish({}, ExchangeEnd::kUpstreamBroke);
-    Error e = make_error(call->timed_out() ? ErrorKind::kTimeout : ErrorKind::kUpstream,
-                         "upstream '" + ex.target().provider->name + "' failed mid-response: " + call->error());
-    co_return co_await send_openai_error(stream, e, ctx);
+    co_return co_await send_openai_error(
+        stream, watch->shutdown ? shutdown_cut_error() : ex.broken_answer(whole.error()), ctx);
   }
-  std::string body = call->take_body();
+  std::string body = std::move(*whole);
   ex.observe(body);
   ex.finish(usage_of_openai_body(body), ExchangeEnd::kComplete);
   co_await ex.commit();  // the ledger row is durable before the 200 goes out

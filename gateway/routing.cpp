@@ -5,6 +5,7 @@
 #include "core/ids.h"
 #include "core/sse.h"
 #include "gateway/chat_exchange.h"
+#include "gateway/client_watch.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
 #include "router/ledger.h"
@@ -281,6 +282,10 @@ void ChatExchange::record(const Usage& usage, ExchangeEnd end) {
         t.status = router::TierStatus::kError;
         t.reason = "the answer broke off";
         break;
+      case ExchangeEnd::kShutdown:
+        t.status = router::TierStatus::kError;
+        t.reason = "shutdown: the gateway stopped mid-answer";
+        break;
     }
     if (end == ExchangeEnd::kComplete && rs.keep_live_bytes && tier.rule) {
       // The last tier answers whatever its rule says; its score still goes on record.
@@ -310,7 +315,9 @@ void ChatExchange::record(const Usage& usage, ExchangeEnd end) {
     answer_usage = o.answer_usage;
     r.answer_model = rs.plan->tiers[static_cast<size_t>(o.answer_tier)].model;
   } else if (o.error) {
-    status = o.error->kind == ErrorKind::kCancelled ? 499 : o.error->http_status();
+    status = end == ExchangeEnd::kShutdown                ? shutdown_cut_error().http_status()
+             : o.error->kind == ErrorKind::kCancelled ? 499
+                                                      : o.error->http_status();
   }
   if (!pricing_error.empty()) log::debug("request " + ctx_.request_id + ": " + pricing_error);
 

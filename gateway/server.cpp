@@ -17,12 +17,29 @@
 #include "core/cpus.h"
 #include "core/ids.h"
 #include "router/ledger.h"
+#include "gateway/client_watch.h"
 #include "gateway/log.h"
+#include "gateway/regex_limit_log.h"
 #include "gateway/worker.h"
 
 namespace frugal::gateway {
 
-Worker::Worker(Server& s) : server(s), ledger_lane(io, s.ledger()), client(std::make_unique<http::HttpClient>(io)) {}
+namespace {
+// How long stop() waits, after cutting the requests left at the end of the grace
+// period, for them to write their last bytes and ledger rows.
+constexpr auto kShutdownCutWait = std::chrono::seconds(5);
+}  // namespace
+
+Worker::Worker(Server& s) : server(s), ledger_lane(io, s.ledger()), client(std::make_unique<http::HttpClient>(io)) {
+  write_timeout_ms = s.config()->server.write_timeout_ms;
+}
+
+namespace {
+thread_local Worker* t_current_worker = nullptr;
+}  // namespace
+
+Worker* Worker::current() { return t_current_worker; }
+void Worker::make_current() { t_current_worker = this; }
 
 Worker::~Worker() {
   acceptors.clear();
@@ -110,6 +127,7 @@ void Server::run_blocking(asio::io_context& io, std::function<std::string()> wor
 
 Result<void> Server::start() {
   const auto cfg = config();
+  install_regex_limit_log();
   FRUGAL_TRY(open_data(*cfg));
   FRUGAL_TRY(engines_.sync(*cfg));
   {
@@ -128,18 +146,31 @@ Result<void> Server::start() {
     const auto addr = asio::ip::make_address(l.host, ec);
     if (ec) return make_error(ErrorKind::kInvalidRequest, "invalid listen address '" + l.host + "'");
     uint16_t port = l.port;
+    const auto set_reuse_port = [](tcp::acceptor& acc, boost::system::error_code& ec) {
+      const int one = 1;
+      if (::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        ec = boost::system::error_code(errno, boost::system::system_category());
+    };
     for (auto& w : workers_) {
       auto acc = std::make_unique<tcp::acceptor>(w->io);
       const tcp::endpoint ep(addr, port);
+      // Each I/O thread has its own listener on the port (SO_REUSEPORT). Unless sharing
+      // the port with other processes is configured, the first one binds without it:
+      // the bind fails if any other socket listens there, so a second gateway on the
+      // port fails instead of quietly taking part of the traffic. It joins the group
+      // before listen(), and the others bind with SO_REUSEPORT to it.
+      const bool first = w == workers_.front();
       acc->open(ep.protocol(), ec);
       if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
-      if (!ec) {
-        const int one = 1;
-        if (::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-          ec = boost::system::error_code(errno, boost::system::system_category());
-      }
+      if (!ec && (cfg->server.reuse_port || !first)) set_reuse_port(*acc, ec);
       if (!ec) acc->bind(ep, ec);
+      if (!ec && first && !cfg->server.reuse_port) set_reuse_port(*acc, ec);
       if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+      if (ec == asio::error::address_in_use)
+        return make_error(ErrorKind::kUnavailable,
+                          "cannot listen on " + l.host + ":" + std::to_string(port) +
+                              ": address in use (another process listens there; set server.reuse_port: "
+                              "true to share the port on purpose)");
       if (ec)
         return make_error(ErrorKind::kUnavailable,
                           "cannot listen on " + l.host + ":" + std::to_string(port) + ": " + ec.message());
@@ -183,6 +214,7 @@ int64_t Server::busy_poll_us(const config::GatewayConfig& cfg) {
 // request or a fast upstream's answer usually lands inside the window. Under load the
 // threads have work anyway and the spin would only take CPU from other processes.
 void Server::run_worker(Worker& w, int64_t poll_us) {
+  w.make_current();
   auto guard = asio::make_work_guard(w.io);
   if (poll_us <= 0) {
     w.io.run();
@@ -226,8 +258,18 @@ void Server::stop() {
   const auto deadline = std::chrono::steady_clock::now() + grace;
   while (in_flight_.load() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  if (in_flight_.load() > 0)
-    log::warn(std::to_string(in_flight_.load()) + " requests still in flight after the grace period");
+  if (in_flight_.load() > 0) {
+    // Cut what is left on the I/O threads, which still run: streams end with an error
+    // event, and every exchange writes its ledger row (labelled shutdown).
+    log::warn(std::to_string(in_flight_.load()) + " requests still in flight after the grace period: cutting them");
+    cutting_ = true;
+    for (auto& w : workers_) asio::post(w->io, [] { cut_for_shutdown(); });
+    const auto cut_deadline = std::chrono::steady_clock::now() + kShutdownCutWait;
+    while (in_flight_.load() > 0 && std::chrono::steady_clock::now() < cut_deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (in_flight_.load() > 0)
+      log::warn(std::to_string(in_flight_.load()) + " requests did not end when cut; their rows are written now");
+  }
   for (auto& w : workers_) w->io.stop();
   if (blocking_) blocking_->join();
   for (auto& t : threads_) t.join();
@@ -235,6 +277,10 @@ void Server::stop() {
   // flight gets its final (cancelled) event posted to a stopped but living io_context.
   engines_.shutdown();
   threads_.clear();
+  // Requests that never ended are suspended coroutines; destroying them (before the
+  // ledger closes) finishes their exchanges, which append their rows.
+  cutting_ = true;
+  for (auto& w : workers_) w->io.destroy_pending_handlers();
   for (auto& w : workers_) w->ledger_lane.hand_over();
   // Writes every queued row; completions post to the stopped io_contexts and are
   // destroyed, unrun, with them. Exchanges destroyed below find the ledger closed.
@@ -340,9 +386,16 @@ void Server::watch_files() {
   }
 }
 
+void Server::watch_signals() {
+  if (signals_) return;
+  sig_io_ = std::make_unique<asio::io_context>();
+  signals_ = std::make_unique<asio::signal_set>(*sig_io_, SIGINT, SIGTERM, SIGHUP);
+}
+
 void Server::run_until_signal() {
-  asio::io_context sig_io;
-  asio::signal_set signals(sig_io, SIGINT, SIGTERM, SIGHUP);
+  watch_signals();
+  asio::io_context& sig_io = *sig_io_;
+  asio::signal_set& signals = *signals_;
   bool done = false;
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int sig) {

@@ -11,6 +11,7 @@
 // error nothing changes and the error says where (file:line:col, key, what).
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <condition_variable>
 #include <cstdint>
@@ -60,6 +61,9 @@ class Server {
   Result<void> start();
   // Ports actually bound, in listener order.
   const std::vector<uint16_t>& ports() const { return ports_; }
+  // Takes over SIGINT, SIGTERM and SIGHUP for run_until_signal(). Call it before
+  // start(): its descriptors are then taken before any client can exhaust them.
+  void watch_signals();
   // Blocks until SIGINT/SIGTERM (graceful stop) handling SIGHUP as reload.
   void run_until_signal();
   // Stops accepting, lets in-flight requests finish up to the grace period, joins.
@@ -86,9 +90,19 @@ class Server {
   // Budget soft-limit hits since start (also logged and sent as x-frugal-budget-warning).
   void count_soft_budget_exceeded() { soft_budget_exceeded_.fetch_add(1, std::memory_order_relaxed); }
   int64_t soft_budget_exceeded() const { return soft_budget_exceeded_.load(std::memory_order_relaxed); }
+  // Failed accepts since start (out of descriptors, mostly); each burst is logged once
+  // a second and, when resources ran out, retried after a pause.
+  void count_accept_failure() { accept_failures_.fetch_add(1, std::memory_order_relaxed); }
+  int64_t accept_failures() const { return accept_failures_.load(std::memory_order_relaxed); }
+  // Client connections closed by server.write_timeout (a client that stopped reading).
+  void count_write_timeout() { write_timeouts_.fetch_add(1, std::memory_order_relaxed); }
+  int64_t write_timeouts() const { return write_timeouts_.load(std::memory_order_relaxed); }
   int64_t reloads_ok() const { return reloads_ok_.load(); }
   int64_t reloads_failed() const { return reloads_failed_.load(); }
   bool ready() const { return ready_.load(); }
+  // Set once stop()'s grace period has passed and the requests still running are cut
+  // (their ledger rows are labelled shutdown).
+  bool cutting_for_shutdown() const { return cutting_.load(std::memory_order_relaxed); }
   std::atomic<int64_t>& in_flight() { return in_flight_; }
   int io_threads() const { return static_cast<int>(workers_.size()); }
   // Client connections each I/O thread serves now.
@@ -122,6 +136,8 @@ class Server {
   static int64_t busy_poll_us(const config::GatewayConfig& cfg);  // server.busy_poll, resolved
   void run_worker(Worker& w, int64_t poll_us);
 
+  std::unique_ptr<boost::asio::io_context> sig_io_;
+  std::unique_ptr<boost::asio::signal_set> signals_;
   std::atomic<std::shared_ptr<const Snapshot>> snap_;
   std::mutex reload_mu_;
   std::thread watcher_;
@@ -129,6 +145,8 @@ class Server {
   std::condition_variable watch_cv_;
   bool watch_stop_ = false;
   std::atomic<int64_t> soft_budget_exceeded_{0};
+  std::atomic<int64_t> accept_failures_{0};
+  std::atomic<int64_t> write_timeouts_{0};
   std::atomic<int64_t> reloads_ok_{0};
   std::atomic<int64_t> reloads_failed_{0};
   std::shared_ptr<cache::Store> store_;
@@ -150,6 +168,7 @@ class Server {
   std::vector<uint16_t> ports_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> stopped_{false};
+  std::atomic<bool> cutting_{false};
   std::atomic<int64_t> in_flight_{0};
   std::atomic<size_t> next_worker_{0};
 };

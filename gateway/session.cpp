@@ -3,26 +3,33 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <algorithm>
 #include <array>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/http/parser.hpp>
 
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <unistd.h>
 #include <utility>
 
 #include "backends/dialect/errors.h"
+#include "core/chat.h"
 #include "core/ids.h"
 #include "core/json.h"
 #include "core/text.h"
 #include "gateway/frugal_api.h"
 #include "gateway/log.h"
+#include "gateway/readiness.h"
 #include "gateway/server.h"
 #include "gateway/worker.h"
 
@@ -61,6 +68,21 @@ asio::awaitable<bool> route(ClientSocket& stream, Request& req, RequestContext& 
     return e;
   };
 
+  // A request that already passed kMaxFrugalHops gateways (each adds x-frugal-hop to
+  // its upstream requests) is going round in a loop: typically a gateway configured
+  // with itself as upstream (ANTHROPIC_BASE_URL / OPENAI_BASE_URL pointing at it).
+  if (const auto hop = frugal_hop_of(req); !hop || *hop >= kMaxFrugalHops) {
+    Error e = hop ? make_error(ErrorKind::kInternal,
+                               "Loop detected: this request already passed " + std::to_string(*hop) +
+                                   " frugal gateways (x-frugal-hop). A provider's base_url probably points back "
+                                   "at the gateway itself; check OPENAI_BASE_URL / ANTHROPIC_BASE_URL in the "
+                                   "gateway's environment.",
+                               "", "loop_detected")
+                  : make_error(ErrorKind::kInvalidRequest, "x-frugal-hop must be a number from 0 to 99.", "",
+                               "invalid_frugal_hop");
+    if (hop) e.status = 508;
+    co_return co_await send_error(stream, e, ctx, anthropic);
+  }
   if (api == "/chat/completions") {
     if (auto e = only(bhttp::verb::post)) co_return co_await send_openai_error(stream, *e, ctx);
     co_return co_await handle_chat_completions(stream, req, ctx, w);
@@ -104,9 +126,8 @@ asio::awaitable<bool> route(ClientSocket& stream, Request& req, RequestContext& 
   }
   if (path == "/readyz") {
     if (auto e = only(bhttp::verb::get)) co_return co_await send_error(stream, *e, ctx, anthropic);
-    const bool ready = w.server.ready();
-    co_return co_await send_response(stream, ready ? 200 : 503, "application/json",
-                                     ready ? R"({"status":"ready"})" : R"({"status":"not ready"})", ctx);
+    const Readiness r = readiness(w.server);
+    co_return co_await send_response(stream, r.status, "application/json", r.body, ctx);
   }
   if (path.rfind("/v1/frugal/", 0) == 0 || path.rfind("/admin/", 0) == 0) {
     // Cost data is per key and team: the same authorisation as /admin/ (checked above).
@@ -135,6 +156,32 @@ bool wants_anthropic_errors(const Request& req) {
   return req.find("anthropic-version") != req.end();
 }
 
+std::optional<Error> framing_error(const Request& req) {
+  const auto te = req.find(bhttp::field::transfer_encoding);
+  if (te == req.end()) return std::nullopt;
+  // Beast frames a request whose codings do not end in chunked as having no body (the
+  // body would then run as the next request), and takes the Content-Length when
+  // Transfer-Encoding came first. RFC 9112 §6.3: reject both and close.
+  if (req.count(bhttp::field::transfer_encoding) > 1 || !beast::iequals(te->value(), "chunked"))
+    return make_error(ErrorKind::kInvalidRequest,
+                      "Unsupported Transfer-Encoding: only 'chunked' (or a Content-Length) frames a request body.",
+                      "", "bad_transfer_encoding");
+  if (req.find(bhttp::field::content_length) != req.end())
+    return make_error(ErrorKind::kInvalidRequest,
+                      "A request may not carry both Transfer-Encoding and Content-Length.", "",
+                      "bad_transfer_encoding");
+  return std::nullopt;
+}
+
+std::optional<int> frugal_hop_of(const Request& req) {
+  const auto it = req.find(kFrugalHopHeader);
+  if (it == req.end()) return 0;
+  const std::string_view v = it->value();
+  if (v.empty() || v.size() > 2 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  return std::stoi(std::string(v));
+}
+
 std::string sse_response_head(const RequestContext& ctx) {
   std::string head = "HTTP/1.1 200 OK\r\nServer: frugal\r\nContent-Type: text/event-stream\r\n"
                      "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
@@ -160,8 +207,39 @@ void append_http_chunk(std::string& out, std::string_view payload) {
   out += "\r\n";
 }
 
+namespace {
+
+// Writes all of `buffers` to a client under its worker's write deadline
+// (server.write_timeout, restarted by every partial write): a client that stops reading
+// gets operation_aborted, not a write that waits forever. Sockets outside a worker
+// (tests) write without one.
+template <typename Buffers>
+asio::awaitable<boost::system::error_code> write_to_client(ClientSocket& stream, const Buffers& buffers) {
+  Worker* w = Worker::current();
+  if (w && &asio::query(stream.get_executor(), asio::execution::context) != &w->io) w = nullptr;
+  if (!w || w->write_timeout_ms <= 0) {
+    auto [ec, n] = co_await asio::async_write(stream, buffers, kTuple);
+    co_return ec;
+  }
+  WriteDeadline deadline(w->read_deadlines, stream, w->write_timeout_ms);
+  // Called before the first write_some and after each partial one.
+  auto on_progress = [&deadline](const boost::system::error_code& ec, size_t written) -> size_t {
+    if (written > 0) deadline.progress();
+    return asio::transfer_all()(ec, written);
+  };
+  auto [ec, n] = co_await asio::async_write(stream, buffers, on_progress, kTuple);
+  if (deadline.expired() && ec == asio::error::operation_aborted) {
+    log::info("closing a client connection: no byte could be written for " + std::to_string(w->write_timeout_ms) +
+              " ms (server.write_timeout)");
+    w->server.count_write_timeout();
+  }
+  co_return ec;
+}
+
+}  // namespace
+
 asio::awaitable<bool> write_raw(ClientSocket& stream, const std::string& bytes) {
-  auto [ec, n] = co_await asio::async_write(stream, asio::buffer(bytes), kTuple);
+  const auto ec = co_await write_to_client(stream, asio::buffer(bytes));
   co_return !ec;
 }
 
@@ -231,7 +309,7 @@ asio::awaitable<bool> send_response(ClientSocket& stream, int status, std::strin
   head += std::to_string(ctx.overhead_us(mono_us()));
   head += ctx.keep_alive ? "\r\nConnection: keep-alive\r\n\r\n"sv : "\r\nConnection: close\r\n\r\n"sv;
   const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
-  auto [ec, n] = co_await asio::async_write(stream, bufs, kTuple);
+  const auto ec = co_await write_to_client(stream, bufs);
   co_return !ec && ctx.keep_alive;
 }
 
@@ -268,12 +346,43 @@ class OwnedFd {
 };
 }  // namespace
 
+namespace {
+
+// Out of descriptors or kernel memory: the pending connection stays queued and accept
+// fails again at once until something closes.
+bool out_of_resources(const boost::system::error_code& ec) {
+  const int v = ec.value();
+  return ec.category() == boost::system::system_category() &&
+         (v == EMFILE || v == ENFILE || v == ENOBUFS || v == ENOMEM);
+}
+
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(50);
+constexpr int64_t kAcceptLogIntervalUs = 1'000'000;
+
+}  // namespace
+
 asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Worker& worker) {
+  int64_t logged_us = 0;   // when the last accept failure was logged
+  int64_t unlogged = 0;    // failures since then
+  asio::steady_timer backoff(worker.io);
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(kTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
-      log::warn("accept failed: " + ec.message());
+      worker.server.count_accept_failure();
+      const bool exhausted = out_of_resources(ec);
+      ++unlogged;
+      if (const int64_t now = mono_us(); now - logged_us >= kAcceptLogIntervalUs) {
+        log::warn("accept failed: " + ec.message() +
+                  (unlogged > 1 ? " (" + std::to_string(unlogged) + " failures since the last report)" : "") +
+                  (exhausted ? "; retrying every " + std::to_string(kAcceptBackoff.count()) + " ms" : ""));
+        logged_us = now;
+        unlogged = 0;
+      }
+      if (exhausted) {
+        backoff.expires_after(kAcceptBackoff);
+        co_await backoff.async_wait(kTuple);
+      }
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
@@ -319,6 +428,7 @@ asio::awaitable<void> run_session(tcp::socket socket, Worker& worker) {
     if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
         ec == asio::error::operation_aborted)  // the deadline passed (or shutdown)
       break;
+    worker.write_timeout_ms = cfg->server.write_timeout_ms;
     InFlight guard(worker.server.in_flight());
     RequestContext ctx;
     ctx.headers.reserve(10);  // the x-frugal-* headers a chat answer carries, in one allocation
@@ -337,6 +447,12 @@ asio::awaitable<void> run_session(tcp::socket socket, Worker& worker) {
       break;
     }
     Request& req = parser.get();
+    if (auto bad = framing_error(req)) {
+      // The body's length is in doubt, so whatever follows on the connection is too.
+      ctx.request_id = new_request_id();
+      co_await send_error(stream, *bad, ctx, wants_anthropic_errors(req));
+      break;
+    }
     const auto rid = req.find("x-request-id");
     ctx.request_id = rid != req.end() && !rid->value().empty() && rid->value().size() <= 200
                          ? std::string(rid->value())

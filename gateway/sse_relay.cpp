@@ -13,6 +13,7 @@ asio::awaitable<bool> pump_sse_events(ClientSocket& stream, backends::Call& call
       ex.observe(bytes);
       events.clear();
       sse.feed(bytes, [&](const SseEvent& ev) { on_event(ev, events); });
+      if (sse.overflowed()) call.cancel();  // the codec ends the stream with an error event
       if (!events.empty()) {
         frame.clear();
         append_http_chunk(frame, events);
@@ -23,7 +24,7 @@ asio::awaitable<bool> pump_sse_events(ClientSocket& stream, backends::Call& call
         }
       }
     }
-    if (call.state() == backends::CallState::kDone && call.body().empty()) break;
+    if (sse.overflowed() || (call.state() == backends::CallState::kDone && call.body().empty())) break;
     if (call.state() != backends::CallState::kDone) co_await call.wait();
   }
   if (watch.client_gone) {

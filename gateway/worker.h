@@ -56,6 +56,10 @@ class Worker final : public router::Backends {
   // config snapshot changes (calls in flight keep what they need alive).
   backends::Backend& backend(const config::ProviderConfig& provider) override;
   asio::io_context& io_context() override { return io; }
+  // The worker whose I/O thread this is (null on other threads): write deadlines find
+  // their ticker and timeout through it.
+  static Worker* current();
+  void make_current();
 
   Server& server;
   WorkerIoContext io{1};
@@ -69,6 +73,10 @@ class Worker final : public router::Backends {
   // parsed request, reused.
   std::unique_ptr<simdjson::dom::parser> acquire_parser();
   void release_parser(std::unique_ptr<simdjson::dom::parser> p);
+
+  // server.write_timeout of the latest configuration (0 = none), refreshed by each
+  // session before it routes a request.
+  int64_t write_timeout_ms = 0;
 
   // Client connections this thread serves now (read by tests and diagnostics).
   std::atomic<int64_t> sessions{0};
@@ -153,6 +161,12 @@ asio::awaitable<bool> send_anthropic_error(ClientSocket& stream, const Error& er
 bool wants_anthropic_errors(const Request& req);
 asio::awaitable<bool> send_error(ClientSocket& stream, const Error& err, RequestContext& ctx,
                                  bool anthropic);
+// Request framing that Beast accepts but RFC 9112 §6.3 makes an error (a request
+// smuggling vector): a Transfer-Encoding other than exactly "chunked", more than one,
+// or one together with a Content-Length. Answered with 400 and the connection closed.
+std::optional<Error> framing_error(const Request& req);
+// The request's x-frugal-hop (0 without one); nullopt when it is not a number 0-99.
+std::optional<int> frugal_hop_of(const Request& req);
 
 // Streaming responses (chunked SSE) written by hand, so each event goes out at once.
 // The status line and headers of a 200 text/event-stream response, with ctx's headers.

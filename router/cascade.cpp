@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "backends/replay_call.h"
+#include "config/secrets.h"
 #include "core/ids.h"
 #include "core/json.h"
 #include "core/sse.h"
@@ -27,9 +28,10 @@ struct Buffered {
   int64_t done_us = 0;
 };
 
-// Reads a started call to its end. `stream`: the body is SSE.
-asio::awaitable<void> buffer_call(backends::Call& call, bool stream, Buffered& out) {
-  SseParser sse;
+// Reads a started call to its end. `stream`: the body is SSE, no event longer than
+// `max_event` bytes.
+asio::awaitable<void> buffer_call(backends::Call& call, bool stream, size_t max_event, Buffered& out) {
+  SseParser sse(max_event);
   bool saw_done = false;
   size_t total = 0;
   for (;;) {
@@ -47,6 +49,11 @@ asio::awaitable<void> buffer_call(backends::Call& call, bool stream, Buffered& o
           if (ev.data == "[DONE]") saw_done = true;
           else if (!ev.data.empty()) out.chunks.emplace_back(ev.data);
         });
+        if (sse.overflowed()) {
+          call.cancel();
+          out.error = "an SSE event longer than " + std::to_string(max_event) + " bytes (max_sse_event)";
+          break;
+        }
       } else {
         out.body += bytes;
       }
@@ -60,8 +67,10 @@ asio::awaitable<void> buffer_call(backends::Call& call, bool stream, Buffered& o
   else if (stream && (sse.has_partial() || !saw_done)) out.error = "the stream ended without its terminator";
 }
 
-std::string error_summary(backends::Call& call) {
+// For the ledger (served by /v1/frugal/ledger): an upstream's error text may echo its key.
+std::string error_summary(backends::Call& call, const config::GatewayConfig& cfg) {
   std::string body(call.body().substr(0, 200));
+  config::mask_secrets(body, config::config_secrets(cfg));
   return "status " + std::to_string(call.status()) + (body.empty() ? "" : ": " + body);
 }
 
@@ -177,14 +186,14 @@ asio::awaitable<std::optional<double>> CascadeRun::verify(size_t tier_index, con
   out.upstream_wait_us += r.upstream_wait_us;
   if (r.error || r.call->status() >= 400) {
     LedgerTier t = error_tier(v.model, r.target.provider ? r.target.provider->name : "", started,
-                              label + " failed: " + (r.error ? r.error->message : error_summary(*r.call)));
+                              label + " failed: " + (r.error ? r.error->message : error_summary(*r.call, *in.cfg)));
     t.status = TierStatus::kVerifier;
     add(std::move(t));
     co_return std::nullopt;
   }
   control.track(r.call);
   Buffered b;
-  co_await buffer_call(*r.call, false, b);
+  co_await buffer_call(*r.call, false, SseParser::kDefaultMaxEventBytes, b);
   control.track(nullptr);
   out.upstream_wait_us += b.done_us - started - r.upstream_wait_us;
   LedgerTier t;
@@ -252,7 +261,7 @@ asio::awaitable<void> CascadeRun::run() {
       continue;
     }
     if (!tier.last && r.call->status() >= 400) {
-      add(error_tier(tier.model, provider, started, error_summary(*r.call)));
+      add(error_tier(tier.model, provider, started, error_summary(*r.call, *in.cfg)));
       continue;
     }
     if (!buffered) {  // the last tier, or first_tier mode: the client gets it as it comes
@@ -266,7 +275,7 @@ asio::awaitable<void> CascadeRun::run() {
 
     control.track(r.call);
     Buffered b;
-    co_await buffer_call(*r.call, treq.stream, b);
+    co_await buffer_call(*r.call, treq.stream, static_cast<size_t>(r.target.provider->max_sse_event_bytes), b);
     control.track(nullptr);
     out.upstream_wait_us += b.done_us - started - r.upstream_wait_us;
     if (control.cancelled()) {

@@ -6,7 +6,10 @@
 #include <chrono>
 #include <random>
 
+#include <simdjson.h>
+
 #include "backends/http/http_client.h"
+#include "backends/whole_body.h"
 #include "core/ids.h"
 
 namespace frugal::router {
@@ -67,6 +70,43 @@ int64_t backoff_delay_ms(int attempt, int64_t base_ms, int64_t max_ms, double un
   return static_cast<int64_t>(unit_random * static_cast<double>(cap));
 }
 
+namespace {
+
+bool is_event_stream(const backends::Call& call) {
+  return call.header("content-type").find("text/event-stream") != std::string_view::npos;
+}
+
+}  // namespace
+
+bool is_stream_answer(const ChatRequest& req, const backends::Call& call) {
+  const int status = call.status();
+  return req.stream && status >= 200 && status < 300 && is_event_stream(call);
+}
+
+std::optional<Error> check_answer(const backends::Call& call, std::string_view body, bool whole) {
+  const int status = call.status();
+  auto bad = [&](std::string why) {
+    return make_error(ErrorKind::kUpstream, "the upstream's answer (status " + std::to_string(status) + ") " + why);
+  };
+  if (status < 200 || status == 204 || status == 205 || (status >= 300 && status < 400))
+    return bad("carries no answer");
+  // Upstream requests ask for identity (Accept-Encoding); bytes still encoded cannot be
+  // read, relayed or cached as they are.
+  const std::string_view encoding = call.header("content-encoding");
+  if (!encoding.empty() && encoding != "identity") return bad("is encoded (" + std::string(encoding) + ")");
+  if (status >= 300) return std::nullopt;  // an error body is read as well as it can be
+  if (!whole) return std::nullopt;  // a stream, checked by its relay
+  if (is_event_stream(call)) return bad("is an event stream, but the request was not streamed");
+  // The per-thread parser keeps the capacity of the largest document it parsed: a rare
+  // large answer gets one of its own, freed at once.
+  thread_local simdjson::dom::parser kept;
+  simdjson::dom::parser once;
+  simdjson::dom::parser& parser = body.size() <= (1u << 20) ? kept : once;
+  simdjson::dom::element root;
+  if (parser.parse(body.data(), body.size()).get(root) || !root.is_object()) return bad("is not a JSON object");
+  return std::nullopt;
+}
+
 struct DispatchRun {
   static asio::awaitable<DispatchResult> run(Backends& backends, const std::vector<Target>& targets,
                                              const ChatRequest& req, DispatchControl& control);
@@ -91,20 +131,33 @@ asio::awaitable<DispatchResult> DispatchRun::run(Backends& backends,
       auto call = backends.backend(p).start(req, target.model);
       control.current_ = call;
       while (call->state() == backends::CallState::kWaitingHeaders) co_await call->wait();
-      // Once headers arrived the response is committed, even if its body fails later.
-      const int status = call->got_headers() ? call->status() : 0;
-      // A retriable or final error body is small: let it complete so it can be relayed.
-      if (status >= 400)
-        while (call->state() != backends::CallState::kDone) co_await call->wait();
+      int status = call->got_headers() ? call->status() : 0;
+      // Everything but a stream is read whole here, while nothing has reached the client:
+      // a body that breaks, stalls or is not an answer is then one more failed attempt.
+      std::optional<Error> broken;
+      if (status > 0 && !is_stream_answer(req, *call)) {
+        auto body = co_await backends::read_whole_body(*call, static_cast<size_t>(p.max_answer_bytes));
+        if (!body) {
+          broken = std::move(body).error();
+        } else {
+          if (status < 400) broken = check_answer(*call, *body, true);
+          call = backends::with_whole_body(std::move(call), std::move(*body));
+        }
+      } else if (status > 0) {
+        broken = check_answer(*call, {}, false);
+      }
       control.current_.reset();
       const int64_t waited = mono_us() - call->started_us();
       result.upstream_wait_us += waited;
-      result.attempts.push_back(AttemptRecord{p.name, target.model, status, call->error(), waited});
+      result.attempts.push_back(
+          AttemptRecord{p.name, target.model, status, broken ? broken->message : call->error(), waited});
 
-      if (control.cancelled() || call->cancelled()) {
+      // read_whole_body cancels a call whose body is too large: that is not the client leaving.
+      if (control.cancelled() || (broken ? broken->kind == ErrorKind::kCancelled : call->cancelled())) {
         result.error = make_error(ErrorKind::kCancelled, "client disconnected");
         co_return result;
       }
+      if (broken) status = 0;  // as a connection that failed: retried, then the fallbacks
       if (status > 0 && status < 400) {
         result.call = std::move(call);
         result.target = target;
@@ -120,6 +173,9 @@ asio::awaitable<DispatchResult> DispatchRun::run(Backends& backends,
       if (status > 0) {
         last_error_call = call;
         retry_after = http::parse_retry_after_ms(call->header("retry-after"), wall_us() / 1'000'000);
+      } else if (broken) {
+        last_error_call.reset();
+        last_error = make_error(broken->kind, "upstream '" + p.name + "' failed: " + broken->message);
       } else {
         last_error_call.reset();
         last_error = make_error(call->timed_out() ? ErrorKind::kTimeout : ErrorKind::kUpstream,

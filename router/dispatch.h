@@ -3,7 +3,10 @@
 // from one of them: retries (429, 5xx, connection errors, timeouts) with exponential
 // backoff and full jitter honouring Retry-After, then the alias's fallback targets.
 // Everything here happens before the first byte reaches the client; once a call is
-// returned its bytes are the client's and nothing is retried.
+// returned its bytes are the client's and nothing is retried. So every answer but a
+// stream is read whole (bounded by the provider's max_answer) and checked here: a body
+// that breaks off, stalls (the body idle timeout) or is no answer (check_answer) is a
+// failed attempt like a connection error.
 //
 // Threading: a dispatch runs on the calling coroutine's io_context (the one the
 // backends' calls belong to).
@@ -71,8 +74,9 @@ class DispatchControl {
 };
 
 struct DispatchResult {
-  // A call whose headers have arrived: 2xx (stream or body follows), or a final
-  // non-retriable upstream error whose body is complete. Null when `error` is set.
+  // A call whose headers have arrived: a 2xx stream (its bytes follow), a 2xx answer
+  // read whole and checked, or a final upstream error whose body is complete. Null when
+  // `error` is set.
   std::shared_ptr<backends::Call> call;
   std::optional<Error> error;
   Target target;  // the target that produced `call`
@@ -86,6 +90,16 @@ boost::asio::awaitable<DispatchResult> dispatch_chat(Backends& backends,
                                                      DispatchControl& control);
 
 bool is_retriable_status(int status);
+
+// Whether `call` answers `req` with a stream the client gets as it arrives (a streamed
+// request and a 2xx text/event-stream); anything else is read whole before it is handed
+// out (so a non-streamed answer is complete and checked before the client sees a byte).
+bool is_stream_answer(const ChatRequest& req, const backends::Call& call);
+// Why a response cannot be handed to a client, if it cannot: a status that carries no
+// answer (1xx, 204, 205, 3xx), a body still content-encoded, or, for a 2xx read whole
+// (`body`), one that is an event stream or not a JSON object. A stream is checked by
+// its relay (`whole` false: only the status and encoding are checked).
+std::optional<Error> check_answer(const backends::Call& call, std::string_view body, bool whole);
 // Full-jitter exponential backoff for attempt n (0-based), in ms.
 int64_t backoff_delay_ms(int attempt, int64_t base_ms, int64_t max_ms, double unit_random);
 

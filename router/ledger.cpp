@@ -663,7 +663,8 @@ bool Ledger::append_durable(std::span<LedgerRecord> records, const std::function
   bool inline_ok = false;
   {
     std::lock_guard lock(mu_);
-    inline_ok = !closing_ && !writing_ && queue_.empty() && !options_.sync && options_.write_delay_us == 0;
+    inline_ok = !closing_ && !writing_ && queue_.empty() && held_.empty() && !options_.sync &&
+                options_.write_delay_us == 0;
     if (inline_ok) ++inline_writers_;
   }
   // Queued behind the writer: in order, with the callback on the last row (the writer
@@ -716,10 +717,13 @@ bool Ledger::append_durable(std::span<LedgerRecord> records, const std::function
         ++error_count_;
         stats_.write_errors += records.size();
         last_error_ = "ledger write failed: " + s.ToString();
+        for (LedgerRecord& r : records) hold_locked(std::move(r));
+        next_retry_ = std::chrono::steady_clock::now() + std::chrono::microseconds(options_.retry_interval_us);
       }
     }
   }
   done_cv_.notify_all();  // close() waits for inline writers
+  if (!s.ok() && !s.IsIncomplete()) work_cv_.notify_one();  // the writer retries the held rows
   if (s.IsIncomplete()) return queued(requeued);
   if (!s.ok()) {
     if (OnWritten on_written = make_on_written()) on_written(false);
@@ -784,31 +788,57 @@ void Ledger::close() {
   if (writer_.joinable()) writer_.join();
 }
 
+void Ledger::hold_locked(LedgerRecord&& record) {
+  if (held_.size() >= options_.held_capacity) {
+    ++stats_.dropped;
+    return;
+  }
+  held_.push_back(std::move(record));
+}
+
 void Ledger::run_writer() {
+  using SteadyClock = std::chrono::steady_clock;
   std::vector<Pending> batch;
+  std::vector<LedgerRecord> retry;  // held rows written again
   std::vector<const LedgerRecord*> records;
   rocksdb::WriteBatch wb;
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
+  const auto retry_interval = std::chrono::microseconds(std::max<int64_t>(options_.retry_interval_us, 1'000));
   for (;;) {
     batch.clear();
+    retry.clear();
     {
       std::unique_lock lock(mu_);
-      work_cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // closing and drained
-      // No pause to gather more: while this batch is written the next one queues
-      // (group commit), and a pause would leave the cores idle with every request of
-      // a closed loop waiting here.
-      const size_t n = std::min(queue_.size(), options_.max_batch);
-      for (size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+      const auto retry_due = [&] { return !held_.empty() && (closing_ || SteadyClock::now() >= next_retry_); };
+      while (!retry_due() && queue_.empty()) {
+        if (closing_) return;  // drained, nothing held
+        if (held_.empty()) work_cv_.wait(lock);
+        else work_cv_.wait_until(lock, next_retry_);
+      }
+      if (retry_due()) {
+        const size_t n = std::min(held_.size(), options_.max_batch);
+        for (size_t i = 0; i < n; ++i) {
+          retry.push_back(std::move(held_.front()));
+          held_.pop_front();
+        }
+        retrying_ = n;
+      } else {
+        // No pause to gather more: while this batch is written the next one queues
+        // (group commit), and a pause would leave the cores idle with every request of
+        // a closed loop waiting here.
+        const size_t n = std::min(queue_.size(), options_.max_batch);
+        for (size_t i = 0; i < n; ++i) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
       }
       writing_ = true;
     }
     done_cv_.notify_all();  // space freed for blocked append_sync callers
     wb.Clear();
     records.clear();
+    for (const auto& r : retry) records.push_back(&r);
     for (const auto& p : batch) records.push_back(&p.record);
     add_rows(wb, records);
     if (options_.write_delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(options_.write_delay_us));
@@ -816,13 +846,25 @@ void Ledger::run_writer() {
     {
       std::lock_guard lock(mu_);
       writing_ = false;
+      retrying_ = 0;
       ++stats_.batches;
+      const size_t n = records.size();
       if (s.ok()) {
-        stats_.written += batch.size();
+        stats_.written += n;
+        stats_.retried += retry.size();
+        if (!held_.empty()) next_retry_ = SteadyClock::now();  // the disk takes writes again
       } else {
         ++error_count_;
-        stats_.write_errors += batch.size();
+        stats_.write_errors += n;
         last_error_ = "ledger write failed: " + s.ToString();
+        if (closing_) {
+          stats_.dropped += n;  // nothing will retry them
+        } else {
+          // Retried rows go back in front, in order; new ones join behind.
+          for (auto it = retry.rbegin(); it != retry.rend(); ++it) held_.push_front(std::move(*it));
+          for (auto& p : batch) hold_locked(std::move(p.record));
+          next_retry_ = SteadyClock::now() + retry_interval;
+        }
       }
       for (auto& p : batch) {
         if (p.waiter) {
@@ -830,7 +872,7 @@ void Ledger::run_writer() {
           if (!s.ok()) p.waiter->error = last_error_;
         }
       }
-      written_seq_ = batch.back().seq;
+      if (!batch.empty()) written_seq_ = batch.back().seq;
     }
     done_cv_.notify_all();
     for (auto& p : batch)
@@ -889,7 +931,9 @@ Result<CostReport> Ledger::query(int64_t from_us, int64_t to_us, std::span<const
 
 LedgerStats Ledger::stats() const {
   std::lock_guard lock(mu_);
-  return stats_;
+  LedgerStats s = stats_;
+  s.held = held_.size() + retrying_;
+  return s;
 }
 
 Result<void> restore_budgets(const Ledger& ledger, policies::BudgetTracker& tracker, int64_t now_us) {

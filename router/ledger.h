@@ -20,6 +20,15 @@
 //    write then fsyncs the WAL (group commit: one fsync per batch, shared by every
 //    append_sync waiting in it).
 //  * close() (and the destructor) drain the queue and write everything before returning.
+//  * A write that fails (a full disk: RocksDB refuses writes until cache::Store resumes
+//    it) does not lose its rows: they are held in memory, in order, and the writer
+//    retries them every LedgerOptions::retry_interval_us (and at once after any write
+//    that succeeds) until they are written. Their on_written/append_sync report false
+//    at the first failure: the rows are then NOT durable, so a caller that waits for
+//    durability (gateway/ledger_lane.h) answers anyway, and the rows become durable
+//    when the disk has room again. Held rows are lost only if the process dies first,
+//    if more than LedgerOptions::held_capacity rows are held (the newest are dropped,
+//    counted in LedgerStats::dropped), or if close() cannot write them either.
 //
 // append_durable() is the cheap way to wait for durability: when the writer is idle,
 // the queue empty and no fsync/fault injection is configured, the calling thread writes
@@ -32,6 +41,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -96,13 +106,17 @@ struct LedgerOptions {
   // Fault injection for crash tests: the writer sleeps this long before each batch,
   // widening the window in which a row is queued but not yet written. 0 in production.
   int64_t write_delay_us = 0;
+  size_t held_capacity = 65'536;      // rows kept for retry after failed writes
+  int64_t retry_interval_us = 500'000;  // between retries of held rows
 };
 
 struct LedgerStats {
   uint64_t appended = 0;
   uint64_t written = 0;
-  uint64_t dropped = 0;  // queue full
-  uint64_t write_errors = 0;
+  uint64_t dropped = 0;  // lost: queue full, held rows past held_capacity, or unwritable at close
+  uint64_t write_errors = 0;  // row writes that failed (a held row counts once per attempt)
+  uint64_t held = 0;          // rows waiting for a retry now (not durable)
+  uint64_t retried = 0;       // held rows written later (in `written`)
   uint64_t batches = 0;
   uint64_t written_inline = 0;  // by append_durable on the caller's thread (in `written`)
 };
@@ -167,6 +181,8 @@ class Ledger {
   void add_rows(rocksdb::WriteBatch& wb, std::span<const LedgerRecord* const> records) const;
   uint64_t enqueue_locked(LedgerRecord record, std::shared_ptr<SyncWaiter> waiter,
                           std::function<void(bool)> on_written = {});
+  // Rows whose write failed: kept for retry up to held_capacity (newest dropped beyond).
+  void hold_locked(LedgerRecord&& record);
 
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* ledger_cf_;
@@ -180,6 +196,9 @@ class Ledger {
   std::condition_variable work_cv_;   // writer: queue non-empty or closing
   std::condition_variable done_cv_;   // waiters: written_seq_ advanced / space freed
   std::deque<Pending> queue_;
+  std::deque<LedgerRecord> held_;     // failed writes, in order, retried by the writer
+  size_t retrying_ = 0;               // held rows the writer is writing now
+  std::chrono::steady_clock::time_point next_retry_{};
   uint64_t next_seq_ = 0;             // last sequence number handed out
   uint64_t written_seq_ = 0;          // every seq <= this has been attempted
   uint64_t error_count_ = 0;

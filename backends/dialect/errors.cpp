@@ -44,11 +44,24 @@ ErrorKind kind_for_openai_type(std::string_view t, ErrorKind fallback) {
   return fallback;
 }
 
+// What of a body that is not the expected JSON may be shown to a client: short plain
+// text (a proxy's "upstream connect error"), never a page of markup or binary bytes.
+std::string echoable_text(std::string_view body) {
+  while (!body.empty() && (body.front() == ' ' || body.front() == '\n' || body.front() == '\r' || body.front() == '\t'))
+    body.remove_prefix(1);
+  if (body.empty()) return {};
+  if (body.front() == '<') return "(an HTML or XML page, not shown)";
+  body = body.substr(0, kMaxEchoedBody);
+  for (unsigned char c : body)
+    if ((c < 0x20 && c != '\n' && c != '\r' && c != '\t') || c == 0x7f) return "(a binary body, not shown)";
+  return std::string(body);
+}
+
 Error fallback_error(int http_status, std::string_view body) {
   Error e;
   e.kind = http_status ? error_kind_for_status(http_status) : ErrorKind::kUpstream;
   e.status = http_status;
-  std::string text(body.substr(0, kMaxEchoedBody));
+  const std::string text = echoable_text(body);
   e.message = text.empty() ? "upstream returned HTTP " + std::to_string(http_status)
                            : "upstream returned HTTP " + std::to_string(http_status) + ": " + text;
   return e;

@@ -48,11 +48,13 @@ std::optional<std::pair<size_t, size_t>> find_top_level_value(std::string_view s
 //    status (a translated error, or 502 for a body that is not a message).
 class AnthropicCall final : public backends::Call {
  public:
-  AnthropicCall(std::shared_ptr<backends::Call> inner, std::string model, bool translate)
+  AnthropicCall(std::shared_ptr<backends::Call> inner, std::string model, bool translate, AnswerLimits limits)
       : inner_(std::move(inner)),
         model_(std::move(model)),
         translate_(translate),
-        stream_(AnthropicToOpenAiStream::Options{model_, "", wall_us() / 1'000'000, true}) {}
+        limits_(limits),
+        stream_(AnthropicToOpenAiStream::Options{model_, "", wall_us() / 1'000'000, true}),
+        sse_(limits.max_sse_event_bytes) {}
 
   boost::asio::awaitable<void> wait() override {
     if (inner_->state() != CallState::kDone) co_await inner_->wait();
@@ -90,8 +92,8 @@ class AnthropicCall final : public backends::Call {
   }
   const std::string& body() const override { return translate_ ? out_ : inner_->body(); }
   bool timed_out() const override { return inner_->timed_out(); }
-  bool cancelled() const override { return inner_->cancelled(); }
-  const std::string& error() const override { return inner_->error(); }
+  bool cancelled() const override { return error_.empty() && inner_->cancelled(); }
+  const std::string& error() const override { return error_.empty() ? inner_->error() : error_; }
   void cancel() override { inner_->cancel(); }
   int64_t started_us() const override { return inner_->started_us(); }
   int64_t headers_us() const override { return inner_->headers_us(); }
@@ -120,11 +122,21 @@ class AnthropicCall final : public backends::Call {
         // A failed translator has already written its error event; later events are
         // ignored by it, and a stream that just stops is the codec's to report.
         sse_.feed(bytes, [&](const SseEvent& ev) { (void)stream_.feed(ev, out_); });
+        if (sse_.overflowed() && error_.empty()) {
+          // The stream ends here; the codec reports it as broken (has no [DONE]).
+          error_ = "an upstream SSE event longer than " + std::to_string(limits_.max_sse_event_bytes) +
+                   " bytes (max_sse_event)";
+          inner_->cancel();
+        }
         return;
       }
       case Mode::kBuffered:
         if (translated_) return;
         buffered_ += inner_->take_body();  // keeps the transfer from pausing on a large body
+        if (buffered_.size() > limits_.max_answer_bytes && inner_->state() != CallState::kDone) {
+          error_ = "the answer is larger than the limit of " + std::to_string(limits_.max_answer_bytes) + " bytes";
+          inner_->cancel();
+        }
         if (inner_->state() != CallState::kDone) return;
         translated_ = true;
         if (!inner_->failed()) translate_buffered();
@@ -153,6 +165,8 @@ class AnthropicCall final : public backends::Call {
   std::shared_ptr<backends::Call> inner_;
   std::string model_;
   bool translate_;
+  AnswerLimits limits_;
+  std::string error_;  // ours, when we ended the inner call
   AnthropicToOpenAiStream stream_;
   SseParser sse_;
   std::string out_;       // translated bytes not yet taken
@@ -177,6 +191,7 @@ HttpRequest anthropic_request(const config::ProviderConfig& p, std::string_view 
   HttpRequest r;
   r.url = anthropic_url(p, path);
   r.headers.emplace_back("Content-Type: application/json");
+  r.headers.emplace_back("Accept-Encoding: identity");  // see provider.cpp
   if (stream) r.headers.emplace_back("Accept: text/event-stream");
   if (!p.api_key.empty()) r.headers.push_back("x-api-key: " + p.api_key);
   std::string version, beta;
@@ -203,6 +218,7 @@ HttpRequest anthropic_request(const config::ProviderConfig& p, std::string_view 
   r.connect_timeout_ms = p.timeouts.connect_ms;
   r.first_byte_timeout_ms = p.timeouts.first_byte_ms;
   r.total_timeout_ms = p.timeouts.total_ms;
+  if (!stream) r.body_idle_timeout_ms = p.timeouts.first_byte_ms;
   r.http2 = p.http2;
   r.builtin_http1 = p.builtin_http1;
   return r;
@@ -213,6 +229,7 @@ HttpRequest anthropic_models_request(const config::ProviderConfig& p) {
   r.method = "GET";
   std::erase(r.headers, std::string("Content-Type: application/json"));
   r.first_byte_timeout_ms = std::min<int64_t>(r.first_byte_timeout_ms, 10'000);
+  r.body_idle_timeout_ms = r.first_byte_timeout_ms;
   return r;
 }
 
@@ -239,8 +256,8 @@ Result<std::string> replace_model(std::string_view json, std::string_view model)
 }
 
 std::shared_ptr<backends::Call> wrap_anthropic_call(std::shared_ptr<backends::Call> inner, std::string model,
-                                                    bool translate) {
-  return std::make_shared<AnthropicCall>(std::move(inner), std::move(model), translate);
+                                                    bool translate, AnswerLimits limits) {
+  return std::make_shared<AnthropicCall>(std::move(inner), std::move(model), translate, limits);
 }
 
 std::shared_ptr<backends::Call> AnthropicBackend::start(const ChatRequest& req, std::string_view model) {
@@ -258,9 +275,12 @@ std::shared_ptr<backends::Call> AnthropicBackend::start(const ChatRequest& req, 
     // Best effort: a body the helper cannot read is sent as it is.
     (void)add_anthropic_cache_breakpoints(*body);
   }
-  auto inner = client_.start(anthropic_request(provider_, "/messages", std::move(*body), req.upstream_headers,
-                                               req.stream));
-  return wrap_anthropic_call(std::move(inner), std::string(model), !native);
+  HttpRequest hr = anthropic_request(provider_, "/messages", std::move(*body), req.upstream_headers, req.stream);
+  hr.headers.push_back(frugal_hop_header(req.frugal_hop));
+  auto inner = client_.start(std::move(hr));
+  return wrap_anthropic_call(std::move(inner), std::string(model), !native,
+                             AnswerLimits{static_cast<size_t>(provider_.max_answer_bytes),
+                                          static_cast<size_t>(provider_.max_sse_event_bytes)});
 }
 
 }  // namespace frugal::http

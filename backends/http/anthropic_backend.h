@@ -55,8 +55,13 @@ Result<std::string> replace_model(std::string_view json_object, std::string_view
 // (`model` is the name written into translated responses); otherwise relay the bytes
 // as they are, marked WireDialect::kAnthropic. Works over any Call, so tests can feed
 // it replayed bytes.
+// What a translated call holds at most: a buffered answer, one SSE event.
+struct AnswerLimits {
+  size_t max_answer_bytes = 64u << 20;
+  size_t max_sse_event_bytes = 1u << 20;
+};
 std::shared_ptr<backends::Call> wrap_anthropic_call(std::shared_ptr<backends::Call> inner, std::string model,
-                                                    bool translate);
+                                                    bool translate, AnswerLimits limits = {});
 
 class AnthropicBackend final : public backends::Backend {
  public:

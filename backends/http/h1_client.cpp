@@ -173,6 +173,8 @@ class H1Call final : public UpstreamCall, public std::enable_shared_from_this<H1
   int64_t connect_deadline_us_ = 0;
   int64_t first_byte_deadline_us_ = 0;
   int64_t total_deadline_us_ = 0;
+  int64_t body_idle_us_ = 0;  // 0: none
+  int64_t last_rx_us_ = 0;    // the last body progress (bytes read, or the owner taking them)
 };
 
 H1Call::H1Call(H1Client& client, const HttpRequest& req, std::shared_ptr<const PlainHttpUrl> url, std::string body)
@@ -181,6 +183,7 @@ H1Call::H1Call(H1Client& client, const HttpRequest& req, std::shared_ptr<const P
   connect_deadline_us_ = deadline_after(started_us_, req.connect_timeout_ms);
   first_byte_deadline_us_ = deadline_after(started_us_, req.first_byte_timeout_ms);
   total_deadline_us_ = deadline_after(started_us_, req.total_timeout_ms);
+  body_idle_us_ = req.body_idle_timeout_ms > 0 ? req.body_idle_timeout_ms * 1000 : 0;
 }
 
 H1Call::~H1Call() { close_socket(); }
@@ -208,6 +211,7 @@ std::string H1Call::take_body() {
   body_.clear();
   if (paused_ && phase_ == Phase::kExchanging) {
     paused_ = false;
+    if (body_idle_us_) last_rx_us_ = mono_us();
     read();
   }
   return out;
@@ -311,6 +315,7 @@ void H1Call::on_read(const error_code& ec, size_t n) {
     return fail("upstream connection failed: " + ec.message());
   }
   rlen_ += n;
+  if (body_idle_us_) last_rx_us_ = mono_us();
   const size_t before = body_.size();
   if (!feed()) return;
   if (body_.size() != before) notify();
@@ -359,6 +364,7 @@ void H1Call::on_headers() {
   state_ = CallState::kStreaming;
   got_headers_ = true;
   headers_us_ = mono_us();
+  last_rx_us_ = headers_us_;
   notify();
 }
 
@@ -425,7 +431,10 @@ void H1Call::check_deadlines(int64_t now) {
   if (phase_ == Phase::kConnecting && now >= connect_deadline_us_)
     return fail("cannot connect to upstream " + url_->authority + " within the connect timeout", true);
   if (state_ == CallState::kWaitingHeaders && now >= first_byte_deadline_us_)
-    fail("no response from upstream before the first-byte timeout", true);
+    return fail("no response from upstream before the first-byte timeout", true);
+  // Paused: the owner is not taking the body, which is no fault of the upstream's.
+  if (body_idle_us_ && state_ == CallState::kStreaming && !paused_ && now - last_rx_us_ >= body_idle_us_)
+    fail("upstream sent no body bytes within the first-byte timeout", true);
 }
 
 // ---------------------------------------------------------------------------------
@@ -469,10 +478,14 @@ std::optional<tcp::socket> H1Client::take_idle(const std::string& authority) {
   auto it = idle_.find(authority);
   if (it == idle_.end()) return std::nullopt;
   drop_stale(it->second, mono_us());
-  if (it->second.empty()) return std::nullopt;
-  tcp::socket s = std::move(it->second.back().socket);
-  it->second.pop_back();
-  return s;
+  while (!it->second.empty()) {
+    tcp::socket s = std::move(it->second.back().socket);
+    it->second.pop_back();
+    if (idle_socket_is_quiet(s.native_handle())) return s;
+    error_code ignored;
+    s.close(ignored);
+  }
+  return std::nullopt;
 }
 
 void H1Client::put_idle(const std::string& authority, tcp::socket socket) {

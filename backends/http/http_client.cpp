@@ -1,5 +1,7 @@
 #include "backends/http/http_client.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,6 +19,7 @@ struct HttpClient::Socket {
   bool reading = false;
   bool writing = false;
   bool closed = false;
+  std::string http1_key;  // its key in http1_connections_, empty if not there
 };
 
 namespace {
@@ -50,6 +53,7 @@ std::string HttpCall::take_body() {
   body_.clear();
   if (paused_ && active_) {
     paused_ = false;
+    if (body_idle_us_) last_rx_us_ = mono_us();
     curl_easy_pause(easy_, CURLPAUSE_CONT);
   }
   return out;
@@ -63,6 +67,7 @@ size_t HttpCall::on_write(char* data, size_t size, size_t n, void* self) {
     return CURL_WRITEFUNC_PAUSE;  // curl re-delivers these bytes after unpausing
   }
   call->body_.append(data, bytes);
+  if (call->body_idle_us_) call->last_rx_us_ = mono_us();
   call->notify();
   return bytes;
 }
@@ -84,10 +89,15 @@ size_t HttpCall::on_header(char* data, size_t size, size_t n, void* self) {
       call->state_ = CallState::kStreaming;
       call->got_headers_ = true;
       call->headers_us_ = mono_us();
+      call->last_rx_us_ = call->headers_us_;
       call->notify();
     }
     return bytes;
   }
+  // libcurl hands over a bare CR inside a line, NUL bytes and obsolete line folding as
+  // they came; such a header could split a header line wherever it is written again.
+  if (data[0] == ' ' || data[0] == '\t' || line.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos)
+    return bytes;  // dropped
   const size_t colon = line.find(':');
   if (colon != std::string_view::npos)
     call->headers_.emplace_back(std::string(line.substr(0, colon)), std::string(trim(line.substr(colon + 1))));
@@ -119,11 +129,16 @@ void HttpCall::cancel() {
   notify();
 }
 
-void HttpCall::fail_first_byte_timeout() {
-  if (!active_ || state_ != CallState::kWaitingHeaders) return;
+int HttpCall::on_prereq(void* self, char* remote_ip, char* local_ip, int remote_port, int local_port) {
+  static_cast<HttpCall*>(self)->client_->check_reused_connection(remote_ip, remote_port, local_ip, local_port);
+  return CURL_PREREQFUNC_OK;
+}
+
+void HttpCall::fail_timeout(std::string message) {
+  if (!active_ || state_ == CallState::kDone) return;
   auto self = shared_from_this();
   timed_out_ = true;
-  error_ = "no response from upstream before the first-byte timeout";
+  error_ = std::move(message);
   client_->detach(*this);
   state_ = CallState::kDone;
   notify();
@@ -202,6 +217,8 @@ std::shared_ptr<backends::Call> HttpClient::start(HttpRequest req) {
   curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, this);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &HttpClient::on_close_socket);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &HttpCall::on_prereq);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, call.get());
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(req.connect_timeout_ms));
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(req.total_timeout_ms));
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
@@ -225,6 +242,7 @@ std::shared_ptr<backends::Call> HttpClient::start(HttpRequest req) {
   call->active_ = true;
   active_.insert(call);
   call->first_byte_deadline_us_ = deadline_after(call->started_us_, req.first_byte_timeout_ms);
+  call->body_idle_us_ = req.body_idle_timeout_ms > 0 ? req.body_idle_timeout_ms * 1000 : 0;
   if (!sweeping_) sweep_deadlines();
   if (curl_multi_add_handle(multi_, e) != CURLM_OK) {
     call->error_ = "libcurl refused the transfer";
@@ -256,10 +274,63 @@ int HttpClient::on_close_socket(void* self, curl_socket_t fd) {
   auto it = client->sockets_.find(fd);
   if (it == client->sockets_.end()) return ::close(fd);
   it->second->closed = true;
+  if (!it->second->http1_key.empty()) client->http1_connections_.erase(it->second->http1_key);
   boost::system::error_code ec;
   it->second->sd.close(ec);  // pending waits complete with operation_aborted
   client->sockets_.erase(it);
   return 0;
+}
+
+namespace {
+// "local-ip:port>remote-ip:port", as CURLOPT_PREREQFUNCTION describes a connection.
+std::string endpoint_text(const sockaddr_storage& a) {
+  char ip[INET6_ADDRSTRLEN] = {};
+  uint16_t port = 0;
+  if (a.ss_family == AF_INET) {
+    const auto& v4 = reinterpret_cast<const sockaddr_in&>(a);
+    inet_ntop(AF_INET, &v4.sin_addr, ip, sizeof ip);
+    port = ntohs(v4.sin_port);
+  } else if (a.ss_family == AF_INET6) {
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(a);
+    inet_ntop(AF_INET6, &v6.sin6_addr, ip, sizeof ip);
+    port = ntohs(v6.sin6_port);
+  }
+  return std::string(ip) + ":" + std::to_string(port);
+}
+std::string connection_key(std::string_view local, std::string_view remote) {
+  std::string k(local);
+  k += '>';
+  k += remote;
+  return k;
+}
+}  // namespace
+
+void HttpClient::note_http1_connection(CURL* easy) {
+  long version = 0;
+  curl_socket_t fd = CURL_SOCKET_BAD;
+  if (curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version) != CURLE_OK ||
+      (version != CURL_HTTP_VERSION_1_0 && version != CURL_HTTP_VERSION_1_1))
+    return;
+  if (curl_easy_getinfo(easy, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD) return;
+  auto it = sockets_.find(fd);
+  if (it == sockets_.end() || !it->second->http1_key.empty()) return;
+  sockaddr_storage local{}, remote{};
+  socklen_t ll = sizeof local, rl = sizeof remote;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0 ||
+      getpeername(fd, reinterpret_cast<sockaddr*>(&remote), &rl) != 0)
+    return;
+  it->second->http1_key = connection_key(endpoint_text(local), endpoint_text(remote));
+  http1_connections_[it->second->http1_key] = fd;
+}
+
+void HttpClient::check_reused_connection(const char* remote_ip, int remote_port, const char* local_ip,
+                                         int local_port) {
+  if (http1_connections_.empty() || !remote_ip || !local_ip) return;
+  const std::string key = connection_key(std::string(local_ip) + ":" + std::to_string(local_port),
+                                         std::string(remote_ip) + ":" + std::to_string(remote_port));
+  auto it = http1_connections_.find(key);
+  if (it == http1_connections_.end() || idle_socket_is_quiet(it->second)) return;
+  ::shutdown(it->second, SHUT_RDWR);
 }
 
 int HttpClient::on_socket(CURL*, curl_socket_t fd, int what, void* self, void*) {
@@ -301,8 +372,11 @@ void HttpClient::sweep_deadlines() {
   const int64_t now = mono_us();
   std::vector<std::shared_ptr<HttpCall>> expired;
   for (const auto& c : active_)
-    if (c->state_ == CallState::kWaitingHeaders && now >= c->first_byte_deadline_us_) expired.push_back(c);
-  for (const auto& c : expired) c->fail_first_byte_timeout();
+    if ((c->state_ == CallState::kWaitingHeaders && now >= c->first_byte_deadline_us_) || c->body_idle(now))
+      expired.push_back(c);
+  for (const auto& c : expired)
+    c->fail_timeout(c->state_ == CallState::kWaitingHeaders ? "no response from upstream before the first-byte timeout"
+                                                            : "upstream sent no body bytes within the first-byte timeout");
   sweep_.expires_after(std::chrono::milliseconds(UpstreamCall::kSweepIntervalMs));
   sweep_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) sweep_deadlines();
@@ -346,6 +420,7 @@ void HttpClient::drain_messages() {
     if (msg->msg != CURLMSG_DONE) continue;
     HttpCall* call = nullptr;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &call);
+    if (msg->data.result == CURLE_OK) note_http1_connection(msg->easy_handle);
     if (call) call->finish(msg->data.result);
   }
 }

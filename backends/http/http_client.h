@@ -36,6 +36,10 @@ struct HttpRequest {
   int64_t connect_timeout_ms = 5'000;
   int64_t first_byte_timeout_ms = 120'000;  // until response headers are complete
   int64_t total_timeout_ms = 600'000;
+  // Once headers are in, the longest wait for more body bytes (while the owner keeps
+  // taking them); 0: none. Set for answers read whole, whose client has seen nothing yet,
+  // so a stalled body fails in time for a retry or a fallback.
+  int64_t body_idle_timeout_ms = 0;
   bool http2 = true;                        // HTTP/2 over TLS when offered
   std::string ca_file;                      // extra trust anchors (PEM); empty: the system store
   bool verify_tls = true;                   // false: accept any certificate (tests, never production)
@@ -65,14 +69,22 @@ class HttpCall final : public UpstreamCall, public std::enable_shared_from_this<
   friend class HttpClient;
   static size_t on_write(char* data, size_t size, size_t n, void* self);
   static size_t on_header(char* data, size_t size, size_t n, void* self);
+  static int on_prereq(void* self, char* remote_ip, char* local_ip, int remote_port, int local_port);
   void finish(CURLcode code);
-  void fail_first_byte_timeout();
+  // Ends the call as timed out (first byte, or a stalled body).
+  void fail_timeout(std::string message);
+  // Whether the body has stalled (see HttpRequest::body_idle_timeout_ms).
+  bool body_idle(int64_t now_us) const {
+    return body_idle_us_ && state_ == CallState::kStreaming && !paused_ && now_us - last_rx_us_ >= body_idle_us_;
+  }
 
   HttpClient* client_;
   CURL* easy_;
   curl_slist* header_list_ = nullptr;
   std::string request_body_;
   int64_t first_byte_deadline_us_ = 0;
+  int64_t body_idle_us_ = 0;  // 0: none
+  int64_t last_rx_us_ = 0;    // the last body progress
   bool paused_ = false;
   bool active_ = false;  // attached to the multi handle
 };
@@ -99,6 +111,13 @@ class HttpClient {
   void arm(const std::shared_ptr<Socket>& s);
   void socket_action(curl_socket_t fd, int events);
   void drain_messages();
+  // After a transfer: remembers an HTTP/1 connection (by its addresses) so that its reuse is
+  // checked for unread bytes (on_prereq). libcurl 7.x only checks an idle connection
+  // for EOF, so a stray response on it would become the next request's answer.
+  void note_http1_connection(CURL* easy);
+  // Called before a request goes out on a connection: a reused HTTP/1 connection with
+  // unread bytes is shut down, so the send fails and libcurl retries on a fresh one.
+  void check_reused_connection(const char* remote_ip, int remote_port, const char* local_ip, int local_port);
   void sweep_deadlines();
   void detach(HttpCall& call);
   CURL* acquire_easy();
@@ -113,6 +132,8 @@ class HttpClient {
   asio::steady_timer sweep_;
   bool sweeping_ = false;
   std::unordered_map<curl_socket_t, std::shared_ptr<Socket>> sockets_;
+  // HTTP/1 connections that carried a transfer, by "local-ip:port>remote-ip:port".
+  std::unordered_map<std::string, curl_socket_t> http1_connections_;
   std::unordered_set<std::shared_ptr<HttpCall>> active_;  // keeps running calls alive
   std::vector<CURL*> idle_easy_;
   H1Client h1_;

@@ -8,6 +8,8 @@ namespace {
 
 void common_headers(const config::ProviderConfig& p, HttpRequest& r) {
   r.headers.emplace_back("Content-Type: application/json");
+  // An encoded body could be neither relayed nor cached as it is (see check_answer).
+  r.headers.emplace_back("Accept-Encoding: identity");
   if (!p.api_key.empty()) r.headers.push_back("Authorization: Bearer " + p.api_key);
   for (const auto& [k, v] : p.headers) r.headers.push_back(k + ": " + v);
   r.connect_timeout_ms = p.timeouts.connect_ms;
@@ -106,7 +108,9 @@ HttpRequest openai_chat_request(const config::ProviderConfig& p, const ChatReque
   HttpRequest r;
   r.url = p.base_url + "/chat/completions";
   common_headers(p, r);
+  r.headers.push_back(frugal_hop_header(req.frugal_hop));
   if (req.stream) r.headers.emplace_back("Accept: text/event-stream");
+  else r.body_idle_timeout_ms = p.timeouts.first_byte_ms;
   r.body = openai_chat_body(req, upstream_model);
   return r;
 }
@@ -117,6 +121,7 @@ HttpRequest openai_models_request(const config::ProviderConfig& p) {
   r.url = p.base_url + "/models";
   common_headers(p, r);
   r.first_byte_timeout_ms = std::min<int64_t>(r.first_byte_timeout_ms, 10'000);
+  r.body_idle_timeout_ms = r.first_byte_timeout_ms;
   return r;
 }
 

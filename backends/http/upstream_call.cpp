@@ -1,6 +1,9 @@
 #include "backends/http/upstream_call.h"
 
 #include <strings.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -18,6 +21,12 @@ boost::asio::awaitable<void> UpstreamCall::wait() {
 void UpstreamCall::notify() {
   pending_ = true;
   signal_.cancel();
+}
+
+bool idle_socket_is_quiet(int fd) {
+  char byte;
+  const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 std::string_view UpstreamCall::header(std::string_view name) const {

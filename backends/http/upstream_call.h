@@ -15,6 +15,12 @@
 
 namespace frugal::http {
 
+// Whether an idle keep-alive connection has nothing to say. Bytes waiting on one are a
+// response nobody asked for (an upstream that answered twice), which the next request
+// would read as its own; an EOF means the upstream closed it. Either way it must not be
+// reused. One non-blocking MSG_PEEK.
+bool idle_socket_is_quiet(int fd);
+
 class UpstreamCall : public backends::Call {
  public:
   // Body bytes buffered per call before the transport stops reading (back-pressure).

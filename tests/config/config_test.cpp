@@ -1,8 +1,15 @@
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include "config/config.h"
+#include "config/policy_config.h"
 
 using namespace frugal::config;
 
@@ -103,8 +110,8 @@ TEST_CASE("config errors name file, line, column and key") {
       {"models:\n  m: [nope/x]\n", "t.yaml:2:7: key 'models.m[0]': unknown provider 'nope'"},
       {"server: [1\n", "t.yaml:2:1: YAML syntax error"},
       {"server:\n  body_limit: 4 lots\n", "key 'server.body_limit': unknown size unit"},
-      {"server:\n  busy_poll: 1h\n", "key 'server.busy_poll': unknown duration unit 'h' (use us, ms or s)"},
-      {"server:\n  busy_poll: 20ms\n", "t.yaml:2:14: key 'server.busy_poll': expected 0 (off) to 10ms"},
+      {"server:\n  busy_poll: 1h\n", "key 'server.busy_poll': unknown duration unit in '1h' (use us, ms or s)"},
+      {"server:\n  busy_poll: 20ms\n", "t.yaml:2:14: key 'server.busy_poll': expected a duration from 0 to 10ms, got '20ms'"},
       {"providers:\n  p:\n    kind: openai\n    base_url: http://x\n    transport: h3\n",
        "t.yaml:5:16: key 'providers.p.transport': unknown transport 'h3' (expected auto or libcurl)"},
   };
@@ -160,7 +167,7 @@ TEST_CASE("engine providers: GGUF paths, sizes, limits") {
       {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    kv_memory: 12 bananas\n",
        "e.yaml:5:16: key 'providers.l.kv_memory'"},
       {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    kv_memory: 1KiB\n",
-       "key 'providers.l.kv_memory': must be at least 1MiB"},
+       "key 'providers.l.kv_memory': expected a size from 1MiB to 1TiB, got '1KiB'"},
       {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    base_url: http://x\n",
        "e.yaml:5:5: key 'providers.l.base_url': unknown key"},
       {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    max_batch: 0\n",
@@ -183,4 +190,142 @@ TEST_CASE("listener parsing") {
   CHECK(parse_listener(":8080")->host == "0.0.0.0");
   CHECK(!parse_listener("localhost").ok());
   CHECK(!parse_listener("h:99999").ok());
+}
+
+TEST_CASE("durations and sizes need a unit and a value in range, checked before any overflow") {
+  struct Case { const char* yaml; const char* expect; };
+  const Case cases[] = {
+      {"server:\n  read_timeout: 30\n",
+       "t.yaml:2:17: key 'server.read_timeout': expected a duration with a unit (e.g. 30s, 500ms), got '30': a "
+       "bare number has no unit"},
+      {"server:\n  body_limit: 1048576\n",
+       "t.yaml:2:15: key 'server.body_limit': expected a size with a unit (e.g. 4MiB, 512KiB), got '1048576'"},
+      {"providers:\n  p: { kind: openai, base_url: http://x, timeouts: { total: 600000 } }\n",
+       "key 'providers.p.timeouts.total': expected a duration with a unit"},
+      // Past int64 once multiplied: refused, not wrapped to a negative or tiny value.
+      {"server:\n  read_timeout: 9223372036854775807h\n",
+       "key 'server.read_timeout': expected a duration from 100ms to 1d, got '9223372036854775807h'"},
+      {"server:\n  idle_timeout: 99999999999999999999999999d\n", "key 'server.idle_timeout': expected a duration from"},
+      {"server:\n  body_limit: 17179869184GiB\n", "key 'server.body_limit': expected a size from 1KiB to 1GiB"},
+      {"server:\n  body_limit: 2GiB\n", "key 'server.body_limit': expected a size from 1KiB to 1GiB, got '2GiB'"},
+      {"server:\n  read_timeout: 1ms\n", "key 'server.read_timeout': expected a duration from 100ms to 1d"},
+      {"server:\n  shutdown_grace: -5s\n", "key 'server.shutdown_grace': expected a duration with a unit"},
+      {"cache:\n  ttl: 400d\n", "key 'cache.ttl': expected a duration from 0 to 365d, got '400d'"},
+      {"cache:\n  memory: 2TiB\n", "key 'cache.memory': expected a size from 0 to 1TiB"},
+      {"providers:\n  p: { kind: openai, base_url: http://x, retry: { max_delay: 2h } }\n",
+       "key 'providers.p.retry.max_delay': expected a duration from 0 to 1h"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.yaml);
+    auto r = load_config_text(c.yaml, "t.yaml");
+    REQUIRE(!r.ok());
+    CHECK_MESSAGE(r.error().message.find(c.expect) != std::string::npos, r.error().message);
+  }
+  // A bare 0 needs no unit; fractions and every unit convert exactly.
+  auto ok = load_config_text(
+      "server:\n  busy_poll: 0\n  read_timeout: 1.5s\n  idle_timeout: 1d\n  body_limit: 1GiB\n"
+      "  shutdown_grace: 0\ncache:\n  ttl: 0\n  disk: 10GB\n",
+      "t.yaml");
+  REQUIRE_MESSAGE(ok.ok(), (ok.ok() ? "" : ok.error().message));
+  CHECK(ok->server.busy_poll_us == 0);
+  CHECK(ok->server.read_timeout_ms == 1500);
+  CHECK(ok->server.idle_timeout_ms == 86'400'000);
+  CHECK(ok->server.body_limit_bytes == 1ll << 30);
+  CHECK(ok->server.shutdown_grace_ms == 0);
+  CHECK(ok->cache.ttl_ms == 0);
+  CHECK(ok->cache.disk_bytes == 10'000'000'000);
+  // Policies follow the same rule.
+  auto p = load_policy_text("request_types:\n  - name: chat\nroutes:\n  chat:\n    cascade: [ { model: m } ]\n"
+                            "    cache: { ttl: 3600 }\n",
+                            "p.yaml");
+  REQUIRE(!p.ok());
+  CHECK_MESSAGE(p.error().message.find("key 'routes.chat.cache.ttl': expected a duration with a unit") !=
+                    std::string::npos,
+                p.error().message);
+}
+
+TEST_CASE("config errors never print a value from the environment or a credential") {
+  const std::string secret = "sk-live-0123456789abcdef";
+  setenv("FRUGAL_T_SECRET", secret.c_str(), 1);
+  setenv("FRUGAL_T_SECRET_SECONDS", ("5" + secret).c_str(), 1);
+  struct Case { const char* yaml; const char* expect; };
+  const Case cases[] = {
+      {"server:\n  read_timeout: ${FRUGAL_T_SECRET}\n", "got '${FRUGAL_T_SECRET}'"},
+      {"server:\n  read_timeout: ${FRUGAL_T_SECRET_SECONDS}\n",
+       "unknown duration unit in '${FRUGAL_T_SECRET_SECONDS}'"},
+      {"server:\n  threads: ${FRUGAL_T_SECRET}\n", "expected an integer, got '${FRUGAL_T_SECRET}'"},
+      {"server:\n  listen: [\"${FRUGAL_T_SECRET}\"]\n", "key 'server.listen[0]'"},
+      {"providers:\n  p: { kind: openai, base_url: \"${FRUGAL_T_SECRET}\" }\n",
+       "expected an http:// or https:// URL, got '${FRUGAL_T_SECRET}'"},
+      {"providers:\n  p: { kind: \"${FRUGAL_T_SECRET}\", base_url: http://x }\n",
+       "unknown provider kind '${FRUGAL_T_SECRET}'"},
+      {"providers:\n  p: { kind: openai, base_url: http://x, transport: \"x${FRUGAL_T_SECRET}\" }\n",
+       "unknown transport 'x${FRUGAL_T_SECRET}'"},
+      {"cache:\n  mode: ${FRUGAL_T_SECRET}\n", "got '${FRUGAL_T_SECRET}'"},
+      // A credential written in the file is not printed either.
+      {"providers:\n  p: { kind: openai, base_url: http://x, api_key: \"sk-live-literal-${oops\" }\n",
+       "key 'providers.p.api_key': unterminated '${' in '<redacted>'"},
+      {"admin_token: \"tok-literal-${FRUGAL_T_SECRET\"\n", "key 'admin_token': unterminated '${' in '<redacted>'"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.yaml);
+    auto r = load_config_text(c.yaml, "t.yaml");
+    REQUIRE(!r.ok());
+    CHECK_MESSAGE(r.error().message.find(c.expect) != std::string::npos, r.error().message);
+    CHECK_MESSAGE(r.error().message.find("0123456789abcdef") == std::string::npos, r.error().message);
+    CHECK_MESSAGE(r.error().message.find("literal") == std::string::npos, r.error().message);
+  }
+  unsetenv("FRUGAL_T_SECRET");
+  unsetenv("FRUGAL_T_SECRET_SECONDS");
+}
+
+TEST_CASE("config and policy files: only regular files of at most 4 MiB are read") {
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const auto& dev : {"/dev/zero", "/dev/urandom"}) {
+    auto c = load_config_file(dev);
+    REQUIRE(!c.ok());
+    CHECK_MESSAGE(c.error().message == std::string(dev) + ": cannot read configuration file: not a regular file",
+                  c.error().message);
+    auto p = load_policy_file(dev);
+    REQUIRE(!p.ok());
+    CHECK_MESSAGE(p.error().message == std::string(dev) + ": cannot read policy file: not a regular file",
+                  p.error().message);
+  }
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));  // refused, not read
+
+  const auto dir = std::filesystem::temp_directory_path() / ("frugal-config-files-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  auto d = load_config_file(dir.string());
+  REQUIRE(!d.ok());
+  CHECK(d.error().message.find("not a regular file") != std::string::npos);
+  // A FIFO with no writer: refused without blocking.
+  const auto fifo = dir / "fifo";
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  auto f = load_policy_file(fifo.string());
+  REQUIRE(!f.ok());
+  CHECK(f.error().message.find("not a regular file") != std::string::npos);
+
+  const auto big = dir / "big.yaml";
+  {
+    std::ofstream out(big);
+    out << "# " << std::string((4 << 20) + 10, 'x') << "\n";
+  }
+  auto b = load_config_file(big.string());
+  REQUIRE(!b.ok());
+  CHECK_MESSAGE(b.error().message == big.string() + ": cannot read configuration file: larger than 4 MiB",
+                b.error().message);
+  auto bp = load_policy_file(big.string());
+  REQUIRE(!bp.ok());
+  CHECK(bp.error().message.find("larger than 4 MiB") != std::string::npos);
+
+  auto m = load_config_file((dir / "missing.yaml").string());
+  REQUIRE(!m.ok());
+  CHECK(m.error().kind == frugal::ErrorKind::kNotFound);
+
+  const auto good = dir / "ok.yaml";
+  std::ofstream(good) << "server:\n  read_timeout: 5s\n";
+  auto g = load_config_file(good.string());
+  REQUIRE_MESSAGE(g.ok(), (g.ok() ? "" : g.error().message));
+  CHECK(g->server.read_timeout_ms == 5000);
+  std::filesystem::remove_all(dir);
 }

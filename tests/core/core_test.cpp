@@ -1,6 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "core/chat.h"
 #include "core/json.h"
@@ -38,6 +41,49 @@ TEST_CASE("SSE parser yields only complete events, whatever the split") {
   p.feed("data: {\"cut", [&](const SseEvent&) { ++n; });
   CHECK(n == 0);
   CHECK(p.has_partial());
+}
+
+TEST_CASE("SSE parser stops at its event limit and keeps no more than that") {
+  SseParser p(1024);
+  std::vector<std::string> data;
+  auto collect = [&](const SseEvent& ev) { data.emplace_back(ev.data); };
+  p.feed("data: small\n\n", collect);
+  REQUIRE(data.size() == 1);
+  // An unterminated line past the limit.
+  for (int i = 0; i < 4 && !p.overflowed(); ++i) p.feed("data: " + std::string(400, 'x'), collect);
+  CHECK(p.overflowed());
+  CHECK(p.has_partial());
+  p.feed("\n\ndata: after\n\n", collect);
+  CHECK(data.size() == 1);  // nothing after an overflow
+
+  // A complete event over the limit, arriving at once, is not delivered either.
+  SseParser q(1024);
+  q.feed("data: " + std::string(2000, 'y') + "\n\ndata: next\n\n", collect);
+  CHECK(q.overflowed());
+  CHECK(data.size() == 1);
+
+  // An event just under the limit passes.
+  SseParser r(1024);
+  r.feed("data: " + std::string(1000, 'z') + "\n\n", collect);
+  CHECK(!r.overflowed());
+  CHECK(data.size() == 2);
+}
+
+TEST_CASE("SSE parser scans a long line once, not once per piece") {
+  // 16 MB in 1 KiB pieces: a rescan from the line's start on every piece would read
+  // ~128 GB (minutes); a linear scan reads 16 MB.
+  SseParser p(32u << 20);
+  const std::string piece(1024, 'x');
+  int events = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  p.feed("data: ", [&](const SseEvent&) { ++events; });
+  for (int i = 0; i < 16 * 1024; ++i) p.feed(piece, [&](const SseEvent&) { ++events; });
+  p.feed("\n\n", [&](const SseEvent& ev) {
+    ++events;
+    CHECK(ev.data.size() == (16u << 20));
+  });
+  CHECK(events == 1);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
 }
 
 TEST_CASE("JSON writer escapes and nests") {

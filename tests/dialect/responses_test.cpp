@@ -165,7 +165,11 @@ TEST_CASE("upstream error bodies become Errors with status and message kept") {
   Error html = error_from_anthropic_body(502, "<html>Bad Gateway</html>");
   CHECK(html.kind == ErrorKind::kUpstream);
   CHECK(html.http_status() == 502);
-  CHECK(html.message == "upstream returned HTTP 502: <html>Bad Gateway</html>");
+  CHECK(html.message == "upstream returned HTTP 502: (an HTML or XML page, not shown)");
+  Error text = error_from_openai_body(503, "upstream connect error or disconnect/reset before headers");
+  CHECK(text.message == "upstream returned HTTP 503: upstream connect error or disconnect/reset before headers");
+  Error binary = error_from_openai_body(500, std::string("\x1f\x8b\x08\x00", 4));
+  CHECK(binary.message == "upstream returned HTTP 500: (a binary body, not shown)");
 
   // Mid-stream (no HTTP status): the kind comes from the error type.
   Error mid = error_from_anthropic_body(0, R"({"type":"error","error":{"type":"rate_limit_error","message":"x"}})");

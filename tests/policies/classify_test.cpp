@@ -1,8 +1,11 @@
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <string>
 #include <vector>
 
 #include "policies/policy.h"
+#include "policies/regex.h"
 #include "test_util.h"
 
 using namespace frugal::policies;
@@ -140,4 +143,37 @@ TEST_CASE("plans carry tiers, rules, logprob needs, verifier, cache and stream m
   CHECK(!e->tiers[1].needs_logprobs);
   CHECK(plan_route(*pol, "chat")->stream_mode == frugal::config::StreamMode::kFirstTier);
   CHECK(plan_route(*pol, "support") == nullptr);  // no route: pass through
+}
+
+namespace {
+std::atomic<int> g_limit_handler_calls{0};
+void count_limit_hit(const std::string&) { ++g_limit_handler_calls; }
+}  // namespace
+
+TEST_CASE("a regex that hits the PCRE2 match limit counts as no match, is counted and the request still classifies") {
+  // (a+)+$ backtracks exponentially on "aaa...ab": PCRE2 gives up at its limit.
+  auto pol = compile_text(R"(
+request_types:
+  - name: catastrophic
+    match: { user_message_regex: "(a+)+$" }
+  - name: chat
+)");
+  set_regex_limit_handler(&count_limit_hit);
+  const uint64_t before = regex_limit_hits();
+  const int calls_before = g_limit_handler_calls.load();
+  RequestFacts f;
+  f.model = "gpt-4o-mini";
+  const std::string evil = std::string(40, 'a') + "b";
+  f.last_user_message = evil;
+  CHECK(classify(*pol, f).name == "chat");  // routed by the next rule
+  CHECK(regex_limit_hits() == before + 1);
+  CHECK(g_limit_handler_calls.load() == calls_before + 1);
+
+  // An ordinary miss and an ordinary match are not give-ups.
+  f.last_user_message = "hello b";
+  CHECK(classify(*pol, f).name == "chat");
+  f.last_user_message = "aaaa";
+  CHECK(classify(*pol, f).name == "catastrophic");
+  CHECK(regex_limit_hits() == before + 1);
+  set_regex_limit_handler(nullptr);
 }

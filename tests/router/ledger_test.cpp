@@ -1,14 +1,18 @@
 #include <doctest/doctest.h>
 #include <rocksdb/db.h>
+#include <rocksdb/listener.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
@@ -17,6 +21,7 @@
 #include "policies/budget.h"
 #include "record_util.h"
 #include "router/ledger.h"
+#include "tests/support/full_fs.h"
 #include "tests/support/temp_dir.h"
 
 using namespace frugal;
@@ -421,4 +426,154 @@ TEST_CASE("kill -9 after append_sync acknowledgements loses no acknowledged row"
   auto q = l->query(0, INT64_MAX, {});
   CHECK(q->totals.requests == static_cast<int64_t>(rows->size()));
   MESSAGE("acknowledged " << acked.size() << ", recovered " << rows->size());
+}
+
+namespace {
+
+struct QuietLogger : rocksdb::Logger {
+  using rocksdb::Logger::Logv;
+  void Logv(const char*, va_list) override {}
+};
+struct NoAutoRecovery : rocksdb::EventListener {
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status, bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+};
+
+// A ledger over a DB whose disk can be made full (tests/support/full_fs.h).
+struct FullDiskLedger {
+  TempDir dir;
+  std::shared_ptr<frugal::test::FullFs> fs = frugal::test::FullFs::make();
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> h;
+  std::unique_ptr<Ledger> ledger;
+
+  explicit FullDiskLedger(LedgerOptions o) {
+    rocksdb::DBOptions dbo;
+    dbo.create_if_missing = true;
+    dbo.create_missing_column_families = true;
+    dbo.env = fs->env();
+    // As cache::Store configures it: no LOG file (the full disk would break it) and no
+    // automatic recovery (resume() below stands for the Store's resumer).
+    dbo.info_log = std::make_shared<QuietLogger>();
+    dbo.listeners.push_back(std::make_shared<NoAutoRecovery>());
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs{
+        {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+        {kLedgerCf, ledger_cf_options()},
+        {kRollupsCf, rollups_cf_options()}};
+    REQUIRE(rocksdb::DB::Open(dbo, dir.path(), cfs, &h, &db).ok());
+    auto l = Ledger::open(db, h[1], h[2], o);
+    REQUIRE(l.ok());
+    ledger = std::move(*l);
+  }
+  ~FullDiskLedger() {
+    fs->full = false;
+    ledger.reset();
+    for (auto* x : h) db->DestroyColumnFamilyHandle(x);
+    delete db;
+  }
+  // What cache::Store's resumer does once the disk has room (bounded).
+  void resume() {
+    fs->full = false;
+    rocksdb::Status s;
+    for (int i = 0; i < 1000; ++i) {
+      s = db->Resume();
+      if (s.ok()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    FAIL("DB::Resume() kept failing: " << s.ToString());
+  }
+  template <class Pred>
+  bool poll(Pred pred) {
+    for (int i = 0; i < 1000; ++i) {  // 10 s
+      if (pred()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return pred();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("rows whose write fails are held in memory, retried, and written once the disk has room") {
+  LedgerOptions o;
+  o.retry_interval_us = 10'000;
+  FullDiskLedger f(o);
+  REQUIRE(f.ledger->append_sync(two_tier_record("before", kH)).ok());
+  f.fs->full = true;
+  std::atomic<int> failed{0};
+  const std::function<Ledger::OnWritten()> make = [&] {
+    return [&](bool ok) {
+      if (!ok) ++failed;
+    };
+  };
+  // The inline path (the first row) and the queued one (the rest: rows are held now).
+  for (int i = 0; i < 10; ++i) {
+    LedgerRecord r = two_tier_record(numbered("held-", i), kH + 1 + i);
+    CHECK_FALSE(f.ledger->append_durable(std::move(r), make));
+  }
+  CHECK(f.ledger->append_sync(two_tier_record("sync-held", kH + 20)).error().message.find("disk full") !=
+        std::string::npos);
+  REQUIRE(f.poll([&] { return failed.load() == 10; }));
+  LedgerStats st = f.ledger->stats();
+  CHECK(st.held == 11);
+  CHECK(st.dropped == 0);
+  CHECK(st.write_errors >= 11);
+  // Retries while the disk stays full keep the rows.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(f.ledger->stats().held == 11);
+
+  f.resume();
+  REQUIRE(f.poll([&] { return f.ledger->stats().held == 0; }));
+  st = f.ledger->stats();
+  CHECK(st.retried == 11);
+  CHECK(st.dropped == 0);
+  auto rows = f.ledger->scan(kH, kH + kHour, 100);
+  REQUIRE(rows.ok());
+  std::set<std::string> ids;
+  for (const auto& r : *rows) ids.insert(r.request_id);
+  CHECK(ids.size() == 12);
+  CHECK(ids.count("before") == 1);
+  CHECK(ids.count("sync-held") == 1);
+  for (int i = 0; i < 10; ++i) CHECK(ids.count(numbered("held-", i)) == 1);
+  // Rollups were held with their rows: the totals count every request once.
+  auto q = f.ledger->query(kH, kH + kHour, {});
+  REQUIRE(q.ok());
+  CHECK(q->totals.requests == 12);
+  // New rows are written inline again.
+  const uint64_t inline_before = f.ledger->stats().written_inline;
+  CHECK(f.ledger->append_durable(two_tier_record("after", kH + 30), make));
+  CHECK(f.ledger->stats().written_inline == inline_before + 1);
+}
+
+TEST_CASE("held rows are bounded: past held_capacity the newest are dropped and counted") {
+  LedgerOptions o;
+  o.retry_interval_us = 10'000;
+  o.held_capacity = 4;
+  FullDiskLedger f(o);
+  REQUIRE(f.ledger->append_sync(two_tier_record("a-0", kH)).ok());  // see cache::Store, write_wal_anchor
+  f.fs->full = true;
+  for (int i = 0; i < 10; ++i) (void)f.ledger->append(two_tier_record(numbered("b-", i), kH + 1 + i));
+  REQUIRE(f.poll([&] { return f.ledger->stats().held + f.ledger->stats().dropped == 10; }));
+  CHECK(f.ledger->stats().held == 4);
+  CHECK(f.ledger->stats().dropped == 6);
+  f.resume();
+  REQUIRE(f.poll([&] { return f.ledger->stats().held == 0; }));
+  auto rows = f.ledger->scan(kH, kH + kHour, 100);
+  REQUIRE(rows.ok());
+  REQUIRE(rows->size() == 5);
+  CHECK(rows->at(1).request_id == "b-0");  // the oldest are kept
+  CHECK(rows->back().request_id == "b-3");
+}
+
+TEST_CASE("close() with the disk still full drops the held rows and counts them") {
+  LedgerOptions o;
+  o.retry_interval_us = 10'000;
+  FullDiskLedger f(o);
+  f.fs->full = true;
+  for (int i = 0; i < 3; ++i) (void)f.ledger->append(two_tier_record(numbered("c-", i), kH + i));
+  REQUIRE(f.poll([&] { return f.ledger->stats().held == 3; }));
+  f.ledger->close();  // terminates although nothing can be written
+  CHECK(f.ledger->stats().held == 0);
+  CHECK(f.ledger->stats().dropped == 3);
 }
