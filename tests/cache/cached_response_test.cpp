@@ -91,7 +91,7 @@ TEST_CASE("long content is split into a few pieces on UTF-8 boundaries") {
   CHECK(canon(*back) == canon(body));
 }
 
-TEST_CASE("a completion without content (tool calls only) keeps content null; refusals survive") {
+TEST_CASE("a completion without content (tool calls only) keeps content null, refusals survive") {
   const char* tools_only = R"({"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":null,"tool_calls":[{"id":"t","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}}]},"logprobs":null,"finish_reason":"tool_calls"}]})";
   auto back = assemble_completion_from_chunks(*chunks_from_completion(tools_only));
   REQUIRE(back.ok());

@@ -18,7 +18,7 @@ ChatRequest req(std::string_view messages, std::string_view tools = kTools) {
 }
 }  // namespace
 
-TEST_CASE("the chain has one link per message plus the tools link; stable ends before the last user message") {
+TEST_CASE("the chain has one link per message plus the tools link, stable ends before the last user message") {
   auto c = prefix_chain(req(R"({"role":"system","content":"S"},{"role":"user","content":"q1"},{"role":"assistant","content":"a1"},{"role":"user","content":"q2"})"));
   CHECK(c.links.size() == 5);
   CHECK(c.stable_messages == 3);

@@ -17,7 +17,7 @@ std::vector<std::string> names(size_t n) {
 Hash128 prefix(int i) { return hash128("prefix-" + std::to_string(i)); }
 }  // namespace
 
-TEST_CASE("same prefix, same replica under light load; keys spread over replicas") {
+TEST_CASE("same prefix, same replica under light load, keys spread over replicas") {
   ReplicaPicker picker(names(4));
   std::map<size_t, int> per_replica;
   for (int i = 0; i < 400; ++i) {
@@ -59,7 +59,7 @@ TEST_CASE("under skew the load bound holds: no replica exceeds ceil((1+eps) * av
   CHECK(picker.pick(prefix(1)) == home);  // affinity returns with the load gone
 }
 
-TEST_CASE("removing a replica moves only its keys; adding one takes keys only for itself") {
+TEST_CASE("removing a replica moves only its keys, adding one takes keys only for itself") {
   ReplicaPicker picker(names(5));
   std::map<int, size_t> before;
   for (int i = 0; i < 500; ++i) before[i] = *picker.pick(prefix(i));

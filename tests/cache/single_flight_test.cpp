@@ -60,7 +60,7 @@ TEST_CASE("100 concurrent identical lookups: exactly one leader, every follower 
   CHECK(sf.in_flight() == 0);
 }
 
-TEST_CASE("a failed leader releases followers with the error; the next caller leads anew") {
+TEST_CASE("a failed leader releases followers with the error, the next caller leads anew") {
   SingleFlight sf;
   auto leader = sf.join(kKey, nullptr);
   REQUIRE(leader);

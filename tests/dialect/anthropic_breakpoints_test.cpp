@@ -42,7 +42,7 @@ TEST_CASE("golden: tools, system string and the stable message prefix get breakp
                      R"(","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"q1"},{"role":"assistant","content":[{"type":"text","text":"a1","cache_control":{"type":"ephemeral"}}]},{"role":"user","content":"q2"}]})");
 }
 
-TEST_CASE("golden: a string message content becomes a text block; system blocks keep their fields; ttl option") {
+TEST_CASE("golden: a string message content becomes a text block, system blocks keep their fields, ttl option") {
   std::string body = R"({"model":"claude-opus-4","system":[{"type":"text","text":"a"},{"type":"text","text":")" + kLong +
                      R"("}],"messages":[{"role":"user","content":"q1"},{"role":"assistant","content":"a1"},{"role":"user","content":"q2"}]})";
   BreakpointOptions o = small();
@@ -102,7 +102,7 @@ TEST_CASE("client breakpoints count toward the limit of 4 and are never changed"
   CHECK(full == body);
 }
 
-TEST_CASE("a client breakpoint already closing the stable prefix is not duplicated; thinking blocks are skipped") {
+TEST_CASE("a client breakpoint already closing the stable prefix is not duplicated, thinking blocks are skipped") {
   std::string body = R"({"model":"claude-sonnet-4-5","system":")" + kLong + R"(","messages":[)"
                      R"({"role":"user","content":"q1"},)"
                      R"({"role":"assistant","content":[{"type":"text","text":"a","cache_control":{"type":"ephemeral"}}]},)"

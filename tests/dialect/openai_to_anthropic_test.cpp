@@ -17,7 +17,7 @@ Result<std::string> translate(std::string_view openai, AnthropicDefaults d = {})
   return openai_to_anthropic_request(*req, "claude-sonnet-4-5", d);
 }
 
-TEST_CASE("system and developer messages hoist to system blocks; same-role turns merge") {
+TEST_CASE("system and developer messages hoist to system blocks, same-role turns merge") {
   auto r = translate(R"({"model": "gpt-4o", "messages": [
     {"role": "system", "content": "Be terse."},
     {"role": "developer", "content": [{"type": "text", "text": "Answer in French."}]},

@@ -90,7 +90,7 @@ TEST_CASE("Anthropic → OpenAI stream: each input_json_delta is forwarded when 
   CHECK(per_event[12] == "data: [DONE]\n\n");  // no usage chunk without include_usage
 }
 
-TEST_CASE("Anthropic → OpenAI stream: usage is visible mid-stream; a cut stream is an error") {
+TEST_CASE("Anthropic → OpenAI stream: usage is visible mid-stream, a cut stream is an error") {
   AnthropicToOpenAiStream t({.model = "alias", .id = "", .created_unix_s = 1700000000, .include_usage = true});
   const size_t cut = kAnthropicToolStream.find("event: content_block_stop");
   std::string out = pump(t, std::string_view(kAnthropicToolStream).substr(0, cut));
@@ -153,7 +153,7 @@ TEST_CASE("Anthropic → OpenAI stream: events missing the object they describe 
   CHECK(t.current_usage().output_tokens == 3);
 }
 
-TEST_CASE("Anthropic → OpenAI stream: thinking becomes reasoning_content; max_tokens → length") {
+TEST_CASE("Anthropic → OpenAI stream: thinking becomes reasoning_content, max_tokens → length") {
   AnthropicToOpenAiStream t({.model = "alias", .id = "", .created_unix_s = 1700000000, .include_usage = false});
   const std::string in =
       anthropic_event("message_start", R"({"type":"message_start","message":{"id":"msg_1","usage":{"input_tokens":3,"output_tokens":1}}})") +

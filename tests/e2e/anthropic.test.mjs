@@ -36,7 +36,7 @@ async function upstream() {
 
 // The usage frugal handed to the billing layer for request `id` (a debug log line).
 async function finishLine(id) {
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 2000; i++) {  // up to ~20 s: a loaded machine, a sanitizer build
     const line = readFileSync(FRUGAL_LOG, 'utf8').split('\n').find((l) => l.includes(`request ${id}: finish`));
     if (line) return line;
     await new Promise((r) => setTimeout(r, 10));

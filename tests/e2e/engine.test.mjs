@@ -63,7 +63,16 @@ test('greedy streaming with include_usage matches the non-streamed answer', asyn
 
 test('streams without include_usage carry no usage chunk', async () => {
   const stream = await client.chat.completions.create({ model, messages, max_tokens: 4, stream: true });
-  for await (const chunk of stream) assert.equal(chunk.usage ?? null, null);
+  let chunks = 0;
+  let finish = null;
+  for await (const chunk of stream) {
+    chunks++;
+    assert.equal(chunk.usage ?? null, null);
+    if (chunk.choices[0]?.finish_reason) finish = chunk.choices[0].finish_reason;
+  }
+  // An empty stream would pass the loop above vacuously.
+  assert.ok(chunks >= 2, `got ${chunks} chunks`);
+  assert.ok(finish === 'stop' || finish === 'length', `finish_reason ${finish}`);
 });
 
 test('same seed and temperature reproduce the text; another seed does not', async () => {
@@ -149,4 +158,30 @@ test('a client abort mid-stream leaves the server serving', async () => {
   let n = 0;
   for await (const chunk of s) if (chunk.choices[0]?.finish_reason) n++;
   assert.equal(n, 1);
+});
+
+// Runs last (node's runner keeps a file's tests in order): the engine's counters show
+// whether the answers above were decoded speculatively. tests/e2e/CMakeLists.txt sets
+// FRUGAL_E2E_SPECULATIVE=1 for the run that passes --draft-model.
+test('the engine drafted and verified tokens exactly when a draft model is loaded', async () => {
+  const root = process.env.FRUGAL_ROOT;
+  assert.ok(root, 'FRUGAL_ROOT must be set by tests/e2e/run.sh');
+  const res = await fetch(`${root}/admin/engines`);  // loopback, no admin_token configured
+  assert.equal(res.status, 200);
+  const { engines } = await res.json();
+  const engine = engines.find((e) => e.model === model);
+  assert.ok(engine, `no engine serves ${model}: ${JSON.stringify(engines)}`);
+  const stats = JSON.stringify(engine);
+  if (process.env.FRUGAL_E2E_SPECULATIVE === '1') {
+    assert.equal(typeof engine.draft_model_path, 'string', stats);
+    assert.ok(engine.draft_forwards > 0, stats);
+    assert.ok(engine.spec_verifies > 0, stats);
+    assert.ok(engine.drafted > 0, stats);
+    assert.ok(engine.accepted > 0 && engine.accepted <= engine.drafted, stats);
+    assert.ok(engine.spec_generated > 0, stats);
+  } else {
+    assert.equal(engine.draft_model_path, null, stats);
+    assert.equal(engine.drafted, 0, stats);
+    assert.equal(engine.spec_verifies, 0, stats);
+  }
 });

@@ -23,7 +23,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 wait_for() {  # FILE REGEX
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 1200); do  # up to 60 s: a loaded machine, a sanitizer build
     if grep -Eo "$2" "$1" >/dev/null 2>&1; then grep -Eo "$2" "$1" | head -1; return 0; fi
     sleep 0.05
   done

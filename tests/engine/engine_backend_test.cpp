@@ -250,7 +250,7 @@ TEST_CASE("greedy streaming gives the same text as non-streaming, then usage and
   CHECK(str_at(finish, "/choices/0/finish_reason") == (completion == 12 ? "length" : "stop"));
 }
 
-TEST_CASE("same seed and temperature give the same text; another seed differs") {
+TEST_CASE("same seed and temperature give the same text, another seed differs") {
   auto text = [](int seed) {
     const Outcome o = run(chat(R"("temperature":1,"max_tokens":16,"seed":)" + std::to_string(seed)));
     REQUIRE(o.status == 200);
@@ -508,9 +508,11 @@ TEST_CASE("with a draft model the service decodes speculatively and greedy text 
   MESSAGE("self-draft: acceptance " << st.acceptance_rate() << ", tokens per verify " << st.tokens_per_verify());
 }
 
-TEST_CASE("deadlines: first token while queued, total mid-stream; the engine requests are cancelled") {
+TEST_CASE("deadlines: first token while queued, total mid-stream, the engine requests are cancelled") {
   // One sequence at a time, and a context so long that a max_tokens-bound generation
-  // takes far longer than the deadlines in any build: only a deadline can end it.
+  // takes far longer than the deadlines in any build: only a deadline can end it. A has
+  // 1 s for its first token on a loaded machine; B, started once A streams, then times
+  // out (1 s) before A's total deadline (3 s) frees the slot.
   ServiceConfig cfg = service()->config();
   cfg.context_length = 65536;
   cfg.max_batch = 1;
@@ -519,7 +521,7 @@ TEST_CASE("deadlines: first token while queued, total mid-stream; the engine req
   REQUIRE_MESSAGE(loaded.ok(), (loaded.ok() ? "" : loaded.error().message));
   const std::shared_ptr<EngineService> svc = std::move(loaded).value();
   asio::io_context io;
-  EngineBackend backend(svc, io, {}, CallDeadlines{.first_token_ms = 500, .total_ms = 1500});
+  EngineBackend backend(svc, io, {}, CallDeadlines{.first_token_ms = 1'000, .total_ms = 3'000});
   simdjson::dom::parser pa, pb;
   auto long_req = parse_chat_body(pa, chat(R"("temperature":0,"max_tokens":60000,"stream":true)", "Tell me a story"));
   auto short_req = parse_chat_body(pb, chat(R"("max_tokens":4)"));

@@ -149,7 +149,7 @@ TEST_CASE("greedy speculative batching reproduces target-only decoding, for draf
   }
 }
 
-TEST_CASE("speculative sampling is reproducible by seed; EOS, max_tokens and cancel finish cleanly") {
+TEST_CASE("speculative sampling is reproducible by seed, EOS, max_tokens and cancel finish cleanly") {
   TinySpec ds = target_spec();
   ds.type = GgmlType::kQ8_0;
   auto e = make(tiny_model(ds), 4);

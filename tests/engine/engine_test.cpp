@@ -202,7 +202,7 @@ TEST_CASE("a long prompt arriving mid-stream does not stall running streams") {
   CHECK(during >= kChunks - 1);  // ... and the stream got a token in each of them
 }
 
-TEST_CASE("seeded sampling is reproducible; stop strings, EOS and max_tokens finish") {
+TEST_CASE("seeded sampling is reproducible, stop strings, EOS and max_tokens finish") {
   auto engine = make_engine();
   GenerateRequest r;
   r.prompt = tokens(8, 6);
@@ -277,7 +277,7 @@ TEST_CASE("kv cache exhaustion is a clear error, not a crash") {
   CHECK(engine->stats().kv.used_blocks == 0);
 }
 
-TEST_CASE("shutdown cancels in-flight requests; a later submit is cancelled at once") {
+TEST_CASE("shutdown cancels in-flight requests, a later submit is cancelled at once") {
   auto engine = make_engine();
   Collector running;
   std::promise<void> started;

@@ -24,7 +24,7 @@ std::vector<int32_t> iota_tokens(int n, int start = 0) {
 }
 }  // namespace
 
-TEST_CASE("memory bound -> blocks; below one block is an error") {
+TEST_CASE("memory bound -> blocks, below one block is an error") {
   KvCacheShape s{2, 64, 16};
   CHECK(KvCache::bytes_per_block(s) == 2 * 2 * 16 * 64 * 4);
   auto kv = KvCache::create(s, KvCache::bytes_per_block(s) * 10 + 5);
@@ -35,7 +35,7 @@ TEST_CASE("memory bound -> blocks; below one block is an error") {
   CHECK(none.error().message.find("below one block") != std::string::npos);
 }
 
-TEST_CASE("full committed blocks are reused by hash chain; partial blocks are not") {
+TEST_CASE("full committed blocks are reused by hash chain, partial blocks are not") {
   KvCache kv = make(8);
   const auto a = kv.create_sequence();
   const auto toks = iota_tokens(10);  // 2 full blocks of 4 + 2
@@ -57,7 +57,7 @@ TEST_CASE("full committed blocks are reused by hash chain; partial blocks are no
   kv.free_sequence(c);
 }
 
-TEST_CASE("LRU eviction of unreferenced cached blocks; out of memory is an error") {
+TEST_CASE("LRU eviction of unreferenced cached blocks, out of memory is an error") {
   KvCache kv = make(4);
   for (int r = 0; r < 2; ++r) {  // two different 2-block prompts fill the cache
     const auto s = kv.create_sequence();

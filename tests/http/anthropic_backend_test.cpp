@@ -112,7 +112,7 @@ TEST_CASE("a translated message becomes a chat.completion with cache usage") {
   CHECK(root["usage"]["completion_tokens"].get_int64().value() == 3);
 }
 
-TEST_CASE("Anthropic errors keep their status and become OpenAI-shaped; garbage is a 502") {
+TEST_CASE("Anthropic errors keep their status and become OpenAI-shaped, garbage is a 502") {
   auto overloaded = translated(529, "application/json",
                                R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})");
   const std::string body = run(overloaded);

@@ -98,6 +98,7 @@ class ScriptServer {
             if (!script_(c, req, conn, i)) break;
           }
           ::shutdown(c, SHUT_RDWR);
+          ++closes;
         });
       }
     });
@@ -127,6 +128,7 @@ class ScriptServer {
 
   uint16_t port = 0;
   std::atomic<int> accepts{0};
+  std::atomic<int> closes{0};  // connections the server has shut down
   std::vector<std::string> requests;
 
  private:
@@ -137,6 +139,18 @@ class ScriptServer {
   std::vector<int> conns_;
   std::vector<std::thread> workers_;
 };
+
+// Polls `done` every millisecond for up to 20 s (a loaded CI machine is slow, never that
+// slow); returns whether it became true. Synchronises the scripted server with the client
+// instead of sleeping and hoping.
+bool wait_until(const std::function<bool()>& done) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
 
 std::string ok_response(std::string_view body, std::string_view extra = {}) {
   return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
@@ -177,7 +191,7 @@ std::string drain(boost::asio::io_context& io, const std::shared_ptr<backends::C
 
 }  // namespace
 
-TEST_CASE("plain http URLs parse; anything else is left to libcurl") {
+TEST_CASE("plain http URLs parse, anything else is left to libcurl") {
   auto u = parse_plain_http_url("http://127.0.0.1:8000/v1/chat/completions");
   REQUIRE(u);
   CHECK(u->host == "127.0.0.1");
@@ -207,7 +221,7 @@ TEST_CASE("plain http URLs parse; anything else is left to libcurl") {
     CHECK_MESSAGE(!parse_plain_http_url(bad), bad);
 }
 
-TEST_CASE("a client parses each URL once and shares the result; non-plain URLs stay unparsed") {
+TEST_CASE("a client parses each URL once and shares the result, non-plain URLs stay unparsed") {
   boost::asio::io_context io;
   http::H1Client client(io);
   const auto a = client.plain_url("http://127.0.0.1:8000/v1/chat/completions");
@@ -243,7 +257,7 @@ TEST_CASE("a request is sent as one HTTP/1.1 message and its response read back"
   CHECK(req.find("Expect") == std::string::npos);  // "Name:" removes a header
 }
 
-TEST_CASE("keep-alive connections are reused; one closed while idle is replaced transparently") {
+TEST_CASE("keep-alive connections are reused, one closed while idle is replaced transparently") {
   ScriptServer server([](int fd, const std::string&, int conn, int index) {
     send_all(fd, ok_response("{\"conn\":" + std::to_string(conn) + "}"));
     // The first connection closes after its second response, without saying so (as a
@@ -257,7 +271,7 @@ TEST_CASE("keep-alive connections are reused; one closed while idle is replaced 
   CHECK(client.idle_connections() == 1);
   CHECK(drain(io, start()) == R"({"conn":0})");
   CHECK(server.accepts == 1);
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the close reaches us
+  REQUIRE(wait_until([&] { return server.closes == 1; }));  // the server has closed it
 
   auto third = start();
   CHECK(drain(io, third) == R"({"conn":1})");
@@ -269,14 +283,18 @@ TEST_CASE("keep-alive connections are reused; one closed while idle is replaced 
 }
 
 TEST_CASE("chunked bodies arrive piece by piece, headers first") {
-  ScriptServer server([](int fd, const std::string&, int, int) {
+  // The server sends the next piece only once the client has seen the previous one, so
+  // a slow machine cannot merge them.
+  std::atomic<bool> headers_seen{false};
+  std::atomic<int> pieces_seen{0};
+  ScriptServer server([&](int fd, const std::string&, int, int) {
     send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
-    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    if (!wait_until([&] { return headers_seen.load(); })) return false;
     send_all(fd, "6\r\ndata: ");
-    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // a chunk split mid-frame
     send_all(fd, "\r\n");
     send_all(fd, "3\r\none\r\n");
-    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    if (!wait_until([&] { return pieces_seen >= 1; })) return false;
     send_all(fd, "2\r\n\n\n\r\n0\r\n\r\n");
     return true;
   });
@@ -291,7 +309,11 @@ TEST_CASE("chunked bodies arrive piece by piece, headers first") {
         while (call->state() != CallState::kDone) {
           co_await call->wait();
           if (call->got_headers() && seen.empty() && call->body().empty()) headers_before_body = true;
-          if (!call->body().empty()) seen.push_back(call->take_body());
+          if (call->got_headers()) headers_seen = true;
+          if (!call->body().empty()) {
+            seen.push_back(call->take_body());
+            ++pieces_seen;
+          }
         }
       },
       boost::asio::detached);
@@ -305,7 +327,7 @@ TEST_CASE("chunked bodies arrive piece by piece, headers first") {
   CHECK(client.idle_connections() == 1);
 }
 
-TEST_CASE("a body delimited by the close is complete; the connection is not pooled") {
+TEST_CASE("a body delimited by the close is complete, the connection is not pooled") {
   ScriptServer server([](int fd, const std::string&, int, int) {
     send_all(fd, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart one, ");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -336,7 +358,7 @@ TEST_CASE("a response cut mid-body is an error after the headers") {
   CHECK(client.idle_connections() == 0);
 }
 
-TEST_CASE("an interim 100 Continue is skipped; a malformed response is an error") {
+TEST_CASE("an interim 100 Continue is skipped, a malformed response is an error") {
   ScriptServer server([](int fd, const std::string& req, int, int) {
     if (req.find("/bad") != std::string::npos) {
       send_all(fd, "HTTP/1.1 two hundred\r\n\r\n");
@@ -360,8 +382,10 @@ TEST_CASE("an interim 100 Continue is skipped; a malformed response is an error"
 }
 
 TEST_CASE("an upstream that never answers times out at the first-byte deadline") {
-  ScriptServer server([](int, const std::string&, int, int) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // The server stays silent until the test ends, so only the deadline can end the call.
+  std::atomic<bool> release{false};
+  ScriptServer server([&](int, const std::string&, int, int) {
+    wait_until([&] { return release.load(); });
     return false;
   });
   boost::asio::io_context io;
@@ -376,8 +400,9 @@ TEST_CASE("an upstream that never answers times out at the first-byte deadline")
   CHECK(call->failed());
   CHECK_FALSE(call->got_headers());
   CHECK(ms >= 200);
-  CHECK(ms < 1000);
+  CHECK(ms < 10'000);  // the deadline, not drain()'s own 10 s limit, ended it
   CHECK(client.active_transfers() == 0);
+  release = true;
 }
 
 TEST_CASE("a refused connection fails before any headers") {
@@ -396,9 +421,12 @@ TEST_CASE("a refused connection fails before any headers") {
 }
 
 TEST_CASE("cancel ends a streaming call at once and closes its connection") {
-  ScriptServer server([](int fd, const std::string&, int, int) {
+  // The server stalls after the first chunk until the test ends: only the cancel can end
+  // the call before io.run_for's limit.
+  std::atomic<bool> release{false};
+  ScriptServer server([&](int fd, const std::string&, int, int) {
     send_all(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n");
-    std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+    wait_until([&] { return release.load(); });
     return false;
   });
   boost::asio::io_context io;
@@ -416,13 +444,14 @@ TEST_CASE("cancel ends a streaming call at once and closes its connection") {
       },
       boost::asio::detached);
   const auto t0 = std::chrono::steady_clock::now();
-  io.run_for(std::chrono::seconds(3));
-  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1000));
+  io.run_for(std::chrono::seconds(15));  // returns early once the cancelled call left no work
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
   CHECK(got == "first");
   CHECK(call->cancelled());
   CHECK(call->error() == "cancelled");
   CHECK(client.idle_connections() == 0);
   CHECK(client.active_transfers() == 0);
+  release = true;
 }
 
 TEST_CASE("reading pauses while a large body is not taken, and resumes when it is") {
@@ -435,7 +464,10 @@ TEST_CASE("reading pauses while a large body is not taken, and resumes when it i
   http::H1Client client(io);
   auto call = client.start(post(server.url()), client.plain_url(server.url()));
   // Nobody takes the body: the client must stop near the threshold instead of buffering it all.
-  io.run_for(std::chrono::milliseconds(300));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (call->body().size() < http::UpstreamCall::kPauseThreshold && std::chrono::steady_clock::now() < until)
+    io.run_for(std::chrono::milliseconds(10));
+  io.run_for(std::chrono::milliseconds(300));  // time to overshoot, were it not paused
   CHECK(call->state() == CallState::kStreaming);
   CHECK(call->body().size() >= http::UpstreamCall::kPauseThreshold);
   CHECK(call->body().size() < http::UpstreamCall::kPauseThreshold + 64 * 1024);
@@ -535,11 +567,12 @@ TEST_CASE("a connection idle longer than the pool's limit is closed, not reused"
     return true;
   });
   boost::asio::io_context io;
-  http::H1Client client(io, /*max_idle_ms=*/100);
+  // A limit long enough that the back-to-back reuse below cannot miss it on a loaded machine.
+  http::H1Client client(io, /*max_idle_ms=*/1'000);
   auto start = [&] { return client.start(post(server.url()), client.plain_url(server.url())); };
   CHECK(drain(io, start()) == R"({"conn":0})");
   CHECK(drain(io, start()) == R"({"conn":0})");  // reused within the limit
-  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2'500));  // well past the limit
   CHECK(drain(io, start()) == R"({"conn":1})");  // the old one was dropped
   CHECK(server.accepts == 2);
   CHECK(client.idle_connections() == 1);

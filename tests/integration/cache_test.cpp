@@ -137,7 +137,7 @@ TEST_CASE("a streamed miss serves a plain hit and a plain miss serves a streamed
   CHECK(s3.body.find("\"usage\"") == std::string::npos);  // not asked for: dropped
 }
 
-TEST_CASE("only deterministic requests are cached by default; routes opt in or out") {
+TEST_CASE("only deterministic requests are cached by default, routes opt in or out") {
   auto& e = env();
   const std::string hot = R"({"model":"gpt-4o-mini","temperature":0.8,"messages":[{"role":"user","content":"hot"}]})";
   CHECK(e.chat(hot).header("x-frugal-cache") == "bypass");
@@ -166,10 +166,17 @@ TEST_CASE("Cache-Control no-store and no-cache, and x-frugal-cache-ttl") {
   CHECK(e.upstream_chats() == before + 3);
   CHECK(e.chat(body("ns")).header("x-frugal-cache") == "hit");
 
-  CHECK(e.chat(body("ttl"), {"x-frugal-cache-ttl: 1"}).header("x-frugal-cache") == "miss");
+  // A 3 s TTL leaves a loaded machine time for the hit; expiry is then polled for.
+  const auto stored = std::chrono::steady_clock::now();
+  CHECK(e.chat(body("ttl"), {"x-frugal-cache-ttl: 3"}).header("x-frugal-cache") == "miss");
   CHECK(e.chat(body("ttl")).header("x-frugal-cache") == "hit");
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-  CHECK(e.chat(body("ttl")).header("x-frugal-cache") == "miss");  // expired
+  bool expired = false;
+  while (!expired && std::chrono::steady_clock::now() - stored < std::chrono::seconds(20)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    expired = e.chat(body("ttl")).header("x-frugal-cache") == "miss";
+  }
+  CHECK(expired);
+  CHECK(std::chrono::steady_clock::now() - stored >= std::chrono::seconds(3));  // not before its TTL
   // A TTL of 0 means: answer, but do not keep.
   CHECK(e.chat(body("ttl0"), {"x-frugal-cache-ttl: 0"}).header("x-frugal-cache") == "miss");
   CHECK(e.chat(body("ttl0")).header("x-frugal-cache") == "miss");
@@ -362,7 +369,8 @@ models:
   std::vector<std::thread> ts;
   std::vector<Response> rs(12);
   for (int i = 0; i < 12; ++i)
-    ts.emplace_back([&, i] { rs[i] = chat("Hot prefix", "q" + std::to_string(i), R"({"ttft_ms":300})"); });
+    // 2 s upstream latency: all 12 overlap even when a loaded machine starts them slowly.
+    ts.emplace_back([&, i] { rs[i] = chat("Hot prefix", "q" + std::to_string(i), R"({"ttft_ms":2000})"); });
   for (auto& t : ts) t.join();
   int64_t max_share = 0;
   for (int i = 0; i < 3; ++i) max_share = std::max(max_share, served(i) - before[i]);
@@ -376,9 +384,9 @@ models:
 TEST_CASE("streamed followers of a single flight receive the leader's chunks as they arrive") {
   auto& e = env();
   const int64_t before = e.upstream_chats();
-  // 6 chunks 150 ms apart: a follower that waited for the whole answer would see its
-  // first byte after ~1 s; one that follows the stream sees it after ~the leader's first.
-  const std::string b = body("follow", R"(,"stream":true,"mock":{"chunks":6,"chunk_delay_ms":150})");
+  // 10 chunks 300 ms apart: a follower that waited for the whole answer would see its
+  // first byte after ~3 s; one that follows the stream sees it after ~the leader's first.
+  const std::string b = body("follow", R"(,"stream":true,"mock":{"chunks":10,"chunk_delay_ms":300})");
   std::vector<std::thread> threads;
   std::vector<Response> results(5);
   for (int i = 0; i < 5; ++i) threads.emplace_back([&, i] { results[i] = e.chat(b); });
@@ -390,7 +398,7 @@ TEST_CASE("streamed followers of a single flight receive the leader's chunks as 
     CHECK(results[i].status == 200);
     CHECK(content_of(results[i]) == expected);
     CHECK(results[i].body.rfind("data: [DONE]\n\n") == results[i].body.size() - 14);
-    CHECK_MESSAGE(results[i].first_byte_ms < 600, "first byte after " << results[i].first_byte_ms << " ms");
+    CHECK_MESSAGE(results[i].first_byte_ms < 2'000, "first byte after " << results[i].first_byte_ms << " ms");
     hits += results[i].header("x-frugal-cache") == "hit";
   }
   CHECK(hits == 4);

@@ -62,7 +62,7 @@ TEST_CASE("TLS upstreams: HTTP/2 negotiated and multiplexed, HTTP/1.1 on request
       << "    location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection \"\"; "
          "proxy_buffering off; }\n  }\n}\n";
   Child nginx({"/usr/sbin/nginx", "-p", dir.string(), "-c", (dir / "nginx.conf").string()});
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < 400; ++i) {  // up to ~20 s for nginx to listen on a loaded machine
     if (std::system(("curl -s -k -o /dev/null https://127.0.0.1:" + std::to_string(tls_port) + "/").c_str()) == 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }

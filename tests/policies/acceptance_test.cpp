@@ -154,7 +154,7 @@ TEST_CASE("missing inputs reject clearly instead of crashing") {
   CHECK(d.reason == "verifier P(yes) was not computed");
 }
 
-TEST_CASE("composition: all short-circuits but still reports the primary score; any; not") {
+TEST_CASE("composition: all short-circuits but still reports the primary score, any, not") {
   const double lp[] = {-0.1, -0.3};
   AnswerView a = text("I'm sorry, but no.");
   a.has_logprobs = true;

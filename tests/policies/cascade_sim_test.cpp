@@ -19,7 +19,7 @@ Usage usage(int64_t in, int64_t out) {
 const double kConfident[] = {-0.1, -0.2, -1.0};  // mean -0.433, min -1.0
 }  // namespace
 
-TEST_CASE("a rejected tier still costs; the accepted tier sets the baseline") {
+TEST_CASE("a rejected tier still costs, the accepted tier sets the baseline") {
   auto pol = testing::example_policy();
   const RoutePlan& plan = *plan_route(*pol, "classify");
   std::vector<TierOutcome> o(2);
@@ -46,7 +46,7 @@ TEST_CASE("a rejected tier still costs; the accepted tier sets the baseline") {
   CHECK(r.pricing_error.empty());
 }
 
-TEST_CASE("errors escalate; the last tier answers; missing logprobs reject") {
+TEST_CASE("errors escalate, the last tier answers, missing logprobs reject") {
   auto pol = testing::example_policy();
   const RoutePlan& plan = *plan_route(*pol, "classify");
   std::vector<TierOutcome> o(3);
@@ -118,7 +118,7 @@ TEST_CASE("a cancelled stream: partial usage is billed, no tier answered") {
   CHECK(r.total_cost.micros == 2'100 + 152);
 }
 
-TEST_CASE("a cache hit costs nothing; its baseline comes from the stored usage") {
+TEST_CASE("a cache hit costs nothing, its baseline comes from the stored usage") {
   auto pol = testing::example_policy();
   const RoutePlan& plan = *plan_route(*pol, "classify");
   const SimResult r = simulate_cascade(plan, pol->prices(), {});  // no tier ran

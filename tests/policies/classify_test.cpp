@@ -47,7 +47,7 @@ TEST_CASE("classification: team lists, not, model globs") {
   CHECK(classify(*pol, f).name == "chat");
 }
 
-TEST_CASE("classification: tags from the header and from facts; prompt bounds") {
+TEST_CASE("classification: tags from the header and from facts, prompt bounds") {
   auto pol = example_policy();
   RequestFacts f;
   const StringPair h[] = {{"x-frugal-tags", " alpha , nightly-batch,beta"}};

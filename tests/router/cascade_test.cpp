@@ -191,7 +191,7 @@ TEST_CASE("parse_tier_stream assembles chunks, log-probs across chunks and the u
   CHECK(body.find("\"chat.completion\"") != std::string::npos);
 }
 
-TEST_CASE("replay_sse strips log-probs unless kept and ends with [DONE]; tier_request asks only when needed") {
+TEST_CASE("replay_sse strips log-probs unless kept and ends with [DONE], tier_request asks only when needed") {
   const std::vector<std::string> p = {R"({"choices":[{"index":0,"delta":{"content":"x"},"logprobs":{"content":[]}}]})"};
   const std::string stripped = replay_sse(p, false);
   CHECK(stripped.find(R"("logprobs":null)") != std::string::npos);
@@ -211,7 +211,7 @@ TEST_CASE("replay_sse strips log-probs unless kept and ends with [DONE]; tier_re
   CHECK(!tier_request(anthropic, tiers[1], false));
 }
 
-TEST_CASE("run_cascade: accept, escalate on a score, on a validator and on an error; the last tier is live") {
+TEST_CASE("run_cascade: accept, escalate on a score, on a validator and on an error, the last tier is live") {
   SUBCASE("tier 1 accepted: a replay of its body, log-probs removed") {
     Fixture f(kPolicy);
     f.fakes.backend_.answers["small"] = {200, completion("ok", R"({"content":[)" + token("ok", -0.1) + "]}"), false};
@@ -335,7 +335,7 @@ struct TimingOutBackends final : Backends {
   boost::asio::io_context& io_context() override { return io; }
 };
 
-TEST_CASE("dispatch: a timed-out engine call goes to the fallback at once; an HTTP provider's is retried") {
+TEST_CASE("dispatch: a timed-out engine call goes to the fallback at once, an HTTP provider's is retried") {
   simdjson::dom::parser parser;
   auto req = parse_chat_body(parser, R"({"model":"m","messages":[{"role":"user","content":"Q?"}]})");
   REQUIRE(req.ok());

@@ -326,7 +326,7 @@ TEST_CASE("append_durable writes on the caller's thread when the writer is idle,
                              [&] { return Ledger::OnWritten([&](bool good) { ok += good ? 1 : 100; }); }));
     REQUIRE(l->flush().ok());
     // on_written runs on the writer thread just after flush() may have returned.
-    for (int i = 0; i < 2'000 && ok == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (int i = 0; i < 20'000 && ok == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     CHECK(ok == 1);
     CHECK(l->stats().written_inline == 0);
     l->close();

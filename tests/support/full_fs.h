@@ -15,7 +15,10 @@ class FullFs : public rocksdb::FileSystemWrapper {
   FullFs() : rocksdb::FileSystemWrapper(rocksdb::FileSystem::Default()) {}
   static std::shared_ptr<FullFs> make() {
     auto fs = std::make_shared<FullFs>();
-    fs->env_ = rocksdb::NewCompositeEnv(fs);
+    // The env refers to the file system without owning it (the file system owns the
+    // env: an owning pointer back would be a cycle that is never freed). A store opened
+    // on env() must be closed before the last reference to the FullFs goes.
+    fs->env_ = rocksdb::NewCompositeEnv(std::shared_ptr<rocksdb::FileSystem>(fs.get(), [](rocksdb::FileSystem*) {}));
     return fs;
   }
   const char* Name() const override { return "FrugalTestFullFs"; }

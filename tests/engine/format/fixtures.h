@@ -1,7 +1,9 @@
 #pragma once
 // Locating ../shared/fixtures for tests; a test that needs a missing fixture says so
-// with a doctest MESSAGE and skips itself, so the skip shows in the output.
+// and skips itself (FRUGAL_SKIP), so CTest reports it as skipped.
 #include <doctest/doctest.h>
+
+#include "tests/support/skip.h"
 
 #include <filesystem>
 #include <string>
@@ -21,9 +23,7 @@ inline bool have_fixture(const std::string& name) {
 // Use at the top of a TEST_CASE: skips the rest of it, visibly, when the fixture is absent.
 #define FRUGAL_REQUIRE_FIXTURE(name)                                                   \
   do {                                                                                \
-    if (!::frugal::engine::testing::have_fixture(name)) {                              \
-      MESSAGE("SKIPPED: fixture " << ::frugal::engine::testing::fixture_path(name)     \
-                                  << " not found");                                   \
-      return;                                                                         \
-    }                                                                                 \
+    if (!::frugal::engine::testing::have_fixture(name))                                \
+      FRUGAL_SKIP("fixture " << ::frugal::engine::testing::fixture_path(name)          \
+                             << " not found");                                        \
   } while (0)

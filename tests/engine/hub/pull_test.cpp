@@ -244,7 +244,7 @@ TEST_CASE("a transfer cut mid-body resumes with a Range request and is byte-iden
   CHECK(seen[1].range == "bytes=" + std::to_string(kContent.size() / 2) + "-");
 }
 
-TEST_CASE("an interrupted run keeps the .part; the next run resumes from it") {
+TEST_CASE("an interrupted run keeps the .part, the next run resumes from it") {
   TempDir dir;
   std::string part_path;
   {
