@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "tests/support/process.h"
+#include "tests/support/skip.h"
 
 using frugal::test::Child;
 using frugal::test::request;
@@ -217,6 +218,12 @@ TEST_CASE("a request with a Transfer-Encoding other than chunked is refused and 
 }
 
 TEST_CASE("out of descriptors the accept loop backs off, logs seldom and recovers") {
+#if defined(__SANITIZE_ADDRESS__)
+  // UBSan's vptr check probes memory through a pipe(), which fails while the process has
+  // no descriptor left: it then reports a valid error_category as "invalid vptr" and
+  // aborts the gateway. A sanitizer artefact; the release suite runs this case.
+  FRUGAL_SKIP("descriptor exhaustion cannot run under the sanitizers (UBSan's vptr check needs a pipe)");
+#endif
   // A low descriptor limit in the gateway's own process only.
   Gateway gw("emfile", "", "ulimit -n 64 && ");
   const pid_t pid = gw.proc->pid();
