@@ -79,6 +79,7 @@ class HealthListener final : public rocksdb::EventListener {
     state_->wal_failed = false;  // the recovery flush switched to a new log
     state_->health.writable = true;
     state_->health.error.clear();
+    ++state_->health.recoveries;  // with writable, so that a reader never sees one without the other
   }
 
  private:
@@ -173,7 +174,6 @@ void Store::run_resumer(std::chrono::milliseconds interval) {
       write_wal_anchor();
     }
     lk.lock();
-    if (s.ok()) ++health_->health.recoveries;
   }
 }
 

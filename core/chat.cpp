@@ -361,7 +361,8 @@ Result<ChatRequest> parse_chat_request(element root) {
 
 Result<ChatRequest> parse_chat_body(simdjson::dom::parser& parser, std::string_view body) {
   element root;
-  if (auto err = parser.parse(body.data(), body.size()).get(root))
+  // A default string_view has no data pointer, which simdjson must not be given (UBSan).
+  if (auto err = parser.parse(body.empty() ? "" : body.data(), body.size()).get(root))
     return bad("", std::string("We could not parse the JSON body of your request: ") +
                        simdjson::error_message(err) + ".");
   auto req = parse_chat_request(root);

@@ -341,7 +341,8 @@ Result<LedgerRecord> decode_record(std::string_view bytes) {
   // Rows written before v2 are JSON (record_json's form).
   thread_local simdjson::dom::parser parser;
   simdjson::dom::element root;
-  if (auto err = parser.parse(bytes.data(), bytes.size()).get(root))
+  // A default string_view has no data pointer, which simdjson must not be given (UBSan).
+  if (auto err = parser.parse(bytes.empty() ? "" : bytes.data(), bytes.size()).get(root))
     return corrupt(std::string("not JSON: ") + simdjson::error_message(err));
   int64_t v = 0;
   if (root["v"].get(v) || v != kRecordVersion)
