@@ -56,7 +56,10 @@ std::vector<CorpusFile> corpus_of(const std::string& target) {
 
 int run(Target fn, const std::vector<uint8_t>& bytes) {
   frugal::fuzz::verdict() = -1;
-  fn(bytes.data(), bytes.size());
+  // As libFuzzer does, an empty input still comes with a valid pointer (an empty vector's
+  // data() may be null, which no caller of the code under test ever passes).
+  static const uint8_t kEmpty = 0;
+  fn(bytes.empty() ? &kEmpty : bytes.data(), bytes.size());
   return frugal::fuzz::verdict();
 }
 
