@@ -156,7 +156,10 @@ JsonWriter& JsonWriter::value(double v) {
   sep();
   if (!std::isfinite(v)) { out_ += "null"; return *this; }
   char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  // The shortest form of a large double can be an integer literal past 64 bits
+  // ("188894659314785812480"), which strict parsers (simdjson) refuse: write an exponent.
+  auto r = std::fabs(v) >= 1e15 ? std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific)
+                                 : std::to_chars(buf, buf + sizeof buf, v);
   out_.append(buf, r.ptr);
   return *this;
 }
