@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
+#include <filesystem>
 #include <ctime>
 
 #include "core/log_throttle.h"
@@ -136,6 +137,12 @@ Result<std::shared_ptr<Store>> Store::open(const std::string& dir,
   std::shared_ptr<Store> store(new Store());
   store->dir_ = dir;
   rocksdb::DB* raw = nullptr;
+  // RocksDB reports a missing directory at error level before creating it; a first start
+  // is no error.
+  if (options.create_if_missing) {
+    std::error_code ignored;  // DB::Open reports what matters
+    std::filesystem::create_directories(dir, ignored);
+  }
   auto st = rocksdb::DB::Open(db_options, dir, descriptors, &store->handles_, &raw);
   if (!st.ok()) return rocks_error(st, "open " + dir);
   store->db_.reset(raw);
