@@ -7,23 +7,12 @@
 #include <cstdarg>
 #include <cstdio>
 #include <filesystem>
-#include <ctime>
 
+#include "core/log.h"
 #include "core/log_throttle.h"
 
 namespace frugal::cache {
 namespace {
-
-// One frugal log line on stderr (the format of gateway/log.cpp).
-void log_line(bool error, std::string_view m) {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char ts[32];
-  std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  std::string line = std::string(ts) + " frugal " + (error ? "error" : "warn") + ": " + std::string(m) + '\n';
-  std::fwrite(line.data(), 1, line.size(), stderr);
-}
 
 constexpr const char* kWalAnchorKey = "frugal.store.wal_anchor";
 
@@ -44,7 +33,7 @@ class StderrLogger final : public rocksdb::Logger {
     while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.remove_suffix(1);
     std::string line = "rocksdb: " + std::string(m);
     if (*admitted) line += " (" + std::to_string(*admitted) + " rocksdb log lines suppressed)";
-    log_line(level >= rocksdb::InfoLogLevel::ERROR_LEVEL, line);
+    log::write(level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? log::Level::kError : log::Level::kWarn, line);
   }
 
  private:
@@ -67,7 +56,7 @@ class HealthListener final : public rocksdb::EventListener {
     }
     state_->cv.notify_all();
     if (was_writable)
-      log_line(true, "storage: writes to the data directory fail (" + bg_error->ToString() +
+      log::error("storage: writes to the data directory fail (" + bg_error->ToString() +
                          "); serving continues, cache fills are skipped and ledger rows are held in memory "
                          "until writes succeed again");
   }
@@ -168,7 +157,7 @@ void Store::run_resumer(std::chrono::milliseconds interval) {
       health_->health.needs_restart = true;
       health_->health.error += "; frugal must be restarted to write again (the write-ahead log failed while "
                                "every memtable was empty, which RocksDB 7.8 cannot resume from)";
-      log_line(true, "storage: " + health_->health.error);
+      log::error("storage: " + health_->health.error);
       health_->cv.wait(lk, [&] { return health_->stopping; });
       return;
     }
@@ -177,7 +166,7 @@ void Store::run_resumer(std::chrono::milliseconds interval) {
     // the Store writable again.
     const rocksdb::Status s = db_->Resume();
     if (s.ok()) {
-      log_line(false, "storage: writes to the data directory succeed again");
+      log::warn("storage: writes to the data directory succeed again");
       write_wal_anchor();
     }
     lk.lock();

@@ -10,7 +10,7 @@
 #include "cache/exact_cache.h"
 #include "core/json.h"
 #include "gateway/chat_exchange.h"
-#include "gateway/log.h"
+#include "core/log.h"
 #include "gateway/server.h"
 #include "gateway/worker.h"
 

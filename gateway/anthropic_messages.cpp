@@ -37,7 +37,7 @@
 #include "gateway/chat_exchange.h"
 #include "gateway/client_watch.h"
 #include "gateway/sse_relay.h"
-#include "gateway/log.h"
+#include "core/log.h"
 #include "gateway/server.h"
 #include "gateway/worker.h"
 

@@ -15,7 +15,7 @@
 #include "cache/prefix.h"
 #include "cache/replica_picker.h"
 #include "core/ids.h"
-#include "gateway/log.h"
+#include "core/log.h"
 #include "gateway/routing.h"
 #include "gateway/server.h"
 

@@ -17,7 +17,7 @@
 #include "core/ids.h"
 #include "core/sse.h"
 #include "gateway/chat_exchange.h"
-#include "gateway/log.h"
+#include "core/log.h"
 #include "gateway/server.h"
 
 namespace frugal::gateway {

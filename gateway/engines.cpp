@@ -1,6 +1,6 @@
 #include "gateway/engines.h"
 
-#include "gateway/log.h"
+#include "core/log.h"
 
 namespace frugal::gateway {
 

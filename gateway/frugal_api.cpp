@@ -11,7 +11,7 @@
 
 #include "core/ids.h"
 #include "core/json.h"
-#include "gateway/log.h"
+#include "core/log.h"
 #include "gateway/server.h"
 #include "policies/budget.h"
 #include "router/costs.h"

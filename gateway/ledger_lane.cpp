@@ -8,7 +8,7 @@
 #include <string>
 
 #include "core/log_throttle.h"
-#include "gateway/log.h"
+#include "core/log.h"
 #include "router/ledger.h"
 
 namespace frugal::gateway {

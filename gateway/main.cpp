@@ -12,7 +12,7 @@
 #include "config/config.h"
 #include "gateway/chat_exchange.h"
 #include "gateway/costs_cli.h"
-#include "gateway/log.h"
+#include "core/log.h"
 #include "gateway/server.h"
 #include "gateway/snapshot.h"
 

@@ -15,7 +15,7 @@
 #include "core/ids.h"
 #include "core/json.h"
 #include "backends/whole_body.h"
-#include "gateway/log.h"
+#include "core/log.h"
 #include "gateway/server.h"
 #include "gateway/worker.h"
 

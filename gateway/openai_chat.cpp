@@ -12,7 +12,7 @@
 #include "core/json.h"
 #include "core/sse.h"
 #include "core/usage.h"
-#include "gateway/log.h"
+#include "core/log.h"
 #include "gateway/server.h"
 #include "gateway/worker.h"
 #include "gateway/chat_exchange.h"

@@ -3,7 +3,7 @@
 #include <string>
 
 #include "core/log_throttle.h"
-#include "gateway/log.h"
+#include "core/log.h"
 #include "policies/regex.h"
 
 namespace frugal::gateway {

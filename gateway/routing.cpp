@@ -6,7 +6,7 @@
 #include "core/sse.h"
 #include "gateway/chat_exchange.h"
 #include "gateway/client_watch.h"
-#include "gateway/log.h"
+#include "core/log.h"
 #include "gateway/server.h"
 #include "router/ledger.h"
 #include "router/tier_answer.h"

@@ -18,7 +18,7 @@
 #include "core/ids.h"
 #include "router/ledger.h"
 #include "gateway/client_watch.h"
-#include "gateway/log.h"
+#include "core/log.h"
 #include "gateway/regex_limit_log.h"
 #include "gateway/worker.h"
 

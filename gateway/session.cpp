@@ -28,7 +28,7 @@
 #include "core/json.h"
 #include "core/text.h"
 #include "gateway/frugal_api.h"
-#include "gateway/log.h"
+#include "core/log.h"
 #include "gateway/readiness.h"
 #include "gateway/request_parser.h"
 #include "gateway/server.h"

@@ -1,4 +1,4 @@
-#include "gateway/log.h"
+#include "core/log.h"
 
 #include <atomic>
 #include <chrono>
