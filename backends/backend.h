@@ -10,7 +10,7 @@
 //  - >= 400: a complete error body, ideally OpenAI-shaped `{"error":{...}}`.
 // Client dialects (OpenAI relay, Anthropic translation) render from these bytes, and
 // the cache and the ledger read them, so a backend never needs to know who is asking.
-// The one exception is Anthropic pass-through (see WireDialect): an Anthropic client
+// The one exception is Anthropic pass-through (see Call::dialect): an Anthropic client
 // routed to an Anthropic provider gets the provider's bytes untouched.
 //
 // Threading: a Call belongs to the io_context of the worker that started it; every
@@ -23,16 +23,13 @@
 #include <string_view>
 
 #include "core/chat.h"
+#include "core/dialect.h"
 #include "core/usage.h"
 
 namespace frugal::backends {
 
 enum class CallState { kWaitingHeaders, kStreaming, kDone };
 
-// The dialect of a Call's bytes. Always kOpenAi (canonical) except for the pass-through
-// of an Anthropic client's request to an Anthropic provider (ChatRequest::anthropic_body),
-// whose bytes are the provider's own Messages API response, relayed unchanged.
-enum class WireDialect { kOpenAi, kAnthropic };
 
 // Response header on a Call whose error the gateway produced itself (a request the
 // provider's dialect cannot express, a provider kind this build cannot serve), so it
@@ -69,7 +66,10 @@ class Call {
   virtual int64_t started_us() const = 0;
   virtual int64_t headers_us() const = 0;  // 0 until headers
 
-  virtual WireDialect dialect() const { return WireDialect::kOpenAi; }
+  // The dialect of the call's bytes: kOpenAi (canonical) except for the pass-through of an
+  // Anthropic client's request to an Anthropic provider (ChatRequest::anthropic_body),
+  // whose bytes are the provider's own Messages API response, relayed unchanged.
+  virtual Dialect dialect() const { return Dialect::kOpenAi; }
 
   // Usage the backend knows of that its bytes cannot carry yet: a translated Anthropic
   // stream reports input and cache tokens in message_start, the canonical stream only

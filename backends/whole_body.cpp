@@ -23,7 +23,7 @@ class WholeBodyCall final : public Call {
   void cancel() override {}
   int64_t started_us() const override { return inner_->started_us(); }
   int64_t headers_us() const override { return inner_->headers_us(); }
-  WireDialect dialect() const override { return inner_->dialect(); }
+  Dialect dialect() const override { return inner_->dialect(); }
   Usage usage_so_far() const override { return inner_->usage_so_far(); }
 
  private:

@@ -11,8 +11,8 @@
 // translation; when every target is an Anthropic provider it passes through anyway.
 //
 // The Call that comes back says which dialect its bytes are in:
-//   WireDialect::kAnthropic — relayed as they are, AnthropicUsageTracker watching usage;
-//   WireDialect::kOpenAi    — rendered with OpenAiToAnthropicStream /
+//   Dialect::kAnthropic — relayed as they are, AnthropicUsageTracker watching usage;
+//   Dialect::kOpenAi    — rendered with OpenAiToAnthropicStream /
 //                             openai_to_anthropic_response.
 // Either way the client gets Anthropic's event sequence, and errors in Anthropic's shape
 // (`{"type":"error","error":{...}}`, or an `error` event once a stream has started).
@@ -34,6 +34,7 @@
 #include "core/ids.h"
 #include "core/sse.h"
 #include "core/text.h"
+#include "gateway/chat_codec.h"
 #include "gateway/chat_exchange.h"
 #include "gateway/client_watch.h"
 #include "gateway/sse_relay.h"
@@ -79,78 +80,76 @@ Usage usage_of_message(std::string_view body) {
   return au.to_usage();
 }
 
-Error stream_interrupted(const std::string& why) {
-  return make_error(ErrorKind::kUpstream, "The upstream stream was interrupted before completion (" + why + ").",
-                    "", "upstream_stream_interrupted");
-}
+// The Messages API rendering: the provider's events and body as they are (pass-through,
+// AnthropicUsageTracker watching usage), or the canonical answer translated. A broken
+// stream ends with an `error` event (never a clean message_stop).
+class AnthropicCodec final : public ChatCodec {
+ public:
+  explicit AnthropicCodec(std::string requested_model) : requested_model_(std::move(requested_model)) {}
 
-// Writes the SSE response: the provider's events as they are (pass-through) or the
-// canonical chunks translated, each write as soon as its events are complete. Ends a
-// broken stream with an `error` event (never a clean message_stop) and hands the usage
-// seen so far to the exchange in every case, the client's disconnect included.
-asio::awaitable<bool> stream_messages(ClientSocket& stream, backends::Call& call, RequestContext& ctx,
-                                      ChatExchange& ex, ClientWatch& watch, const std::string& model) {
-  const bool native = call.dialect() == backends::WireDialect::kAnthropic;
-  AnthropicUsageTracker tracker;
-  OpenAiToAnthropicStream translator(OpenAiToAnthropicStream::Options{model, "", 0});
-  bool relayed_error_event = false;
-  const std::function<Usage()> usage = [&] {
-    if (native) return tracker.current_usage();
-    const Usage u = translator.current_usage();
-    return u.reported ? u : call.usage_so_far();
-  };
-
-  if (!co_await write_raw(stream, sse_response_head(ctx))) {
-    call.cancel();
-    ex.finish(usage(), ExchangeEnd::kClientGone);
-    co_return false;
+  asio::awaitable<bool> send_error(ClientSocket& stream, const Error& e, RequestContext& ctx) override {
+    co_return co_await send_anthropic_error(stream, e, ctx);
   }
-  SseParser sse(ex.max_sse_event_bytes());
-  // Named, not a temporary in the co_await expression: GCC 12 destroys those twice.
-  const std::function<void(const SseEvent&, std::string&)> on_event = [&](const SseEvent& ev, std::string& out) {
-    const size_t from = out.size();
-    if (native) {
-      if (ev.event == "error") relayed_error_event = true;
-      tracker.observe(ev);
+
+  void begin_stream(const ChatExchange& ex, backends::Call& call) override {
+    native_ = call.dialect() == Dialect::kAnthropic;
+    translator_.emplace(OpenAiToAnthropicStream::Options{answer_model(ex), "", 0});
+  }
+  void on_event(const SseEvent& ev, std::string& out) override {
+    if (native_) {
+      if (ev.event == "error") relayed_error_event_ = true;
+      tracker_.observe(ev);
       out.append(ev.raw);
     } else {
-      (void)translator.feed(ev, out);  // a failure has written its error event
+      (void)translator_->feed(ev, out);  // a failure has written its error event
     }
-    if (ev.data.find("\"error\"") != std::string_view::npos) {  // an upstream's error text may echo its key
-      std::string relayed = out.substr(from);
-      ex.mask_secrets(relayed);
-      out.replace(from, std::string::npos, relayed);
+  }
+  Usage stream_usage(backends::Call& call) const override {
+    if (native_) return tracker_.current_usage();
+    const Usage u = translator_->current_usage();
+    return u.reported ? u : call.usage_so_far();
+  }
+  bool stream_complete(const backends::Call&, const SseParser&) const override {
+    return native_ ? tracker_.state() == StreamState::kCompleted : translator_->state() == StreamState::kCompleted;
+  }
+  std::string stream_tail(bool complete, const Error& cut) override {
+    std::string tail;
+    if (complete) return tail;
+    if (native_) {
+      if (!relayed_error_event_) tail = render_anthropic_error_event(cut);
+    } else if (translator_->state() == StreamState::kOpen) {
+      translator_->abort(cut, tail);
     }
-  };
-  if (!co_await pump_sse_events(stream, call, ex, watch, sse, on_event, usage)) co_return false;
-  const std::string why = sse.overflowed()   ? overflow_reason(sse)
-                          : call.failed()      ? call.error()
-                          : sse.has_partial() ? std::string("cut mid-event")
-                                              : std::string("ended without its terminator");
-  std::string tail;
-  bool complete;
-  const Error cut = watch.shutdown ? shutdown_cut_error() : stream_interrupted(why);
-  if (native) {
-    complete = tracker.state() == StreamState::kCompleted;
-    if (!complete && !relayed_error_event) tail = render_anthropic_error_event(cut);
-  } else {
-    if (translator.state() == StreamState::kOpen) translator.abort(cut, tail);
-    complete = translator.state() == StreamState::kCompleted;
+    return tail;
   }
-  ex.finish(usage(), complete ? ExchangeEnd::kComplete : ExchangeEnd::kUpstreamBroke);
-  if (!complete) {
-    log::warn("request " + ctx.request_id + ": upstream stream broke: " + why);
-    ctx.keep_alive = false;
+
+  Result<Rendered> render_body(const ChatExchange& ex, backends::Call& call, std::string body) override {
+    Rendered r;
+    r.content_type = "application/json";
+    if (call.dialect() == Dialect::kAnthropic) {
+      r.status = call.status();
+      r.usage = usage_of_message(body);
+      r.body = std::move(body);
+      return r;
+    }
+    auto tr = openai_to_anthropic_response(body, answer_model(ex));
+    if (!tr) return std::move(tr).error();
+    r.usage = tr->usage;
+    r.body = std::move(tr->body);
+    return r;
   }
-  std::string frame;
-  if (!tail.empty()) append_http_chunk(frame, tail);
-  // The ledger row is durable before the response completes. (message_stop may already
-  // have reached the client: docs/policies.md, "Durability".)
-  if (complete) co_await ex.commit();
-  append_last_chunk(frame, ex.trailers());
-  if (!co_await write_raw(stream, frame)) co_return false;
-  co_return ctx.keep_alive;
-}
+
+ private:
+  // The upstream model that answers; a cache hit has none, so the name asked for.
+  std::string answer_model(const ChatExchange& ex) const {
+    return ex.answer_upstream_model().empty() ? requested_model_ : ex.answer_upstream_model();
+  }
+  std::string requested_model_;
+  bool native_ = false;
+  bool relayed_error_event_ = false;
+  AnthropicUsageTracker tracker_;
+  std::optional<OpenAiToAnthropicStream> translator_;
+};
 
 }  // namespace
 
@@ -163,8 +162,9 @@ asio::awaitable<bool> handle_messages(ClientSocket& stream, Request& req, Reques
   auto info = parse_anthropic_request(root);
   if (!info) co_return co_await send_anthropic_error(stream, info.error(), ctx);
 
-  const auto cfg = w.server.config();
-  auto targets = router::resolve_model(*cfg, info->model);
+  ChatExchange ex(w, ctx, req, Dialect::kAnthropic);
+  // Resolved once, with the exchange's configuration: the exchange does not resolve them again.
+  auto targets = router::resolve_model(ex.config(), info->model);
   if (!targets) co_return co_await send_anthropic_error(stream, targets.error(), ctx);
 
   ChatRequest chat;
@@ -188,53 +188,8 @@ asio::awaitable<bool> handle_messages(ClientSocket& stream, Request& req, Reques
   chat.anthropic_body = req.body();
   chat.upstream_headers = forwarded_headers(req);
 
-  ChatExchange ex(w, ctx, req, Dialect::kAnthropic);
-  auto watch = ClientWatch::make(stream, ex.control());
-  ClientWatchGuard guard{*watch};
-  ex.watch_client(*watch);
-
-  auto started = co_await ex.start(chat);
-  if (!started) {
-    if (watch->shutdown) co_return co_await send_anthropic_error(stream, shutdown_cut_error(), ctx);
-    if (started.error().kind == ErrorKind::kCancelled) co_return false;
-    co_return co_await send_anthropic_error(stream, started.error(), ctx);
-  }
-  std::shared_ptr<backends::Call> call = std::move(*started);
-  if (call->status() >= 400) {
-    ex.finish({}, ExchangeEnd::kUpstreamError);
-    co_return co_await send_anthropic_error(stream, ex.upstream_error(*call), ctx);
-  }
-  // The upstream model that answers; a cache hit has no live target, so the name asked for.
-  const std::string model = ex.target().provider ? ex.target().model : info->model;
-  if (chat.stream && call->header("content-type").find("text/event-stream") != std::string_view::npos) {
-    watch->streaming = call;
-    co_return co_await stream_messages(stream, *call, ctx, ex, *watch, model);
-  }
-
-  const int64_t t0 = mono_us();
-  auto whole = co_await backends::read_whole_body(*call, ex.max_answer_bytes());
-  ctx.upstream_wait_us += mono_us() - t0;
-  if (watch->client_gone) co_return false;  // the exchange finishes as kClientGone
-  if (!whole) {
-    ex.finish({}, ExchangeEnd::kUpstreamBroke);
-    co_return co_await send_anthropic_error(
-        stream, watch->shutdown ? shutdown_cut_error() : ex.broken_answer(whole.error()), ctx);
-  }
-  std::string body = std::move(*whole);
-  ex.observe(body);
-  if (call->dialect() == backends::WireDialect::kAnthropic) {
-    ex.finish(usage_of_message(body), ExchangeEnd::kComplete);
-    co_await ex.commit();  // the ledger row is durable before the 200 goes out
-    co_return co_await send_response(stream, call->status(), "application/json", std::move(body), ctx);
-  }
-  auto tr = openai_to_anthropic_response(body, model);
-  if (!tr) {
-    ex.finish({}, ExchangeEnd::kUpstreamBroke);
-    co_return co_await send_anthropic_error(stream, tr.error(), ctx);
-  }
-  ex.finish(tr->usage, ExchangeEnd::kComplete);
-  co_await ex.commit();  // the ledger row is durable before the 200 goes out
-  co_return co_await send_response(stream, 200, "application/json", std::move(tr->body), ctx);
+  AnthropicCodec codec(info->model);
+  co_return co_await serve_chat(stream, ctx, ex, codec, chat, std::move(*targets));
 }
 
 asio::awaitable<bool> handle_count_tokens(ClientSocket& stream, Request& req, RequestContext& ctx,

@@ -13,19 +13,16 @@
 #include "core/sse.h"
 #include "cache/hash.h"
 #include "cache/prefix.h"
-#include "cache/replica_picker.h"
 #include "core/ids.h"
 #include "core/log.h"
 #include "gateway/routing.h"
 #include "gateway/server.h"
+#include "router/ledger.h"
 
 namespace frugal::gateway {
 
-const char* dialect_name(Dialect d) { return d == Dialect::kAnthropic ? "anthropic" : "openai"; }
-
 ChatExchange::ChatExchange(Worker& worker, RequestContext& ctx, const Request& http, Dialect dialect)
-    : w_(worker), ctx_(ctx), http_(http), dialect_(dialect),
-      routing_(std::make_unique<RouteState>(worker.server.snapshot())) {
+    : routing_(std::make_unique<RouteState>(worker.server.snapshot())), w_(worker), ctx_(ctx), http_(http) {
   cfg_ = routing_->snap->cfg;  // config and policy from one snapshot
   std::string_view key;
   if (auto it = http.find(boost::beast::http::field::authorization); it != http.end()) {
@@ -34,7 +31,15 @@ ChatExchange::ChatExchange(Worker& worker, RequestContext& ctx, const Request& h
   } else if (auto x = http.find("x-api-key"); x != http.end()) {
     key = x->value();
   }
-  tenant_ = tenant_id_of_key(key);
+  trace_.request_id = ctx.request_id;
+  const auto tp = http.find("traceparent");
+  trace_.trace_id = router::trace_id_for(tp == http.end() ? std::string_view{} : std::string_view(tp->value()),
+                                         ctx.request_id);
+  trace_.mono_start_us = ctx.start_us;
+  trace_.wall_start_us = wall_us() - (mono_us() - ctx.start_us);
+  trace_.dialect = dialect;
+  trace_.key_id = tenant_id_of_key(key);
+  ctx.trace = &trace_;  // the response headers are read from the trace (gateway/trace_headers.h)
 }
 
 std::string tenant_id_of_key(std::string_view key) {
@@ -66,12 +71,12 @@ std::optional<int64_t> parse_cache_ttl_ms(std::string_view v) {
 }
 
 ChatExchange::~ChatExchange() {
-  if (started_ && !finished_) finish(seen_usage_, ExchangeEnd::kClientGone);
-  if (picker_) picker_->release(replica_);
+  if (started_ && !trace_.finished) finish(seen_usage_, ExchangeEnd::kClientGone);
+  ctx_.trace = nullptr;
 }
 
-boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::start(ChatRequest& req) {
-  // Policy: request type, route, budget (gateway/routing.cpp).
+boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::start(
+    ChatRequest& req, std::optional<std::vector<router::Target>> requested) {
   req.frugal_hop = frugal_hop_of(http_).value_or(0);  // bounded by the session (gateway/session.cpp)
   if (req.model.size() > kMaxModelNameBytes) co_return model_name_too_long(req.model.size());
   if (const auto t = http_.find("x-frugal-cache-ttl"); t != http_.end()) {
@@ -82,13 +87,23 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::st
                            "2h, 1d); 0 = do not store.",
                            "", "invalid_cache_ttl");
   }
+  // Policy: request type, route, budget (gateway/routing.cpp).
   if (auto routed = route(req); !routed) co_return std::move(routed).error();
-  auto targets = first_targets(req);
-  if (!targets) co_return targets.error();
+
+  // Every tier's targets, once; an alias with replicas picks one by prompt prefix.
+  router::RouteTargetsInput rti;
+  rti.cfg = cfg_.get();
+  rti.plan = &plan();
+  rti.passthrough = route_plan() == nullptr;
+  rti.requested = std::move(requested);
+  rti.pickers = &w_.server.replica_pickers();
+  if (rti.passthrough) rti.prefix = cache::prefix_hash(req, req.model);
+  targets_ = router::resolve_route(std::move(rti));
+  if (!targets_.tiers.front()) co_return targets_.tiers.front().error();
 
   started_ = true;
   const std::string cache_route_name = cache_route(req);
-  if (auto hit = co_await cache_lookup(req, cache_route_name, cache_target(targets->front()))) {
+  if (auto hit = co_await cache_lookup(req, cache_route_name, cache_target(targets_.tiers.front()->front()))) {
     on_cache_hit();
     co_return hit;
   }
@@ -100,23 +115,9 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::st
                                 : cc.auto_prompt_cache;
   }
 
-  const config::ModelAlias* alias = route_plan() ? nullptr : router::find_alias(*cfg_, req.model);
-  if (alias && !alias->replicas.empty()) {
-    // Requests sharing a prompt prefix go to the same replica (its KV / prompt cache is
-    // warm) unless it is over its share; the other replicas follow as fallbacks.
-    picker_ = w_.server.replica_picker(*alias);
-    if (auto pick = picker_->pick_and_acquire(cache::prefix_hash(req, req.model))) {
-      replica_ = *pick;
-      std::rotate(targets->begin(), targets->begin() + static_cast<std::ptrdiff_t>(replica_),
-                  targets->begin() + static_cast<std::ptrdiff_t>(alias->replicas.size()));
-    } else {
-      picker_.reset();
-    }
-  }
-
   // The cascade, or the one model (gateway/routing.cpp).
   about_to_wait();
-  auto call = co_await dispatch_routed(req, *targets);
+  auto call = co_await dispatch_routed(req);
   if (!call) {
     // A request that failed after reaching the upstreams still gets its ledger row.
     finish(Usage{}, call.error().kind == ErrorKind::kCancelled ? ExchangeEnd::kClientGone
@@ -127,50 +128,78 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::st
   co_return call;
 }
 
-void ChatExchange::observe(std::string_view bytes) {
-  cache_observe(bytes);
-  observe_routed(bytes);
+void ChatExchange::observe_event(const SseEvent& ev) {
+  cache_observe(&ev, {});
+  policy_observe(&ev, {});
+}
+
+void ChatExchange::observe_body(std::string_view body) {
+  cache_observe(nullptr, body);
+  policy_observe(nullptr, body);
 }
 
 void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
-  if (finished_) return;
-  finished_ = true;
+  if (trace_.finished) return;
   // Whatever did not complete once shutdown cut the requests was cut by it (a cancelled
   // call, a destroyed coroutine), whatever it looks like to the codec.
   if (end != ExchangeEnd::kComplete && w_.server.cutting_for_shutdown()) end = ExchangeEnd::kShutdown;
+  trace_.finished = true;
+  trace_.end = end;
   seen_usage_ = usage;
-  if (picker_) picker_->release(replica_);
-  picker_.reset();
+  targets_.release();
+  complete_live_tier(usage, end);
   cache_finish(usage, end);
-  record(usage, end);
-  log_finish(usage, end);
+  book();
+  record_ledger_row();
+  log_finish(usage);
 }
 
-// The usage hand-off, visible at --log-level debug until the ledger consumes it here.
-void ChatExchange::log_finish(const Usage& u, ExchangeEnd end) const {
-  static constexpr const char* kEnds[] = {"complete", "upstream_error", "upstream_broke", "client_gone",
-                                              "shutdown"};
+void ChatExchange::record_ledger_row() {
+  if (!router::has_ledger_row(trace_)) return;  // never reached an answer source: no row
+  router::LedgerRecord r = router::ledger_record(trace_);
+  if (trace_.end == ExchangeEnd::kComplete && trace_.status < 400) {
+    // The codec awaits commit() before the response's last bytes. Nearly idle (about
+    // one request per I/O thread), the row is written right here: a WAL write is
+    // cheaper than a thread wake-up. Under load it joins this loop turn's batch
+    // (gateway/ledger_lane.h).
+    commit_batch_ = w_.ledger_lane.add(std::move(r), w_.server.nearly_idle());
+  } else if (!w_.server.ledger().append(std::move(r))) {
+    log::error("request " + ctx_.request_id + ": ledger queue full or closed, row dropped");
+  }
+}
+
+boost::asio::awaitable<void> ChatExchange::commit() {
+  if (commit_batch_) co_await w_.ledger_lane.wait(commit_batch_);
+}
+
+// The usage hand-off, visible at --log-level debug.
+void ChatExchange::log_finish(const Usage& u) const {
   if (!log::enabled(log::Level::kDebug)) return;
-  log::debug("request " + ctx_.request_id + ": finish end=" + kEnds[static_cast<int>(end)] +
-             " dialect=" + dialect_name(dialect_) + " usage input=" + std::to_string(u.input_tokens) +
+  log::debug("request " + ctx_.request_id + ": finish end=" + router::exchange_end_name(trace_.end) +
+             " dialect=" + dialect_name(trace_.dialect) + " usage input=" + std::to_string(u.input_tokens) +
              " cached=" + std::to_string(u.cached_input_tokens) +
              " cache_write_5m=" + std::to_string(u.cache_write_5m_tokens) +
              " cache_write_1h=" + std::to_string(u.cache_write_1h_tokens) +
              " output=" + std::to_string(u.output_tokens) + " reported=" + (u.reported ? "1" : "0"));
 }
 
+const config::ProviderConfig* ChatExchange::answer_provider() const {
+  const router::CascadeOutcome& o = routing_->outcome;
+  return o.call ? o.target.provider : nullptr;
+}
+
 Error ChatExchange::upstream_error(backends::Call& call) const {
   const int status = call.status();
   const std::string_view body = call.body();
   // Anthropic's error types say more than its statuses (529 overloaded, ...).
-  Error e = call.dialect() == backends::WireDialect::kAnthropic ? error_from_anthropic_body(status, body)
+  Error e = call.dialect() == Dialect::kAnthropic ? error_from_anthropic_body(status, body)
                                                                 : error_from_openai_body(status, body);
   // The backend refused on the gateway's behalf (e.g. a request the provider's dialect
   // cannot express): the message is ours, not the upstream's.
   if (!call.header(backends::kGatewayErrorHeader).empty()) return e;
   // An upstream may echo the credential it was sent ("Incorrect API key provided: ...").
   mask_secrets(e.message);
-  const std::string who = "upstream '" + (target_.provider ? target_.provider->name : std::string("?")) + "'";
+  const std::string who = "upstream '" + (trace_.answer_provider.empty() ? std::string("?") : trace_.answer_provider) + "'";
   e.message = status == 401 || status == 403
                   ? who + " rejected the gateway's credentials (status " + std::to_string(status) + "): " + e.message
                   : who + " returned status " + std::to_string(status) + ": " + e.message;
@@ -180,7 +209,7 @@ Error ChatExchange::upstream_error(backends::Call& call) const {
 void ChatExchange::mask_secrets(std::string& text) const { config::mask_secrets(text, config::config_secrets(*cfg_)); }
 
 Error ChatExchange::broken_answer(const Error& why) const {
-  const std::string who = "upstream '" + (target_.provider ? target_.provider->name : std::string("?")) + "'";
+  const std::string who = "upstream '" + (trace_.answer_provider.empty() ? std::string("?") : trace_.answer_provider) + "'";
   Error e = make_error(why.kind == ErrorKind::kTimeout ? ErrorKind::kTimeout : ErrorKind::kUpstream,
                        who + " failed mid-response: " + why.message);
   mask_secrets(e.message);
@@ -188,12 +217,13 @@ Error ChatExchange::broken_answer(const Error& why) const {
 }
 
 size_t ChatExchange::max_answer_bytes() const {
-  return target_.provider ? static_cast<size_t>(target_.provider->max_answer_bytes) : backends::kDefaultMaxAnswerBytes;
+  const config::ProviderConfig* p = answer_provider();
+  return p ? static_cast<size_t>(p->max_answer_bytes) : backends::kDefaultMaxAnswerBytes;
 }
 
 size_t ChatExchange::max_sse_event_bytes() const {
-  return target_.provider ? static_cast<size_t>(target_.provider->max_sse_event_bytes)
-                          : SseParser::kDefaultMaxEventBytes;
+  const config::ProviderConfig* p = answer_provider();
+  return p ? static_cast<size_t>(p->max_sse_event_bytes) : SseParser::kDefaultMaxEventBytes;
 }
 
 }  // namespace frugal::gateway

@@ -134,8 +134,10 @@ struct ChatExchange::CacheState {
   cache::SingleFlight::Leader leader;
   bool sse = false;
   bool overflow = false;
-  SseParser publish;  // splits the leader's stream into chunks for its followers
-  std::string recorded;
+  bool saw_done = false;
+  size_t recorded_bytes = 0;
+  std::vector<std::string> chunks;  // a stream's event payloads, [DONE] excluded
+  std::string completion;           // a whole answer
   int status = 0;
 };
 
@@ -174,8 +176,7 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
   const bool cacheable =
       !passthrough && enabled && !no_store && (cache_all || cache::is_cacheable_by_default(req));
   if (!cacheable) {
-    cache_outcome_ = router::CacheOutcome::kBypass;
-    ctx_.headers.emplace_back("x-frugal-cache", "bypass");
+    trace_.cache.outcome = router::CacheOutcome::kBypass;
     co_return nullptr;
   }
 
@@ -188,7 +189,7 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
   cache::KeyScope scope;
   scope.route = route;
   scope.upstream_model = target.provider->name + "/" + target.model;
-  scope.tenant = shared ? std::string() : tenant_;
+  scope.tenant = shared ? std::string() : trace_.key_id;
   scope.shared = shared;
   st.key = cache::make_cache_key(req, scope);
 
@@ -197,10 +198,9 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
     auto call = replay(*e, req.stream);
     if (!call) return nullptr;
     st.store = false;
-    cache_outcome_ = router::CacheOutcome::kHit;
-    cache_saved_usage_ = e->usage;
-    ctx_.headers.emplace_back("x-frugal-cache", "hit");
-    ctx_.headers.emplace_back("x-frugal-model", e->model);
+    trace_.cache.outcome = router::CacheOutcome::kHit;
+    trace_.cache.saved_usage = e->usage;
+    trace_.cache.model = e->model;
     return call;
   };
 
@@ -211,6 +211,7 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
       const int64_t t0 = mono_us();
       cache::LookupResult r = co_await cache::async_lookup(cache, st.key, w_.io.get_executor(), boost::asio::use_awaitable);
       ctx_.upstream_wait_us += mono_us() - t0;  // disk I/O on the read pool, not frugal's CPU
+      trace_.cache.wait_us += mono_us() - t0;
       entry = r.entry;
     }
     if (entry)
@@ -265,51 +266,60 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
         co_await wait->timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
       control_.set_waiter(nullptr);
       ctx_.upstream_wait_us += mono_us() - t0;
+      trace_.cache.wait_us += mono_us() - t0;
       if (wait->outcome && wait->outcome->ok())
         if (auto call = hit_of(wait->outcome->entry)) co_return call;
       if (!wait->outcome && wait->chunks > 0) {
         wait->live = std::make_shared<FollowerCall>(w_.io, std::move(wait->events));
         st.store = false;
-        cache_outcome_ = router::CacheOutcome::kHit;
-        ctx_.headers.emplace_back("x-frugal-cache", "hit");
-        ctx_.headers.emplace_back("x-frugal-model", target.model);
+        trace_.cache.outcome = router::CacheOutcome::kHit;
+        trace_.cache.follower = true;
+        trace_.cache.model = target.model;
         co_return wait->live;
       }
       // The leader failed or was abandoned: go upstream ourselves.
     }
   }
-  cache_outcome_ = router::CacheOutcome::kMiss;
-  ctx_.headers.emplace_back("x-frugal-cache", "miss");
+  trace_.cache.outcome = router::CacheOutcome::kMiss;
   co_return nullptr;
 }
 
 void ChatExchange::cache_started(const backends::Call& call) {
   if (!cache_ || !cache_->store) return;
   // A fallback target answered in its own dialect (pass-through): nothing canonical to keep.
-  if (call.dialect() != backends::WireDialect::kOpenAi) {
+  if (call.dialect() != Dialect::kOpenAi) {
     cache_->store = false;
     return;
   }
   cache_->status = call.status();
-  cache_->model = target_.model;  // the answering tier's model (a cascade's may differ from the first)
+  cache_->model = trace_.answer_upstream_model;  // the answering tier's (a cascade's may differ from the first)
   cache_->sse = call.header("content-type").find("text/event-stream") != std::string_view::npos;
-  cache_->publish = SseParser(max_sse_event_bytes());  // as the relay's: an event it refuses is not published
 }
 
-void ChatExchange::cache_observe(std::string_view bytes) {
+// The relay's events (or the whole body): published to followers and kept for the store.
+void ChatExchange::cache_observe(const SseEvent* ev, std::string_view body) {
   if (!cache_ || !cache_->store) return;
-  if (cache_->leader_active && cache_->sse)
-    cache_->publish.feed(bytes, [&](const SseEvent& ev) {
-      if (!ev.data.empty() && ev.data != "[DONE]") cache_->leader.publish_chunk(ev.data);
-    });
-  if (cache_->overflow) return;
-  if (cache_->recorded.size() + bytes.size() > kMaxRecordedBytes) {
-    cache_->overflow = true;
-    cache_->recorded.clear();
-    cache_->recorded.shrink_to_fit();
+  CacheState& st = *cache_;
+  if (ev) {
+    if (!st.sse) return;
+    if (ev->data == "[DONE]") {
+      st.saw_done = true;
+      return;
+    }
+    if (ev->data.empty()) return;
+    if (st.leader_active) st.leader.publish_chunk(ev->data);
+  }
+  if (st.overflow) return;
+  const std::string_view bytes = ev ? ev->data : body;
+  if (st.recorded_bytes + bytes.size() > kMaxRecordedBytes) {
+    st.overflow = true;
+    st.chunks = {};
+    st.completion = std::string();
     return;
   }
-  cache_->recorded.append(bytes);
+  st.recorded_bytes += bytes.size();
+  if (ev) st.chunks.emplace_back(bytes);
+  else st.completion.append(bytes);
 }
 
 void ChatExchange::cache_finish(const Usage& usage, ExchangeEnd end) {
@@ -320,7 +330,7 @@ void ChatExchange::cache_finish(const Usage& usage, ExchangeEnd end) {
     if (st.leader_active) st.leader.fail(make_error(ErrorKind::kUpstream, "the leading request did not complete"));
     return;
   }
-  if (st.overflow || st.recorded.empty()) {
+  if (st.overflow || st.recorded_bytes == 0) {
     // Complete but too large to keep: followers streaming along finish cleanly; the
     // others find no answer in the (empty) entry and go upstream themselves.
     if (st.leader_active) st.leader.succeed(std::make_shared<const cache::CachedResponse>());
@@ -328,24 +338,19 @@ void ChatExchange::cache_finish(const Usage& usage, ExchangeEnd end) {
   }
   cache::CachedResponse entry;
   if (st.sse) {
-    SseParser sse(max_sse_event_bytes());
-    bool done = false;
-    sse.feed(st.recorded, [&](const SseEvent& ev) {
-      if (ev.data == "[DONE]") done = true;
-      else if (!ev.data.empty()) entry.chunks.emplace_back(ev.data);
-    });
-    if (!done || sse.has_partial() || entry.chunks.empty()) {
+    if (!st.saw_done || st.chunks.empty()) {
       if (st.leader_active) st.leader.fail(make_error(ErrorKind::kUpstream, "incomplete stream"));
       return;
     }
+    entry.chunks = std::move(st.chunks);
   } else {
-    entry.completion_json = std::move(st.recorded);
+    entry.completion_json = std::move(st.completion);
   }
   entry.model = st.model;
   entry.usage = usage;
   entry.created_s = wall_us() / 1'000'000;
   entry.route = st.route;
-  entry.tenant = tenant_;
+  entry.tenant = trace_.key_id;
   auto stored = w_.server.cache().store(st.key, std::move(entry), std::chrono::milliseconds(st.ttl_ms));
   if (st.leader_active) st.leader.succeed(std::move(stored));
 }

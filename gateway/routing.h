@@ -1,12 +1,12 @@
 #pragma once
-// The policy half of a ChatExchange (its methods are defined in gateway/routing.cpp):
+// The policy stage of a ChatExchange (its methods are defined in gateway/routing.cpp):
 //   start:   request facts → request type → route → budget check → cascade (or the
 //            requested model when the type has no route, or there is no policy)
-//   observe: the live tier's first byte (TTFT) and, when its rule is scored at the
-//            end, its bytes
-//   finish:  the ledger row (every tier, costs, baseline, savings), the budget spend,
-//            the final cost headers (plain responses) or trailers (streams)
-//   commit:  waits until that row is durable, before the response's last bytes
+//   observe: a live tier's first byte (TTFT) and, when its rule is scored at the end,
+//            its answer (the relay's events, or the whole body)
+//   finish:  the live tier completed and priced, the baseline, the budget spend
+// Everything it decides goes into the exchange's RequestTrace; this is only what it
+// needs while the request runs.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -23,28 +23,16 @@ struct RouteState {
   explicit RouteState(std::shared_ptr<const Snapshot> s) : snap(std::move(s)) {}
 
   std::shared_ptr<const Snapshot> snap;  // config + policy + budgets for this request
-  int64_t wall_start_us = 0;
-  std::string request_type = "default";
-  std::string route_name = "passthrough";
   const policies::RoutePlan* plan = nullptr;  // the policy's route, or &passthrough
   policies::RoutePlan passthrough;            // one live tier: the requested model
-  std::string key_id;  // the exchange's tenant id (a hash of the API key; "" without one)
-  std::string team;
   policies::ChatFacts chat_facts;
-  bool client_stream = false;
   router::CascadeOutcome outcome;
-  bool dispatched = false;
 
-  // The live tier (outcome.live), completed at finish().
-  int64_t live_first_byte_us = 0;
-  bool keep_live_bytes = false;  // its rule is scored at the end, for the ledger
-  std::string live_bytes;
-
-  // Set by on_cache_hit(): the ledger books the request to this pseudo-model.
-  std::string cache_model;
-
-  bool recorded = false;
-  uint64_t commit_batch = 0;  // the ledger lane batch holding the row, 0: none to wait for
+  // The live tier's answer, kept when its rule is scored at the end (for the ledger).
+  bool keep_live_answer = false;
+  size_t live_answer_bytes = 0;
+  std::vector<std::string> live_payloads;  // a stream's event payloads, [DONE] excluded
+  std::string live_body;                   // a whole answer
 };
 
 }  // namespace frugal::gateway

@@ -11,7 +11,6 @@
 #include <filesystem>
 
 #include "cache/exact_cache.h"
-#include "cache/replica_picker.h"
 #include "cache/single_flight.h"
 #include "cache/store.h"
 #include "core/cpus.h"
@@ -101,20 +100,6 @@ Result<void> Server::open_data(const config::GatewayConfig& cfg) {
   flights_ = std::make_unique<cache::SingleFlight>();
   blocking_ = std::make_unique<asio::thread_pool>(1);
   return {};
-}
-
-std::shared_ptr<cache::ReplicaPicker> Server::replica_picker(const config::ModelAlias& alias) {
-  std::vector<std::string> names;
-  for (const auto& r : alias.replicas) names.push_back(r.provider + "/" + r.model);
-  std::lock_guard lk(pickers_mu_);
-  PickerEntry& e = pickers_[alias.name];
-  if (!e.picker || e.names != names) {
-    cache::ReplicaPickerOptions opts;
-    opts.epsilon = alias.replica_load_slack;
-    e.picker = std::make_shared<cache::ReplicaPicker>(names, opts);
-    e.names = std::move(names);
-  }
-  return e.picker;
 }
 
 void Server::run_blocking(asio::io_context& io, std::function<std::string()> work,

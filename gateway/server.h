@@ -27,12 +27,12 @@
 #include "core/error.h"
 #include "gateway/engines.h"
 #include "gateway/snapshot.h"
+#include "router/route_targets.h"
 
 namespace frugal::cache {
 class Store;
 class ExactCache;
 class SingleFlight;
-class ReplicaPicker;
 }  // namespace frugal::cache
 namespace frugal::router {
 class Ledger;
@@ -121,9 +121,8 @@ class Server {
   cache::ExactCache& cache() { return *cache_; }
   router::Ledger& ledger() { return *ledger_; }
   cache::SingleFlight& flights() { return *flights_; }
-  // The prefix-affinity picker of an alias with replicas (shared by all workers;
-  // recreated when the alias's replica list changes).
-  std::shared_ptr<cache::ReplicaPicker> replica_picker(const config::ModelAlias& alias);
+  // The prefix-affinity pickers of aliases with replicas (shared by all workers).
+  router::ReplicaPickers& replica_pickers() { return pickers_; }
 
   // Runs blocking work (RocksDB scans, flushes) off the I/O threads; `done` is posted
   // back to `io` with the result.
@@ -153,12 +152,7 @@ class Server {
   std::unique_ptr<cache::ExactCache> cache_;
   std::unique_ptr<router::Ledger> ledger_;
   std::unique_ptr<cache::SingleFlight> flights_;
-  std::mutex pickers_mu_;
-  struct PickerEntry {
-    std::vector<std::string> names;
-    std::shared_ptr<cache::ReplicaPicker> picker;
-  };
-  std::map<std::string, PickerEntry> pickers_;
+  router::ReplicaPickers pickers_;
   std::unique_ptr<boost::asio::thread_pool> blocking_;
   std::string config_path_;
   std::function<Result<void>(config::GatewayConfig&)> amend_;

@@ -32,6 +32,7 @@
 #include "gateway/readiness.h"
 #include "gateway/request_parser.h"
 #include "gateway/server.h"
+#include "gateway/trace_headers.h"
 #include "gateway/worker.h"
 
 namespace frugal::gateway {
@@ -170,6 +171,7 @@ std::string sse_response_head(const RequestContext& ctx) {
                      "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
   head += "x-request-id: " + ctx.request_id;
   append_headers(head, ctx.headers);
+  if (ctx.trace) append_headers(head, response_headers(*ctx.trace));
   head += "\r\nx-frugal-overhead-us: " + std::to_string(ctx.overhead_us(mono_us())) + "\r\n";
   head += "Trailer: x-frugal-cost-usd, x-frugal-savings-usd\r\n";  // final figures (append_last_chunk)
   head += ctx.keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
@@ -288,6 +290,7 @@ asio::awaitable<bool> send_response(ClientSocket& stream, int status, std::strin
   head += "\r\nx-request-id: "sv;
   head += ctx.request_id;
   append_headers(head, ctx.headers);
+  if (ctx.trace) append_headers(head, response_headers(*ctx.trace));
   head += "\r\nx-frugal-overhead-us: "sv;
   head += std::to_string(ctx.overhead_us(mono_us()));
   head += ctx.keep_alive ? "\r\nConnection: keep-alive\r\n\r\n"sv : "\r\nConnection: close\r\n\r\n"sv;

@@ -10,9 +10,11 @@ asio::awaitable<bool> pump_sse_events(ClientSocket& stream, backends::Call& call
   for (;;) {
     std::string bytes = call.take_body();
     if (!bytes.empty()) {
-      ex.observe(bytes);
       events.clear();
-      sse.feed(bytes, [&](const SseEvent& ev) { on_event(ev, events); });
+      sse.feed(bytes, [&](const SseEvent& ev) {
+        ex.observe_event(ev);  // the same events feed the cache, the scorer and the client
+        on_event(ev, events);
+      });
       if (sse.overflowed()) call.cancel();  // the codec ends the stream with an error event
       if (!events.empty()) {
         frame.clear();

@@ -23,6 +23,7 @@
 #include "gateway/ledger_lane.h"
 #include "gateway/read_deadline.h"
 #include "router/dispatch.h"
+#include "router/request_trace.h"
 
 namespace frugal::gateway {
 
@@ -116,6 +117,9 @@ struct RequestContext {
   // Extra response headers. Names are string literals (static storage): no copy per
   // request.
   std::vector<std::pair<std::string_view, std::string>> headers;
+  // A chat request's record, set by its exchange: the x-frugal-* headers are read from it
+  // when a response head is written (gateway/trace_headers.h).
+  const router::RequestTrace* trace = nullptr;
   int64_t overhead_us(int64_t now_us) const;
 };
 

@@ -29,8 +29,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-const char* dialect_name(Dialect d) { return d == Dialect::kOpenAi ? "openai" : "anthropic"; }
-
 const char* format_name(ResponseFormatType f) {
   switch (f) {
     case ResponseFormatType::kNone: return "none";

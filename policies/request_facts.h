@@ -10,10 +10,10 @@
 #include <utility>
 
 #include "core/chat.h"
+#include "core/dialect.h"
 
 namespace frugal::policies {
 
-enum class Dialect { kOpenAi, kAnthropic };
 enum class ResponseFormatType { kNone, kText, kJsonObject, kJsonSchema };
 
 using StringPair = std::pair<std::string_view, std::string_view>;

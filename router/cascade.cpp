@@ -127,16 +127,17 @@ struct CascadeRun {
   DispatchControl& control;
   CascadeOutcome out;
 
-  void add(LedgerTier t) {
+  void add(TierAttempt t) {
     out.cost += t.cost;
     out.tiers.push_back(std::move(t));
   }
 
-  LedgerTier error_tier(const std::string& model, std::string provider, int64_t started, std::string reason) {
-    LedgerTier t;
+  TierAttempt error_tier(const std::string& model, std::string provider, int64_t started, std::string reason) {
+    TierAttempt t;
     t.model = model;
     t.provider = std::move(provider);
-    t.latency_us = mono_us() - started;
+    t.started_us = started;
+    t.last_byte_us = mono_us();
     t.status = TierStatus::kError;
     t.reason = std::move(reason);
     return t;
@@ -169,25 +170,25 @@ asio::awaitable<std::optional<double>> CascadeRun::verify(size_t tier_index, con
   auto vreq = parse_chat_body(parser, body);
   const std::string label = "verifier of tier " + std::to_string(tier_index + 1);
   if (!vreq) {
-    LedgerTier t = error_tier(v.model, "", started, label + ": " + vreq.error().message);
+    TierAttempt t = error_tier(v.model, "", started, label + ": " + vreq.error().message);
     t.status = TierStatus::kVerifier;
     add(std::move(t));
     co_return std::nullopt;
   }
   auto targets = resolve_model(*in.cfg, v.model);
   if (!targets) {
-    LedgerTier t = error_tier(v.model, "", started, label + ": " + targets.error().message);
+    TierAttempt t = error_tier(v.model, "", started, label + ": " + targets.error().message);
     t.status = TierStatus::kVerifier;
     add(std::move(t));
     co_return std::nullopt;
   }
   DispatchResult r = co_await dispatch_chat(backends, *targets, *vreq, control);
-  out.attempts.insert(out.attempts.end(), r.attempts.begin(), r.attempts.end());
   out.upstream_wait_us += r.upstream_wait_us;
   if (r.error || r.call->status() >= 400) {
-    LedgerTier t = error_tier(v.model, r.target.provider ? r.target.provider->name : "", started,
-                              label + " failed: " + (r.error ? r.error->message : error_summary(*r.call, *in.cfg)));
+    TierAttempt t = error_tier(v.model, r.target.provider ? r.target.provider->name : "", started,
+                               label + " failed: " + (r.error ? r.error->message : error_summary(*r.call, *in.cfg)));
     t.status = TierStatus::kVerifier;
+    t.transport = std::move(r.attempts);
     add(std::move(t));
     co_return std::nullopt;
   }
@@ -196,12 +197,15 @@ asio::awaitable<std::optional<double>> CascadeRun::verify(size_t tier_index, con
   co_await buffer_call(*r.call, false, SseParser::kDefaultMaxEventBytes, b);
   control.track(nullptr);
   out.upstream_wait_us += b.done_us - started - r.upstream_wait_us;
-  LedgerTier t;
+  TierAttempt t;
   t.model = v.model;
   t.provider = r.target.provider->name;
+  t.upstream_model = r.target.model;
+  t.transport = std::move(r.attempts);
   t.status = TierStatus::kVerifier;
-  t.latency_us = b.done_us - started;
-  t.ttft_us = (r.call->headers_us() > 0 ? r.call->headers_us() : b.done_us) - started;
+  t.started_us = started;
+  t.first_byte_us = r.call->headers_us() > 0 ? r.call->headers_us() : b.done_us;
+  t.last_byte_us = b.done_us;
   std::optional<double> p_yes;
   auto a = b.error.empty() ? parse_tier_answer(b.body) : Result<TierAnswer>(make_error(ErrorKind::kUpstream, b.error));
   if (!a) {
@@ -218,7 +222,7 @@ asio::awaitable<std::optional<double>> CascadeRun::verify(size_t tier_index, con
       t.reason = label + ": P(yes) " + fmt_double(*p_yes);
     }
   }
-  t.cost = price_tier(in.prices, v.model, t.usage, t.latency_us, &out.pricing_error);
+  t.cost = price_tier(in.prices, v.model, t.usage, t.last_byte_us - t.started_us, &out.pricing_error);
   add(std::move(t));
   co_return p_yes;
 }
@@ -231,12 +235,13 @@ asio::awaitable<void> CascadeRun::run() {
     const policies::PlannedTier& tier = plan.tiers[i];
     const bool buffered = !tier.last && !first_tier_mode;
     const int64_t started = mono_us();
-    Result<std::vector<Target>> targets =
-        i == 0 && in.first_targets ? Result<std::vector<Target>>(*in.first_targets) : resolve_model(*in.cfg, tier.model);
+    Result<std::vector<Target>> resolved =
+        in.tier_targets ? Result<std::vector<Target>>(make_error(ErrorKind::kInternal, "")) : resolve_model(*in.cfg, tier.model);
+    const Result<std::vector<Target>>& targets = in.tier_targets ? (*in.tier_targets)[i] : resolved;
     if (!targets) {
       if (tier.last) {
         add(error_tier(tier.model, "", started, targets.error().message));
-        out.error = std::move(targets).error();
+        out.error = targets.error();
         co_return;
       }
       add(error_tier(tier.model, "", started, targets.error().message));
@@ -245,7 +250,6 @@ asio::awaitable<void> CascadeRun::run() {
     const std::optional<ChatRequest> changed = tier_request(*in.req, tier, buffered);
     const ChatRequest& treq = changed ? *changed : *in.req;
     DispatchResult r = co_await dispatch_chat(backends, *targets, treq, control);
-    out.attempts.insert(out.attempts.end(), r.attempts.begin(), r.attempts.end());
     out.upstream_wait_us += r.upstream_wait_us;
     const std::string provider = r.target.provider ? r.target.provider->name : "";
     if (r.error) {
@@ -253,7 +257,9 @@ asio::awaitable<void> CascadeRun::run() {
         out.error = std::move(r.error);
         co_return;
       }
-      add(error_tier(tier.model, provider, started, r.error->message));
+      TierAttempt failed = error_tier(tier.model, provider, started, r.error->message);
+      failed.transport = std::move(r.attempts);
+      add(std::move(failed));
       if (tier.last) {
         out.error = std::move(r.error);
         co_return;
@@ -261,15 +267,24 @@ asio::awaitable<void> CascadeRun::run() {
       continue;
     }
     if (!tier.last && r.call->status() >= 400) {
-      add(error_tier(tier.model, provider, started, error_summary(*r.call, *in.cfg)));
+      TierAttempt failed = error_tier(tier.model, provider, started, error_summary(*r.call, *in.cfg));
+      failed.upstream_model = r.target.model;
+      failed.transport = std::move(r.attempts);
+      add(std::move(failed));
       continue;
     }
     if (!buffered) {  // the last tier, or first_tier mode: the client gets it as it comes
+      TierAttempt live;
+      live.model = tier.model;
+      live.provider = provider;
+      live.upstream_model = r.target.model;
+      live.transport = std::move(r.attempts);
+      live.started_us = started;
+      out.live_tier = std::move(live);
       out.call = std::move(r.call);
       out.live = true;
       out.answer_tier = static_cast<int>(i);
       out.target = r.target;
-      out.live_started_us = started;
       co_return;
     }
 
@@ -282,12 +297,15 @@ asio::awaitable<void> CascadeRun::run() {
       out.error = make_error(ErrorKind::kCancelled, "client disconnected");
       co_return;
     }
-    LedgerTier t;
+    TierAttempt t;
     t.model = tier.model;
     t.provider = provider;
-    t.latency_us = b.done_us - started;
+    t.upstream_model = r.target.model;
+    t.transport = std::move(r.attempts);
+    t.started_us = started;
+    t.last_byte_us = b.done_us;
     const int64_t first = treq.stream ? b.first_byte_us : r.call->headers_us();
-    t.ttft_us = (first > 0 ? first : b.done_us) - started;
+    t.first_byte_us = first > 0 ? first : b.done_us;
     std::string completion;
     auto answer = !b.error.empty() ? Result<TierAnswer>(make_error(ErrorKind::kUpstream, b.error))
                   : treq.stream    ? parse_tier_stream(b.chunks, &completion)
@@ -295,12 +313,12 @@ asio::awaitable<void> CascadeRun::run() {
     if (!answer) {
       t.status = TierStatus::kError;
       t.reason = answer.error().message;
-      t.cost = price_tier(in.prices, tier.model, t.usage, t.latency_us, &out.pricing_error);
+      t.cost = price_tier(in.prices, tier.model, t.usage, t.last_byte_us - t.started_us, &out.pricing_error);
       add(std::move(t));
       continue;
     }
     t.usage = answer->usage;
-    t.cost = price_tier(in.prices, tier.model, t.usage, t.latency_us, &out.pricing_error);
+    t.cost = price_tier(in.prices, tier.model, t.usage, t.last_byte_us - t.started_us, &out.pricing_error);
     const size_t tier_entry = out.tiers.size();
     add(std::move(t));
     std::optional<double> p_yes;
@@ -316,7 +334,7 @@ asio::awaitable<void> CascadeRun::run() {
       d.accepted = true;
       d.reason = "no rule";
     }
-    LedgerTier& entry = out.tiers[tier_entry];
+    TierAttempt& entry = out.tiers[tier_entry];
     entry.score = d.score;
     entry.reason = std::move(d.reason);
     if (!d.accepted) {

@@ -37,16 +37,16 @@
 #include "policies/policy.h"
 #include "policies/prices.h"
 #include "router/dispatch.h"
-#include "router/ledger_record.h"
+#include "router/request_trace.h"
 #include "router/tier_answer.h"
 
 namespace frugal::router {
 
 struct CascadeInput {
   const config::GatewayConfig* cfg = nullptr;    // resolves tier models to targets
-  // Tier 1's targets when the caller resolved them already (e.g. in replica-affinity
-  // order); null: resolved from the config like the other tiers.
-  const std::vector<Target>* first_targets = nullptr;
+  // Every tier's targets, resolved once (router/route_targets.h), in plan order; null:
+  // each tier is resolved from `cfg` as it is tried.
+  const std::vector<Result<std::vector<Target>>>* tier_targets = nullptr;
   const policies::RoutePlan* plan = nullptr;     // at least one tier
   const policies::PriceTable* prices = nullptr;  // null: every tier costs 0 (no policy)
   const ChatRequest* req = nullptr;              // the client's request
@@ -62,13 +62,14 @@ struct CascadeOutcome {
   int answer_tier = -1;        // index into plan->tiers of the tier `call` belongs to
   bool live = false;           // `call` is a live upstream call; the caller completes its entry
   Target target;               // where `call` came from
-  int64_t live_started_us = 0; // mono_us when the live tier was dispatched
   // Every finished tier and verifier call, in order (an accepted buffered tier is the
-  // last entry; a live tier is not here yet).
-  std::vector<LedgerTier> tiers;
+  // last entry; a live tier is not here).
+  std::vector<TierAttempt> tiers;
+  // The live tier as started (model, provider, transport attempts, start time): the
+  // caller completes it when the answer ends.
+  TierAttempt live_tier;
   Money cost;                  // sum of `tiers`' costs
   Usage answer_usage;          // the accepted buffered tier's usage (not for live)
-  std::vector<AttemptRecord> attempts;  // every upstream attempt, all tiers
   int64_t upstream_wait_us = 0;         // time spent waiting on upstreams
   std::string pricing_error;   // set when a model had no price (its cost counted as 0)
 };

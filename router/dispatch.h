@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "core/chat.h"
 #include "core/error.h"
+#include "router/request_trace.h"  // AttemptRecord
 
 namespace frugal::router {
 
@@ -37,14 +38,6 @@ struct Target {
 Result<std::vector<Target>> resolve_model(const config::GatewayConfig& cfg, std::string_view model);
 // The alias named `model`, if any.
 const config::ModelAlias* find_alias(const config::GatewayConfig& cfg, std::string_view model);
-
-struct AttemptRecord {
-  std::string provider;
-  std::string model;
-  int status = 0;         // HTTP status, 0 if none
-  std::string error;      // transport error or timeout
-  int64_t latency_us = 0; // until headers or failure
-};
 
 // The backends of one worker thread, by provider.
 class Backends {

@@ -97,8 +97,8 @@ class AnthropicCall final : public backends::Call {
   void cancel() override { inner_->cancel(); }
   int64_t started_us() const override { return inner_->started_us(); }
   int64_t headers_us() const override { return inner_->headers_us(); }
-  backends::WireDialect dialect() const override {
-    return translate_ ? backends::WireDialect::kOpenAi : backends::WireDialect::kAnthropic;
+  Dialect dialect() const override {
+    return translate_ ? Dialect::kOpenAi : Dialect::kAnthropic;
   }
   Usage usage_so_far() const override { return translate_ ? stream_.current_usage() : Usage{}; }
 

@@ -53,7 +53,7 @@ Result<std::string> replace_model(std::string_view json_object, std::string_view
 
 // Wraps a call to the Messages API. `translate`: present the canonical OpenAI dialect
 // (`model` is the name written into translated responses); otherwise relay the bytes
-// as they are, marked WireDialect::kAnthropic. Works over any Call, so tests can feed
+// as they are, marked Dialect::kAnthropic. Works over any Call, so tests can feed
 // it replayed bytes.
 // What a translated call holds at most: a buffered answer, one SSE event.
 struct AnswerLimits {

@@ -100,7 +100,7 @@ TEST_CASE("a translated message becomes a chat.completion with cache usage") {
   CHECK(call->status() == 200);
   CHECK(call->got_headers());
   CHECK(call->header("content-type") == "application/json");
-  CHECK(call->dialect() == backends::WireDialect::kOpenAi);
+  CHECK(call->dialect() == Dialect::kOpenAi);
   simdjson::dom::parser p;
   simdjson::dom::element root = p.parse(body);
   CHECK(root["object"].get_string().value() == "chat.completion");
@@ -168,7 +168,7 @@ TEST_CASE("a translated stream: chunks per delta, tool arguments in pieces, usag
 TEST_CASE("pass-through relays the provider's bytes untouched, marked as Anthropic") {
   const std::string events = "event: message_start\ndata: {\"type\":\"message_start\"}\n\nevent: ping\ndata: {}\n\n";
   auto call = http::wrap_anthropic_call(std::make_shared<ReplayCall>(200, "text/event-stream", events), "m", false);
-  CHECK(call->dialect() == backends::WireDialect::kAnthropic);
+  CHECK(call->dialect() == Dialect::kAnthropic);
   CHECK(run(call) == events);
   auto err = http::wrap_anthropic_call(
       std::make_shared<ReplayCall>(429, "application/json", R"({"type":"error","error":{"type":"rate_limit_error","message":"x"}})"),

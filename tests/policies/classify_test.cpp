@@ -89,7 +89,7 @@ request_types:
   f.metadata = md2;
   CHECK(classify(*pol, f).name == "chat");
   f.metadata = {};
-  f.dialect = Dialect::kAnthropic;
+  f.dialect = frugal::Dialect::kAnthropic;
   f.path = "/v1/messages";
   CHECK(classify(*pol, f).name == "anthropic_batch");
   f.path = "/v1/chat/completions";

@@ -1,9 +1,9 @@
-#include "cache/replica_picker.h"
+#include "router/replica_picker.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace frugal::cache {
+namespace frugal::router {
 
 namespace {
 constexpr uint64_t kRingSeed = 0x72696e675f763120ULL;  // "ring_v1 "
@@ -24,7 +24,7 @@ void ReplicaPicker::rebuild_locked() {
   for (size_t r = 0; r < names_.size(); ++r) {
     if (!live_[r]) continue;
     for (size_t v = 0; v < options_.virtual_nodes; ++v) {
-      HashInput in;
+      cache::HashInput in;
       in.str(names_[r]).u64(v);
       ring_.push_back(Point{in.digest(kRingSeed).hi, r});
     }
@@ -40,7 +40,7 @@ size_t ReplicaPicker::capacity_locked() const {
   return static_cast<size_t>(std::ceil((1.0 + options_.epsilon) * avg));
 }
 
-std::optional<size_t> ReplicaPicker::pick_locked(const Hash128& prefix) const {
+std::optional<size_t> ReplicaPicker::pick_locked(const cache::Hash128& prefix) const {
   if (ring_.empty()) return std::nullopt;
   const int64_t cap = static_cast<int64_t>(capacity_locked());
   auto it = std::lower_bound(ring_.begin(), ring_.end(), prefix.hi,
@@ -54,12 +54,12 @@ std::optional<size_t> ReplicaPicker::pick_locked(const Hash128& prefix) const {
   return ring_[start % ring_.size()].replica;  // unreachable in practice
 }
 
-std::optional<size_t> ReplicaPicker::pick(const Hash128& prefix) const {
+std::optional<size_t> ReplicaPicker::pick(const cache::Hash128& prefix) const {
   std::lock_guard lk(mu_);
   return pick_locked(prefix);
 }
 
-std::optional<size_t> ReplicaPicker::pick_and_acquire(const Hash128& prefix) {
+std::optional<size_t> ReplicaPicker::pick_and_acquire(const cache::Hash128& prefix) {
   std::lock_guard lk(mu_);
   auto r = pick_locked(prefix);
   if (r) {
@@ -118,4 +118,4 @@ size_t ReplicaPicker::live_replicas() const {
   return live_count_;
 }
 
-}  // namespace frugal::cache
+}  // namespace frugal::router

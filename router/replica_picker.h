@@ -20,7 +20,7 @@
 
 #include "cache/hash.h"
 
-namespace frugal::cache {
+namespace frugal::router {
 
 struct ReplicaPickerOptions {
   double epsilon = 0.25;     // load slack over the average; smaller = more balance, less affinity
@@ -33,8 +33,8 @@ class ReplicaPicker {
 
   // The replica for `prefix`, honouring the load bound (nullopt: no live replica).
   // Does not change loads: pair with acquire/release, or use pick_and_acquire.
-  std::optional<size_t> pick(const Hash128& prefix) const;
-  std::optional<size_t> pick_and_acquire(const Hash128& prefix);
+  std::optional<size_t> pick(const cache::Hash128& prefix) const;
+  std::optional<size_t> pick_and_acquire(const cache::Hash128& prefix);
   void acquire(size_t replica);
   void release(size_t replica);  // a release without a matching acquire is ignored
 
@@ -51,7 +51,7 @@ class ReplicaPicker {
     size_t replica;
   };
   void rebuild_locked();
-  std::optional<size_t> pick_locked(const Hash128& prefix) const;
+  std::optional<size_t> pick_locked(const cache::Hash128& prefix) const;
   size_t capacity_locked() const;
 
   mutable std::mutex mu_;
@@ -64,4 +64,4 @@ class ReplicaPicker {
   std::vector<Point> ring_;  // sorted by pos, live replicas only
 };
 
-}  // namespace frugal::cache
+}  // namespace frugal::router

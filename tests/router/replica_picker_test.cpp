@@ -1,4 +1,4 @@
-#include "cache/replica_picker.h"
+#include "router/replica_picker.h"
 
 #include <doctest/doctest.h>
 
@@ -7,6 +7,7 @@
 #include <set>
 
 using namespace frugal::cache;
+using namespace frugal::router;
 
 namespace {
 std::vector<std::string> names(size_t n) {

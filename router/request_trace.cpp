@@ -1,0 +1,103 @@
+#include "router/request_trace.h"
+
+#include <random>
+
+namespace frugal::router {
+
+namespace {
+
+bool is_lower_hex(std::string_view s) {
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+// A trace id of all zeros is invalid (W3C Trace Context, 3.2.2.3).
+bool is_valid_trace_id(std::string_view id) {
+  return id.size() == 32 && is_lower_hex(id) && id.find_first_not_of('0') != std::string_view::npos;
+}
+
+}  // namespace
+
+const char* exchange_end_name(ExchangeEnd e) {
+  switch (e) {
+    case ExchangeEnd::kComplete: return "complete";
+    case ExchangeEnd::kUpstreamError: return "upstream_error";
+    case ExchangeEnd::kUpstreamBroke: return "upstream_broke";
+    case ExchangeEnd::kClientGone: return "client_gone";
+    case ExchangeEnd::kShutdown: return "shutdown";
+  }
+  return "?";
+}
+
+Money RequestTrace::cost() const {
+  Money sum;
+  for (const auto& t : tiers) sum += t.cost;
+  return sum;
+}
+
+size_t RequestTrace::transport_attempts() const {
+  size_t n = 0;
+  for (const auto& t : tiers)
+    if (t.status != TierStatus::kVerifier) n += t.transport.size();
+  return n;
+}
+
+std::string trace_id_for(std::string_view traceparent, std::string_view request_id) {
+  // traceparent: "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>"
+  if (traceparent.size() >= 55 && traceparent[2] == '-' && traceparent[35] == '-' && traceparent.substr(0, 2) != "ff") {
+    const std::string_view id = traceparent.substr(3, 32);
+    if (is_valid_trace_id(id)) return std::string(id);
+  }
+  if (request_id.size() >= 32) {
+    const std::string_view tail = request_id.substr(request_id.size() - 32);
+    if (is_valid_trace_id(tail)) return std::string(tail);
+  }
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  for (int half = 0; half < 2; ++half) {
+    uint64_t r = rng() | 1;  // never all zeros
+    for (int i = 0; i < 16; ++i, r >>= 4) id[static_cast<size_t>(half * 16 + i)] = kHex[r & 15];
+  }
+  return id;
+}
+
+bool has_ledger_row(const RequestTrace& t) { return t.dispatched || t.answered_from_cache(); }
+
+LedgerRecord ledger_record(const RequestTrace& t) {
+  LedgerRecord r;
+  r.request_id = t.request_id;
+  r.wall_us = t.wall_start_us;
+  r.key_id = t.key_id;
+  r.team = t.team;
+  r.request_type = t.request_type;
+  r.route = t.route;
+  r.dialect = dialect_name(t.dialect);
+  r.cache = t.cache.outcome;
+  r.tiers.reserve(t.tiers.size());
+  for (const TierAttempt& a : t.tiers) {
+    LedgerTier lt;
+    lt.model = a.model;
+    lt.provider = a.provider;
+    lt.usage = a.usage;
+    lt.cost = a.cost;
+    lt.latency_us = a.last_byte_us > a.started_us ? a.last_byte_us - a.started_us : 0;
+    lt.ttft_us = a.first_byte_us > a.started_us ? a.first_byte_us - a.started_us : 0;
+    lt.status = a.status;
+    lt.score = a.score;
+    lt.reason = a.reason;
+    r.tiers.push_back(std::move(lt));
+  }
+  // A cache hit is booked to a pseudo-model: it costs nothing and its baseline is what
+  // the stored answer would have cost again.
+  r.answer_model = t.answered_from_cache() ? "(cache)" : t.answer_model;
+  r.total_cost = t.cost();
+  r.baseline = t.baseline_known ? t.baseline : Money{};
+  r.savings = r.baseline - r.total_cost;
+  r.status_code = t.status;
+  r.stream_cancelled = t.end == ExchangeEnd::kClientGone;
+  return r;
+}
+
+}  // namespace frugal::router
