@@ -181,6 +181,10 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::di
     const policies::PlannedTier& tier = rs.plan->tiers[static_cast<size_t>(o.answer_tier)];
     rs.keep_live_answer = tier.rule != nullptr && rs.plan->stream_mode == config::StreamMode::kCascade;
     trace_.status = o.call->status();
+    // On record from now on (its transport attempts count in the headers); completed by
+    // complete_live_tier when the answer ends.
+    rs.live_index = trace_.tiers.size();
+    trace_.tiers.push_back(std::move(o.live_tier));
   } else {
     // An accepted buffered tier: its answer and cost are known now.
     trace_.answer_model = rs.plan->tiers[static_cast<size_t>(o.answer_tier)].model;
@@ -194,7 +198,8 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::di
 void ChatExchange::policy_observe(const SseEvent* ev, std::string_view body) {
   RouteState& rs = *routing_;
   if (!rs.outcome.live) return;
-  if (rs.outcome.live_tier.first_byte_us == 0) rs.outcome.live_tier.first_byte_us = mono_us();
+  router::TierAttempt& live = trace_.tiers[rs.live_index];
+  if (live.first_byte_us == 0) live.first_byte_us = mono_us();
   if (!rs.keep_live_answer) return;
   const std::string_view bytes = ev ? ev->data : body;
   if (rs.live_answer_bytes + bytes.size() > kMaxScoredLiveBytes) {
@@ -226,7 +231,7 @@ void ChatExchange::complete_live_tier(const Usage& usage, ExchangeEnd end) {
   }
   const policies::CompiledPolicy* policy = rs.snap->policy.get();
   const policies::PlannedTier& tier = rs.plan->tiers[static_cast<size_t>(o.answer_tier)];
-  router::TierAttempt t = std::move(o.live_tier);
+  router::TierAttempt& t = trace_.tiers[rs.live_index];
   t.usage = usage;
   t.last_byte_us = mono_us();
   if (!trace_.client_stream) t.first_byte_us = o.call->headers_us();
@@ -267,7 +272,6 @@ void ChatExchange::complete_live_tier(const Usage& usage, ExchangeEnd end) {
       t.reason = (d.accepted ? "accepted: " : "last tier answers: ") + d.reason;
     }
   }
-  trace_.tiers.push_back(std::move(t));
   trace_.status = o.call->status();
   if (answered) {
     trace_.answer_model = tier.model;

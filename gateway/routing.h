@@ -27,6 +27,7 @@ struct RouteState {
   policies::RoutePlan passthrough;            // one live tier: the requested model
   policies::ChatFacts chat_facts;
   router::CascadeOutcome outcome;
+  size_t live_index = 0;  // the live tier's entry in the trace's tiers
 
   // The live tier's answer, kept when its rule is scored at the end (for the ledger).
   bool keep_live_answer = false;

@@ -38,8 +38,7 @@ Money RequestTrace::cost() const {
 
 size_t RequestTrace::transport_attempts() const {
   size_t n = 0;
-  for (const auto& t : tiers)
-    if (t.status != TierStatus::kVerifier) n += t.transport.size();
+  for (const auto& t : tiers) n += t.transport.size();
   return n;
 }
 

@@ -94,7 +94,9 @@ struct RequestTrace {
 
   // --- the cascade ---
   bool dispatched = false;         // the answer sources were tried
-  std::vector<TierAttempt> tiers;  // in order, each verifier call after the tier it scored
+  // In order, each verifier call after the tier it scored; a live tier is here from its
+  // dispatch on (its cost, usage and verdict filled when the answer ends).
+  std::vector<TierAttempt> tiers;
   std::string pricing_error;       // a model without a price (its cost counted as 0)
 
   // --- the answer ---
@@ -114,7 +116,7 @@ struct RequestTrace {
 
   Money cost() const;  // every tier and verifier call tried
   Money savings() const { return baseline - cost(); }
-  // Upstream attempts over every tier (retries and fallbacks included).
+  // Upstream attempts over every tier and verifier call (retries and fallbacks included).
   size_t transport_attempts() const;
   bool answered_from_cache() const { return cache.outcome == CacheOutcome::kHit; }
 };

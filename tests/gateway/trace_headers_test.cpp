@@ -93,19 +93,21 @@ TEST_CASE("response_headers: a live stream's head has the cost so far, not final
   t.cache.outcome = CacheOutcome::kBypass;
   t.dispatched = true;
   t.tiers.push_back(tier("small", TierStatus::kRejected, 2));
+  t.tiers.push_back(tier("large", TierStatus::kError, 0));  // the live tier, as dispatched
   t.answer_tier = 1;
   t.answer_live = true;
   t.answer_provider = "anthropic";
   t.answer_upstream_model = "claude";
   auto h = as_map(response_headers(t));
   CHECK(h.at("x-frugal-cache") == "bypass");
-  CHECK(h.count("x-frugal-attempts") == 0);  // one attempt so far
+  CHECK(h.at("x-frugal-attempts") == "2");  // the live tier's own attempt included
   CHECK(h.at("x-frugal-cost-usd") == "0.000002");
   CHECK(h.at("x-frugal-cost-final") == "false");
   CHECK(h.count("x-frugal-savings-usd") == 0);
 
   // The answer ends: the live tier is priced and the baseline known.
-  t.tiers.push_back(tier("large", TierStatus::kAccepted, 40));
+  t.tiers.back().status = TierStatus::kAccepted;
+  t.tiers.back().cost = Money::from_micros(40);
   t.baseline = Money::from_micros(40);
   t.baseline_known = true;
   t.finished = true;

@@ -130,12 +130,12 @@ TEST_CASE("ledger_record: no answer means no baseline, a client that left is mar
   CHECK_FALSE(has_ledger_row(refused));
 }
 
-TEST_CASE("RequestTrace: cost sums every tier and verifier call, attempts count transport tries of tiers only") {
+TEST_CASE("RequestTrace: cost and upstream attempts sum every tier and verifier call") {
   RequestTrace t = escalated();
   CHECK(t.cost() == Money::from_micros(44));
   CHECK(t.savings() == Money::from_micros(-4));
   t.tiers[0].transport.push_back(AttemptRecord{"p", "small-up", 503, "", 5});
-  CHECK(t.transport_attempts() == 3);  // 2 for tier 1, 1 for the last tier; the verifier's not counted
+  CHECK(t.transport_attempts() == 4);  // 2 for tier 1, 1 for its verifier, 1 for the last tier
 }
 
 TEST_CASE("trace_id_for: a valid traceparent continues the caller's trace, else the request id's hex, else fresh") {
