@@ -88,7 +88,7 @@ TEST_CASE("response_headers: an accepted buffered tier has final cost and saving
   CHECK(h.at("x-frugal-savings-usd") == "0.000023");
 }
 
-TEST_CASE("response_headers: a live stream's head has the cost so far, not final; its trailers the final figures") {
+TEST_CASE("response_headers: a live stream's head has the cost so far, not final, and its trailers the final figures") {
   RequestTrace t = classified();
   t.cache.outcome = CacheOutcome::kBypass;
   t.dispatched = true;
