@@ -16,6 +16,7 @@
 #include "cache/single_flight.h"
 #include "core/ids.h"
 #include "core/sse.h"
+#include "core/sse_writer.h"
 #include "gateway/chat_exchange.h"
 #include "core/log.h"
 #include "gateway/server.h"
@@ -49,12 +50,7 @@ std::shared_ptr<backends::Call> replay(const cache::CachedResponse& e, bool stre
     auto chunks = cache::stream_chunks(e);
     if (!chunks) return nullptr;
     std::string body;
-    for (const auto& c : *chunks) {
-      body += "data: ";
-      body += c;
-      body += "\n\n";
-    }
-    body += "data: [DONE]\n\n";
+    append_sse_stream(body, *chunks);
     return std::make_shared<backends::ReplayCall>(200, "text/event-stream", std::move(body));
   }
   auto body = cache::completion_body(e);
@@ -75,7 +71,7 @@ class FollowerCall final : public backends::Call {
     notify();
   }
   void finish(bool ok) {
-    if (ok) body_ += "data: [DONE]\n\n";
+    if (ok) append_sse_done(body_);
     else error_ = "the request this one was following failed mid-stream";
     done_ = true;
     notify();
@@ -245,7 +241,8 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
       on_chunk = [wait, &io](std::string_view chunk) {
         boost::asio::post(io, [wait, c = std::string(chunk)] {
           ++wait->chunks;
-          std::string ev = "data: " + c + "\n\n";
+          std::string ev;
+          append_sse_event(ev, c);
           if (wait->live) wait->live->feed(ev);
           else wait->events += ev;
           wait->timer.cancel();
