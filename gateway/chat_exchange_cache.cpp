@@ -9,6 +9,7 @@
 #include <charconv>
 #include <optional>
 
+#include "backends/dialect/openai_stream_assembly.h"
 #include "backends/replay_call.h"
 #include "cache/asio_lookup.h"
 #include "cache/cache_key.h"
@@ -46,14 +47,20 @@ bool has_directive(std::string_view cache_control, std::string_view directive) {
 
 
 std::shared_ptr<backends::Call> replay(const cache::CachedResponse& e, bool stream) {
+  // An entry keeps the form its answer came in; the other form is derived here.
   if (stream) {
-    auto chunks = cache::stream_chunks(e);
-    if (!chunks) return nullptr;
     std::string body;
-    append_sse_stream(body, *chunks);
+    if (!e.chunks.empty()) {
+      append_sse_stream(body, e.chunks);
+    } else {
+      auto chunks = chunks_from_completion(e.completion_json);
+      if (!chunks) return nullptr;
+      append_sse_stream(body, *chunks);
+    }
     return std::make_shared<backends::ReplayCall>(200, "text/event-stream", std::move(body));
   }
-  auto body = cache::completion_body(e);
+  auto body = e.completion_json.empty() ? assemble_completion_from_chunks(e.chunks)
+                                        : Result<std::string>(e.completion_json);
   if (!body) return nullptr;
   return std::make_shared<backends::ReplayCall>(200, "application/json", std::move(*body));
 }
