@@ -194,7 +194,7 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
   scope.upstream_model = target.provider->name + "/" + target.model;
   scope.tenant = shared ? std::string() : trace_.key_id;
   scope.shared = shared;
-  st.key = cache::make_cache_key(req, scope);
+  st.key = cache::make_cache_key(request_digest(req), req, scope);
 
   cache::ExactCache& cache = w_.server.cache();
   auto hit_of = [&](const std::shared_ptr<const cache::CachedResponse>& e) -> std::shared_ptr<backends::Call> {
