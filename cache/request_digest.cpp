@@ -34,7 +34,8 @@ size_t estimate_bytes(const ChatRequest& req) {
   size_t n = 64 + 48 * req.messages.size();  // hash slot, tags and lengths per message
   for (const auto& m : req.messages) {
     n += m.role.size() + m.name.size() + m.tool_call_id.size();
-    for (const auto& p : m.parts) n += 24 + p.text.size() + p.image_url.size() + p.detail.size() + p.raw_json.size();
+    for (const auto& p : m.parts)
+      n += 24 + p.text.size() + p.image_url.size() + p.detail.size() + p.raw_json.size();
     for (const auto& tc : m.tool_calls) n += 32 + tc.id.size() + tc.name.size() + tc.arguments.size();
   }
   for (const auto& t : req.tools) n += 40 + t.name.size() + t.description.size() + t.parameters_json.size();

@@ -56,7 +56,8 @@ TEST_CASE("the digest hashes each message and the tools canonically, once") {
   CHECK(a.tools_hash() == b.tools_hash());
   // A message hash covers its content, not its position (the chain orders messages).
   CHECK(a.message_hash(0) != a.message_hash(2));
-  const RequestDigest none = digest_request(parse_request(R"({"model":"m","messages":[{"role":"system","content":"S"}]})"));
+  const RequestDigest none = digest_request(
+      parse_request(R"({"model":"m","messages":[{"role":"system","content":"S"}]})"));
   CHECK(none.stable_messages() == 1);  // no user message: everything is stable
   CHECK(none.tools_hash() != a.tools_hash());
 }

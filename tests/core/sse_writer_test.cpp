@@ -1,3 +1,5 @@
+#include "core/sse_writer.h"
+
 #include <doctest/doctest.h>
 
 #include <string>
@@ -5,7 +7,6 @@
 
 #include "core/json.h"
 #include "core/sse.h"
-#include "core/sse_writer.h"
 
 using namespace frugal;
 
@@ -19,7 +20,9 @@ struct Parsed {
 std::vector<Parsed> parse_all(std::string_view bytes) {
   SseParser p;
   std::vector<Parsed> out;
-  p.feed(bytes, [&](const SseEvent& ev) { out.push_back({std::string(ev.event), std::string(ev.data)}); });
+  p.feed(bytes, [&](const SseEvent& ev) {
+    out.push_back({std::string(ev.event), std::string(ev.data)});
+  });
   CHECK_FALSE(p.has_partial());
   return out;
 }
