@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cache/hash.h"
+#include "cache/request_digest.h"
 #include "core/chat.h"
 
 namespace frugal::cache {
@@ -33,6 +34,10 @@ struct KeyScope {
 // model are what matter), and JSON key order / whitespace / escaping.
 // A string content and a one-text-part array content hash alike.
 // Pure and thread-safe; never fails (unparseable JSON text is hashed raw).
+// `digest` is digest_request(req): messages and tools come from it, canonicalised once
+// per request for the key and the prefix chain alike.
+CacheKey make_cache_key(const RequestDigest& digest, const ChatRequest& req, const KeyScope& scope);
+// make_cache_key(digest_request(req), req, scope).
 CacheKey make_cache_key(const ChatRequest& req, const KeyScope& scope);
 
 // The canonical bytes that make_cache_key hashes (for debugging and tests).

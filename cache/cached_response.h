@@ -1,11 +1,12 @@
 #pragma once
-// What the exact cache stores for one answer, and how it is replayed in either form.
+// What the exact cache stores for one answer, and its serialised form.
 //
 // An entry keeps the answer the way the upstream delivered it: the non-streamed
 // OpenAI chat.completion body, the ordered OpenAI chat.completion.chunk payloads (the
-// JSON after "data: ", without the final "[DONE]"), or both. A plain request can be
-// answered from chunks (assemble_completion_from_chunks) and a streamed one from a
-// body (chunks_from_completion); dialect codecs in gateway/ translate from there.
+// JSON after "data: ", without the final "[DONE]"), or both. The cache stores bytes
+// only: turning one form into the other (a plain request answered from chunks, a
+// streamed one from a body) is backends/dialect/openai_stream_assembly.h, called by
+// the gateway's replay.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -33,28 +34,6 @@ struct CachedResponse {
 
   bool operator==(const CachedResponse&) const;
 };
-
-// The chat.completion body: completion_json if present, else assembled from chunks.
-Result<std::string> completion_body(const CachedResponse& e);
-// The chunk payloads: chunks if present, else synthesised from completion_json.
-Result<std::vector<std::string>> stream_chunks(const CachedResponse& e);
-
-// Merges OpenAI stream chunks into one chat.completion body: per choice index the
-// role, content and refusal deltas are concatenated, tool calls are merged by their
-// index (id/type/name from the first delta that has them, arguments concatenated),
-// logprobs.content/refusal arrays are concatenated, and the last non-null
-// finish_reason wins. id, created, model and system_fingerprint come from the first
-// chunk that has them; usage is the last non-null usage object, passed through.
-// Fails (kUpstream) on a chunk that is not a JSON object or on no chunks.
-Result<std::string> assemble_completion_from_chunks(const std::vector<std::string>& chunks);
-
-// Synthesises a chunk sequence equivalent to a chat.completion body: per choice a
-// role chunk, content (and refusal) in a few pieces split on UTF-8 boundaries with
-// the choice's logprobs attached to the first content piece, one chunk opening each
-// tool call followed by its arguments in pieces, a finish chunk; then one usage chunk
-// (empty choices) when the body has usage. Fails (kUpstream) on a body that is not a
-// chat.completion object.
-Result<std::vector<std::string>> chunks_from_completion(std::string_view completion_json);
 
 // Serialisation. Layout (little-endian):
 //   u8 version | u64 expires_at_ms | u64 stored_at_ms | fields... | u64 checksum

@@ -1,5 +1,6 @@
 #include "cache/hash.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -30,26 +31,19 @@ inline uint64_t avalanche(uint64_t k) {
 inline uint64_t scramble_a(uint64_t k) { return std::rotl(k * kMulA, 31) * kMulB; }
 inline uint64_t scramble_b(uint64_t k) { return std::rotl(k * kMulB, 33) * kMulA; }
 
-}  // namespace
+inline void mix_block(uint64_t& h1, uint64_t& h2, const unsigned char* p) {
+  const uint64_t k1 = load_le64(p);
+  const uint64_t k2 = load_le64(p + 8);
+  h1 ^= scramble_a(k1);
+  h1 = std::rotl(h1, 27) + h2;
+  h1 = h1 * 5 + 0x52dce729;
+  h2 ^= scramble_b(k2);
+  h2 = std::rotl(h2, 31) + h1;
+  h2 = h2 * 5 + 0x38495ab5;
+}
 
-Hash128 hash128_bytes(const void* data, size_t len, uint64_t seed) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  uint64_t h1 = seed;
-  uint64_t h2 = seed ^ 0x9e3779b97f4a7c15ULL;  // distinct lanes even for seed 0
-  const size_t blocks = len / 16;
-  for (size_t i = 0; i < blocks; ++i) {
-    const uint64_t k1 = load_le64(p + i * 16);
-    const uint64_t k2 = load_le64(p + i * 16 + 8);
-    h1 ^= scramble_a(k1);
-    h1 = std::rotl(h1, 27) + h2;
-    h1 = h1 * 5 + 0x52dce729;
-    h2 ^= scramble_b(k2);
-    h2 = std::rotl(h2, 31) + h1;
-    h2 = h2 * 5 + 0x38495ab5;
-  }
-  // Tail: up to 15 bytes, zero-padded into two lanes.
-  const unsigned char* tail = p + blocks * 16;
-  const size_t rest = len & 15;
+// Tail: up to 15 bytes, zero-padded into two lanes; then the final mix.
+Hash128 finish(uint64_t h1, uint64_t h2, const unsigned char* tail, size_t rest, uint64_t len) {
   uint64_t k1 = 0;
   uint64_t k2 = 0;
   for (size_t i = rest; i > 8; --i) k2 = (k2 << 8) | tail[i - 1];
@@ -57,8 +51,8 @@ Hash128 hash128_bytes(const void* data, size_t len, uint64_t seed) {
   if (rest > 8) h2 ^= scramble_b(k2);
   if (rest > 0) h1 ^= scramble_a(k1);
 
-  h1 ^= static_cast<uint64_t>(len);
-  h2 ^= static_cast<uint64_t>(len);
+  h1 ^= len;
+  h2 ^= len;
   h1 += h2;
   h2 += h1;
   h1 = avalanche(h1);
@@ -67,6 +61,42 @@ Hash128 hash128_bytes(const void* data, size_t len, uint64_t seed) {
   h2 += h1;
   return Hash128{h1, h2};
 }
+
+constexpr uint64_t kLaneTwo = 0x9e3779b97f4a7c15ULL;  // distinct lanes even for seed 0
+
+}  // namespace
+
+Hash128 hash128_bytes(const void* data, size_t len, uint64_t seed) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  uint64_t h1 = seed;
+  uint64_t h2 = seed ^ kLaneTwo;
+  const size_t blocks = len / 16;
+  for (size_t i = 0; i < blocks; ++i) mix_block(h1, h2, p + i * 16);
+  return finish(h1, h2, p + blocks * 16, len & 15, static_cast<uint64_t>(len));
+}
+
+HashStream::HashStream(uint64_t seed) : h1_(seed), h2_(seed ^ kLaneTwo) {}
+
+void HashStream::put_bytes(const void* data, size_t n) {
+  if (n == 0) return;  // an empty view may carry a null pointer, which memcpy must not get
+  const auto* p = static_cast<const unsigned char*>(data);
+  len_ += n;
+  if (pending_ != 0) {
+    const size_t take = std::min(n, 16 - pending_);
+    std::memcpy(block_ + pending_, p, take);
+    pending_ += take;
+    p += take;
+    n -= take;
+    if (pending_ < 16) return;
+    mix_block(h1_, h2_, block_);
+    pending_ = 0;
+  }
+  for (; n >= 16; p += 16, n -= 16) mix_block(h1_, h2_, p);
+  if (n != 0) std::memcpy(block_, p, n);
+  pending_ = n;
+}
+
+Hash128 HashStream::digest() const { return finish(h1_, h2_, block_, pending_, len_); }
 
 std::string Hash128::to_hex() const {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -99,10 +129,11 @@ bool Hash128::from_bytes(std::string_view b, Hash128& out) {
 
 void HashInput::grow(size_t n) { buf_.resize(2 * buf_.size() + n + 64); }
 
-HashInput& HashInput::f64(double v) {
-  if (v == 0) v = 0;  // folds -0.0 into +0.0
-  if (std::isnan(v)) v = std::numeric_limits<double>::quiet_NaN();
-  return u64(std::bit_cast<uint64_t>(v));
+void HashInput::patch_hash(size_t at, const Hash128& h) {
+  for (int i = 0; i < 8; ++i) {
+    buf_[at + i] = static_cast<char>((h.hi >> (8 * i)) & 0xff);
+    buf_[at + 8 + i] = static_cast<char>((h.lo >> (8 * i)) & 0xff);
+  }
 }
 
 }  // namespace frugal::cache

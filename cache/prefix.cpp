@@ -1,57 +1,47 @@
 #include "cache/prefix.h"
 
-#include "cache/canonical_json.h"
-
 namespace frugal::cache {
 namespace {
 
-constexpr uint64_t kPrefixSeed = 0x7072656669785f31ULL;  // "prefix_1"
+constexpr uint64_t kPrefixSeed = 0x7072656669785f32ULL;  // "prefix_2"
 
-// Only what the model sees: roles, names, content and tool calls/ids.
-void put_message(HashInput& in, const Message& m) {
-  in.tag('M').str(m.role).str(m.name).str(m.tool_call_id);
-  in.u64(m.parts.size());
-  for (const auto& p : m.parts) {
-    switch (p.kind) {
-      case ContentPart::Kind::kText: in.tag('t').str(p.text); break;
-      case ContentPart::Kind::kImage: in.tag('i').str(p.image_url).str(p.detail); break;
-      case ContentPart::Kind::kOther: in.tag('o').str(canonical_json_or_raw(p.raw_json)); break;
-    }
-  }
-  in.u64(m.tool_calls.size());
-  for (const auto& tc : m.tool_calls) in.str(tc.id).str(tc.name).str(canonical_json_or_raw(tc.arguments));
+// Link 0: the scope and the tools.
+PrefixHash first_link(const RequestDigest& d, std::string_view scope) {
+  HashStream in(kPrefixSeed);
+  in.str("frugal.prefix.v2").str(scope).hash(d.tools_hash());
+  return in.digest();
+}
+
+PrefixHash next_link(const PrefixHash& link, const Hash128& message) {
+  HashStream in(kPrefixSeed);
+  in.hash(link).hash(message);
+  return in.digest();
 }
 
 }  // namespace
 
-PrefixChain prefix_chain(const ChatRequest& req, std::string_view scope) {
+PrefixChain prefix_chain(const RequestDigest& digest, std::string_view scope) {
   PrefixChain chain;
-  chain.links.reserve(req.messages.size() + 1);
-  HashInput in;
-  in.str("frugal.prefix.v1").str(scope).u64(req.tools.size());
-  for (const auto& t : req.tools) {
-    in.str(t.name).str(t.description);
-    in.str(t.parameters_json.empty() ? std::string() : canonical_json_or_raw(t.parameters_json));
-  }
-  chain.links.push_back(in.digest(kPrefixSeed));
-  for (const auto& m : req.messages) {
-    in.clear();
-    in.hash(chain.links.back());
-    put_message(in, m);
-    chain.links.push_back(in.digest(kPrefixSeed));
-  }
-  chain.stable_messages = req.messages.size();
-  for (size_t i = req.messages.size(); i > 0; --i) {
-    if (req.messages[i - 1].role == "user") {
-      chain.stable_messages = i - 1;
-      break;
-    }
-  }
+  chain.links.reserve(digest.message_count() + 1);
+  chain.links.push_back(first_link(digest, scope));
+  for (size_t i = 0; i < digest.message_count(); ++i)
+    chain.links.push_back(next_link(chain.links.back(), digest.message_hash(i)));
+  chain.stable_messages = digest.stable_messages();
   return chain;
 }
 
+PrefixHash prefix_hash(const RequestDigest& digest, std::string_view scope) {
+  PrefixHash link = first_link(digest, scope);
+  for (size_t i = 0; i < digest.stable_messages(); ++i) link = next_link(link, digest.message_hash(i));
+  return link;
+}
+
+PrefixChain prefix_chain(const ChatRequest& req, std::string_view scope) {
+  return prefix_chain(digest_request(req), scope);
+}
+
 PrefixHash prefix_hash(const ChatRequest& req, std::string_view scope) {
-  return prefix_chain(req, scope).stable();
+  return prefix_hash(digest_request(req), scope);
 }
 
 void PrefixIndex::touch_locked(const PrefixHash& h, size_t depth) {

@@ -3,7 +3,7 @@
 //
 // A request's prompt is hashed as a chain: link 0 covers the scope and the tools
 // (providers and chat templates render tools first), and link i+1 = H(link i,
-// message i). Two requests share link k exactly when they agree on the scope, the
+// hash of message i). Two requests share link k exactly when they agree on the scope, the
 // tools and the first k messages, so one hash names a whole prefix. The chain is
 // what the engine's KV-cache blocks, provider prompt-cache hints and replica affinity
 // (ReplicaPicker) key on.
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cache/cache_key.h"
+#include "cache/request_digest.h"
 #include "core/chat.h"
 
 namespace frugal::cache {
@@ -37,9 +38,13 @@ struct PrefixChain {
 };
 
 // `scope` separates unrelated namespaces (e.g. the upstream model: KV caches are per
-// model). Pure and thread-safe.
+// model). Links are made from the digest's tool and message hashes (request_digest.h),
+// so the request is not canonicalised again. Pure and thread-safe.
+PrefixChain prefix_chain(const RequestDigest& digest, std::string_view scope = {});
+// prefix_chain(digest, scope).stable(), without building the chain.
+PrefixHash prefix_hash(const RequestDigest& digest, std::string_view scope = {});
+// The same for a request not digested yet.
 PrefixChain prefix_chain(const ChatRequest& req, std::string_view scope = {});
-// prefix_chain(req, scope).stable().
 PrefixHash prefix_hash(const ChatRequest& req, std::string_view scope = {});
 
 // Remembers prefix links seen recently and finds the longest one a request shares

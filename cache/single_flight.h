@@ -16,7 +16,7 @@
 //
 // Request path (sketch):
 //   key = make_cache_key(req, scope);
-//   cache.lookup(key, ...)            -> hit: replay (completion_body / stream_chunks)
+//   cache.lookup(key, ...)            -> hit: replay the entry in the form asked for
 //   miss: auto leader = flights.join(key, on_done, on_chunk);
 //     leader:   call upstream; leader.publish_chunk(c) per chunk;
 //               e = cache.store(key, entry, ttl); leader.succeed(e);

@@ -97,7 +97,7 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::st
   rti.passthrough = route_plan() == nullptr;
   rti.requested = std::move(requested);
   rti.pickers = &w_.server.replica_pickers();
-  if (rti.passthrough) rti.prefix = cache::prefix_hash(req, req.model);
+  if (rti.passthrough) rti.prefix = cache::prefix_hash(request_digest(req), req.model);
   targets_ = router::resolve_route(std::move(rti));
   if (!targets_.tiers.front()) co_return targets_.tiers.front().error();
 
@@ -126,6 +126,11 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::st
   }
   cache_started(**call);
   co_return call;
+}
+
+const cache::RequestDigest& ChatExchange::request_digest(const ChatRequest& req) {
+  if (!digest_) digest_ = cache::digest_request(req);
+  return *digest_;
 }
 
 void ChatExchange::observe_event(const SseEvent& ev) {

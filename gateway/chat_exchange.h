@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "cache/request_digest.h"
 #include "config/config.h"
 #include "core/chat.h"
 #include "core/dialect.h"
@@ -144,6 +145,10 @@ class ChatExchange {
   void cache_finish(const Usage& usage, ExchangeEnd end);
   std::shared_ptr<CacheState> cache_;  // shared_ptr: CacheState is defined in its own file
   std::optional<int64_t> client_ttl_ms_;  // x-frugal-cache-ttl, validated by start()
+  // The request's canonical digest, shared by the cache key and the replica pick;
+  // computed on first use (after route(), which settles the messages).
+  const cache::RequestDigest& request_digest(const ChatRequest& req);
+  std::optional<cache::RequestDigest> digest_;
 
   Worker& w_;
   RequestContext& ctx_;

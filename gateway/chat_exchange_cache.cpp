@@ -9,6 +9,7 @@
 #include <charconv>
 #include <optional>
 
+#include "backends/dialect/openai_stream_assembly.h"
 #include "backends/replay_call.h"
 #include "cache/asio_lookup.h"
 #include "cache/cache_key.h"
@@ -16,6 +17,7 @@
 #include "cache/single_flight.h"
 #include "core/ids.h"
 #include "core/sse.h"
+#include "core/sse_writer.h"
 #include "gateway/chat_exchange.h"
 #include "core/log.h"
 #include "gateway/server.h"
@@ -45,19 +47,20 @@ bool has_directive(std::string_view cache_control, std::string_view directive) {
 
 
 std::shared_ptr<backends::Call> replay(const cache::CachedResponse& e, bool stream) {
+  // An entry keeps the form its answer came in; the other form is derived here.
   if (stream) {
-    auto chunks = cache::stream_chunks(e);
-    if (!chunks) return nullptr;
     std::string body;
-    for (const auto& c : *chunks) {
-      body += "data: ";
-      body += c;
-      body += "\n\n";
+    if (!e.chunks.empty()) {
+      append_sse_stream(body, e.chunks);
+    } else {
+      auto chunks = chunks_from_completion(e.completion_json);
+      if (!chunks) return nullptr;
+      append_sse_stream(body, *chunks);
     }
-    body += "data: [DONE]\n\n";
     return std::make_shared<backends::ReplayCall>(200, "text/event-stream", std::move(body));
   }
-  auto body = cache::completion_body(e);
+  auto body = e.completion_json.empty() ? assemble_completion_from_chunks(e.chunks)
+                                        : Result<std::string>(e.completion_json);
   if (!body) return nullptr;
   return std::make_shared<backends::ReplayCall>(200, "application/json", std::move(*body));
 }
@@ -75,7 +78,7 @@ class FollowerCall final : public backends::Call {
     notify();
   }
   void finish(bool ok) {
-    if (ok) body_ += "data: [DONE]\n\n";
+    if (ok) append_sse_done(body_);
     else error_ = "the request this one was following failed mid-stream";
     done_ = true;
     notify();
@@ -191,7 +194,7 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
   scope.upstream_model = target.provider->name + "/" + target.model;
   scope.tenant = shared ? std::string() : trace_.key_id;
   scope.shared = shared;
-  st.key = cache::make_cache_key(req, scope);
+  st.key = cache::make_cache_key(request_digest(req), req, scope);
 
   cache::ExactCache& cache = w_.server.cache();
   auto hit_of = [&](const std::shared_ptr<const cache::CachedResponse>& e) -> std::shared_ptr<backends::Call> {
@@ -245,7 +248,8 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
       on_chunk = [wait, &io](std::string_view chunk) {
         boost::asio::post(io, [wait, c = std::string(chunk)] {
           ++wait->chunks;
-          std::string ev = "data: " + c + "\n\n";
+          std::string ev;
+          append_sse_event(ev, c);
           if (wait->live) wait->live->feed(ev);
           else wait->events += ev;
           wait->timer.cancel();

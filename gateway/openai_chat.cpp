@@ -11,6 +11,7 @@
 #include "core/ids.h"
 #include "core/json.h"
 #include "core/sse.h"
+#include "core/sse_writer.h"
 #include "core/usage.h"
 #include "core/log.h"
 #include "gateway/server.h"
@@ -66,7 +67,7 @@ class OpenAiCodec final : public ChatCodec {
     return saw_done_ && !call.failed() && !sse.has_partial();
   }
   std::string stream_tail(bool complete, const Error& cut) override {
-    return complete ? std::string("data: [DONE]\n\n") : render_openai_error_event(cut);
+    return complete ? std::string(kSseDone) : render_openai_error_event(cut);
   }
 
   Result<Rendered> render_body(const ChatExchange&, backends::Call& call, std::string body) override {

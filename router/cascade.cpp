@@ -8,6 +8,7 @@
 #include "core/ids.h"
 #include "core/json.h"
 #include "core/sse.h"
+#include "core/sse_writer.h"
 
 namespace frugal::router {
 
@@ -109,15 +110,15 @@ std::optional<ChatRequest> tier_request(const ChatRequest& client, const policie
 
 std::string replay_sse(const std::vector<std::string>& payloads, bool keep_logprobs) {
   std::string out;
-  size_t n = 16;
+  if (keep_logprobs) {
+    append_sse_stream(out, payloads);
+    return out;
+  }
+  size_t n = kSseDone.size();
   for (const auto& p : payloads) n += p.size() + 8;
   out.reserve(n);
-  for (const auto& p : payloads) {
-    out += "data: ";
-    out += keep_logprobs ? p : policies::strip_logprobs(p);
-    out += "\n\n";
-  }
-  out += "data: [DONE]\n\n";
+  for (const auto& p : payloads) append_sse_event(out, policies::strip_logprobs(p));
+  append_sse_done(out);
   return out;
 }
 

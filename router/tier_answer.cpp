@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "cache/cached_response.h"
+#include "backends/dialect/openai_stream_assembly.h"
 
 namespace frugal::router {
 namespace {
@@ -105,7 +105,7 @@ Result<TierAnswer> parse_tier_answer(std::string_view body) {
 }
 
 Result<TierAnswer> parse_tier_stream(const std::vector<std::string>& chunks, std::string* completion_json) {
-  auto body = cache::assemble_completion_from_chunks(chunks);
+  auto body = assemble_completion_from_chunks(chunks);
   if (!body) return not_an_answer(body.error().message);
   auto a = parse_tier_answer(*body);
   if (completion_json) *completion_json = std::move(*body);

@@ -34,7 +34,7 @@ struct TierAnswer {
 
 // kUpstream when the body is not a chat.completion with at least one choice.
 Result<TierAnswer> parse_tier_answer(std::string_view completion_json);
-// Assembles stream payloads (cache::assemble_completion_from_chunks) and parses them.
+// Assembles stream payloads (backends/dialect/openai_stream_assembly.h) and parses them.
 // `completion_json` receives the assembled body.
 Result<TierAnswer> parse_tier_stream(const std::vector<std::string>& chunk_payloads, std::string* completion_json);
 

@@ -1,6 +1,7 @@
 #include "backends/dialect/streams.h"
 
 #include "core/json.h"
+#include "core/sse_writer.h"
 #include "backends/dialect/detail.h"
 #include "backends/dialect/errors.h"
 #include "backends/dialect/responses.h"
@@ -15,27 +16,29 @@ using simdjson::dom::element;
 
 AnthropicToOpenAiStream::AnthropicToOpenAiStream(Options options) : opt_(std::move(options)) {}
 
-void AnthropicToOpenAiStream::begin_chunk(std::string& out) const {
-  out += "data: ";
+size_t AnthropicToOpenAiStream::begin_chunk(std::string& out) const {
+  const size_t at = begin_sse_data(out);
   JsonWriter w(out);
   w.begin_object();
   w.key("id").value(opt_.id).key("object").value("chat.completion.chunk");
   w.key("created").value(opt_.created_unix_s).key("model").value(opt_.model);
   out += R"(,"choices":[{"index":0,"delta":)";
+  return at;
 }
 
-void AnthropicToOpenAiStream::end_chunk(std::string& out, std::string_view finish_reason) const {
+void AnthropicToOpenAiStream::end_chunk(std::string& out, size_t at, std::string_view finish_reason) const {
   out += R"(,"logprobs":null,"finish_reason":)";
   out += finish_reason.empty() ? std::string("null") : json_quote(finish_reason);
-  out += "}]}\n\n";
+  out += "}]}";
+  end_sse_data(out, at);
 }
 
 void AnthropicToOpenAiStream::role_chunk(std::string& out) {
   if (role_sent_) return;
   role_sent_ = true;
-  begin_chunk(out);
+  const size_t at = begin_chunk(out);
   out += R"({"role":"assistant","content":""})";
-  end_chunk(out, {});
+  end_chunk(out, at, {});
 }
 
 void AnthropicToOpenAiStream::fail(Error e, std::string& out) {
@@ -81,23 +84,23 @@ Result<void> AnthropicToOpenAiStream::on_event(element ev, std::string& out) {
       b.kind = Block::Kind::kText;
       const std::string_view initial = str_or(cb, "text");
       if (!initial.empty()) {
-        begin_chunk(out);
+        const size_t at = begin_chunk(out);
         JsonWriter(out).begin_object().key("content").value(initial).end_object();
-        end_chunk(out, {});
+        end_chunk(out, at, {});
       }
     } else if (bt == "thinking") {
       b.kind = Block::Kind::kThinking;
     } else if (bt == "tool_use") {
       b.kind = Block::Kind::kToolUse;
       b.tool_index = tool_calls_++;
-      begin_chunk(out);
+      const size_t at = begin_chunk(out);
       JsonWriter w(out);
       w.begin_object().key("tool_calls").begin_array().begin_object();
       w.key("index").value(b.tool_index).key("id").value(str_or(cb, "id"));
       w.key("type").value("function").key("function").begin_object();
       w.key("name").value(str_or(cb, "name")).key("arguments").value("");
       w.end_object().end_object().end_array().end_object();
-      end_chunk(out, {});
+      end_chunk(out, at, {});
     }
   } else if (type == "content_block_delta") {
     const int64_t index = int_field(ev, "index").value_or(0);
@@ -106,23 +109,23 @@ Result<void> AnthropicToOpenAiStream::on_event(element ev, std::string& out) {
     const Lookup d = ev["delta"];
     const std::string_view dt = str_or(d, "type");
     if (dt == "text_delta" && b.kind == Block::Kind::kText) {
-      begin_chunk(out);
+      const size_t at = begin_chunk(out);
       JsonWriter(out).begin_object().key("content").value(str_or(d, "text")).end_object();
-      end_chunk(out, {});
+      end_chunk(out, at, {});
     } else if (dt == "input_json_delta" && b.kind == Block::Kind::kToolUse) {
       const std::string_view partial = str_or(d, "partial_json");
       if (partial.empty()) return {};  // Anthropic opens every tool block with ""
-      begin_chunk(out);
+      const size_t at = begin_chunk(out);
       JsonWriter w(out);
       w.begin_object().key("tool_calls").begin_array().begin_object();
       w.key("index").value(b.tool_index).key("function").begin_object();
       w.key("arguments").value(partial).end_object();
       w.end_object().end_array().end_object();
-      end_chunk(out, {});
+      end_chunk(out, at, {});
     } else if (dt == "thinking_delta" && b.kind == Block::Kind::kThinking) {
-      begin_chunk(out);
+      const size_t at = begin_chunk(out);
       JsonWriter(out).begin_object().key("reasoning_content").value(str_or(d, "thinking")).end_object();
-      end_chunk(out, {});
+      end_chunk(out, at, {});
     }
     // signature_delta, citations_delta: nothing an OpenAI client can use.
   } else if (type == "message_delta") {
@@ -131,21 +134,21 @@ Result<void> AnthropicToOpenAiStream::on_event(element ev, std::string& out) {
     const std::string_view stop = str_or(ev["delta"], "stop_reason");
     if (!stop.empty() && !finish_sent_) {
       role_chunk(out);
-      begin_chunk(out);
+      const size_t at = begin_chunk(out);
       out += "{}";
-      end_chunk(out, openai_finish_reason_for(stop));
+      end_chunk(out, at, openai_finish_reason_for(stop));
       finish_sent_ = true;
     }
   } else if (type == "message_stop") {
     role_chunk(out);
     if (!finish_sent_) {
-      begin_chunk(out);
+      const size_t at = begin_chunk(out);
       out += "{}";
-      end_chunk(out, "stop");
+      end_chunk(out, at, "stop");
       finish_sent_ = true;
     }
     if (opt_.include_usage) {
-      out += "data: ";
+      const size_t at = begin_sse_data(out);
       JsonWriter w(out);
       w.begin_object();
       w.key("id").value(opt_.id).key("object").value("chat.completion.chunk");
@@ -154,9 +157,9 @@ Result<void> AnthropicToOpenAiStream::on_event(element ev, std::string& out) {
       w.key("usage");
       write_openai_usage(w, usage_.to_usage());
       w.end_object();
-      out += "\n\n";
+      end_sse_data(out, at);
     }
-    out += "data: [DONE]\n\n";
+    append_sse_done(out);
     state_ = StreamState::kCompleted;
   } else if (type == "error") {
     fail(error_from_anthropic_body(0, simdjson::minify(ev)), out);

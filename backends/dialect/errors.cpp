@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include "core/json.h"
+#include "core/sse_writer.h"
 #include "backends/dialect/detail.h"
 
 namespace frugal {
@@ -105,11 +106,15 @@ std::string render_openai_error(const Error& e) {
 }
 
 std::string render_anthropic_error_event(const Error& e) {
-  return "event: error\ndata: " + render_anthropic_error(e) + "\n\n";
+  std::string out;
+  append_sse_event(out, "error", render_anthropic_error(e));
+  return out;
 }
 
 std::string render_openai_error_event(const Error& e) {
-  return "data: " + render_openai_error(e) + "\n\n";
+  std::string out;
+  append_sse_event(out, render_openai_error(e));
+  return out;
 }
 
 Error error_from_anthropic_body(int http_status, std::string_view body) {

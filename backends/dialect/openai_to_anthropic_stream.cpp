@@ -1,6 +1,7 @@
 #include "backends/dialect/streams.h"
 
 #include "core/json.h"
+#include "core/sse_writer.h"
 #include "backends/dialect/detail.h"
 #include "backends/dialect/errors.h"
 #include "backends/dialect/responses.h"
@@ -15,14 +16,6 @@ using simdjson::dom::element;
 namespace {
 
 constexpr int kMaxToolCalls = 1024;  // bounds tool_opened_ against a hostile index
-
-void event(std::string& out, std::string_view name, const std::string& json) {
-  out += "event: ";
-  out += name;
-  out += "\ndata: ";
-  out += json;
-  out += "\n\n";
-}
 
 }  // namespace
 
@@ -68,7 +61,7 @@ void OpenAiToAnthropicStream::message_start(std::string_view upstream_id, std::s
   w.key("usage");
   write_anthropic_usage(w, known);
   w.end_object().end_object();
-  event(out, "message_start", json);
+  append_sse_event(out, "message_start", json);
 }
 
 void OpenAiToAnthropicStream::open_block(Kind kind, int tool_index, std::string_view id,
@@ -90,10 +83,10 @@ void OpenAiToAnthropicStream::open_block(Kind kind, int tool_index, std::string_
     case Kind::kNone: break;
   }
   w.end_object().end_object();
-  event(out, "content_block_start", json);
+  append_sse_event(out, "content_block_start", json);
   if (!pinged_) {
     pinged_ = true;
-    event(out, "ping", R"({"type":"ping"})");
+    append_sse_event(out, "ping", R"({"type":"ping"})");
   }
   current_ = kind;
   current_tool_ = tool_index;
@@ -101,8 +94,8 @@ void OpenAiToAnthropicStream::open_block(Kind kind, int tool_index, std::string_
 
 void OpenAiToAnthropicStream::close_block(std::string& out) {
   if (current_ == Kind::kNone) return;
-  event(out, "content_block_stop",
-        R"({"type":"content_block_stop","index":)" + std::to_string(next_block_) + "}");
+  append_sse_event(out, "content_block_stop",
+                   R"({"type":"content_block_stop","index":)" + std::to_string(next_block_) + "}");
   ++next_block_;
   current_ = Kind::kNone;
   current_tool_ = -1;
@@ -115,7 +108,7 @@ void OpenAiToAnthropicStream::delta(std::string_view delta_type, std::string_vie
   w.begin_object().key("type").value("content_block_delta").key("index").value(next_block_);
   w.key("delta").begin_object().key("type").value(delta_type).key(field).value(value).end_object();
   w.end_object();
-  event(out, "content_block_delta", json);
+  append_sse_event(out, "content_block_delta", json);
 }
 
 Result<void> OpenAiToAnthropicStream::on_tool_delta(element tc, std::string& out) {
@@ -197,8 +190,8 @@ void OpenAiToAnthropicStream::complete(std::string& out) {
   w.key("usage");
   write_anthropic_usage(w, final);
   w.end_object();
-  event(out, "message_delta", json);
-  event(out, "message_stop", R"({"type":"message_stop"})");
+  append_sse_event(out, "message_delta", json);
+  append_sse_event(out, "message_stop", R"({"type":"message_stop"})");
   state_ = StreamState::kCompleted;
 }
 

@@ -71,8 +71,9 @@ class AnthropicToOpenAiStream {
     int tool_index = -1;  // OpenAI tool_calls index (counts tool calls, not blocks)
   };
   Result<void> on_event(simdjson::dom::element ev, std::string& out);
-  void begin_chunk(std::string& out) const;  // `data: {"id":..,"choices":[{"index":0,"delta":`
-  void end_chunk(std::string& out, std::string_view finish_reason) const;
+  // `data: {"id":..,"choices":[{"index":0,"delta":`; returns where the payload starts.
+  size_t begin_chunk(std::string& out) const;
+  void end_chunk(std::string& out, size_t at, std::string_view finish_reason) const;
   void role_chunk(std::string& out);
   void fail(Error e, std::string& out);
 

@@ -13,6 +13,7 @@
 
 #include "backends/engine/openai_output.h"
 #include "core/ids.h"
+#include "core/sse_writer.h"
 
 namespace frugal::engine {
 namespace {
@@ -231,7 +232,7 @@ class EngineCall final : public backends::Call, public std::enable_shared_from_t
       if (!text.empty() || !records_.empty()) body_ += writer_.content_event(text, records_, logprobs_);
       body_ += writer_.finish_event(reason);
       body_ += writer_.usage_event(f.usage, f.confidence);
-      body_ += OpenAiWriter::done_event();
+      append_sse_done(body_);
     } else {
       content_ += text;
       headers(200, "application/json");

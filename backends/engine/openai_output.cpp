@@ -1,6 +1,7 @@
 #include "backends/engine/openai_output.h"
 
 #include "core/json.h"
+#include "core/sse_writer.h"
 
 namespace frugal::engine {
 
@@ -90,16 +91,20 @@ void OpenAiWriter::usage_json(std::string& out, const GenerateUsage& u, const Co
 }
 
 std::string OpenAiWriter::role_event() const {
-  std::string out = "data: {";
+  std::string out;
+  const size_t at = begin_sse_data(out);
+  out += '{';
   head(out, "chat.completion.chunk");
   out += R"(,"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]})";
-  out += "\n\n";
+  end_sse_data(out, at);
   return out;
 }
 
 std::string OpenAiWriter::content_event(std::string_view content, std::span<const LogprobRecord> logprobs,
                                         bool with_logprobs) const {
-  std::string out = "data: {";
+  std::string out;
+  const size_t at = begin_sse_data(out);
+  out += '{';
   head(out, "chat.completion.chunk");
   out += R"(,"choices":[{"index":0,"delta":{"content":)";
   out += json_quote(content);
@@ -107,25 +112,31 @@ std::string OpenAiWriter::content_event(std::string_view content, std::span<cons
   if (with_logprobs) logprobs_json(out, logprobs);
   else out += "null";
   out += R"(,"finish_reason":null}]})";
-  out += "\n\n";
+  end_sse_data(out, at);
   return out;
 }
 
 std::string OpenAiWriter::finish_event(std::string_view finish_reason) const {
-  std::string out = "data: {";
+  std::string out;
+  const size_t at = begin_sse_data(out);
+  out += '{';
   head(out, "chat.completion.chunk");
   out += R"(,"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":)";
   out += json_quote(finish_reason);
-  out += "}]}\n\n";
+  out += "}]}";
+  end_sse_data(out, at);
   return out;
 }
 
 std::string OpenAiWriter::usage_event(const GenerateUsage& usage, const Confidence& confidence) const {
-  std::string out = "data: {";
+  std::string out;
+  const size_t at = begin_sse_data(out);
+  out += '{';
   head(out, "chat.completion.chunk");
   out += R"(,"choices":[],)";
   usage_json(out, usage, confidence);
-  out += "}\n\n";
+  out += '}';
+  end_sse_data(out, at);
   return out;
 }
 

@@ -41,7 +41,6 @@ class OpenAiWriter {
                             bool with_logprobs) const;
   std::string finish_event(std::string_view finish_reason) const;
   std::string usage_event(const GenerateUsage& usage, const Confidence& confidence) const;
-  static std::string done_event() { return "data: [DONE]\n\n"; }
 
   // Non-streaming body.
   std::string completion_body(std::string_view content, std::span<const LogprobRecord> logprobs,

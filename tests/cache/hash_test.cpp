@@ -76,3 +76,36 @@ TEST_CASE("string literals hash as strings, whatever the seed argument's type") 
   CHECK(hash128("frugal", 0) == hash128(std::string_view("frugal"), 0));
   CHECK(hash128("frugal", 0) != hash128("", 0));
 }
+
+TEST_CASE("HashStream equals hash128 of the same bytes, however the bytes are split") {
+  std::string bytes;
+  for (int i = 0; i < 100; ++i) bytes += static_cast<char>(i * 37 + 11);
+  for (size_t len : {size_t{0}, size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{31}, size_t{32}, size_t{100}}) {
+    const std::string_view whole = std::string_view(bytes).substr(0, len);
+    for (size_t step = 1; step <= 17; ++step) {
+      CAPTURE(len);
+      CAPTURE(step);
+      frugal::cache::HashStream s(99);
+      for (size_t i = 0; i < whole.size(); i += step) s.raw(whole.substr(i, step));
+      s.raw(std::string_view());  // an empty piece changes nothing
+      CHECK(s.digest() == hash128(whole, 99));
+    }
+  }
+}
+
+TEST_CASE("HashInput and HashStream see the same bytes for the same fields") {
+  HashInput in;
+  frugal::cache::HashStream s(5);
+  auto fields = [](auto& w) {
+    w.tag('k').str("a string").u64(7).i64(-3).f64(-0.0).boolean(true).hash(Hash128{1, 2}).raw("raw");
+  };
+  fields(in);
+  fields(s);
+  CHECK(s.digest() == in.digest(5));
+  const Hash128 h{0x0102030405060708ULL, 0x1112131415161718ULL};
+  HashInput patched, direct;
+  patched.hash(Hash128{}).str("tail");
+  patched.patch_hash(0, h);
+  direct.hash(h).str("tail");
+  CHECK(patched.bytes() == direct.bytes());
+}

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backends/replay_call.h"
+#include "core/sse.h"
 #include "config/policy_config.h"
 #include "router/cascade.h"
 #include "router/tier_answer.h"
@@ -209,6 +210,20 @@ TEST_CASE("replay_sse strips log-probs unless kept and ends with [DONE], tier_re
   REQUIRE(tier_request(anthropic, tiers[1], true));  // buffered: scored from canonical bytes
   CHECK(tier_request(anthropic, tiers[1], true)->anthropic_body.empty());
   CHECK(!tier_request(anthropic, tiers[1], false));
+}
+
+TEST_CASE("replay_sse relays a payload that spans lines as the same payload") {
+  // An upstream event with two data lines arrives as one payload joined by '\n'; the
+  // replay must frame each line as a data field, or a client reads a different event.
+  const std::vector<std::string> p = {"first line\nsecond line", R"({"a":1})"};
+  for (bool keep : {true, false}) {
+    const std::string bytes = replay_sse(p, keep);
+    CHECK(bytes.starts_with("data: first line\ndata: second line\n\n"));
+    std::vector<std::string> back;
+    SseParser parser;
+    parser.feed(bytes, [&](const SseEvent& ev) { back.emplace_back(ev.data); });
+    CHECK(back == std::vector<std::string>{"first line\nsecond line", R"({"a":1})", "[DONE]"});
+  }
 }
 
 TEST_CASE("run_cascade: accept, escalate on a score, on a validator and on an error, the last tier is live") {

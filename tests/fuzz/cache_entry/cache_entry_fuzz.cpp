@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "backends/dialect/openai_stream_assembly.h"
 #include "cache/cached_response.h"
 #include "cache/hash.h"
 #include "tests/fuzz/fuzz_target.h"
@@ -23,8 +24,8 @@ void check_entry(std::string_view bytes) {
   fuzz::require(*expiry == entry->expires_at_ms, "peek_expiry disagrees with the entry");
   fuzz::require(cache::encode_entry(*entry) == bytes, "the entry does not re-encode to its bytes");
   (void)entry->byte_size();
-  (void)cache::completion_body(*entry);
-  (void)cache::stream_chunks(*entry);
+  if (entry->completion_json.empty()) (void)assemble_completion_from_chunks(entry->chunks);
+  else (void)chunks_from_completion(entry->completion_json);
 }
 
 }  // namespace

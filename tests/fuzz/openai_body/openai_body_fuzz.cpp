@@ -8,10 +8,10 @@
 #include <string_view>
 
 #include "backends/dialect/errors.h"
+#include "backends/dialect/openai_stream_assembly.h"
 #include "backends/dialect/openai_to_anthropic.h"
 #include "backends/dialect/responses.h"
 #include "cache/cache_key.h"
-#include "cache/cached_response.h"
 #include "cache/canonical_json.h"
 #include "core/chat.h"
 #include "core/json_scan.h"
@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::require(!check.parse(translated->body).get(out), "the Anthropic message is not JSON");
   }
   (void)error_from_openai_body(400, body);
-  (void)cache::chunks_from_completion(body);
+  (void)chunks_from_completion(body);
   auto canonical = cache::canonical_json(body);
   if (canonical.ok()) {
     auto again = cache::canonical_json(*canonical);

@@ -1,7 +1,7 @@
 // An upstream's event stream as frugal relays it: bytes in arbitrary pieces through the
 // SSE parser (core/sse.cpp), every event through both stream translators and the usage
 // tracker of a pass-through Anthropic stream (backends/dialect/*_stream.cpp), and the
-// OpenAI chunks through the cache's assembly of a streamed answer.
+// OpenAI chunks through the assembly of a streamed answer (openai_stream_assembly.cpp).
 //
 // Input: byte 0 picks the size of the pieces the bytes arrive in, the rest is the stream.
 #include <cstddef>
@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "backends/dialect/openai_stream_assembly.h"
 #include "backends/dialect/streams.h"
-#include "cache/cached_response.h"
 #include "core/sse.h"
 #include "tests/fuzz/fuzz_target.h"
 
@@ -68,6 +68,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::require(ends_events(openai_out) && ends_events(anthropic_out), "a translator wrote half an event");
   (void)to_openai.current_usage();
   (void)to_anthropic.current_usage();
-  if (!chunks.empty()) (void)cache::assemble_completion_from_chunks(chunks);
+  if (!chunks.empty()) (void)assemble_completion_from_chunks(chunks);
   return 0;
 }
