@@ -97,7 +97,7 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::st
   rti.passthrough = route_plan() == nullptr;
   rti.requested = std::move(requested);
   rti.pickers = &w_.server.replica_pickers();
-  if (rti.passthrough) rti.prefix = cache::prefix_hash(request_digest(req), req.model);
+  rti.prefix = [&] { return cache::prefix_hash(request_digest(req), req.model); };
   targets_ = router::resolve_route(std::move(rti));
   if (!targets_.tiers.front()) co_return targets_.tiers.front().error();
 

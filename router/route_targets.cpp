@@ -46,11 +46,11 @@ RouteTargets resolve_route(RouteTargetsInput in) {
     if (i == 0 && in.passthrough && in.requested) out.tiers.emplace_back(std::move(*in.requested));
     else out.tiers.push_back(resolve_model(*in.cfg, in.plan->tiers[i].model));
   }
-  if (!in.passthrough || !in.pickers || out.tiers.empty() || !out.tiers.front()) return out;
+  if (!in.passthrough || !in.pickers || !in.prefix || out.tiers.empty() || !out.tiers.front()) return out;
   const config::ModelAlias* alias = find_alias(*in.cfg, in.plan->tiers.front().model);
   if (!alias || alias->replicas.empty()) return out;
   auto picker = in.pickers->of(*alias);
-  if (auto pick = picker->pick_and_acquire(in.prefix)) {
+  if (auto pick = picker->pick_and_acquire(in.prefix())) {
     std::vector<Target>& t = *out.tiers.front();
     std::rotate(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(*pick),
                 t.begin() + static_cast<std::ptrdiff_t>(alias->replicas.size()));

@@ -4,6 +4,7 @@
 // replica choice for an alias with replicas: requests sharing a prompt prefix go to the
 // same replica (its KV or prompt cache is warm) unless it is over its share of the load,
 // the other replicas following as fallbacks.
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -62,7 +63,8 @@ struct RouteTargetsInput {
   bool passthrough = false;
   std::optional<std::vector<Target>> requested;
   ReplicaPickers* pickers = nullptr;  // null: no replica affinity
-  cache::Hash128 prefix;              // the request's prompt-prefix hash (affinity)
+  // The request's prompt-prefix hash, asked for only when the model has replicas.
+  std::function<cache::Hash128()> prefix;
 };
 
 RouteTargets resolve_route(RouteTargetsInput in);
