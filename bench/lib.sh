@@ -3,11 +3,16 @@
 # started, and starts the mock upstream (mock_port). Also: waiting for a log line, a free
 # loopback port, the benchmark request and its wrk script (write_post_lua), wrk latency →
 # ms, and the interleaved comparison (compare).
+# FRUGAL_BIN_B=PATH names a second frugal binary (frugal_bin_b; e.g. a build of an older
+# commit) for the scripts that compare two gateways in the same interleaved rounds.
 build=${1:-$root/build/release}
 duration=${DURATION:-5}
 frugal_bin=$build/gateway/frugal
 mock_bin=$build/bench/mock_upstream
-for b in "$frugal_bin" "$mock_bin"; do [[ -x $b ]] || { echo "missing $b: build the release preset first" >&2; exit 1; }; done
+frugal_bin_b=${FRUGAL_BIN_B:-}
+for b in "$frugal_bin" "$mock_bin" ${frugal_bin_b:+"$frugal_bin_b"}; do
+  [[ -x $b ]] || { echo "missing $b: build the release preset first" >&2; exit 1; }
+done
 command -v wrk >/dev/null || { echo "wrk missing: run deploy/install-deps.sh" >&2; exit 1; }
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
@@ -60,26 +65,78 @@ write_post_lua() {
   } >"$work/post.lua"
 }
 
+# The full path's policy (bench/full_path.sh, bench/callgrind_per_request.sh):
+# write_route_policy FILE writes a policy whose one request type routes every request.
+# ROUTE=cascade (default): gpt-4o-mini accepted by not_refusal (the mock's answer is),
+# then gpt-4o — a buffered, scored first tier; ROUTE=single: gpt-4o-mini alone (the live
+# last tier). A global monthly budget far above what a run spends is checked each time.
+write_route_policy() {
+  local tiers
+  case ${ROUTE:-cascade} in
+    cascade) tiers='      - model: gpt-4o-mini
+        accept: { not_refusal: true }
+      - model: gpt-4o' ;;
+    single) tiers='      - model: gpt-4o-mini' ;;
+    *) echo "ROUTE is cascade or single" >&2; exit 1 ;;
+  esac
+  cat >"$1" <<YAML
+request_types:
+  - name: chat
+routes:
+  chat:
+    reference_model: gpt-4o
+    cascade:
+$tiers
+prices:
+  gpt-4o:      { input: 2.50, cached_input: 1.25, output: 10.00 }
+  gpt-4o-mini: { input: 0.15, cached_input: 0.075, output: 0.60 }
+budgets:
+  - { scope: global, per: month, hard: 1000000 }
+YAML
+}
+# write_route_config FILE PORT DATA_DIR POLICY [SERVER_KEY...]: frugal's config for the
+# full path: the mock as provider, the policy, the cache and ledger at their defaults;
+# extra server keys ("threads: 1") are added to server:.
+write_route_config() {
+  local extra="" k
+  for k in "${@:5}"; do extra+=", $k"; done
+  cat >"$1" <<YAML
+server: { listen: ["127.0.0.1:$2"]$extra }
+data_dir: $3
+policy: $4
+providers:
+  mock: { kind: openai, base_url: "http://127.0.0.1:$mock_port/v1", api_key: sk-bench }
+passthrough:
+  - { prefix: "", provider: mock }
+YAML
+}
+
 # wrk prints 95.00us / 1.23ms / 2.00s
 to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'; }
 
 # wrk_run NAME PORT CONNS LUA -> "rps p50_ms p99_ms"; a non-2xx answer fails the run.
+# The script's init(args) gets one argument unique to the run (the clock in µs), so a
+# script can make every request of every run differ.
 wrk_run() {
   local out
-  out=$(wrk -t1 -c"$3" -d"${duration}s" --latency -s "$4" "http://127.0.0.1:$2/v1/chat/completions" 2>&1)
+  out=$(wrk -t1 -c"$3" -d"${duration}s" --latency -s "$4" "http://127.0.0.1:$2/v1/chat/completions" \
+          -- "${EPOCHREALTIME/./}" 2>&1)
   local non2xx; non2xx=$(grep -Eo 'Non-2xx or 3xx responses: [0-9]+' <<<"$out" | grep -Eo '[0-9]+$' || echo 0)
   [[ $non2xx == 0 ]] || { echo "$1: $non2xx non-2xx responses" >&2; echo "$out" >&2; exit 1; }
   echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")") $(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")"
 }
 
-# compare LUA REF_NAME:PORT NAME:PORT... — for 1 and 64 connections, ROUNDS rounds
+# compare LUA REF_NAME:PORT NAME:PORT... — for each of CONNS connections (default "1 64"), ROUNDS rounds
 # (default 3) that each run every target once, back to back, so that drift on a shared
 # machine hits all targets alike. Each round starts one target later in the list (round
 # 2 of a, b, c runs b, c, a), so no target always runs right after the same one: on the
 # bench VM the order moved the ratios (docs/PERFORMANCE.md, session 7). Prints
 # every run, then per target the median over rounds of its per-round throughput and p99
-# ratios to the reference.
+# ratios to the reference, and the same for each pair A/B listed in COMPARE_PAIRS
+# (e.g. COMPARE_PAIRS="frugal/frugal_b": two gateways against each other).
 rounds=${ROUNDS:-3}
+conns=${CONNS:-1 64}
+median() { sort -n | awk '{v[NR]=$1} END { printf "%.2f", (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2 }'; }
 compare() {
   local lua=$1; shift
   local ref=${1%%:*}
@@ -87,7 +144,7 @@ compare() {
   local c r t rps p50 p99
   local targets=("$@") n=$#
   declare -A R=()
-  for c in 1 64; do
+  for c in $conns; do
     for r in $(seq 1 "$rounds"); do
       local order=("${targets[@]:$(((r - 1) % n))}" "${targets[@]:0:$(((r - 1) % n))}")
       for t in "${order[@]}"; do
@@ -98,20 +155,22 @@ compare() {
     done
   done
   echo
-  for c in 1 64; do
-    for t in "${@:2}"; do
-      local name=${t%%:*} ratios=""
-      for r in $(seq 1 "$rounds"); do
-        read -r nr n99 <<<"${R[$ref.$c.$r]}"
-        read -r fr f99 <<<"${R[$name.$c.$r]}"
-        ratios+="$(awk -v a="$fr" -v b="$nr" -v x="$f99" -v y="$n99" 'BEGIN { printf "%.4f %.4f", a/b, x/y }')"$'\n'
-      done
-      median() { sort -n | awk '{v[NR]=$1} END { printf "%.2f", (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2 }'; }
-      local tr p9 all
-      tr=$(awk 'NF {print $1}' <<<"$ratios" | median)
-      p9=$(awk 'NF {print $2}' <<<"$ratios" | median)
-      all=$(awk 'NF {printf "%s%.2f", (n++ ? " " : ""), $1}' <<<"$ratios")
-      echo "c=$c $name/$ref: throughput ${tr}x (rounds: $all), p99 ${p9}x — median of $rounds rounds"
+  # ratio_line C NAME REF: medians over rounds of NAME's per-round ratios to REF's.
+  ratio_line() {
+    local c=$1 name=$2 ref=$3 ratios="" r nr n99 fr f99 tr p9 all p9all
+    for r in $(seq 1 "$rounds"); do
+      read -r nr n99 <<<"${R[$ref.$c.$r]}"
+      read -r fr f99 <<<"${R[$name.$c.$r]}"
+      ratios+="$(awk -v a="$fr" -v b="$nr" -v x="$f99" -v y="$n99" 'BEGIN { printf "%.4f %.4f", a/b, x/y }')"$'\n'
     done
+    tr=$(awk 'NF {print $1}' <<<"$ratios" | median)
+    p9=$(awk 'NF {print $2}' <<<"$ratios" | median)
+    all=$(awk 'NF {printf "%s%.2f", (n++ ? " " : ""), $1}' <<<"$ratios")
+    p9all=$(awk 'NF {printf "%s%.2f", (n++ ? " " : ""), $2}' <<<"$ratios")
+    echo "c=$c $name/$ref: throughput ${tr}x (rounds: $all), p99 ${p9}x (rounds: $p9all) — median of $rounds rounds"
+  }
+  for c in $conns; do
+    for t in "${@:2}"; do ratio_line "$c" "${t%%:*}" "$ref"; done
+    for pair in ${COMPARE_PAIRS:-}; do ratio_line "$c" "${pair%%/*}" "${pair##*/}"; done
   done
 }
