@@ -3,7 +3,8 @@
 # request an exact-cache miss (looked up, missed, stored) and its ledger row durable
 # before the response completes (the default), and against Debian's nginx proxy_pass to
 # the same mock upstream as the reference — same load tool, same run, interleaved rounds,
-# at CONNS connections (default "1 32 64"); prints rps, p50, p99 and the ratios to nginx.
+# at CONNS connections (default "1 32 64"); prints rps, p50, p99, CPU µs per request
+# (all threads, from /proc) and the ratios to nginx.
 #
 # The route (ROUTE=cascade, the default): request type `chat` matches everything; its
 # cascade is gpt-4o-mini accepted by `not_refusal`, then gpt-4o, reference gpt-4o, with a
@@ -46,6 +47,7 @@ start_frugal() {
   port=$(free_port)
   write_route_config "$work/$1.yaml" "$port" "$work/data-$1" "$work/policy.yaml" ${THREADS:+"threads: $THREADS"}
   "$2" serve --config "$work/$1.yaml" --log-level warn >"$work/$1.log" 2>&1 & pids+=($!)
+  target_pid[$1]=$!
   for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.05; done
   curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" || { echo "$1 did not start" >&2; cat "$work/$1.log" >&2; exit 1; }
 }

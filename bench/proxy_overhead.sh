@@ -41,6 +41,7 @@ start_frugal() {
     "$2" serve "${config_args[@]}" --listen 127.0.0.1:0 --data-dir "$work/data-$1" --log-level warn \
     >"$work/$1.log" 2>&1 & pids+=($!)
   local pid=$!
+  target_pid[$1]=$pid
   sleep 0.3
   port=""
   for _ in $(seq 1 100); do
