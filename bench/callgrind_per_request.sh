@@ -6,23 +6,25 @@
 #                Cache-Control: no-store;
 #   full_path    the policy of bench/full_path.sh (ROUTE, default cascade): every request
 #                routed, an exact-cache miss that is stored, its ledger row durable.
-# A keep-alive client with CONNS connections (default 4) sends WARMUP requests (default
+# A keep-alive client with CONNS connections (default 1) sends WARMUP requests (default
 # 300), then the counters are zeroed (callgrind_control -z), REQUESTS requests (default
 # 2000) are sent, every answer checked to be a 200, the process settles for a second
 # (the cache's writer thread stores the last answers), and the counters are dumped:
 # instructions per request = the dump's total / REQUESTS. Every full-path request has a
-# unique prompt. Repeated runs of one binary differ by well under 1%; the count does not
-# depend on the machine's load (only the run time does).
+# unique prompt. Each measurement runs REPEAT times (default 2; binaries alternate) and
+# the median is printed last. Spread of one binary at 1 connection (8cd54d6, 4 runs):
+# pass-through 0.5%, full path 1.7%; at 4 connections 3% and 4.5% (the ledger's and the
+# cache's writers batch by timing). The count does not depend on the machine's load.
 # FRUGAL_BIN_B=PATH measures a second binary too (e.g. the build of an older commit).
 # PATHS="passthrough full_path" picks the paths.
-# Loopback only, bounded (each path takes about a minute under valgrind).
+# Loopback only, bounded (each measurement takes 30-60 s under valgrind).
 # Usage: [FRUGAL_BIN_B=PATH] bench/callgrind_per_request.sh [BUILD_DIR]   (default build/release)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/bench/lib.sh" "${1:-}"  # binaries, a temp dir, the mock upstream
 command -v valgrind >/dev/null && command -v callgrind_control >/dev/null ||
   { echo "valgrind missing (Debian: apt-get install valgrind)" >&2; exit 1; }
-requests=${REQUESTS:-2000} warmup=${WARMUP:-300} nconns=${CONNS:-4}
+requests=${REQUESTS:-2000} warmup=${WARMUP:-300} nconns=${CONNS:-1}
 
 # load PORT N PATH KIND: N POST requests over nconns keep-alive connections; exits non-zero
 # unless every answer is a 200 (full_path: and a cache miss).
@@ -58,7 +60,8 @@ PY
 
 write_route_policy "$work/policy.yaml"
 
-# measure LABEL BINARY PATH: prints "LABEL PATH instructions/request".
+# measure LABEL BINARY PATH: prints "LABEL PATH instructions/request" (and keeps it in
+# $work/results).
 measure() {
   local label=$1 bin=$2 kind=$3 port cfg="$work/$1-$3.yaml" data="$work/data-$1-$3"
   port=$(free_port)
@@ -94,11 +97,29 @@ YAML
   [[ -n $total ]] || { echo "no callgrind dump for $label" >&2; exit 1; }
   kill "$vpid"; wait "$vpid" 2>/dev/null || true
   awk -v l="$label" -v k="$kind" -v t="$total" -v n="$requests" \
-    'BEGIN { printf "%-9s %-12s %10.0f instructions/request (%d requests, %.0f in all)\n", l, k, t / n, n, t }'
+    'BEGIN { printf "%-9s %-12s %10.0f instructions/request (%d requests, %.0f in all)\n", l, k, t / n, n, t }' |
+    tee -a "$work/results"
 }
 
 echo "callgrind: $requests requests after $warmup warm-up, $nconns connections, route ${ROUTE:-cascade}, load $(cut -d' ' -f1-3 /proc/loadavg)"
+labels=(frugal); [[ -z $frugal_bin_b ]] || labels+=(frugal_b)
 for kind in ${PATHS:-passthrough full_path}; do
-  measure frugal "$frugal_bin" "$kind"
-  [[ -z $frugal_bin_b ]] || measure frugal_b "$frugal_bin_b" "$kind"
+  for _ in $(seq 1 "${REPEAT:-2}"); do
+    measure frugal "$frugal_bin" "$kind"
+    [[ -z $frugal_bin_b ]] || measure frugal_b "$frugal_bin_b" "$kind"
+  done
+done
+# med LABEL PATH: the median of that measurement's runs.
+med() {
+  awk -v l="$1" -v k="$2" '$1 == l && $2 == k {print $3}' "$work/results" | sort -n |
+    awk '{v[NR]=$1} END { printf "%.0f", (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2 }'
+}
+echo
+for kind in ${PATHS:-passthrough full_path}; do
+  for label in "${labels[@]}"; do
+    echo "median $label $kind: $(med "$label" "$kind") instructions/request (runs: $(awk -v l="$label" -v k="$kind" \
+      '$1 == l && $2 == k {printf "%s%s", (n++ ? " " : ""), $3}' "$work/results"))"
+  done
+  [[ -z $frugal_bin_b ]] ||
+    awk -v k="$kind" -v a="$(med frugal "$kind")" -v b="$(med frugal_b "$kind")" 'BEGIN { printf "%s: frugal/frugal_b %.3f\n", k, a / b }'
 done
