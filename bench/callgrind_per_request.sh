@@ -12,9 +12,9 @@
 # (the cache's writer thread stores the last answers), and the counters are dumped:
 # instructions per request = the dump's total / REQUESTS. Every full-path request has a
 # unique prompt. Each measurement runs REPEAT times (default 2; binaries alternate) and
-# the median is printed last. Spread of one binary at 1 connection (8cd54d6, 4 runs):
-# pass-through 0.5%, full path 1.7%; at 4 connections 3% and 4.5% (the ledger's and the
-# cache's writers batch by timing). The count does not depend on the machine's load.
+# the median is printed last. Spread of one binary at 1 connection (8cd54d6, 8 runs):
+# pass-through 0.6%, full path 1.8%; at 4 connections 3% and 5% (6 runs; the ledger's
+# and the cache's writers batch by timing). The count does not depend on the machine's load.
 # FRUGAL_BIN_B=PATH measures a second binary too (e.g. the build of an older commit).
 # PATHS="passthrough full_path" picks the paths.
 # Loopback only, bounded (each measurement takes 30-60 s under valgrind).
