@@ -80,7 +80,7 @@ YAML
   valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no \
     "$bin" serve --config "$cfg" --log-level warn >"$work/$label-$kind.log" 2>&1 &
   local vpid=$!
-  pids+=($vpid)
+  pids+=("$vpid")
   for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
   curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" || { echo "$label did not start" >&2; cat "$work/$label-$kind.log" >&2; exit 1; }
   python3 "$work/load.py" "$port" "$warmup" "$nconns" "$kind"

@@ -89,7 +89,7 @@ for t in "${targets[@]}" "nginx:$nginx_port"; do  # warm up connection pools
   wrk -t1 -c64 -d1s -s "$work/miss.lua" "http://127.0.0.1:${t##*:}/v1/chat/completions" -- "warm${t%%:*}" >/dev/null
 done
 
-compare "$work/miss.lua" nginx:$nginx_port "${targets[@]}"
+compare "$work/miss.lua" "nginx:$nginx_port" "${targets[@]}"
 echo
 for t in "${targets[@]}"; do
   echo "${t%%:*} cache: $(curl -s "http://127.0.0.1:${t##*:}/admin/cache")"

@@ -70,7 +70,7 @@ for t in "${targets[@]}" "nginx:$nginx_port"; do
   wrk -t1 -c64 -d1s -s "$work/post.lua" "http://127.0.0.1:${t##*:}/v1/chat/completions" >/dev/null
 done
 
-compare "$work/post.lua" nginx:$nginx_port "${targets[@]}" direct:$mock_port
+compare "$work/post.lua" "nginx:$nginx_port" "${targets[@]}" "direct:$mock_port"
 echo "goals: frugal throughput >= 0.80x nginx, p99 <= 1.50x nginx"
 
 # Time to first token with a 200 ms first-token delay upstream: median over 20 each.
