@@ -143,9 +143,12 @@ wrk_run() {
 
 # compare LUA REF_NAME:PORT NAME:PORT... — for each of CONNS connections (default "1 64"), ROUNDS rounds
 # (default 3) that each run every target once, back to back, so that drift on a shared
-# machine hits all targets alike. Each round starts one target later in the list (round
-# 2 of a, b, c runs b, c, a), so no target always runs right after the same one: on the
-# bench VM the order moved the ratios (docs/PERFORMANCE.md, session 7). Prints
+# machine hits all targets alike. Odd rounds run the list rotated, each pair of rounds
+# one target further, even rounds the previous order reversed (a, b, c: a b c, c b a,
+# b c a, a c b, c a b, b a c — with 3 targets 6 rounds run every order once), so that no
+# target always runs right after the same one: on the bench VM the order moved the
+# ratios (docs/PERFORMANCE.md, session 7), and a rotation alone keeps b right after a in
+# every round but one in three, where b meets a's leftover work (RocksDB flushes). Prints
 # every run, then per target the median over rounds of its per-round throughput and p99
 # ratios to the reference, and the same for each pair A/B listed in COMPARE_PAIRS
 # (e.g. COMPARE_PAIRS="frugal/frugal_b": two gateways against each other). Where both
@@ -163,7 +166,13 @@ compare() {
   declare -A R=()
   for c in $conns; do
     for r in $(seq 1 "$rounds"); do
-      local order=("${targets[@]:$(((r - 1) % n))}" "${targets[@]:0:$(((r - 1) % n))}")
+      local k=$(((r - 1) / 2 % n)) i
+      local order=("${targets[@]:$k}" "${targets[@]:0:$k}")
+      if ((r % 2 == 0)); then
+        local reversed=()
+        for ((i = n - 1; i >= 0; i--)); do reversed+=("${order[i]}"); done
+        order=("${reversed[@]}")
+      fi
       for t in "${order[@]}"; do
         pid=${target_pid[${t%%:*}]:-} cpu=-
         [[ -z $pid ]] || t0=$(ticks "$pid")
