@@ -11,6 +11,7 @@ source "$root/bench/lib.sh" "${1:-}"  # binaries, wrk, a temp dir, the mock upst
 frugal_port=$(free_port)
 OPENAI_BASE_URL="http://127.0.0.1:$mock_port/v1" OPENAI_API_KEY=sk-bench \
   "$frugal_bin" serve --listen "127.0.0.1:$frugal_port" --data-dir "$work/data" --log-level warn >"$work/frugal.log" 2>&1 & pids+=($!)
+target_pid[frugal]=$!
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$frugal_port/healthz" && break; sleep 0.05; done
 
 url="http://127.0.0.1:$frugal_port/v1/chat/completions"

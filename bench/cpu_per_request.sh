@@ -36,15 +36,7 @@ curl -sf -o /dev/null "http://127.0.0.1:$frugal_port/healthz" || { echo "frugal 
 
 write_post_lua no-store
 
-# Clock ticks (user + system) of a process, its threads and its children (nginx workers).
-ticks() {
-  local s=0 pid t
-  for pid in $1 $(pgrep -P "$1" || true); do
-    for t in /proc/"$pid"/task/*/stat; do s=$((s + $(awk '{print $14 + $15}' "$t" 2>/dev/null || echo 0))); done
-  done
-  echo "$s"
-}
-hz=$(getconf CLK_TCK)
+# ticks PID (clock ticks of a process, its threads and its children) and hz: lib.sh.
 
 printf '%-7s %5s %8s %12s %10s %10s\n' target round rps proxy_us mock_us wrk_us
 for target in nginx frugal; do

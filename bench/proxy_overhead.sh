@@ -6,8 +6,10 @@
 # Loopback only, bounded: DURATION seconds per run (default 5), ROUNDS interleaved rounds
 # (default 3; the ratios are medians over rounds). BUSY_POLL=0 (or another duration)
 # sets frugal's server.busy_poll and THREADS=N its server.threads (I/O threads); with
-# neither, frugal runs its built-in default config.
-# Usage: bench/proxy_overhead.sh [BUILD_DIR]   (default build/release)
+# neither, frugal runs its built-in default config. FRUGAL_BIN_B=PATH runs a second
+# frugal binary (target frugal_b, e.g. the build of an older commit) with the same config
+# in the same interleaved rounds and prints frugal/frugal_b ratios too.
+# Usage: [FRUGAL_BIN_B=PATH] bench/proxy_overhead.sh [BUILD_DIR]   (default build/release)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/bench/lib.sh" "${1:-}"  # binaries, wrk, a temp dir, the mock upstream
@@ -33,28 +35,42 @@ passthrough: [ { prefix: "", provider: openai } ]
 YAML
   config_args=(--config "$work/frugal.yaml")
 fi
-OPENAI_BASE_URL="http://127.0.0.1:$mock_port/v1" OPENAI_API_KEY=sk-bench \
-  "$frugal_bin" serve "${config_args[@]}" --listen 127.0.0.1:0 --data-dir "$work/data" --log-level warn \
-  >"$work/frugal.log" 2>&1 & pids+=($!)
-frugal_pid=$!
-sleep 0.3
-frugal_port=""
-for _ in $(seq 1 100); do
-  frugal_port=$(ss -ltnp 2>/dev/null | awk -v pid="$frugal_pid" '$0 ~ "pid="pid"," {split($4,a,":"); print a[length(a)]; exit}')
-  [[ -n $frugal_port ]] && break; sleep 0.05
-done
-[[ -n $frugal_port ]] || { echo "frugal did not start"; cat "$work/frugal.log"; exit 1; }
-sleep 0.3
+# start_frugal NAME BINARY: sets $port (read from ss: frugal listens on port 0).
+start_frugal() {
+  OPENAI_BASE_URL="http://127.0.0.1:$mock_port/v1" OPENAI_API_KEY=sk-bench \
+    "$2" serve "${config_args[@]}" --listen 127.0.0.1:0 --data-dir "$work/data-$1" --log-level warn \
+    >"$work/$1.log" 2>&1 & pids+=($!)
+  local pid=$!
+  target_pid[$1]=$pid
+  sleep 0.3
+  port=""
+  for _ in $(seq 1 100); do
+    port=$(ss -ltnp 2>/dev/null | awk -v pid="$pid" '$0 ~ "pid="pid"," {split($4,a,":"); print a[length(a)]; exit}')
+    [[ -n $port ]] && break; sleep 0.05
+  done
+  [[ -n $port ]] || { echo "$1 did not start"; cat "$work/$1.log"; exit 1; }
+  sleep 0.3
+}
+start_frugal frugal "$frugal_bin"
+frugal_port=$port
+targets=("frugal:$frugal_port")
+if [[ -n $frugal_bin_b ]]; then
+  start_frugal frugal_b "$frugal_bin_b"
+  frugal_b_port=$port
+  targets+=("frugal_b:$frugal_b_port")
+  export COMPARE_PAIRS="frugal/frugal_b"
+fi
 
 # Cache-Control: no-store keeps frugal's exact cache out of this measurement (the
 # request is deterministic); bench/cache_hit.sh measures the cache.
 write_post_lua no-store
 
 # warm up connection pools
-wrk -t1 -c64 -d1s -s "$work/post.lua" "http://127.0.0.1:$frugal_port/v1/chat/completions" >/dev/null
-wrk -t1 -c64 -d1s -s "$work/post.lua" "http://127.0.0.1:$nginx_port/v1/chat/completions" >/dev/null
+for t in "${targets[@]}" "nginx:$nginx_port"; do
+  wrk -t1 -c64 -d1s -s "$work/post.lua" "http://127.0.0.1:${t##*:}/v1/chat/completions" >/dev/null
+done
 
-compare "$work/post.lua" nginx:$nginx_port frugal:$frugal_port direct:$mock_port
+compare "$work/post.lua" "nginx:$nginx_port" "${targets[@]}" "direct:$mock_port"
 echo "goals: frugal throughput >= 0.80x nginx, p99 <= 1.50x nginx"
 
 # Time to first token with a 200 ms first-token delay upstream: median over 20 each.
@@ -68,3 +84,7 @@ ttft() {
 d=$(ttft "http://127.0.0.1:$mock_port/v1/chat/completions")
 f=$(ttft "http://127.0.0.1:$frugal_port/v1/chat/completions")
 awk -v d="$d" -v f="$f" 'BEGIN { printf "TTFT median: direct %.3f ms, frugal %.3f ms, difference %.3f ms (goal <= 1 ms)\n", d, f, f-d }'
+if [[ -n $frugal_bin_b ]]; then
+  f=$(ttft "http://127.0.0.1:$frugal_b_port/v1/chat/completions")
+  awk -v d="$d" -v f="$f" 'BEGIN { printf "TTFT median: direct %.3f ms, frugal_b %.3f ms, difference %.3f ms\n", d, f, f-d }'
+fi
