@@ -69,8 +69,8 @@ TEST_CASE("the example policy loads with every part in place") {
   CHECK(*p.price("local/small-q4")->gpu_hour == 2'100'000);
   REQUIRE(p.budgets.size() == 2);
   CHECK(p.budgets[0].name == "team=search per day");
-  CHECK(*p.budgets[0].soft_micros == 50'000'000);
-  CHECK(*p.budgets[0].hard_micros == 80'000'000);
+  CHECK(*p.budgets[0].soft == frugal::Money::from_micros(50'000'000));
+  CHECK(*p.budgets[0].hard == frugal::Money::from_micros(80'000'000));
   CHECK(p.budgets[1].name == "global per month");
   CHECK(!p.refusal_phrases.empty());
 }

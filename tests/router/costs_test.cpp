@@ -20,13 +20,13 @@ CostReport report() {
   a.rejected = 1;
   a.input_tokens = 1'234;
   a.output_tokens = 56;
-  a.cost = Money{1'500};
-  a.baseline = Money{4'000};
+  a.cost = Money::from_micros(1'500);
+  a.baseline = Money::from_micros(4'000);
   CostTotals b;
   b.requests = 1;
   b.attempts = 1;
-  b.cost = Money{2'000'001};
-  b.baseline = Money{1'000'000};
+  b.cost = Money::from_micros(2'000'001);
+  b.baseline = Money::from_micros(1'000'000);
   r.rows = {{{"classify", "gpt-4o-mini"}, a}, {{"extract", "gpt-4o"}, b}};
   r.totals = a;
   r.totals += b;
