@@ -121,6 +121,12 @@ TEST_CASE("errors name file, line, column, key and what was expected") {
     CHECK(m.find("prices.a.input") != std::string::npos);
     CHECK(m.find("more than 6 decimals") != std::string::npos);
   }
+  SUBCASE("budget limit with too many decimals") {
+    const std::string m = error_of(
+        "request_types:\n  - name: chat\nbudgets:\n  - { scope: global, per: day, hard: 1.0000001 }\n");
+    CHECK(m.find("budgets[0].hard") != std::string::npos);
+    CHECK(m.find("more than 6 decimals") != std::string::npos);
+  }
   SUBCASE("mixing gpu_hour and token prices") {
     CHECK(error_of("prices:\n  a: { input: 1, output: 1, gpu_hour: 2 }\nrequest_types:\n  - name: chat\n")
               .find("not both") != std::string::npos);

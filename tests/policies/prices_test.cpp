@@ -61,6 +61,21 @@ request_types:
   CHECK(t.cost_of("m", usage(0, 10, 0, 0, 0), 0)->uncached_input == Money::from_micros(0));
 }
 
+TEST_CASE("prices with six decimals are kept exactly, down to one picodollar per token") {
+  auto pol = testing::compile_text(R"(
+prices:
+  tiny: { input: 0.000001, output: 0.123456 }
+request_types:
+  - name: chat
+)");
+  const PriceTable& t = pol->prices();
+  auto c = t.cost_of("tiny", usage(1, 0, 0, 0, 1), 0);
+  CHECK(c->uncached_input == Money::from_picos(1));
+  CHECK(c->output == Money::from_picos(123'456));
+  CHECK(c->total.to_usd_string() == "0.000000123457");
+  CHECK(t.cost_of("tiny", usage(1'000'000, 0, 0, 0, 0), 0)->total.to_usd_string() == "0.000001");
+}
+
 TEST_CASE("GPU-hour pricing from measured busy time") {
   auto pol = testing::example_policy();
   const PriceTable& t = pol->prices();
