@@ -1,20 +1,18 @@
 #include "cache/cached_response.h"
 
 #include "cache/hash.h"
+#include "core/varint.h"
 
 namespace frugal::cache {
 namespace {
 
 // ---- encoding -------------------------------------------------------------------
 
-void put_u32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
-}
-void put_u64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
-}
+using wire::put_le32;
+using wire::put_le64;
+
 void put_str(std::string& out, std::string_view s) {
-  put_u32(out, static_cast<uint32_t>(s.size()));
+  put_le32(out, static_cast<uint32_t>(s.size()));
   out.append(s);
 }
 
@@ -28,15 +26,13 @@ class Reader {
   }
   bool u32(uint32_t& v) {
     if (b_.size() - pos_ < 4) return false;
-    v = 0;
-    for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(b_[pos_ + i]);
+    v = wire::load_le32(b_.data() + pos_);
     pos_ += 4;
     return true;
   }
   bool u64(uint64_t& v) {
     if (b_.size() - pos_ < 8) return false;
-    v = 0;
-    for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(b_[pos_ + i]);
+    v = wire::load_le64(b_.data() + pos_);
     pos_ += 8;
     return true;
   }
@@ -106,21 +102,21 @@ std::string encode_entry(const CachedResponse& e) {
   std::string out;
   out.reserve(e.byte_size() + 64);
   out += static_cast<char>(kEntryFormatVersion);
-  put_u64(out, static_cast<uint64_t>(e.expires_at_ms));
-  put_u64(out, static_cast<uint64_t>(e.stored_at_ms));
+  put_le64(out, static_cast<uint64_t>(e.expires_at_ms));
+  put_le64(out, static_cast<uint64_t>(e.stored_at_ms));
   put_str(out, e.route);
   put_str(out, e.tenant);
   put_str(out, e.model);
-  put_u64(out, static_cast<uint64_t>(e.created_s));
+  put_le64(out, static_cast<uint64_t>(e.created_s));
   const Usage& u = e.usage;
   for (int64_t v : {u.input_tokens, u.cached_input_tokens, u.cache_write_5m_tokens,
                     u.cache_write_1h_tokens, u.output_tokens, u.reasoning_tokens})
-    put_u64(out, static_cast<uint64_t>(v));
+    put_le64(out, static_cast<uint64_t>(v));
   out += static_cast<char>(u.reported ? 1 : 0);
   put_str(out, e.completion_json);
-  put_u32(out, static_cast<uint32_t>(e.chunks.size()));
+  put_le32(out, static_cast<uint32_t>(e.chunks.size()));
   for (const auto& c : e.chunks) put_str(out, c);
-  put_u64(out, hash64(out, kEntryChecksumSeed));
+  put_le64(out, hash64(out, kEntryChecksumSeed));
   return out;
 }
 

@@ -395,10 +395,10 @@ class Loader {
     else if (per == "day") b.per = BudgetPeriod::kDay;
     else if (per == "month") b.per = BudgetPeriod::kMonth;
     else n.required("per").fail("expected hour, day or month, got " + n.required("per").shown());
-    if (auto s = n.child("soft")) b.soft_micros = usd(*s);
-    if (auto h = n.child("hard")) b.hard_micros = usd(*h);
-    if (!b.soft_micros && !b.hard_micros) n.fail("expected a 'soft' and/or 'hard' limit (USD)");
-    if (b.soft_micros && b.hard_micros && *b.soft_micros > *b.hard_micros)
+    if (auto s = n.child("soft")) b.soft = Money::from_micros(usd(*s));
+    if (auto h = n.child("hard")) b.hard = Money::from_micros(usd(*h));
+    if (!b.soft && !b.hard) n.fail("expected a 'soft' and/or 'hard' limit (USD)");
+    if (b.soft && b.hard && *b.soft > *b.hard)
       n.required("soft").fail("soft limit is greater than the hard limit");
     b.name = n.get_string("name", scope_text + " per " + per);
     return b;
@@ -482,7 +482,7 @@ Result<int64_t> parse_usd_micros(const std::string& text) {
   };
   if (whole.empty() || !digits(whole) || !digits(frac) || (dot != std::string::npos && frac.empty()))
     return bad("");
-  if (frac.size() > 6) return bad("more than 6 decimals cannot be represented in micro-dollars");
+  if (frac.size() > 6) return bad("more than 6 decimals (prices and limits are exact to the micro-dollar)");
   if (whole.size() > 12) return bad("too large");
   int64_t v = 0;
   for (char c : whole) v = v * 10 + (c - '0');

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/money.h"
 
 namespace frugal::config {
 
@@ -141,8 +142,8 @@ struct BudgetSpec {
   std::optional<std::string> key;
   std::optional<std::string> request_type;
   BudgetPeriod per = BudgetPeriod::kDay;
-  std::optional<int64_t> soft_micros;
-  std::optional<int64_t> hard_micros;
+  std::optional<Money> soft;  // exact: parsed with at most six decimals
+  std::optional<Money> hard;
   std::string where;
 };
 

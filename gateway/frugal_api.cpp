@@ -171,9 +171,9 @@ asio::awaitable<bool> budgets(ClientSocket& stream, RequestContext& ctx, Worker&
       out.key("name").value(b.name);
       out.key("spent_usd").value(b.spent.to_usd_string());
       out.key("soft_usd");
-      if (b.soft_micros) out.value(Money{*b.soft_micros}.to_usd_string()); else out.null();
+      if (b.soft) out.value(b.soft->to_usd_string()); else out.null();
       out.key("hard_usd");
-      if (b.hard_micros) out.value(Money{*b.hard_micros}.to_usd_string()); else out.null();
+      if (b.hard) out.value(b.hard->to_usd_string()); else out.null();
       out.key("window_start").value(policies::format_utc(b.window_start_us));
       out.key("window_end").value(policies::format_utc(b.window_end_us));
       out.key("soft_exceeded").value(b.soft_exceeded_count);

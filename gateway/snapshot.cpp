@@ -14,7 +14,7 @@ bool same_budgets(const std::vector<config::BudgetSpec>& a, const std::vector<co
     const auto& x = a[i];
     const auto& y = b[i];
     if (x.name != y.name || x.team != y.team || x.key != y.key || x.request_type != y.request_type ||
-        x.per != y.per || x.soft_micros != y.soft_micros || x.hard_micros != y.hard_micros)
+        x.per != y.per || x.soft != y.soft || x.hard != y.hard)
       return false;
   }
   return true;

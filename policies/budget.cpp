@@ -34,9 +34,9 @@ void civil_from_days(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
   y = static_cast<int64_t>(yoe) + era * 400 + (m <= 2);
 }
 
-std::string usd(int64_t micros) {
+std::string usd(Money m) {
   std::string s = "$";  // (not "$" + str: GCC 12 -O3 raises a false -Wrestrict on it)
-  s += Money{micros}.to_usd_string();
+  s += m.to_usd_string();
   return s;
 }
 
@@ -102,7 +102,7 @@ bool BudgetTracker::in_scope(const config::BudgetSpec& s, const BudgetFacts& f) 
 void BudgetTracker::roll(Acc& a, int64_t now) {
   if (now >= a.window_start && now < a.window_end) return;
   std::tie(a.window_start, a.window_end) = budget_window(a.spec.per, now);
-  a.spent = 0;
+  a.spent = Money{};
 }
 
 BudgetCheck BudgetTracker::check(const BudgetFacts& facts) {
@@ -112,20 +112,20 @@ BudgetCheck BudgetTracker::check(const BudgetFacts& facts) {
   for (auto& a : budgets_) {
     if (!in_scope(a.spec, facts)) continue;
     roll(a, now);
-    if (a.spec.hard_micros && a.spent >= *a.spec.hard_micros) {
+    if (a.spec.hard && a.spent >= *a.spec.hard) {
       ++a.denied_count;
       c.allowed = false;
       c.message = "budget '" + a.spec.name + "' exhausted: spent " + usd(a.spent) + " of " +
-                  usd(*a.spec.hard_micros) + " hard limit; resets at " + format_utc(a.window_end);
+                  usd(*a.spec.hard) + " hard limit; resets at " + format_utc(a.window_end);
       c.resets_at_us = a.window_end;
       return c;  // the first exhausted budget is the one reported
     }
-    if (a.spec.soft_micros && a.spent >= *a.spec.soft_micros) {
+    if (a.spec.soft && a.spent >= *a.spec.soft) {
       ++a.soft_count;
       c.soft_exceeded = true;
       if (c.message.empty())
         c.message = "budget '" + a.spec.name + "' over its soft limit: spent " + usd(a.spent) + " of " +
-                    usd(*a.spec.soft_micros) + " soft limit; resets at " + format_utc(a.window_end);
+                    usd(*a.spec.soft) + " soft limit; resets at " + format_utc(a.window_end);
     }
   }
   return c;
@@ -137,7 +137,7 @@ void BudgetTracker::record(const BudgetFacts& facts, Money cost) {
   for (auto& a : budgets_) {
     if (!in_scope(a.spec, facts)) continue;
     roll(a, now);
-    a.spent += cost.micros;
+    a.spent += cost;
   }
 }
 
@@ -147,7 +147,7 @@ void BudgetTracker::restore(const BudgetFacts& facts, int64_t at_us, Money cost)
   for (auto& a : budgets_) {
     if (!in_scope(a.spec, facts)) continue;
     roll(a, now);
-    if (at_us >= a.window_start && at_us < a.window_end) a.spent += cost.micros;
+    if (at_us >= a.window_start && at_us < a.window_end) a.spent += cost;
   }
 }
 
@@ -164,7 +164,7 @@ std::vector<BudgetStatus> BudgetTracker::snapshot() {
   std::vector<BudgetStatus> out;
   for (auto& a : budgets_) {
     roll(a, now);
-    out.push_back(BudgetStatus{a.spec.name, Money{a.spent}, a.spec.soft_micros, a.spec.hard_micros,
+    out.push_back(BudgetStatus{a.spec.name, a.spent, a.spec.soft, a.spec.hard,
                                a.window_start, a.window_end, a.soft_count, a.denied_count});
   }
   return out;

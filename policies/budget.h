@@ -59,9 +59,9 @@ struct BudgetCheck {
 
 struct BudgetStatus {
   std::string name;
-  Money spent;
-  std::optional<int64_t> soft_micros;
-  std::optional<int64_t> hard_micros;
+  Money spent;  // exact (picodollars, 128-bit)
+  std::optional<Money> soft;
+  std::optional<Money> hard;
   int64_t window_start_us = 0;
   int64_t window_end_us = 0;
   int64_t soft_exceeded_count = 0;  // checks that found the soft limit exceeded
@@ -91,7 +91,7 @@ class BudgetTracker {
  private:
   struct Acc {
     config::BudgetSpec spec;
-    int64_t spent = 0;
+    Money spent;
     int64_t window_start = 0;
     int64_t window_end = 0;
     int64_t soft_count = 0;

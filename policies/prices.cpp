@@ -31,8 +31,11 @@ const ModelPrice* PriceTable::find(std::string_view model) const {
 TierCost price_usage(const ModelPrice& p, const Usage& u, int64_t busy_us) {
   TierCost c;
   if (p.per_gpu_hour) {
+    // busy_us × micro-dollars per hour / 3.6e9 µs per hour, in picodollars: ×1e6/3.6e9 =
+    // /3600. The only rounding in pricing: half up to the picodollar (a measured busy time
+    // has no exact price anyway).
     const int128_t num = static_cast<int128_t>(std::max<int64_t>(busy_us, 0)) * p.gpu_hour;
-    c.gpu = Money{static_cast<int64_t>((num + 1'800'000'000) / 3'600'000'000)};
+    c.gpu = Money::from_picos((num + 1'800) / 3'600);
     c.total = c.gpu;
     return c;
   }

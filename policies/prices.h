@@ -33,7 +33,7 @@ struct ModelPrice {
   int64_t cache_write_5m = 0;
   int64_t cache_write_1h = 0;
   int64_t output = 0;
-  int64_t gpu_hour = 0;  // micro-dollars per hour of busy time
+  int64_t gpu_hour = 0;  // micro-dollars per hour of busy time (priced to the picodollar, rounded)
 };
 
 struct TierCost {

@@ -82,9 +82,12 @@ void totals_json(JsonWriter& w, const CostTotals& t) {
   w.key("cost_usd").value(t.cost.to_usd_string());
   w.key("baseline_usd").value(t.baseline.to_usd_string());
   w.key("savings_usd").value(t.savings().to_usd_string());
-  w.key("cost_micros").value(t.cost.micros);
-  w.key("baseline_micros").value(t.baseline.micros);
-  w.key("savings_micros").value(t.savings().micros);
+  w.key("cost_micros").value(t.cost.micros_rounded());
+  w.key("baseline_micros").value(t.baseline.micros_rounded());
+  w.key("savings_micros").value(t.savings().micros_rounded());
+  w.key("cost_picos").value(t.cost.picos_string());
+  w.key("baseline_picos").value(t.baseline.picos_string());
+  w.key("savings_picos").value(t.savings().picos_string());
 }
 
 }  // namespace

@@ -37,7 +37,7 @@ struct CostTotals {
   int64_t cache_write_5m_tokens = 0;
   int64_t cache_write_1h_tokens = 0;
   int64_t output_tokens = 0;
-  Money cost;
+  Money cost;      // exact, summed in 128 bits
   Money baseline;
 
   Money savings() const { return baseline - cost; }
@@ -60,7 +60,9 @@ struct CostReport {
 
 // {"from":"...Z","to":"...Z","group_by":[...],"rows":[{"request_type":"classify",...,
 //  "requests":3,...,"cost_usd":"0.001234","baseline_usd":"...","savings_usd":"..."}],
-//  "totals":{...}}. Money is a decimal string with six digits (exact), plus *_micros ints.
+//  "totals":{...}}. Money, exactly: *_usd decimal strings (at least six decimals,
+//  "0.0000054"), *_picos integer strings (1e-12 USD); *_micros are JSON integers
+//  rounded half away from zero to the micro-dollar, kept for older clients.
 std::string render_costs_json(const CostReport& report);
 // A fixed-width text table with a header line and a TOTAL line.
 std::string render_costs_table(const CostReport& report);

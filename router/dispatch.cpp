@@ -8,8 +8,8 @@
 
 #include <simdjson.h>
 
-#include "backends/http/http_client.h"
 #include "backends/whole_body.h"
+#include "core/http_date.h"
 #include "core/ids.h"
 
 namespace frugal::router {
@@ -172,7 +172,7 @@ asio::awaitable<DispatchResult> DispatchRun::run(Backends& backends,
       int64_t retry_after = -1;
       if (status > 0) {
         last_error_call = call;
-        retry_after = http::parse_retry_after_ms(call->header("retry-after"), wall_us() / 1'000'000);
+        retry_after = parse_retry_after_ms(call->header("retry-after"), wall_us() / 1'000'000);
       } else if (broken) {
         last_error_call.reset();
         last_error = make_error(broken->kind, "upstream '" + p.name + "' failed: " + broken->message);

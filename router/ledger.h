@@ -1,7 +1,8 @@
 #pragma once
 // The cost ledger: one row per request in RocksDB column family `ledger` (keyed by
 // time), and hourly rollups in column family `rollups` maintained by an associative
-// merge operator (sums), queried for cost reports.
+// merge operator (sums), queried for cost reports. The stored forms are
+// router/ledger_codec.h; this is the writer and the queries.
 //
 // Threads: append() is called from any I/O thread; it moves the record into a bounded
 // queue under a mutex and returns (no encoding, no RocksDB call on the caller's
@@ -59,6 +60,8 @@
 #include "core/money.h"
 #include "core/usage.h"
 #include "router/costs.h"
+#include "router/ledger_codec.h"
+#include "router/ledger_json.h"
 #include "router/ledger_record.h"
 
 namespace frugal::policies {
@@ -69,31 +72,6 @@ namespace frugal::router {
 
 inline constexpr const char* kLedgerCf = "ledger";
 inline constexpr const char* kRollupsCf = "rollups";
-
-// Stored row: binary, version byte 2, then the fields in a fixed order (strings and
-// signed varints; see ledger.cpp). A row is written on every request, so it is kept
-// cheap to encode; rows stored before v2 are JSON (record_json) and still decode.
-// decode_record rejects unknown versions, truncation and trailing bytes.
-std::string encode_record(const LedgerRecord& r);
-Result<LedgerRecord> decode_record(std::string_view bytes);
-// The readable form, {"v":1,...}: what /admin/ledger returns.
-std::string record_json(const LedgerRecord& r);
-// Ledger key: 8-byte big-endian wall_us, then the request id (so keys sort by time).
-std::string ledger_key(int64_t wall_us, std::string_view request_id);
-
-// Rollup key: 8-byte big-endian hour start (µs), then request_type, route, model, key,
-// team, each as a 1..5-byte length varint and bytes.
-struct RollupKey {
-  int64_t hour_us = 0;
-  std::string request_type, route, model, key, team;
-};
-std::string encode_rollup_key(const RollupKey& k);
-std::optional<RollupKey> decode_rollup_key(std::string_view bytes);
-// Rollup value: 1 version byte, then fixed 8-byte little-endian int64 counters.
-std::string encode_totals(const CostTotals& t);
-CostTotals decode_totals(std::string_view bytes);
-// The merge deltas one record contributes (see CostTotals for the attribution).
-std::vector<std::pair<RollupKey, CostTotals>> rollup_deltas(const LedgerRecord& r);
 
 // Column family options to register in the shared store (cache/store.h).
 rocksdb::ColumnFamilyOptions ledger_cf_options();

@@ -425,16 +425,4 @@ void HttpClient::drain_messages() {
   }
 }
 
-int64_t parse_retry_after_ms(std::string_view value, int64_t now_unix_s) {
-  std::string v(value);
-  while (!v.empty() && v.back() == ' ') v.pop_back();
-  if (v.empty()) return -1;
-  char* end = nullptr;
-  const double secs = std::strtod(v.c_str(), &end);
-  if (end && *end == '\0') return secs < 0 ? -1 : static_cast<int64_t>(secs * 1000);
-  const time_t t = curl_getdate(v.c_str(), nullptr);
-  if (t < 0) return -1;
-  return t <= now_unix_s ? 0 : (static_cast<int64_t>(t) - now_unix_s) * 1000;
-}
-
 }  // namespace frugal::http

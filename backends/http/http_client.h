@@ -145,7 +145,4 @@ inline int64_t deadline_after(int64_t now_us, int64_t timeout_ms) {
   return timeout_ms > 0 ? now_us + timeout_ms * 1000 : INT64_MAX;
 }
 
-// Parses a Retry-After value (delta-seconds or HTTP-date) into milliseconds; -1 if invalid.
-int64_t parse_retry_after_ms(std::string_view value, int64_t now_unix_s);
-
 }  // namespace frugal::http

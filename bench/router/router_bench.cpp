@@ -173,15 +173,15 @@ int main(int argc, char** argv) {
     tier.provider = "openai";
     tier.usage.input_tokens = 175;
     tier.usage.output_tokens = 20;
-    tier.cost = Money{38};
+    tier.cost = Money::from_micros(38);
     tier.status = router::TierStatus::kAccepted;
     tier.score = d.score;
     tier.reason = d.reason;
     rec.tiers.push_back(std::move(tier));
     rec.answer_model = plan->tiers[0].model;
-    rec.total_cost = Money{38};
-    rec.baseline = Money{638};
-    rec.savings = Money{600};
+    rec.total_cost = Money::from_micros(38);
+    rec.baseline = Money::from_micros(638);
+    rec.savings = Money::from_micros(600);
     (*ledger)->append(std::move(rec));
     t_append.push_back(us_since(t0));
     t_total.push_back(us_since(start));
@@ -204,10 +204,10 @@ int main(int argc, char** argv) {
     tier.model = "gpt-4o-mini";
     tier.usage.input_tokens = 175;
     tier.usage.output_tokens = 20;
-    tier.cost = Money{38};
+    tier.cost = Money::from_micros(38);
     tier.status = router::TierStatus::kAccepted;
     rec.tiers.push_back(std::move(tier));
-    rec.total_cost = Money{38};
+    rec.total_cost = Money::from_micros(38);
     return rec;
   };
   auto durable_append = [&](int i) {

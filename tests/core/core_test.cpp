@@ -209,17 +209,65 @@ TEST_CASE("JSON escaping finds every special byte wherever it falls, and passes 
   CHECK(doc == "[\"" + reference(long_value) + "\",\"a\"]");
 }
 
-TEST_CASE("money is exact integer micro-dollars") {
-  CHECK(price_tokens(1, 2'500'000).micros == 3);        // 2.5 µ$ rounds half up
-  CHECK(price_tokens(1'000'000, 2'500'000).micros == 2'500'000);
-  CHECK(price_tokens(3, 1'250'000).micros == 4);        // 3.75 → 4
-  CHECK(Money{1'234'567}.to_usd_string() == "1.234567");
-  CHECK(Money{-5}.to_usd_string() == "-0.000005");
-  CHECK(Money{0}.to_usd_string() == "0.000000");
-  CHECK(Money{12'000'000}.to_usd_string() == "12.000000");
-  CHECK(Money{std::numeric_limits<int64_t>::min()}.to_usd_string() == "-9223372036854.775808");
-  CHECK(Money{std::numeric_limits<int64_t>::max()}.to_usd_string() == "9223372036854.775807");
-  CHECK(price_tokens(int64_t{1} << 40, 75'000'000).micros == 82'463'372'083'200);  // no overflow
+TEST_CASE("money is exact integer picodollars") {
+  // tokens × micro-dollars per 1M = picodollars, never rounded.
+  CHECK(price_tokens(1, 2'500'000).picos() == 2'500'000);  // 2.5 µ$ (was booked as 3)
+  CHECK(price_tokens(1'000'000, 2'500'000) == Money::from_micros(2'500'000));
+  CHECK(price_tokens(3, 1'250'000).picos() == 3'750'000);  // 3.75 µ$ (was 4)
+  // The issue's example: 12 input + 6 output tokens at $0.15 / $0.60 per 1M.
+  const Money cheap = price_tokens(12, 150'000) + price_tokens(6, 600'000);
+  CHECK(cheap.picos() == 5'400'000);
+  CHECK(cheap.to_usd_string() == "0.0000054");
+  CHECK(cheap.micros_rounded() == 5);
+  Money thousand;
+  for (int i = 0; i < 1000; ++i) thousand += cheap;
+  CHECK(thousand.to_usd_string() == "0.005400");
+  CHECK(price_tokens(int64_t{1} << 40, 75'000'000) == Money::from_micros(82'463'372'083'200));  // no overflow
+  CHECK(price_tokens(std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::max()).picos() ==
+        static_cast<int128_t>(std::numeric_limits<int64_t>::max()) * std::numeric_limits<int64_t>::max());
+}
+
+TEST_CASE("money prints the exact decimal with at least six decimals") {
+  CHECK(Money::from_micros(1'234'567).to_usd_string() == "1.234567");
+  CHECK(Money::from_micros(1'234).to_usd_string() == "0.001234");
+  CHECK(Money::from_micros(-5).to_usd_string() == "-0.000005");
+  CHECK(Money{}.to_usd_string() == "0.000000");
+  CHECK(Money::from_micros(12'000'000).to_usd_string() == "12.000000");
+  CHECK(Money::from_picos(1).to_usd_string() == "0.000000000001");
+  CHECK(Money::from_picos(-10).to_usd_string() == "-0.00000000001");
+  CHECK(Money::from_picos(1'500'000).to_usd_string() == "0.0000015");
+  CHECK(Money::from_picos(-1'500'000).to_usd_string() == "-0.0000015");
+  CHECK(Money::from_micros(std::numeric_limits<int64_t>::min()).to_usd_string() == "-9223372036854.775808");
+  CHECK(Money::from_micros(std::numeric_limits<int64_t>::max()).to_usd_string() == "9223372036854.775807");
+  const Money most = Money::from_picos(std::numeric_limits<int128_t>::max());
+  const Money least = Money::from_picos(std::numeric_limits<int128_t>::min());
+  CHECK(most.picos_string() == "170141183460469231731687303715884105727");
+  CHECK(least.picos_string() == "-170141183460469231731687303715884105728");
+  CHECK(most.to_usd_string() == "170141183460469231731687303.715884105727");
+  CHECK(least.to_usd_string() == "-170141183460469231731687303.715884105728");
+  CHECK(Money::from_picos(5'400'000).picos_string() == "5400000");
+  CHECK(Money{}.picos_string() == "0");
+  // Rounded micros (legacy JSON fields): half away from zero.
+  CHECK(Money::from_picos(1'500'000).micros_rounded() == 2);
+  CHECK(Money::from_picos(-1'500'000).micros_rounded() == -2);
+  CHECK(Money::from_picos(1'499'999).micros_rounded() == 1);
+}
+
+TEST_CASE("money parses back what it prints, exactly, and nothing else") {
+  for (const Money m : {Money{}, Money::from_picos(1), Money::from_picos(-1), Money::from_picos(5'400'000),
+                        Money::from_micros(-1'000'001), Money::from_picos(std::numeric_limits<int128_t>::max()),
+                        Money::from_picos(std::numeric_limits<int128_t>::min())}) {
+    CHECK(parse_usd(m.to_usd_string()) == m);
+    CHECK(parse_picos(m.picos_string()) == m);
+  }
+  CHECK(parse_usd("2.5") == Money::from_micros(2'500'000));
+  CHECK(parse_usd("7") == Money::from_micros(7'000'000));
+  for (const char* bad : {"", "-", ".5", "5.", "1.0000000000001", "1e3", " 1", "1,5", "0x1", "--1",
+                          "170141183460469231731687303.715884105728", "999999999999999999999999999999"})
+    CHECK_MESSAGE(!parse_usd(bad), bad);
+  for (const char* bad : {"", "-", "1.5", "170141183460469231731687303715884105728", "12a"})
+    CHECK_MESSAGE(!parse_picos(bad), bad);
+  CHECK(parse_picos("-170141183460469231731687303715884105728").has_value());
 }
 
 TEST_CASE("chat request parsing validates types and keeps everything") {

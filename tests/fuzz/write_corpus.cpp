@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include "cache/cached_response.h"
@@ -28,9 +29,16 @@ TEST_CASE("tool: write the binary fuzz corpora") {
   using namespace frugal;
   using namespace frugal::router;
 
-  const LedgerRecord two = testing::two_tier_record("req-1", 1'700'000'000'000'000);
+  // The v2 rows (money in micro-dollars) and the v1 rollup value committed before exact
+  // money (ok-two-tiers.bin, ok-cache-hit-no-tiers.bin, crash-ill-formed-utf8.bin,
+  // bad-*.bin, edge-rollup-totals.bin, ok-v1-json-row.json) stay as they are: seeds of
+  // the old formats, which still decode. This writes today's formats.
+  LedgerRecord two = testing::two_tier_record("req-1", 1'700'000'000'000'000);
+  two.tiers[0].cost = Money::from_picos(5'400'000);  // sub-micro-dollar money
+  two.total_cost = two.tiers[0].cost + two.tiers[1].cost;
+  two.savings = two.baseline - two.total_cost;
   const std::string row = encode_record(two);
-  save("ledger_row", "ok-two-tiers.bin", row);
+  save("ledger_row", "ok-two-tiers-v3.bin", row);
   LedgerRecord hit;
   hit.request_id = "req-2";
   hit.wall_us = 1;
@@ -38,23 +46,27 @@ TEST_CASE("tool: write the binary fuzz corpora") {
   hit.dialect = "anthropic";
   hit.stream_cancelled = true;
   hit.status_code = 499;
-  save("ledger_row", "ok-cache-hit-no-tiers.bin", encode_record(hit));
-  save("ledger_row", "ok-v1-json-row.json", record_json(two));
+  hit.baseline = Money::from_picos(std::numeric_limits<int128_t>::max());
+  hit.savings = hit.baseline;
+  save("ledger_row", "ok-cache-hit-no-tiers-v3.bin", encode_record(hit));
+  save("ledger_row", "ok-v2-json-row.json", record_json(two));
   // Regression: ill-formed UTF-8 in a client-chosen field (x-request-id, x-frugal-team)
   // made record_json, and so /admin/ledger, invalid JSON.
   LedgerRecord odd = two;
   odd.request_id = "req-\xff\xc3";
   odd.team = "t\xed\xa0\x80";
-  save("ledger_row", "crash-ill-formed-utf8.bin", encode_record(odd));
-  save("ledger_row", "bad-truncated.bin", row.substr(0, row.size() / 2));
-  save("ledger_row", "bad-trailing-byte.bin", row + '\0');
-  save("ledger_row", "bad-unknown-version.bin", '\x03' + row.substr(1));
+  save("ledger_row", "crash-ill-formed-utf8-v3.bin", encode_record(odd));
+  save("ledger_row", "bad-truncated-v3.bin", row.substr(0, row.size() / 2));
+  save("ledger_row", "bad-trailing-byte-v3.bin", row + '\0');
+  save("ledger_row", "bad-unknown-version-4.bin", '\x04' + row.substr(1));
   save("ledger_row", "edge-rollup-key.bin",
        encode_rollup_key({3'600'000'000, "classify", "classify", "small", "key-1", "search"}));
   CostTotals totals;
   totals.requests = 3;
   totals.attempts = 5;
-  save("ledger_row", "edge-rollup-totals.bin", encode_totals(totals));
+  totals.cost = Money::from_picos(16'200'000);
+  totals.baseline = Money::from_picos(std::numeric_limits<int128_t>::max() / 2);
+  save("ledger_row", "edge-rollup-totals-v2.bin", encode_totals(totals));
 
   cache::CachedResponse e;
   e.completion_json =

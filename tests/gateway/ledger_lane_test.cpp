@@ -36,7 +36,7 @@ router::LedgerRecord row(std::string id, int64_t t) {
   r.route = "passthrough";
   r.dialect = "openai";
   r.answer_model = "m";
-  r.total_cost = Money{100};
+  r.total_cost = Money::from_micros(100);
   return r;
 }
 

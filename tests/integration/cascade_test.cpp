@@ -394,10 +394,13 @@ TEST_CASE("a verifier model is asked a yes/no question and its P(yes) decides") 
   const std::string row = ledger_row(e.url(), rid);
   CHECK(str(row, "/tiers/1/status") == "verifier");
   CHECK(str(row, "/tiers/1/model") == "verifier-mini");
-  // The verifier's call costs: 50 × 0.20 = 10, 1 × 0.80 = 0.8 → 1: 11 µ$; small 4 µ$.
-  CHECK(num(row, "/tiers/1/cost") == 11);
+  // The verifier's call costs: 50 × 0.20 = 10, 1 × 0.80 = 0.8: 10.8 µ$ exactly (booked
+  // as 11 when each token class was rounded to the micro-dollar); small 4 µ$.
+  CHECK(str(row, "/tiers/1/cost_usd") == "0.0000108");
+  CHECK(str(row, "/cost_usd") == "0.0000148");
+  CHECK(num(row, "/tiers/1/cost") == 11);  // the integer micro-dollar fields are rounded
   CHECK(num(row, "/cost") == 15);
-  CHECK(ok.header("x-frugal-cost-usd") == "0.000015");
+  CHECK(ok.header("x-frugal-cost-usd") == "0.0000148");
 
   set_verifier("-3.0", "-0.05");  // P(yes) ≈ 0.05: rejected
   auto no = e.chat(body_with(""), {"x-frugal-request-type: verify"});

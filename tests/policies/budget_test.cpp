@@ -47,16 +47,16 @@ TEST_CASE("soft then hard limit, scoped, with a clear message, and daily rollove
   const BudgetFacts other{"ads", "key-2", "chat"};
   CHECK(t.check(search).allowed);
   CHECK(t.check(search).message.empty());
-  t.record(search, Money{50'000'000});
+  t.record(search, Money::from_micros(50'000'000));
   BudgetCheck c = t.check(search);
   CHECK(c.allowed);
   CHECK(c.soft_exceeded);
   CHECK(c.message ==
         "budget 'team=search per day' over its soft limit: spent $50.000000 of $50.000000 soft limit; "
         "resets at 2024-05-02T00:00:00Z");
-  t.record(search, Money{29'999'999});
+  t.record(search, Money::from_micros(29'999'999));
   CHECK(t.check(search).allowed);
-  t.record(search, Money{1});
+  t.record(search, Money::from_micros(1));
   c = t.check(search);
   CHECK(!c.allowed);
   CHECK(c.message ==
@@ -64,20 +64,20 @@ TEST_CASE("soft then hard limit, scoped, with a clear message, and daily rollove
         "resets at 2024-05-02T00:00:00Z");
   CHECK(t.check(other).allowed);  // another team is unaffected
   auto snap = t.snapshot();
-  CHECK(snap[0].spent.micros == 80'000'000);
+  CHECK(snap[0].spent == Money::from_micros(80'000'000));
   CHECK(snap[0].denied_count == 1);
   CHECK(snap[0].soft_exceeded_count == 2);
-  CHECK(snap[1].spent.micros == 80'000'000);  // the global month budget saw it too
+  CHECK(snap[1].spent == Money::from_micros(80'000'000));  // the global month budget saw it too
   clock.set(kMay1 + kDay);  // midnight UTC: the day window rolls over
   CHECK(t.check(search).allowed);
   CHECK(!t.check(search).soft_exceeded);
-  CHECK(t.snapshot()[1].spent.micros == 80'000'000);  // the month has not rolled
+  CHECK(t.snapshot()[1].spent == Money::from_micros(80'000'000));  // the month has not rolled
 }
 
 TEST_CASE("the global hard limit denies everyone") {
   ManualClock clock(kMay1);
   BudgetTracker t(budgets(), &clock);
-  t.record({"x", "k", "chat"}, Money{10'000'000'000});
+  t.record({"x", "k", "chat"}, Money::from_micros(10'000'000'000));
   CHECK(!t.check({"y", "k2", "extract"}).allowed);
   CHECK(t.check({"y", "k2", "extract"}).message.find("'global per month' exhausted") != std::string::npos);
 }
@@ -86,12 +86,12 @@ TEST_CASE("restore adds only spend inside the current window") {
   ManualClock clock(kMay1 + 10 * kHour);
   BudgetTracker t(budgets(), &clock);
   CHECK(t.restore_from_us() == kMay1);  // the month window starts first
-  t.restore({"search", "k", "chat"}, kMay1 + 9 * kHour, Money{70'000'000});
-  t.restore({"search", "k", "chat"}, kMay1 - kHour, Money{5'000'000});  // yesterday: month only
+  t.restore({"search", "k", "chat"}, kMay1 + 9 * kHour, Money::from_micros(70'000'000));
+  t.restore({"search", "k", "chat"}, kMay1 - kHour, Money::from_micros(5'000'000));  // yesterday: month only
   auto snap = t.snapshot();
-  CHECK(snap[0].spent.micros == 70'000'000);
-  CHECK(snap[1].spent.micros == 70'000'000);  // April 30 is outside May too
-  t.restore({"search", "k", "chat"}, kMay1 + 3 * kHour, Money{10'000'000});
+  CHECK(snap[0].spent == Money::from_micros(70'000'000));
+  CHECK(snap[1].spent == Money::from_micros(70'000'000));  // April 30 is outside May too
+  t.restore({"search", "k", "chat"}, kMay1 + 3 * kHour, Money::from_micros(10'000'000));
   CHECK(!t.check({"search", "k", "chat"}).allowed);
 }
 
@@ -102,10 +102,10 @@ TEST_CASE("concurrent record and check are consistent") {
   for (int i = 0; i < 4; ++i)
     threads.emplace_back([&] {
       for (int j = 0; j < 2'000; ++j) {
-        t.record({"search", "k", "chat"}, Money{1});
+        t.record({"search", "k", "chat"}, Money::from_micros(1));
         (void)t.check({"search", "k", "chat"});
       }
     });
   for (auto& th : threads) th.join();
-  CHECK(t.snapshot()[0].spent.micros == 8'000);
+  CHECK(t.snapshot()[0].spent == Money::from_micros(8'000));
 }

@@ -27,7 +27,7 @@ TEST_CASE("a rejected tier still costs, the accepted tier sets the baseline") {
   o[0].answer.has_logprobs = true;
   o[0].answer.token_logprobs = kConfident;  // mean -0.433 < -0.35: rejected
   o[0].usage = usage(1'000, 10);
-  o[0].busy_us = 400'000;                   // 2.10 $/h × 0.4 s = 233.33 -> 233
+  o[0].busy_us = 400'000;                   // 2.10 $/h × 0.4 s = 233.333 µ$ (to the picodollar)
   o[1].answer.text = "positive";
   o[1].answer.has_logprobs = true;
   o[1].answer.token_logprobs = kConfident;  // min -1.0 >= -2.0: accepted
@@ -36,13 +36,13 @@ TEST_CASE("a rejected tier still costs, the accepted tier sets the baseline") {
   CHECK(r.accepted_tier == 1);
   REQUIRE(r.tiers.size() == 2);
   CHECK(r.tiers[0].verdict == TierVerdict::kRejected);
-  CHECK(r.tiers[0].cost.total.micros == 233);
+  CHECK(r.tiers[0].cost.total == Money::from_picos(233'333'333));  // was rounded to 233 µ$
   CHECK(*r.tiers[0].decision.score == doctest::Approx(-1.3 / 3));
   CHECK(r.tiers[1].verdict == TierVerdict::kAccepted);
-  CHECK(r.tiers[1].cost.total.micros == 156);
-  CHECK(r.total_cost.micros == 389);
-  CHECK(r.baseline.micros == 2'600);  // gpt-4o: 1000 × 2.5 + 10 × 10
-  CHECK(r.savings.micros == 2'211);
+  CHECK(r.tiers[1].cost.total == Money::from_micros(156));
+  CHECK(r.total_cost == Money::from_picos(389'333'333));
+  CHECK(r.baseline == Money::from_micros(2'600));  // gpt-4o: 1000 × 2.5 + 10 × 10
+  CHECK(r.savings == Money::from_picos(2'210'666'667));
   CHECK(r.pricing_error.empty());
 }
 
@@ -63,9 +63,9 @@ TEST_CASE("errors escalate, the last tier answers, missing logprobs reject") {
   CHECK(r.tiers[1].verdict == TierVerdict::kRejected);
   CHECK(r.tiers[1].decision.reason.find("backend returned none") != std::string::npos);
   CHECK(r.tiers[2].decision.reason == "no rule");
-  CHECK(r.total_cost.micros == 0 + 156 + 2'600);
-  CHECK(r.baseline.micros == 2'600);
-  CHECK(r.savings.micros == -156);  // the cascade cost more than going straight to gpt-4o
+  CHECK(r.total_cost == Money::from_micros(0 + 156 + 2'600));
+  CHECK(r.baseline == Money::from_micros(2'600));
+  CHECK(r.savings == Money::from_micros(-156));  // the cascade cost more than going straight to gpt-4o
 }
 
 TEST_CASE("a last tier whose rule rejects still answers, with the reason recorded") {
@@ -84,8 +84,8 @@ TEST_CASE("a last tier whose rule rejects still answers, with the reason recorde
   CHECK(!r.tiers[1].decision.accepted);
   CHECK(r.tiers[1].decision.reason.rfind("last tier answers: json_parse", 0) == 0);
   // tier 0: 2000 × 0.15 + 100 × 0.6 = 360; tier 1: 1000 × 3 + 1000 × 0.3 + 100 × 15 = 4800
-  CHECK(r.total_cost.micros == 5'160);
-  CHECK(r.baseline.micros == 7'500);  // sonnet, all input as input: 2000 × 3 + 100 × 15
+  CHECK(r.total_cost == Money::from_micros(5'160));
+  CHECK(r.baseline == Money::from_micros(7'500));  // sonnet, all input as input: 2000 × 3 + 100 × 15
 }
 
 TEST_CASE("every tier failing: no answer, cost of what was billed, zero baseline") {
@@ -96,9 +96,9 @@ TEST_CASE("every tier failing: no answer, cost of what was billed, zero baseline
   o[0].usage = usage(500, 0);  // billed prompt before the upstream died: 500 × 0.15 = 75
   SimResult r = simulate_cascade(plan, pol->prices(), o);
   CHECK(r.accepted_tier == -1);
-  CHECK(r.total_cost.micros == 75);
-  CHECK(r.baseline.micros == 0);
-  CHECK(r.savings.micros == -75);
+  CHECK(r.total_cost == Money::from_micros(75));
+  CHECK(r.baseline == Money::from_micros(0));
+  CHECK(r.savings == Money::from_micros(-75));
 }
 
 TEST_CASE("a cancelled stream: partial usage is billed, no tier answered") {
@@ -111,11 +111,11 @@ TEST_CASE("a cancelled stream: partial usage is billed, no tier answered") {
   o[0].busy_us = 3'600'000;  // 2.10 $/h × 3.6 s = 2100
   o[1].error = true;         // the client went away mid-stream
   o[1].error_message = "cancelled";
-  o[1].usage = usage(1'000, 3);  // 150 + 1.8 -> 152
+  o[1].usage = usage(1'000, 3);  // 150 + 1.8 µ$, exactly (was rounded to 152)
   SimResult r = simulate_cascade(plan, pol->prices(), o);
   CHECK(r.accepted_tier == -1);
   CHECK(r.tiers.size() == 2);
-  CHECK(r.total_cost.micros == 2'100 + 152);
+  CHECK(r.total_cost == Money::from_picos(2'251'800'000));  // 2100 + 151.8 µ$
 }
 
 TEST_CASE("a cache hit costs nothing, its baseline comes from the stored usage") {
@@ -123,9 +123,9 @@ TEST_CASE("a cache hit costs nothing, its baseline comes from the stored usage")
   const RoutePlan& plan = *plan_route(*pol, "classify");
   const SimResult r = simulate_cascade(plan, pol->prices(), {});  // no tier ran
   CHECK(r.tiers.empty());
-  CHECK(r.total_cost.micros == 0);
+  CHECK(r.total_cost == Money::from_micros(0));
   const Usage stored = usage(1'000, 10);
   const Money baseline = *pol->prices().baseline_of(plan.reference_model, stored);
-  CHECK(baseline.micros == 2'600);
-  CHECK((baseline - r.total_cost).micros == 2'600);
+  CHECK(baseline == Money::from_micros(2'600));
+  CHECK((baseline - r.total_cost) == Money::from_micros(2'600));
 }

@@ -69,8 +69,8 @@ TEST_CASE("the example policy loads with every part in place") {
   CHECK(*p.price("local/small-q4")->gpu_hour == 2'100'000);
   REQUIRE(p.budgets.size() == 2);
   CHECK(p.budgets[0].name == "team=search per day");
-  CHECK(*p.budgets[0].soft_micros == 50'000'000);
-  CHECK(*p.budgets[0].hard_micros == 80'000'000);
+  CHECK(*p.budgets[0].soft == frugal::Money::from_micros(50'000'000));
+  CHECK(*p.budgets[0].hard == frugal::Money::from_micros(80'000'000));
   CHECK(p.budgets[1].name == "global per month");
   CHECK(!p.refusal_phrases.empty());
 }
@@ -119,6 +119,12 @@ TEST_CASE("errors name file, line, column, key and what was expected") {
     const std::string m = error_of("prices:\n  a: { input: 0.0000001, output: 1 }\nrequest_types:\n  - name: chat\n");
     CHECK(m.find("p.yaml:2:15") != std::string::npos);
     CHECK(m.find("prices.a.input") != std::string::npos);
+    CHECK(m.find("more than 6 decimals") != std::string::npos);
+  }
+  SUBCASE("budget limit with too many decimals") {
+    const std::string m = error_of(
+        "request_types:\n  - name: chat\nbudgets:\n  - { scope: global, per: day, hard: 1.0000001 }\n");
+    CHECK(m.find("budgets[0].hard") != std::string::npos);
     CHECK(m.find("more than 6 decimals") != std::string::npos);
   }
   SUBCASE("mixing gpu_hour and token prices") {

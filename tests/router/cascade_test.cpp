@@ -237,7 +237,7 @@ TEST_CASE("run_cascade: accept, escalate on a score, on a validator and on an er
     CHECK(o.call->body().find(R"("logprobs":null)") != std::string::npos);
     REQUIRE(o.tiers.size() == 1);
     CHECK(o.tiers[0].status == TierStatus::kAccepted);
-    CHECK(o.cost.micros == 20);  // 10 × 1 + 5 × 2
+    CHECK(o.cost == Money::from_micros(20));  // 10 × 1 + 5 × 2
     REQUIRE(f.fakes.backend_.asked.size() == 1);
     CHECK(f.fakes.backend_.asked[0].second.sampling.logprobs);
   }
@@ -254,7 +254,7 @@ TEST_CASE("run_cascade: accept, escalate on a score, on a validator and on an er
     CHECK(o.tiers[0].status == TierStatus::kRejected);
     CHECK(o.tiers[0].score.has_value());
     CHECK(o.tiers[1].status == TierStatus::kRejected);
-    CHECK(o.cost.micros == 20 + 50);  // small + mid (10 × 3 + 5 × 4); big is priced at the end
+    CHECK(o.cost == Money::from_micros(20 + 50));  // small + mid (10 × 3 + 5 × 4); big is priced at the end
   }
   SUBCASE("an error status rejects a tier that is not the last") {
     Fixture f(kPolicy);
@@ -265,7 +265,7 @@ TEST_CASE("run_cascade: accept, escalate on a score, on a validator and on an er
     CHECK(o.answer_tier == 1);
     CHECK(o.tiers[0].status == TierStatus::kError);
     CHECK(o.tiers[0].reason.find("status 500") != std::string::npos);
-    CHECK(o.tiers[0].cost.micros == 0);
+    CHECK(o.tiers[0].cost == Money::from_micros(0));
   }
   SUBCASE("a cut stream is an error") {
     Fixture f(kPolicy, R"({"model":"auto","stream":true,"messages":[{"role":"user","content":"Q?"}]})");
@@ -308,7 +308,7 @@ TEST_CASE("run_cascade: the verifier is asked through the backends and its P(yes
     CHECK(o.tiers[1].model == "judge");
     REQUIRE(o.tiers[1].score.has_value());
     CHECK(*o.tiers[1].score == doctest::Approx(yes ? 0.98 : 0.02).epsilon(0.01));
-    CHECK(o.tiers[1].cost.micros == 11);  // 20 × 0.5 + 1 × 0.5 = 10.5 → 11 (half up)
+    CHECK(o.tiers[1].cost == Money::from_picos(10'500'000));  // 20 × 0.5 + 1 × 0.5 = 10.5 µ$ (was rounded to 11)
     const auto& asked = f.fakes.backend_.asked;
     REQUIRE(asked.size() >= 2);
     CHECK(asked[1].first == "judge");

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 #include <simdjson.h>
 
+#include <limits>
 #include <string>
 
 #include "router/costs.h"
@@ -20,13 +21,13 @@ CostReport report() {
   a.rejected = 1;
   a.input_tokens = 1'234;
   a.output_tokens = 56;
-  a.cost = Money{1'500};
-  a.baseline = Money{4'000};
+  a.cost = Money::from_micros(1'500);
+  a.baseline = Money::from_micros(4'000);
   CostTotals b;
   b.requests = 1;
   b.attempts = 1;
-  b.cost = Money{2'000'001};
-  b.baseline = Money{1'000'000};
+  b.cost = Money::from_micros(2'000'001);
+  b.baseline = Money::from_micros(1'000'000);
   r.rows = {{{"classify", "gpt-4o-mini"}, a}, {{"extract", "gpt-4o"}, b}};
   r.totals = a;
   r.totals += b;
@@ -78,4 +79,35 @@ TEST_CASE("table rendering aligns columns and ends with a TOTAL line") {
   ungrouped.totals.requests = 2;
   const std::string u = render_costs_table(ungrouped);
   CHECK(u.find("TOTAL") == 0 + u.find('\n') + 1);
+}
+
+TEST_CASE("costs render sub-micro-dollar and 128-bit sums exactly: decimals, picodollar strings, rounded micros") {
+  CostReport r;
+  r.to_us = 3'600'000'000;
+  CostTotals t;
+  t.requests = 1;
+  t.cost = Money::from_picos(5'400'000);  // $0.0000054
+  t.baseline = Money::from_picos(90'000'000);
+  // A sum past 64 bits of picodollars (about $9.2M): still exact.
+  CostTotals big;
+  big.cost = Money::from_picos(static_cast<int128_t>(std::numeric_limits<int64_t>::max()) * 3);
+  r.rows = {{{}, t}};
+  r.totals = t;
+  r.totals += big;
+  const std::string json = render_costs_json(r);
+  simdjson::dom::parser p;
+  simdjson::dom::element root;
+  REQUIRE(!p.parse(json).get(root));
+  simdjson::dom::element row = root["rows"].at(0);
+  CHECK(std::string_view(row["cost_usd"]) == "0.0000054");
+  CHECK(std::string_view(row["cost_picos"]) == "5400000");
+  CHECK(std::string_view(row["savings_usd"]) == "0.0000846");
+  CHECK(std::string_view(row["savings_picos"]) == "84600000");
+  CHECK(int64_t(row["cost_micros"]) == 5);  // rounded half away from zero
+  CHECK(int64_t(row["savings_micros"]) == 85);
+  CHECK(std::string_view(root["totals"]["cost_picos"]) == "27670116110569727421");  // 3 × (2^63 − 1) + 5.4e6
+  CHECK(std::string_view(root["totals"]["cost_usd"]) == "27670116.110569727421");
+  const std::string table = render_costs_table(r);
+  CHECK(table.find(" 0.0000054 ") != std::string::npos);
+  CHECK(table.find("27670116.110569727421") != std::string::npos);
 }

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <set>
 #include <string>
@@ -53,8 +54,8 @@ LedgerRecord cache_hit(std::string id, int64_t t) {
   r.dialect = "anthropic";
   r.cache = CacheOutcome::kHit;
   r.answer_model = "big";
-  r.baseline = Money{2'600};
-  r.savings = Money{2'600};
+  r.baseline = Money::from_micros(2'600);
+  r.savings = Money::from_micros(2'600);
   return r;
 }
 
@@ -77,8 +78,8 @@ CostTotals expected_all() {
   t.cached_input_tokens = 2'000;
   t.cache_write_5m_tokens = 500;
   t.output_tokens = 110;
-  t.cost = Money{6'945};        // 5 × 1389
-  t.baseline = Money{15'700};   // 5 × 2620 + 2600
+  t.cost = Money::from_micros(6'945);        // 5 × 1389
+  t.baseline = Money::from_micros(15'700);   // 5 × 2620 + 2600
   return t;
 }
 
@@ -91,7 +92,7 @@ TEST_CASE("record encoding round-trips and is versioned") {
   r.tiers[1].score.reset();
   r.tiers[1].latency_us = -5;  // negative values survive the zigzag varints
   const std::string bytes = encode_record(r);
-  CHECK(static_cast<unsigned char>(bytes[0]) == 2);
+  CHECK(static_cast<unsigned char>(bytes[0]) == 3);
   auto d = decode_record(bytes);
   REQUIRE(d.ok());
   CHECK(encode_record(*d) == bytes);
@@ -104,16 +105,102 @@ TEST_CASE("record encoding round-trips and is versioned") {
   CHECK(d->cache == CacheOutcome::kMiss);
   CHECK(d->status_code == 499);
 
-  // Rows stored before the binary form are JSON, and still decode.
+  // The JSON form decodes too (rows stored before the binary form are JSON).
   const std::string json = record_json(r);
-  CHECK(json.rfind("{\"v\":1,", 0) == 0);
+  CHECK(json.rfind("{\"v\":2,", 0) == 0);
   auto dj = decode_record(json);
   REQUIRE(dj.ok());
   CHECK(encode_record(*dj) == bytes);
 
   CHECK(!decode_record("{\"v\":2}").ok());
+  CHECK(!decode_record("{\"v\":3}").ok());
   CHECK(!decode_record("garbage").ok());
   CHECK(!decode_record("").ok());
+}
+
+TEST_CASE("rows keep money exact to the picodollar in the binary and the JSON form") {
+  LedgerRecord r = two_tier_record("frg-exact", 123);
+  r.tiers[0].cost = Money::from_picos(5'400'000);  // 12 + 6 tokens at $0.15 / $0.60 per 1M
+  r.tiers[1].cost = Money::from_picos(-1);
+  r.total_cost = Money::from_picos(std::numeric_limits<int128_t>::max());
+  r.baseline = Money::from_picos(std::numeric_limits<int128_t>::min());
+  r.savings = Money::from_micros(std::numeric_limits<int64_t>::min());
+  auto d = decode_record(encode_record(r));
+  REQUIRE(d.ok());
+  CHECK(d->tiers[0].cost == Money::from_picos(5'400'000));
+  CHECK(d->tiers[1].cost == Money::from_picos(-1));
+  CHECK(d->total_cost == r.total_cost);
+  CHECK(d->baseline == r.baseline);
+  CHECK(d->savings == r.savings);
+  const std::string json = record_json(r);
+  // "cost" stays integer micro-dollars (rounded) for older readers; *_usd is exact.
+  CHECK(json.find(R"("cost":5,"cost_usd":"0.0000054")") != std::string::npos);
+  CHECK(json.find(R"("cost":0,"cost_usd":"-0.000000000001")") != std::string::npos);
+  auto dj = decode_record(json);
+  REQUIRE(dj.ok());
+  CHECK(encode_record(*dj) == encode_record(r));
+
+  // A JSON v1 row (micro-dollars, as stored before the binary rows) still reads.
+  std::string v1 = record_json(two_tier_record("frg-v1", 123));
+  v1.replace(0, 6, "{\"v\":1");
+  auto d1 = decode_record(v1);
+  REQUIRE(d1.ok());
+  CHECK(d1->total_cost == Money::from_micros(1'389));
+  CHECK(d1->tiers[0].cost == Money::from_micros(233));
+  CHECK(encode_record(*d1) == encode_record(two_tier_record("frg-v1", 123)));
+}
+
+TEST_CASE("rollup values: v1 (int64 micro-dollars) and v2 (128-bit picodollars) decode and merge together") {
+  CostTotals a;
+  a.requests = 2;
+  a.input_tokens = 24;
+  a.output_tokens = 12;
+  a.cost = Money::from_picos(10'800'000);
+  a.baseline = Money::from_picos(std::numeric_limits<int64_t>::max());  // past 64 bits once summed
+  const std::string v2 = encode_totals(a);
+  CHECK(v2.size() == 1 + 11 * 8 + 2 * 16);
+  CHECK(static_cast<unsigned char>(v2[0]) == 2);
+  CHECK(decode_totals(v2) == a);
+  // v1 as the micro-dollar code wrote it: 13 int64 little-endian, cost and baseline last.
+  auto v1 = [](std::initializer_list<int64_t> fields) {
+    std::string out(1, '\1');
+    for (int64_t f : fields)
+      for (int i = 0; i < 8; ++i) out += static_cast<char>((static_cast<uint64_t>(f) >> (8 * i)) & 0xff);
+    return out;
+  };
+  const std::string old = v1({1, 1, 1, 0, 0, 0, 12, 0, 0, 0, 6, 6, 90});
+  auto d = decode_totals(old);
+  REQUIRE(d);
+  CHECK(d->requests == 1);
+  CHECK(d->cost == Money::from_micros(6));
+  CHECK(d->baseline == Money::from_micros(90));
+  // A shorter v1 value (an older writer, fewer counters): the missing ones are 0.
+  auto shorter = decode_totals(v1({3, 4}));
+  REQUIRE(shorter);
+  CHECK(shorter->attempts == 4);
+  CHECK(shorter->cost == Money{});
+  // Merges in every order give the exact sum, as v2.
+  CostTotals want = a;
+  want += *d;
+  want += *d;
+  const std::string_view old_sv = old, v2_sv = v2;
+  auto m1 = merge_totals(&old_sv, v2);
+  REQUIRE(m1);
+  const std::string_view m1_sv = *m1;
+  auto m2 = merge_totals(&m1_sv, old);
+  REQUIRE(m2);
+  CHECK(static_cast<unsigned char>((*m2)[0]) == 2);
+  CHECK(decode_totals(*m2) == want);
+  auto m3 = merge_totals(&v2_sv, old);
+  REQUIRE(m3);
+  const std::string_view m3_sv = *m3;
+  CHECK(decode_totals(*merge_totals(&m3_sv, old)) == want);
+  CHECK(merge_totals(nullptr, old) == encode_totals(*d));
+  // Malformed operands are refused, never half-summed.
+  CHECK(!merge_totals(nullptr, ""));
+  CHECK(!merge_totals(nullptr, v2.substr(0, v2.size() - 1)));
+  CHECK(!merge_totals(&v2_sv, old.substr(0, 5)));
+  CHECK(!merge_totals(&v2_sv, std::string(1, '\3')));
 }
 
 TEST_CASE("a truncated, extended or corrupted binary row is an error, never a crash") {
@@ -137,7 +224,7 @@ TEST_CASE("a verifier call is priced to its model but is not an attempt") {
   v.provider = "openai";
   v.usage.input_tokens = 50;
   v.usage.output_tokens = 1;
-  v.cost = Money{11};
+  v.cost = Money::from_micros(11);
   v.status = TierStatus::kVerifier;
   v.score = 0.93;
   r.tiers.insert(r.tiers.begin() + 1, v);
@@ -154,7 +241,7 @@ TEST_CASE("a verifier call is priced to its model but is not an attempt") {
   CHECK(judge.attempts == 0);
   CHECK(judge.requests == 0);
   CHECK(judge.input_tokens == 50);
-  CHECK(judge.cost == Money{11});
+  CHECK(judge.cost == Money::from_micros(11));
   CHECK(all.attempts == 2);  // the two tiers only
   CHECK(all.cost == r.total_cost);
 }
@@ -181,7 +268,7 @@ TEST_CASE("append then query equals hand totals exactly") {
   REQUIRE(all.ok());
   CHECK(all->totals == expected_all());
   REQUIRE(all->rows.size() == 1);
-  CHECK(all->totals.savings().micros == 8'755);
+  CHECK(all->totals.savings() == Money::from_micros(8'755));
 
   const GroupBy by_model[] = {GroupBy::kModel};
   auto m = l->query(kH, kH + 2 * kHour, by_model);
@@ -189,14 +276,14 @@ TEST_CASE("append then query equals hand totals exactly") {
   CHECK(m->rows[0].group[0] == "big");
   CHECK(m->rows[0].totals.requests == 6);
   CHECK(m->rows[0].totals.attempts == 5);
-  CHECK(m->rows[0].totals.cost.micros == 5'780);
-  CHECK(m->rows[0].totals.baseline.micros == 15'700);
+  CHECK(m->rows[0].totals.cost == Money::from_micros(5'780));
+  CHECK(m->rows[0].totals.baseline == Money::from_micros(15'700));
   CHECK(m->rows[0].totals.cached_input_tokens == 2'000);
   CHECK(m->rows[1].group[0] == "small");
   CHECK(m->rows[1].totals.requests == 0);
   CHECK(m->rows[1].totals.rejected == 5);
-  CHECK(m->rows[1].totals.cost.micros == 1'165);
-  CHECK(m->rows[1].totals.savings().micros == -1'165);
+  CHECK(m->rows[1].totals.cost == Money::from_micros(1'165));
+  CHECK(m->rows[1].totals.savings() == Money::from_micros(-1'165));
 
   const GroupBy by_type_key[] = {GroupBy::kRequestType, GroupBy::kKey};
   auto tk = l->query(kH, kH + 2 * kHour, by_type_key);
@@ -205,7 +292,7 @@ TEST_CASE("append then query equals hand totals exactly") {
   CHECK(tk->rows[0].totals.requests == 4);
   CHECK(tk->rows[0].totals.cache_hits == 1);
   CHECK(tk->rows[1].group == std::vector<std::string>{"extract", "key-2"});
-  CHECK(tk->rows[1].totals.cost.micros == 2 * 1'389);
+  CHECK(tk->rows[1].totals.cost == Money::from_micros(2 * 1'389));
 
   // Hour granularity: from mid-hour still includes that hour; `to` is exclusive.
   auto first = l->query(kH + kHour / 2, kH + kHour, {});
@@ -235,8 +322,8 @@ TEST_CASE("the merge operator sums exactly across many merges, flushes and compa
   REQUIRE(l->flush().ok());
   auto q = l->query(kH, kH + kHour, {});
   CHECK(q->totals.requests == kN);
-  CHECK(q->totals.cost.micros == int64_t{kN} * 1'389);
-  CHECK(q->totals.baseline.micros == int64_t{kN} * 2'620);
+  CHECK(q->totals.cost == Money::from_micros(int64_t{kN} * 1'389));
+  CHECK(q->totals.baseline == Money::from_micros(int64_t{kN} * 2'620));
   CHECK(q->totals.cached_input_tokens == int64_t{kN} * 400);
   l.reset();  // close
   // Reopen, force flush + compaction so merges are folded by the operator on disk.
@@ -257,7 +344,7 @@ TEST_CASE("the merge operator sums exactly across many merges, flushes and compa
     REQUIRE(db->CompactRange(rocksdb::CompactRangeOptions(), h[2], nullptr, nullptr).ok());
     auto q2 = (*led)->query(kH, kH + kHour, {});
     CHECK(q2->totals.requests == kN + 100);
-    CHECK(q2->totals.cost.micros == int64_t{kN + 100} * 1'389);
+    CHECK(q2->totals.cost == Money::from_micros(int64_t{kN + 100} * 1'389));
     led->reset();
     for (auto* x : h) db->DestroyColumnFamilyHandle(x);
     delete db;
@@ -283,8 +370,8 @@ TEST_CASE("reopen after close keeps rows and rollups") {
   want.cached_input_tokens += 400;
   want.cache_write_5m_tokens += 100;
   want.output_tokens += 22;
-  want.cost += Money{1'389};
-  want.baseline += Money{2'620};
+  want.cost += Money::from_micros(1'389);
+  want.baseline += Money::from_micros(2'620);
   CHECK(q->totals == want);
   CHECK(l->scan(kH, kH + 2 * kHour, 100)->size() == 7);
   CHECK(l->scan(kH, kH + 2 * kHour, 2)->size() == 2);
@@ -314,7 +401,7 @@ TEST_CASE("append_durable writes on the caller's thread when the writer is idle,
     auto rows = l->scan(kH, kH + 1, 10);
     REQUIRE(rows->size() == 1);
     CHECK((*rows)[0].request_id == "now");
-    CHECK(l->query(kH, kH + kHour, {})->totals.cost.micros == 1'389);
+    CHECK(l->query(kH, kH + kHour, {})->totals.cost == Money::from_micros(1'389));
   }
   {
     // A slow writer (fault injection) forces the queued path: the callback reports it.
@@ -354,8 +441,8 @@ TEST_CASE("a batch sums its rollup deltas per key before merging, exactly") {
   CHECK(q->totals.requests == 80);
   CHECK(q->totals.cache_hits == 20);
   CHECK(q->totals.attempts == 120);
-  CHECK(q->totals.cost.micros == 60 * 1'389);
-  CHECK(q->totals.baseline.micros == 60 * 2'620 + 20 * 2'600);
+  CHECK(q->totals.cost == Money::from_micros(60 * 1'389));
+  CHECK(q->totals.baseline == Money::from_micros(60 * 2'620 + 20 * 2'600));
   CHECK(l->scan(kH, kH + kHour, 1000)->size() == 80);
 }
 
@@ -373,8 +460,8 @@ TEST_CASE("budgets are rebuilt from the rollups") {
   policies::BudgetTracker t(pc->budgets, &clock);
   REQUIRE(restore_budgets(*l, t, clock.now_us()).ok());
   auto s = t.snapshot();
-  CHECK(s[0].spent.micros == 6'945);     // the whole day for team search
-  CHECK(s[1].spent.micros == 2 * 1'389);  // only hour 01:00 for key-2
+  CHECK(s[0].spent == Money::from_micros(6'945));     // the whole day for team search
+  CHECK(s[1].spent == Money::from_micros(2 * 1'389));  // only hour 01:00 for key-2
   CHECK(!t.check({"search", "key-1", "classify"}).allowed);
 }
 

@@ -28,7 +28,7 @@ inline LedgerRecord two_tier_record(std::string id, int64_t wall_us, std::string
   a.provider = "engine";
   a.usage.input_tokens = 1'000;
   a.usage.output_tokens = 10;
-  a.cost = Money{233};
+  a.cost = Money::from_micros(233);
   a.latency_us = 50'000;
   a.ttft_us = 9'000;
   a.status = TierStatus::kRejected;
@@ -42,7 +42,7 @@ inline LedgerRecord two_tier_record(std::string id, int64_t wall_us, std::string
   b.usage.cache_write_5m_tokens = 100;
   b.usage.output_tokens = 12;
   b.usage.reported = true;
-  b.cost = Money{1'156};
+  b.cost = Money::from_micros(1'156);
   b.latency_us = 400'000;
   b.ttft_us = 120'000;
   b.status = TierStatus::kAccepted;
@@ -50,9 +50,9 @@ inline LedgerRecord two_tier_record(std::string id, int64_t wall_us, std::string
   r.tiers = {a, b};
   r.cache = CacheOutcome::kMiss;
   r.answer_model = "big";
-  r.total_cost = Money{1'389};
-  r.baseline = Money{2'620};
-  r.savings = Money{1'231};
+  r.total_cost = Money::from_micros(1'389);
+  r.baseline = Money::from_micros(2'620);
+  r.savings = Money::from_micros(1'231);
   return r;
 }
 

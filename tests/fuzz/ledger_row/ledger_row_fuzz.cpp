@@ -1,13 +1,17 @@
-// Stored ledger rows read back (router/ledger.cpp): a value from the `ledger` column
-// family, binary (v2) or JSON (v1), must decode or be rejected, never crash; a decoded
-// row must survive the binary round trip and render as valid JSON (/admin/ledger). The
-// same bytes as a rollup key and a rollup value.
+// Stored ledger rows read back (router/ledger_codec.h): a value from the `ledger` column
+// family, binary (v3, v2) or JSON (v2, v1), must decode or be rejected, never crash; a
+// decoded row must survive the binary round trip and render as valid JSON
+// (/v1/frugal/ledger) that decodes to the same row. The same bytes as a rollup key and a
+// rollup value (v1 or v2), merged with itself.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-#include "router/ledger.h"
+#include <simdjson.h>
+
+#include "router/ledger_codec.h"
+#include "router/ledger_json.h"
 #include "tests/fuzz/fuzz_target.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -27,6 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::require(record_json(*again) == json, "the binary round trip changed the row");
     auto from_json = decode_record(json);
     fuzz::require(from_json.ok(), "a row's JSON form does not decode");
+    fuzz::require(record_json(*from_json) == json, "the JSON round trip changed the row");
   }
 
   if (auto key = decode_rollup_key(bytes)) {
@@ -36,8 +41,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                       again->team == key->team,
                   "the rollup key round trip changed the key");
   }
-  const CostTotals totals = decode_totals(bytes);
-  fuzz::require(decode_totals(encode_totals(totals)).requests == totals.requests,
-                "the rollup totals round trip changed the totals");
+  if (const auto totals = decode_totals(bytes)) {
+    const auto again = decode_totals(encode_totals(*totals));
+    fuzz::require(again && *again == *totals, "the rollup totals round trip changed the totals");
+    const auto merged = merge_totals(&bytes, bytes);
+    fuzz::require(merged.has_value(), "a valid rollup value does not merge with itself");
+    CostTotals twice = *totals;
+    twice += *totals;
+    fuzz::require(decode_totals(*merged) == twice, "merging a rollup value with itself is not the sum");
+  } else {
+    fuzz::require(!merge_totals(nullptr, bytes), "a malformed rollup value merged");
+  }
   return 0;
 }
