@@ -95,6 +95,8 @@ YAML
     [[ -n $total ]] && break; sleep 0.1
   done
   [[ -n $total ]] || { echo "no callgrind dump for $label" >&2; exit 1; }
+  # KEEP_DUMPS=DIR keeps each dump (callgrind_annotate DIR/callgrind.LABEL.KIND.N: where the instructions go)
+  if [[ -n ${KEEP_DUMPS:-} ]]; then mkdir -p "$KEEP_DUMPS"; cp "$out".1 "$KEEP_DUMPS/callgrind.$label.$kind.$(date +%s%N)"; fi
   kill "$vpid"; wait "$vpid" 2>/dev/null || true
   awk -v l="$label" -v k="$kind" -v t="$total" -v n="$requests" \
     'BEGIN { printf "%-9s %-12s %10.0f instructions/request (%d requests, %.0f in all)\n", l, k, t / n, n, t }' |

@@ -46,7 +46,11 @@ std::string Money::to_usd_string() const {
   const uint128_t a = magnitude(picos_);
   char buf[64];
   char* end = buf + sizeof buf;
-  uint64_t frac = static_cast<uint64_t>(a % kPicosPerUsd);
+  // Below 2^64 picodollars (about $18M) 64-bit division does: 128-bit division is a
+  // library call per digit.
+  const bool small = a <= UINT64_MAX;
+  uint64_t frac = small ? static_cast<uint64_t>(a) % static_cast<uint64_t>(kPicosPerUsd)
+                        : static_cast<uint64_t>(a % kPicosPerUsd);
   int n = 12;  // decimals kept: trailing zeros past the sixth go
   while (n > 6 && frac % 10 == 0) {
     frac /= 10;
@@ -57,7 +61,17 @@ std::string Money::to_usd_string() const {
     frac /= 10;
   }
   *--end = '.';
-  char* p = digits(a / kPicosPerUsd, end);
+  char* p;
+  if (small) {
+    uint64_t whole = static_cast<uint64_t>(a) / static_cast<uint64_t>(kPicosPerUsd);
+    p = end;
+    do {
+      *--p = static_cast<char>('0' + whole % 10);
+      whole /= 10;
+    } while (whole != 0);
+  } else {
+    p = digits(a / kPicosPerUsd, end);
+  }
   if (picos_ < 0) *--p = '-';
   return std::string(p, buf + sizeof buf);
 }

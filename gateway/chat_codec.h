@@ -43,7 +43,7 @@ class ChatCodec {
   // --- a whole answer ---
   struct Rendered {
     int status = 200;
-    std::string content_type;
+    std::string_view content_type;  // a literal or the call's header (it outlives the write)
     std::string body;
     Usage usage;
   };

@@ -74,7 +74,7 @@ class OpenAiCodec final : public ChatCodec {
     const std::string_view ctype = call.header("content-type");
     Rendered r;
     r.status = call.status();
-    r.content_type = ctype.empty() ? "application/json" : std::string(ctype);
+    r.content_type = ctype.empty() ? std::string_view("application/json") : ctype;
     r.usage = usage_of_openai_body(body);
     r.body = std::move(body);
     return r;

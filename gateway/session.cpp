@@ -171,7 +171,8 @@ std::string sse_response_head(const RequestContext& ctx) {
                      "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
   head += "x-request-id: " + ctx.request_id;
   append_headers(head, ctx.headers);
-  if (ctx.trace) append_headers(head, response_headers(*ctx.trace));
+  if (ctx.trace)
+    for_each_response_header(*ctx.trace, [&](std::string_view k, std::string_view v) { append_header(head, k, v); });
   head += "\r\nx-frugal-overhead-us: " + std::to_string(ctx.overhead_us(mono_us())) + "\r\n";
   head += "Trailer: x-frugal-cost-usd, x-frugal-savings-usd\r\n";  // final figures (append_last_chunk)
   head += ctx.keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
@@ -290,7 +291,8 @@ asio::awaitable<bool> send_response(ClientSocket& stream, int status, std::strin
   head += "\r\nx-request-id: "sv;
   head += ctx.request_id;
   append_headers(head, ctx.headers);
-  if (ctx.trace) append_headers(head, response_headers(*ctx.trace));
+  if (ctx.trace)
+    for_each_response_header(*ctx.trace, [&](std::string_view k, std::string_view v) { append_header(head, k, v); });
   head += "\r\nx-frugal-overhead-us: "sv;
   head += std::to_string(ctx.overhead_us(mono_us()));
   head += ctx.keep_alive ? "\r\nConnection: keep-alive\r\n\r\n"sv : "\r\nConnection: close\r\n\r\n"sv;

@@ -25,8 +25,41 @@ namespace frugal::gateway {
 
 using HeaderList = std::vector<std::pair<std::string_view, std::string>>;
 
-// Appends the trace's headers to `out` (names are string literals).
-void append_response_headers(const router::RequestTrace& t, HeaderList& out);
+inline bool trace_has_cost(const router::RequestTrace& t) { return t.dispatched || t.answered_from_cache(); }
+
+// Calls fn(name, value) for each of the trace's headers, in order (names are string
+// literals). The response writers call it straight into the head they build.
+template <class Fn>
+void for_each_response_header(const router::RequestTrace& t, Fn&& fn) {
+  if (t.classified) {
+    fn("x-frugal-request-type", t.request_type);
+    fn("x-frugal-route", t.route);
+  }
+  if (!t.budget.allowed && t.budget.retry_after_s > 0) fn("retry-after", std::to_string(t.budget.retry_after_s));
+  if (t.budget.soft_exceeded) fn("x-frugal-budget-warning", t.budget.message);
+  switch (t.cache.outcome) {
+    case router::CacheOutcome::kNone: break;
+    case router::CacheOutcome::kHit: fn("x-frugal-cache", "hit"); break;
+    case router::CacheOutcome::kMiss: fn("x-frugal-cache", "miss"); break;
+    case router::CacheOutcome::kBypass: fn("x-frugal-cache", "bypass"); break;
+  }
+  if (t.answered_from_cache()) {
+    fn("x-frugal-model", t.cache.model);
+  } else if (t.answer_tier >= 0) {
+    fn("x-frugal-provider", t.answer_provider);
+    fn("x-frugal-model", t.answer_upstream_model);
+    if (const size_t n = t.transport_attempts(); n > 1) fn("x-frugal-attempts", std::to_string(n));
+    fn("x-frugal-tier", std::to_string(t.answer_tier + 1));
+  }
+  if (!trace_has_cost(t)) return;
+  const Money cost = t.cost();
+  fn("x-frugal-cost-usd", cost.to_usd_string());
+  // A live answer's cost is known once it ends; everything else before the head goes out.
+  const bool final = t.finished || t.answered_from_cache() || !t.answer_live;
+  fn("x-frugal-cost-final", final ? "true" : "false");
+  if (final) fn("x-frugal-savings-usd", ((t.baseline_known ? t.baseline : Money{}) - cost).to_usd_string());
+}
+
 HeaderList response_headers(const router::RequestTrace& t);
 // The final cost figures for a stream's terminating chunk (announced by its head's
 // `Trailer:` line); empty when the request has no cost record.
