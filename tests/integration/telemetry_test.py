@@ -270,17 +270,22 @@ def run_access_log(frugal_bin, mock_bin):
         try:
             facts = traffic(url)
             check_traffic(facts)
-            ids = {k: facts[k][1].get("x-request-id") for k in ("cheap", "hit", "escalation", "error")}
+            # Refused before any answer source: a model name over the 256-byte limit.
+            s, h, _ = chat(url, None, model="m" * 300)
+            if s != 400:
+                fail(f"an over-long model name got {s}")
+            facts["refused"] = (s, h)
+            ids = {k: facts[k][1].get("x-request-id") for k in ("cheap", "hit", "escalation", "error", "refused")}
             lines = []
             deadline = time.monotonic() + 20  # the writer flushes every 200 ms
             while time.monotonic() < deadline:
                 with open(log_path) as f:
                     lines = f.read().splitlines()
-                if len(lines) >= 4:
+                if len(lines) >= 5:
                     break
                 time.sleep(0.1)
-            if len(lines) != 4:
-                fail(f"expected 4 access-log lines, got {len(lines)}: {lines}")
+            if len(lines) != 5:
+                fail(f"expected 5 access-log lines, got {len(lines)}: {lines}")
             text = "\n".join(lines)
             for secret in ("Which colour is the sky?", "sk-metrics-test", facts["answer_text"] or "?!"):
                 if secret in text:
@@ -294,6 +299,7 @@ def run_access_log(frugal_bin, mock_bin):
                 (Decimal(str(esc["cost_usd"])) == Decimal(facts["escalation"][1]["x-frugal-cost-usd"]), "cost"),
                 (hit["cache"] == "hit" and hit["cost_usd"] == 0, "cache-hit line"),
                 (err["status"] == 503 and err["upstream_attempts"] == 2, "upstream-error line"),
+                (rows[ids["refused"]]["end"] == "refused" and rows[ids["refused"]]["status"] == 400, "refused line"),
                 (all(r["trace_id"] and r["duration_us"] >= r["overhead_us"] >= 0 for r in rows.values()), "times"),
             ]
             for ok, what in checks:
@@ -306,7 +312,8 @@ def run_access_log(frugal_bin, mock_bin):
             if http("GET", url + "/metrics")[0] != 403:
                 fail("/metrics without the admin token was not refused")
             s, _, body = http("GET", url + "/metrics", headers={"authorization": "Bearer metrics-admin-token"})
-            if s != 200 or 'frugal_requests_total{status="503"} 1' not in body:
+            if s != 200 or 'frugal_requests_total{status="503"} 1' not in body or \
+                    'frugal_requests_total{status="400"} 1' not in body:
                 fail(f"/metrics with the admin token: {s}")
             print(f"access log: {len(lines)} lines, no prompt, answer or key; 2 upstream warnings; /metrics guarded")
         finally:
