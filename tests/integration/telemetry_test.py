@@ -2,18 +2,18 @@
 """frugal's telemetry through the real binary, over loopback: /metrics against real
 Prometheus tools, and the access log.
 
-  telemetry_test.py promtool   FRUGAL MOCK   `promtool check metrics` on a scrape after traffic
-  telemetry_test.py access_log FRUGAL MOCK   the access log's lines and the upstream warnings
-                                              for the same traffic; /metrics behind admin_token
-  telemetry_test.py prometheus FRUGAL MOCK   Debian's prometheus scrapes frugal while scripted
-                                              traffic runs (an accepted cheap tier, an escalation,
-                                              a cache hit, an upstream error); the cost, baseline
-                                              and escalation series read back through Prometheus's
-                                              query API must equal the ledger's figures.
+  telemetry_test.py promtool   FRUGAL MOCK  `promtool check metrics` on a scrape after traffic
+  telemetry_test.py access_log FRUGAL MOCK  the access log's lines and the upstream warnings for
+                                            the same traffic; /metrics behind admin_token
+  telemetry_test.py prometheus FRUGAL MOCK  Debian's prometheus scrapes frugal while scripted
+                                            traffic runs (an accepted cheap tier, an escalation,
+                                            a cache hit, an upstream error); the cost, baseline
+                                            and escalation series read back through Prometheus's
+                                            query API must equal the ledger's figures.
 
-The tools come from Debian's `prometheus` package, installed with apt-get if missing; when
-that is impossible (no root, no network) the test prints SKIP and exits 77. Standard library
-only. Every process binds 127.0.0.1; every wait is a bounded poll.
+promtool and prometheus come from Debian's `prometheus` package, installed with apt-get if
+missing; when that is impossible (no root, no network) those modes print SKIP and exit 77.
+Standard library only. Every process binds 127.0.0.1; every wait is a bounded poll.
 """
 import json
 import os
