@@ -56,6 +56,8 @@ prices:
   tier-small: { input: 0.10, cached_input: 0.05, output: 0.40 }
   tier-large: { input: 10.00, cached_input: 5.00, output: 30.00 }
   plain-model: { input: 1.00, output: 2.00 }
+budgets:
+  - { name: everything, scope: global, per: month, soft: 50.00, hard: 100.00 }
 """
 
 
@@ -370,6 +372,8 @@ scrape_configs:
             # Poll Prometheus until its latest scrape carries the ledger's figures (bounded).
             want = {
                 "sum(frugal_cost_usd_total)": cost,
+                'frugal_budget_spend_usd{budget="everything"}': cost,  # a global budget books every cost
+                'frugal_budget_limit_usd{budget="everything",limit="hard"}': Decimal(100),
                 "sum(frugal_baseline_usd_total)": baseline,
                 "sum(frugal_savings_usd_total) - sum(frugal_overspend_usd_total)": baseline - cost,
             }
