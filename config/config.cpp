@@ -211,16 +211,42 @@ CacheConfig parse_cache(const YamlNode& n) {
   return c;
 }
 
+TelemetryConfig parse_telemetry(const YamlNode& n, const std::string& source) {
+  n.allow_keys({"metrics", "access_log"});
+  TelemetryConfig t;
+  if (auto m = n.child("metrics")) {
+    m->allow_keys({"enabled", "max_label_values"});
+    t.metrics = m->get_bool("enabled", t.metrics);
+    t.max_label_values = m->get_int("max_label_values", t.max_label_values, 1, 100'000);
+  }
+  if (auto a = n.child("access_log")) {
+    const std::string v = a->as_string();
+    if (v.empty()) a->fail("expected stdout, off or a file path");
+    if (v == "off") {
+      t.access_log.clear();
+    } else if (v == "stdout") {
+      t.access_log = v;
+    } else {
+      std::filesystem::path path(v);
+      if (path.is_relative() && !source.empty() && source.front() != '<')
+        path = std::filesystem::path(source).parent_path() / path;
+      t.access_log = path.lexically_normal().string();
+    }
+  }
+  return t;
+}
+
 GatewayConfig parse_root(const YamlNode& root, const std::string& source) {
   GatewayConfig cfg;
   cfg.source = source;
   if (root.is_null()) root.fail("the configuration is empty");
   root.allow_keys({"server", "data_dir", "providers", "models", "passthrough", "policy", "teams", "cache",
-                   "admin_token"});
+                   "admin_token", "telemetry"});
   if (auto s = root.child("server")) cfg.server = parse_server(*s);
   cfg.data_dir = root.get_string("data_dir", cfg.data_dir);
   if (auto c = root.child("cache")) cfg.cache = parse_cache(*c);
   cfg.admin_token = root.get_string("admin_token", "");
+  if (auto t = root.child("telemetry")) cfg.telemetry = parse_telemetry(*t, source);
   if (auto p = root.child("providers"))
     for (const auto& [name, node] : p->entries()) cfg.providers.push_back(parse_provider(name, node));
   if (auto m = root.child("models")) {

@@ -147,6 +147,17 @@ struct CacheConfig {
   std::map<std::string, CacheRouteConfig> routes;
 };
 
+// `telemetry:` — what frugal exports besides responses and ledger rows
+// (docs/observability.md). Read at start; a reload does not change it.
+struct TelemetryConfig {
+  bool metrics = true;  // GET /metrics in the Prometheus text format
+  // Distinct client-chosen values (models, teams, key ids) kept per metric label; later
+  // ones are counted under "other".
+  int64_t max_label_values = 100;
+  // One JSON line per request: "" off, "stdout", or a file path (appended).
+  std::string access_log;
+};
+
 struct GatewayConfig {
   std::string source;  // file path, or "<built-in default>"
   ServerConfig server;
@@ -163,6 +174,7 @@ struct GatewayConfig {
   CacheConfig cache;
   // Bearer token for /admin/* endpoints; empty: admin endpoints only from loopback.
   std::string admin_token;
+  TelemetryConfig telemetry;
 
   const ProviderConfig* provider(const std::string& name) const;
 };

@@ -23,6 +23,8 @@ debs=(
   nginx-light wrk nodejs npm openssl
   # bench/soak.sh's client and its verdict (standard library only)
   python3
+  # promtool and a Prometheus server for tests/integration/prometheus_test.py
+  prometheus
 )
 
 sudo_cmd=()
@@ -46,6 +48,9 @@ if ((${#missing[@]})); then
   # Debian starts nginx on install; our tests start their own instances on loopback.
   if command -v systemctl >/dev/null 2>&1; then "${sudo_cmd[@]}" systemctl disable --now nginx >/dev/null 2>&1 || true; fi
   "${sudo_cmd[@]}" service nginx stop >/dev/null 2>&1 || true
+  # Likewise Prometheus: the test runs its own on loopback.
+  if command -v systemctl >/dev/null 2>&1; then "${sudo_cmd[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+  "${sudo_cmd[@]}" service prometheus stop >/dev/null 2>&1 || true
 else
   echo "install-deps: Debian packages present"
 fi

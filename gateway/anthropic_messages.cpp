@@ -165,7 +165,10 @@ asio::awaitable<bool> handle_messages(ClientSocket& stream, Request& req, Reques
   ChatExchange ex(w, ctx, req, Dialect::kAnthropic);
   // Resolved once, with the exchange's configuration: the exchange does not resolve them again.
   auto targets = router::resolve_model(ex.config(), info->model);
-  if (!targets) co_return co_await send_anthropic_error(stream, targets.error(), ctx);
+  if (!targets) {
+    ex.refused(targets.error());  // counted like the OpenAI API's unknown model
+    co_return co_await send_anthropic_error(stream, targets.error(), ctx);
+  }
 
   ChatRequest chat;
   auto openai_body = anthropic_to_openai_request(root, info->model);

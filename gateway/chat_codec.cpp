@@ -69,6 +69,7 @@ asio::awaitable<bool> serve_chat(ClientSocket& stream, RequestContext& ctx, Chat
 
   auto started = co_await ex.start(req, std::move(requested));
   if (!started) {
+    ex.refused(watch->shutdown ? shutdown_cut_error() : started.error());
     if (watch->shutdown) co_return co_await codec.send_error(stream, shutdown_cut_error(), ctx);
     if (started.error().kind == ErrorKind::kCancelled) co_return false;
     co_return co_await codec.send_error(stream, started.error(), ctx);

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "gateway/routing.h"
 #include "gateway/server.h"
+#include "gateway/telemetry.h"
 #include "router/ledger.h"
 
 namespace frugal::gateway {
@@ -157,6 +158,20 @@ void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
   book();
   record_ledger_row();
   log_finish(usage);
+  record_telemetry();
+}
+
+void ChatExchange::refused(const Error& e) {
+  if (trace_.finished) return;  // start() failed after dispatch: finish() ran
+  trace_.finished = true;
+  trace_.status = e.kind == ErrorKind::kCancelled ? 499 : e.http_status();
+  record_telemetry();
+}
+
+void ChatExchange::record_telemetry() {
+  trace_.mono_end_us = mono_us();
+  trace_.overhead_us = ctx_.overhead_us(trace_.mono_end_us);
+  if (Telemetry* t = w_.server.telemetry()) t->record(trace_, *cfg_);
 }
 
 void ChatExchange::record_ledger_row() {

@@ -87,6 +87,9 @@ class ChatExchange {
   // Once, when the response is over, with the usage seen (partial for a cut stream or
   // a client that went away). Logged at debug level ("finish end=... usage ...").
   void finish(const Usage& usage, ExchangeEnd end);
+  // start() failed with `e` before the request reached an answer source (budget,
+  // unknown model, bad header): its telemetry is recorded with e's status.
+  void refused(const Error& e);
   // Waits until this request's ledger row is written (durable against kill -9). Codecs
   // call it after finish() and before the last bytes of a successful response.
   boost::asio::awaitable<void> commit();
@@ -111,6 +114,8 @@ class ChatExchange {
 
  private:
   void log_finish(const Usage& usage) const;
+  // The trace's end time and overhead, then its metrics, access-log line and warnings.
+  void record_telemetry();
   const config::ProviderConfig* answer_provider() const;
 
   // --- policy stage (gateway/routing.cpp) ---

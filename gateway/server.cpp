@@ -19,6 +19,7 @@
 #include "gateway/client_watch.h"
 #include "core/log.h"
 #include "gateway/regex_limit_log.h"
+#include "gateway/telemetry.h"
 #include "gateway/worker.h"
 
 namespace frugal::gateway {
@@ -114,6 +115,11 @@ Result<void> Server::start() {
   const auto cfg = config();
   install_regex_limit_log();
   FRUGAL_TRY(open_data(*cfg));
+  {
+    auto telemetry = Telemetry::open(cfg->telemetry);
+    if (!telemetry) return std::move(telemetry).error();
+    telemetry_ = std::move(*telemetry);
+  }
   FRUGAL_TRY(engines_.sync(*cfg));
   {
     auto policy = load_policy_for(*cfg);
@@ -271,6 +277,7 @@ void Server::stop() {
   // destroyed, unrun, with them. Exchanges destroyed below find the ledger closed.
   if (ledger_) ledger_->close();
   workers_.clear();
+  telemetry_.reset();  // after the last exchange: writes the access log's last lines
   if (cache_) cache_->flush();
   ledger_.reset();
   cache_.reset();

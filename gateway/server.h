@@ -41,6 +41,7 @@ class Ledger;
 namespace frugal::gateway {
 
 class Worker;
+class Telemetry;
 
 // The default number of I/O threads for `usable` CPUs: one fewer, at least one. The
 // CPU left over runs what the I/O threads depend on (the kernel's network stack,
@@ -121,6 +122,9 @@ class Server {
   cache::ExactCache& cache() { return *cache_; }
   router::Ledger& ledger() { return *ledger_; }
   cache::SingleFlight& flights() { return *flights_; }
+  // Metrics, access log and upstream warnings of finished requests (gateway/telemetry.h);
+  // set by start(), null before.
+  Telemetry* telemetry() { return telemetry_.get(); }
   // The prefix-affinity pickers of aliases with replicas (shared by all workers).
   router::ReplicaPickers& replica_pickers() { return pickers_; }
 
@@ -152,6 +156,7 @@ class Server {
   std::unique_ptr<cache::ExactCache> cache_;
   std::unique_ptr<router::Ledger> ledger_;
   std::unique_ptr<cache::SingleFlight> flights_;
+  std::unique_ptr<Telemetry> telemetry_;
   router::ReplicaPickers pickers_;
   std::unique_ptr<boost::asio::thread_pool> blocking_;
   std::string config_path_;

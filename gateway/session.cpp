@@ -32,6 +32,7 @@
 #include "gateway/readiness.h"
 #include "gateway/request_parser.h"
 #include "gateway/server.h"
+#include "gateway/telemetry.h"
 #include "gateway/trace_headers.h"
 #include "gateway/worker.h"
 
@@ -120,6 +121,19 @@ asio::awaitable<bool> route(ClientSocket& stream, Request& req, RequestContext& 
       if (auto e = only(bhttp::verb::get)) co_return co_await send_openai_error(stream, *e, ctx);
       co_return co_await handle_admin_engines(stream, req, ctx, w);
     }
+  }
+  if (path == "/metrics") {
+    // Same access rule as /admin/*: a loopback Prometheus scrapes without a token; a
+    // remote one sends the admin token (scrape config `authorization: {credentials: ...}`).
+    if (auto e = only(bhttp::verb::get)) co_return co_await send_openai_error(stream, *e, ctx);
+    if (!admin_authorized(stream, req, *w.server.config())) {
+      Error e = make_error(ErrorKind::kPermission,
+                           "/metrics needs 'Authorization: Bearer <admin_token>' (or, without an admin_token "
+                           "configured, a loopback client).",
+                           "", "admin_forbidden");
+      co_return co_await send_openai_error(stream, e, ctx);
+    }
+    co_return co_await handle_metrics(stream, req, ctx, w);
   }
   if (path == "/healthz") {
     if (auto e = only(bhttp::verb::get)) co_return co_await send_error(stream, *e, ctx, anthropic);

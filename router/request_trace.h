@@ -113,6 +113,8 @@ struct RequestTrace {
   bool finished = false;
   ExchangeEnd end = ExchangeEnd::kComplete;
   int status = 200;  // the HTTP status the client got (499: the client went away first)
+  int64_t mono_end_us = 0;  // when the exchange finished (0: not yet)
+  int64_t overhead_us = 0;  // frugal's own time until then (x-frugal-overhead-us)
 
   Money cost() const;  // every tier and verifier call tried
   Money savings() const { return baseline - cost(); }

@@ -329,3 +329,39 @@ TEST_CASE("config and policy files: only regular files of at most 4 MiB are read
   CHECK(g->server.read_timeout_ms == 5000);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("telemetry: metrics on by default, access log off, both configurable") {
+  auto d = load_config_text("providers: {}\n", "/etc/frugal/frugal.yaml");
+  REQUIRE(d.ok());
+  CHECK(d->telemetry.metrics);
+  CHECK(d->telemetry.max_label_values == 100);
+  CHECK(d->telemetry.access_log.empty());
+
+  auto c = load_config_text(
+      "telemetry:\n  metrics: { enabled: false, max_label_values: 7 }\n  access_log: logs/access.jsonl\n",
+      "/etc/frugal/frugal.yaml");
+  REQUIRE_MESSAGE(c.ok(), c.error().message);
+  CHECK(!c->telemetry.metrics);
+  CHECK(c->telemetry.max_label_values == 7);
+  CHECK(c->telemetry.access_log == "/etc/frugal/logs/access.jsonl");  // beside the config file
+
+  auto s = load_config_text("telemetry: { access_log: stdout }\n", "/etc/frugal/frugal.yaml");
+  REQUIRE(s.ok());
+  CHECK(s->telemetry.access_log == "stdout");
+  auto off = load_config_text("telemetry: { access_log: \"off\" }\n", "/etc/frugal/frugal.yaml");
+  REQUIRE(off.ok());
+  CHECK(off->telemetry.access_log.empty());
+
+  struct Case { const char* yaml; const char* expect; };
+  const Case bad[] = {
+      {"telemetry:\n  metrics: { max_label_values: 0 }\n", "key 'telemetry.metrics.max_label_values'"},
+      {"telemetry:\n  prometheus: true\n", "t.yaml:2:3: key 'telemetry.prometheus': unknown key"},
+      {"telemetry:\n  access_log: \"\"\n", "key 'telemetry.access_log': expected stdout, off or a file path"},
+  };
+  for (const auto& b : bad) {
+    CAPTURE(b.yaml);
+    auto r = load_config_text(b.yaml, "t.yaml");
+    REQUIRE(!r.ok());
+    CHECK_MESSAGE(r.error().message.find(b.expect) != std::string::npos, r.error().message);
+  }
+}

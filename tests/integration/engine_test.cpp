@@ -320,6 +320,41 @@ TEST_CASE("speculative counters: acceptance rate and tokens per target step") {
   CHECK(v1->kv("used_blocks", "draft_kv_cache") == 0);
 }
 
+// The value of one sample in a /metrics exposition; -1 when absent.
+double metric_sample(const std::string& text, const std::string& series) {
+  const size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+TEST_CASE("GET /metrics carries each engine's counters as /admin/engines shows them") {
+  if (!has_fixture()) FRUGAL_SKIP("fixture " << kFixture << " is absent");
+  auto r = env().chat(body("spec/llama-2-tiny-random", R"([{"role":"user","content":"Count to five."}])",
+                           R"("temperature":0,"max_tokens":8)"));
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  for (const char* provider : {"local", "spec"})
+    REQUIRE(engine_reaches(provider, [](EngineView& v) { return v.num("running") == 0 && v.num("waiting") == 0; }));
+  CHECK(request("GET", env().url + "/metrics").status == 403);  // the admin endpoints' rule
+  auto m = request("GET", env().url + "/metrics", {}, {kAuth});
+  REQUIRE(m.status == 200);
+  for (const std::string provider : {"local", "spec"}) {
+    CAPTURE(provider);
+    auto v = engine_view(provider);
+    const std::string labels = "{provider=\"" + provider + "\",model=\"" + provider + "/llama-2-tiny-random\"}";
+    CHECK(metric_sample(m.body, "frugal_engine_prefill_tokens_total" + labels) == v->num("prefill_tokens_computed"));
+    CHECK(metric_sample(m.body, "frugal_engine_prefix_tokens_reused_total" + labels) == v->num("prompt_tokens_reused"));
+    CHECK(metric_sample(m.body, "frugal_engine_decode_tokens_total" + labels) == v->num("decode_tokens"));
+    CHECK(metric_sample(m.body, "frugal_engine_kv_blocks_used" + labels) == v->kv("used_blocks"));
+    CHECK(metric_sample(m.body, "frugal_engine_kv_blocks_total" + labels) == v->kv("n_blocks"));
+    CHECK(metric_sample(m.body, "frugal_engine_running_requests" + labels) == 0);
+    CHECK(metric_sample(m.body, "frugal_engine_waiting_requests" + labels) == 0);
+    CHECK(metric_sample(m.body, "frugal_engine_speculative_drafted_tokens_total" + labels) == v->num("drafted"));
+    CHECK(metric_sample(m.body, "frugal_engine_speculative_accepted_tokens_total" + labels) == v->num("accepted"));
+  }
+  CHECK(metric_sample(m.body, "frugal_engine_speculative_drafted_tokens_total{provider=\"spec\",model=\"spec/"
+                              "llama-2-tiny-random\"}") > 0);
+}
+
 TEST_CASE("engine deadlines: first-byte while queued is a 504, total cuts a stream and a plain answer") {
   if (!has_fixture()) FRUGAL_SKIP("fixture " << kFixture << " is absent");
   auto& e = env();

@@ -1,0 +1,75 @@
+#pragma once
+// What one finished request adds to the Prometheus metrics: a pure function of its trace
+// (router/request_trace.h), like the response headers and the ledger row. The registry
+// (gateway/metrics.h) folds client-chosen label values and sums the points.
+//
+// Per tier attempt (each is a GenAI client operation against an upstream; verifier calls
+// included):
+//   gen_ai_client_token_usage{gen_ai_token_type=input|output|cache_read|cache_write}
+//   gen_ai_client_operation_duration_seconds (error_type on a failed attempt)
+//   gen_ai_server_time_to_first_token_seconds, gen_ai_server_time_per_output_token_seconds
+//   frugal_cost_usd_total{model=<the tier's model>}
+//   frugal_upstream_requests_total{provider,outcome,attempt}, one per transport attempt
+//   frugal_escalations_total{route,tier,reason}, for a tier that passed the request on
+// Per request:
+//   frugal_requests_total{status}, frugal_cache_requests_total{result},
+//   frugal_baseline_usd_total / frugal_savings_usd_total / frugal_overspend_usd_total
+//   {model=<the answering model>}, frugal_overhead_seconds
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/money.h"
+#include "router/request_trace.h"
+
+namespace frugal::gateway {
+
+enum class MetricFamily : uint8_t {
+  kTokenUsage,          // histogram, tokens
+  kOperationDuration,   // histogram, seconds
+  kTimeToFirstToken,    // histogram, seconds
+  kTimePerOutputToken,  // histogram, seconds
+  kOverhead,            // histogram, seconds
+  kCost,                // counter, USD (money)
+  kBaseline,            // counter, USD (money)
+  kSavings,             // counter, USD (money)
+  kOverspend,           // counter, USD (money)
+  kRequests,            // counter
+  kCacheRequests,       // counter
+  kEscalations,         // counter
+  kUpstreamRequests,    // counter
+};
+inline constexpr size_t kMetricFamilies = 13;
+
+// Where a label's value comes from, for bounding its cardinality.
+enum class LabelSource : uint8_t {
+  kFixed,  // gateway or policy vocabulary (statuses, routes, providers): kept as is
+  kModel,  // a model name a client may choose (passthrough)
+  kTeam,   // a team (the x-frugal-team header, or the config's teams)
+  kKey,    // a key id (any API key)
+};
+
+struct MetricLabel {
+  std::string_view name;  // a string literal
+  std::string value;
+  LabelSource source = LabelSource::kFixed;
+};
+
+struct MetricPoint {
+  MetricFamily family;
+  std::vector<MetricLabel> labels;
+  double value = 0;  // a histogram's observation or a counter's increment
+  Money money;       // a USD counter's increment (exact)
+};
+
+std::vector<MetricPoint> metric_points(const router::RequestTrace& t);
+
+// "ok", "http_<status>" or "error" (no answer: connection, timeout, broken body).
+std::string upstream_outcome(const router::AttemptRecord& a);
+// A bounded name for why a tier passed the request on: the acceptance signal that
+// rejected it (the leading identifier of its reason: mean_logprob, json_schema, ...),
+// "rejected" without one, or "error" when the tier failed.
+std::string escalation_reason(const router::TierAttempt& t);
+
+}  // namespace frugal::gateway

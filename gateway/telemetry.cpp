@@ -1,0 +1,157 @@
+#include "gateway/telemetry.h"
+
+#include "config/secrets.h"
+#include "core/log.h"
+#include "gateway/metric_points.h"
+#include "gateway/server.h"
+
+namespace frugal::gateway {
+
+Telemetry::Telemetry(const config::TelemetryConfig& cfg)
+    : metrics_enabled_(cfg.metrics), metrics_(static_cast<size_t>(cfg.max_label_values)) {}
+
+Result<std::unique_ptr<Telemetry>> Telemetry::open(const config::TelemetryConfig& cfg) {
+  std::unique_ptr<Telemetry> t(new Telemetry(cfg));
+  if (!cfg.access_log.empty()) {
+    auto log = AccessLog::open(cfg.access_log);
+    if (!log) return std::move(log).error();
+    t->access_log_ = std::move(*log);
+  }
+  return t;
+}
+
+void Telemetry::record(const router::RequestTrace& t, const config::GatewayConfig& cfg) {
+  if (log::enabled(log::Level::kWarn)) {
+    std::vector<std::string> warnings = upstream_warnings(t);
+    if (!warnings.empty()) {
+      const auto secrets = config::config_secrets(cfg);
+      for (std::string& w : warnings) {
+        config::mask_secrets(w, secrets);  // an upstream's error text may echo its key
+        log::warn(w);
+      }
+    }
+  }
+  if (metrics_enabled_) metrics_.record(metric_points(t), cfg);
+  if (access_log_) access_log_->add(access_log_line(t));
+}
+
+namespace {
+
+void budget_gauges(std::string& out, const Snapshot& snap) {
+  PromText w(out);
+  w.family("frugal_budget_spend_usd", "gauge", "USD spent in the budget's current window.");
+  std::vector<policies::BudgetStatus> budgets;
+  if (snap.budgets) budgets = snap.budgets->snapshot();
+  std::string l;
+  for (const auto& b : budgets) {
+    l.clear();
+    append_label(l, "budget", b.name);
+    w.sample("frugal_budget_spend_usd", l, b.spent.to_usd_string());
+  }
+  w.family("frugal_budget_limit_usd", "gauge",
+           "The budget's limit per window, by kind (soft, hard).");
+  for (const auto& b : budgets) {
+    for (const auto& [kind, v] :
+         {std::pair{"soft", b.soft}, std::pair{"hard", b.hard}}) {
+      if (!v) continue;
+      l.clear();
+      append_label(l, "budget", b.name);
+      l += ',';
+      append_label(l, "limit", kind);
+      w.sample("frugal_budget_limit_usd", l, v->to_usd_string());
+    }
+  }
+  w.family("frugal_budget_window_end_seconds", "gauge",
+           "When the budget's current window ends (Unix time).");
+  for (const auto& b : budgets) {
+    l.clear();
+    append_label(l, "budget", b.name);
+    w.sample("frugal_budget_window_end_seconds", l,
+             static_cast<double>(b.window_end_us / 1'000'000));
+  }
+}
+
+void engine_gauges(std::string& out, const EngineRegistry& engines) {
+  const auto all = engines.all();
+  struct Row {
+    std::string labels;
+    engine::EngineStats s;
+  };
+  std::vector<Row> rows;
+  for (const auto& [provider, svc] : all) {
+    Row r;
+    append_label(r.labels, "provider", provider);
+    r.labels += ',';
+    append_label(r.labels, "model", provider + "/" + svc->model_name());
+    r.s = svc->stats();
+    rows.push_back(std::move(r));
+  }
+  PromText w(out);
+  const auto family = [&](const char* name, const char* type, const char* help, auto value) {
+    w.family(name, type, help);
+    for (const Row& r : rows) w.sample(name, r.labels, static_cast<double>(value(r.s)));
+  };
+  using S = engine::EngineStats;
+  family("frugal_engine_prefill_tokens_total", "counter",
+         "Prompt tokens the engine ran through the model.",
+         [](const S& s) { return s.prefill_tokens_computed; });
+  family("frugal_engine_prefix_tokens_reused_total", "counter",
+         "Prompt tokens attached from cached KV blocks instead of prefilled.",
+         [](const S& s) { return s.prompt_tokens_reused; });
+  family("frugal_engine_decode_tokens_total", "counter", "Tokens the engine generated.",
+         [](const S& s) { return s.decode_tokens; });
+  family("frugal_engine_kv_blocks_used", "gauge", "KV-cache blocks held by running sequences.",
+         [](const S& s) { return s.kv.used_blocks; });
+  family("frugal_engine_kv_blocks_total", "gauge", "KV-cache blocks in the engine's pool.",
+         [](const S& s) { return s.kv.n_blocks; });
+  family("frugal_engine_running_requests", "gauge", "Sequences in the running batch.",
+         [](const S& s) { return s.running; });
+  family("frugal_engine_waiting_requests", "gauge", "Requests queued for the batch.",
+         [](const S& s) { return s.waiting; });
+  family("frugal_engine_speculative_drafted_tokens_total", "counter",
+         "Tokens the draft model proposed.", [](const S& s) { return s.drafted; });
+  family("frugal_engine_speculative_accepted_tokens_total", "counter",
+         "Drafted tokens the target model accepted.", [](const S& s) { return s.accepted; });
+}
+
+}  // namespace
+
+std::string render_metrics(Server& server, Telemetry& telemetry) {
+  std::string out = telemetry.metrics().render();
+  const auto snap = server.snapshot();
+  budget_gauges(out, *snap);
+  engine_gauges(out, server.engines());
+  PromText w(out);
+  w.family("frugal_metric_label_values_folded_total", "counter",
+           "Metric points whose client-chosen label value was counted as \"other\" "
+           "(telemetry.metrics.max_label_values).");
+  w.sample("frugal_metric_label_values_folded_total", "",
+           static_cast<double>(telemetry.metrics().folded()));
+  w.family("frugal_access_log_dropped_lines_total", "counter",
+           "Access-log lines dropped because the writer could not keep up.");
+  w.sample("frugal_access_log_dropped_lines_total", "",
+           static_cast<double>(telemetry.access_log() ? telemetry.access_log()->dropped() : 0));
+  w.family("frugal_requests_in_flight", "gauge", "Requests being served now.");
+  w.sample("frugal_requests_in_flight", "",
+           static_cast<double>(server.in_flight().load(std::memory_order_relaxed)));
+  return out;
+}
+
+}  // namespace frugal::gateway
+
+namespace frugal::gateway {
+
+asio::awaitable<bool> handle_metrics(ClientSocket& stream, Request&, RequestContext& ctx,
+                                     Worker& w) {
+  Telemetry* t = w.server.telemetry();
+  if (!t || !t->metrics_enabled())
+    co_return co_await send_openai_error(
+        stream,
+        make_error(ErrorKind::kNotFound, "Metrics are off (telemetry.metrics.enabled: false).", "",
+                   "unknown_url"),
+        ctx);
+  co_return co_await send_response(stream, 200, "text/plain; version=0.0.4; charset=utf-8",
+                                   render_metrics(w.server, *t), ctx);
+}
+
+}  // namespace frugal::gateway
