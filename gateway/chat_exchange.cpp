@@ -15,6 +15,7 @@
 #include "cache/prefix.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "gateway/otlp/exporter.h"
 #include "gateway/routing.h"
 #include "gateway/server.h"
 #include "router/ledger.h"
@@ -158,13 +159,14 @@ void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
   if (end != ExchangeEnd::kComplete && w_.server.cutting_for_shutdown()) end = ExchangeEnd::kShutdown;
   trace_.finished = true;
   trace_.end = end;
-  trace_.mono_end_us = mono_us();
   seen_usage_ = usage;
   targets_.release();
   complete_live_tier(usage, end);
+  trace_.mono_end_us = mono_us();  // after the live tier's last byte
   cache_finish(usage, end);
   book();
   record_ledger_row();
+  if (otlp::Exporter* e = w_.server.otlp()) e->record(trace_);  // never waits
   log_finish(usage);
 }
 

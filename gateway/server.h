@@ -38,6 +38,10 @@ namespace frugal::router {
 class Ledger;
 }
 
+namespace frugal::otlp {
+class Exporter;
+}
+
 namespace frugal::gateway {
 
 class Worker;
@@ -121,6 +125,9 @@ class Server {
   cache::ExactCache& cache() { return *cache_; }
   router::Ledger& ledger() { return *ledger_; }
   cache::SingleFlight& flights() { return *flights_; }
+  // The OTLP exporter (telemetry.otlp), null when export is off. Thread-safe; it outlives
+  // the workers, so an exchange may record into it until the server is destroyed.
+  otlp::Exporter* otlp() { return otlp_.get(); }
   // The prefix-affinity pickers of aliases with replicas (shared by all workers).
   router::ReplicaPickers& replica_pickers() { return pickers_; }
 
@@ -151,6 +158,7 @@ class Server {
   std::shared_ptr<cache::Store> store_;
   std::unique_ptr<cache::ExactCache> cache_;
   std::unique_ptr<router::Ledger> ledger_;
+  std::unique_ptr<otlp::Exporter> otlp_;
   std::unique_ptr<cache::SingleFlight> flights_;
   router::ReplicaPickers pickers_;
   std::unique_ptr<boost::asio::thread_pool> blocking_;
