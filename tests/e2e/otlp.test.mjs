@@ -17,7 +17,12 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const root = require('@opentelemetry/otlp-transformer/build/src/generated/root.js');
+let root;
+try {
+  root = require('@opentelemetry/otlp-transformer/build/src/generated/root.js');
+} catch (e) {
+  throw new Error(`@opentelemetry/otlp-transformer is missing from tests/e2e/node_modules: run deploy/install-deps.sh (${e.message})`);
+}
 const proto = root.opentelemetry.proto;
 const TraceRequest = proto.collector.trace.v1.ExportTraceServiceRequest;
 const MetricsRequest = proto.collector.metrics.v1.ExportMetricsServiceRequest;
