@@ -216,7 +216,13 @@ providers:
     kind: openai
     base_url: ${mockUrl}/v1
     retry: { max_attempts: 1 }
+  anth:
+    kind: anthropic
+    base_url: ${mockUrl}
+    api_key: sk-ant-otlp
+    retry: { max_attempts: 1 }
 passthrough:
+  - { prefix: "claude", provider: anth }
   - { prefix: "", provider: mock }
 telemetry:
   otlp:
@@ -293,7 +299,17 @@ test('spans and metrics decoded by the official OTLP classes agree with the ledg
   // 5. An upstream error, relayed.
   const err = await chat(gw.url, { model: 'plain-model', mock: { status: 503 } }, { 'x-request-id': `err-${pid}` });
   assert.equal(err.status, 503);
-  const ids = [`plain-${pid}`, `hit-${pid}`, `esc-${pid}`, `ver-${pid}`, `err-${pid}`];
+  // 6. The Anthropic Messages API to an Anthropic-kind provider: traceparent there too.
+  const msg = await fetch(`${gw.url}/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': 'sk-otlp-e2e', 'anthropic-version': '2023-06-01',
+               'x-request-id': `anth-${pid}` },
+    body: JSON.stringify({ model: 'claude-otlp', max_tokens: 16, messages: [{ role: 'user', content: `anth ${pid}` }] }),
+  });
+  assert.equal(msg.status, 200, await msg.text());
+  const anthHeaders = await (await fetch(`${mockUrl}/mock/last_headers`)).json();
+  const ids = [`plain-${pid}`, `hit-${pid}`, `esc-${pid}`, `ver-${pid}`, `err-${pid}`, `anth-${pid}`];
+  const requested = { plain: 'plain-model', hit: 'plain-model', err: 'plain-model', esc: 'auto', ver: 'auto', anth: 'claude-otlp' };
 
   const rows = await ledgerRows(gw.url);
   const rowOf = (id) => rows.find((r) => r.id === id);
@@ -318,7 +334,7 @@ test('spans and metrics decoded by the official OTLP classes agree with the ledg
     assert.match(rootSpan.schemaUrl, /^https:\/\/opentelemetry\.io\/schemas\/1\.\d+\.\d+$/);
     const a = rootSpan.attributes;
     assert.equal(a['gen_ai.operation.name'], 'chat');
-    assert.equal(rootSpan.name, `chat ${id.startsWith('plain') || id.startsWith('hit') || id.startsWith('err') ? 'plain-model' : 'auto'}`);
+    assert.equal(rootSpan.name, `chat ${requested[id.split('-')[0]]}`);
     assert.equal(a['frugal.request_type'], row.type);
     assert.equal(a['frugal.route'], row.route);
     assert.equal(a['frugal.cache'], row.cache);
@@ -375,6 +391,11 @@ test('spans and metrics decoded by the official OTLP classes agree with the ledg
   assert.ok(verify, 'a verifier span');
   assert.equal(verify.attributes['frugal.verifier'], true);
   assert.ok(verify.attributes['frugal.score'] < 0.8);
+  const anthSpans = spansOf(`anth-${pid}`);
+  const anthTier = anthSpans.find((s) => s.kind === 3);
+  assert.equal(anthTier.attributes['gen_ai.provider.name'], 'anth');
+  assert.equal(anthSpans.find((s) => s.kind === 2).attributes['frugal.dialect'], 'anthropic');
+  assert.equal(anthHeaders.traceparent, `00-${anthTier.traceId}-${anthTier.spanId}-01`);
   // The relayed error: error.type on the request, an error status.
   const errRoot = spansOf(`err-${pid}`).find((s) => s.parentSpanId === '');
   assert.equal(errRoot.attributes['error.type'], '503');
