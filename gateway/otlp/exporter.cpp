@@ -3,10 +3,10 @@
 #include <curl/curl.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <ctime>
 
+#include "core/http_date.h"
 #include "core/ids.h"
 #include "core/log.h"
 #include "gateway/otlp/encode.h"
@@ -100,17 +100,6 @@ Sender curl_sender(std::vector<std::string> headers) {
   for (const std::string& h : headers) list = curl_slist_append(list, h.c_str());
   s.headers = std::shared_ptr<curl_slist>(list, curl_slist_free_all);
   return s;
-}
-
-int64_t parse_retry_after_ms(std::string_view v, int64_t now_unix_s) {
-  if (v.empty()) return -1;
-  int64_t secs = 0;
-  const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), secs);
-  if (ec == std::errc() && p == v.data() + v.size()) return secs < 0 ? -1 : secs * 1000;
-  const std::string date(v);
-  const time_t at = curl_getdate(date.c_str(), nullptr);
-  if (at < 0) return -1;
-  return std::max<int64_t>(0, (static_cast<int64_t>(at) - now_unix_s) * 1000);
 }
 
 bool retryable(const SendResult& r) {

@@ -48,8 +48,6 @@ using Sender = std::function<SendResult(const std::string& url, const std::strin
 // The libcurl sender, with `headers` ("Name: value") on every request.
 Sender curl_sender(std::vector<std::string> headers);
 
-// Retry-After: delta-seconds or an HTTP-date; -1 when absent or unreadable.
-int64_t parse_retry_after_ms(std::string_view value, int64_t now_unix_s);
 // Whether an export answered `r` may succeed if retried (OTLP/HTTP: 429, 502, 503, 504,
 // or no response at all).
 bool retryable(const SendResult& r);
