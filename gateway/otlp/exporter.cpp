@@ -134,10 +134,13 @@ void Exporter::record(const router::RequestTrace& t) {
   if (cfg_.metrics) metrics_.add(t);
   if (!cfg_.traces || !t.sampled) return;
   const size_t n = span_count(t);
-  {
+  // The copy is made outside the lock, and not at all when the queue is known full.
+  if (queued_traces_.load(std::memory_order_relaxed) < static_cast<size_t>(cfg_.queue_size)) {
+    router::RequestTrace copy = t;
     std::lock_guard lock(mu_);
     if (!stopping_ && queue_.size() < static_cast<size_t>(cfg_.queue_size)) {
-      queue_.push_back(t);
+      queue_.push_back(std::move(copy));
+      queued_traces_.store(queue_.size(), std::memory_order_relaxed);
       queued_spans_ += n;
       // The first trace arms the flush timer, a full batch goes at once.
       if (queue_.size() == 1 || queued_spans_ >= static_cast<size_t>(cfg_.batch_size)) cv_.notify_one();
@@ -240,6 +243,7 @@ void Exporter::run() {
         queue_.pop_front();
       }
       queued_spans_ -= std::min(queued_spans_, n);
+      queued_traces_.store(queue_.size(), std::memory_order_relaxed);
       oldest_us = queue_.empty() ? 0 : mono_us();
     }
     if (stopping) break;

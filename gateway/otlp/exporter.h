@@ -91,6 +91,7 @@ class Exporter {
   std::condition_variable cv_;
   std::deque<router::RequestTrace> queue_;
   size_t queued_spans_ = 0;
+  std::atomic<size_t> queued_traces_{0};  // queue_.size(), read without the lock
   bool stopping_ = false;
   int64_t stop_deadline_us_ = 0;  // mono µs
 
