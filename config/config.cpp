@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -211,8 +213,68 @@ CacheConfig parse_cache(const YamlNode& n) {
   return c;
 }
 
-TelemetryConfig parse_telemetry(const YamlNode& n, const std::string& source) {
-  n.allow_keys({"metrics", "access_log"});
+std::string http_endpoint(const YamlNode& n, std::string url) {
+  if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
+    n.fail("expected an http:// or https:// URL, got " + n.shown());
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url;
+}
+
+// The file's `telemetry: otlp:`; `explicitly_off` is set by `enabled: false`.
+OtlpConfig parse_otlp(const YamlNode& n, bool& explicitly_off) {
+  n.allow_keys({"enabled", "endpoint", "headers", "service_name", "traces", "metrics", "timeout", "queue_size",
+                "batch_size", "flush_interval", "export_interval", "max_retry_time"});
+  OtlpConfig o;
+  explicitly_off = n.child("enabled") && !n.get_bool("enabled", true);
+  if (auto e = n.child("endpoint")) o.endpoint = http_endpoint(*e, e->as_string());
+  if (auto h = n.child("headers"))
+    for (const auto& [k, v] : h->entries()) o.headers.emplace_back(k, v.as_string());
+  o.service_name = n.get_string("service_name", "");
+  o.traces = n.get_bool("traces", o.traces);
+  o.metrics = n.get_bool("metrics", o.metrics);
+  o.timeout_ms = n.get_duration_ms("timeout", o.timeout_ms, 10, kHour);
+  o.queue_size = n.get_int("queue_size", o.queue_size, 1, 1'000'000);
+  o.batch_size = n.get_int("batch_size", o.batch_size, 1, 100'000);
+  o.flush_interval_ms = n.get_duration_ms("flush_interval", o.flush_interval_ms, 1, kHour);
+  o.export_interval_ms = n.get_duration_ms("export_interval", o.export_interval_ms, 10, kDay);
+  o.max_retry_ms = n.get_duration_ms("max_retry_time", o.max_retry_ms, 0, kHour);
+  return o;
+}
+
+// The OTEL_* variables fill in what the file left unset.
+Result<void> apply_otel_env(OtlpConfig& o, bool explicitly_off, const EnvLookup& env) {
+  const auto var = [&](const char* name) {
+    auto v = env(name);
+    return v && !v->empty() ? v : std::nullopt;
+  };
+  if (o.endpoint.empty()) {
+    if (auto e = var("OTEL_EXPORTER_OTLP_ENDPOINT")) {
+      std::string url = *e;
+      if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
+        return make_error(ErrorKind::kInvalidRequest,
+                          "OTEL_EXPORTER_OTLP_ENDPOINT: expected an http:// or https:// URL, got '" + url + "'");
+      while (!url.empty() && url.back() == '/') url.pop_back();
+      o.endpoint = std::move(url);
+    }
+  }
+  if (auto h = var("OTEL_EXPORTER_OTLP_HEADERS")) {
+    auto parsed = parse_otlp_headers(*h);
+    if (!parsed) return make_error(ErrorKind::kInvalidRequest, "OTEL_EXPORTER_OTLP_HEADERS: " + parsed.error().message);
+    for (auto& [k, v] : *parsed) {
+      const bool in_file = std::any_of(o.headers.begin(), o.headers.end(), [&](const auto& kv) {
+        return kv.first.size() == k.size() &&
+               std::equal(k.begin(), k.end(), kv.first.begin(), [](unsigned char a, unsigned char b) { return std::tolower(a) == std::tolower(b); });
+      });
+      if (!in_file) o.headers.emplace_back(std::move(k), std::move(v));
+    }
+  }
+  if (o.service_name.empty()) o.service_name = var("OTEL_SERVICE_NAME").value_or("frugal");
+  o.enabled = !explicitly_off && !o.endpoint.empty() && (o.traces || o.metrics);
+  return {};
+}
+
+TelemetryConfig parse_telemetry(const YamlNode& n, const std::string& source, bool& otlp_off) {
+  n.allow_keys({"metrics", "access_log", "otlp"});
   TelemetryConfig t;
   if (auto m = n.child("metrics")) {
     m->allow_keys({"enabled", "max_label_values"});
@@ -233,10 +295,11 @@ TelemetryConfig parse_telemetry(const YamlNode& n, const std::string& source) {
       t.access_log = path.lexically_normal().string();
     }
   }
+  if (auto o = n.child("otlp")) t.otlp = parse_otlp(*o, otlp_off);
   return t;
 }
 
-GatewayConfig parse_root(const YamlNode& root, const std::string& source) {
+GatewayConfig parse_root(const YamlNode& root, const std::string& source, bool& otlp_off) {
   GatewayConfig cfg;
   cfg.source = source;
   if (root.is_null()) root.fail("the configuration is empty");
@@ -246,7 +309,7 @@ GatewayConfig parse_root(const YamlNode& root, const std::string& source) {
   cfg.data_dir = root.get_string("data_dir", cfg.data_dir);
   if (auto c = root.child("cache")) cfg.cache = parse_cache(*c);
   cfg.admin_token = root.get_string("admin_token", "");
-  if (auto t = root.child("telemetry")) cfg.telemetry = parse_telemetry(*t, source);
+  if (auto t = root.child("telemetry")) cfg.telemetry = parse_telemetry(*t, source, otlp_off);
   if (auto p = root.child("providers"))
     for (const auto& [name, node] : p->entries()) cfg.providers.push_back(parse_provider(name, node));
   if (auto m = root.child("models")) {
@@ -327,11 +390,53 @@ Result<Listener> parse_listener(const std::string& s) {
   return l;
 }
 
+Result<std::vector<std::pair<std::string, std::string>>> parse_otlp_headers(std::string_view text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const auto trim = [](std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+  };
+  const auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  while (!text.empty()) {
+    const size_t comma = text.find(',');
+    const std::string_view item = trim(text.substr(0, comma));
+    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+    if (item.empty()) continue;
+    const size_t eq = item.find('=');
+    if (eq == std::string_view::npos || trim(item.substr(0, eq)).empty())
+      return make_error(ErrorKind::kInvalidRequest, "expected key=value pairs separated by commas");
+    std::string value;
+    const std::string_view raw = trim(item.substr(eq + 1));
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '%' && i + 2 < raw.size() && hex(raw[i + 1]) >= 0 && hex(raw[i + 2]) >= 0) {
+        value += static_cast<char>(hex(raw[i + 1]) * 16 + hex(raw[i + 2]));
+        i += 2;
+      } else {
+        value += raw[i];
+      }
+    }
+    for (char c : value)
+      if (c == '\r' || c == '\n' || c == '\0')
+        return make_error(ErrorKind::kInvalidRequest, "a header value contains a line break");
+    out.emplace_back(std::string(trim(item.substr(0, eq))), std::move(value));
+  }
+  return out;
+}
+
 Result<GatewayConfig> load_config_text(const std::string& text, const std::string& source) {
   const EnvLookup env = process_env();
   try {
     const YAML::Node doc = parse_yaml(text, source);
-    return parse_root(YamlNode(doc, "", &source, &env), source);
+    bool otlp_off = false;
+    GatewayConfig cfg = parse_root(YamlNode(doc, "", &source, &env), source, otlp_off);
+    if (auto r = apply_otel_env(cfg.telemetry.otlp, otlp_off, env); !r) return std::move(r).error();
+    return cfg;
   } catch (const ConfigException& e) {
     return make_error(ErrorKind::kInvalidRequest, e.what());
   } catch (const YAML::Exception& e) {

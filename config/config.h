@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -147,6 +148,24 @@ struct CacheConfig {
   std::map<std::string, CacheRouteConfig> routes;
 };
 
+// `telemetry: otlp:` — OTLP/HTTP protobuf export of spans and metrics (gateway/otlp/).
+// The standard OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS and
+// OTEL_SERVICE_NAME fill in what the file leaves unset. Read at start-up only.
+struct OtlpConfig {
+  bool enabled = false;  // resolved: an endpoint is known and `enabled: false` was not said
+  std::string endpoint;  // base URL without a trailing '/'; /v1/traces, /v1/metrics appended
+  std::vector<std::pair<std::string, std::string>> headers;  // sent with every export
+  std::string service_name;  // resolved: the file's, else OTEL_SERVICE_NAME, else "frugal"
+  bool traces = true;
+  bool metrics = true;
+  int64_t timeout_ms = 10'000;          // one export request
+  int64_t queue_size = 2048;            // finished requests waiting for span export
+  int64_t batch_size = 512;             // most spans in one export request
+  int64_t flush_interval_ms = 1'000;    // how long a span waits for a fuller batch
+  int64_t export_interval_ms = 60'000;  // metrics
+  int64_t max_retry_ms = 30'000;        // retrying a batch on 429/502/503/504 stops after this
+};
+
 // `telemetry:` — what frugal exports besides responses and ledger rows
 // (docs/observability.md). Read at start; a reload does not change it.
 struct TelemetryConfig {
@@ -156,6 +175,7 @@ struct TelemetryConfig {
   int64_t max_label_values = 100;
   // One JSON line per request: "" off, "stdout", or a file path (appended).
   std::string access_log;
+  OtlpConfig otlp;
 };
 
 struct GatewayConfig {
@@ -194,5 +214,9 @@ Result<GatewayConfig> load_default_config();
 std::string default_config_yaml();
 
 Result<Listener> parse_listener(const std::string& host_port);
+
+// OTEL_EXPORTER_OTLP_HEADERS: "k1=v1,k2=v2" with percent-encoded values; an entry
+// without '=' or with an empty key is an error.
+Result<std::vector<std::pair<std::string, std::string>>> parse_otlp_headers(std::string_view text);
 
 }  // namespace frugal::config

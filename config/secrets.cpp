@@ -24,6 +24,8 @@ std::vector<std::string> config_secrets(const GatewayConfig& cfg) {
     for (const auto& [k, v] : p.headers)
       if (!v.empty() && names_a_credential(k)) out.push_back(v);
   }
+  for (const auto& [k, v] : cfg.telemetry.otlp.headers)
+    if (!v.empty() && names_a_credential(k)) out.push_back(v);
   return out;
 }
 

@@ -95,6 +95,9 @@ struct ChatRequest {
   // Every upstream request carries one more (frugal_hop_header), so that a gateway
   // whose upstream is itself, or another gateway that leads back to it, sees the loop.
   int frugal_hop = 0;
+  // W3C traceparent an HTTP backend sends upstream (the cascade sets it per tier, naming
+  // the tier's span); "" for none.
+  std::string traceparent;
 };
 
 inline constexpr std::string_view kFrugalHopHeader = "x-frugal-hop";

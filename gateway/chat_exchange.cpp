@@ -15,6 +15,7 @@
 #include "cache/prefix.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "gateway/otlp/exporter.h"
 #include "gateway/routing.h"
 #include "gateway/server.h"
 #include "gateway/telemetry.h"
@@ -34,8 +35,13 @@ ChatExchange::ChatExchange(Worker& worker, RequestContext& ctx, const Request& h
   }
   trace_.request_id = ctx.request_id;
   const auto tp = http.find("traceparent");
-  trace_.trace_id = router::trace_id_for(tp == http.end() ? std::string_view{} : std::string_view(tp->value()),
-                                         ctx.request_id);
+  const std::string_view traceparent = tp == http.end() ? std::string_view{} : std::string_view(tp->value());
+  trace_.trace_id = router::trace_id_for(traceparent, ctx.request_id);
+  if (auto parent = router::parse_traceparent(traceparent)) {
+    trace_.parent_span_id = std::move(parent->parent_id);
+    trace_.sampled = parent->sampled;
+  }
+  trace_.span_id = router::new_span_id();
   trace_.mono_start_us = ctx.start_us;
   trace_.wall_start_us = wall_us() - (mono_us() - ctx.start_us);
   trace_.dialect = dialect;
@@ -104,7 +110,10 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::st
 
   started_ = true;
   const std::string cache_route_name = cache_route(req);
-  if (auto hit = co_await cache_lookup(req, cache_route_name, cache_target(targets_.tiers.front()->front()))) {
+  trace_.cache.started_us = mono_us();
+  auto hit = co_await cache_lookup(req, cache_route_name, cache_target(targets_.tiers.front()->front()));
+  trace_.cache.ended_us = mono_us();
+  if (hit) {
     on_cache_hit();
     co_return hit;
   }
@@ -154,9 +163,11 @@ void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
   seen_usage_ = usage;
   targets_.release();
   complete_live_tier(usage, end);
+  trace_.mono_end_us = mono_us();  // after the live tier's last byte
   cache_finish(usage, end);
   book();
   record_ledger_row();
+  if (otlp::Exporter* e = w_.server.otlp()) e->record(trace_);  // never waits
   log_finish(usage);
   record_telemetry();
 }

@@ -155,6 +155,8 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::di
   in.plan = rs.plan;
   in.prices = policy ? &policy->prices() : nullptr;
   in.req = &req;
+  in.trace_id = trace_.trace_id;
+  in.sampled = trace_.sampled;
   in.response_schema_json = rs.chat_facts.response_schema_json;
   in.question = rs.chat_facts.last_user_message;
   const int64_t t0 = mono_us();

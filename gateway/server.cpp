@@ -17,6 +17,7 @@
 #include "core/ids.h"
 #include "router/ledger.h"
 #include "gateway/client_watch.h"
+#include "gateway/otlp/exporter.h"
 #include "core/log.h"
 #include "gateway/regex_limit_log.h"
 #include "gateway/telemetry.h"
@@ -121,6 +122,11 @@ Result<void> Server::start() {
     telemetry_ = std::move(*telemetry);
   }
   FRUGAL_TRY(engines_.sync(*cfg));
+  if (const config::OtlpConfig& o = cfg->telemetry.otlp; o.enabled && !otlp_) {
+    otlp_ = std::make_unique<otlp::Exporter>(o);
+    log::info("otlp: exporting " + std::string(o.traces ? "spans" : "") + (o.traces && o.metrics ? " and " : "") +
+              (o.metrics ? "metrics" : "") + " to " + o.endpoint + " as service '" + o.service_name + "'");
+  }
   {
     auto policy = load_policy_for(*cfg);
     if (!policy) return std::move(policy).error();
@@ -278,6 +284,8 @@ void Server::stop() {
   if (ledger_) ledger_->close();
   workers_.clear();
   telemetry_.reset();  // after the last exchange: writes the access log's last lines
+  // Every exchange has recorded its trace by now: send what is queued, within the grace.
+  if (otlp_) otlp_->shutdown(std::min<int64_t>(config()->telemetry.otlp.timeout_ms, 5'000));
   if (cache_) cache_->flush();
   ledger_.reset();
   cache_.reset();

@@ -38,6 +38,10 @@ namespace frugal::router {
 class Ledger;
 }
 
+namespace frugal::otlp {
+class Exporter;
+}
+
 namespace frugal::gateway {
 
 class Worker;
@@ -125,6 +129,9 @@ class Server {
   // Metrics, access log and upstream warnings of finished requests (gateway/telemetry.h);
   // set by start(), null before.
   Telemetry* telemetry() { return telemetry_.get(); }
+  // The OTLP exporter (telemetry.otlp), null when export is off. Thread-safe; it outlives
+  // the workers, so an exchange may record into it until the server is destroyed.
+  otlp::Exporter* otlp() { return otlp_.get(); }
   // The prefix-affinity pickers of aliases with replicas (shared by all workers).
   router::ReplicaPickers& replica_pickers() { return pickers_; }
 
@@ -155,6 +162,7 @@ class Server {
   std::shared_ptr<cache::Store> store_;
   std::unique_ptr<cache::ExactCache> cache_;
   std::unique_ptr<router::Ledger> ledger_;
+  std::unique_ptr<otlp::Exporter> otlp_;
   std::unique_ptr<cache::SingleFlight> flights_;
   std::unique_ptr<Telemetry> telemetry_;
   router::ReplicaPickers pickers_;

@@ -133,8 +133,17 @@ struct CascadeRun {
     out.tiers.push_back(std::move(t));
   }
 
-  TierAttempt error_tier(const std::string& model, std::string provider, int64_t started, std::string reason) {
+  // A new span for a tier or verifier call; `req`'s upstream request will name it.
+  uint64_t open_span(ChatRequest& req) const {
+    const uint64_t id = new_span_id();
+    if (!in.trace_id.empty()) req.traceparent = traceparent_value(in.trace_id, id, in.sampled);
+    return id;
+  }
+
+  TierAttempt error_tier(const std::string& model, std::string provider, int64_t started, std::string reason,
+                         uint64_t span_id) {
     TierAttempt t;
+    t.span_id = span_id;
     t.model = model;
     t.provider = std::move(provider);
     t.started_us = started;
@@ -171,14 +180,15 @@ asio::awaitable<std::optional<double>> CascadeRun::verify(size_t tier_index, con
   auto vreq = parse_chat_body(parser, body);
   const std::string label = "verifier of tier " + std::to_string(tier_index + 1);
   if (!vreq) {
-    TierAttempt t = error_tier(v.model, "", started, label + ": " + vreq.error().message);
+    TierAttempt t = error_tier(v.model, "", started, label + ": " + vreq.error().message, new_span_id());
     t.status = TierStatus::kVerifier;
     add(std::move(t));
     co_return std::nullopt;
   }
+  const uint64_t span = open_span(*vreq);
   auto targets = resolve_model(*in.cfg, v.model);
   if (!targets) {
-    TierAttempt t = error_tier(v.model, "", started, label + ": " + targets.error().message);
+    TierAttempt t = error_tier(v.model, "", started, label + ": " + targets.error().message, span);
     t.status = TierStatus::kVerifier;
     add(std::move(t));
     co_return std::nullopt;
@@ -187,7 +197,8 @@ asio::awaitable<std::optional<double>> CascadeRun::verify(size_t tier_index, con
   out.upstream_wait_us += r.upstream_wait_us;
   if (r.error || r.call->status() >= 400) {
     TierAttempt t = error_tier(v.model, r.target.provider ? r.target.provider->name : "", started,
-                               label + " failed: " + (r.error ? r.error->message : error_summary(*r.call, *in.cfg)));
+                               label + " failed: " + (r.error ? r.error->message : error_summary(*r.call, *in.cfg)),
+                               span);
     t.status = TierStatus::kVerifier;
     t.transport = std::move(r.attempts);
     add(std::move(t));
@@ -199,6 +210,7 @@ asio::awaitable<std::optional<double>> CascadeRun::verify(size_t tier_index, con
   control.track(nullptr);
   out.upstream_wait_us += b.done_us - started - r.upstream_wait_us;
   TierAttempt t;
+  t.span_id = span;
   t.model = v.model;
   t.provider = r.target.provider->name;
   t.upstream_model = r.target.model;
@@ -236,20 +248,21 @@ asio::awaitable<void> CascadeRun::run() {
     const policies::PlannedTier& tier = plan.tiers[i];
     const bool buffered = !tier.last && !first_tier_mode;
     const int64_t started = mono_us();
+    std::optional<ChatRequest> changed = tier_request(*in.req, tier, buffered);
+    ChatRequest& treq = changed ? *changed : *in.req;
+    const uint64_t span = open_span(treq);
     Result<std::vector<Target>> resolved =
         in.tier_targets ? Result<std::vector<Target>>(make_error(ErrorKind::kInternal, "")) : resolve_model(*in.cfg, tier.model);
     const Result<std::vector<Target>>& targets = in.tier_targets ? (*in.tier_targets)[i] : resolved;
     if (!targets) {
       if (tier.last) {
-        add(error_tier(tier.model, "", started, targets.error().message));
+        add(error_tier(tier.model, "", started, targets.error().message, span));
         out.error = targets.error();
         co_return;
       }
-      add(error_tier(tier.model, "", started, targets.error().message));
+      add(error_tier(tier.model, "", started, targets.error().message, span));
       continue;
     }
-    const std::optional<ChatRequest> changed = tier_request(*in.req, tier, buffered);
-    const ChatRequest& treq = changed ? *changed : *in.req;
     DispatchResult r = co_await dispatch_chat(backends, *targets, treq, control);
     out.upstream_wait_us += r.upstream_wait_us;
     const std::string provider = r.target.provider ? r.target.provider->name : "";
@@ -258,7 +271,7 @@ asio::awaitable<void> CascadeRun::run() {
         out.error = std::move(r.error);
         co_return;
       }
-      TierAttempt failed = error_tier(tier.model, provider, started, r.error->message);
+      TierAttempt failed = error_tier(tier.model, provider, started, r.error->message, span);
       failed.transport = std::move(r.attempts);
       add(std::move(failed));
       if (tier.last) {
@@ -268,7 +281,7 @@ asio::awaitable<void> CascadeRun::run() {
       continue;
     }
     if (!tier.last && r.call->status() >= 400) {
-      TierAttempt failed = error_tier(tier.model, provider, started, error_summary(*r.call, *in.cfg));
+      TierAttempt failed = error_tier(tier.model, provider, started, error_summary(*r.call, *in.cfg), span);
       failed.upstream_model = r.target.model;
       failed.transport = std::move(r.attempts);
       add(std::move(failed));
@@ -276,6 +289,7 @@ asio::awaitable<void> CascadeRun::run() {
     }
     if (!buffered) {  // the last tier, or first_tier mode: the client gets it as it comes
       TierAttempt live;
+      live.span_id = span;
       live.model = tier.model;
       live.provider = provider;
       live.upstream_model = r.target.model;
@@ -299,6 +313,7 @@ asio::awaitable<void> CascadeRun::run() {
       co_return;
     }
     TierAttempt t;
+    t.span_id = span;
     t.model = tier.model;
     t.provider = provider;
     t.upstream_model = r.target.model;

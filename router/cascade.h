@@ -49,7 +49,12 @@ struct CascadeInput {
   const std::vector<Result<std::vector<Target>>>* tier_targets = nullptr;
   const policies::RoutePlan* plan = nullptr;     // at least one tier
   const policies::PriceTable* prices = nullptr;  // null: every tier costs 0 (no policy)
-  const ChatRequest* req = nullptr;              // the client's request
+  // The client's request. Each tier's dispatch sets its `traceparent` (naming the
+  // tier's span) before sending it.
+  ChatRequest* req = nullptr;
+  // The request's W3C trace: upstream requests carry a traceparent in it ("": none).
+  std::string_view trace_id;
+  bool sampled = true;
   std::string_view response_schema_json;         // the request's json_schema, for rules
   std::string_view question;                     // the last user message, for verifiers
 };

@@ -42,12 +42,47 @@ size_t RequestTrace::transport_attempts() const {
   return n;
 }
 
+std::optional<TraceParent> parse_traceparent(std::string_view h) {
+  // "<2 hex version>-<32 hex trace id>-<16 hex parent id>-<2 hex flags>"; a later
+  // version may append fields after a '-'; version 00 has exactly these.
+  if (h.size() < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-') return std::nullopt;
+  const std::string_view version = h.substr(0, 2), id = h.substr(3, 32), parent = h.substr(36, 16),
+                         flags = h.substr(53, 2);
+  if (!is_lower_hex(version) || version == "ff" || !is_lower_hex(flags)) return std::nullopt;
+  if (version == "00" ? h.size() != 55 : (h.size() > 55 && h[55] != '-')) return std::nullopt;
+  if (!is_valid_trace_id(id) || !is_lower_hex(parent) || parent.find_first_not_of('0') == std::string_view::npos)
+    return std::nullopt;
+  const int f = (flags[1] >= 'a' ? flags[1] - 'a' + 10 : flags[1] - '0');
+  return TraceParent{std::string(id), std::string(parent), (f & 1) != 0};
+}
+
+uint64_t new_span_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t id = 0;
+  while (id == 0) id = rng();
+  return id;
+}
+
+std::string span_id_hex(uint64_t id) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, id >>= 4) out[static_cast<size_t>(i)] = kHex[id & 15];
+  return out;
+}
+
+std::string traceparent_value(std::string_view trace_id, uint64_t span_id, bool sampled) {
+  std::string out;
+  out.reserve(55);
+  out += "00-";
+  out += trace_id;
+  out += '-';
+  out += span_id_hex(span_id);
+  out += sampled ? "-01" : "-00";
+  return out;
+}
+
 std::string trace_id_for(std::string_view traceparent, std::string_view request_id) {
-  // traceparent: "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>"
-  if (traceparent.size() >= 55 && traceparent[2] == '-' && traceparent[35] == '-' && traceparent.substr(0, 2) != "ff") {
-    const std::string_view id = traceparent.substr(3, 32);
-    if (is_valid_trace_id(id)) return std::string(id);
-  }
+  if (auto tp = parse_traceparent(traceparent)) return std::move(tp->trace_id);
   if (request_id.size() >= 32) {
     const std::string_view tail = request_id.substr(request_id.size() - 32);
     if (is_valid_trace_id(tail)) return std::string(tail);

@@ -54,6 +54,9 @@ struct TierAttempt {
   int64_t started_us = 0;     // dispatched
   int64_t first_byte_us = 0;  // first answer byte (a plain answer: its headers)
   int64_t last_byte_us = 0;   // answer complete, failed or abandoned
+  // The tier's span (gateway/otlp/spans.h); the upstream request names it in its
+  // traceparent. 0: none.
+  uint64_t span_id = 0;
 };
 
 struct BudgetDecision {
@@ -70,12 +73,19 @@ struct CacheTrace {
   std::string model;      // a hit: the model whose stored answer it is
   Usage saved_usage;      // a hit: the usage of the stored answer (what the hit saved)
   int64_t wait_us = 0;    // waiting on the disk tier or another request's answer
+  // Monotonic microseconds around the lookup; 0: not looked up.
+  int64_t started_us = 0;
+  int64_t ended_us = 0;
 };
 
 struct RequestTrace {
   // --- who and what ---
   std::string request_id;
   std::string trace_id;  // W3C trace id: 32 lowercase hex digits
+  // The caller's span (16 lowercase hex digits) when a valid traceparent was continued.
+  std::string parent_span_id;
+  bool sampled = true;    // the caller's sampled flag (true without a traceparent)
+  uint64_t span_id = 0;   // the request's own span (never 0 once the exchange exists)
   int64_t wall_start_us = 0;  // the request's arrival, µs since the Unix epoch
   int64_t mono_start_us = 0;  // the same instant on the monotonic clock
   Dialect dialect = Dialect::kOpenAi;
@@ -126,6 +136,20 @@ struct RequestTrace {
 // The trace id for a request: the one in a valid W3C `traceparent` header (continuing the
 // caller's trace), else derived from the request id's hex digits, else fresh.
 std::string trace_id_for(std::string_view traceparent, std::string_view request_id);
+
+// A valid W3C `traceparent` (version 00 or a later one's first four fields).
+struct TraceParent {
+  std::string trace_id;   // 32 lowercase hex digits, not all zero
+  std::string parent_id;  // 16 lowercase hex digits, not all zero
+  bool sampled = false;
+};
+std::optional<TraceParent> parse_traceparent(std::string_view header);
+// A fresh random span id (never 0).
+uint64_t new_span_id();
+// 16 lowercase hex digits.
+std::string span_id_hex(uint64_t id);
+// "00-<trace id>-<span id>-<01|00>": the traceparent an upstream request carries.
+std::string traceparent_value(std::string_view trace_id, uint64_t span_id, bool sampled);
 
 // Whether the request gets a ledger row: it reached an answer source (the cache or the
 // upstreams). Requests refused before that (bad input, budget, unknown model) do not.

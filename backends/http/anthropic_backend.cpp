@@ -277,6 +277,7 @@ std::shared_ptr<backends::Call> AnthropicBackend::start(const ChatRequest& req, 
   }
   HttpRequest hr = anthropic_request(provider_, "/messages", std::move(*body), req.upstream_headers, req.stream);
   hr.headers.push_back(frugal_hop_header(req.frugal_hop));
+  if (!req.traceparent.empty()) hr.headers.push_back("traceparent: " + req.traceparent);
   auto inner = client_.start(std::move(hr));
   return wrap_anthropic_call(std::move(inner), std::string(model), !native,
                              AnswerLimits{static_cast<size_t>(provider_.max_answer_bytes),

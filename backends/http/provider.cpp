@@ -109,6 +109,7 @@ HttpRequest openai_chat_request(const config::ProviderConfig& p, const ChatReque
   r.url = p.base_url + "/chat/completions";
   common_headers(p, r);
   r.headers.push_back(frugal_hop_header(req.frugal_hop));
+  if (!req.traceparent.empty()) r.headers.push_back("traceparent: " + req.traceparent);
   if (req.stream) r.headers.emplace_back("Accept: text/event-stream");
   else r.body_idle_timeout_ms = p.timeouts.first_byte_ms;
   r.body = openai_chat_body(req, upstream_model);

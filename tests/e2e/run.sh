@@ -39,5 +39,7 @@ port=$(wait_for "$work/frugal.log" 'listening on 127\.0\.0\.1:[0-9]+' | sed 's/.
 
 export FRUGAL_URL="http://127.0.0.1:$port/v1" FRUGAL_ROOT="http://127.0.0.1:$port" MOCK_URL="http://127.0.0.1:$mock_port"
 export FRUGAL_LOG="$work/frugal.log"
+# Tests that start their own gateway (otlp.test.mjs) take the binaries from here.
+export FRUGAL_BIN="$(realpath "$frugal_bin")" MOCK_BIN="$(realpath "$mock_bin")"
 cd "$here"
 node --test --test-reporter=spec "${tests[@]}"

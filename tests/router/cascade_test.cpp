@@ -66,6 +66,7 @@ struct Fixture {
   std::shared_ptr<const policies::CompiledPolicy> policy;
   FakeBackends fakes;
   ChatRequest req;
+  std::string trace_id;  // the request's W3C trace ("": upstream requests carry no traceparent)
   simdjson::dom::parser parser;
 
   explicit Fixture(const std::string& policy_yaml, const std::string& body =
@@ -92,6 +93,7 @@ struct Fixture {
     REQUIRE(in.plan);
     in.prices = &policy->prices();
     in.req = &req;
+    in.trace_id = trace_id;
     in.question = "Q?";
     DispatchControl control;
     CascadeOutcome out;
@@ -316,6 +318,36 @@ TEST_CASE("run_cascade: the verifier is asked through the backends and its P(yes
     CHECK(asked[1].second.sampling.max_tokens == 1);
     CHECK(asked[1].second.sampling.logprobs);
   }
+}
+
+TEST_CASE("run_cascade: every upstream request names its own tier or verifier span in a traceparent") {
+  Fixture f(kPolicy);
+  f.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  f.fakes.backend_.answers["small"] = {200, completion("42"), false};
+  f.fakes.backend_.answers["judge"] = {200, completion("No", R"({"content":[)" + token("No", -0.05, "Yes", -4.0) + "]}", 20, 1), false};
+  f.fakes.backend_.answers["big"] = {200, completion("big"), false};
+  auto o = f.run("verified");
+  REQUIRE(o.call);
+  REQUIRE(o.live);
+  REQUIRE(o.tiers.size() == 2);
+  const auto& asked = f.fakes.backend_.asked;
+  REQUIRE(asked.size() == 3);
+  const uint64_t ids[] = {o.tiers[0].span_id, o.tiers[1].span_id, o.live_tier.span_id};
+  for (size_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    CHECK(ids[i] != 0);
+    CHECK(asked[i].second.traceparent == traceparent_value(f.trace_id, ids[i], true));
+  }
+  CHECK(ids[0] != ids[1]);
+  CHECK(ids[1] != ids[2]);
+  CHECK(f.req.traceparent == asked[2].second.traceparent);  // the live tier went out as the client's request
+
+  Fixture untraced(kPolicy);
+  untraced.fakes.backend_.answers["small"] = {200, completion("42"), false};
+  untraced.fakes.backend_.answers["judge"] = f.fakes.backend_.answers["judge"];
+  untraced.fakes.backend_.answers["big"] = {200, completion("big"), false};
+  untraced.run("verified");
+  for (const auto& [model, req] : untraced.fakes.backend_.asked) CHECK(req.traceparent.empty());
 }
 
 // A call that timed out before its headers, as the HTTP clients and the engine report it.

@@ -1,0 +1,190 @@
+#include "gateway/otlp/encode.h"
+
+#include "gateway/otlp/proto.h"
+#include "gateway/otlp/spans.h"
+
+#ifndef FRUGAL_OTLP_VERSION
+#define FRUGAL_OTLP_VERSION "0"
+#endif
+
+namespace frugal::otlp {
+
+namespace {
+
+// Field numbers of opentelemetry/proto/{common,resource,trace,metrics}/v1/*.proto.
+namespace common {
+constexpr uint32_t kKvKey = 1, kKvValue = 2;
+constexpr uint32_t kAnyString = 1, kAnyBool = 2, kAnyInt = 3, kAnyDouble = 4, kAnyArray = 5;
+constexpr uint32_t kArrayValues = 1;
+constexpr uint32_t kScopeName = 1, kScopeVersion = 2;
+constexpr uint32_t kResourceAttributes = 1;
+}  // namespace common
+namespace trace {
+constexpr uint32_t kRequestResourceSpans = 1;
+constexpr uint32_t kResourceSpansResource = 1, kResourceSpansScopeSpans = 2;
+constexpr uint32_t kScopeSpansScope = 1, kScopeSpansSpans = 2, kScopeSpansSchemaUrl = 3;
+constexpr uint32_t kTraceId = 1, kSpanId = 2, kParentSpanId = 4, kName = 5, kKind = 6, kStart = 7, kEnd = 8,
+                   kAttributes = 9, kEvents = 11, kStatus = 15, kFlags = 16;
+constexpr uint32_t kEventTime = 1, kEventName = 2, kEventAttributes = 3;
+constexpr uint32_t kStatusMessage = 2, kStatusCode = 3;
+}  // namespace trace
+namespace metrics {
+constexpr uint32_t kRequestResourceMetrics = 1;
+constexpr uint32_t kResourceMetricsResource = 1, kResourceMetricsScopeMetrics = 2;
+constexpr uint32_t kScopeMetricsScope = 1, kScopeMetricsMetrics = 2, kScopeMetricsSchemaUrl = 3;
+constexpr uint32_t kMetricName = 1, kMetricDescription = 2, kMetricUnit = 3, kMetricSum = 7, kMetricHistogram = 9;
+constexpr uint32_t kSumPoints = 1, kSumTemporality = 2, kSumMonotonic = 3;
+constexpr uint32_t kHistogramPoints = 1, kHistogramTemporality = 2;
+constexpr uint32_t kNumStart = 2, kNumTime = 3, kNumDouble = 4, kNumInt = 6, kNumAttributes = 7;
+constexpr uint32_t kHistStart = 2, kHistTime = 3, kHistCount = 4, kHistSum = 5, kHistBuckets = 6, kHistBounds = 7,
+                   kHistAttributes = 9, kHistMin = 11, kHistMax = 12;
+constexpr uint64_t kCumulative = 2;
+}  // namespace metrics
+
+void any_value(ProtoWriter& w, const AttrValue& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) w.bytes_field(common::kAnyString, *s);
+  else if (const auto* b = std::get_if<bool>(&v)) w.bool_field(common::kAnyBool, *b);
+  else if (const auto* i = std::get_if<int64_t>(&v)) w.int64_field(common::kAnyInt, *i);
+  else if (const auto* d = std::get_if<double>(&v)) w.double_field(common::kAnyDouble, *d);
+  else if (const auto* a = std::get_if<std::vector<std::string>>(&v))
+    w.message(common::kAnyArray, [&](ProtoWriter& arr) {
+      for (const std::string& s : *a)
+        arr.message(common::kArrayValues, [&](ProtoWriter& e) { e.bytes_field(common::kAnyString, s); });
+    });
+}
+
+void attributes(ProtoWriter& w, uint32_t field, const Attributes& attrs) {
+  for (const Attribute& a : attrs)
+    w.message(field, [&](ProtoWriter& kv) {
+      kv.bytes_field(common::kKvKey, a.key);
+      kv.message(common::kKvValue, [&](ProtoWriter& any) { any_value(any, a.value); });
+    });
+}
+
+std::string hex_bytes(std::string_view hex) {
+  std::string out(hex.size() / 2, '\0');
+  const auto nib = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<char>(nib(hex[2 * i]) << 4 | nib(hex[2 * i + 1]));
+  return out;
+}
+
+std::string id_bytes(uint64_t id) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i, id >>= 8) out[static_cast<size_t>(i)] = static_cast<char>(id & 0xff);  // big-endian
+  return out;
+}
+
+void scope(ProtoWriter& w) {
+  w.bytes_field(common::kScopeName, "frugal");
+  w.bytes_field(common::kScopeVersion, FRUGAL_OTLP_VERSION);
+}
+
+void span(ProtoWriter& w, const Span& s) {
+  w.bytes_field(trace::kTraceId, hex_bytes(s.trace_id));
+  w.bytes_field(trace::kSpanId, id_bytes(s.span_id));
+  if (s.parent_span_id != 0) w.bytes_field(trace::kParentSpanId, id_bytes(s.parent_span_id));
+  w.bytes_field(trace::kName, s.name);
+  w.uint64_field(trace::kKind, static_cast<uint64_t>(s.kind));
+  w.fixed64_field(trace::kStart, static_cast<uint64_t>(s.start_unix_ns));
+  w.fixed64_field(trace::kEnd, static_cast<uint64_t>(s.end_unix_ns));
+  attributes(w, trace::kAttributes, s.attributes);
+  for (const SpanEvent& e : s.events)
+    w.message(trace::kEvents, [&](ProtoWriter& ev) {
+      ev.fixed64_field(trace::kEventTime, static_cast<uint64_t>(e.time_unix_ns));
+      ev.bytes_field(trace::kEventName, e.name);
+      attributes(ev, trace::kEventAttributes, e.attributes);
+    });
+  if (s.status != StatusCode::kUnset)
+    w.message(trace::kStatus, [&](ProtoWriter& st) {
+      if (!s.status_message.empty()) st.bytes_field(trace::kStatusMessage, s.status_message);
+      st.uint64_field(trace::kStatusCode, static_cast<uint64_t>(s.status));
+    });
+  // W3C trace flags in the low byte; bit 8: whether the parent is remote is known, bit 9: it is.
+  uint32_t flags = (s.sampled ? 1u : 0u) | 0x100u;
+  if (s.parent_remote) flags |= 0x200u;
+  w.fixed32_field(trace::kFlags, flags);
+}
+
+void number_point(ProtoWriter& w, const MetricData& m, const NumberPoint& p) {
+  w.fixed64_field(metrics::kNumStart, static_cast<uint64_t>(m.start_unix_ns));
+  w.fixed64_field(metrics::kNumTime, static_cast<uint64_t>(m.time_unix_ns));
+  if (p.is_int) w.sfixed64_field(metrics::kNumInt, p.as_int);
+  else w.double_field(metrics::kNumDouble, p.as_double);
+  attributes(w, metrics::kNumAttributes, p.attributes);
+}
+
+void histogram_point(ProtoWriter& w, const MetricData& m, const HistogramPoint& p) {
+  w.fixed64_field(metrics::kHistStart, static_cast<uint64_t>(m.start_unix_ns));
+  w.fixed64_field(metrics::kHistTime, static_cast<uint64_t>(m.time_unix_ns));
+  w.fixed64_field(metrics::kHistCount, p.count);
+  w.double_field(metrics::kHistSum, p.sum);
+  w.packed_fixed64(metrics::kHistBuckets, p.bucket_counts);
+  w.packed_double(metrics::kHistBounds, m.bounds);
+  attributes(w, metrics::kHistAttributes, p.attributes);
+  if (p.count > 0) {
+    w.double_field(metrics::kHistMin, p.min);
+    w.double_field(metrics::kHistMax, p.max);
+  }
+}
+
+void metric(ProtoWriter& w, const MetricData& m) {
+  w.bytes_field(metrics::kMetricName, m.name);
+  if (!m.description.empty()) w.bytes_field(metrics::kMetricDescription, m.description);
+  if (!m.unit.empty()) w.bytes_field(metrics::kMetricUnit, m.unit);
+  if (m.histogram) {
+    w.message(metrics::kMetricHistogram, [&](ProtoWriter& h) {
+      for (const HistogramPoint& p : m.histograms)
+        h.message(metrics::kHistogramPoints, [&](ProtoWriter& dp) { histogram_point(dp, m, p); });
+      h.uint64_field(metrics::kHistogramTemporality, metrics::kCumulative);
+    });
+  } else {
+    w.message(metrics::kMetricSum, [&](ProtoWriter& s) {
+      for (const NumberPoint& p : m.numbers)
+        s.message(metrics::kSumPoints, [&](ProtoWriter& dp) { number_point(dp, m, p); });
+      s.uint64_field(metrics::kSumTemporality, metrics::kCumulative);
+      if (m.monotonic) s.bool_field(metrics::kSumMonotonic, true);
+    });
+  }
+}
+
+}  // namespace
+
+Attributes resource_attributes(const std::string& service_name) {
+  return {{"service.name", service_name},
+          {"service.version", std::string(FRUGAL_OTLP_VERSION)},
+          {"telemetry.sdk.name", std::string("frugal")},
+          {"telemetry.sdk.language", std::string("cpp")},
+          {"telemetry.sdk.version", std::string(FRUGAL_OTLP_VERSION)}};
+}
+
+std::string encode_traces(const Attributes& resource, const std::vector<Span>& spans) {
+  std::string out;
+  ProtoWriter w(out);
+  w.message(trace::kRequestResourceSpans, [&](ProtoWriter& rs) {
+    rs.message(trace::kResourceSpansResource,
+               [&](ProtoWriter& r) { attributes(r, common::kResourceAttributes, resource); });
+    rs.message(trace::kResourceSpansScopeSpans, [&](ProtoWriter& ss) {
+      ss.message(trace::kScopeSpansScope, scope);
+      for (const Span& s : spans) ss.message(trace::kScopeSpansSpans, [&](ProtoWriter& sp) { span(sp, s); });
+      ss.bytes_field(trace::kScopeSpansSchemaUrl, kSchemaUrl);
+    });
+  });
+  return out;
+}
+
+std::string encode_metrics(const Attributes& resource, const std::vector<MetricData>& ms) {
+  std::string out;
+  ProtoWriter w(out);
+  w.message(metrics::kRequestResourceMetrics, [&](ProtoWriter& rm) {
+    rm.message(metrics::kResourceMetricsResource,
+               [&](ProtoWriter& r) { attributes(r, common::kResourceAttributes, resource); });
+    rm.message(metrics::kResourceMetricsScopeMetrics, [&](ProtoWriter& sm) {
+      sm.message(metrics::kScopeMetricsScope, scope);
+      for (const MetricData& m : ms) sm.message(metrics::kScopeMetricsMetrics, [&](ProtoWriter& mw) { metric(mw, m); });
+      sm.bytes_field(metrics::kScopeMetricsSchemaUrl, kSchemaUrl);
+    });
+  });
+  return out;
+}
+
+}  // namespace frugal::otlp
