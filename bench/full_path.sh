@@ -23,7 +23,11 @@
 # frugal/frugal_b ratios too: before/after on a noisy machine. Loopback only, bounded:
 # DURATION seconds per run (default 5), ROUNDS rounds (default 3), THREADS sets
 # server.threads (default: frugal's own).
-# Usage: [FRUGAL_BIN_B=PATH] bench/full_path.sh [BUILD_DIR]   (default build/release)
+# TELEMETRY_AB=1 measures the cost of telemetry instead (docs/PERFORMANCE.md, issue 19):
+# frugal_b is the same binary with telemetry off (`metrics.enabled: false`, no OTLP), frugal
+# has it on: /metrics scraped every second and OTLP export of spans and metrics (every
+# second) to a loopback sink that answers 200.
+# Usage: [FRUGAL_BIN_B=PATH | TELEMETRY_AB=1] bench/full_path.sh [BUILD_DIR]   (default build/release)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 export CONNS=${CONNS:-1 32 64}
@@ -42,10 +46,16 @@ start_nginx "  upstream mock { server 127.0.0.1:$mock_port; keepalive 128; }
 
 write_route_policy "$work/policy.yaml"
 
-# start_frugal NAME BINARY: frugal with the policy on a fresh port (sets $port).
+# start_frugal NAME BINARY [TELEMETRY]: frugal with the policy on a fresh port (sets
+# $port); TELEMETRY on (metrics, OTLP to $otlp_port) or off (neither).
 start_frugal() {
   port=$(free_port)
   write_route_config "$work/$1.yaml" "$port" "$work/data-$1" "$work/policy.yaml" ${THREADS:+"threads: $THREADS"}
+  case ${3:-} in
+    on) printf 'telemetry:\n  metrics: { enabled: true }\n  otlp: { endpoint: "http://127.0.0.1:%s", flush_interval: 1s, export_interval: 1s }\n' \
+          "$otlp_port" >>"$work/$1.yaml" ;;
+    off) printf 'telemetry:\n  metrics: { enabled: false }\n' >>"$work/$1.yaml" ;;
+  esac
   "$2" serve --config "$work/$1.yaml" --log-level warn >"$work/$1.log" 2>&1 & pids+=($!)
   target_pid[$1]=$!
   for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.05; done
@@ -64,7 +74,30 @@ probe() {
 }
 
 targets=()
-start_frugal frugal "$frugal_bin"; targets+=("frugal:$port"); probe frugal "$port"
+if [[ ${TELEMETRY_AB:-0} == 1 ]]; then
+  # An OTLP sink: every POST answered 200 with an empty body, nothing kept.
+  otlp_port=$(free_port)
+  python3 - "$otlp_port" >"$work/otlp-sink.log" 2>&1 <<'PY' & pids+=($!)
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200); self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+  start_frugal frugal "$frugal_bin" on; targets+=("frugal:$port"); probe frugal "$port"
+  scrape_port=$port
+  (while :; do curl -s -o /dev/null "http://127.0.0.1:$scrape_port/metrics"; sleep 1; done) & pids+=($!)
+  start_frugal frugal_b "$frugal_bin" off; targets+=("frugal_b:$port"); probe frugal_b "$port"
+  export COMPARE_PAIRS="frugal/frugal_b"
+  frugal_bin_b=""
+  echo "telemetry A/B: frugal has /metrics scraped every second and OTLP export on; frugal_b has telemetry off"
+else
+  start_frugal frugal "$frugal_bin"; targets+=("frugal:$port"); probe frugal "$port"
+fi
 if [[ -n $frugal_bin_b ]]; then
   start_frugal frugal_b "$frugal_bin_b"; targets+=("frugal_b:$port"); probe frugal_b "$port"
   export COMPARE_PAIRS="frugal/frugal_b"

@@ -169,7 +169,9 @@ struct OtlpConfig {
 // `telemetry:` — what frugal exports besides responses and ledger rows
 // (docs/observability.md). Read at start; a reload does not change it.
 struct TelemetryConfig {
-  bool metrics = true;  // GET /metrics in the Prometheus text format
+  // GET /metrics in the Prometheus text format. Off by default until recording is cheap:
+  // on, it adds about 23k instructions to a pass-through request (docs/PERFORMANCE.md).
+  bool metrics = false;
   // Distinct client-chosen values (models, teams, key ids) kept per metric label; later
   // ones are counted under "other".
   int64_t max_label_values = 100;

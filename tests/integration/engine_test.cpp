@@ -48,6 +48,7 @@ struct Env {
     std::filesystem::create_directories(dir);
     std::ofstream(dir / "frugal.yaml") << "data_dir: " + (dir / "data").string() + R"(
 admin_token: )" + kAdminToken + R"(
+telemetry: { metrics: { enabled: true } }
 server:
   listen: ["127.0.0.1:0"]
   threads: 2

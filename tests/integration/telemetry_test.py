@@ -76,7 +76,7 @@ providers:
 passthrough:
   - {{ prefix: "", provider: mock }}
 telemetry:
-  metrics: {{ max_label_values: 20 }}
+  metrics: {{ enabled: true, max_label_values: 20 }}
 {extra}"""
 
 
