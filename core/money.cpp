@@ -37,8 +37,10 @@ std::optional<Money> signed_picos(bool neg, uint128_t magnitude) {
 
 int64_t Money::micros_rounded() const {
   const uint128_t a = magnitude(picos_);
-  const auto m = static_cast<int64_t>((a + kPicosPerMicro / 2) / kPicosPerMicro);
-  return picos_ < 0 ? -m : m;
+  const uint128_t m = (a + kPicosPerMicro / 2) / kPicosPerMicro;
+  // Saturates past ±2^63 micro-dollars (a legacy field; the exact one is a string).
+  if (m > static_cast<uint128_t>(INT64_MAX)) return picos_ < 0 ? INT64_MIN : INT64_MAX;
+  return picos_ < 0 ? -static_cast<int64_t>(m) : static_cast<int64_t>(m);
 }
 
 std::string Money::to_usd_string() const {

@@ -1,5 +1,7 @@
 #include "router/costs.h"
 
+#include <limits>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -48,20 +50,42 @@ Result<std::vector<GroupBy>> parse_group_by(std::string_view csv) {
   return out;
 }
 
+namespace {
+
+// Sums saturate: a rollup read from disk may hold anything (a corrupt or hostile value
+// must not be undefined behaviour), and no real total comes near the bounds.
+template <class T>
+void add_saturating(T& a, T b) {
+  T r;
+  if (__builtin_add_overflow(a, b, &r)) r = b > 0 ? std::numeric_limits<T>::max() : std::numeric_limits<T>::min();
+  a = r;
+}
+
+void add_saturating(Money& a, Money b) {
+  int128_t r;
+  if (__builtin_add_overflow(a.picos(), b.picos(), &r)) {
+    constexpr int128_t kMax = static_cast<int128_t>(~static_cast<uint128_t>(0) >> 1);
+    r = b.picos() > 0 ? kMax : -kMax - 1;
+  }
+  a = Money::from_picos(r);
+}
+
+}  // namespace
+
 CostTotals& CostTotals::operator+=(const CostTotals& o) {
-  requests += o.requests;
-  attempts += o.attempts;
-  accepted += o.accepted;
-  rejected += o.rejected;
-  errors += o.errors;
-  cache_hits += o.cache_hits;
-  input_tokens += o.input_tokens;
-  cached_input_tokens += o.cached_input_tokens;
-  cache_write_5m_tokens += o.cache_write_5m_tokens;
-  cache_write_1h_tokens += o.cache_write_1h_tokens;
-  output_tokens += o.output_tokens;
-  cost += o.cost;
-  baseline += o.baseline;
+  add_saturating(requests, o.requests);
+  add_saturating(attempts, o.attempts);
+  add_saturating(accepted, o.accepted);
+  add_saturating(rejected, o.rejected);
+  add_saturating(errors, o.errors);
+  add_saturating(cache_hits, o.cache_hits);
+  add_saturating(input_tokens, o.input_tokens);
+  add_saturating(cached_input_tokens, o.cached_input_tokens);
+  add_saturating(cache_write_5m_tokens, o.cache_write_5m_tokens);
+  add_saturating(cache_write_1h_tokens, o.cache_write_1h_tokens);
+  add_saturating(output_tokens, o.output_tokens);
+  add_saturating(cost, o.cost);
+  add_saturating(baseline, o.baseline);
   return *this;
 }
 
