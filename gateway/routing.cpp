@@ -155,7 +155,9 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::di
   in.plan = rs.plan;
   in.prices = policy ? &policy->prices() : nullptr;
   in.req = &req;
-  in.trace_id = trace_.trace_id;
+  // Upstreams are told the trace (a traceparent per tier) when it is exported or continues
+  // the caller's; otherwise nobody could look it up and the header is only bytes.
+  if (w_.server.otlp() || !trace_.parent_span_id.empty()) in.trace_id = trace_.trace_id;
   in.sampled = trace_.sampled;
   in.response_schema_json = rs.chat_facts.response_schema_json;
   in.question = rs.chat_facts.last_user_message;
