@@ -260,12 +260,14 @@ Result<void> apply_otel_env(OtlpConfig& o, bool explicitly_off, const EnvLookup&
   if (auto h = var("OTEL_EXPORTER_OTLP_HEADERS")) {
     auto parsed = parse_otlp_headers(*h);
     if (!parsed) return make_error(ErrorKind::kInvalidRequest, "OTEL_EXPORTER_OTLP_HEADERS: " + parsed.error().message);
-    for (auto& [k, v] : *parsed) {
+    for (auto& header : *parsed) {
+      const std::string& k = header.first;  // not a structured binding: clang 14 cannot capture those
       const bool in_file = std::any_of(o.headers.begin(), o.headers.end(), [&](const auto& kv) {
         return kv.first.size() == k.size() &&
-               std::equal(k.begin(), k.end(), kv.first.begin(), [](unsigned char a, unsigned char b) { return std::tolower(a) == std::tolower(b); });
+               std::equal(k.begin(), k.end(), kv.first.begin(),
+                          [](unsigned char a, unsigned char b) { return std::tolower(a) == std::tolower(b); });
       });
-      if (!in_file) o.headers.emplace_back(std::move(k), std::move(v));
+      if (!in_file) o.headers.push_back(std::move(header));
     }
   }
   if (o.service_name.empty()) o.service_name = var("OTEL_SERVICE_NAME").value_or("frugal");
