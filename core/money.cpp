@@ -7,8 +7,10 @@ constexpr uint128_t kMaxMagnitude = static_cast<uint128_t>(1) << 127;  // of a n
 
 uint128_t magnitude(int128_t v) { return v < 0 ? uint128_t{0} - static_cast<uint128_t>(v) : static_cast<uint128_t>(v); }
 
-// Decimal digits of `u` at the end of buf; returns the first digit.
-char* digits(uint128_t u, char* end) {
+// Decimal digits of `u` at the end of buf; returns the first digit. U: uint64_t where the
+// value fits (128-bit division is a library call per digit) or uint128_t.
+template <class U>
+char* digits(U u, char* end) {
   char* p = end;
   do {
     *--p = static_cast<char>('0' + static_cast<int>(u % 10));
@@ -63,17 +65,8 @@ std::string Money::to_usd_string() const {
     frac /= 10;
   }
   *--end = '.';
-  char* p;
-  if (small) {
-    uint64_t whole = static_cast<uint64_t>(a) / static_cast<uint64_t>(kPicosPerUsd);
-    p = end;
-    do {
-      *--p = static_cast<char>('0' + whole % 10);
-      whole /= 10;
-    } while (whole != 0);
-  } else {
-    p = digits(a / kPicosPerUsd, end);
-  }
+  char* p = small ? digits(static_cast<uint64_t>(a) / static_cast<uint64_t>(kPicosPerUsd), end)
+                  : digits(a / kPicosPerUsd, end);
   if (picos_ < 0) *--p = '-';
   return std::string(p, buf + sizeof buf);
 }

@@ -71,13 +71,11 @@ inline bool get_le64(std::string_view& s, uint64_t& v) {
   return true;
 }
 
-// LEB128: 7 bits a byte, low bits first.
-inline void put_varint(std::string& out, uint64_t v) {
-  if (v < 0x80) {  // most values: small counts, zeros, short lengths
-    out.push_back(static_cast<char>(v));
-    return;
-  }
-  char b[10];
+// LEB128: 7 bits a byte, low bits first; U is uint64_t or uint128_t.
+namespace detail {
+template <class U>
+void put_leb128(std::string& out, U v) {
+  char b[19];  // ceil(128 / 7)
   size_t n = 0;
   while (v >= 0x80) {
     b[n++] = static_cast<char>((v & 0x7f) | 0x80);
@@ -86,42 +84,39 @@ inline void put_varint(std::string& out, uint64_t v) {
   b[n++] = static_cast<char>(v);
   out.append(b, n);
 }
-// At most max_bytes bytes (5: a length, 10: any 64-bit value; bits past 64 are dropped).
-inline bool get_varint(std::string_view& s, uint64_t& v, int max_bytes = 10) {
+template <class U>
+bool get_leb128(std::string_view& s, U& v, int max_bytes) {
   v = 0;
   for (int shift = 0; shift < 7 * max_bytes && !s.empty(); shift += 7) {
     const auto b = static_cast<unsigned char>(s.front());
     s.remove_prefix(1);
-    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    v |= static_cast<U>(b & 0x7f) << shift;
     if (!(b & 0x80)) return true;
   }
   return false;
+}
+}  // namespace detail
+
+inline void put_varint(std::string& out, uint64_t v) {
+  if (v < 0x80) {  // most values: small counts, zeros, short lengths
+    out.push_back(static_cast<char>(v));
+    return;
+  }
+  detail::put_leb128(out, v);
+}
+// At most max_bytes bytes (5: a length, 10: any 64-bit value; bits past 64 are dropped).
+inline bool get_varint(std::string_view& s, uint64_t& v, int max_bytes = 10) {
+  return detail::get_leb128(s, v, max_bytes);
 }
 inline void put_varint128(std::string& out, uint128_t v) {
   if ((v >> 64) == 0) {  // every per-request amount: the 64-bit loop is cheaper
     put_varint(out, static_cast<uint64_t>(v));
     return;
   }
-  char b[19];
-  size_t n = 0;
-  while (v >= 0x80) {
-    b[n++] = static_cast<char>((v & 0x7f) | 0x80);
-    v >>= 7;
-  }
-  b[n++] = static_cast<char>(v);
-  out.append(b, n);
+  detail::put_leb128(out, v);
 }
 // At most 19 bytes (bits past 128 are dropped).
-inline bool get_varint128(std::string_view& s, uint128_t& v) {
-  v = 0;
-  for (int shift = 0; shift < 7 * 19 && !s.empty(); shift += 7) {
-    const auto b = static_cast<unsigned char>(s.front());
-    s.remove_prefix(1);
-    v |= static_cast<uint128_t>(b & 0x7f) << shift;
-    if (!(b & 0x80)) return true;
-  }
-  return false;
-}
+inline bool get_varint128(std::string_view& s, uint128_t& v) { return detail::get_leb128(s, v, 19); }
 
 // Zigzag: small magnitudes of either sign are short.
 inline void put_svarint(std::string& out, int64_t v) {
