@@ -123,7 +123,7 @@ std::string access_log_line(const router::RequestTrace& t) {
   j.end_object();
   // Exact decimals, as the ledger and the x-frugal-*-usd headers print them.
   const Money cost = t.cost();
-  const Money baseline = t.baseline_known ? t.baseline : Money{};
+  const Money baseline = t.booked_baseline();
   j.key("cost_usd").raw(cost.to_usd_string());
   j.key("baseline_usd").raw(baseline.to_usd_string());
   j.key("savings_usd").raw((baseline - cost).to_usd_string());

@@ -36,10 +36,12 @@ ChatExchange::ChatExchange(Worker& worker, RequestContext& ctx, const Request& h
   trace_.request_id = ctx.request_id;
   const auto tp = http.find("traceparent");
   const std::string_view traceparent = tp == http.end() ? std::string_view{} : std::string_view(tp->value());
-  trace_.trace_id = router::trace_id_for(traceparent, ctx.request_id);
-  if (auto parent = router::parse_traceparent(traceparent)) {
+  if (auto parent = router::parse_traceparent(traceparent)) {  // parsed once: the caller's trace goes on
+    trace_.trace_id = std::move(parent->trace_id);
     trace_.parent_span_id = std::move(parent->parent_id);
     trace_.sampled = parent->sampled;
+  } else {
+    trace_.trace_id = router::trace_id_for({}, ctx.request_id);
   }
   trace_.span_id = router::new_span_id();
   trace_.mono_start_us = ctx.start_us;

@@ -160,7 +160,7 @@ std::vector<MetricPoint> metric_points(const router::RequestTrace& t) {
   // savings − overspend = baseline − cost.
   if (router::has_ledger_row(t) && (t.baseline_known || t.cost() != Money{})) {
     const std::string answer = t.answered_from_cache() ? std::string("(cache)") : t.answer_model;
-    const Money baseline = t.baseline_known ? t.baseline : Money{};
+    const Money baseline = t.booked_baseline();
     const Money cost = t.cost();
     MetricLabel m = t.answered_from_cache() ? fixed("model", answer) : model_label(t, answer);
     out.push_back({MetricFamily::kBaseline, cost_labels(t, m), 0, baseline});

@@ -13,7 +13,7 @@ std::vector<std::pair<std::string, std::string>> trailers(const router::RequestT
   if (!trace_has_cost(t)) return out;
   const Money cost = t.cost();
   out.emplace_back("x-frugal-cost-usd", cost.to_usd_string());
-  out.emplace_back("x-frugal-savings-usd", ((t.baseline_known ? t.baseline : Money{}) - cost).to_usd_string());
+  out.emplace_back("x-frugal-savings-usd", (t.booked_baseline() - cost).to_usd_string());
   return out;
 }
 

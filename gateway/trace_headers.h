@@ -57,7 +57,7 @@ void for_each_response_header(const router::RequestTrace& t, Fn&& fn) {
   // A live answer's cost is known once it ends; everything else before the head goes out.
   const bool final = t.finished || t.answered_from_cache() || !t.answer_live;
   fn("x-frugal-cost-final", final ? "true" : "false");
-  if (final) fn("x-frugal-savings-usd", ((t.baseline_known ? t.baseline : Money{}) - cost).to_usd_string());
+  if (final) fn("x-frugal-savings-usd", (t.booked_baseline() - cost).to_usd_string());
 }
 
 HeaderList response_headers(const router::RequestTrace& t);

@@ -2,6 +2,8 @@
 
 #include <random>
 
+#include "core/ids.h"
+
 namespace frugal::router {
 
 namespace {
@@ -87,13 +89,8 @@ std::string trace_id_for(std::string_view traceparent, std::string_view request_
     const std::string_view tail = request_id.substr(request_id.size() - 32);
     if (is_valid_trace_id(tail)) return std::string(tail);
   }
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(32, '0');
-  for (int half = 0; half < 2; ++half) {
-    uint64_t r = rng() | 1;  // never all zeros
-    for (int i = 0; i < 16; ++i, r >>= 4) id[static_cast<size_t>(half * 16 + i)] = kHex[r & 15];
-  }
+  std::string id = new_request_id().substr(4);  // "frg-" + 32 random hex digits
+  if (!is_valid_trace_id(id)) id.back() = '1';  // all zeros (one chance in 2^128)
   return id;
 }
 
@@ -127,7 +124,7 @@ LedgerRecord ledger_record(const RequestTrace& t) {
   // the stored answer would have cost again.
   r.answer_model = t.answered_from_cache() ? "(cache)" : t.answer_model;
   r.total_cost = t.cost();
-  r.baseline = t.baseline_known ? t.baseline : Money{};
+  r.baseline = t.booked_baseline();
   r.savings = r.baseline - r.total_cost;
   r.status_code = t.status;
   r.stream_cancelled = t.end == ExchangeEnd::kClientGone;

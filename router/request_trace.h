@@ -127,7 +127,9 @@ struct RequestTrace {
   int64_t overhead_us = 0;  // frugal's own time until then (x-frugal-overhead-us)
 
   Money cost() const;  // every tier and verifier call tried
-  Money savings() const { return baseline - cost(); }
+  // The baseline that counts: 0 until an answer made it known.
+  Money booked_baseline() const { return baseline_known ? baseline : Money{}; }
+  Money savings() const { return booked_baseline() - cost(); }
   // Upstream attempts over every tier and verifier call (retries and fallbacks included).
   size_t transport_attempts() const;
   bool answered_from_cache() const { return cache.outcome == CacheOutcome::kHit; }

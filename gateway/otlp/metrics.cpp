@@ -130,7 +130,7 @@ std::vector<Observation> metric_observations(const RequestTrace& t) {
     if (!model.empty()) attrs.push_back({"gen_ai.response.model", model});
     if (!t.team.empty()) attrs.push_back({"frugal.team", t.team});
     const Money cost = t.cost();
-    const Money baseline = t.baseline_known ? t.baseline : Money{};
+    const Money baseline = t.booked_baseline();
     out.push_back({Instrument::kCost, attrs, 0, cost});
     out.push_back({Instrument::kBaseline, attrs, 0, baseline});
     out.push_back({Instrument::kSavings, std::move(attrs), 0, baseline - cost});

@@ -194,7 +194,7 @@ std::vector<Span> spans(const RequestTrace& t) {
     if (!hit && t.answer_tier >= 0) at.i64("frugal.tier", t.answer_tier + 1);
     at.str("frugal.cache", cache_outcome_name(t.cache.outcome));
     const Money cost = t.cost();
-    const Money baseline = t.baseline_known ? t.baseline : Money{};
+    const Money baseline = t.booked_baseline();
     at.dbl("frugal.cost_usd", usd(cost));
     at.dbl("frugal.baseline_usd", usd(baseline));
     at.dbl("frugal.savings_usd", usd(baseline - cost));
