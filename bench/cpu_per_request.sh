@@ -13,11 +13,7 @@ DURATION=${DURATION:-4}
 source "$root/bench/lib.sh" "${1:-}"  # binaries, wrk, a temp dir, the mock upstream
 mock_pid=${pids[0]}
 
-start_nginx "  upstream mock { server 127.0.0.1:$mock_port; keepalive 128; }
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_buffering off; }
-  }"
+start_nginx_proxy
 nginx_master=$(cat "$work/nginx/nginx.pid")
 
 frugal_port=$(free_port)

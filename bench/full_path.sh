@@ -33,16 +33,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 export CONNS=${CONNS:-1 32 64}
 source "$root/bench/lib.sh" "${1:-}"  # binaries, wrk, a temp dir, the mock upstream
 
-start_nginx "  upstream mock { server 127.0.0.1:$mock_port; keepalive 128; }
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / {
-      proxy_pass http://mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection \"\";
-      proxy_buffering off;
-    }
-  }"
+start_nginx_proxy
 
 write_route_policy "$work/policy.yaml"
 

@@ -68,6 +68,21 @@ NGINX
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break; sleep 0.05; done
 }
 
+# start_nginx_proxy: start_nginx as the reference proxy — proxy_pass to the mock with
+# upstream keep-alive and no buffering, as frugal relays.
+start_nginx_proxy() {
+  start_nginx "  upstream mock { server 127.0.0.1:$mock_port; keepalive 128; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_buffering off;
+    }
+  }"
+}
+
 # The small chat request every benchmark sends ($body), and write_post_lua
 # [CACHE_CONTROL]: the wrk script POSTing it ($work/post.lua), with that Cache-Control.
 body='{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in five words."}],"temperature":0}'
