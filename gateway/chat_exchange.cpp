@@ -178,7 +178,8 @@ void ChatExchange::refused(const Error& e) {
   if (trace_.finished) return;  // start() failed after dispatch: finish() ran
   trace_.finished = true;
   trace_.status = e.kind == ErrorKind::kCancelled ? 499 : e.http_status();
-  record_telemetry();
+  record_telemetry();  // sets mono_end_us, which the span's end reads
+  if (otlp::Exporter* x = w_.server.otlp()) x->record(trace_);
 }
 
 void ChatExchange::record_telemetry() {

@@ -2,6 +2,7 @@
 // completion, the baseline. See gateway/routing.h and gateway/chat_exchange.h.
 #include "gateway/routing.h"
 
+#include "backends/dialect/openai_stream_assembly.h"
 #include "core/ids.h"
 #include "core/log.h"
 #include "gateway/chat_exchange.h"
@@ -204,6 +205,7 @@ void ChatExchange::policy_observe(const SseEvent* ev, std::string_view body) {
   if (!rs.outcome.live) return;
   router::TierAttempt& live = trace_.tiers[rs.live_index];
   if (live.first_byte_us == 0) live.first_byte_us = mono_us();
+  if (ev) append_finish_reasons(ev->data, live.finish_reasons, backends::AnswerFacts::kMaxFinishReasons);
   if (!rs.keep_live_answer) return;
   const std::string_view bytes = ev ? ev->data : body;
   if (rs.live_answer_bytes + bytes.size() > kMaxScoredLiveBytes) {
@@ -276,6 +278,7 @@ void ChatExchange::complete_live_tier(const Usage& usage, ExchangeEnd end) {
       t.reason = (d.accepted ? "accepted: " : "last tier answers: ") + d.reason;
     }
   }
+  if (const backends::AnswerFacts* f = o.call->answer_facts()) t.finish_reasons = f->finish_reasons;
   trace_.status = o.call->status();
   if (answered) {
     trace_.answer_model = tier.model;

@@ -47,6 +47,9 @@ struct Attrs {
   void i64(const char* k, int64_t v) { a.push_back({k, v}); }
   void dbl(const char* k, double v) { a.push_back({k, v}); }
   void flag(const char* k, bool v) { a.push_back({k, v}); }
+  void finish_reasons(const std::vector<std::string>& v) {
+    if (!v.empty()) a.push_back({"gen_ai.response.finish_reasons", v});
+  }
   void usage(const Usage& u) {
     if (!u.reported && u.input_tokens == 0 && u.output_tokens == 0) return;
     i64("gen_ai.usage.input_tokens", u.input_tokens);
@@ -92,6 +95,7 @@ Span tier_span(const RequestTrace& t, const TierAttempt& a, int64_t tier_no) {
   at.str("gen_ai.request.model", upstream);
   const bool answered = !a.provider.empty() && a.status != TierStatus::kError;
   if (answered && !a.upstream_model.empty()) at.str("gen_ai.response.model", a.upstream_model);
+  at.finish_reasons(a.finish_reasons);
   at.usage(a.usage);
   at.i64("frugal.tier", tier_no);
   at.str("frugal.tier.model", a.model);
@@ -186,6 +190,7 @@ std::vector<Span> spans(const RequestTrace& t) {
     if (!hit) at.str_if("gen_ai.provider.name", t.answer_provider);
     at.str_if("gen_ai.request.model", t.requested_model);
     at.str_if("gen_ai.response.model", hit ? t.cache.model : t.answer_upstream_model);
+    if (const TierAttempt* a = hit ? nullptr : t.answer_attempt()) at.finish_reasons(a->finish_reasons);
     at.usage(t.answer_usage);
     const std::string err = error_type(t);
     if (!err.empty()) at.str("error.type", err);
