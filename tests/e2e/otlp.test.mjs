@@ -15,6 +15,8 @@ import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
+// The pinned semantic conventions (docs/observability.md): what gen_ai.* names may be.
+import * as semconv from '@opentelemetry/semantic-conventions/incubating';
 
 const require = createRequire(import.meta.url);
 let root;
@@ -414,6 +416,14 @@ test('spans and metrics decoded by the official OTLP classes agree with the ledg
   assert.equal(errTier.events[0].name, 'upstream attempt');
   assert.equal(errTier.events[0].attributes['http.response.status_code'], 503);
 
+  // Every gen_ai.* name frugal sends is one of the pinned conventions' (1.40.0), but for the
+  // two the docs name as extensions.
+  const known = new Set(Object.entries(semconv).filter(([k]) => k.startsWith('ATTR_GEN_AI_') || k.startsWith('METRIC_GEN_AI_')).map(([, v]) => v));
+  const extensions = new Set(['gen_ai.usage.cache_write.input_tokens', 'gen_ai.usage.reasoning.output_tokens']);
+  const sent = new Set(receiver.spans.flatMap((s) => Object.keys(s.attributes)).filter((k) => k.startsWith('gen_ai.')));
+  assert.ok(sent.has('gen_ai.response.finish_reasons') && sent.has('gen_ai.usage.cache_read.input_tokens'));
+  for (const name of sent) assert.ok(known.has(name) || extensions.has(name), `${name} is not in semantic conventions 1.40.0`);
+
   // Metrics: cumulative points that add up to the ledger.
   const totalCost = ids.reduce((s, id) => s + usdOf(rowOf(id), 'cost'), 0);
   const totalBaseline = ids.reduce((s, id) => s + usdOf(rowOf(id), 'baseline'), 0);
@@ -444,6 +454,7 @@ test('spans and metrics decoded by the official OTLP classes agree with the ledg
     assert.equal(p.bucketCounts.reduce((s, c) => s + Number(c), 0), Number(p.count));
   }
   assert.equal(sumPoints(m['frugal.otlp.spans.dropped']), 0);
+  for (const name of Object.keys(m).filter((n) => n.startsWith('gen_ai.'))) assert.ok(known.has(name), `metric ${name} is not in semantic conventions 1.40.0`);
   assert.ok(sumPoints(m['frugal.otlp.spans.exported']) >= ids.reduce((s, id) => s + expected(id), 1));
   // A graceful stop exports the metrics a last time and exits 0.
   const exportsBefore = receiver.metricExports.length;
