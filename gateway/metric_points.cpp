@@ -37,7 +37,7 @@ std::vector<MetricLabel> cost_labels(const router::RequestTrace& t, MetricLabel 
 std::vector<MetricLabel> operation_labels(const router::RequestTrace& t, const TierAttempt& a) {
   std::vector<MetricLabel> l;
   l.reserve(5);
-  l.push_back(fixed("gen_ai_operation_name", "chat"));
+  l.push_back(fixed("gen_ai_operation_name", t.operation_name()));
   l.push_back(fixed("gen_ai_provider_name", a.provider));
   // The upstream model is the requested one, unchanged, unless a route or alias names it.
   l.push_back({"gen_ai_request_model", a.upstream_model.empty() ? a.model : a.upstream_model,

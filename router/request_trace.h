@@ -91,6 +91,7 @@ struct RequestTrace {
   Dialect dialect = Dialect::kOpenAi;
   std::string requested_model;
   bool client_stream = false;
+  bool embeddings = false;  // POST /v1/embeddings (GenAI operation "embeddings", not "chat")
   std::string key_id;  // a stable hash of the API key ("" without one)
   std::string team;
 
@@ -133,6 +134,8 @@ struct RequestTrace {
   // Upstream attempts over every tier and verifier call (retries and fallbacks included).
   size_t transport_attempts() const;
   bool answered_from_cache() const { return cache.outcome == CacheOutcome::kHit; }
+  // The OTel GenAI operation name: "embeddings" or "chat".
+  const char* operation_name() const { return embeddings ? "embeddings" : "chat"; }
 };
 
 // The trace id for a request: the one in a valid W3C `traceparent` header (continuing the

@@ -266,8 +266,13 @@ std::shared_ptr<backends::Call> wrap_anthropic_call(std::shared_ptr<backends::Ca
 
 std::shared_ptr<backends::Call> AnthropicBackend::start(const ChatRequest& req, std::string_view model) {
   const bool native = !req.anthropic_body.empty();
-  auto body = native ? replace_model(req.anthropic_body, model)
-                     : openai_to_anthropic_request(req, model, defaults_);
+  auto body = req.embeddings ? Result<std::string>(make_error(
+                                   ErrorKind::kInvalidRequest,
+                                   "The model '" + std::string(model) + "' is served by the Anthropic provider '" +
+                                       provider_.name + "', which has no embeddings API.",
+                                   "model", "embeddings_not_supported"))
+              : native       ? replace_model(req.anthropic_body, model)
+                             : openai_to_anthropic_request(req, model, defaults_);
   if (!body) {
     // Canonical (OpenAI-shaped) like every error a Call carries; the codec re-renders it.
     const Error& e = body.error();
