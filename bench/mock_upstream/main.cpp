@@ -421,7 +421,9 @@ asio::awaitable<bool> serve_embeddings(beast::tcp_stream& stream, Request& req) 
     }
     return n;
   };
-  simdjson::dom::element input = root["input"].value_unsafe();
+  simdjson::dom::element input;
+  if (root["input"].get(input))
+    co_return co_await respond(stream, keep, 400, R"({"error":{"message":"'input' is required","type":"invalid_request_error","param":"input","code":null}})");
   if (input.is_string()) {
     inputs.emplace_back(std::string(input.get_string().value_unsafe()), words(input.get_string().value_unsafe()));
   } else if (input.is_array()) {
