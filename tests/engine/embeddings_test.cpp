@@ -10,10 +10,13 @@
 #include <boost/asio/io_context.hpp>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <future>
+#include <unistd.h>
 
 #include "backends/engine/embeddings_call.h"
 #include "backends/engine/engine_backend.h"
+#include "backends/engine/format/gguf_writer.h"
 #include "core/embeddings.h"
 
 using namespace frugal;
@@ -24,9 +27,9 @@ namespace {
 
 const std::string kFixture = std::string(FRUGAL_FIXTURES_DIR) + "/llama-2-tiny-random.gguf";
 
-std::shared_ptr<EngineService> load(size_t kv_bytes) {
+std::shared_ptr<EngineService> load(size_t kv_bytes, const std::string& path = kFixture) {
   ServiceConfig cfg;
-  cfg.model_path = kFixture;
+  cfg.model_path = path;
   cfg.threads = 2;
   cfg.kv_memory_bytes = kv_bytes;
   cfg.context_length = 512;
@@ -150,6 +153,68 @@ TEST_CASE("engine embeddings between decode steps leave a running generation unc
   REQUIRE(alone.size() == 16);
   const std::vector<int32_t> with_jobs = generate(prompt, 3, &*expected, &inputs);
   CHECK(with_jobs == alone);
+}
+
+// The fixture with `llama.pooling_type` set (1 mean, 2 cls), written to a temp file.
+std::string fixture_with_pooling(uint32_t pooling) {
+  auto f = GgufFile::open(kFixture);
+  REQUIRE(f.ok());
+  GgufWriter w(f->alignment());
+  for (const GgufKv& kv : f->metadata())
+    if (kv.key != "general.alignment") w.set(kv.key, kv.value);
+  w.set_u32("llama.pooling_type", pooling);
+  for (const TensorInfo& t : f->tensors()) {
+    const auto* p = static_cast<const uint8_t*>(t.data);
+    REQUIRE(w.add_tensor_bytes(t.name, std::vector<int64_t>(t.ne.begin(), t.ne.begin() + t.n_dims), t.type,
+                               std::vector<uint8_t>(p, p + t.n_bytes))
+                .ok());
+  }
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("frugal-pooling-" + std::to_string(pooling) + "-" + std::to_string(getpid()) + ".gguf"))
+                               .string();
+  REQUIRE(w.write(path).ok());
+  return path;
+}
+
+TEST_CASE("engine embeddings: pooling follows the GGUF's pooling_type (cls, mean), last without it") {
+  CHECK(service()->engine().model().config().pooling == Pooling::kLast);
+  const std::vector<int32_t> ids = tokens("pooling decides which states count");
+  REQUIRE(ids.size() >= 3);
+  auto last = embed(*service(), {ids, {ids[0]}, {ids[0], ids[1]}});
+  REQUIRE(last.ok());
+
+  const std::string cls_path = fixture_with_pooling(2);
+  {
+    auto cls = load(1u << 20, cls_path);
+    CHECK(cls->engine().model().config().pooling == Pooling::kCls);
+    auto v = embed(*cls, {ids});
+    REQUIRE(v.ok());
+    // Causal attention: the first position's state is that of the first token alone.
+    CHECK(max_diff((*v)[0], (*last)[1]) == 0.0);
+    CHECK(max_diff((*v)[0], (*last)[0]) > 1e-3);
+  }
+  std::filesystem::remove(cls_path);
+
+  const std::string mean_path = fixture_with_pooling(1);
+  {
+    auto mean = load(1u << 20, mean_path);
+    CHECK(mean->engine().model().config().pooling == Pooling::kMean);
+    auto v = embed(*mean, {ids, {ids[0]}, {ids[0], ids[1]}});
+    REQUIRE(v.ok());
+    CHECK(norm((*v)[0]) == doctest::Approx(1.0).epsilon(1e-5));
+    CHECK(max_diff((*v)[1], (*last)[1]) < 1e-6);   // one token: its mean is itself
+    CHECK(max_diff((*v)[0], (*last)[0]) > 1e-3);   // more: the average, not the last state
+    // Two tokens: the mean lies between the two states, so it is closer to each than they are to each other.
+    double dot_first = 0, dot_last = 0, dot_pair = 0;
+    for (size_t i = 0; i < (*v)[2].size(); ++i) {
+      dot_first += static_cast<double>((*v)[2][i]) * (*last)[1][i];
+      dot_last += static_cast<double>((*v)[2][i]) * (*last)[2][i];
+      dot_pair += static_cast<double>((*last)[1][i]) * (*last)[2][i];
+    }
+    CHECK(dot_first > dot_pair);
+    CHECK(dot_last > dot_pair);
+  }
+  std::filesystem::remove(mean_path);
 }
 
 struct Outcome {
