@@ -21,7 +21,8 @@ Result<std::vector<int64_t>> token_array(simdjson::dom::array arr, const std::st
   ids.reserve(arr.size());
   for (element t : arr) {
     int64_t id = 0;
-    if (t.get_int64().get(id) || id < 0) return invalid_input(at + " must hold non-negative integer token ids");
+    if (t.get_int64().get(id) || id < 0)
+      return invalid_input(at + " must hold non-negative integer token ids");
     ids.push_back(id);
   }
   if (ids.empty()) return invalid_input(at + " is empty");
@@ -37,8 +38,10 @@ Result<void> parse_input(element input, EmbeddingsInput& out) {
   }
   simdjson::dom::array arr;
   if (input.get_array().get(arr))
-    return bad("input", "Invalid type for 'input': expected a string, an array of strings, an array of token ids "
-                        "or an array of token id arrays.");
+    return bad(
+        "input",
+        "Invalid type for 'input': expected a string, an array of strings, an array of token ids "
+        "or an array of token id arrays.");
   if (arr.size() == 0) return invalid_input("it is an empty array");
   element first = arr.at(0).value_unsafe();
   if (first.is_int64() || first.is_uint64()) {
@@ -56,13 +59,15 @@ Result<void> parse_input(element input, EmbeddingsInput& out) {
     const std::string at = "input[" + std::to_string(i++) + "]";
     if (strings) {
       std::string_view s;
-      if (e.get_string().get(s)) return invalid_input(at + " is not a string (inputs must all be of one kind)");
+      if (e.get_string().get(s))
+        return invalid_input(at + " is not a string (inputs must all be of one kind)");
       if (s.empty()) return invalid_input(at + " is an empty string");
       out.texts.emplace_back(s);
       continue;
     }
     simdjson::dom::array inner;
-    if (e.get_array().get(inner)) return invalid_input(at + " is neither a string nor an array of token ids");
+    if (e.get_array().get(inner))
+      return invalid_input(at + " is neither a string nor an array of token ids");
     auto ids = token_array(inner, at);
     if (!ids) return std::move(ids).error();
     out.token_ids.push_back(std::move(*ids));
@@ -75,8 +80,8 @@ Result<void> parse_input(element input, EmbeddingsInput& out) {
 Result<ChatRequest> parse_embeddings_body(simdjson::dom::parser& parser, std::string_view body) {
   element root;
   if (auto err = parser.parse(body.empty() ? "" : body.data(), body.size()).get(root))
-    return bad("", std::string("We could not parse the JSON body of your request: ") + simdjson::error_message(err) +
-                       ".");
+    return bad("", std::string("We could not parse the JSON body of your request: ") +
+                       simdjson::error_message(err) + ".");
   simdjson::dom::object obj;
   if (root.get_object().get(obj)) return bad("", "The request body must be a JSON object.");
   ChatRequest req;
@@ -85,11 +90,14 @@ Result<ChatRequest> parse_embeddings_body(simdjson::dom::parser& parser, std::st
   req.openai_body = body;
   auto in = std::make_shared<EmbeddingsInput>();
   element v;
-  if (obj["model"].get(v) || v.is_null()) return bad("model", "Missing required parameter: 'model'.");
+  if (obj["model"].get(v) || v.is_null())
+    return bad("model", "Missing required parameter: 'model'.");
   std::string_view model;
-  if (v.get_string().get(model)) return bad("model", "Invalid type for 'model': expected a string.");
+  if (v.get_string().get(model))
+    return bad("model", "Invalid type for 'model': expected a string.");
   req.model = std::string(model);
-  if (obj["input"].get(v) || v.is_null()) return bad("input", "Missing required parameter: 'input'.");
+  if (obj["input"].get(v) || v.is_null())
+    return bad("input", "Missing required parameter: 'input'.");
   FRUGAL_TRY(parse_input(v, *in));
   if (!obj["encoding_format"].get(v) && !v.is_null()) {
     std::string_view f;

@@ -4,8 +4,9 @@
 // It never takes a policy route (gateway/routing.cpp) and never streams. Backends:
 // OpenAI-compatible providers get the body at {base}/embeddings, the local engine
 // computes the vectors (backends/engine/embeddings.h), Anthropic providers refuse (400).
-#include "backends/dialect/errors.h"
 #include "core/embeddings.h"
+
+#include "backends/dialect/errors.h"
 #include "core/usage.h"
 #include "gateway/chat_codec.h"
 #include "gateway/chat_exchange.h"
@@ -19,7 +20,8 @@ namespace {
 // The answer is a whole OpenAI body already (an upstream's, the engine's or a stored one).
 class EmbeddingsCodec final : public ChatCodec {
  public:
-  asio::awaitable<bool> send_error(ClientSocket& stream, const Error& e, RequestContext& ctx) override {
+  asio::awaitable<bool> send_error(ClientSocket& stream, const Error& e,
+                                   RequestContext& ctx) override {
     co_return co_await send_openai_error(stream, e, ctx);
   }
 
@@ -28,9 +30,12 @@ class EmbeddingsCodec final : public ChatCodec {
   void on_event(const SseEvent&, std::string&) override {}
   Usage stream_usage(backends::Call& call) const override { return call.usage_so_far(); }
   bool stream_complete(const backends::Call&, const SseParser&) const override { return false; }
-  std::string stream_tail(bool, const Error& cut) override { return render_openai_error_event(cut); }
+  std::string stream_tail(bool, const Error& cut) override {
+    return render_openai_error_event(cut);
+  }
 
-  Result<Rendered> render_body(const ChatExchange&, backends::Call& call, std::string body) override {
+  Result<Rendered> render_body(const ChatExchange&, backends::Call& call,
+                               std::string body) override {
     const std::string_view ctype = call.header("content-type");
     Rendered r;
     r.status = call.status();
@@ -44,7 +49,8 @@ class EmbeddingsCodec final : public ChatCodec {
 
 }  // namespace
 
-asio::awaitable<bool> handle_embeddings(ClientSocket& stream, Request& req, RequestContext& ctx, Worker& w) {
+asio::awaitable<bool> handle_embeddings(ClientSocket& stream, Request& req, RequestContext& ctx,
+                                        Worker& w) {
   ParserLease parser(w);
   auto emb = parse_embeddings_body(*parser.p, req.body());
   if (!emb) co_return co_await send_openai_error(stream, emb.error(), ctx);

@@ -1,10 +1,10 @@
 #include "backends/engine/embeddings_call.h"
 
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <atomic>
 #include <cctype>
 #include <charconv>
 #include <chrono>
@@ -22,7 +22,8 @@ namespace asio = boost::asio;
 using backends::CallState;
 
 void append_base64(std::string& out, const uint8_t* p, size_t n) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   size_t i = 0;
   for (; i + 3 <= n; i += 3) {
     const uint32_t v = (uint32_t{p[i]} << 16) | (uint32_t{p[i + 1]} << 8) | p[i + 2];
@@ -50,7 +51,8 @@ struct Mailbox {
   std::weak_ptr<EmbeddingsCall> call;
 };
 
-class EmbeddingsCall final : public backends::Call, public std::enable_shared_from_this<EmbeddingsCall> {
+class EmbeddingsCall final : public backends::Call,
+                             public std::enable_shared_from_this<EmbeddingsCall> {
  public:
   EmbeddingsCall(asio::io_context& io, std::string model)
       : io_(io), signal_(io), deadline_(io), model_(std::move(model)), started_us_(mono_us()) {}
@@ -59,9 +61,7 @@ class EmbeddingsCall final : public backends::Call, public std::enable_shared_fr
     if (cancelled_flag_) cancelled_flag_->store(true);
   }
 
-  void fail_now(const Error& e) {
-    respond(e.http_status(), OpenAiWriter::error_body(e));
-  }
+  void fail_now(const Error& e) { respond(e.http_status(), OpenAiWriter::error_body(e)); }
 
   void submit(EngineService& service, PreparedEmbeddings prep, int64_t total_ms) {
     prompt_tokens_ = prep.prompt_tokens;
@@ -73,18 +73,20 @@ class EmbeddingsCall final : public backends::Call, public std::enable_shared_fr
     mailbox_->call = weak_from_this();
     if (total_ms > 0) {
       deadline_.expires_after(std::chrono::milliseconds(total_ms));
-      deadline_.async_wait([weak = weak_from_this(), total_ms](const boost::system::error_code& ec) {
-        if (ec) return;
-        if (auto self = weak.lock()) self->on_deadline(total_ms);
-      });
+      deadline_.async_wait(
+          [weak = weak_from_this(), total_ms](const boost::system::error_code& ec) {
+            if (ec) return;
+            if (auto self = weak.lock()) self->on_deadline(total_ms);
+          });
     }
-    service.engine().embed(std::move(prep.req), [box = mailbox_](Result<std::vector<std::vector<float>>> r) {
-      std::lock_guard lock(box->mu);
-      if (box->io == nullptr) return;
-      asio::post(*box->io, [box, r = std::move(r)]() mutable {
-        if (auto c = box->call.lock()) c->on_result(std::move(r));
-      });
-    });
+    service.engine().embed(std::move(prep.req),
+                           [box = mailbox_](Result<std::vector<std::vector<float>>> r) {
+                             std::lock_guard lock(box->mu);
+                             if (box->io == nullptr) return;
+                             asio::post(*box->io, [box, r = std::move(r)]() mutable {
+                               if (auto c = box->call.lock()) c->on_result(std::move(r));
+                             });
+                           });
   }
 
   asio::awaitable<void> wait() override {
@@ -205,7 +207,8 @@ std::string embeddings_body(const std::vector<std::vector<float>>& vectors, std:
       out += '[';
       for (size_t k = 0; k < v.size(); ++k) {
         if (k) out += ',';
-        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v[k]);  // shortest text that reads back exactly
+        auto [end, ec] =
+            std::to_chars(buf, buf + sizeof buf, v[k]);  // shortest text that reads back exactly
         out.append(buf, ec == std::errc() ? end : buf);
       }
       out += ']';
@@ -222,8 +225,10 @@ std::string embeddings_body(const std::vector<std::vector<float>>& vectors, std:
   return out;
 }
 
-std::shared_ptr<backends::Call> start_engine_embeddings(asio::io_context& io, std::shared_ptr<EngineService> service,
-                                                        std::string served_name, const EmbeddingsInput& in,
+std::shared_ptr<backends::Call> start_engine_embeddings(asio::io_context& io,
+                                                        std::shared_ptr<EngineService> service,
+                                                        std::string served_name,
+                                                        const EmbeddingsInput& in,
                                                         int64_t total_ms) {
   auto call = std::make_shared<EmbeddingsCall>(io, std::move(served_name));
   auto prep = service->prepare_embeddings(in);

@@ -25,7 +25,8 @@ namespace frugal::engine {
 
 std::shared_ptr<backends::Call> start_engine_embeddings(boost::asio::io_context& io,
                                                         std::shared_ptr<EngineService> service,
-                                                        std::string served_name, const EmbeddingsInput& in,
+                                                        std::string served_name,
+                                                        const EmbeddingsInput& in,
                                                         int64_t total_ms);
 
 // The response body for `vectors` (exposed for tests).

@@ -15,13 +15,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto req = parse_embeddings_body(parser, body);
   fuzz::accepted(req.ok());
   if (req.ok()) {
-    fuzz::require(req->embeddings && req->embeddings->count() > 0, "an embeddings request without inputs");
+    fuzz::require(req->embeddings && req->embeddings->count() > 0,
+                  "an embeddings request without inputs");
     fuzz::require(req->embeddings->count() <= kMaxEmbeddingInputs || req->embeddings->texts.empty(),
                   "more string inputs than allowed");
     const cache::KeyScope scope{"route", "model", "tenant", false};
     fuzz::require(cache::make_cache_key(*req, scope) == cache::make_cache_key(*req, scope),
                   "the cache key is not a function of the request");
-    fuzz::require(cache::is_cacheable_by_default(*req), "an embeddings request that is not cacheable");
+    fuzz::require(cache::is_cacheable_by_default(*req),
+                  "an embeddings request that is not cacheable");
   } else {
     fuzz::require(!req.error().message.empty(), "a rejection without a message");
   }
