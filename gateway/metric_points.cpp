@@ -28,7 +28,7 @@ MetricLabels cost_labels(const router::RequestTrace& t, MetricLabel model) {
 // The GenAI operation labels of one tier attempt.
 MetricLabels operation_labels(const router::RequestTrace& t, const TierAttempt& a) {
   // The upstream model is the requested one, unchanged, unless a route or alias names it.
-  return {fixed("gen_ai_operation_name", "chat"), fixed("gen_ai_provider_name", a.provider),
+  return {fixed("gen_ai_operation_name", t.operation_name()), fixed("gen_ai_provider_name", a.provider),
           {"gen_ai_request_model", a.upstream_model.empty() ? a.model : a.upstream_model,
            t.routed ? LabelSource::kFixed : LabelSource::kModel}};
 }

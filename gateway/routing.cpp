@@ -85,7 +85,10 @@ Result<void> ChatExchange::route(ChatRequest& req) {
     policies::apply_chat_facts(rs.chat_facts, facts);
     const policies::RequestType& type = policies::classify(*policy, facts);
     trace_.request_type = type.name;
-    rs.plan = policies::plan_route(*policy, type.name);
+    // Embeddings are classified (budgets, the ledger's request type) but never take a
+    // policy route: vectors of different models live in different spaces, so nothing
+    // may answer but the requested model (or its alias's targets).
+    rs.plan = req.embeddings ? nullptr : policies::plan_route(*policy, type.name);
     if (rs.plan) {
       trace_.route = rs.plan->request_type;
       trace_.routed = true;
@@ -100,6 +103,10 @@ Result<void> ChatExchange::route(ChatRequest& req) {
     tier.last = true;
     rs.passthrough.tiers.push_back(std::move(tier));
     rs.plan = &rs.passthrough;
+  }
+  if (req.embeddings) {
+    trace_.route = "embeddings";
+    trace_.embeddings = true;
   }
   trace_.classified = true;
 

@@ -94,6 +94,7 @@ struct RequestTrace {
   Dialect dialect = Dialect::kOpenAi;
   std::string requested_model;
   bool client_stream = false;
+  bool embeddings = false;  // POST /v1/embeddings (GenAI operation "embeddings", not "chat")
   std::string key_id;  // a stable hash of the API key ("" without one)
   std::string team;
 
@@ -138,6 +139,8 @@ struct RequestTrace {
   bool answered_from_cache() const { return cache.outcome == CacheOutcome::kHit; }
   // The attempt of the tier that answered (verifier calls skipped); nullptr when none did.
   const TierAttempt* answer_attempt() const;
+  // The OTel GenAI operation name: "embeddings" or "chat".
+  const char* operation_name() const { return embeddings ? "embeddings" : "chat"; }
 };
 
 // The trace id for a request: the one in a valid W3C `traceparent` header (continuing the

@@ -85,12 +85,12 @@ Span tier_span(const RequestTrace& t, const TierAttempt& a, int64_t tier_no) {
   s.span_id = a.span_id;
   s.parent_span_id = t.span_id;
   s.sampled = t.sampled;
-  s.name = (verifier ? "verify " : "chat ") + upstream;
+  s.name = (verifier ? std::string("verify ") : std::string(t.operation_name()) + " ") + upstream;
   s.kind = SpanKind::kClient;
   s.start_unix_ns = unix_ns(t, a.started_us);
   s.end_unix_ns = a.last_byte_us >= a.started_us ? unix_ns(t, a.last_byte_us) : s.start_unix_ns;
   Attrs at{s.attributes};
-  at.str("gen_ai.operation.name", "chat");
+  at.str("gen_ai.operation.name", t.operation_name());
   at.str_if("gen_ai.provider.name", a.provider);
   at.str("gen_ai.request.model", upstream);
   const bool answered = !a.provider.empty() && a.status != TierStatus::kError;
@@ -179,14 +179,15 @@ std::vector<Span> spans(const RequestTrace& t) {
     root.parent_remote = true;
   }
   root.sampled = t.sampled;
-  root.name = t.requested_model.empty() ? "chat" : "chat " + t.requested_model;
+  root.name = t.requested_model.empty() ? std::string(t.operation_name())
+                                         : std::string(t.operation_name()) + " " + t.requested_model;
   root.kind = SpanKind::kServer;
   root.start_unix_ns = t.wall_start_us * 1000;
   root.end_unix_ns = t.mono_end_us >= t.mono_start_us ? unix_ns(t, t.mono_end_us) : root.start_unix_ns;
   {
     Attrs at{root.attributes};
     const bool hit = t.answered_from_cache();
-    at.str("gen_ai.operation.name", "chat");
+    at.str("gen_ai.operation.name", t.operation_name());
     if (!hit) at.str_if("gen_ai.provider.name", t.answer_provider);
     at.str_if("gen_ai.request.model", t.requested_model);
     at.str_if("gen_ai.response.model", hit ? t.cache.model : t.answer_upstream_model);

@@ -23,6 +23,7 @@
   X(http_request)              \
   X(openai_body)               \
   X(anthropic_body)            \
+  X(embeddings_body)           \
   X(sse_stream)                \
   X(ledger_row)                \
   X(cache_entry)               \
