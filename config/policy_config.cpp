@@ -302,6 +302,10 @@ class Loader {
     } else if (key == "margin") {
       r.kind = K::kMargin;
       r.threshold = score_min(v);
+    } else if (key == "confidence") {
+      r.kind = K::kConfidence;
+      r.threshold = score_min(v);
+      if (r.threshold < 0 || r.threshold > 1) v.required("min").fail("expected a confidence in [0, 1]");
     } else if (key == "verifier") {
       r.kind = K::kVerifier;
       if (!v.is_map()) v.fail("expected { model: NAME, prompt: TEXT, min_p_yes: 0..1 }");
@@ -320,7 +324,7 @@ class Loader {
     if (!n.is_map()) n.fail("expected an acceptance rule mapping (all, any, not, json_parse, ...)");
     n.allow_keys({"all", "any", "not", "json_parse", "json_schema", "regex", "non_empty",
                   "not_refusal", "length", "finish_reason", "mean_logprob", "min_logprob",
-                  "p10_logprob", "margin", "verifier"});
+                  "p10_logprob", "margin", "verifier", "confidence"});
     auto es = n.entries();
     if (es.empty()) n.fail("empty rule");
     if (es.size() == 1) return rule_one(es[0].first, es[0].second);

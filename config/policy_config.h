@@ -85,6 +85,8 @@ struct RuleSpec {
     kP10Logprob,
     kMargin,         // mean over tokens of (top-1 − top-2 log-prob)
     kVerifier,       // P(yes) of the verifier model >= verifier.min_p_yes
+    kConfidence,     // the answer's confidence in [0, 1]: a recorded one (replay), else
+                     // exp(mean token log-prob)
   };
   Kind kind = Kind::kAll;
   std::vector<RuleSpec> children;
