@@ -336,7 +336,7 @@ class Loader {
   }
 
   RouteSpec route(const std::string& type, const YamlNode& n) {
-    n.allow_keys({"reference_model", "cascade", "stream", "cache"});
+    n.allow_keys({"reference_model", "cascade", "stream", "cache", "capture"});
     RouteSpec r;
     r.request_type = type;
     r.where = where_of(n, source_);
@@ -367,6 +367,23 @@ class Loader {
         r.cache_enabled = c->as_bool();
         r.cache_ttl_ms = r.cache_enabled ? 3'600'000 : 0;
       }
+    }
+    if (auto c = n.child("capture")) {
+      c->allow_keys({"sample", "redact", "shadow"});
+      auto fraction = [&](const char* key) {
+        auto v = c->child(key);
+        if (!v) return 0.0;
+        const double d = v->as_double();
+        if (!(d >= 0 && d <= 1)) v->fail("expected a fraction in [0, 1]");
+        return d;
+      };
+      r.capture.sample = fraction("sample");
+      r.capture.shadow = fraction("shadow");
+      const std::string redact = c->get_string("redact", "hash");
+      if (redact == "hash") r.capture.redact = CaptureRedact::kHash;
+      else if (redact == "drop") r.capture.redact = CaptureRedact::kDrop;
+      else if (redact == "none") r.capture.redact = CaptureRedact::kNone;
+      else c->required("redact").fail("expected hash, drop or none");
     }
     return r;
   }

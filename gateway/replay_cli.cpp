@@ -19,11 +19,12 @@ namespace frugal::gateway {
 namespace {
 
 constexpr const char* kReplayUsage =
-    "usage: frugal replay --policy P.yaml --log L.jsonl [--json] [--no-budgets]\n";
+    "usage: frugal replay --policy P.yaml --log L.jsonl [--json] [--no-budgets] [--reclassify]\n"
+    "  --reclassify  classify every line from its request, even when it records its request_type\n";
 constexpr const char* kCalibrateUsage =
     "usage: frugal calibrate --policy P.yaml --log L.jsonl (--target-accuracy X | --max-cost Y)\n"
     "                        [--folds K] [--models a,b,c] [--max-tiers N] [--seed S] [--json]\n"
-    "                        [--write OUT.yaml] [--plot OUT.png]\n"
+    "                        [--write OUT.yaml] [--plot OUT.png] [--reclassify]\n"
     "  --target-accuracy X  0.92, 92%, or relative to the reference model: ref, ref-0.5pp\n"
     "  --max-cost Y         mean USD per request (e.g. 0.0004)\n"
     "  --folds K            cross-validation folds (default 5, at least 2)\n"
@@ -283,6 +284,7 @@ int replay_main(const std::vector<std::string>& args, std::ostream& out, std::os
     if ((a == "--policy" || a == "--log") && i + 1 < args.size()) (a == "--policy" ? policy_path : log_path) = args[++i];
     else if (a == "--json") json = true;
     else if (a == "--no-budgets") opts.budgets = false;
+    else if (a == "--reclassify") opts.reclassify = true;
     else {
       err << "frugal replay: unknown or incomplete option '" << a << "'\n" << kReplayUsage;
       return 2;
@@ -340,6 +342,8 @@ int calibrate_main(const std::vector<std::string>& args, std::ostream& out, std:
     const bool has_value = i + 1 < args.size();
     if (a == "--json") {
       json = true;
+    } else if (a == "--reclassify") {
+      o.reclassify = true;
     } else if (!has_value) {
       return usage("unknown or incomplete option '" + a + "'");
     } else if (a == "--policy") {

@@ -394,7 +394,7 @@ CalibrateResult calibrate(const policies::CompiledPolicy& policy, const backends
   out.errors = log.errors;
   std::map<std::string, std::vector<size_t>> by_type;
   for (size_t i = 0; i < log.records.size(); ++i) {
-    auto type = classify_record(policy, log.records[i]);
+    auto type = classify_record(policy, log.records[i], opts.reclassify);
     if (!type) {
       out.errors.push_back("line " + std::to_string(log.records[i].line) + ": request: " + type.error().message);
       continue;

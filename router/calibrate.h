@@ -44,6 +44,7 @@ struct CalibrateOptions {
   int max_tiers = 3;                // 1..4
   uint64_t seed = 1;
   bool keep_points = false;         // every candidate cascade on all rows (for the plot)
+  bool reclassify = false;          // see classify_record (router/replay_run.h)
 };
 
 struct CascadeChoice {

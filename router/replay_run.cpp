@@ -60,12 +60,12 @@ Result<ChatRequest> request_of(const backends::ReplayRecord& r, simdjson::dom::p
 // As the gateway's policy stage does (gateway/routing.cpp): the request's facts,
 // then the policy's first matching type.
 std::string classify_request(const policies::CompiledPolicy& policy, const backends::ReplayRecord& r,
-                             const ChatRequest& req, const policies::ChatFacts& cf) {
-  if (r.request_json.empty() && !r.request_type.empty()) {
+                             const ChatRequest& req, const policies::ChatFacts& cf, bool reclassify) {
+  if (!r.request_type.empty() && (!reclassify || r.request_json.empty())) {
     for (const auto& t : policy.request_types())
       if (t.name == r.request_type) return t.name;
-    return policy.request_types().back().name;
   }
+  if (r.request_json.empty()) return policy.request_types().back().name;
   std::vector<policies::StringPair> headers;
   headers.reserve(r.headers.size());
   for (const auto& [k, v] : r.headers) headers.emplace_back(k, v);
@@ -114,9 +114,11 @@ void note_pricing(ReplayTypeReport& t, const std::string& e) {
 }
 
 struct Run {
-  Run(const policies::CompiledPolicy& p, const backends::ReplayLog& l) : policy(p), log(l) {}
+  Run(const policies::CompiledPolicy& p, const backends::ReplayLog& l, const ReplayOptions& o)
+      : policy(p), log(l), opts(o) {}
   const policies::CompiledPolicy& policy;
   const backends::ReplayLog& log;
+  const ReplayOptions& opts;
   ReplayBackends backends;
   config::GatewayConfig cfg = replay_config();
   policies::ManualClock clock{0};
@@ -152,7 +154,7 @@ asio::awaitable<void> Run::one(const backends::ReplayRecord& r) {
   }
   req->stream = false;  // recorded answers are whole bodies
   const policies::ChatFacts cf = policies::extract_chat_facts(*req);
-  const std::string type = classify_request(policy, r, *req, cf);
+  const std::string type = classify_request(policy, r, *req, cf, opts.reclassify);
   ReplayTypeReport& t = by_type[type];
   t.request_type = type;
   const policies::RoutePlan* plan = policies::plan_route(policy, type);
@@ -281,17 +283,18 @@ asio::awaitable<void> Run::one(const backends::ReplayRecord& r) {
 
 }  // namespace
 
-Result<std::string> classify_record(const policies::CompiledPolicy& policy, const backends::ReplayRecord& r) {
+Result<std::string> classify_record(const policies::CompiledPolicy& policy, const backends::ReplayRecord& r,
+                                    bool reclassify) {
   simdjson::dom::parser parser;
   std::string scratch;
   auto req = request_of(r, parser, scratch);
   if (!req) return std::move(req).error();
-  return classify_request(policy, r, *req, policies::extract_chat_facts(*req));
+  return classify_request(policy, r, *req, policies::extract_chat_facts(*req), reclassify);
 }
 
 ReplayReport run_replay(const policies::CompiledPolicy& policy, const backends::ReplayLog& log,
                         const ReplayOptions& opts) {
-  Run run(policy, log);
+  Run run(policy, log, opts);
   if (opts.budgets && !policy.config().budgets.empty())
     run.budgets = std::make_unique<policies::BudgetTracker>(policy.config().budgets, &run.clock);
   asio::co_spawn(run.backends.io_context(), run.all(), asio::detached);

@@ -67,13 +67,16 @@ struct ReplayReport {
 
 struct ReplayOptions {
   bool budgets = true;  // apply the policy's budgets (BudgetTracker, clock = record ts)
+  bool reclassify = false;  // classify every record from its request, even with a recorded type
 };
 
-// The request type of a record, by the same classification the gateway runs: the
-// request's facts (its body, headers, team, key) through policies::classify. A record
-// without a request keeps its recorded request_type when the policy knows it (else the
-// default type). kInvalidRequest when the request body is not a valid chat request.
-Result<std::string> classify_record(const policies::CompiledPolicy& policy, const backends::ReplayRecord& r);
+// The request type of a record: its recorded request_type when the policy knows that
+// type (captured traffic records how it was classified) unless `reclassify`; otherwise
+// the same classification the gateway runs — the request's facts (its body, headers,
+// team, key) through policies::classify (the default type for a record without a
+// request). kInvalidRequest when the request body is not a valid chat request.
+Result<std::string> classify_record(const policies::CompiledPolicy& policy, const backends::ReplayRecord& r,
+                                    bool reclassify = false);
 
 ReplayReport run_replay(const policies::CompiledPolicy& policy, const backends::ReplayLog& log,
                         const ReplayOptions& opts = {});

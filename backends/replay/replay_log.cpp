@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <unordered_map>
 
 namespace frugal::backends {
 
@@ -161,6 +162,7 @@ Result<ReplayRecord> parse_replay_line(std::string_view line, size_t line_no) {
   ReplayRecord r;
   r.line = line_no;
   bool have_candidates = false;
+  bool have_feedback = false;
   for (auto f : o) {
     const std::string_view k = f.key;
     std::string_view s;
@@ -187,6 +189,25 @@ Result<ReplayRecord> parse_replay_line(std::string_view line, size_t line_no) {
     } else if (k == "team" || k == "api_key_id") {
       if (f.value.get_string().get(s)) return bad(std::string(k) + ": expected a string");
       (k == "team" ? r.team : r.api_key_id) = s;
+    } else if (k == "answered_by") {
+      if (f.value.get_string().get(s)) return bad("answered_by: expected a string");
+      r.answered_by = s;
+    } else if (k == "feedback") {
+      simdjson::dom::object fb;
+      if (f.value.get_object().get(fb)) return bad("feedback: expected {correct: true|false} or {score: 0..1}");
+      bool c = false;
+      double score = 0;
+      simdjson::dom::element v;
+      if (!fb["correct"].get(v)) {
+        if (v.get_bool().get(c)) return bad("feedback.correct: expected true or false");
+        r.feedback_correct = c;
+      } else if (!fb["score"].get(v)) {
+        if (v.get_double().get(score) || !(score >= 0 && score <= 1)) return bad("feedback.score: expected a number in [0, 1]");
+        r.feedback_correct = score >= 0.5;
+      } else {
+        return bad("feedback: expected {correct: true|false} or {score: 0..1}");
+      }
+      have_feedback = true;
     } else if (k == "ts") {
       double t = 0;
       if (f.value.get_double().get(t) || !(t >= 0 && t < 1e11)) return bad("ts: expected Unix seconds");
@@ -203,6 +224,10 @@ Result<ReplayRecord> parse_replay_line(std::string_view line, size_t line_no) {
     }
   }
   if (r.id.empty()) return bad("id: missing");
+  if (have_feedback && !have_candidates) {
+    r.is_feedback = true;
+    return r;
+  }
   if (!have_candidates || r.candidates.empty()) return bad("candidates: missing or empty");
   return r;
 }
@@ -211,13 +236,36 @@ ReplayLog read_replay_log(std::istream& in) {
   ReplayLog log;
   std::string line;
   size_t n = 0;
+  std::vector<ReplayRecord> labels;
   while (std::getline(in, line)) {
     ++n;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     auto r = parse_replay_line(line, n);
     if (!r) log.errors.push_back("line " + std::to_string(n) + ": " + r.error().message);
+    else if (r->is_feedback) labels.push_back(std::move(*r));
     else log.records.push_back(std::move(*r));
+  }
+  if (labels.empty()) return log;
+  std::unordered_map<std::string_view, size_t> by_id;
+  for (size_t i = 0; i < log.records.size(); ++i) by_id[log.records[i].id] = i;
+  for (const auto& l : labels) {
+    auto it = by_id.find(l.id);
+    if (it == by_id.end()) {
+      ++log.feedback_unmatched;
+      continue;
+    }
+    ReplayRecord& r = log.records[it->second];
+    ReplayCandidate* c = nullptr;
+    for (auto& cand : r.candidates)
+      if (cand.model == r.answered_by || (r.answered_by.empty() && r.candidates.size() == 1)) c = &cand;
+    if (!c) {
+      log.errors.push_back("line " + std::to_string(l.line) + ": feedback for '" + l.id + "': line " +
+                           std::to_string(r.line) + " does not say which candidate answered (answered_by)");
+      continue;
+    }
+    c->correct = l.feedback_correct;
+    ++log.feedback_applied;
   }
   return log;
 }

@@ -9,6 +9,11 @@
 //          (or "cost_usd": X), "logprobs": [[token, logprob, [[alt, logprob], ...]], ...],
 //        "confidence": X, "latency_ms": X}}}
 //
+// A label line, {"id": "...", "feedback": {"correct": true|false, "score": 0..1}}
+// (POST /v1/frugal/feedback appends them to the capture file), sets `correct` of the
+// candidate named by the line with that id's "answered_by" (score >= 0.5 is correct);
+// the last label wins. Labels for ids not in the log are counted, not errors.
+//
 // Optional line-level facts for the request-type matchers: "headers" {name: value},
 // "team", "api_key_id", "ts" (Unix seconds, for budget windows). Unknown fields are
 // ignored; a line that breaks the format is reported with its line number and kept
@@ -55,7 +60,11 @@ struct ReplayRecord {
   std::string team;
   std::string api_key_id;
   int64_t ts_us = 0;  // 0 when absent
+  std::string answered_by;  // the model that answered (captured lines)
   std::vector<ReplayCandidate> candidates;
+  // A label line (no candidates): the label it gives.
+  bool is_feedback = false;
+  std::optional<bool> feedback_correct;
 
   const ReplayCandidate* candidate(std::string_view model) const;
 };
@@ -63,6 +72,8 @@ struct ReplayRecord {
 struct ReplayLog {
   std::vector<ReplayRecord> records;
   std::vector<std::string> errors;  // "line N: what"
+  int64_t feedback_applied = 0;
+  int64_t feedback_unmatched = 0;   // labels for ids the log has no line for
 };
 
 // One line (without its newline). kInvalidRequest saying what is wrong.

@@ -177,3 +177,22 @@ TEST_CASE("replay: a request body that is not a chat request is reported with it
   REQUIRE(r.errors.size() == 1);
   CHECK(r.errors[0].rfind("line 1: request: ", 0) == 0);
 }
+
+TEST_CASE("replay: a recorded request_type is kept unless --reclassify, which classifies from the request") {
+  auto policy = compile(kReplayPolicy);
+  std::string line = qa_line("1", {{"small", true, 0.9}, {"large", true, {}}});
+  line.insert(1, R"("request_type":"chat",)");
+  auto log = log_of({line});
+  auto r = router::run_replay(*policy, log);
+  REQUIRE(r.types.size() == 1);
+  CHECK(r.types[0].request_type == "chat");
+  router::ReplayOptions o;
+  o.reclassify = true;
+  r = router::run_replay(*policy, log, o);
+  REQUIRE(r.types.size() == 1);
+  CHECK(r.types[0].request_type == "qa");
+  // A recorded type the policy does not know: classified from the request.
+  std::string unknown = qa_line("2", {{"small", true, 0.9}, {"large", true, {}}});
+  unknown.insert(1, R"("request_type":"gone",)");
+  CHECK(router::run_replay(*policy, log_of({unknown})).types[0].request_type == "qa");
+}
