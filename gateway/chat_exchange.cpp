@@ -168,6 +168,7 @@ void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
   trace_.mono_end_us = mono_us();  // after the live tier's last byte
   cache_finish(usage, end);
   book();
+  capture_finish();
   record_ledger_row();
   if (otlp::Exporter* e = w_.server.otlp()) e->record(trace_);  // never waits
   log_finish(usage);

@@ -92,6 +92,7 @@ Result<void> ChatExchange::route(ChatRequest& req) {
     if (rs.plan) {
       trace_.route = rs.plan->request_type;
       trace_.routed = true;
+      if (w_.server.capture()) decide_capture(rs, req);
     }
   }
   if (!rs.plan) {
@@ -209,6 +210,7 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::di
 
 void ChatExchange::policy_observe(const SseEvent* ev, std::string_view body) {
   RouteState& rs = *routing_;
+  if (rs.capture) keep_capture_answer(rs, ev, body);
   if (!rs.outcome.live) return;
   router::TierAttempt& live = trace_.tiers[rs.live_index];
   if (live.first_byte_us == 0) live.first_byte_us = mono_us();
