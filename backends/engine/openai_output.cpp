@@ -77,8 +77,12 @@ void ToolCallSplitter::step(Delta& d) {
     mode_ = Mode::kArguments;
   }
   if (mode_ == Mode::kArguments && pending_.size() > 1) {
-    d.arguments += pending_.substr(0, pending_.size() - 1);
-    pending_.erase(0, pending_.size() - 1);
+    // Hold back the last character (whole, so no chunk ends inside a UTF-8 sequence):
+    // in a complete call it is the closing brace.
+    size_t keep = pending_.size() - 1;
+    while (keep > 0 && (static_cast<unsigned char>(pending_[keep]) & 0xC0) == 0x80) --keep;
+    d.arguments += pending_.substr(0, keep);
+    pending_.erase(0, keep);
   }
 }
 

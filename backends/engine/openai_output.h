@@ -40,7 +40,7 @@ struct ToolCallOut {
 // streams: `{"name":"<tool>","arguments":<json>}` becomes a call's name and argument
 // text; with allow_text (tool_choice auto) output whose first non-whitespace byte is not
 // '{' is plain text. Bytes are held back only while undecided (leading whitespace, the
-// call's name) and the one last byte of a call (its closing brace).
+// call's name) and the last character of a call (its closing brace).
 class ToolCallSplitter {
  public:
   explicit ToolCallSplitter(bool allow_text) : allow_text_(allow_text) {}

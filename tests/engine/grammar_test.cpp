@@ -496,6 +496,16 @@ TEST_CASE("tool-call splitter streams a call's name and arguments, or text") {
   CHECK(args == R"({"city":"Paris"})");
   CHECK(call.is_call());
 
+  // A character split over two feeds is never cut in two.
+  ToolCallSplitter utf8(false);
+  std::string u = utf8.feed("{\"name\":\"f\",\"arguments\":{\"a\":\"\xE3").arguments;
+  CHECK(u == "{\"a\":\"");
+  u += utf8.feed("\x83\x8B\"}").arguments;
+  CHECK(u == "{\"a\":\"\xE3\x83\x8B\"");
+  u += utf8.feed("}").arguments;
+  u += utf8.finish(true).arguments;
+  CHECK(u == "{\"a\":\"\xE3\x83\x8B\"}");
+
   ToolCallSplitter text(true);
   d = text.feed("\n");
   CHECK(d.text.empty());
