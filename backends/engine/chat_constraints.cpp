@@ -25,26 +25,46 @@ bool valid_tool_name(std::string_view name) {
   });
 }
 
-// The response_format's grammar: null for text (or absent).
-Result<std::shared_ptr<ByteNfa>> response_format_nfa(const ChatRequest& req) {
-  if (req.response_format_json.empty() || req.response_format_json == "null") return std::shared_ptr<ByteNfa>();
+struct ResponseFormat {
+  enum class Kind { kText, kAnyObject, kSchema };
+  Kind kind = Kind::kText;
+  std::string schema;  // kSchema: the schema's JSON text
+};
+
+Result<ResponseFormat> response_format(const ChatRequest& req) {
+  ResponseFormat f;
+  if (req.response_format_json.empty() || req.response_format_json == "null") return f;
   simdjson::dom::parser p;
   simdjson::dom::element rf;
   std::string_view type;
   if (p.parse(req.response_format_json).get(rf) || rf["type"].get_string().get(type))
     return invalid("response_format.type", "Invalid 'response_format': expected an object with a string 'type'.");
-  if (type == "text") return std::shared_ptr<ByteNfa>();
-  if (type == "json_object") return std::make_shared<ByteNfa>(json_object_nfa());
+  if (type == "text") return f;
+  f.kind = ResponseFormat::Kind::kAnyObject;
+  if (type == "json_object") return f;
   if (type != "json_schema")
     return invalid("response_format.type", "Invalid value for 'response_format.type': '" + std::string(type) +
                                                "'. Supported values are: 'text', 'json_object' and 'json_schema'.");
   simdjson::dom::element js, schema;
   if (rf["json_schema"].get(js) || !js.is_object())
     return invalid("response_format.json_schema", "Missing required parameter: 'response_format.json_schema'.");
-  if (js["schema"].get(schema) || schema.is_null()) return std::make_shared<ByteNfa>(json_object_nfa());
-  auto nfa = json_schema_nfa(simdjson::to_string(schema), "response_format.json_schema.schema");
+  if (js["schema"].get(schema) || schema.is_null()) return f;
+  f.kind = ResponseFormat::Kind::kSchema;
+  f.schema = simdjson::to_string(schema);
+  return f;
+}
+
+// The grammar cached under `key`, else compiled by `compile` (and cached).
+template <class Compile>
+Result<std::shared_ptr<Grammar>> grammar_for(GrammarCache* cache, const std::string& key,
+                                             const std::shared_ptr<const VocabTrie>& vocab, Compile compile) {
+  if (cache != nullptr)
+    if (auto g = cache->find(key)) return g;
+  Result<ByteNfa> nfa = compile();
   if (!nfa) return std::move(nfa).error();
-  return std::make_shared<ByteNfa>(std::move(nfa).value());
+  auto g = std::make_shared<Grammar>(std::move(nfa).value(), vocab);
+  if (cache != nullptr) cache->insert(key, g);
+  return g;
 }
 
 std::string tools_prompt(const std::vector<const ToolDef*>& tools, bool allow_text) {
@@ -66,10 +86,32 @@ std::string tools_prompt(const std::vector<const ToolDef*>& tools, bool allow_te
 
 }  // namespace
 
-Result<OutputConstraint> output_constraint(const ChatRequest& req, std::shared_ptr<const VocabTrie> vocab) {
+std::shared_ptr<Grammar> GrammarCache::find(const std::string& key) {
+  std::lock_guard lock(mu_);
+  for (const auto& [k, g] : entries_)
+    if (k == key) return g;
+  return nullptr;
+}
+
+void GrammarCache::insert(const std::string& key, std::shared_ptr<Grammar> grammar) {
+  std::lock_guard lock(mu_);
+  for (const auto& [k, g] : entries_)
+    if (k == key) return;
+  if (entries_.size() >= kEntries) entries_.pop_front();
+  entries_.emplace_back(key, std::move(grammar));
+}
+
+size_t GrammarCache::size() const {
+  std::lock_guard lock(mu_);
+  return entries_.size();
+}
+
+Result<OutputConstraint> output_constraint(const ChatRequest& req, std::shared_ptr<const VocabTrie> vocab,
+                                           GrammarCache* cache) {
   OutputConstraint out;
-  auto format = response_format_nfa(req);
+  auto format = response_format(req);
   if (!format) return std::move(format).error();
+  const bool json = format->kind != ResponseFormat::Kind::kText;
 
   // tool_choice: none | auto | required | {"type":"function","function":{"name":...}}.
   std::string choice = req.tools.empty() ? "none" : "auto";
@@ -113,22 +155,31 @@ Result<OutputConstraint> output_constraint(const ChatRequest& req, std::shared_p
     return invalid("tool_choice.function.name", "No tool named '" + named + "' in 'tools'.");
 
   if (choice == "none") {
-    if (*format) out.grammar = std::make_shared<Grammar>(std::move(**format), std::move(vocab));
+    if (!json) return out;
+    const std::string key = format->kind == ResponseFormat::Kind::kSchema ? "schema\n" + format->schema : "object";
+    auto g = grammar_for(cache, key, vocab, [&]() -> Result<ByteNfa> {
+      if (format->kind == ResponseFormat::Kind::kAnyObject) return json_object_nfa();
+      return json_schema_nfa(format->schema, "response_format.json_schema.schema");
+    });
+    if (!g) return std::move(g).error();
+    out.grammar = std::move(g).value();
     return out;
   }
   const bool allow_text = choice == "auto";
-  if (allow_text && *format)
+  if (allow_text && json)
     return unsupported("response_format", "a JSON response_format together with tool_choice 'auto' (choose "
                                           "'required', a function, or 'none')");
   std::vector<ToolSchema> schemas;
+  std::string key = allow_text ? "tools auto" : "tools";
   for (size_t i = 0; i < req.tools.size(); ++i) {
     const ToolDef& t = req.tools[i];
     if (choice == "named" && t.name != named) continue;
     schemas.push_back({t.name, t.parameters_json, "tools[" + std::to_string(i) + "].function.parameters"});
+    key += "\n" + t.name + "\n" + t.parameters_json;
   }
-  auto nfa = tool_call_nfa(schemas, allow_text);
-  if (!nfa) return std::move(nfa).error();
-  out.grammar = std::make_shared<Grammar>(std::move(nfa).value(), std::move(vocab));
+  auto g = grammar_for(cache, key, vocab, [&] { return tool_call_nfa(schemas, allow_text); });
+  if (!g) return std::move(g).error();
+  out.grammar = std::move(g).value();
   out.tools = allow_text ? ToolOutput::kAuto : ToolOutput::kRequired;
   out.tools_prompt = tools_prompt(tools, allow_text);
   return out;

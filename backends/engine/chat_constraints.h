@@ -12,8 +12,11 @@
 // per answer (parallel_tool_calls is not honoured).
 //
 // Pure functions; any thread.
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/engine/format/chat_template.h"
@@ -33,10 +36,29 @@ struct OutputConstraint {
   std::string tools_prompt;          // system text describing the tools; "" without tools
 };
 
+// Compiled grammars by their source (the schema text; the tools, their parameters and
+// whether text is allowed), so that requests asking for the same output share a Grammar
+// and the token masks it has computed. At most kEntries, the oldest dropped first.
+// find/insert from any thread; a cached Grammar is used only on the engine thread of the
+// service that owns the cache (Grammar is not thread-safe), so one cache per engine.
+class GrammarCache {
+ public:
+  static constexpr size_t kEntries = 16;
+  std::shared_ptr<Grammar> find(const std::string& key);
+  void insert(const std::string& key, std::shared_ptr<Grammar> grammar);
+  size_t size() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::deque<std::pair<std::string, std::shared_ptr<Grammar>>> entries_;
+};
+
 // Errors are kInvalidRequest (400) naming the field: malformed response_format, tools or
 // tool_choice; a schema outside the supported subset; a tool_choice naming no tool;
 // response_format json together with tool_choice auto (the two grammars would overlap).
-Result<OutputConstraint> output_constraint(const ChatRequest& req, std::shared_ptr<const VocabTrie> vocab);
+// `cache` (may be null) supplies and keeps the compiled grammars.
+Result<OutputConstraint> output_constraint(const ChatRequest& req, std::shared_ptr<const VocabTrie> vocab,
+                                           GrammarCache* cache = nullptr);
 
 // The messages for the chat template: developer -> system; the tools prompt appended to
 // the first system message (or a system message of its own); an assistant's tool calls

@@ -187,6 +187,11 @@ const std::vector<Grammar::Step>& Grammar::steps(int32_t state) {
       if (child.n_children > 0) stack.push_back({children[c].node, ns});
     }
   }
+  if (cached_steps_ + out.size() > kMaxCachedSteps) {
+    scratch_ = std::move(out);
+    return scratch_;
+  }
+  cached_steps_ += out.size();
   DfaState& d = dfa_[state];
   d.steps = std::move(out);
   d.steps_ready = true;

@@ -125,8 +125,11 @@ class Grammar {
     int32_t next;
   };
   // Every non-control token that may follow `state`, with the state it leads to
-  // (cached per state). End-of-generation tokens are not listed: see accepting().
+  // (cached per state while the cached lists total at most kMaxCachedSteps entries;
+  // past that, a list is recomputed on every call and valid only until the next one).
+  // End-of-generation tokens are not listed: see accepting().
   const std::vector<Step>& steps(int32_t state);
+  static constexpr size_t kMaxCachedSteps = size_t{4} << 20;  // 32 MiB of Steps
 
   const VocabTrie& vocab() const { return *vocab_; }
   int32_t dfa_states() const { return static_cast<int32_t>(dfa_.size()); }
@@ -153,6 +156,8 @@ class Grammar {
   std::vector<DfaState> dfa_;
   std::unordered_map<std::vector<int32_t>, int32_t, SetHash> ids_;
   bool overflowed_ = false;
+  size_t cached_steps_ = 0;
+  std::vector<Step> scratch_;  // steps() past the cache bound
 };
 
 // One request's walk through a Grammar.

@@ -101,7 +101,7 @@ Result<PreparedChat> EngineService::prepare(const ChatRequest& req) const {
     simdjson::dom::object o;
     if (bias.get_object().get(o) || o.size() != 0) return unsupported("logit_bias", "logit_bias");
   }
-  auto constraint = output_constraint(req, vocab_);
+  auto constraint = output_constraint(req, vocab_, &grammars_);
   if (!constraint) return std::move(constraint).error();
   if (constraint->grammar && !sp.stop.empty())
     return unsupported("stop", "stop sequences together with JSON output or tool calls (a stop string would cut "

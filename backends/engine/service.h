@@ -68,6 +68,8 @@ class EngineService {
   const ChatTemplate& chat_template() const { return template_; }
   // The vocabulary's trie for constrained decoding (grammar.h).
   const std::shared_ptr<const VocabTrie>& vocab() const { return vocab_; }
+  // Compiled grammars shared by requests for the same output (see chat_constraints.h).
+  size_t cached_grammars() const { return grammars_.size(); }
   bool speculative() const { return draft_ != nullptr; }
 
   // Maps an OpenAI chat request onto the engine. kInvalidRequest (HTTP 400, `param`
@@ -96,6 +98,7 @@ class EngineService {
   std::shared_ptr<const Model> draft_;
   std::shared_ptr<const TokenizerText> text_;
   std::shared_ptr<const VocabTrie> vocab_;  // for constrained decoding
+  mutable GrammarCache grammars_;            // used by this service's engine thread only
   ChatTemplate template_{ChatTemplateKind::kLlama2};
   std::unique_ptr<Engine> engine_;
 };

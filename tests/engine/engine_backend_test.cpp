@@ -641,6 +641,31 @@ TEST_CASE("response_format json_schema: the answer parses and matches the schema
   CHECK(av.is_object());
 }
 
+TEST_CASE("requests for the same output share one compiled grammar") {
+  const std::string schema = R"({"type":"object","properties":{"grammar_cache_probe":{"type":"boolean"}},)"
+                             R"("required":["grammar_cache_probe"]})";
+  const std::string format = R"("response_format":{"type":"json_schema","json_schema":{"name":"s","schema":)" +
+                             schema + "}}";
+  const size_t before = service()->cached_grammars();
+  std::string first;
+  for (int i = 0; i < 2; ++i) {
+    const Outcome o = run(chat(R"("temperature":0,"max_tokens":30,)" + format));
+    REQUIRE(o.status == 200);
+    simdjson::dom::parser p;
+    simdjson::dom::element b;
+    REQUIRE(p.parse(o.body).get(b) == simdjson::SUCCESS);
+    if (i == 0) first = content_of(b);
+    else CHECK(content_of(b) == first);  // the shared grammar answers the same
+    CHECK(service()->cached_grammars() == std::min(before + 1, GrammarCache::kEntries));
+  }
+  std::string other_format = format;
+  other_format.replace(other_format.find("grammar_cache_probe"), 19, "another_cache_probe");
+  other_format.replace(other_format.find("grammar_cache_probe"), 19, "another_cache_probe");
+  const Outcome other = run(chat(R"("temperature":0,"max_tokens":30,)" + other_format));
+  REQUIRE(other.status == 200);
+  CHECK(service()->cached_grammars() == std::min(before + 2, GrammarCache::kEntries));
+}
+
 TEST_CASE("max_tokens below the schema's shortest answer ends at length with a partial answer") {
   const Outcome o = run(chat(R"("temperature":0,"max_tokens":3,"response_format":{"type":"json_schema",)"
                              R"("json_schema":{"name":"s","schema":{"type":"object","properties":)"
