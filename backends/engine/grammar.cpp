@@ -101,15 +101,20 @@ Grammar::Grammar(ByteNfa nfa, std::shared_ptr<const VocabTrie> vocab) : nfa_(std
   intern({nfa_.start});
 }
 
-void Grammar::close(std::vector<int32_t>& set) const {
-  std::vector<uint8_t> seen(static_cast<size_t>(nfa_.size()), 0);
+void Grammar::close(std::vector<int32_t>& set) {
+  // Visited marks are stamped with a generation, so a closure costs what it visits.
+  if (seen_.empty()) seen_.assign(static_cast<size_t>(nfa_.size()), 0);
+  if (++generation_ == 0) {
+    std::fill(seen_.begin(), seen_.end(), 0);
+    generation_ = 1;
+  }
   std::vector<int32_t> todo = set;
   set.clear();
   while (!todo.empty()) {
     const int32_t s = todo.back();
     todo.pop_back();
-    if (seen[s]) continue;
-    seen[s] = 1;
+    if (seen_[s] == generation_) continue;
+    seen_[s] = generation_;
     // States that cannot reach accept are dead weight.
     if (nfa_dist_[s] < kFar) set.push_back(s);
     for (int32_t to : nfa_.state(s).eps) todo.push_back(to);

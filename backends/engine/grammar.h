@@ -148,7 +148,7 @@ class Grammar {
     size_t operator()(const std::vector<int32_t>& v) const;
   };
   int32_t intern(std::vector<int32_t> set);
-  void close(std::vector<int32_t>& set) const;
+  void close(std::vector<int32_t>& set);
 
   ByteNfa nfa_;
   std::shared_ptr<const VocabTrie> vocab_;
@@ -157,6 +157,8 @@ class Grammar {
   std::unordered_map<std::vector<int32_t>, int32_t, SetHash> ids_;
   bool overflowed_ = false;
   size_t cached_steps_ = 0;
+  std::vector<uint32_t> seen_;  // close(): visited in the current generation
+  uint32_t generation_ = 0;
   std::vector<Step> scratch_;  // steps() past the cache bound
 };
 
