@@ -98,7 +98,13 @@ Grammar::Grammar(ByteNfa nfa, std::shared_ptr<const VocabTrie> vocab) : nfa_(std
       else q.push_back(from);
     }
   }
-  intern({nfa_.start});
+  if (intern({nfa_.start}) == kDead) {  // nothing is accepted: a start state with no way on
+    DfaState none;
+    none.next.fill(kDead);
+    none.dist = kFar;
+    none.steps_ready = true;
+    dfa_.push_back(std::move(none));
+  }
 }
 
 void Grammar::close(std::vector<int32_t>& set) {

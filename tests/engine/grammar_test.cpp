@@ -670,3 +670,20 @@ TEST_CASE("200 random schemas: every answer of the fixture parses and validates"
   CHECK(valid == static_cast<int>(asked.size()));
   MESSAGE("answers valid: " << valid << "/" << asked.size() << " (" << tokens << " tokens)");
 }
+
+TEST_CASE("a grammar that accepts nothing allows no token and the sampler says so") {
+  ByteNfa nfa;
+  nfa.start = nfa.add_state();
+  const int32_t dead_end = nfa.add_state();
+  nfa.range(nfa.start, 'a', 'a', dead_end);
+  nfa.accept = nfa.add_state();  // unreachable
+  auto g = std::make_shared<Grammar>(std::move(nfa), fake_vocab());
+  CHECK_FALSE(g->accepting(g->start()));
+  CHECK(g->steps(g->start()).empty());
+  GrammarMatcher m(g);
+  CHECK_FALSE(m.allows('a'));
+  CHECK_FALSE(m.allows(fake().eos()));
+  Sampler s({.temperature = 0.0f}, 1, 0, {});
+  std::vector<float> logits(static_cast<size_t>(fake().n_vocab()), 0.0f);
+  CHECK(s.sample(logits, m).token == -1);
+}

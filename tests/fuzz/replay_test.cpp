@@ -27,7 +27,8 @@
   X(ledger_row)                \
   X(cache_entry)               \
   X(config_yaml)               \
-  X(policy_yaml)
+  X(policy_yaml)               \
+  X(json_schema)
 
 #define FRUGAL_DECLARE_TARGET(name) extern "C" int frugal_fuzz_##name(const uint8_t* data, size_t size);
 FRUGAL_FUZZ_TARGETS(FRUGAL_DECLARE_TARGET)
