@@ -719,8 +719,9 @@ TEST_CASE("a named tool: message.tool_calls and finish_reason tool_calls, stream
 
 TEST_CASE("tool_choice required picks one of the tools, auto answers text or a call") {
   const std::string tools = R"("tools":[)" + kWeatherTool + "," + kTimeTool + "]";
-  for (int seed = 0; seed < 3; ++seed) {
-    const Outcome o = run(chat(R"("temperature":1,"max_tokens":60,"seed":)" + std::to_string(seed) + "," + tools +
+  // Sampled (top_k keeps a draw cheap over the 32k vocabulary in Debug builds).
+  for (int seed = 0; seed < 2; ++seed) {
+    const Outcome o = run(chat(R"("temperature":1,"top_k":40,"max_tokens":60,"seed":)" + std::to_string(seed) + "," + tools +
                                R"(,"tool_choice":"required")"));
     REQUIRE(o.status == 200);
     simdjson::dom::parser p;
@@ -734,8 +735,8 @@ TEST_CASE("tool_choice required picks one of the tools, auto answers text or a c
     CHECK(ap.parse(str_at(b, "/choices/0/message/tool_calls/0/function/arguments")).get(a) == simdjson::SUCCESS);
   }
   int calls = 0, texts = 0;
-  for (int seed = 0; seed < 6; ++seed) {
-    const Outcome o = run(chat(R"("temperature":1,"max_tokens":40,"seed":)" + std::to_string(seed) + "," + tools));
+  for (int seed = 0; seed < 4; ++seed) {
+    const Outcome o = run(chat(R"("temperature":1,"top_k":40,"max_tokens":40,"seed":)" + std::to_string(seed) + "," + tools));
     REQUIRE(o.status == 200);
     simdjson::dom::parser p;
     simdjson::dom::element b;
@@ -754,7 +755,7 @@ TEST_CASE("tool_choice required picks one of the tools, auto answers text or a c
       CHECK(b.at_pointer("/choices/0/message/tool_calls").error() == simdjson::NO_SUCH_FIELD);
     }
   }
-  CHECK(calls + texts == 6);
+  CHECK(calls + texts == 4);
 }
 
 TEST_CASE("a conversation with an earlier tool call and its result is served") {
