@@ -45,6 +45,7 @@ struct Engine::Request {
   int32_t prefilled = 0;     // prompt positions with committed K/V
   int32_t cached = 0;        // of which attached from the prefix cache
   std::optional<Sampler> sampler;
+  std::optional<GrammarMatcher> grammar;
   StopMatcher stop;
   ConfidenceAccumulator confidence;
   int32_t next_token = -1;   // sampled, to be fed at the next step
@@ -323,7 +324,8 @@ void Engine::admit() {
     r.seq = seq;
     r.cached = cached;
     r.prefilled = cached;
-    if (draft_kv_) {
+    if (r.req.grammar) r.grammar.emplace(r.req.grammar);
+    if (draft_kv_ && !r.grammar) {
       r.dseq = draft_kv_->create_sequence();
       r.dprefilled = draft_kv_->attach_prefix(*r.dseq, p, n - 1);
     }
@@ -452,11 +454,24 @@ void Engine::step() {
       finish(r, FinishReason::kCancelled);
       continue;
     }
-    const SampledToken t = r.sampler->sample(lg);
+    const SampledToken t = sample(r, lg);
+    if (t.token < 0) {
+      finish(r, FinishReason::kError,
+             make_error(ErrorKind::kInternal, r.grammar->grammar().overflowed()
+                                                  ? "constrained decoding: the output grammar grew too large"
+                                                  : "constrained decoding: no token can continue the output"));
+      continue;
+    }
     if (take_token(r, t)) r.next_token = t.token;
   }
   std::erase_if(running_, is_done);
   publish_stats();
+}
+
+SampledToken Engine::sample(Request& r, std::span<const float> logits) {
+  if (!r.grammar) return r.sampler->sample(logits);
+  r.grammar->set_budget(r.req.max_tokens - r.generated - 1);
+  return r.sampler->sample(logits, *r.grammar);
 }
 
 bool Engine::take_token(Request& r, const SampledToken& t) {
@@ -466,8 +481,12 @@ bool Engine::take_token(Request& r, const SampledToken& t) {
     finish(r, FinishReason::kStop);
     return false;
   }
+  if (r.grammar && !r.grammar->accept(t.token)) {
+    finish(r, FinishReason::kError, make_error(ErrorKind::kInternal, "constrained decoding: a rejected token was sampled"));
+    return false;
+  }
   emit_token(r, t);
-  if (r.stop.stopped()) {
+  if (r.stop.stopped() || (r.grammar && r.grammar->complete())) {
     finish(r, FinishReason::kStop);
     return false;
   }

@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "backends/engine/grammar.h"
 #include "backends/engine/kv_cache.h"
 #include "backends/engine/model.h"
 #include "backends/engine/sampler.h"
@@ -71,6 +72,10 @@ struct GenerateRequest {
   int32_t top_logprobs = 0;               // 0..20, when logprobs
   std::optional<uint64_t> seed;           // same seed -> same tokens
   bool ignore_eos = false;
+  // Constrained decoding: only tokens that keep the output a prefix of the grammar's
+  // language are sampled, and the request stops (kStop) once the output is complete.
+  // Used only on the engine thread after submit. Such requests are never speculated.
+  std::shared_ptr<Grammar> grammar;
 };
 
 enum class FinishReason { kStop, kLength, kCancelled, kError };
@@ -195,6 +200,8 @@ class Engine {
   void emit_token(Request& r, const SampledToken& t);
   // Records a generated token and emits it; returns false once the request finished.
   bool take_token(Request& r, const SampledToken& t);
+  // Samples a request's next token, within its grammar if it has one (token -1: none allowed).
+  SampledToken sample(Request& r, std::span<const float> logits);
   void publish_stats();
   struct EmbedJob {
     EmbedRequest req;

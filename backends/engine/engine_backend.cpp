@@ -8,6 +8,7 @@
 #include <cctype>
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,7 @@ class EngineCall final : public backends::Call, public std::enable_shared_from_t
   void submit(PreparedChat prep, CallDeadlines deadlines) {
     stream_ = prep.stream;
     logprobs_ = prep.logprobs;
+    if (prep.tools != ToolOutput::kNone) tools_.emplace(prep.tools == ToolOutput::kAuto);
     limits_ = deadlines;
     const auto now = Clock::now();
     if (deadlines.first_token_ms > 0) first_token_at_ = now + std::chrono::milliseconds(deadlines.first_token_ms);
@@ -197,6 +199,10 @@ class EngineCall final : public backends::Call, public std::enable_shared_from_t
     first_token_ = true;
     if (logprobs_) records_.push_back({t.token, t.logprob, t.top_logprobs});
     const std::string text = sanitize_utf8(t.text);
+    if (tools_) {
+      emit(tools_->feed(text));
+      return;
+    }
     if (!stream_) {
       content_ += text;
       return;
@@ -228,6 +234,24 @@ class EngineCall final : public backends::Call, public std::enable_shared_from_t
     }
     const std::string text = sanitize_utf8(f.text);
     const char* reason = finish_reason_name(f.reason);
+    if (tools_) {
+      emit(tools_->feed(text));
+      emit(tools_->finish(f.reason == FinishReason::kStop));
+      if (tools_->is_call() && f.reason == FinishReason::kStop) reason = "tool_calls";
+      if (stream_) {
+        if (!got_headers_) start_stream();
+        body_ += writer_.finish_event(reason);
+        body_ += writer_.usage_event(f.usage, f.confidence);
+        append_sse_done(body_);
+      } else {
+        headers(200, "application/json");
+        body_ = writer_.completion_body(content_, records_, logprobs_, reason, f.usage, f.confidence,
+                                        tools_->is_call() ? &call_ : nullptr);
+      }
+      records_.clear();
+      finish();
+      return;
+    }
     if (stream_) {
       if (!got_headers_) start_stream();
       if (!text.empty() || !records_.empty()) body_ += writer_.content_event(text, records_, logprobs_);
@@ -241,6 +265,30 @@ class EngineCall final : public backends::Call, public std::enable_shared_from_t
     }
     records_.clear();
     finish();
+  }
+
+  // Tool-call output: text goes out as content, a call as tool_call deltas (streaming)
+  // or collected into call_.
+  void emit(const ToolCallSplitter::Delta& d) {
+    if (d.call_started) {
+      call_.id = "call_" + new_request_id().substr(4);
+      call_.name = d.name;
+    }
+    call_.arguments += d.arguments;
+    if (!stream_) {
+      content_ += d.text;
+      return;
+    }
+    if (d.text.empty() && !d.call_started && d.arguments.empty()) return;
+    if (!got_headers_) start_stream();
+    if (!d.text.empty()) {
+      body_ += writer_.content_event(d.text, records_, logprobs_);
+      records_.clear();
+    }
+    // Log-probs of a call's tokens are not rendered in a stream (OpenAI has no place for them).
+    if (d.call_started) body_ += writer_.tool_call_start_event(call_.id, call_.name);
+    if (!d.arguments.empty()) body_ += writer_.tool_call_arguments_event(d.arguments);
+    if (d.call_started || !d.arguments.empty()) records_.clear();
   }
 
   asio::io_context& io_;
@@ -258,6 +306,8 @@ class EngineCall final : public backends::Call, public std::enable_shared_from_t
   OpenAiWriter writer_;
   bool stream_ = false;
   bool logprobs_ = false;
+  std::optional<ToolCallSplitter> tools_;  // with tools: reads the output as text or a call
+  ToolCallOut call_;
   std::string content_;                 // non-streaming: the whole answer so far
   std::vector<LogprobRecord> records_;  // log-probs not yet rendered
 

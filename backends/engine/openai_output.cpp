@@ -44,6 +44,61 @@ std::string sanitize_utf8(std::string_view s) {
   return out;
 }
 
+ToolCallSplitter::Delta ToolCallSplitter::feed(std::string_view bytes) {
+  Delta d;
+  pending_.append(bytes);
+  step(d);
+  return d;
+}
+
+void ToolCallSplitter::step(Delta& d) {
+  if (mode_ == Mode::kUndecided) {
+    const size_t at = pending_.find_first_not_of(" \t\n\r");
+    if (at == std::string::npos) return;
+    if (allow_text_ && pending_[at] != '{') {
+      mode_ = Mode::kText;
+    } else {
+      mode_ = Mode::kName;
+      pending_.erase(0, at);
+    }
+  }
+  if (mode_ == Mode::kText) {
+    d.text += pending_;
+    pending_.clear();
+    return;
+  }
+  if (mode_ == Mode::kName) {
+    constexpr std::string_view kOpen = "{\"name\":\"", kClose = "\",\"arguments\":";
+    const size_t end = pending_.find(kClose);
+    if (end == std::string::npos || pending_.compare(0, kOpen.size(), kOpen) != 0) return;
+    d.call_started = true;
+    d.name = pending_.substr(kOpen.size(), end - kOpen.size());
+    pending_.erase(0, end + kClose.size());
+    mode_ = Mode::kArguments;
+  }
+  if (mode_ == Mode::kArguments && pending_.size() > 1) {
+    // Hold back the last character (whole, so no chunk ends inside a UTF-8 sequence):
+    // in a complete call it is the closing brace.
+    size_t keep = pending_.size() - 1;
+    while (keep > 0 && (static_cast<unsigned char>(pending_[keep]) & 0xC0) == 0x80) --keep;
+    d.arguments += pending_.substr(0, keep);
+    pending_.erase(0, keep);
+  }
+}
+
+ToolCallSplitter::Delta ToolCallSplitter::finish(bool complete) {
+  Delta d;
+  step(d);
+  if (mode_ == Mode::kArguments) {
+    if (complete && !pending_.empty() && pending_.back() == '}') pending_.pop_back();
+    d.arguments += pending_;
+  } else {
+    d.text += pending_;  // undecided or a call cut before its name: text as it came
+  }
+  pending_.clear();
+  return d;
+}
+
 void OpenAiWriter::head(std::string& out, const char* object) const {
   JsonWriter w(out);
   w.key("id").value(id_).key("object").value(object).key("created").value(created_).key("model").value(model_);
@@ -128,6 +183,32 @@ std::string OpenAiWriter::finish_event(std::string_view finish_reason) const {
   return out;
 }
 
+std::string OpenAiWriter::tool_call_start_event(std::string_view id, std::string_view name) const {
+  std::string out;
+  const size_t at = begin_sse_data(out);
+  out += '{';
+  head(out, "chat.completion.chunk");
+  out += R"(,"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":)";
+  out += json_quote(id);
+  out += R"(,"type":"function","function":{"name":)";
+  out += json_quote(name);
+  out += R"(,"arguments":""}}]},"logprobs":null,"finish_reason":null}]})";
+  end_sse_data(out, at);
+  return out;
+}
+
+std::string OpenAiWriter::tool_call_arguments_event(std::string_view arguments) const {
+  std::string out;
+  const size_t at = begin_sse_data(out);
+  out += '{';
+  head(out, "chat.completion.chunk");
+  out += R"(,"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":)";
+  out += json_quote(arguments);
+  out += R"(}}]},"logprobs":null,"finish_reason":null}]})";
+  end_sse_data(out, at);
+  return out;
+}
+
 std::string OpenAiWriter::usage_event(const GenerateUsage& usage, const Confidence& confidence) const {
   std::string out;
   const size_t at = begin_sse_data(out);
@@ -142,11 +223,22 @@ std::string OpenAiWriter::usage_event(const GenerateUsage& usage, const Confiden
 
 std::string OpenAiWriter::completion_body(std::string_view content, std::span<const LogprobRecord> logprobs,
                                           bool with_logprobs, std::string_view finish_reason,
-                                          const GenerateUsage& usage, const Confidence& confidence) const {
+                                          const GenerateUsage& usage, const Confidence& confidence,
+                                          const ToolCallOut* tool_call) const {
   std::string out = "{";
   head(out, "chat.completion");
   out += R"(,"choices":[{"index":0,"message":{"role":"assistant","content":)";
-  out += json_quote(content);
+  if (tool_call != nullptr && content.empty()) out += "null";
+  else out += json_quote(content);
+  if (tool_call != nullptr) {
+    out += ',';
+    JsonWriter w(out);
+    w.key("tool_calls").begin_array().begin_object();
+    w.key("id").value(tool_call->id).key("type").value("function");
+    w.key("function").begin_object().key("name").value(tool_call->name);
+    w.key("arguments").value(tool_call->arguments).end_object();
+    w.end_object().end_array();
+  }
   out += R"(,"refusal":null},"logprobs":)";
   if (with_logprobs) logprobs_json(out, logprobs);
   else out += "null";

@@ -167,13 +167,28 @@ SampledToken Sampler::describe(std::span<const float> logits, int32_t token) con
   return out;
 }
 
+bool Sampler::plain_greedy() const {
+  return greedy() && params_.repetition_penalty == 1.0f && params_.frequency_penalty == 0.0f &&
+         params_.presence_penalty == 0.0f;
+}
+
+int32_t Sampler::pick(std::span<const float> logits) {
+  return plain_greedy() ? argmax(logits) : draw(distribution(logits));
+}
+
 SampledToken Sampler::sample(std::span<const float> logits) {
-  int32_t token;
-  if (greedy() && params_.repetition_penalty == 1.0f && params_.frequency_penalty == 0.0f &&
-      params_.presence_penalty == 0.0f) {
-    token = argmax(logits);
-  } else {
-    token = draw(distribution(logits));
+  const int32_t token = pick(logits);
+  accept(token);
+  return describe(logits, token);
+}
+
+SampledToken Sampler::sample(std::span<const float> logits, TokenFilter& filter) {
+  int32_t token = pick(logits);
+  if (!filter.allows(token)) {
+    std::vector<float> masked(logits.begin(), logits.end());
+    filter.mask(masked);
+    if (std::none_of(masked.begin(), masked.end(), [](float l) { return std::isfinite(l); })) return {};
+    token = pick(masked);
   }
   accept(token);
   return describe(logits, token);

@@ -42,6 +42,16 @@ class Rng {
   uint64_t s_[4];
 };
 
+// A constraint on the next token (constrained decoding: see grammar.h).
+class TokenFilter {
+ public:
+  virtual ~TokenFilter() = default;
+  // Whether `token` may come next (one token: cheap).
+  virtual bool allows(int32_t token) = 0;
+  // Sets the logit of every token that may not come next to -infinity.
+  virtual void mask(std::span<float> logits) = 0;
+};
+
 struct TokenLogprob {
   int32_t token = -1;
   float logprob = 0.0f;
@@ -70,6 +80,13 @@ class Sampler {
 
   // Picks the next token from logits (n_vocab,) and records it in the history.
   SampledToken sample(std::span<const float> logits);
+  // The same among the tokens `filter` allows: drawn from the distribution restricted to
+  // them (renormalised). The token the unconstrained pipeline picks is kept when the
+  // filter allows it, which is exact (greedy: the best allowed token; sampling: a
+  // rejected draw is redrawn from the masked distribution, so each allowed token comes
+  // out with probability p / P(allowed)); only a rejected pick pays for a full mask.
+  // Logprobs stay those of the raw distribution. Nothing allowed: token -1, no history.
+  SampledToken sample(std::span<const float> logits, TokenFilter& filter);
   // The processed distribution for logits given the current history (for speculative
   // decoding's rejection sampler), without drawing or recording anything.
   Distribution distribution(std::span<const float> logits) const;
@@ -86,6 +103,8 @@ class Sampler {
 
  private:
   void penalize(std::vector<float>& logits) const;
+  bool plain_greedy() const;
+  int32_t pick(std::span<const float> logits);
 
   SamplingParams params_;
   Rng rng_;

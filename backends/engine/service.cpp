@@ -57,6 +57,7 @@ Result<std::shared_ptr<EngineService>> EngineService::load(const ServiceConfig& 
   if (!tok) return make_error(tok.error().kind, cfg.model_path + ": " + tok.error().message);
   s->text_ = std::make_shared<const TokenizerText>(std::move(tok).value());
   s->template_ = ChatTemplate::from_gguf(s->model_->gguf());
+  s->vocab_ = VocabTrie::build(*s->text_, s->model_->config().n_vocab);
   const ModelConfig& mc = s->model_->config();
   s->context_length_ = cfg.context_length > 0 ? cfg.context_length
                        : mc.n_ctx_train > 0    ? mc.n_ctx_train
@@ -93,40 +94,21 @@ EngineService::~EngineService() = default;
 
 Result<PreparedChat> EngineService::prepare(const ChatRequest& req) const {
   // What the engine cannot do is a clear 400, never a silent drop.
-  if (!req.tools.empty()) return unsupported("tools", "tools (function calling)");
-  if (!req.tool_choice_json.empty() && req.tool_choice_json != "\"none\"" && req.tool_choice_json != "null")
-    return unsupported("tool_choice", "tool_choice (function calling)");
   const auto& sp = req.sampling;
   if (sp.n && *sp.n != 1) return unsupported("n", "n != 1 (it returns one choice per request)");
-  if (!req.response_format_json.empty()) {
-    simdjson::dom::parser p;
-    simdjson::dom::element rf;
-    std::string_view type;
-    if (p.parse(req.response_format_json).get(rf) || rf["type"].get_string().get(type))
-      return invalid("response_format.type", "Invalid 'response_format': expected an object with a string 'type'.");
-    if (type != "text")
-      return unsupported("response_format", "response_format '" + std::string(type) + "' (constrained decoding)");
-  }
   simdjson::dom::element bias;
   if (!req.root["logit_bias"].get(bias) && !bias.is_null()) {
     simdjson::dom::object o;
     if (bias.get_object().get(o) || o.size() != 0) return unsupported("logit_bias", "logit_bias");
   }
-
-  std::vector<ChatMessage> messages;
-  messages.reserve(req.messages.size());
-  for (size_t i = 0; i < req.messages.size(); ++i) {
-    const Message& m = req.messages[i];
-    const std::string at = "messages[" + std::to_string(i) + "]";
-    if (m.role == "tool" || m.role == "function") return unsupported(at + ".role", "tool result messages");
-    if (!m.tool_calls.empty()) return unsupported(at + ".tool_calls", "assistant tool calls");
-    for (const ContentPart& part : m.parts) {
-      if (part.kind == ContentPart::Kind::kImage) return unsupported(at + ".content", "image inputs");
-      if (part.kind == ContentPart::Kind::kOther) return unsupported(at + ".content", "non-text content parts");
-    }
-    messages.push_back({m.role == "developer" ? "system" : m.role, m.text()});
-  }
-  auto prompt = template_.apply(messages, /*add_generation_prompt=*/true);
+  auto constraint = output_constraint(req, vocab_, &grammars_);
+  if (!constraint) return std::move(constraint).error();
+  if (constraint->grammar && !sp.stop.empty())
+    return unsupported("stop", "stop sequences together with JSON output or tool calls (a stop string would cut "
+                               "the JSON; the grammar ends the output)");
+  auto messages = chat_messages(req, constraint->tools_prompt);
+  if (!messages) return std::move(messages).error();
+  auto prompt = template_.apply(*messages, /*add_generation_prompt=*/true);
   if (!prompt) {
     Error e = std::move(prompt).error();
     if (e.param.empty()) e.param = "messages";
@@ -135,7 +117,9 @@ Result<PreparedChat> EngineService::prepare(const ChatRequest& req) const {
 
   PreparedChat out;
   out.stream = req.stream;
+  out.tools = constraint->tools;
   GenerateRequest& g = out.gen;
+  g.grammar = std::move(constraint->grammar);
   g.prompt = tokenizer().encode(*prompt, /*add_bos=*/false, /*parse_special=*/true);
   const int64_t n_prompt = static_cast<int64_t>(g.prompt.size());
   if (n_prompt >= context_length_)

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "backends/engine/chat_constraints.h"
 #include "backends/engine/engine.h"
 #include "backends/engine/format/chat_template.h"
 #include "backends/engine/format/tokenizer.h"
@@ -43,6 +44,7 @@ struct PreparedChat {
   GenerateRequest gen;
   bool stream = false;
   bool logprobs = false;  // render OpenAI `logprobs` (with gen.top_logprobs alternatives)
+  ToolOutput tools = ToolOutput::kNone;
 };
 
 // An embeddings request ready for the engine.
@@ -72,13 +74,21 @@ class EngineService {
   const Tokenizer& tokenizer() const { return text_->tokenizer(); }
   const TokenText& text() const { return *text_; }
   const ChatTemplate& chat_template() const { return template_; }
+  // The vocabulary's trie for constrained decoding (grammar.h).
+  const std::shared_ptr<const VocabTrie>& vocab() const { return vocab_; }
+  // Compiled grammars shared by requests for the same output (see chat_constraints.h).
+  size_t cached_grammars() const { return grammars_.size(); }
   bool speculative() const { return draft_ != nullptr; }
 
   // Maps an OpenAI chat request onto the engine. kInvalidRequest (HTTP 400, `param`
   // naming the field, code "unsupported_parameter" for features the engine lacks) for
-  // tools, tool messages, images, n > 1, JSON response formats, logit_bias, and prompts
-  // that do not fit the context. Reads `req.root` for the non-OpenAI sampling
-  // extensions top_k, min_p and repetition_penalty (as vLLM accepts them).
+  // images, n > 1, logit_bias, JSON schemas outside the supported subset
+  // (json_schema_grammar.h), stop strings together with constrained output, and prompts
+  // that do not fit the context. response_format json_object / json_schema and tools
+  // (tool_choice other than none) compile a grammar for constrained decoding; the tools
+  // are described to the model in a system message, and earlier tool calls and tool
+  // results in the conversation are rendered as text. Reads `req.root` for the
+  // non-OpenAI sampling extensions top_k, min_p and repetition_penalty (as vLLM does).
   Result<PreparedChat> prepare(const ChatRequest& req) const;
 
   // Maps an embeddings request (core/embeddings.h) onto the engine: strings are
@@ -102,6 +112,8 @@ class EngineService {
   std::shared_ptr<const Model> model_;
   std::shared_ptr<const Model> draft_;
   std::shared_ptr<const TokenizerText> text_;
+  std::shared_ptr<const VocabTrie> vocab_;  // for constrained decoding
+  mutable GrammarCache grammars_;            // used by this service's engine thread only
   ChatTemplate template_{ChatTemplateKind::kLlama2};
   std::unique_ptr<Engine> engine_;
 };

@@ -3,6 +3,7 @@
 // so the tests assert behaviour (determinism, shapes, consistency), never wording.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 
 const base = process.env.FRUGAL_URL;
@@ -121,10 +122,10 @@ test('unsupported features are 400s, not silent drops', async () => {
   await assert.rejects(
     client.chat.completions.create({
       model, messages,
-      tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: {} } } }],
+      response_format: { type: 'json_schema', json_schema: { name: 's', schema: { type: 'string', pattern: '^a' } } },
     }),
-    (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && e.param === 'tools' &&
-      /does not support/.test(e.message));
+    (e) => e instanceof OpenAI.BadRequestError && e.status === 400 &&
+      e.param === 'response_format.json_schema.schema' && /'pattern' is not supported/.test(e.message));
   await assert.rejects(
     client.chat.completions.create({ model, messages, n: 2 }),
     (e) => e instanceof OpenAI.BadRequestError && e.param === 'n');
@@ -158,6 +159,82 @@ test('a client abort mid-stream leaves the server serving', async () => {
   let n = 0;
   for await (const chunk of s) if (chunk.choices[0]?.finish_reason) n++;
   assert.equal(n, 1);
+});
+
+const weatherSchema = {
+  type: 'object',
+  properties: { city: { type: 'string', maxLength: 10 }, days: { type: 'integer' } },
+  required: ['city', 'days'],
+  additionalProperties: false,
+};
+
+function checkWeather(args) {
+  assert.deepEqual(Object.keys(args), ['city', 'days']);
+  assert.equal(typeof args.city, 'string');
+  assert.ok([...args.city].length <= 10, args.city);
+  assert.ok(Number.isInteger(args.days), String(args.days));
+}
+
+test('response_format json_schema: the answer parses and matches the schema', async () => {
+  const r = await client.chat.completions.create({
+    model, messages, temperature: 0, max_tokens: 40,
+    response_format: { type: 'json_schema', json_schema: { name: 'weather', strict: true, schema: weatherSchema } },
+  });
+  assert.equal(r.choices[0].finish_reason, 'stop');
+  checkWeather(JSON.parse(r.choices[0].message.content));
+});
+
+test('a named tool comes back as a tool call, streamed as tool_call deltas', async () => {
+  const request = {
+    model, temperature: 0, max_tokens: 50,
+    messages: [{ role: 'user', content: 'Weather in Oslo?' }],
+    tools: [{ type: 'function', function: { name: 'get_weather', parameters: weatherSchema } }],
+    tool_choice: { type: 'function', function: { name: 'get_weather' } },
+  };
+  const r = await client.chat.completions.create(request);
+  assert.equal(r.choices[0].finish_reason, 'tool_calls');
+  const [call] = r.choices[0].message.tool_calls;
+  assert.equal(call.type, 'function');
+  assert.equal(call.function.name, 'get_weather');
+  checkWeather(JSON.parse(call.function.arguments));
+
+  const stream = await client.chat.completions.create({ ...request, stream: true });
+  let name = '', args = '', finish = null;
+  for await (const chunk of stream) {
+    const choice = chunk.choices[0];
+    if (!choice) continue;
+    for (const tc of choice.delta.tool_calls ?? []) {
+      if (tc.function?.name) name = tc.function.name;
+      args += tc.function?.arguments ?? '';
+    }
+    finish = choice.finish_reason ?? finish;
+  }
+  assert.equal(name, 'get_weather');
+  assert.equal(args, call.function.arguments);
+  assert.equal(finish, 'tool_calls');
+
+  // The conversation goes on with the tool's result.
+  const next = await client.chat.completions.create({
+    model, temperature: 0, max_tokens: 8,
+    messages: [...request.messages, r.choices[0].message, { role: 'tool', tool_call_id: call.id, content: '21C' }],
+    tools: request.tools,
+  });
+  assert.equal(next.choices.length, 1);
+});
+
+test('the Anthropic SDK gets a tool_use block from the engine', async () => {
+  const anthropic = new Anthropic({ baseURL: process.env.FRUGAL_ROOT, apiKey: 'sk-client', maxRetries: 0 });
+  const m = await anthropic.messages.create({
+    model, max_tokens: 50, temperature: 0,
+    messages: [{ role: 'user', content: 'Weather in Oslo?' }],
+    tools: [{ name: 'get_weather', description: 'Current weather', input_schema: weatherSchema }],
+    tool_choice: { type: 'tool', name: 'get_weather' },
+  });
+  assert.equal(m.stop_reason, 'tool_use');
+  const block = m.content.find((b) => b.type === 'tool_use');
+  assert.ok(block, JSON.stringify(m.content));
+  assert.equal(block.name, 'get_weather');
+  checkWeather(block.input);
 });
 
 // Runs last (node's runner keeps a file's tests in order): the engine's counters show

@@ -373,17 +373,12 @@ TEST_CASE("features the engine lacks are 400s in OpenAI shape, not silent drops"
     std::string param;
   };
   const std::vector<Case> cases = {
-      {chat(R"("tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}])"), "tools"},
       {chat(R"("n":2)"), "n"},
-      {chat(R"("response_format":{"type":"json_object"})"), "response_format"},
       {chat(R"("logit_bias":{"50":10})"), "logit_bias"},
+      {chat(R"("response_format":{"type":"json_object"},"stop":["}"])"), "stop"},
       {R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"what is this"},)"
        R"({"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]})",
        "messages[0].content"},
-      {R"({"model":"m","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":null,)"
-       R"("tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},)"
-       R"({"role":"tool","tool_call_id":"c1","content":"42"}]})",
-       "messages[1].tool_calls"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.body);
@@ -558,4 +553,247 @@ TEST_CASE("deadlines: first token while queued, total mid-stream, the engine req
   }
   CHECK(freed);
   CHECK(svc->stats().requests_finished == 2);
+}
+
+namespace {
+
+const std::string kWeatherTool =
+    R"({"type":"function","function":{"name":"get_weather","description":"Current weather in a city",)"
+    R"("parameters":{"type":"object","properties":{"city":{"type":"string","maxLength":12},)"
+    R"("unit":{"enum":["C","F"]}},"required":["city","unit"],"additionalProperties":false}}})";
+const std::string kTimeTool =
+    R"({"type":"function","function":{"name":"get_time","parameters":{"type":"object",)"
+    R"("properties":{"zone":{"type":"string","maxLength":8}},"required":["zone"]}}})";
+
+// The streamed tool-call deltas of a body, concatenated.
+struct StreamedCall {
+  std::string id, type, name, arguments, finish_reason;
+  int starts = 0;
+};
+StreamedCall streamed_call(const std::string& body) {
+  StreamedCall c;
+  SseParser p;
+  std::vector<std::string> data;
+  p.feed(body, [&](const SseEvent& ev) { data.emplace_back(ev.data); });
+  for (const auto& d : data) {
+    if (d == "[DONE]") continue;
+    simdjson::dom::parser jp;
+    simdjson::dom::element e;
+    REQUIRE(jp.parse(d).get(e) == simdjson::SUCCESS);
+    std::string_view s;
+    if (!e.at_pointer("/choices/0/finish_reason").get_string().get(s)) c.finish_reason = std::string(s);
+    simdjson::dom::element tc;
+    if (e.at_pointer("/choices/0/delta/tool_calls/0").get(tc)) continue;
+    CHECK(int_at(tc, "/index") == 0);
+    if (!tc["id"].get_string().get(s)) {
+      ++c.starts;
+      c.id = std::string(s);
+      c.type = str_at(tc, "/type");
+      c.name = str_at(tc, "/function/name");
+    }
+    if (!tc.at_pointer("/function/arguments").get_string().get(s)) c.arguments += s;
+  }
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("response_format json_schema: the answer parses and matches the schema, streamed or not") {
+  const std::string format =
+      R"("response_format":{"type":"json_schema","json_schema":{"name":"person","strict":true,"schema":)"
+      R"({"type":"object","properties":{"name":{"type":"string","maxLength":10},"age":{"type":"integer"},)"
+      R"("tags":{"type":"array","items":{"enum":["a","b"]},"maxItems":2}},"required":["name","age","tags"],)"
+      R"("additionalProperties":false}}})";
+  const Outcome plain = run(chat(R"("temperature":0,"max_tokens":80,)" + format));
+  REQUIRE(plain.status == 200);
+  simdjson::dom::parser p;
+  simdjson::dom::element b;
+  REQUIRE(p.parse(plain.body).get(b) == simdjson::SUCCESS);
+  CHECK(str_at(b, "/choices/0/finish_reason") == "stop");
+  const std::string content = content_of(b);
+  CAPTURE(content);
+  simdjson::dom::parser cp;
+  simdjson::dom::element v;
+  REQUIRE(cp.parse(content).get(v) == simdjson::SUCCESS);
+  std::string_view name;
+  CHECK(v["name"].get_string().get(name) == simdjson::SUCCESS);
+  CHECK(name.size() <= 10 * 4);
+  CHECK(v["age"].is_int64());
+  simdjson::dom::array tags;
+  REQUIRE(v["tags"].get_array().get(tags) == simdjson::SUCCESS);
+  CHECK(tags.size() <= 2);
+  simdjson::dom::object o;
+  REQUIRE(v.get_object().get(o) == simdjson::SUCCESS);
+  CHECK(o.size() == 3);
+
+  const Outcome st = run(chat(R"("temperature":0,"max_tokens":80,"stream":true,)" + format));
+  REQUIRE(st.status == 200);
+  CHECK_FALSE(st.failed);
+  CHECK(parse_sse(st.body).text == content);
+  // json_object: any object.
+  const Outcome any = run(chat(R"("temperature":0,"max_tokens":60,"response_format":{"type":"json_object"})"));
+  REQUIRE(any.status == 200);
+  simdjson::dom::parser ap, vp;
+  simdjson::dom::element ab, av;
+  REQUIRE(ap.parse(any.body).get(ab) == simdjson::SUCCESS);
+  CHECK(str_at(ab, "/choices/0/finish_reason") == "stop");
+  REQUIRE(vp.parse(content_of(ab)).get(av) == simdjson::SUCCESS);
+  CHECK(av.is_object());
+}
+
+TEST_CASE("requests for the same output share one compiled grammar") {
+  const std::string schema = R"({"type":"object","properties":{"grammar_cache_probe":{"type":"boolean"}},)"
+                             R"("required":["grammar_cache_probe"]})";
+  const std::string format = R"("response_format":{"type":"json_schema","json_schema":{"name":"s","schema":)" +
+                             schema + "}}";
+  const size_t before = service()->cached_grammars();
+  std::string first;
+  for (int i = 0; i < 2; ++i) {
+    const Outcome o = run(chat(R"("temperature":0,"max_tokens":30,)" + format));
+    REQUIRE(o.status == 200);
+    simdjson::dom::parser p;
+    simdjson::dom::element b;
+    REQUIRE(p.parse(o.body).get(b) == simdjson::SUCCESS);
+    if (i == 0) first = content_of(b);
+    else CHECK(content_of(b) == first);  // the shared grammar answers the same
+    CHECK(service()->cached_grammars() == std::min(before + 1, GrammarCache::kEntries));
+  }
+  std::string other_format = format;
+  other_format.replace(other_format.find("grammar_cache_probe"), 19, "another_cache_probe");
+  other_format.replace(other_format.find("grammar_cache_probe"), 19, "another_cache_probe");
+  const Outcome other = run(chat(R"("temperature":0,"max_tokens":30,)" + other_format));
+  REQUIRE(other.status == 200);
+  CHECK(service()->cached_grammars() == std::min(before + 2, GrammarCache::kEntries));
+}
+
+TEST_CASE("max_tokens below the schema's shortest answer ends at length with a partial answer") {
+  const Outcome o = run(chat(R"("temperature":0,"max_tokens":3,"response_format":{"type":"json_schema",)"
+                             R"("json_schema":{"name":"s","schema":{"type":"object","properties":)"
+                             R"({"a_long_property_name":{"type":"string"}},"required":["a_long_property_name"]}}})"));
+  REQUIRE(o.status == 200);
+  simdjson::dom::parser p;
+  simdjson::dom::element b;
+  REQUIRE(p.parse(o.body).get(b) == simdjson::SUCCESS);
+  CHECK(str_at(b, "/choices/0/finish_reason") == "length");
+  CHECK(int_at(b, "/usage/completion_tokens") == 3);
+  const std::string content = content_of(b);
+  CHECK(std::string("{\"a_long_property_name\":").rfind(content, 0) == 0);  // a prefix of the shortest answer
+}
+
+TEST_CASE("a named tool: message.tool_calls and finish_reason tool_calls, streamed as tool_call deltas") {
+  const std::string extra = R"("temperature":0,"max_tokens":60,"tools":[)" + kWeatherTool + "," + kTimeTool +
+                            R"(],"tool_choice":{"type":"function","function":{"name":"get_weather"}})";
+  const Outcome plain = run(chat(extra, "Weather in Paris?"));
+  REQUIRE(plain.status == 200);
+  simdjson::dom::parser p;
+  simdjson::dom::element b;
+  REQUIRE(p.parse(plain.body).get(b) == simdjson::SUCCESS);
+  CAPTURE(plain.body);
+  CHECK(str_at(b, "/choices/0/finish_reason") == "tool_calls");
+  CHECK(b.at_pointer("/choices/0/message/content").is_null());
+  CHECK(str_at(b, "/choices/0/message/tool_calls/0/id").rfind("call_", 0) == 0);
+  CHECK(str_at(b, "/choices/0/message/tool_calls/0/type") == "function");
+  CHECK(str_at(b, "/choices/0/message/tool_calls/0/function/name") == "get_weather");
+  const std::string args = str_at(b, "/choices/0/message/tool_calls/0/function/arguments");
+  simdjson::dom::parser ap;
+  simdjson::dom::element a;
+  REQUIRE(ap.parse(args).get(a) == simdjson::SUCCESS);
+  std::string_view city, unit;
+  CHECK(a["city"].get_string().get(city) == simdjson::SUCCESS);
+  REQUIRE(a["unit"].get_string().get(unit) == simdjson::SUCCESS);
+  CHECK((unit == "C" || unit == "F"));
+
+  const Outcome st = run(chat(extra + R"(,"stream":true)", "Weather in Paris?"));
+  REQUIRE(st.status == 200);
+  CHECK_FALSE(st.failed);
+  const StreamedCall c = streamed_call(st.body);
+  CHECK(c.starts == 1);
+  CHECK(c.id.rfind("call_", 0) == 0);
+  CHECK(c.type == "function");
+  CHECK(c.name == "get_weather");
+  CHECK(c.arguments == args);
+  CHECK(c.finish_reason == "tool_calls");
+  CHECK(parse_sse(st.body).text.empty());
+  CHECK(st.body.find("data: [DONE]") != std::string::npos);
+}
+
+TEST_CASE("tool_choice required picks one of the tools, auto answers text or a call") {
+  const std::string tools = R"("tools":[)" + kWeatherTool + "," + kTimeTool + "]";
+  // Sampled (top_k keeps a draw cheap over the 32k vocabulary in Debug builds).
+  for (int seed = 0; seed < 2; ++seed) {
+    const Outcome o = run(chat(R"("temperature":1,"top_k":40,"max_tokens":60,"seed":)" + std::to_string(seed) + "," + tools +
+                               R"(,"tool_choice":"required")"));
+    REQUIRE(o.status == 200);
+    simdjson::dom::parser p;
+    simdjson::dom::element b;
+    REQUIRE(p.parse(o.body).get(b) == simdjson::SUCCESS);
+    CHECK(str_at(b, "/choices/0/finish_reason") == "tool_calls");
+    const std::string name = str_at(b, "/choices/0/message/tool_calls/0/function/name");
+    CHECK((name == "get_weather" || name == "get_time"));
+    simdjson::dom::parser ap;
+    simdjson::dom::element a;
+    CHECK(ap.parse(str_at(b, "/choices/0/message/tool_calls/0/function/arguments")).get(a) == simdjson::SUCCESS);
+  }
+  int calls = 0, texts = 0;
+  for (int seed = 0; seed < 4; ++seed) {
+    const Outcome o = run(chat(R"("temperature":1,"top_k":40,"max_tokens":40,"seed":)" + std::to_string(seed) + "," + tools));
+    REQUIRE(o.status == 200);
+    simdjson::dom::parser p;
+    simdjson::dom::element b;
+    REQUIRE(p.parse(o.body).get(b) == simdjson::SUCCESS);
+    const std::string finish = str_at(b, "/choices/0/finish_reason");
+    if (finish == "tool_calls") {
+      ++calls;
+      simdjson::dom::parser ap;
+      simdjson::dom::element a;
+      CHECK(ap.parse(str_at(b, "/choices/0/message/tool_calls/0/function/arguments")).get(a) == simdjson::SUCCESS);
+    } else {
+      ++texts;
+      const std::string text = content_of(b);
+      const size_t first = text.find_first_not_of(" \t\r\n");
+      CHECK((first == std::string::npos || text[first] != '{'));
+      CHECK(b.at_pointer("/choices/0/message/tool_calls").error() == simdjson::NO_SUCH_FIELD);
+    }
+  }
+  CHECK(calls + texts == 4);
+}
+
+TEST_CASE("a conversation with an earlier tool call and its result is served") {
+  const Outcome o = run(
+      R"({"model":"m","messages":[{"role":"user","content":"Weather in Paris?"},)"
+      R"({"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",)"
+      R"("function":{"name":"get_weather","arguments":"{\"city\":\"Paris\",\"unit\":\"C\"}"}}]},)"
+      R"({"role":"tool","tool_call_id":"c1","content":"21"}],"temperature":0,"max_tokens":5,"tools":[)" +
+      kWeatherTool + "]}");
+  CHECK(o.status == 200);
+}
+
+TEST_CASE("constrained-decoding requests the engine cannot serve are 400s naming the field") {
+  struct Case {
+    std::string extra, param, needle;
+  };
+  const std::vector<Case> cases = {
+      {R"("response_format":{"type":"json_schema","json_schema":{"name":"s","schema":{"type":"string","pattern":"a+"}}})",
+       "response_format.json_schema.schema", "'pattern'"},
+      {R"("response_format":{"type":"yaml"})", "response_format.type", "yaml"},
+      {R"("tools":[)" + kWeatherTool + R"(],"tool_choice":{"type":"function","function":{"name":"nope"}})",
+       "tool_choice.function.name", "nope"},
+      {R"("tool_choice":"required")", "tool_choice", "only allowed when"},
+      {R"("tools":[)" + kWeatherTool + R"(],"response_format":{"type":"json_object"})", "response_format", "auto"},
+      {R"("tools":[{"type":"function","function":{"name":"bad name"}}])", "tools[0].function.name", "letters"},
+      {R"("tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"x":{"not":{}}}}}}])",
+       "tools[0].function.parameters", "'not'"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.extra);
+    const Outcome o = run(chat(c.extra));
+    CHECK(o.status == 400);
+    simdjson::dom::parser p;
+    simdjson::dom::element e;
+    REQUIRE(p.parse(o.body).get(e) == simdjson::SUCCESS);
+    CHECK(str_at(e, "/error/type") == "invalid_request_error");
+    CHECK(str_at(e, "/error/param") == c.param);
+    CHECK_MESSAGE(str_at(e, "/error/message").find(c.needle) != std::string::npos, o.body);
+  }
+  CHECK(engine_reaches(idle));
 }

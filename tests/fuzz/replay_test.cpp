@@ -29,7 +29,8 @@
   X(cache_entry)               \
   X(config_yaml)               \
   X(policy_yaml)               \
-  X(replay_log)
+  X(replay_log)                \
+  X(json_schema)
 
 #define FRUGAL_DECLARE_TARGET(name) extern "C" int frugal_fuzz_##name(const uint8_t* data, size_t size);
 FRUGAL_FUZZ_TARGETS(FRUGAL_DECLARE_TARGET)
