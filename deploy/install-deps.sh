@@ -13,6 +13,8 @@ debs=(
   libboost1.81-dev libcurl4-openssl-dev libsimdjson-dev libyaml-cpp-dev librocksdb-dev doctest-dev
   # PCRE2: Unicode-aware regex for the BPE pre-tokenizer patterns
   libpcre2-dev
+  # OpenSSL's libcrypto: SHA-256 of virtual keys and their random secrets
+  libssl-dev
   # mimalloc: frugal's malloc (per-thread free lists that glibc's 7-entry tcache lacks
   # under many concurrent requests; docs/PERFORMANCE.md, "Allocator")
   libmimalloc-dev

@@ -11,6 +11,7 @@
 // error nothing changes and the error says where (file:line:col, key, what).
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <condition_variable>
@@ -26,6 +27,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "gateway/engines.h"
+#include "gateway/keys.h"
 #include "gateway/snapshot.h"
 #include "router/route_targets.h"
 
@@ -36,6 +38,9 @@ class SingleFlight;
 }  // namespace frugal::cache
 namespace frugal::router {
 class Ledger;
+}
+namespace frugal::policies {
+class RateLimiter;
 }
 
 namespace frugal::otlp {
@@ -132,6 +137,12 @@ class Server {
   // The OTLP exporter (telemetry.otlp), null when export is off. Thread-safe; it outlives
   // the workers, so an exchange may record into it until the server is destroyed.
   otlp::Exporter* otlp() { return otlp_.get(); }
+  // Virtual keys (gateway/keys.h), opened by start(); thread-safe.
+  KeyStore& keys() { return *keys_; }
+  // rpm/tpm buckets of keys and teams (policies/rate_limit.h); thread-safe.
+  policies::RateLimiter& limiter() { return *limiter_; }
+  // The admin plane's port (0 before start()).
+  uint16_t admin_port() const { return admin_port_; }
   // The prefix-affinity pickers of aliases with replicas (shared by all workers).
   router::ReplicaPickers& replica_pickers() { return pickers_; }
 
@@ -142,6 +153,8 @@ class Server {
 
  private:
   Result<void> open_data(const config::GatewayConfig& cfg);
+  // The admin plane's listener (admin.listen, or 127.0.0.1 on the first port + 1).
+  Result<void> bind_admin(const config::GatewayConfig& cfg);
   void watch_files();
   static int64_t busy_poll_us(const config::GatewayConfig& cfg);  // server.busy_poll, resolved
   void run_worker(Worker& w, int64_t poll_us);
@@ -162,6 +175,11 @@ class Server {
   std::shared_ptr<cache::Store> store_;
   std::unique_ptr<cache::ExactCache> cache_;
   std::unique_ptr<router::Ledger> ledger_;
+  std::unique_ptr<KeyStore> keys_;
+  std::unique_ptr<policies::RateLimiter> limiter_;
+  uint16_t admin_port_ = 0;
+  std::string admin_host_;
+  std::unique_ptr<boost::asio::ip::tcp::acceptor> admin_acceptor_;
   std::unique_ptr<otlp::Exporter> otlp_;
   std::unique_ptr<cache::SingleFlight> flights_;
   std::unique_ptr<Telemetry> telemetry_;
