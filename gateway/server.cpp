@@ -219,7 +219,9 @@ Result<void> Server::bind_admin(const config::GatewayConfig& cfg) {
     l = *cfg.admin.listen;
   } else {
     l.host = "127.0.0.1";
-    l.port = ports_.empty() || ports_[0] == 0 || ports_[0] == 65535 ? 0 : static_cast<uint16_t>(ports_[0] + 1);
+    // The configured port, not the bound one: port 0 (any free port) gets a free one too.
+    const uint16_t api = cfg.server.listen.empty() ? 0 : cfg.server.listen.front().port;
+    l.port = api == 0 || api == 65535 ? 0 : static_cast<uint16_t>(api + 1);
   }
   boost::system::error_code ec;
   const auto addr = asio::ip::make_address(l.host, ec);
