@@ -230,6 +230,12 @@ Result<void> Server::bind_admin(const config::GatewayConfig& cfg) {
   const tcp::endpoint ep(addr, l.port);
   acc->open(ep.protocol(), ec);
   if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec && cfg.server.reuse_port) {
+    // Gateways sharing their API port on purpose share the admin port the same way.
+    const int one = 1;
+    if (::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      ec = boost::system::error_code(errno, boost::system::system_category());
+  }
   if (!ec) acc->bind(ep, ec);
   if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
   if (ec)
