@@ -362,6 +362,38 @@ TEST_CASE("identity: a key's concurrent streams are limited, and released when a
   CHECK(chat(g, key, chat_body(R"({"content":"x"})", R"(,"stream":true)")).status == 200);  // released
 }
 
+TEST_CASE("identity: team limits are shared by the team's keys, an expired key is refused") {
+  Gateway g("frugal-identity-team", R"(limits:
+  window: 1h
+  teams:
+    shared: { rpm: 3 }
+)");
+  const std::string a = g.create_key("--name a --team shared");
+  const std::string b = g.create_key("--name b --team shared");
+  const std::string solo = g.create_key("--name solo --team other");
+  g.start();
+  CHECK(chat(g, a).status == 200);
+  CHECK(chat(g, b).status == 200);
+  CHECK(chat(g, a).status == 200);
+  auto refused = chat(g, b);  // the team's 3 per hour are used, by two keys
+  CHECK(refused.status == 429);
+  CHECK(str(refused.body, "/error/message").find("team shared") != std::string::npos);
+  CHECK(refused.header("retry-after") == "1200");  // one request refills in 20 minutes
+  CHECK(chat(g, solo).status == 200);               // another team is unaffected
+
+  // A key that expires a second after it is made: refused once it has (bounded poll).
+  auto created = request("POST", g.admin + "/admin/keys", R"({"name":"brief","expires":"1s"})");
+  REQUIRE(created.status == 201);
+  const std::string brief = str(created.body, "/key");
+  std::string code;
+  for (int i = 0; i < 200 && code != "expired_api_key"; ++i) {
+    const Response r = chat(g, brief);
+    code = r.status == 401 ? str(r.body, "/error/code") : std::string();
+    if (code != "expired_api_key") std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(code == "expired_api_key");
+}
+
 TEST_CASE("identity: an exposed listener without keys refuses to start unless auth is off") {
   TempDir dir("frugal-identity-exposed");
   const std::string data = (dir.path / "data").string();
