@@ -314,6 +314,7 @@ void KeyStore::publish(std::vector<VirtualKey> records) {
     } else if (!rt->budget || !same_budget) {
       config::BudgetSpec spec;
       spec.name = "key=" + r.name + " per " + period_name(r.budget_per);
+      spec.key = r.name;  // restoring from the ledger's rollups adds only this key's spend
       spec.per = r.budget_per;
       spec.hard = r.budget;
       rt->budget = std::make_shared<policies::BudgetTracker>(std::vector<config::BudgetSpec>{spec}, clock_);

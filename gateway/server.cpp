@@ -106,6 +106,12 @@ Result<void> Server::open_data(const config::GatewayConfig& cfg) {
   auto ledger = router::Ledger::open(store_->db(), store_->cf(router::kLedgerCf), store_->cf(router::kRollupsCf), lopts);
   if (!ledger) return std::move(ledger).error();
   ledger_ = std::move(*ledger);
+  // Keys' own budgets carry their window's spend over a restart, like the policy's.
+  for (const auto& k : keys_->list()) {
+    const auto e = keys_->find_name(k.name);
+    if (e && e->runtime->budget)
+      FRUGAL_TRY(router::restore_budgets(*ledger_, *e->runtime->budget, budget_clock().now_us()));
+  }
   flights_ = std::make_unique<cache::SingleFlight>();
   blocking_ = std::make_unique<asio::thread_pool>(1);
   return {};
