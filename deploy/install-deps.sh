@@ -23,6 +23,8 @@ debs=(
   clang libclang-rt-14-dev
   # real servers and load tools used by tests and benchmarks
   nginx-light wrk nodejs npm openssl
+  # shared_state tests: three replicas sharing limits through a Redis on loopback
+  redis-server
   # bench/soak.sh's client and its verdict (standard library only)
   python3
   # promtool and a Prometheus server for tests/integration/prometheus_test.py

@@ -6,6 +6,7 @@
 #include "gateway/chat_exchange.h"
 #include "gateway/routing.h"
 #include "gateway/server.h"
+#include "gateway/shared_state.h"
 #include "router/cascade.h"
 
 namespace frugal::gateway {
@@ -55,7 +56,19 @@ Result<void> ChatExchange::admit(const ChatRequest& req) {
       h.rate_scopes.push_back({"team " + trace_.team, t->second.rpm, t->second.tpm});
   }
   if (!h.rate_scopes.empty()) {
-    const policies::RateDecision d = w_.server.limiter().admit(h.rate_scopes);
+    policies::RateDecision d;
+    SharedState* shared = w_.server.shared_state();
+    auto shared_d = shared ? shared->admit(h.rate_scopes, cfg_->limits.window_ms * 1000)
+                           : Result<policies::RateDecision>(policies::RateDecision{});
+    if (shared && shared_d) {
+      d = *shared_d;
+    } else if (shared && !shared->fail_open()) {
+      h.rate_scopes.clear();
+      log::warn("request " + ctx_.request_id + " refused: " + shared_d.error().message + " (on_failure: closed)");
+      return shared_d.error();  // 503 in the client's shape
+    } else {
+      d = w_.server.limiter().admit(h.rate_scopes);  // no shared state, or it failed open
+    }
     if (!d.allowed) {
       h.rate_scopes.clear();  // nothing was taken; nothing to charge
       trace_.limit.allowed = false;

@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "gateway/chat_exchange.h"
 #include "gateway/server.h"
+#include "gateway/shared_state.h"
 #include "policies/rate_limit.h"
 #include "router/tier_answer.h"
 
@@ -278,7 +279,9 @@ void ChatExchange::book() {
   rs.holds.settle(trace_.cost());
   int64_t tokens = 0;
   for (const auto& t : trace_.tiers) tokens += t.usage.total_tokens();
-  w_.server.limiter().charge_tokens(rs.holds.rate_scopes, tokens);
+  SharedState* shared = w_.server.shared_state();
+  if (!shared || !shared->charge_tokens(rs.holds.rate_scopes, tokens, cfg_->limits.window_ms * 1000))
+    w_.server.limiter().charge_tokens(rs.holds.rate_scopes, tokens);
 }
 
 }  // namespace frugal::gateway

@@ -22,6 +22,7 @@
 #include "gateway/otlp/exporter.h"
 #include "core/log.h"
 #include "gateway/regex_limit_log.h"
+#include "gateway/shared_state.h"
 #include "gateway/telemetry.h"
 #include "gateway/worker.h"
 
@@ -128,10 +129,11 @@ void Server::run_blocking(asio::io_context& io, std::function<std::string()> wor
 Result<void> Server::start() {
   const auto cfg = config();
   install_regex_limit_log();
-  if (!cfg->shared_state.url.empty())
-    return make_error(ErrorKind::kInvalidRequest,
-                      "shared_state (Redis) is not implemented yet: limits, budgets and revocations are per process "
-                      "(docs/security.md, \"Running N replicas\"); remove shared_state to start");
+  if (!cfg->shared_state.url.empty()) {
+    shared_ = std::make_unique<SharedState>(cfg->shared_state);
+    log::info("shared_state: rate limits in " + cfg->shared_state.url + " (on failure: " +
+              (cfg->shared_state.fail_open ? "open, local limits" : "closed, 503") + ")");
+  }
   FRUGAL_TRY(open_data(*cfg));
   {
     std::string warning;

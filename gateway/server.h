@@ -51,6 +51,7 @@ namespace frugal::gateway {
 
 class Worker;
 class Telemetry;
+class SharedState;
 
 // The default number of I/O threads for `usable` CPUs: one fewer, at least one. The
 // CPU left over runs what the I/O threads depend on (the kernel's network stack,
@@ -141,6 +142,8 @@ class Server {
   KeyStore& keys() { return *keys_; }
   // rpm/tpm buckets of keys and teams (policies/rate_limit.h); thread-safe.
   policies::RateLimiter& limiter() { return *limiter_; }
+  // Redis-backed limits shared by replicas (shared_state:), null when not configured.
+  SharedState* shared_state() { return shared_.get(); }
   // The admin plane's port (0 before start()).
   uint16_t admin_port() const { return admin_port_; }
   // The prefix-affinity pickers of aliases with replicas (shared by all workers).
@@ -177,6 +180,7 @@ class Server {
   std::unique_ptr<router::Ledger> ledger_;
   std::unique_ptr<KeyStore> keys_;
   std::unique_ptr<policies::RateLimiter> limiter_;
+  std::unique_ptr<SharedState> shared_;
   uint16_t admin_port_ = 0;
   std::string admin_host_;
   std::unique_ptr<boost::asio::ip::tcp::acceptor> admin_acceptor_;
