@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "config/policy_config.h"
 #include "config/yaml_reader.h"
 
 namespace frugal::config {
@@ -311,17 +312,87 @@ TelemetryConfig parse_telemetry(const YamlNode& n, const std::string& source, bo
   return t;
 }
 
+// auth, admin, cors, limits, shared_state (docs/security.md).
+void parse_identity(const YamlNode& root, GatewayConfig& cfg) {
+  if (auto a = root.child("auth")) {
+    const std::string v = a->as_string();
+    if (v == "required") cfg.auth = AuthMode::kRequired;
+    else if (v == "off") cfg.auth = AuthMode::kOff;
+    else a->fail("expected 'required' or 'off', got " + a->shown());
+  }
+  if (auto a = root.child("admin")) {
+    a->allow_keys({"listen", "token", "allowed_hosts"});
+    if (auto l = a->child("listen")) cfg.admin.listen = listener_from(*l);
+    cfg.admin.token = a->get_string("token", "");
+    if (auto h = a->child("allowed_hosts"))
+      for (const auto& item : h->items()) cfg.admin.allowed_hosts.push_back(item.as_string());
+  }
+  if (!cfg.admin.token.empty() && !cfg.admin_token.empty() && cfg.admin.token != cfg.admin_token)
+    root.required("admin").required("token").fail("differs from admin_token; set one of them");
+  if (cfg.admin.token.empty()) cfg.admin.token = cfg.admin_token;
+  cfg.admin_token = cfg.admin.token;
+  if (auto c = root.child("cors")) {
+    c->allow_keys({"allowed_origins"});
+    if (auto o = c->child("allowed_origins"))
+      for (const auto& item : o->items()) cfg.cors_allowed_origins.push_back(item.as_string());
+  }
+  if (auto l = root.child("limits")) {
+    l->allow_keys({"window", "teams", "estimate"});
+    LimitsConfig& lc = cfg.limits;
+    lc.window_ms = l->get_duration_ms("window", lc.window_ms, 10, kDay);
+    if (auto t = l->child("teams")) {
+      for (const auto& [team, tn] : t->entries()) {
+        tn.allow_keys({"rpm", "tpm", "max_streams"});
+        TeamLimits tl;
+        tl.rpm = tn.get_int("rpm", 0, 0, 1'000'000'000);
+        tl.tpm = tn.get_int("tpm", 0, 0, 1'000'000'000'000);
+        tl.max_streams = tn.get_int("max_streams", 0, 0, 1'000'000);
+        lc.teams[team] = tl;
+      }
+    }
+    if (auto e = l->child("estimate")) {
+      e->allow_keys({"output_tokens", "usd"});
+      lc.estimate_output_tokens = e->get_int("output_tokens", lc.estimate_output_tokens, 0, 10'000'000);
+      if (auto u = e->child("usd")) {
+        auto m = parse_usd_micros(u->as_string());
+        if (!m) u->fail(m.error().message);
+        lc.estimate_request_micros = *m;
+      }
+    }
+  }
+  if (auto s = root.child("shared_state")) {
+    SharedStateConfig& sc = cfg.shared_state;
+    if (s->is_scalar()) {
+      sc.url = s->as_string();
+    } else {
+      s->allow_keys({"url", "on_failure", "timeout", "shared_cache"});
+      sc.url = s->get_string("url", "");
+      if (auto f = s->child("on_failure")) {
+        const std::string v = f->as_string();
+        if (v == "open") sc.fail_open = true;
+        else if (v == "closed") sc.fail_open = false;
+        else f->fail("expected 'open' or 'closed', got " + f->shown());
+      }
+      sc.timeout_ms = s->get_duration_ms("timeout", sc.timeout_ms, 1, 60'000);
+      sc.shared_cache = s->get_bool("shared_cache", sc.shared_cache);
+    }
+    if (!sc.url.empty() && sc.url.rfind("redis://", 0) != 0)
+      s->fail("expected a redis://host:port URL, got '" + sc.url + "'");
+  }
+}
+
 GatewayConfig parse_root(const YamlNode& root, const std::string& source, bool& otlp_off) {
   GatewayConfig cfg;
   cfg.source = source;
   if (root.is_null()) root.fail("the configuration is empty");
   root.allow_keys({"server", "data_dir", "providers", "models", "passthrough", "policy", "teams", "cache",
-                   "admin_token", "telemetry", "capture"});
+                   "admin_token", "telemetry", "capture", "auth", "admin", "cors", "limits", "shared_state"});
   if (auto s = root.child("server")) cfg.server = parse_server(*s);
   cfg.data_dir = root.get_string("data_dir", cfg.data_dir);
   if (auto c = root.child("cache")) cfg.cache = parse_cache(*c);
   if (auto c = root.child("capture")) cfg.capture = parse_capture(*c);
   cfg.admin_token = root.get_string("admin_token", "");
+  parse_identity(root, cfg);
   if (auto t = root.child("telemetry")) cfg.telemetry = parse_telemetry(*t, source, otlp_off);
   if (auto p = root.child("providers"))
     for (const auto& [name, node] : p->entries()) cfg.providers.push_back(parse_provider(name, node));

@@ -191,6 +191,49 @@ struct CaptureConfig {
   int64_t queue = 10'000;                // lines waiting for the writer; beyond, dropped and counted
 };
 
+// `auth:` — who may call the API (docs/security.md). kAuto (unset): a virtual key is
+// required once the data directory holds any key; with none, only loopback listeners
+// may start (open access on the local machine, as before keys existed).
+enum class AuthMode { kAuto, kRequired, kOff };
+
+// `admin:` — the admin plane (/admin/*, /v1/frugal/*, /metrics) on its own listener.
+struct AdminConfig {
+  // Unset: 127.0.0.1 on the first listener's port + 1 (port 0 when that port is 0).
+  std::optional<Listener> listen;
+  // Bearer token for the admin plane (compared in constant time); empty: loopback
+  // clients only. The older top-level `admin_token` is the same setting.
+  std::string token;
+  // Host header values accepted besides the admin listener's own address, localhost
+  // and loopback literals (DNS-rebinding guard); "host" or "host:port".
+  std::vector<std::string> allowed_hosts;
+};
+
+// Per-team limits (per key limits are stored with each key: `frugal keys create`).
+struct TeamLimits {
+  int64_t rpm = 0;          // requests per window; 0 = unlimited
+  int64_t tpm = 0;          // tokens (input + output) per window; 0 = unlimited
+  int64_t max_streams = 0;  // concurrent streamed requests; 0 = unlimited
+};
+
+// `limits:` — request/token buckets and what a budget reservation estimates.
+struct LimitsConfig {
+  int64_t window_ms = 60'000;  // the "minute" of rpm/tpm (tests shorten or lengthen it)
+  std::map<std::string, TeamLimits> teams;
+  // A request's budget reservation: its input tokens plus max_tokens (this many when
+  // the request sets none) at the first tier's price; or a fixed USD amount per request.
+  int64_t estimate_output_tokens = 1024;
+  std::optional<int64_t> estimate_request_micros;
+};
+
+// `shared_state:` — Redis for limits, budgets, revocations and a shared cache tier
+// across replicas (docs/security.md).
+struct SharedStateConfig {
+  std::string url;        // redis://host:port[/db]; empty: state is per process
+  bool fail_open = true;  // `on_failure: open` (local limits, counted) or `closed` (503)
+  int64_t timeout_ms = 200;
+  bool shared_cache = false;  // an exact-cache tier in Redis
+};
+
 struct GatewayConfig {
   std::string source;  // file path, or "<built-in default>"
   ServerConfig server;
@@ -206,7 +249,15 @@ struct GatewayConfig {
   std::map<std::string, std::string> key_teams;
   CacheConfig cache;
   // Bearer token for /admin/* endpoints; empty: admin endpoints only from loopback.
+  // Mirrors admin.token (either spelling sets both).
   std::string admin_token;
+  AuthMode auth = AuthMode::kAuto;
+  AdminConfig admin;
+  // `cors: allowed_origins:` — browser origins that may call the API ("*" = any); a
+  // request with any other Origin is refused (403) on every path.
+  std::vector<std::string> cors_allowed_origins;
+  LimitsConfig limits;
+  SharedStateConfig shared_state;
   TelemetryConfig telemetry;
   CaptureConfig capture;
 

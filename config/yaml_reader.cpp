@@ -84,7 +84,8 @@ bool YamlNode::sensitive() const {
   std::string_view name(path_);
   if (const size_t b = name.find('['); b != std::string_view::npos) name = name.substr(0, b);
   if (const size_t dot = name.rfind('.'); dot != std::string_view::npos) name = name.substr(dot + 1);
-  return name == "api_key" || name == "admin_token" || path_.find(".headers.") != std::string::npos;
+  return name == "api_key" || name == "admin_token" || path_ == "admin.token" ||
+         path_.find(".headers.") != std::string::npos;
 }
 
 std::string YamlNode::shown() const {

@@ -15,6 +15,8 @@ debs=(
   libpcre2-dev
   # zlib: the PNG of `frugal calibrate --plot` (already pulled in by librocksdb-dev)
   zlib1g-dev
+  # OpenSSL's libcrypto: SHA-256 of virtual keys and their random secrets
+  libssl-dev
   # mimalloc: frugal's malloc (per-thread free lists that glibc's 7-entry tcache lacks
   # under many concurrent requests; docs/PERFORMANCE.md, "Allocator")
   libmimalloc-dev
@@ -23,6 +25,8 @@ debs=(
   clang libclang-rt-14-dev
   # real servers and load tools used by tests and benchmarks
   nginx-light wrk nodejs npm openssl
+  # shared_state tests: three replicas sharing limits through a Redis on loopback
+  redis-server
   # bench/soak.sh's client and its verdict (standard library only)
   python3
   # promtool and a Prometheus server for tests/integration/prometheus_test.py

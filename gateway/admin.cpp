@@ -1,6 +1,5 @@
-// /admin/* endpoints: cache invalidation and statistics, engine counters. Authorised by
-// the configured admin_token (Authorization: Bearer), or — when none is configured —
-// only for clients on a loopback address.
+// /admin/* endpoints: cache invalidation and statistics, engine counters. Served on the
+// admin listener only and authorised there (gateway/auth.h: admin_authorized).
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -16,9 +15,6 @@
 
 namespace frugal::gateway {
 
-namespace {
-
-// Runs `work` on the server's blocking pool and resumes on this worker with its result.
 asio::awaitable<std::string> off_io_thread(Worker& w, std::function<std::string()> work) {
   struct Wait {
     explicit Wait(asio::io_context& io) : timer(io) {}
@@ -34,8 +30,6 @@ asio::awaitable<std::string> off_io_thread(Worker& w, std::function<std::string(
   while (!wait->result) co_await wait->timer.async_wait(asio::as_tuple(asio::use_awaitable));
   co_return std::move(*wait->result);
 }
-
-}  // namespace
 
 std::string percent_decode(std::string_view s) {
   std::string out;
@@ -135,16 +129,6 @@ asio::awaitable<bool> handle_admin_engines(ClientSocket& stream, Request&, Reque
   for (const auto& [provider, svc] : w.server.engines().all()) write_engine(j, provider, *svc);
   j.end_array().end_object();
   co_return co_await send_response(stream, 200, "application/json", std::move(body), ctx);
-}
-
-bool admin_authorized(ClientSocket& stream, const Request& req, const config::GatewayConfig& cfg) {
-  if (!cfg.admin_token.empty()) {
-    const auto it = req.find(bhttp::field::authorization);
-    return it != req.end() && it->value() == "Bearer " + cfg.admin_token;
-  }
-  boost::system::error_code ec;
-  const auto peer = stream.remote_endpoint(ec);
-  return !ec && peer.address().is_loopback();
 }
 
 asio::awaitable<bool> handle_admin_cache(ClientSocket& stream, Request& req, RequestContext& ctx, Worker& w) {

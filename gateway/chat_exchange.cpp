@@ -15,6 +15,7 @@
 #include "cache/prefix.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "gateway/auth.h"
 #include "gateway/otlp/exporter.h"
 #include "gateway/routing.h"
 #include "gateway/server.h"
@@ -26,13 +27,6 @@ namespace frugal::gateway {
 ChatExchange::ChatExchange(Worker& worker, RequestContext& ctx, const Request& http, Dialect dialect)
     : routing_(std::make_unique<RouteState>(worker.server.snapshot())), w_(worker), ctx_(ctx), http_(http) {
   cfg_ = routing_->snap->cfg;  // config and policy from one snapshot
-  std::string_view key;
-  if (auto it = http.find(boost::beast::http::field::authorization); it != http.end()) {
-    key = it->value();
-    if (key.rfind("Bearer ", 0) == 0) key.remove_prefix(7);
-  } else if (auto x = http.find("x-api-key"); x != http.end()) {
-    key = x->value();
-  }
   trace_.request_id = ctx.request_id;
   const auto tp = http.find("traceparent");
   const std::string_view traceparent = tp == http.end() ? std::string_view{} : std::string_view(tp->value());
@@ -47,7 +41,8 @@ ChatExchange::ChatExchange(Worker& worker, RequestContext& ctx, const Request& h
   trace_.mono_start_us = ctx.start_us;
   trace_.wall_start_us = wall_us() - (mono_us() - ctx.start_us);
   trace_.dialect = dialect;
-  trace_.key_id = tenant_id_of_key(key);
+  // With auth on the key's name; else a hash of whatever key was sent (attribution only).
+  trace_.key_id = ctx.key ? ctx.key->rec.name : tenant_id_of_key(presented_key(http));
   ctx.trace = &trace_;  // the response headers are read from the trace (gateway/trace_headers.h)
 }
 

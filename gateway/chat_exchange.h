@@ -120,6 +120,10 @@ class ChatExchange {
 
   // --- policy stage (gateway/routing.cpp) ---
   Result<void> route(ChatRequest& req);  // facts, request type, route, budget → trace
+  // --- limits (gateway/exchange_limits.cpp) ---
+  Result<void> check_key_model(const ChatRequest& req) const;  // the key's allowed models
+  // After classification: the key's routes, rpm/tpm, streams, budget reservations.
+  Result<void> admit(const ChatRequest& req);
   const policies::RoutePlan& plan() const;
   // The route's plan (cache settings included); null without a policy route.
   const policies::RoutePlan* route_plan() const;

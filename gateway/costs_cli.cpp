@@ -15,7 +15,7 @@ namespace {
 
 constexpr const char* kCostsUsage =
     "usage: frugal costs [--url URL [--token T] | --data-dir DIR] [--from T] [--to T] [--group-by LIST] [--json]\n"
-    "  --url URL         a running gateway (default http://127.0.0.1:8080)\n"
+    "  --url URL         a running gateway's admin listener (default http://127.0.0.1:8081)\n"
     "  --token T         its admin_token (default: $FRUGAL_ADMIN_TOKEN; none needed over loopback\n"
     "                    when the gateway has no admin_token)\n"
     "  --data-dir DIR    read the gateway's data directory instead (read-only)\n"
@@ -162,7 +162,7 @@ int costs_main(const std::vector<std::string>& args, std::ostream& out, std::ost
     return 2;
   }
   if (!data_dir.empty()) return from_data_dir(data_dir, from, to, group_by, json, out, err);
-  return from_url(url.empty() ? "http://127.0.0.1:8080" : url, token, from, to, group_by, json, out, err);
+  return from_url(url.empty() ? "http://127.0.0.1:8081" : url, token, from, to, group_by, json, out, err);
 }
 
 }  // namespace frugal::gateway

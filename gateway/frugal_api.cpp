@@ -175,6 +175,7 @@ asio::awaitable<bool> budgets(ClientSocket& stream, RequestContext& ctx, Worker&
       out.begin_object();
       out.key("name").value(b.name);
       out.key("spent_usd").value(b.spent.to_usd_string());
+      out.key("reserved_usd").value(b.reserved.to_usd_string());  // estimates of requests in flight
       out.key("soft_usd");
       if (b.soft) out.value(b.soft->to_usd_string()); else out.null();
       out.key("hard_usd");

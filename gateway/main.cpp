@@ -13,6 +13,7 @@
 #include "gateway/chat_exchange.h"
 #include "gateway/costs_cli.h"
 #include "gateway/replay_cli.h"
+#include "gateway/keys_cli.h"
 #include "core/log.h"
 #include "gateway/server.h"
 #include "gateway/snapshot.h"
@@ -53,6 +54,11 @@ Usage:
                    [--folds K] [--models a,b,c] [--json] [--write OUT.yaml] [--plot OUT.png]
       Search the cheapest cascade (tiers, order, confidence thresholds) meeting the
       target per request type, cross-validated; X may be ref-0.5pp. See docs/replay.md.
+  frugal keys create --name N [--team T] [--rpm N] [--tpm N] [--max-streams N] [--models a,b]
+             [--routes r,s] [--budget USD[/day]] [--expires 30d] (--data-dir DIR | --url URL)
+      Create a virtual key (printed once; stored as its SHA-256). Also
+      frugal keys list|show|revoke|rotate [--name N] (--data-dir DIR | --url URL [--token T]);
+      --url is the admin listener of a running gateway (default port: the API port + 1).
   frugal key-id [KEY]          Print the key id (a hash) frugal records for an API key,
                                for `teams:` and budget scopes; reads KEY from stdin if absent.
   frugal models inspect FILE   Print a GGUF file's metadata and tensor table.
@@ -219,7 +225,7 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = args[0];
   args.erase(args.begin());
-  static const char* const kCommands[] = {"serve", "pull", "config", "costs", "replay", "calibrate", "key-id", "models", "tokenize", "version"};
+  static const char* const kCommands[] = {"serve", "pull", "config", "costs", "keys", "replay", "calibrate", "key-id", "models", "tokenize", "version"};
   const bool known = std::find(std::begin(kCommands), std::end(kCommands), cmd) != std::end(kCommands);
   if (known && wants_help(args)) {
     // Every command answers --help, before reading any of its arguments.
@@ -245,6 +251,7 @@ int main(int argc, char** argv) {
   if (cmd == "replay") return frugal::gateway::replay_main(args, std::cout, std::cerr);
   if (cmd == "calibrate") return frugal::gateway::calibrate_main(args, std::cout, std::cerr);
   if (cmd == "costs") return frugal::gateway::costs_main(args, std::cout, std::cerr);
+  if (cmd == "keys") return frugal::gateway::keys_main(args, std::cout, std::cerr);
   if (cmd == "key-id") {
     std::string key;
     if (args.size() == 1) key = args[0];

@@ -7,6 +7,8 @@
 #include "core/log.h"
 #include "gateway/chat_exchange.h"
 #include "gateway/server.h"
+#include "gateway/shared_state.h"
+#include "policies/rate_limit.h"
 #include "router/tier_answer.h"
 
 namespace frugal::gateway {
@@ -52,10 +54,15 @@ Result<void> ChatExchange::route(ChatRequest& req) {
   trace_.requested_model = req.model;
   trace_.client_stream = req.stream;
 
-  std::string_view team_header;
-  if (auto it = http_.find("x-frugal-team"); it != http_.end()) team_header = trim(it->value());
-  const auto team = cfg_->key_teams.find(trace_.key_id);
-  trace_.team = team != cfg_->key_teams.end() ? team->second : std::string(team_header);
+  if (ctx_.key) {
+    trace_.team = ctx_.key->rec.team;  // with auth on, never a header's claim
+    FRUGAL_TRY(check_key_model(req));
+  } else {
+    std::string_view team_header;
+    if (auto it = http_.find("x-frugal-team"); it != http_.end()) team_header = trim(it->value());
+    const auto team = cfg_->key_teams.find(trace_.key_id);
+    trace_.team = team != cfg_->key_teams.end() ? team->second : std::string(team_header);
+  }
 
   if (const policies::CompiledPolicy* policy = rs.snap->policy.get()) {
     rs.chat_facts = policies::extract_chat_facts(req);
@@ -111,27 +118,8 @@ Result<void> ChatExchange::route(ChatRequest& req) {
   }
   trace_.classified = true;
 
-  if (rs.snap->budgets) {
-    const policies::BudgetCheck check =
-        rs.snap->budgets->check(policies::BudgetFacts{trace_.team, trace_.key_id, trace_.request_type});
-    router::BudgetDecision& b = trace_.budget;
-    b.checked = true;
-    b.allowed = check.allowed;
-    b.soft_exceeded = check.allowed && check.soft_exceeded;
-    if (!check.allowed) {
-      log::warn("request " + ctx_.request_id + " denied: " + check.message);
-      b.message = check.message;
-      b.retry_after_s = (check.resets_at_us - budget_clock().now_us() + 999'999) / 1'000'000;
-      return make_error(ErrorKind::kRateLimited, "Spend limit reached: " + check.message + ".", "",
-                        "budget_exceeded");
-    }
-    if (check.soft_exceeded) {
-      w_.server.count_soft_budget_exceeded();
-      log::warn("request " + ctx_.request_id + ": " + check.message);
-      b.message = check.message;
-    }
-  }
-  return {};
+  // Key routes, rpm/tpm, streams, budget reservations (gateway/exchange_limits.cpp).
+  return admit(req);
 }
 
 const policies::RoutePlan& ChatExchange::plan() const { return *routing_->plan; }
@@ -300,9 +288,12 @@ void ChatExchange::complete_live_tier(const Usage& usage, ExchangeEnd end) {
 void ChatExchange::book() {
   RouteState& rs = *routing_;
   if (!trace_.pricing_error.empty()) log::debug("request " + ctx_.request_id + ": " + trace_.pricing_error);
-  const Money cost = trace_.cost();
-  if (rs.snap->budgets && cost != Money{})
-    rs.snap->budgets->record(policies::BudgetFacts{trace_.team, trace_.key_id, trace_.request_type}, cost);
+  rs.holds.settle(trace_.cost());
+  int64_t tokens = 0;
+  for (const auto& t : trace_.tiers) tokens += t.usage.total_tokens();
+  SharedState* shared = w_.server.shared_state();
+  if (!shared || !shared->charge_tokens(rs.holds.rate_scopes, tokens, cfg_->limits.window_ms * 1000))
+    w_.server.limiter().charge_tokens(rs.holds.rate_scopes, tokens);
 }
 
 }  // namespace frugal::gateway

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/sse.h"
+#include "gateway/limit_holds.h"
 #include "gateway/snapshot.h"
 #include "policies/request_facts.h"
 #include "router/cascade.h"
@@ -28,6 +29,7 @@ struct RouteState {
   policies::RoutePlan passthrough;            // one live tier: the requested model
   policies::ChatFacts chat_facts;
   router::CascadeOutcome outcome;
+  LimitHolds holds;  // budget reservations, rate scopes, a stream slot (gateway/exchange_limits.cpp)
   size_t live_index = 0;  // the live tier's entry in the trace's tiers
 
   // The live tier's answer, kept when its rule is scored at the end (for the ledger).

@@ -17,11 +17,14 @@
 #include "cache/store.h"
 #include "core/cpus.h"
 #include "core/ids.h"
+#include "policies/rate_limit.h"
 #include "router/ledger.h"
+#include "gateway/auth.h"
 #include "gateway/client_watch.h"
 #include "gateway/otlp/exporter.h"
 #include "core/log.h"
 #include "gateway/regex_limit_log.h"
+#include "gateway/shared_state.h"
 #include "gateway/telemetry.h"
 #include "gateway/worker.h"
 
@@ -86,9 +89,14 @@ Result<void> Server::open_data(const config::GatewayConfig& cfg) {
   specs.push_back(cache::cache_column_family_spec(disk));
   specs.push_back({router::kLedgerCf, router::ledger_cf_options()});
   specs.push_back({router::kRollupsCf, router::rollups_cf_options()});
+  specs.push_back({kKeysCf, rocksdb::ColumnFamilyOptions()});
   auto store = cache::Store::open(cfg.data_dir + "/db", std::move(specs));
   if (!store) return std::move(store).error();
   store_ = std::move(*store);
+  auto keys = KeyStore::open(store_, &budget_clock());
+  if (!keys) return std::move(keys).error();
+  keys_ = std::move(*keys);
+  limiter_ = std::make_unique<policies::RateLimiter>(&budget_clock(), cfg.limits.window_ms * 1000);
   cache::ExactCacheOptions copts;
   copts.memory_bytes = static_cast<size_t>(cfg.cache.memory_bytes);
   auto cache = cache::ExactCache::open(store_, copts);
@@ -101,6 +109,12 @@ Result<void> Server::open_data(const config::GatewayConfig& cfg) {
   auto ledger = router::Ledger::open(store_->db(), store_->cf(router::kLedgerCf), store_->cf(router::kRollupsCf), lopts);
   if (!ledger) return std::move(ledger).error();
   ledger_ = std::move(*ledger);
+  // Keys' own budgets carry their window's spend over a restart, like the policy's.
+  for (const auto& k : keys_->list()) {
+    const auto e = keys_->find_name(k.name);
+    if (e && e->runtime->budget)
+      FRUGAL_TRY(router::restore_budgets(*ledger_, *e->runtime->budget, budget_clock().now_us()));
+  }
   flights_ = std::make_unique<cache::SingleFlight>();
   blocking_ = std::make_unique<asio::thread_pool>(1);
   capture_ = std::make_unique<CaptureWriter>(cfg.capture.path.empty() ? cfg.data_dir + "/capture.jsonl" : cfg.capture.path,
@@ -120,7 +134,17 @@ void Server::run_blocking(asio::io_context& io, std::function<std::string()> wor
 Result<void> Server::start() {
   const auto cfg = config();
   install_regex_limit_log();
+  if (!cfg->shared_state.url.empty()) {
+    shared_ = std::make_unique<SharedState>(cfg->shared_state);
+    log::info("shared_state: rate limits in " + cfg->shared_state.url + " (on failure: " +
+              (cfg->shared_state.fail_open ? "open, local limits" : "closed, 503") + ")");
+  }
   FRUGAL_TRY(open_data(*cfg));
+  {
+    std::string warning;
+    FRUGAL_TRY(check_listener_safety(*cfg, keys_->size(), warning));
+    if (!warning.empty()) log::warn(warning);
+  }
   {
     auto telemetry = Telemetry::open(cfg->telemetry);
     if (!telemetry) return std::move(telemetry).error();
@@ -181,8 +205,11 @@ Result<void> Server::start() {
     }
     ports_.push_back(port);
   }
+  FRUGAL_TRY(bind_admin(*cfg));
   for (auto& w : workers_) {
     for (auto& acc : w->acceptors) asio::co_spawn(w->io, accept_loop(*acc, *w), asio::detached);
+    if (w == workers_.front() && admin_acceptor_)
+      asio::co_spawn(w->io, accept_loop(*admin_acceptor_, *w, Plane::kAdmin), asio::detached);
     threads_.emplace_back([this, wp = w.get(), poll_us = busy_poll_us(*cfg)] { run_worker(*wp, poll_us); });
   }
   ready_ = true;
@@ -191,7 +218,46 @@ Result<void> Server::start() {
     where += (i ? ", " : "") + cfg->server.listen[i].host + ":" + std::to_string(ports_[i]);
   log::info("listening on " + where + " with " + std::to_string(n) + " I/O threads (config: " +
             cfg->source + ", policy: " + (cfg->policy_path.empty() ? std::string("none") : cfg->policy_path) + ")");
+  log::info("admin API (/admin, /v1/frugal, /metrics) on " + admin_host_ + ":" + std::to_string(admin_port_) +
+            (auth_required(*cfg, *keys_) ? "; API requests need a virtual key"
+                                         : cfg->auth == config::AuthMode::kOff ? "; auth: off"
+                                                                               : "; no virtual keys: open to loopback clients"));
   if (cfg->server.watch_interval_ms > 0) watcher_ = std::thread([this] { watch_files(); });
+  return {};
+}
+
+Result<void> Server::bind_admin(const config::GatewayConfig& cfg) {
+  config::Listener l;
+  if (cfg.admin.listen) {
+    l = *cfg.admin.listen;
+  } else {
+    l.host = "127.0.0.1";
+    // The configured port, not the bound one: port 0 (any free port) gets a free one too.
+    const uint16_t api = cfg.server.listen.empty() ? 0 : cfg.server.listen.front().port;
+    l.port = api == 0 || api == 65535 ? 0 : static_cast<uint16_t>(api + 1);
+  }
+  boost::system::error_code ec;
+  const auto addr = asio::ip::make_address(l.host, ec);
+  if (ec) return make_error(ErrorKind::kInvalidRequest, "invalid admin.listen address '" + l.host + "'");
+  auto acc = std::make_unique<tcp::acceptor>(workers_.front()->io);
+  const tcp::endpoint ep(addr, l.port);
+  acc->open(ep.protocol(), ec);
+  if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec && cfg.server.reuse_port) {
+    // Gateways sharing their API port on purpose share the admin port the same way.
+    const int one = 1;
+    if (::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      ec = boost::system::error_code(errno, boost::system::system_category());
+  }
+  if (!ec) acc->bind(ep, ec);
+  if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return make_error(ErrorKind::kUnavailable,
+                      "cannot listen on " + l.host + ":" + std::to_string(l.port) + " for the admin API: " +
+                          ec.message() + (cfg.admin.listen ? "" : " (set admin.listen to choose its address)"));
+  admin_port_ = acc->local_endpoint().port();
+  admin_host_ = l.host;
+  admin_acceptor_ = std::move(acc);
   return {};
 }
 
@@ -249,10 +315,14 @@ void Server::stop() {
   watch_cv_.notify_all();
   if (watcher_.joinable()) watcher_.join();
   for (auto& w : workers_) {
-    asio::post(w->io, [wp = w.get()] {
+    asio::post(w->io, [this, wp = w.get()] {
       for (auto& acc : wp->acceptors) {
         boost::system::error_code ec;
         acc->close(ec);
+      }
+      if (admin_acceptor_ && wp == workers_.front().get()) {
+        boost::system::error_code ec;
+        admin_acceptor_->close(ec);
       }
     });
   }
@@ -287,6 +357,7 @@ void Server::stop() {
   // Writes every queued row; completions post to the stopped io_contexts and are
   // destroyed, unrun, with them. Exchanges destroyed below find the ledger closed.
   if (ledger_) ledger_->close();
+  admin_acceptor_.reset();  // on the first worker's io_context
   workers_.clear();
   telemetry_.reset();  // after the last exchange: writes the access log's last lines
   // Every exchange has recorded its trace by now: send what is queued, within the grace.
@@ -325,6 +396,7 @@ Result<std::shared_ptr<const Snapshot>> Server::reload() {
   if (!budgets) return fail(std::move(budgets).error());
   auto snap = std::make_shared<const Snapshot>(Snapshot{cfg, std::move(*policy), std::move(*budgets), cur->generation + 1});
   snap_.store(snap);
+  if (limiter_) limiter_->set_window_us(cfg->limits.window_ms * 1000);
   reloads_ok_.fetch_add(1);
   log::info("configuration reloaded from " + cfg->source + " (policy: " +
             (cfg->policy_path.empty() ? std::string("none") : cfg->policy_path) + ", generation " +

@@ -11,6 +11,7 @@
 // error nothing changes and the error says where (file:line:col, key, what).
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <condition_variable>
@@ -27,6 +28,7 @@
 #include "core/error.h"
 #include "core/money.h"
 #include "gateway/engines.h"
+#include "gateway/keys.h"
 #include "gateway/snapshot.h"
 #include "router/route_targets.h"
 
@@ -38,6 +40,9 @@ class SingleFlight;
 namespace frugal::router {
 class Ledger;
 }
+namespace frugal::policies {
+class RateLimiter;
+}
 
 namespace frugal::otlp {
 class Exporter;
@@ -48,6 +53,7 @@ namespace frugal::gateway {
 class Worker;
 class Telemetry;
 class CaptureWriter;
+class SharedState;
 
 // The default number of I/O threads for `usable` CPUs: one fewer, at least one. The
 // CPU left over runs what the I/O threads depend on (the kernel's network stack,
@@ -134,6 +140,14 @@ class Server {
   // The OTLP exporter (telemetry.otlp), null when export is off. Thread-safe; it outlives
   // the workers, so an exchange may record into it until the server is destroyed.
   otlp::Exporter* otlp() { return otlp_.get(); }
+  // Virtual keys (gateway/keys.h), opened by start(); thread-safe.
+  KeyStore& keys() { return *keys_; }
+  // rpm/tpm buckets of keys and teams (policies/rate_limit.h); thread-safe.
+  policies::RateLimiter& limiter() { return *limiter_; }
+  // Redis-backed limits shared by replicas (shared_state:), null when not configured.
+  SharedState* shared_state() { return shared_.get(); }
+  // The admin plane's port (0 before start()).
+  uint16_t admin_port() const { return admin_port_; }
   // The prefix-affinity pickers of aliases with replicas (shared by all workers).
   router::ReplicaPickers& replica_pickers() { return pickers_; }
   // Captured traffic (gateway/capture_writer.h, config `capture:`); set by start().
@@ -149,6 +163,8 @@ class Server {
 
  private:
   Result<void> open_data(const config::GatewayConfig& cfg);
+  // The admin plane's listener (admin.listen, or 127.0.0.1 on the first port + 1).
+  Result<void> bind_admin(const config::GatewayConfig& cfg);
   void watch_files();
   static int64_t busy_poll_us(const config::GatewayConfig& cfg);  // server.busy_poll, resolved
   void run_worker(Worker& w, int64_t poll_us);
@@ -171,6 +187,12 @@ class Server {
   std::shared_ptr<cache::Store> store_;
   std::unique_ptr<cache::ExactCache> cache_;
   std::unique_ptr<router::Ledger> ledger_;
+  std::unique_ptr<KeyStore> keys_;
+  std::unique_ptr<policies::RateLimiter> limiter_;
+  std::unique_ptr<SharedState> shared_;
+  uint16_t admin_port_ = 0;
+  std::string admin_host_;
+  std::unique_ptr<boost::asio::ip::tcp::acceptor> admin_acceptor_;
   std::unique_ptr<otlp::Exporter> otlp_;
   std::unique_ptr<cache::SingleFlight> flights_;
   std::unique_ptr<Telemetry> telemetry_;

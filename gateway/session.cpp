@@ -27,6 +27,7 @@
 #include "core/ids.h"
 #include "core/json.h"
 #include "core/text.h"
+#include "gateway/auth.h"
 #include "gateway/frugal_api.h"
 #include "core/log.h"
 #include "gateway/readiness.h"
@@ -54,21 +55,108 @@ std::string_view path_of(std::string_view target) {
   return q == std::string_view::npos ? target : target.substr(0, q);
 }
 
-asio::awaitable<bool> route(ClientSocket& stream, Request& req, RequestContext& ctx, Worker& w) {
+asio::awaitable<bool> method_not_allowed(ClientSocket& stream, Request& req, RequestContext& ctx, bool anthropic,
+                                         std::string_view path, bhttp::verb allowed) {
+  Error e = make_error(ErrorKind::kMethodNotAllowed,
+                       "Method " + std::string(req.method_string()) + " is not allowed on " + std::string(path) +
+                           "; use " + std::string(bhttp::to_string(allowed)) + ".");
+  ctx.headers.emplace_back("Allow", std::string(bhttp::to_string(allowed)));
+  co_return co_await send_error(stream, e, ctx, anthropic);
+}
+
+bool admin_path(std::string_view path) {
+  return path.rfind("/admin/", 0) == 0 || path.rfind("/v1/frugal/", 0) == 0 || path == "/metrics";
+}
+
+// The admin listener: /admin/*, /v1/frugal/*, /metrics, and the health checks.
+asio::awaitable<bool> route_admin(ClientSocket& stream, Request& req, RequestContext& ctx, Worker& w,
+                                  std::string_view path) {
+  const auto cfg = w.server.config();
+  const auto method = req.method();
+  boost::system::error_code ec;
+  const tcp::endpoint self = stream.local_endpoint(ec);
+  if (!admin_host_allowed(req, *cfg, self)) {
+    // A browser sent here by a DNS name that resolves to this machine (DNS rebinding).
+    co_return co_await send_openai_error(
+        stream,
+        make_error(ErrorKind::kPermission,
+                   "Host '" + std::string(req[bhttp::field::host]) +
+                       "' is not this admin listener's address; add it to admin.allowed_hosts if it should be.",
+                   "", "host_not_allowed"),
+        ctx);
+  }
+  if (path == "/healthz" || path == "/readyz") {
+    if (method != bhttp::verb::get) co_return co_await method_not_allowed(stream, req, ctx, false, path, bhttp::verb::get);
+    if (path == "/healthz") co_return co_await send_response(stream, 200, "application/json", R"({"status":"ok"})", ctx);
+    const Readiness r = readiness(w.server);
+    co_return co_await send_response(stream, r.status, "application/json", r.body, ctx);
+  }
+  if (!admin_path(path)) {
+    co_return co_await send_openai_error(
+        stream,
+        make_error(ErrorKind::kNotFound,
+                   "Unknown request URL on the admin listener: " + std::string(req.method_string()) + " " +
+                       std::string(path) + " (the model APIs are on server.listen).",
+                   "", "unknown_url"),
+        ctx);
+  }
+  if (!admin_authorized(stream, req, *cfg)) {
+    Error e = make_error(ErrorKind::kPermission,
+                         "The admin API needs 'Authorization: Bearer <admin token>' (admin.token), or, without a "
+                         "token configured, a loopback client that did not come through a proxy.",
+                         "", "admin_forbidden");
+    co_return co_await send_openai_error(stream, e, ctx);
+  }
+  if (path == "/admin/cache") {
+    if (method != bhttp::verb::get && method != bhttp::verb::delete_) {
+      ctx.headers.emplace_back("Allow", "GET, DELETE");
+      co_return co_await send_openai_error(
+          stream, make_error(ErrorKind::kMethodNotAllowed, "Use GET or DELETE on /admin/cache."), ctx);
+    }
+    co_return co_await handle_admin_cache(stream, req, ctx, w);
+  }
+  if (path == "/admin/engines") {
+    if (method != bhttp::verb::get) co_return co_await method_not_allowed(stream, req, ctx, false, path, bhttp::verb::get);
+    co_return co_await handle_admin_engines(stream, req, ctx, w);
+  }
+  if (path == "/admin/keys" || path.rfind("/admin/keys/", 0) == 0) co_return co_await handle_admin_keys(stream, req, ctx, w);
+  if (path == "/metrics") {
+    if (method != bhttp::verb::get) co_return co_await method_not_allowed(stream, req, ctx, false, path, bhttp::verb::get);
+    co_return co_await handle_metrics(stream, req, ctx, w);
+  }
+  co_return co_await handle_frugal_api(stream, req, ctx, w);
+}
+
+asio::awaitable<bool> route(ClientSocket& stream, Request& req, RequestContext& ctx, Worker& w, Plane plane) {
   std::string_view path = path_of(req.target());
   const bool anthropic = wants_anthropic_errors(req);
   // Clients configured with a base URL without /v1 call the bare paths.
   const bool v1 = path.rfind("/v1/", 0) == 0;
   const std::string_view api = v1 ? path.substr(3) : path;
   const auto method = req.method();
-  auto only = [&](bhttp::verb allowed) -> std::optional<Error> {
-    if (method == allowed) return std::nullopt;
-    Error e = make_error(ErrorKind::kMethodNotAllowed,
-                         "Method " + std::string(req.method_string()) + " is not allowed on " +
-                             std::string(path) + "; use " + std::string(bhttp::to_string(allowed)) + ".");
-    ctx.headers.emplace_back("Allow", std::string(bhttp::to_string(allowed)));
-    return e;
-  };
+  const auto cfg = w.server.config();
+
+  // A web page may call frugal only from an origin the operator allowed, on any path:
+  // otherwise any site a user visits could spend the providers' keys through a local
+  // gateway or drive its admin API.
+  switch (check_origin(req, *cfg)) {
+    case OriginVerdict::kRefused: {
+      Error e = make_error(ErrorKind::kPermission,
+                           "Cross-origin requests from '" + std::string(req[bhttp::field::origin]) +
+                               "' are not allowed (cors.allowed_origins).",
+                           "", "origin_not_allowed");
+      co_return co_await send_error(stream, e, ctx, anthropic);
+    }
+    case OriginVerdict::kAllowed:
+      add_cors_headers(req, ctx);
+      if (method == bhttp::verb::options) {
+        add_preflight_headers(req, ctx);
+        co_return co_await send_response(stream, 204, "text/plain", "", ctx);
+      }
+      break;
+    case OriginVerdict::kNone: break;
+  }
+  if (auto e = content_type_error(req)) co_return co_await send_error(stream, *e, ctx, anthropic);
 
   // A request that already passed kMaxFrugalHops gateways (each adds x-frugal-hop to
   // its upstream requests) is going round in a loop: typically a gateway configured
@@ -85,8 +173,17 @@ asio::awaitable<bool> route(ClientSocket& stream, Request& req, RequestContext& 
     if (hop) e.status = 508;
     co_return co_await send_error(stream, e, ctx, anthropic);
   }
+  if (plane == Plane::kAdmin) co_return co_await route_admin(stream, req, ctx, w, path);
+
+  const bool model_api = api == "/chat/completions" || api == "/messages" || api == "/messages/count_tokens" ||
+                         api == "/models";
+  if (model_api && auth_required(*cfg, w.server.keys())) {
+    auto key = authenticate(req, w.server.keys(), wall_us());
+    if (!key) co_return co_await send_error(stream, key.error(), ctx, anthropic);
+    ctx.key = std::move(*key);
+  }
   if (api == "/chat/completions") {
-    if (auto e = only(bhttp::verb::post)) co_return co_await send_openai_error(stream, *e, ctx);
+    if (method != bhttp::verb::post) co_return co_await method_not_allowed(stream, req, ctx, false, path, bhttp::verb::post);
     co_return co_await handle_chat_completions(stream, req, ctx, w);
   }
   if (api == "/embeddings") {
@@ -94,70 +191,32 @@ asio::awaitable<bool> route(ClientSocket& stream, Request& req, RequestContext& 
     co_return co_await handle_embeddings(stream, req, ctx, w);
   }
   if (api == "/messages") {
-    if (auto e = only(bhttp::verb::post)) co_return co_await send_anthropic_error(stream, *e, ctx);
+    if (method != bhttp::verb::post) co_return co_await method_not_allowed(stream, req, ctx, true, path, bhttp::verb::post);
     co_return co_await handle_messages(stream, req, ctx, w);
   }
   if (api == "/messages/count_tokens") {
-    if (auto e = only(bhttp::verb::post)) co_return co_await send_anthropic_error(stream, *e, ctx);
+    if (method != bhttp::verb::post) co_return co_await method_not_allowed(stream, req, ctx, true, path, bhttp::verb::post);
     co_return co_await handle_count_tokens(stream, req, ctx, w);
   }
   if (api == "/models") {
-    if (auto e = only(bhttp::verb::get)) co_return co_await send_error(stream, *e, ctx, anthropic);
+    if (method != bhttp::verb::get) co_return co_await method_not_allowed(stream, req, ctx, anthropic, path, bhttp::verb::get);
     co_return co_await handle_models(stream, req, ctx, w);
   }
-  if (path.rfind("/admin/", 0) == 0) {
-    if (!admin_authorized(stream, req, *w.server.config())) {
-      Error e = make_error(ErrorKind::kPermission,
-                           "Admin endpoints need 'Authorization: Bearer <admin_token>' (or, without an "
-                           "admin_token configured, a loopback client).",
-                           "", "admin_forbidden");
-      co_return co_await send_openai_error(stream, e, ctx);
-    }
-    if (path == "/admin/cache") {
-      if (method != bhttp::verb::get && method != bhttp::verb::delete_) {
-        ctx.headers.emplace_back("Allow", "GET, DELETE");
-        co_return co_await send_openai_error(
-            stream, make_error(ErrorKind::kMethodNotAllowed, "Use GET or DELETE on /admin/cache."), ctx);
-      }
-      co_return co_await handle_admin_cache(stream, req, ctx, w);
-    }
-    if (path == "/admin/engines") {
-      if (auto e = only(bhttp::verb::get)) co_return co_await send_openai_error(stream, *e, ctx);
-      co_return co_await handle_admin_engines(stream, req, ctx, w);
-    }
-  }
-  if (path == "/metrics") {
-    // Same access rule as /admin/*: a loopback Prometheus scrapes without a token; a
-    // remote one sends the admin token (scrape config `authorization: {credentials: ...}`).
-    if (auto e = only(bhttp::verb::get)) co_return co_await send_openai_error(stream, *e, ctx);
-    if (!admin_authorized(stream, req, *w.server.config())) {
-      Error e = make_error(ErrorKind::kPermission,
-                           "/metrics needs 'Authorization: Bearer <admin_token>' (or, without an admin_token "
-                           "configured, a loopback client).",
-                           "", "admin_forbidden");
-      co_return co_await send_openai_error(stream, e, ctx);
-    }
-    co_return co_await handle_metrics(stream, req, ctx, w);
-  }
   if (path == "/healthz") {
-    if (auto e = only(bhttp::verb::get)) co_return co_await send_error(stream, *e, ctx, anthropic);
+    if (method != bhttp::verb::get) co_return co_await method_not_allowed(stream, req, ctx, anthropic, path, bhttp::verb::get);
     co_return co_await send_response(stream, 200, "application/json", R"({"status":"ok"})", ctx);
   }
   if (path == "/readyz") {
-    if (auto e = only(bhttp::verb::get)) co_return co_await send_error(stream, *e, ctx, anthropic);
+    if (method != bhttp::verb::get) co_return co_await method_not_allowed(stream, req, ctx, anthropic, path, bhttp::verb::get);
     const Readiness r = readiness(w.server);
     co_return co_await send_response(stream, r.status, "application/json", r.body, ctx);
   }
-  if (path.rfind("/v1/frugal/", 0) == 0 || path.rfind("/admin/", 0) == 0) {
-    // Cost data is per key and team: the same authorisation as /admin/ (checked above).
-    if (path.rfind("/v1/frugal/", 0) == 0 && !admin_authorized(stream, req, *w.server.config())) {
-      Error e = make_error(ErrorKind::kPermission,
-                           "frugal's API needs 'Authorization: Bearer <admin_token>' (or, without an "
-                           "admin_token configured, a loopback client).",
-                           "", "admin_forbidden");
-      co_return co_await send_openai_error(stream, e, ctx);
-    }
-    co_return co_await handle_frugal_api(stream, req, ctx, w);
+  if (admin_path(path)) {
+    Error e = make_error(ErrorKind::kNotFound,
+                         std::string(path) + " is served on the admin listener (admin.listen; by default 127.0.0.1 "
+                                             "on this port + 1), not on the API listener.",
+                         "", "admin_on_admin_listener");
+    co_return co_await send_error(stream, e, ctx, anthropic);
   }
   Error e = make_error(ErrorKind::kNotFound, "Unknown request URL: " + std::string(req.method_string()) + " " +
                                                  std::string(path) + ".",
@@ -367,7 +426,7 @@ constexpr int64_t kAcceptLogIntervalUs = 1'000'000;
 
 }  // namespace
 
-asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Worker& worker) {
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Worker& worker, Plane plane) {
   int64_t logged_us = 0;   // when the last accept failure was logged
   int64_t unlogged = 0;    // failures since then
   asio::steady_timer backoff(worker.io);
@@ -394,7 +453,7 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Worker& worker) {
     socket.set_option(tcp::no_delay(true), ec);
     Worker& target = worker.server.next_worker();
     if (&target == &worker) {
-      asio::co_spawn(worker.io, run_session(std::move(socket), worker), asio::detached);
+      asio::co_spawn(worker.io, run_session(std::move(socket), worker, plane), asio::detached);
       continue;
     }
     // Another thread's turn: hand it the descriptor (a socket belongs to one io_context).
@@ -402,18 +461,18 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Worker& worker) {
     if (ec) continue;
     const int fd = socket.release(ec);
     if (ec) continue;  // still the socket's: closed with it
-    asio::post(target.io, [fd = OwnedFd(fd), protocol, &target]() mutable {
+    asio::post(target.io, [fd = OwnedFd(fd), protocol, &target, plane]() mutable {
       tcp::socket s(target.io);
       boost::system::error_code aec;
       s.assign(protocol, fd.get(), aec);
       if (aec) return;
       fd.take();
-      asio::co_spawn(target.io, run_session(std::move(s), target), asio::detached);
+      asio::co_spawn(target.io, run_session(std::move(s), target, plane), asio::detached);
     });
   }
 }
 
-asio::awaitable<void> run_session(tcp::socket socket, Worker& worker) {
+asio::awaitable<void> run_session(tcp::socket socket, Worker& worker, Plane plane) {
   InFlight session(worker.sessions);
   ClientSocket& stream = socket;
   beast::flat_buffer buffer(kRequestBufferLimit);
@@ -463,7 +522,7 @@ asio::awaitable<void> run_session(tcp::socket socket, Worker& worker) {
                          ? std::string(rid->value())
                          : new_request_id();
     ctx.keep_alive = req.keep_alive();
-    const bool keep = co_await route(stream, req, ctx, worker);
+    const bool keep = co_await route(stream, req, ctx, worker, plane);
     if (!keep) break;
   }
   boost::system::error_code ec;

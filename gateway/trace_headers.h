@@ -4,7 +4,8 @@
 // terminating chunk) is written, so they say what the trace knows at that moment.
 //
 //   x-frugal-request-type, x-frugal-route   once classified
-//   retry-after                             a budget denial, until the period resets
+//   retry-after                             a budget denial, until the period resets;
+//                                           a rate limit, until it has room again
 //   x-frugal-budget-warning                 a soft budget limit passed
 //   x-frugal-cache                          hit | miss | bypass, once looked up
 //   x-frugal-provider, x-frugal-model       where the answer comes from (a hit: the
@@ -36,6 +37,7 @@ void for_each_response_header(const router::RequestTrace& t, Fn&& fn) {
     fn("x-frugal-route", t.route);
   }
   if (!t.budget.allowed && t.budget.retry_after_s > 0) fn("retry-after", std::to_string(t.budget.retry_after_s));
+  if (!t.limit.allowed && t.limit.retry_after_s > 0) fn("retry-after", std::to_string(t.limit.retry_after_s));
   if (t.budget.soft_exceeded) fn("x-frugal-budget-warning", t.budget.message);
   switch (t.cache.outcome) {
     case router::CacheOutcome::kNone: break;

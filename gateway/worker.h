@@ -9,6 +9,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,6 +38,7 @@ using tcp = asio::ip::tcp;
 using ClientSocket = tcp::socket;
 
 class Server;
+struct KeyEntry;
 
 // An io_context whose pending handlers (suspended request coroutines included) can be
 // destroyed while the objects they reference still exist.
@@ -120,11 +122,17 @@ struct RequestContext {
   // A chat request's record, set by its exchange: the x-frugal-* headers are read from it
   // when a response head is written (gateway/trace_headers.h).
   const router::RequestTrace* trace = nullptr;
+  // The virtual key that authenticated the request (null when auth is off).
+  std::shared_ptr<const KeyEntry> key;
   int64_t overhead_us(int64_t now_us) const;
 };
 
-asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Worker& worker);
-asio::awaitable<void> run_session(tcp::socket socket, Worker& worker);
+// Which listener a connection came in on: the API (model endpoints) or the admin plane
+// (/admin/*, /v1/frugal/*, /metrics; gateway/auth.h).
+enum class Plane { kApi, kAdmin };
+
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Worker& worker, Plane plane = Plane::kApi);
+asio::awaitable<void> run_session(tcp::socket socket, Worker& worker, Plane plane = Plane::kApi);
 
 // Handlers: each writes exactly one response (or closes the connection) and returns
 // whether the connection may be kept alive.
@@ -147,7 +155,10 @@ asio::awaitable<bool> handle_admin_cache(ClientSocket& stream, Request& req, Req
 // GET /admin/engines: every loaded engine provider with its counters (gateway/admin.cpp).
 asio::awaitable<bool> handle_admin_engines(ClientSocket& stream, Request& req, RequestContext& ctx,
                                            Worker& worker);
-bool admin_authorized(ClientSocket& stream, const Request& req, const config::GatewayConfig& cfg);
+// /admin/keys[/NAME[/revoke|/rotate]]: virtual keys (gateway/admin_keys.cpp).
+asio::awaitable<bool> handle_admin_keys(ClientSocket& stream, Request& req, RequestContext& ctx, Worker& worker);
+// Runs `work` on the server's blocking pool and resumes on this worker with its result.
+asio::awaitable<std::string> off_io_thread(Worker& w, std::function<std::string()> work);
 // The decoded value of query parameter `name` in a request target, if present.
 std::optional<std::string> query_param(std::string_view target, std::string_view name);
 std::string percent_decode(std::string_view s);

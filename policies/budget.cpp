@@ -106,17 +106,44 @@ void BudgetTracker::roll(Acc& a, int64_t now) {
 }
 
 BudgetCheck BudgetTracker::check(const BudgetFacts& facts) {
-  BudgetCheck c;
+  const int64_t now = clock_->now_us();
+  std::lock_guard lock(mu_);
+  return check_locked(facts, now);
+}
+
+BudgetCheck BudgetTracker::reserve(const BudgetFacts& facts, Money estimate) {
+  const int64_t now = clock_->now_us();
+  std::lock_guard lock(mu_);
+  BudgetCheck c = check_locked(facts, now);
+  if (!c.allowed) return c;
+  for (auto& a : budgets_)
+    if (in_scope(a.spec, facts)) a.reserved += estimate;
+  return c;
+}
+
+void BudgetTracker::settle(const BudgetFacts& facts, Money estimate, Money cost) {
   const int64_t now = clock_->now_us();
   std::lock_guard lock(mu_);
   for (auto& a : budgets_) {
     if (!in_scope(a.spec, facts)) continue;
     roll(a, now);
-    if (a.spec.hard && a.spent >= *a.spec.hard) {
+    a.reserved -= estimate;
+    if (a.reserved < Money{}) a.reserved = Money{};
+    a.spent += cost;
+  }
+}
+
+BudgetCheck BudgetTracker::check_locked(const BudgetFacts& facts, int64_t now) {
+  BudgetCheck c;
+  for (auto& a : budgets_) {
+    if (!in_scope(a.spec, facts)) continue;
+    roll(a, now);
+    if (a.spec.hard && a.spent + a.reserved >= *a.spec.hard) {
       ++a.denied_count;
       c.allowed = false;
-      c.message = "budget '" + a.spec.name + "' exhausted: spent " + usd(a.spent) + " of " +
-                  usd(*a.spec.hard) + " hard limit; resets at " + format_utc(a.window_end);
+      c.message = "budget '" + a.spec.name + "' exhausted: spent " + usd(a.spent) +
+                  (a.reserved != Money{} ? " (+" + usd(a.reserved) + " reserved by requests in flight)" : "") +
+                  " of " + usd(*a.spec.hard) + " hard limit; resets at " + format_utc(a.window_end);
       c.resets_at_us = a.window_end;
       return c;  // the first exhausted budget is the one reported
     }
@@ -164,7 +191,7 @@ std::vector<BudgetStatus> BudgetTracker::snapshot() {
   std::vector<BudgetStatus> out;
   for (auto& a : budgets_) {
     roll(a, now);
-    out.push_back(BudgetStatus{a.spec.name, a.spent, a.spec.soft, a.spec.hard,
+    out.push_back(BudgetStatus{a.spec.name, a.spent, a.reserved, a.spec.soft, a.spec.hard,
                                a.window_start, a.window_end, a.soft_count, a.denied_count});
   }
   return out;

@@ -2,10 +2,15 @@
 // Budgets: spend limits per scope (team, key, request type, or global) per UTC hour,
 // day or month, with a soft limit (log + count) and a hard limit (deny).
 //
-// Contract for the gateway: call check() before routing a request and deny with 429
-// when !allowed; call record() with the request's total cost once it is known. A
-// hard limit is checked against spend so far, so the request that crosses the limit
-// is served and the next one is denied. State is in memory and per process;
+// Contract for the gateway: call reserve() with the request's estimated cost before
+// routing it and deny with 429 when !allowed; call settle() with the same estimate and
+// the request's real cost once it is known (cost 0 when it never reached an upstream).
+// A hard limit is checked against spend so far plus what requests in flight have
+// reserved: a request is admitted while spent + reserved < hard, so the request that
+// crosses the limit is served and the next one is denied, and concurrent requests
+// cannot all pass a check made before any of them was charged. Bound: the spend in a
+// window stays below hard + the estimate of the last request admitted, plus whatever
+// requests cost beyond their estimates (an escalated cascade, a missing max_tokens). State is in memory and per process;
 // rebuild it on start from the ledger's rollups (router/ledger.h: restore_budgets).
 // Thread-safe: one mutex, held for a few additions per call.
 #include <cstdint>
@@ -60,6 +65,7 @@ struct BudgetCheck {
 struct BudgetStatus {
   std::string name;
   Money spent;  // exact (picodollars, 128-bit)
+  Money reserved;  // estimates of requests in flight
   std::optional<Money> soft;
   std::optional<Money> hard;
   int64_t window_start_us = 0;
@@ -79,6 +85,11 @@ class BudgetTracker {
 
   BudgetCheck check(const BudgetFacts& facts);
   void record(const BudgetFacts& facts, Money cost);
+  // check(), and when allowed `estimate` is added to every in-scope budget's reserved
+  // amount, under the same lock.
+  BudgetCheck reserve(const BudgetFacts& facts, Money estimate);
+  // Ends a reservation: releases `estimate` and records `cost` (same facts as reserve).
+  void settle(const BudgetFacts& facts, Money estimate, Money cost);
   // Adds spend recorded at `at_us` (e.g. an hourly rollup's start) if it falls in the
   // budget's current window. For rebuilding state from the ledger on start.
   void restore(const BudgetFacts& facts, int64_t at_us, Money cost);
@@ -92,6 +103,7 @@ class BudgetTracker {
   struct Acc {
     config::BudgetSpec spec;
     Money spent;
+    Money reserved;  // kept over a window roll: the requests are still in flight
     int64_t window_start = 0;
     int64_t window_end = 0;
     int64_t soft_count = 0;
@@ -99,6 +111,7 @@ class BudgetTracker {
   };
   static bool in_scope(const config::BudgetSpec& s, const BudgetFacts& f);
   void roll(Acc& a, int64_t now);
+  BudgetCheck check_locked(const BudgetFacts& facts, int64_t now);
 
   std::vector<Acc> budgets_;
   const Clock* clock_;

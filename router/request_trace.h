@@ -70,6 +70,13 @@ struct BudgetDecision {
   int64_t retry_after_s = 0;  // denied: when the exhausted period resets
 };
 
+// Rate limits (rpm, tpm, concurrent streams) of the request's key and team.
+struct LimitDecision {
+  bool allowed = true;
+  std::string message;        // which limit refused
+  int64_t retry_after_s = 0;  // refused: until the limit has room again
+};
+
 struct CacheTrace {
   CacheOutcome outcome = CacheOutcome::kNone;
   bool follower = false;  // a hit served by following another request's live stream
@@ -95,7 +102,9 @@ struct RequestTrace {
   std::string requested_model;
   bool client_stream = false;
   bool embeddings = false;  // POST /v1/embeddings (GenAI operation "embeddings", not "chat")
-  std::string key_id;  // a stable hash of the API key ("" without one)
+  // The virtual key's name when auth is on; else a stable hash of the API key sent
+  // ("" without one). Never the key itself.
+  std::string key_id;
   std::string team;
 
   // --- decisions ---
@@ -104,6 +113,7 @@ struct RequestTrace {
   std::string route = "passthrough";
   bool routed = false;  // a policy route (false: the requested model, uncascaded)
   BudgetDecision budget;
+  LimitDecision limit;
   CacheTrace cache;
 
   // --- the cascade ---

@@ -365,3 +365,45 @@ TEST_CASE("telemetry: metrics and access log off by default, both configurable")
     CHECK_MESSAGE(r.error().message.find(b.expect) != std::string::npos, r.error().message);
   }
 }
+
+TEST_CASE("identity settings: auth, admin, cors, limits and shared_state parse, mistakes name their key") {
+  auto c = load_config_text(R"(auth: required
+admin_token: tok
+admin: { listen: "127.0.0.1:9901", token: tok, allowed_hosts: [gw.internal] }
+cors: { allowed_origins: ["https://app.example.com"] }
+limits:
+  window: 10s
+  teams: { search: { rpm: 100, tpm: 5000 } }
+  estimate: { output_tokens: 256, usd: "0.01" }
+)",
+                            "t.yaml");
+  REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
+  CHECK(c->auth == AuthMode::kRequired);
+  CHECK(c->admin.listen->port == 9901);
+  CHECK(c->admin.token == "tok");
+  CHECK(c->admin.allowed_hosts.at(0) == "gw.internal");
+  CHECK(c->cors_allowed_origins.at(0) == "https://app.example.com");
+  CHECK(c->limits.window_ms == 10'000);
+  CHECK(c->limits.teams.at("search").tpm == 5000);
+  CHECK(c->limits.estimate_output_tokens == 256);
+  CHECK(c->limits.estimate_request_micros == 10'000);
+  // The older spelling sets the admin token too.
+  CHECK(load_config_text("admin_token: old\n", "t.yaml")->admin.token == "old");
+  CHECK(load_config_text("{}\n", "t.yaml")->auth == AuthMode::kAuto);
+
+  struct Case { const char* yaml; const char* expect; };
+  const Case cases[] = {
+      {"auth: maybe\n", "t.yaml:1:7: key 'auth': expected 'required' or 'off', got 'maybe'"},
+      {"admin_token: a\nadmin: { token: b }\n", "key 'admin.token': differs from admin_token"},
+      {"admin: { listen: nowhere }\n", "key 'admin.listen'"},
+      {"limits: { teams: { t: { rpm: -1 } } }\n", "key 'limits.teams.t.rpm'"},
+      {"limits: { estimate: { usd: \"1e3\" } }\n", "key 'limits.estimate.usd'"},
+      {"shared_state: http://x\n", "key 'shared_state': expected a redis://host:port URL"},
+  };
+  for (const auto& k : cases) {
+    CAPTURE(k.yaml);
+    auto r = load_config_text(k.yaml, "t.yaml");
+    REQUIRE(!r.ok());
+    CHECK_MESSAGE(r.error().message.find(k.expect) != std::string::npos, r.error().message);
+  }
+}

@@ -243,7 +243,7 @@ test('the Anthropic SDK gets a tool_use block from the engine', async () => {
 test('the engine drafted and verified tokens exactly when a draft model is loaded', async () => {
   const root = process.env.FRUGAL_ROOT;
   assert.ok(root, 'FRUGAL_ROOT must be set by tests/e2e/run.sh');
-  const res = await fetch(`${root}/admin/engines`);  // loopback, no admin_token configured
+  const res = await fetch(`${process.env.FRUGAL_ADMIN}/admin/engines`);  // loopback, no admin_token configured
   assert.equal(res.status, 200);
   const { engines } = await res.json();
   const engine = engines.find((e) => e.model === model);

@@ -235,7 +235,8 @@ ${otlp.map((l) => '    ' + l).join('\n')}
     { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${otlpPort}`, OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=e2e%20tenant',
       OTEL_SERVICE_NAME: 'frugal-e2e' }, `${name}.log`);
   const port = await waitFor('frugal port', () => f.log().match(/listening on 127\.0\.0\.1:(\d+)/)?.[1]);
-  return { url: `http://127.0.0.1:${port}`, log: f.log, child: f.child };
+  const adminPort = await waitFor('frugal admin port', () => f.log().match(/admin API .* on 127\.0\.0\.1:(\d+)/)?.[1]);
+  return { url: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}`, log: f.log, child: f.child };
 }
 
 async function chat(url, body, headers = {}) {
@@ -316,7 +317,7 @@ test('spans and metrics decoded by the official OTLP classes agree with the ledg
   const ids = [`plain-${pid}`, `hit-${pid}`, `esc-${pid}`, `ver-${pid}`, `err-${pid}`, `anth-${pid}`];
   const requested = { plain: 'plain-model', hit: 'plain-model', err: 'plain-model', esc: 'auto', ver: 'auto', anth: 'claude-otlp' };
 
-  const rows = await ledgerRows(gw.url);
+  const rows = await ledgerRows(gw.admin);
   const rowOf = (id) => rows.find((r) => r.id === id);
   // Every request's spans, once all arrived: a root, its cache lookup, one per tier row.
   const expected = (id) => 1 + (rowOf(id).cache === 'none' ? 0 : 1) + rowOf(id).tiers.length;
@@ -504,7 +505,7 @@ test('a receiver that goes away mid-load fails no client request, the lost spans
   assert.ok(dropped > 0, 'spans were dropped while the collector was away');
   assert.ok(received.length + receiver.spans.length >= exported, 'what frugal counts as exported did arrive');
   assert.equal(sumPoints(m['frugal.requests']), total, 'the metrics saw every request all the same');
-  const rows = await ledgerRows(gw.url);
+  const rows = await ledgerRows(gw.admin);
   assert.equal(rows.filter((r) => r.status === 200).length, total);
   assert.equal(await terminate(gw.child), 0);
   await receiver.stop();

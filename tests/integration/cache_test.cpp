@@ -24,7 +24,7 @@ namespace {
 struct Env {
   std::unique_ptr<Child> mock;
   std::unique_ptr<Child> gw;
-  std::string mock_url, url;
+  std::string mock_url, url, admin_url;
   std::filesystem::path dir;
 
   Env() {
@@ -59,6 +59,7 @@ passthrough:
     gw = std::make_unique<Child>(
         std::vector<std::string>{FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
     url = "http://127.0.0.1:" + gw->wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
+    admin_url = frugal::test::admin_url_of(*gw);
   }
   ~Env() {
     gw.reset();
@@ -74,7 +75,7 @@ passthrough:
     return p.parse(r.body)["chat"].get_int64().value();
   }
   int64_t cache_stat(const char* key) {
-    auto r = request("GET", url + "/admin/cache");
+    auto r = request("GET", admin_url + "/admin/cache");
     REQUIRE_MESSAGE(r.status == 200, r.body);
     simdjson::dom::parser p;
     return p.parse(r.body)[key].get_int64().value();
@@ -239,22 +240,22 @@ TEST_CASE("DELETE /admin/cache by route, by tenant and all") {
   e.chat(shared);
   CHECK(e.chat(shared).header("x-frugal-cache") == "hit");
 
-  auto d = request("DELETE", e.url + "/admin/cache?route=shared-model");
+  auto d = request("DELETE", e.admin_url + "/admin/cache?route=shared-model");
   CHECK(d.status == 200);
   CHECK(d.body.find(R"("deleted":"route")") != std::string::npos);
   CHECK(e.chat(shared).header("x-frugal-cache") == "miss");
   CHECK(e.chat(body("inv-a"), {"Authorization: Bearer sk-carol"}).header("x-frugal-cache") == "hit");
 
-  CHECK(request("DELETE", e.url + "/admin/cache?api_key=sk-carol").status == 200);
+  CHECK(request("DELETE", e.admin_url + "/admin/cache?api_key=sk-carol").status == 200);
   CHECK(e.chat(body("inv-a"), {"Authorization: Bearer sk-carol"}).header("x-frugal-cache") == "miss");
   CHECK(e.chat(body("inv-b"), {"Authorization: Bearer sk-dave"}).header("x-frugal-cache") == "hit");
 
-  CHECK(request("DELETE", e.url + "/admin/cache").status == 200);
+  CHECK(request("DELETE", e.admin_url + "/admin/cache").status == 200);
   CHECK(e.chat(body("inv-b"), {"Authorization: Bearer sk-dave"}).header("x-frugal-cache") == "miss");
 
-  auto both = request("DELETE", e.url + "/admin/cache?route=a&tenant=b");
+  auto both = request("DELETE", e.admin_url + "/admin/cache?route=a&tenant=b");
   CHECK(both.status == 400);
-  CHECK(request("PUT", e.url + "/admin/cache").status == 405);
+  CHECK(request("PUT", e.admin_url + "/admin/cache").status == 405);
 }
 
 TEST_CASE("after a restart, entries are served from RocksDB") {

@@ -148,11 +148,12 @@ passthrough:
 
 struct Gateway {
   std::unique_ptr<Child> proc;
-  std::string url;
+  std::string url, admin_url;
   void start(const std::filesystem::path& config, std::vector<std::string> env = {}) {
     proc = std::make_unique<Child>(std::vector<std::string>{FRUGAL_BIN, "serve", "--config", config.string()},
                                    std::move(env));
     url = "http://127.0.0.1:" + proc->wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
+    admin_url = frugal::test::admin_url_of(*proc);
   }
 };
 
@@ -178,6 +179,7 @@ struct Env {
     std::filesystem::remove_all(dir);
   }
   const std::string& url() const { return gw.url; }
+  const std::string& admin() const { return gw.admin_url; }
   Response chat(const std::string& body, std::vector<std::string> headers = {}) {
     return request("POST", url() + "/v1/chat/completions", body, std::move(headers));
   }
@@ -314,7 +316,7 @@ TEST_CASE("low log-probs escalate, tier by tier, the last tier always answers") 
   // small 4 µ$ (rejected) + mid: 12 × 1 + 7 × 4 = 40 µ$ → 44; baseline 330.
   CHECK(r.header("x-frugal-cost-usd") == "0.000044");
   CHECK(r.header("x-frugal-savings-usd") == "0.000286");
-  const std::string row = ledger_row(e.url(), rid);
+  const std::string row = ledger_row(e.admin(), rid);
   REQUIRE(!row.empty());
   CHECK(str(row, "/tiers/0/status") == "rejected");
   CHECK(str(row, "/tiers/0/reason").find("mean_logprob -0.850 < -0.5") != std::string::npos);
@@ -344,7 +346,7 @@ TEST_CASE("an error in tier 1 escalates to tier 2") {
                   {"x-frugal-request-type: classify", "x-request-id: " + rid});
   REQUIRE(r.status == 200);
   CHECK(r.header("x-frugal-tier") == "2");
-  const std::string row = ledger_row(e.url(), rid);
+  const std::string row = ledger_row(e.admin(), rid);
   CHECK(str(row, "/tiers/0/status") == "error");
   CHECK(str(row, "/tiers/0/reason").find("status 500") != std::string::npos);
   CHECK(num(row, "/tiers/0/cost") == 0);  // an error reports no usage
@@ -391,7 +393,7 @@ TEST_CASE("a verifier model is asked a yes/no question and its P(yes) decides") 
   CHECK(asked[0].find("Answer: Blue, on a clear day.") != std::string::npos);
   CHECK(asked[0].find(R"("max_tokens":1)") != std::string::npos);
   CHECK(asked[0].find(R"("logprobs":true)") != std::string::npos);
-  const std::string row = ledger_row(e.url(), rid);
+  const std::string row = ledger_row(e.admin(), rid);
   CHECK(str(row, "/tiers/1/status") == "verifier");
   CHECK(str(row, "/tiers/1/model") == "verifier-mini");
   // The verifier's call costs: 50 × 0.20 = 10, 1 × 0.80 = 0.8: 10.8 µ$ exactly (booked
@@ -476,7 +478,7 @@ TEST_CASE("an Anthropic client is classified, routed and scored the same way and
   CHECK(ok.header("x-frugal-cost-usd") == "0.000004");
   CHECK(ok.body.find(R"("type":"message")") != std::string::npos);
   CHECK(ok.body.find("logprob") == std::string::npos);
-  CHECK(str(ledger_row(e.url(), "anth-1"), "/dialect") == "anthropic");
+  CHECK(str(ledger_row(e.admin(), "anth-1"), "/dialect") == "anthropic");
 
   // Tier 1 unsure and tier 2 without log-probs (its rule cannot accept): tier 3 streams.
   auto esc = request("POST", e.url() + "/v1/messages", body(R"({\"models\":{\"tier-small\":{\"logprobs\":[-3]}}})", true),
@@ -496,12 +498,12 @@ TEST_CASE("key ids and teams: a hash of the key, never the key, a configured tea
   CHECK(key_id("sk-other-key") != id);
   auto r = e.chat(body_with(""), {"Authorization: Bearer sk-team-key", "x-frugal-team: claimed", "x-request-id: team-1"});
   REQUIRE(r.status == 200);
-  const std::string row = ledger_row(e.url(), "team-1");
+  const std::string row = ledger_row(e.admin(), "team-1");
   CHECK(str(row, "/key") == id);
   CHECK(str(row, "/team") == "mapped-team");
   CHECK(row.find("sk-team-key") == std::string::npos);
   auto h = e.chat(body_with(""), {"Authorization: Bearer sk-unlisted", "x-frugal-team: claimed", "x-request-id: team-2"});
-  CHECK(str(ledger_row(e.url(), "team-2"), "/team") == "claimed");
+  CHECK(str(ledger_row(e.admin(), "team-2"), "/team") == "claimed");
 }
 
 TEST_CASE("frugal config check validates the policy the config names") {
@@ -525,7 +527,7 @@ TEST_CASE("budgets: a soft limit warns and counts, a hard limit answers 429 in O
   // Each request: 1000 in × 0.10 + 100 out × 0.40 = 140 µ$ on tier-small.
   const std::string body = body_with(R"(,"mock":{"usage":{"prompt":1000,"completion":100}})");
   auto soft_count = [&] {
-    auto b = request("GET", e.url() + "/v1/frugal/budgets");
+    auto b = request("GET", e.admin() + "/v1/frugal/budgets");
     REQUIRE(b.status == 200);
     return num(b.body, "/soft_exceeded_total");
   };
@@ -600,18 +602,18 @@ TEST_CASE("ledger totals equal hand computation exactly: rejected tiers, cached 
   CHECK(r5.header("x-frugal-savings-usd") == "0.005600");
   CHECK(content_of(r5) == content_of(r4));
 
-  const std::string row3 = ledger_row(e.url(), "exact-3", 5000);
+  const std::string row3 = ledger_row(e.admin(), "exact-3", 5000);
   REQUIRE_MESSAGE(!row3.empty(), "the cancelled stream's row");
   CHECK(row3.find(R"("cancelled":true)") != std::string::npos);
   CHECK(num(row3, "/cost") == 132);
   CHECK(str(row3, "/tiers/2/model") == "tier-large");
-  const std::string row5 = ledger_row(e.url(), "exact-5");
+  const std::string row5 = ledger_row(e.admin(), "exact-5");
   CHECK(str(row5, "/cache") == "hit");
   CHECK(num(row5, "/baseline") == 5600);
   CHECK(row5.find(R"("tiers":[])") != std::string::npos);
 
   // The rollups, grouped by team, add up to the same hand totals.
-  auto costs = request("GET", e.url() + "/v1/frugal/costs?group_by=team");
+  auto costs = request("GET", e.admin() + "/v1/frugal/costs?group_by=team");
   REQUIRE(costs.status == 200);
   simdjson::dom::parser p;
   bool found = false;
@@ -643,7 +645,7 @@ TEST_CASE("GET /v1/frugal/costs groups by request type, model and key, bad param
                    {"x-frugal-request-type: classify", std::string("Authorization: Bearer ") + key,
                     "x-frugal-team: keys-team"})
                 .status == 200);
-  auto r = request("GET", e.url() + "/v1/frugal/costs?from=-1h&to=now&group_by=request_type,model,key");
+  auto r = request("GET", e.admin() + "/v1/frugal/costs?from=-1h&to=now&group_by=request_type,model,key");
   REQUIRE(r.status == 200);
   simdjson::dom::parser p;
   auto doc = p.parse(r.body).value();
@@ -664,15 +666,15 @@ TEST_CASE("GET /v1/frugal/costs groups by request type, model and key, bad param
   CHECK(counts.count(2) >= 1);
   CHECK(r.body.find("sk-alpha") == std::string::npos);
 
-  auto table = request("GET", e.url() + "/v1/frugal/costs?group_by=model&format=table");
+  auto table = request("GET", e.admin() + "/v1/frugal/costs?group_by=model&format=table");
   CHECK(table.status == 200);
   CHECK(table.body.find("tier-small") != std::string::npos);
   CHECK(table.body.find("TOTAL") != std::string::npos);
 
-  auto bad = request("GET", e.url() + "/v1/frugal/costs?group_by=colour");
+  auto bad = request("GET", e.admin() + "/v1/frugal/costs?group_by=colour");
   CHECK(bad.status == 400);
   CHECK(bad.body.find("unknown group_by 'colour'") != std::string::npos);
-  auto bad_time = request("GET", e.url() + "/v1/frugal/costs?from=yesterday");
+  auto bad_time = request("GET", e.admin() + "/v1/frugal/costs?from=yesterday");
   CHECK(bad_time.status == 400);
   CHECK(bad_time.body.find(R"("param":"from")") != std::string::npos);
 }
@@ -680,7 +682,7 @@ TEST_CASE("GET /v1/frugal/costs groups by request type, model and key, bad param
 TEST_CASE("frugal costs prints the table from a running gateway and from its data directory") {
   auto& e = env();
   const auto out = e.dir / "costs.txt";
-  const std::string cmd = std::string(FRUGAL_BIN) + " costs --url " + e.url() + " --group-by request_type > " +
+  const std::string cmd = std::string(FRUGAL_BIN) + " costs --url " + e.admin() + " --group-by request_type > " +
                           out.string() + " 2>&1";
   REQUIRE(std::system(cmd.c_str()) == 0);
   std::stringstream ss;
@@ -708,7 +710,7 @@ TEST_CASE("reload: POST /admin/reload, a file change and SIGHUP swap the policy,
   REQUIRE(type_now() == "classify");
 
   write_file(e.dir / "policy.yaml", policy_text("triage"));
-  auto ok = request("POST", e.url() + "/admin/reload");
+  auto ok = request("POST", e.admin() + "/admin/reload");
   CHECK(ok.status == 200);
   CHECK(ok.body.find(R"("status":"reloaded")") != std::string::npos);
   CHECK(ok.body.find(R"("triage")") != std::string::npos);
@@ -719,7 +721,7 @@ TEST_CASE("reload: POST /admin/reload, a file change and SIGHUP swap the policy,
   std::string broken = policy_text("classify");
   broken.replace(broken.find("      - model: tier-mid"), 23, "      - model: tier-nope");
   write_file(e.dir / "policy.yaml", broken);
-  auto bad = request("POST", e.url() + "/admin/reload");
+  auto bad = request("POST", e.admin() + "/admin/reload");
   CHECK(bad.status == 400);
   CHECK(bad.body.find("policy.yaml:21:9: key 'routes.classify.cascade[1]'") != std::string::npos);
   CHECK(bad.body.find("unknown model 'tier-nope'") != std::string::npos);
@@ -728,7 +730,7 @@ TEST_CASE("reload: POST /admin/reload, a file change and SIGHUP swap the policy,
   CHECK(type_now() == "triage");
   // A YAML syntax error too.
   write_file(e.dir / "policy.yaml", "request_types: [ {name: x\n");
-  CHECK(request("POST", e.url() + "/admin/reload").status == 400);
+  CHECK(request("POST", e.admin() + "/admin/reload").status == 400);
   CHECK(type_now() == "triage");
 
   // The file watcher picks up a valid change by itself.
@@ -746,7 +748,7 @@ TEST_CASE("reload: POST /admin/reload, a file change and SIGHUP swap the policy,
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   CHECK(type_now() == "triage");
   write_file(e.dir / "policy.yaml", policy_text("classify"));
-  REQUIRE(request("POST", e.url() + "/admin/reload").status == 200);
+  REQUIRE(request("POST", e.admin() + "/admin/reload").status == 200);
 }
 
 TEST_CASE("50 reloads under load (two valid policies and invalid ones) fail no request") {
@@ -784,7 +786,7 @@ TEST_CASE("50 reloads under load (two valid policies and invalid ones) fail no r
   for (int i = 0; i < 50; ++i) {
     const bool invalid = i % 5 == 4;
     write_file(e.dir / "policy.yaml", invalid ? std::string("routes: [") : policy_text(i % 2 ? "triage" : "classify"));
-    auto r = request("POST", e.url() + "/admin/reload");
+    auto r = request("POST", e.admin() + "/admin/reload");
     if (invalid) {
       CHECK(r.status == 400);
       ++reloads_rejected;
@@ -795,7 +797,7 @@ TEST_CASE("50 reloads under load (two valid policies and invalid ones) fail no r
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   write_file(e.dir / "policy.yaml", policy_text("classify"));
-  REQUIRE(request("POST", e.url() + "/admin/reload").status == 200);
+  REQUIRE(request("POST", e.admin() + "/admin/reload").status == 200);
   stop = true;
   for (auto& c : clients) c.join();
   MESSAGE(ok.load() << " requests during " << reloads_ok << " good and " << reloads_rejected << " rejected reloads");
@@ -852,7 +854,7 @@ TEST_CASE("kill -9 under load: after a restart every request that received a com
   stop = true;
   for (auto& c : clients) c.join();
   g.start(cfg);  // no delay now
-  auto rows = request("GET", g.url + "/v1/frugal/ledger?from=0&limit=10000");
+  auto rows = request("GET", g.admin_url + "/v1/frugal/ledger?from=0&limit=10000");
   REQUIRE(rows.status == 200);
   simdjson::dom::parser p;
   std::set<std::string> ids;

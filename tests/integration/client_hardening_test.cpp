@@ -17,6 +17,7 @@
 #include <memory>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "tests/support/process.h"
 #include "tests/support/skip.h"
@@ -60,7 +61,7 @@ Mock& mock() {
 // level), started through `sh -c` so that a test can set limits (`ulimit`) first.
 struct Gateway {
   std::unique_ptr<Child> proc;
-  std::string url;
+  std::string url, admin_url;
   int port = 0;
   std::filesystem::path dir;
   Gateway(const std::string& name, const std::string& server_extra, const std::string& shell_prefix = "",
@@ -81,6 +82,7 @@ passthrough: [ { prefix: "", provider: mock } ]
     proc = std::make_unique<Child>(std::vector<std::string>{"/bin/sh", "-c", cmd});
     port = std::stoi(proc->wait_for("listening on 127\\.0\\.0\\.1:(\\d+)"));
     url = "http://127.0.0.1:" + std::to_string(port);
+    admin_url = frugal::test::admin_url_of(*proc);
   }
   Response chat(const std::string& body, std::vector<std::string> headers = {}) const {
     return request("POST", url + "/v1/chat/completions", body, std::move(headers));
@@ -280,7 +282,7 @@ TEST_CASE("a client that stops reading a long stream is cut after the write time
   // The gateway gives up on the stalled client: the upstream call is cancelled (the mock
   // sees a reset, which it does not count as an abort) and the ledger row is written,
   // marked cancelled.
-  const std::string row = ledger_row(gw.url, "stalled-reader-1", 20'000);
+  const std::string row = ledger_row(gw.admin_url, "stalled-reader-1", 20'000);
   const double took_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   MESSAGE("stalled reader: row after " << took_s << " s; RSS " << rss_before << " -> " << rss_kib(pid) << " KiB");
   REQUIRE_MESSAGE(!row.empty(), gw.proc->output());
@@ -319,6 +321,7 @@ TEST_CASE("a gateway whose upstream is itself answers 508 in the client's shape"
   // started in the same shell: its own upstream is itself.
   std::ofstream(dir / "frugal.yaml") << "data_dir: " << (dir / "data").string() << R"(
 server: { listen: ["127.0.0.1:)" << port << R"("], threads: 1, busy_poll: 0 }
+admin: { listen: "127.0.0.1:0" }
 providers:
   self: { kind: openai, base_url: )" << self << R"(/v1, api_key: sk-any }
   selfa: { kind: anthropic, base_url: )" << self << R"(, api_key: sk-any }
@@ -369,9 +372,11 @@ passthrough: [ { prefix: "", provider: mock } ]
   auto start = [&] {
     auto gw = std::make_unique<Child>(std::vector<std::string>{FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
     const std::string url = "http://127.0.0.1:" + gw->wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
-    return std::make_pair(std::move(gw), url);
+    const std::string admin_url = frugal::test::admin_url_of(*gw);
+    return std::make_tuple(std::move(gw), url, admin_url);
   };
-  auto [gw, url] = start();
+  auto [gw, url, admin_unused] = start();
+  (void)admin_unused;
 
   std::atomic<int> streams_started{0};
   Response openai_r, anthropic_r;
@@ -428,7 +433,8 @@ passthrough: [ { prefix: "", provider: mock } ]
   CHECK(log.find("queue full or closed") == std::string::npos);
 
   // Both rows were written, labelled shutdown (not client_gone / cancelled).
-  auto [again, url2] = start();
+  auto [again, api2, url2] = start();  // url2: the admin listener (the ledger)
+  (void)api2;
   for (const char* id : {"cut-openai-1", "cut-anthropic-1"}) {
     CAPTURE(id);
     const std::string row = ledger_row(url2, id, 0);

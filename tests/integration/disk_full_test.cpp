@@ -45,7 +45,7 @@ void fill_leaving(const std::filesystem::path& path, size_t leave) {
 struct Env {
   std::filesystem::path dir, data;
   std::unique_ptr<Child> mock, gw;
-  std::string url;
+  std::string url, admin_url;
   bool mounted = false;
 
   Env() {
@@ -82,6 +82,7 @@ passthrough:
     gw = std::make_unique<Child>(
         std::vector<std::string>{FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
     url = "http://127.0.0.1:" + gw->wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
+    admin_url = frugal::test::admin_url_of(*gw);
   }
   ~Env() {
     gw.reset();
@@ -96,7 +97,7 @@ passthrough:
                    {"x-request-id: " + id}, nullptr, 10'000);
   }
   std::set<std::string> ledger_ids() {
-    auto r = request("GET", url + "/v1/frugal/ledger?from=0&limit=10000");
+    auto r = request("GET", admin_url + "/v1/frugal/ledger?from=0&limit=10000");
     REQUIRE_MESSAGE(r.status == 200, r.body);
     simdjson::dom::parser p;
     std::set<std::string> ids;

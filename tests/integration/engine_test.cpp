@@ -39,7 +39,7 @@ const std::string kAuth = "Authorization: Bearer " + kAdminToken;
 //           A streams) 1 s before A's total deadline would free the slot.
 struct Env {
   std::unique_ptr<Child> gw;
-  std::string url;
+  std::string url, admin_url;
   std::filesystem::path dir;
 
   Env() {
@@ -80,6 +80,7 @@ providers:
     gw = std::make_unique<Child>(
         std::vector<std::string>{FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
     url = "http://127.0.0.1:" + gw->wait_for("listening on 127\\.0\\.0\\.1:(\\d+)", 30'000);
+    admin_url = frugal::test::admin_url_of(*gw);
   }
   ~Env() {
     gw.reset();
@@ -117,7 +118,7 @@ struct EngineView {
 };
 
 std::unique_ptr<EngineView> engine_view(const std::string& provider) {
-  auto r = request("GET", env().url + "/admin/engines", {}, {kAuth});
+  auto r = request("GET", env().admin_url + "/admin/engines", {}, {kAuth});
   REQUIRE_MESSAGE(r.status == 200, r.body);
   auto v = std::make_unique<EngineView>();
   simdjson::dom::element root;
@@ -198,20 +199,20 @@ bool has_fixture() { return std::filesystem::exists(kFixture); }
 TEST_CASE("GET /admin/engines needs the admin token") {
   if (!has_fixture()) FRUGAL_SKIP("fixture " << kFixture << " is absent");
   auto& e = env();
-  auto none = request("GET", e.url + "/admin/engines");
+  auto none = request("GET", e.admin_url + "/admin/engines");
   CHECK(none.status == 403);
   CHECK(error_field(none.body, "code") == "admin_forbidden");
-  auto wrong = request("GET", e.url + "/admin/engines", {}, {"Authorization: Bearer nope"});
+  auto wrong = request("GET", e.admin_url + "/admin/engines", {}, {"Authorization: Bearer nope"});
   CHECK(wrong.status == 403);
-  CHECK(request("GET", e.url + "/admin/engines", {}, {kAuth}).status == 200);
-  auto post = request("POST", e.url + "/admin/engines", "{}", {kAuth});
+  CHECK(request("GET", e.admin_url + "/admin/engines", {}, {kAuth}).status == 200);
+  auto post = request("POST", e.admin_url + "/admin/engines", "{}", {kAuth});
   CHECK(post.status == 405);
   CHECK(post.header("allow") == "GET");
 }
 
 TEST_CASE("GET /admin/engines lists every engine provider with its settings") {
   if (!has_fixture()) FRUGAL_SKIP("fixture " << kFixture << " is absent");
-  auto r = request("GET", env().url + "/admin/engines", {}, {kAuth});
+  auto r = request("GET", env().admin_url + "/admin/engines", {}, {kAuth});
   REQUIRE(r.status == 200);
   CHECK(r.header("content-type") == "application/json");
   simdjson::dom::parser p;
@@ -335,8 +336,8 @@ TEST_CASE("GET /metrics carries each engine's counters as /admin/engines shows t
   REQUIRE_MESSAGE(r.status == 200, r.body);
   for (const char* provider : {"local", "spec"})
     REQUIRE(engine_reaches(provider, [](EngineView& v) { return v.num("running") == 0 && v.num("waiting") == 0; }));
-  CHECK(request("GET", env().url + "/metrics").status == 403);  // the admin endpoints' rule
-  auto m = request("GET", env().url + "/metrics", {}, {kAuth});
+  CHECK(request("GET", env().admin_url + "/metrics").status == 403);  // the admin endpoints' rule
+  auto m = request("GET", env().admin_url + "/metrics", {}, {kAuth});
   REQUIRE(m.status == 200);
   for (const std::string provider : {"local", "spec"}) {
     CAPTURE(provider);

@@ -101,6 +101,7 @@ passthrough:
   auto gw = std::make_unique<Child>(
       std::vector<std::string>{FRUGAL_BIN, "serve", "--config", (dir.path / "frugal.yaml").string()});
   const std::string url = "http://127.0.0.1:" + gw->wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
+  const std::string admin_url = frugal::test::admin_url_of(*gw);
 
   // 12 input + 6 output tokens: 12 × 0.15 + 6 × 0.60 = 1.8 + 3.6 = 5.4 µ$ = $0.0000054
   // (booked as 2 + 4 = 6 µ$ when each class was rounded). Baseline: 12 × 2.50 + 6 × 10.00
@@ -155,25 +156,25 @@ passthrough:
     CHECK(str(doc, "/totals/savings_picos") == "84600000000");
     CHECK(num(doc, "/totals/cost_micros") == 5'400);  // not 6'000
   };
-  const auto api = request("GET", url + "/v1/frugal/costs?from=-24h&to=now&group_by=model");
+  const auto api = request("GET", admin_url + "/v1/frugal/costs?from=-24h&to=now&group_by=model");
   REQUIRE(api.status == 200);
   check_totals(api.body, "GET /v1/frugal/costs");
   int status = 0;
   const std::string cli_url =
-      run_output(std::string(FRUGAL_BIN) + " costs --url " + url + " --from -24h --group-by model --json", status);
+      run_output(std::string(FRUGAL_BIN) + " costs --url " + admin_url + " --from -24h --group-by model --json", status);
   CHECK(status == 0);
   check_totals(cli_url, "frugal costs --url");
-  const std::string table = run_output(std::string(FRUGAL_BIN) + " costs --url " + url + " --from -24h", status);
+  const std::string table = run_output(std::string(FRUGAL_BIN) + " costs --url " + admin_url + " --from -24h", status);
   CHECK(status == 0);
   CHECK_MESSAGE(table.find("0.005400") != std::string::npos, table);
 
   // The budget was charged the same exact sum.
-  const auto budgets = request("GET", url + "/v1/frugal/budgets");
+  const auto budgets = request("GET", admin_url + "/v1/frugal/budgets");
   REQUIRE(budgets.status == 200);
   CHECK_MESSAGE(budgets.body.find(R"("spent_usd":"0.005400")") != std::string::npos, budgets.body);
 
   // One row, exact.
-  const auto rows = request("GET", url + "/v1/frugal/ledger?from=0&limit=1");
+  const auto rows = request("GET", admin_url + "/v1/frugal/ledger?from=0&limit=1");
   REQUIRE(rows.status == 200);
   {
     simdjson::dom::parser p;

@@ -219,7 +219,8 @@ def start_stack(tmp, frugal_bin, mock_bin, extra=""):
         f.write(config_text(os.path.join(tmp, "data"), mock_url, extra))
     gw = Proc([frugal_bin, "serve", "--config", cfg])
     url = "http://127.0.0.1:" + gw.wait_for(r"listening on 127\.0\.0\.1:(\d+)")
-    return mock, gw, url
+    admin = "http://127.0.0.1:" + gw.wait_for(r"admin API .* on 127\.0\.0\.1:(\d+)")
+    return mock, gw, url, admin
 
 
 def ledger_figures(url):
@@ -241,10 +242,10 @@ def ledger_figures(url):
 
 def run_promtool(frugal_bin, mock_bin):
     with tempfile.TemporaryDirectory(prefix="frugal-promtool-") as tmp:
-        mock, gw, url = start_stack(tmp, frugal_bin, mock_bin)
+        mock, gw, url, admin = start_stack(tmp, frugal_bin, mock_bin)
         try:
             check_traffic(traffic(url))
-            s, h, text = http("GET", url + "/metrics")
+            s, h, text = http("GET", admin + "/metrics")
             if s != 200 or not h.get("Content-Type", "").startswith("text/plain; version=0.0.4"):
                 fail(f"/metrics: {s} {h}")
             for family in ("gen_ai_client_token_usage", "frugal_cost_usd_total", "frugal_escalations_total",
@@ -267,7 +268,7 @@ def run_access_log(frugal_bin, mock_bin):
     for failed upstream attempts, and /metrics behind the admin token."""
     with tempfile.TemporaryDirectory(prefix="frugal-access-log-") as tmp:
         log_path = os.path.join(tmp, "access.jsonl")
-        mock, gw, url = start_stack(tmp, frugal_bin, mock_bin,
+        mock, gw, url, admin = start_stack(tmp, frugal_bin, mock_bin,
                                     f"  access_log: {log_path}\nadmin_token: metrics-admin-token\n")
         try:
             facts = traffic(url)
@@ -311,9 +312,9 @@ def run_access_log(frugal_bin, mock_bin):
             if len(warns) != 2 or "retrying" not in warns[0] or "no attempt left" not in warns[1]:
                 fail(f"expected two warnings for the 503s of {ids['error']}, got {warns}")
             # /metrics follows the admin endpoints' rule: with an admin_token, only its bearer.
-            if http("GET", url + "/metrics")[0] != 403:
+            if http("GET", admin + "/metrics")[0] != 403:
                 fail("/metrics without the admin token was not refused")
-            s, _, body = http("GET", url + "/metrics", headers={"authorization": "Bearer metrics-admin-token"})
+            s, _, body = http("GET", admin + "/metrics", headers={"authorization": "Bearer metrics-admin-token"})
             if s != 200 or 'frugal_requests_total{status="503"} 1' not in body or \
                     'frugal_requests_total{status="400"} 1' not in body:
                 fail(f"/metrics with the admin token: {s}")
@@ -333,10 +334,10 @@ def prom_query(prom_url, q):
 
 def run_prometheus(frugal_bin, mock_bin):
     with tempfile.TemporaryDirectory(prefix="frugal-prometheus-") as tmp:
-        mock, gw, url = start_stack(tmp, frugal_bin, mock_bin)
+        mock, gw, url, admin = start_stack(tmp, frugal_bin, mock_bin)
         prom = None
         try:
-            target = url.removeprefix("http://")
+            target = admin.removeprefix("http://")
             prom_cfg = os.path.join(tmp, "prometheus.yml")
             with open(prom_cfg, "w") as f:
                 f.write(f"""global:
@@ -365,7 +366,7 @@ scrape_configs:
                 time.sleep(0.2)
 
             check_traffic(traffic(url))
-            cost, baseline, escalations = ledger_figures(url)
+            cost, baseline, escalations = ledger_figures(admin)
             if cost <= 0 or not escalations:
                 fail(f"the ledger shows no cost or no escalation: {cost} {escalations}")
 

@@ -238,7 +238,7 @@ struct Env {
   RogueUpstream rogue;
   std::unique_ptr<Child> mock;
   std::unique_ptr<Child> gw;
-  std::string mock_url, url;
+  std::string mock_url, url, admin_url;
   std::filesystem::path dir;
 
   Env() {
@@ -287,6 +287,7 @@ passthrough:
     gw = std::make_unique<Child>(
         std::vector<std::string>{FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
     url = "http://127.0.0.1:" + gw->wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
+    admin_url = frugal::test::admin_url_of(*gw);
   }
   ~Env() {
     gw.reset();
@@ -421,7 +422,7 @@ TEST_CASE("broken 200s are 502s, never cached, and booked as failed") {
   const std::string id = r.header("x-request-id");
   bool found = false;
   for (int i = 0; i < 200 && !found; ++i) {
-    auto rows = request("GET", e.url + "/v1/frugal/ledger?limit=1000");
+    auto rows = request("GET", e.admin_url + "/v1/frugal/ledger?limit=1000");
     simdjson::dom::parser p;
     simdjson::dom::array arr;
     if (!p.parse(rows.body)["rows"].get_array().get(arr)) {

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -108,4 +109,47 @@ TEST_CASE("concurrent record and check are consistent") {
     });
   for (auto& th : threads) th.join();
   CHECK(t.snapshot()[0].spent == Money::from_micros(8'000));
+}
+
+TEST_CASE("reservations: many concurrent requests against a small hard budget overshoot by at most one estimate") {
+  ManualClock clock(kMay1);
+  frugal::config::BudgetSpec spec;
+  spec.name = "key=small per day";
+  spec.key = "small";
+  spec.per = frugal::config::BudgetPeriod::kDay;
+  spec.hard = Money::from_micros(1'000);  // $0.001
+  BudgetTracker t({spec}, &clock);
+  const BudgetFacts facts{"", "small", "chat"};
+  const Money estimate = Money::from_micros(140);  // what each request may cost at most
+  const Money cost = Money::from_micros(120);      // what each one does cost
+  // Every request reserves before any of them settles: without reservations all 64 would
+  // pass a check against $0 spent and book 64 × 120 µ$ = 7.7x the budget.
+  std::atomic<int> admitted{0};
+  std::vector<std::thread> threads;
+  std::vector<int> mine(64, 0);
+  for (int i = 0; i < 64; ++i)
+    threads.emplace_back([&, i] {
+      if (t.reserve(facts, estimate).allowed) {
+        mine[i] = 1;
+        ++admitted;
+      }
+    });
+  for (auto& th : threads) th.join();
+  // Admitted while spent + reserved < hard: ceil(1000 / 140) = 8 requests.
+  CHECK(admitted == 8);
+  CHECK(t.snapshot()[0].reserved == Money::from_micros(8 * 140));
+  const BudgetCheck denied = t.check(facts);
+  CHECK(!denied.allowed);
+  CHECK(denied.message.find("reserved by requests in flight") != std::string::npos);
+  for (int i = 0; i < 64; ++i)
+    if (mine[i]) t.settle(facts, estimate, cost);
+  const auto s = t.snapshot()[0];
+  CHECK(s.reserved == Money{});
+  CHECK(s.spent == Money::from_micros(8 * 120));
+  // The bound: spend < hard + one estimate (each request cost no more than its estimate).
+  CHECK(s.spent < *spec.hard + estimate);
+  // 960 µ$ < 1000: room for one more, whose reservation is released when it fails.
+  CHECK(t.reserve(facts, estimate).allowed);
+  t.settle(facts, estimate, Money{});
+  CHECK(t.snapshot()[0].spent == Money::from_micros(960));
 }

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <regex>
@@ -96,6 +97,12 @@ class Child {
   std::string buf_, log_;
 };
 
+// The admin listener's URL of a gateway whose "listening on" line was just read: the
+// line after it names the admin API's address (gateway/server.cpp).
+inline std::string admin_url_of(Child& gateway) {
+  return "http://127.0.0.1:" + gateway.wait_for("admin API .* on 127\\.0\\.0\\.1:(\\d+)");
+}
+
 struct Response {
   long status = 0;
   double first_byte_ms = 0;  // time to the first response byte
@@ -127,7 +134,10 @@ inline Response request(const std::string& method, const std::string& url, const
   } ctx{{}, std::move(on_data)};
   CURL* c = curl_easy_init();
   curl_slist* hl = nullptr;
-  headers.emplace_back("Content-Type: application/json");
+  // JSON unless the caller gives its own Content-Type.
+  if (std::none_of(headers.begin(), headers.end(),
+                   [](const std::string& h) { return strncasecmp(h.c_str(), "content-type:", 13) == 0; }))
+    headers.emplace_back("Content-Type: application/json");
   for (const auto& h : headers) hl = curl_slist_append(hl, h.c_str());
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);

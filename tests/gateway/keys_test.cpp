@@ -1,0 +1,137 @@
+// Virtual keys (gateway/keys.h): stored hashed, looked up in memory, revoked, rotated,
+// expired; and the request checks of gateway/auth.h that need no server.
+#include "gateway/keys.h"
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <filesystem>
+
+#include "cache/store.h"
+#include "gateway/auth.h"
+#include "tests/support/temp_dir.h"
+
+using namespace frugal;
+using namespace frugal::gateway;
+
+namespace {
+
+std::shared_ptr<cache::Store> open_store(const std::string& dir) {
+  auto s = cache::Store::open(dir + "/db", {{kKeysCf, rocksdb::ColumnFamilyOptions()}});
+  REQUIRE(s.ok());
+  return *s;
+}
+
+// Every byte RocksDB wrote (WAL and tables), to look for a secret.
+std::string all_bytes(const std::string& dir) {
+  std::string out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    std::ifstream f(e.path(), std::ios::binary);
+    out.append(std::istreambuf_iterator<char>(f), {});
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("keys: stored as SHA-256 only, found in memory, revoked, rotated and expired") {
+  frugal::test::TempDir dir;
+  policies::ManualClock clock(1'700'000'000'000'000);
+  std::string secret, rotated;
+  {
+    auto ks = KeyStore::open(open_store(dir.path()), &clock);
+    REQUIRE(ks.ok());
+    VirtualKey k;
+    k.name = "ci-bot";
+    k.team = "search";
+    k.rpm = 60;
+    k.models = {"gpt-4o-mini", "claude-*"};
+    k.expires_us = clock.now_us() + 3'600'000'000;
+    auto s = (*ks)->create(k);
+    REQUIRE(s.ok());
+    secret = *s;
+    CHECK(secret.rfind("fk-", 0) == 0);
+    CHECK(secret.size() == 51);
+    CHECK((*ks)->create(k).error().code == "key_exists");
+    const auto l = (*ks)->find_secret(secret, clock.now_us());
+    REQUIRE(l.state == KeyState::kValid);
+    CHECK(l.entry->rec.team == "search");
+    CHECK(l.entry->rec.hash == sha256_hex(secret));
+    CHECK((*ks)->find_secret(secret + "x", clock.now_us()).state == KeyState::kUnknown);
+    CHECK((*ks)->find_secret("", clock.now_us()).state == KeyState::kUnknown);
+    CHECK(name_allowed(l.entry->rec.models, "claude-3-haiku"));
+    CHECK(!name_allowed(l.entry->rec.models, "gpt-4o"));
+  }
+  CHECK(all_bytes(dir.path()).find(secret.substr(3)) == std::string::npos);  // never stored
+  {
+    // Reopened: loaded from RocksDB; the same secret works.
+    auto ks = KeyStore::open(open_store(dir.path()), &clock);
+    REQUIRE(ks.ok());
+    CHECK((*ks)->find_secret(secret, clock.now_us()).state == KeyState::kValid);
+    auto r = (*ks)->rotate("ci-bot");
+    REQUIRE(r.ok());
+    rotated = *r;
+    CHECK((*ks)->find_secret(secret, clock.now_us()).state == KeyState::kUnknown);  // at once
+    CHECK((*ks)->find_secret(rotated, clock.now_us()).state == KeyState::kValid);
+    CHECK((*ks)->find_secret(rotated, clock.now_us() + 3'600'000'000).state == KeyState::kExpired);
+    REQUIRE((*ks)->revoke("ci-bot").ok());
+    CHECK((*ks)->find_secret(rotated, clock.now_us()).state == KeyState::kRevoked);
+    CHECK((*ks)->rotate("ci-bot").error().code == "key_revoked");
+    CHECK((*ks)->revoke("nobody").error().code == "key_not_found");
+  }
+  auto ks = KeyStore::open(open_store(dir.path()), &clock);
+  REQUIRE(ks.ok());
+  CHECK((*ks)->find_secret(rotated, clock.now_us()).state == KeyState::kRevoked);  // durable
+  CHECK((*ks)->size() == 1);
+}
+
+TEST_CASE("keys: the admin API's body is validated, expiry forms parse") {
+  const int64_t now = 1'700'000'000'000'000;
+  auto k = key_from_request_json(
+      R"({"name":"a.b-c_1","team":"t","rpm":5,"models":["m"],"budget_usd":"2.50","budget_per":"hour","expires":"30d","metadata":{"owner":"ops"}})",
+      now);
+  REQUIRE(k.ok());
+  CHECK(k->budget == Money::from_micros(2'500'000));
+  CHECK(k->budget_per == config::BudgetPeriod::kHour);
+  CHECK(k->expires_us == now + 30LL * 86'400'000'000);
+  CHECK(k->metadata.at("owner") == "ops");
+  CHECK(!key_from_request_json(R"({"name":"bad name"})", now).ok());
+  CHECK(!key_from_request_json(R"({"name":"x","rpm":-1})", now).ok());
+  CHECK(!key_from_request_json(R"({"name":"x","colour":"red"})", now).ok());
+  CHECK(!key_from_request_json(R"({"name":"x","expires":"2001-01-01"})", now).ok());
+  CHECK(parse_expiry("12h", now).value() == now + 12LL * 3'600'000'000);
+  const auto round = decode_key(encode_key([&] {
+    VirtualKey v = *k;
+    v.hash = std::string(64, 'a');
+    return v;
+  }()));
+  REQUIRE(round.ok());
+  CHECK(round->metadata == k->metadata);
+  CHECK(constant_time_equal("token", "token"));
+  CHECK(!constant_time_equal("token", "token2"));
+  CHECK(!constant_time_equal("", "token"));
+}
+
+TEST_CASE("auth: loopback includes IPv4-mapped addresses, non-loopback listeners need keys or auth off") {
+  using boost::asio::ip::make_address;
+  CHECK(is_loopback(make_address("127.0.0.1")));
+  CHECK(is_loopback(make_address("::1")));
+  CHECK(is_loopback(make_address("::ffff:127.0.0.1")));
+  CHECK(!is_loopback(make_address("::ffff:10.0.0.1")));
+  CHECK(!is_loopback(make_address("0.0.0.0")));
+  config::GatewayConfig cfg;
+  std::string warning;
+  CHECK(check_listener_safety(cfg, 0, warning).ok());  // 127.0.0.1 by default
+  cfg.server.listen = {config::Listener{"0.0.0.0", 8080}};
+  auto refused = check_listener_safety(cfg, 0, warning);
+  REQUIRE(!refused.ok());
+  CHECK(refused.error().message.find("refusing to listen on 0.0.0.0:8080") != std::string::npos);
+  CHECK(check_listener_safety(cfg, 1, warning).ok());
+  CHECK(warning.empty());
+  cfg.auth = config::AuthMode::kOff;
+  CHECK(check_listener_safety(cfg, 0, warning).ok());
+  CHECK(warning.find("auth: off") != std::string::npos);
+}
