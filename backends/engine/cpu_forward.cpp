@@ -1,7 +1,8 @@
 // CPU forward pass for llama/qwen2 decoders: RMSNorm -> QKV (+bias) -> RoPE -> paged
 // attention with GQA -> output projection -> RMSNorm -> SwiGLU FFN, per layer, on a
-// batch of tokens from any number of sequences. Matmuls are row-parallel over the weight
-// (each weight row is read once per batch, while it sits in L1, for all batch vectors).
+// batch of tokens from any number of sequences. Matmuls are row-parallel over the weight;
+// the quantized types run the kernel set's batched matmul (each weight block decoded once
+// per tile of tokens, activations quantized to 8 bits once per matmul input).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -53,6 +54,7 @@ class CpuForward final : public ForwardPass {
   // Scratch, (B, dim) row-major.
   std::vector<float> x_, xn_, q_, kk_, vv_, att_, g_, u_, out_x_;
   std::vector<ActBlock> act_;
+  std::vector<float> ads_;     // act_[i].d * act_[i].s
   std::vector<float> scores_;  // (threads, max_pos + 1)
   int64_t scores_stride_ = 0;
 };
@@ -71,7 +73,10 @@ void CpuForward::resize(int64_t B, int32_t max_pos) {
   sz(g_, B * c.n_ff);
   sz(u_, B * c.n_ff);
   const int64_t max_in = std::max<int64_t>({c.n_embd, c.q_dim(), c.n_ff});
-  if (static_cast<int64_t>(act_.size()) < B * max_in / cpu::kActBlock) act_.resize(B * max_in / cpu::kActBlock);
+  if (static_cast<int64_t>(act_.size()) < B * max_in / cpu::kActBlock) {
+    act_.resize(B * max_in / cpu::kActBlock);
+    ads_.resize(act_.size());
+  }
   if (scores_stride_ < max_pos + 1) {
     scores_stride_ = max_pos + 1 + 256;
     scores_.assign(static_cast<size_t>(pool_->size()) * scores_stride_, 0.0f);
@@ -87,40 +92,50 @@ void CpuForward::matmul(const float* x, int64_t B, int64_t n_in, std::initialize
   }
   const int64_t nb = n_in / cpu::kActBlock;
   if (any_q) {
-    // x (B, n_in) -> act (B, n_in/32)
+    // x (B, n_in) -> act (B, n_in/32), once for every job; ads: d*s per block (K-quant minimums)
     pool_->parallel_for(B, 16, [&](int64_t b0, int64_t b1, int) {
-      for (int64_t b = b0; b < b1; ++b) k_->quantize_act(x + b * n_in, act_.data() + b * nb, n_in);
+      for (int64_t b = b0; b < b1; ++b) {
+        k_->quantize_act(x + b * n_in, act_.data() + b * nb, n_in);
+        cpu::act_block_ds(act_.data() + b * nb, nb, ads_.data() + b * nb);
+      }
     });
   }
   const MatJob* js = jobs.begin();
-  const int64_t n_jobs = static_cast<int64_t>(jobs.size());
-  // Enough chunks for dynamic balance on a busy machine, few enough to keep overhead low.
-  const int64_t grain = std::max<int64_t>(4, rows / (pool_->size() * 16));
+  // Enough chunks for dynamic balance on a busy machine, few enough to keep overhead low;
+  // a multiple of 4 rows so the batched kernels' row tiles stay whole.
+  int64_t grain = std::max<int64_t>(4, rows / (pool_->size() * 16));
+  grain += (4 - grain % 4) % 4;
   pool_->parallel_for(rows, grain, [&](int64_t r0, int64_t r1, int) {
     int64_t j = 0, base = 0;
     while (r0 >= base + js[j].w->n_out) base += js[j++].w->n_out;
     for (int64_t r = r0; r < r1;) {
       const MatJob& job = js[j];
       const Weight& w = *job.w;
-      const int64_t end = std::min(r1, base + w.n_out);
-      const cpu::DotFn dot = k_->dot[w.type];
-      const bool q = cpu::wtype_uses_act_blocks(w.type);
-      // W (n_out, n_in) rows [r-base, end-base) @ X (B, n_in) -> Y (B, n_out)
-      for (int64_t rr = r - base; rr < end - base; ++rr) {
-        const uint8_t* row = w.row(rr);
-        const float bias = job.bias != nullptr ? job.bias[rr] : 0.0f;
-        for (int64_t b = 0; b < B; ++b) {
-          const void* a = q ? static_cast<const void*>(act_.data() + b * nb)
-                            : static_cast<const void*>(x + b * n_in);
-          job.y[b * w.n_out + rr] = dot(row, a, n_in) + bias;
+      const int64_t lo = r - base, hi = std::min(r1, base + w.n_out) - base;
+      // W (n_out, n_in) rows [lo, hi) @ X (B, n_in) -> Y (B, n_out)
+      if (const cpu::GemmFn gemm = k_->gemm[w.type]; gemm != nullptr) {
+        gemm(w.row(lo), w.row_bytes, hi - lo, act_.data(), ads_.data(), nb, B, n_in, job.y + lo, w.n_out);
+        if (job.bias != nullptr)
+          for (int64_t b = 0; b < B; ++b)
+            for (int64_t rr = lo; rr < hi; ++rr) job.y[b * w.n_out + rr] += job.bias[rr];
+      } else {
+        const cpu::DotFn dot = k_->dot[w.type];
+        const bool q = cpu::wtype_uses_act_blocks(w.type);
+        for (int64_t rr = lo; rr < hi; ++rr) {
+          const uint8_t* row = w.row(rr);
+          const float bias = job.bias != nullptr ? job.bias[rr] : 0.0f;
+          for (int64_t b = 0; b < B; ++b) {
+            const void* a = q ? static_cast<const void*>(act_.data() + b * nb)
+                              : static_cast<const void*>(x + b * n_in);
+            job.y[b * w.n_out + rr] = dot(row, a, n_in) + bias;
+          }
         }
       }
-      r = end;
+      r = base + hi;
       if (r < r1) {
         base += w.n_out;
         ++j;
       }
-      (void)n_jobs;
     }
   });
 }
@@ -242,7 +257,7 @@ Result<void> CpuForward::forward(std::span<const BatchEntry> batch, KvCache& kv,
     rms_norm(x, L.ffn_norm, xn_.data(), B);
     matmul(xn_.data(), B, E, {{&L.w_gate, g_.data(), nullptr}, {&L.w_up, u_.data(), nullptr}});
     const int64_t F = c.n_ff;
-    for (int64_t i = 0; i < B * F; ++i) g_[i] = g_[i] / (1.0f + std::exp(-g_[i])) * u_[i];
+    pool_->parallel_for(B * F, 4096, [&](int64_t i0, int64_t i1, int) { k_->swiglu(g_.data() + i0, u_.data() + i0, i1 - i0); });
     matmul(g_.data(), B, F, {{&L.w_down, xn_.data(), nullptr}});
     for (int64_t i = 0; i < B * E; ++i) x[i] += xn_[i];
   }

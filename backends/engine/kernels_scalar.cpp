@@ -301,6 +301,9 @@ float dot_f32_f32(const float* a, const float* b, int64_t n) {
 void axpy_f32(float s, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += s * x[i];
 }
+void swiglu(float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
 
 KernelSet make_scalar() {
   KernelSet k;
@@ -321,7 +324,13 @@ KernelSet make_scalar() {
   set(WType::kQ6_K, dot_q6_k, dequant_q6_k);
   k.dot_f32 = dot_f32_f32;
   k.axpy_f32 = axpy_f32;
+  k.swiglu = swiglu;
   return k;
+}
+
+bool env_set(const char* name) {
+  const char* env = std::getenv(name);
+  return env != nullptr && env[0] != '\0' && env[0] != '0';
 }
 
 }  // namespace
@@ -329,7 +338,19 @@ KernelSet make_scalar() {
 void fill_scalar_fallbacks(KernelSet* k) {
   const KernelSet& s = scalar_kernels();
   k->quantize_act = s.quantize_act;
+  k->swiglu = s.swiglu;
   for (int i = 0; i < 32; ++i) k->dequant[i] = s.dequant[i];
+}
+
+void act_block_ds(const ActBlock* a, int64_t n, float* ds) {
+  for (int64_t i = 0; i < n; ++i) ds[i] = a[i].d * static_cast<float>(a[i].s);
+}
+
+std::vector<const KernelSet*> available_kernels() {
+  std::vector<const KernelSet*> v = {&scalar_kernels()};
+  if (avx2_kernels() != nullptr) v.push_back(avx2_kernels());
+  if (avx512_kernels() != nullptr) v.push_back(avx512_kernels());
+  return v;
 }
 
 const KernelSet& scalar_kernels() {
@@ -339,10 +360,10 @@ const KernelSet& scalar_kernels() {
 
 const KernelSet& default_kernels() {
   static const KernelSet* k = [] {
-    const char* env = std::getenv("FRUGAL_ENGINE_NO_SIMD");
-    const bool no_simd = env != nullptr && env[0] != '\0' && env[0] != '0';
+    if (env_set("FRUGAL_ENGINE_NO_SIMD")) return &scalar_kernels();
+    if (!env_set("FRUGAL_ENGINE_NO_AVX512") && avx512_kernels() != nullptr) return avx512_kernels();
     const KernelSet* avx = avx2_kernels();
-    return (!no_simd && avx != nullptr) ? avx : &scalar_kernels();
+    return avx != nullptr ? avx : &scalar_kernels();
   }();
   return *k;
 }

@@ -61,9 +61,8 @@ TEST_CASE("fp16 conversion round-trips and rounds to nearest") {
 
 TEST_CASE("every kernel set's dot matches dequantise-then-dot") {
   std::mt19937 rng(42);
-  std::vector<const KernelSet*> sets = {&scalar_kernels()};
-  if (avx2_kernels() != nullptr) sets.push_back(avx2_kernels());
-  else MESSAGE("AVX2 kernels not available on this CPU: only the scalar set is tested");
+  const std::vector<const KernelSet*> sets = available_kernels();
+  if (sets.size() == 1) MESSAGE("AVX2 kernels not available on this CPU: only the scalar set is tested");
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (uint32_t type : kTypes) {
     CAPTURE(wtype_name(type));
@@ -118,6 +117,97 @@ TEST_CASE("default kernel set honours FRUGAL_ENGINE_NO_SIMD") {
   const bool forced = env != nullptr && env[0] != '\0' && env[0] != '0';
   const KernelSet& k = default_kernels();
   MESSAGE("default kernel set: " << k.name);
+  const char* cap = std::getenv("FRUGAL_ENGINE_NO_AVX512");
+  const bool no512 = cap != nullptr && cap[0] != '\0' && cap[0] != '0';
   if (forced || avx2_kernels() == nullptr) CHECK(std::string(k.name) == "scalar");
-  else CHECK(std::string(k.name) == "avx2");
+  else if (no512 || avx512_kernels() == nullptr) CHECK(std::string(k.name) == "avx2");
+  else CHECK(std::string(k.name) == "avx512vnni");
+}
+
+TEST_CASE("batched quantized matmul matches the fp32 reference and the dot, for every batch shape") {
+  // For every kernel set with a batched kernel for the type: 11 weight rows (odd row
+  // tiles) x n tokens in {1, 2, 3, 8, 33, 512} (odd token tiles; 512 tokens also span
+  // several L2 chunks). Each result is checked against f32 weights x the quantized
+  // activations, and must equal the set's dot for that (row, token) bit for bit (what
+  // keeps batched and one-token decoding, and so speculative verification, identical).
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t rows = 11;
+  int tested = 0;
+  for (uint32_t type : kTypes) {
+    if (!wtype_uses_act_blocks(type)) continue;
+    CAPTURE(wtype_name(type));
+    for (const int64_t n_tok : {1, 2, 3, 8, 33, 512}) {
+      CAPTURE(n_tok);
+      const int64_t n = n_tok == 512 ? 2048 : 512;
+      const int64_t nb = n / kActBlock;
+      std::vector<uint8_t> w;
+      for (int64_t r = 0; r < rows; ++r) {
+        const auto row = random_row(type, n, rng);
+        w.insert(w.end(), row.begin(), row.end());
+      }
+      const size_t rb = wtype_row_bytes(type, n);
+      std::vector<float> x(n_tok * n), wf(rows * n);
+      for (auto& v : x) v = nd(rng);
+      for (int64_t r = 0; r < rows; ++r) scalar_kernels().dequant[type](w.data() + r * rb, wf.data() + r * n, n);
+      std::vector<ActBlock> act(n_tok * nb);
+      for (int64_t t = 0; t < n_tok; ++t) scalar_kernels().quantize_act(x.data() + t * n, act.data() + t * nb, n);
+      std::vector<float> ads(act.size());
+      act_block_ds(act.data(), static_cast<int64_t>(act.size()), ads.data());
+      for (const KernelSet* ks : available_kernels()) {
+        if (ks->gemm[type] == nullptr) continue;
+        CAPTURE(ks->name);
+        ++tested;
+        // The set's own quantize_act must agree with the scalar one bit for bit.
+        std::vector<ActBlock> act2(nb);
+        ks->quantize_act(x.data(), act2.data(), n);
+        CHECK(std::memcmp(act2.data(), act.data(), nb * sizeof(ActBlock)) == 0);
+        // Written at an offset with a wider stride: the kernel must touch only its cells.
+        const int64_t ldy = rows + 3;
+        std::vector<float> y(n_tok * ldy, -12345.0f);
+        ks->gemm[type](w.data(), rb, rows, act.data(), ads.data(), nb, n_tok, n, y.data() + 1, ldy);
+        int bad_ref = 0, bad_dot = 0, touched = 0;
+        for (int64_t t = 0; t < n_tok; ++t) {
+          touched += y[t * ldy] != -12345.0f;
+          for (int64_t c = rows + 1; c < ldy; ++c) touched += y[t * ldy + c] != -12345.0f;
+          for (int64_t r = 0; r < rows; ++r) {
+            double ref = 0, mag = 0;
+            for (int64_t i = 0; i < n; ++i) {
+              const double p = static_cast<double>(wf[r * n + i]) * act[t * nb + i / 32].d * act[t * nb + i / 32].qs[i % 32];
+              ref += p;
+              mag += std::fabs(p);
+            }
+            const float got = y[t * ldy + 1 + r];
+            bad_ref += !(std::fabs(got - ref) <= 1e-5 * mag + 1e-6);
+            const float dot = ks->dot[type](w.data() + r * rb, act.data() + t * nb, n);
+            bad_dot += std::memcmp(&got, &dot, 4) != 0;
+          }
+        }
+        CHECK(bad_ref == 0);
+        CHECK(bad_dot == 0);
+        CHECK(touched == 0);
+      }
+    }
+  }
+  if (avx2_kernels() != nullptr) CHECK(tested >= 4 * 6);
+}
+
+TEST_CASE("every kernel set's swiglu matches silu(g) * u") {
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> u(-30.0f, 30.0f);
+  for (const KernelSet* ks : available_kernels()) {
+    CAPTURE(ks->name);
+    for (const int64_t n : {1, 7, 8, 13, 4096}) {
+      std::vector<float> g(n), up(n);
+      for (auto& v : g) v = u(rng);
+      for (auto& v : up) v = u(rng) / 30.0f;
+      g[0] = -100.0f;  // far below the exp range
+      std::vector<float> out = g;
+      ks->swiglu(out.data(), up.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double want = g[i] / (1.0 + std::exp(-static_cast<double>(g[i]))) * up[i];
+        CHECK(std::fabs(out[i] - want) <= 1e-6 * std::fabs(want) + 1e-30 + 1e-6 * std::fabs(g[i] * up[i]));
+      }
+    }
+  }
 }
