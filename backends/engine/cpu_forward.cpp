@@ -4,9 +4,13 @@
 // the quantized types run the kernel set's batched matmul (each weight block decoded once
 // per tile of tokens, activations quantized to 8 bits once per matmul input).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "backends/engine/forward.h"
 #include "backends/engine/kernels.h"
@@ -19,6 +23,49 @@ namespace {
 using cpu::ActBlock;
 using cpu::KernelSet;
 
+// Weights repacked for the kernel set's packed matmul (cpu::pack_rows), keyed by the
+// Model's Weight. Shared by every forward pass over the same model and kernel set (a
+// self-draft, several engines), built once, freed with the last of them.
+struct PackedWeights {
+  std::unordered_map<const Weight*, std::vector<uint8_t>> rows;
+  const uint8_t* find(const Weight* w) const {
+    auto it = rows.find(w);
+    return it == rows.end() ? nullptr : it->second.data();
+  }
+};
+
+std::shared_ptr<const PackedWeights> packed_weights(const std::shared_ptr<const Model>& model, const KernelSet* k,
+                                                    ThreadPool* pool) {
+  static std::mutex mu;
+  static std::map<std::pair<const Model*, const KernelSet*>, std::pair<std::weak_ptr<const Model>, std::weak_ptr<const PackedWeights>>> cache;
+  std::lock_guard lock(mu);
+  const auto key = std::pair{model.get(), k};
+  if (auto it = cache.find(key); it != cache.end()) {
+    if (auto m = it->second.first.lock(); m == model)
+      if (auto p = it->second.second.lock()) return p;
+  }
+  std::erase_if(cache, [](const auto& e) { return e.second.first.expired() || e.second.second.expired(); });
+  auto packed = std::make_shared<PackedWeights>();
+  std::vector<const Weight*> ws;
+  for (int l = 0; l < model->config().n_layer; ++l) {
+    const LayerWeights& L = model->layer(l);
+    for (const Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) ws.push_back(w);
+  }
+  ws.push_back(&model->output());
+  for (const Weight* w : ws) {
+    if (k->gemm_packed[w->type] == nullptr || w->n_out % cpu::kPackRows != 0 || packed->rows.count(w)) continue;
+    std::vector<uint8_t>& out = packed->rows[w];
+    out.resize(w->row_bytes * static_cast<size_t>(w->n_out));
+    const int64_t groups = w->n_out / cpu::kPackRows;
+    pool->parallel_for(groups, 64, [&](int64_t g0, int64_t g1, int) {
+      cpu::pack_rows(w->type, w->row(g0 * cpu::kPackRows), w->row_bytes, (g1 - g0) * cpu::kPackRows, w->n_in,
+                     out.data() + static_cast<size_t>(g0 * cpu::kPackRows) * w->row_bytes);
+    });
+  }
+  cache[key] = {model, packed};
+  return packed;
+}
+
 struct MatJob {
   const Weight* w;
   float* y;               // (B, w->n_out)
@@ -28,7 +75,7 @@ struct MatJob {
 class CpuForward final : public ForwardPass {
  public:
   CpuForward(std::shared_ptr<const Model> model, ThreadPool* pool, const KernelSet* k)
-      : model_(std::move(model)), pool_(pool), k_(k) {
+      : model_(std::move(model)), pool_(pool), k_(k), packed_(packed_weights(model_, k_, pool_)) {
     const ModelConfig& c = model_->config();
     inv_freq_.resize(c.head_dim / 2);
     for (int i = 0; i < c.head_dim / 2; ++i)
@@ -50,6 +97,7 @@ class CpuForward final : public ForwardPass {
   std::shared_ptr<const Model> model_;
   ThreadPool* pool_;
   const KernelSet* k_;
+  std::shared_ptr<const PackedWeights> packed_;
   std::vector<float> inv_freq_;
   // Scratch, (B, dim) row-major.
   std::vector<float> x_, xn_, q_, kk_, vv_, att_, g_, u_, out_x_;
@@ -101,10 +149,12 @@ void CpuForward::matmul(const float* x, int64_t B, int64_t n_in, std::initialize
     });
   }
   const MatJob* js = jobs.begin();
+  std::array<const uint8_t*, 4> packed{};
+  for (size_t j = 0; j < jobs.size() && j < packed.size(); ++j) packed[j] = packed_->find(js[j].w);
   // Enough chunks for dynamic balance on a busy machine, few enough to keep overhead low;
-  // a multiple of 4 rows so the batched kernels' row tiles stay whole.
-  int64_t grain = std::max<int64_t>(4, rows / (pool_->size() * 16));
-  grain += (4 - grain % 4) % 4;
+  // a multiple of 8 rows so packed groups and the batched kernels' row tiles stay whole.
+  int64_t grain = std::max<int64_t>(cpu::kPackRows, rows / (pool_->size() * 16));
+  grain += (cpu::kPackRows - grain % cpu::kPackRows) % cpu::kPackRows;
   pool_->parallel_for(rows, grain, [&](int64_t r0, int64_t r1, int) {
     int64_t j = 0, base = 0;
     while (r0 >= base + js[j].w->n_out) base += js[j++].w->n_out;
@@ -113,8 +163,12 @@ void CpuForward::matmul(const float* x, int64_t B, int64_t n_in, std::initialize
       const Weight& w = *job.w;
       const int64_t lo = r - base, hi = std::min(r1, base + w.n_out) - base;
       // W (n_out, n_in) rows [lo, hi) @ X (B, n_in) -> Y (B, n_out)
-      if (const cpu::GemmFn gemm = k_->gemm[w.type]; gemm != nullptr) {
-        gemm(w.row(lo), w.row_bytes, hi - lo, act_.data(), ads_.data(), nb, B, n_in, job.y + lo, w.n_out);
+      const uint8_t* pk = static_cast<size_t>(j) < packed.size() ? packed[j] : nullptr;
+      const bool use_packed = pk != nullptr && lo % cpu::kPackRows == 0 && hi % cpu::kPackRows == 0;
+      const cpu::GemmFn gemm = use_packed ? k_->gemm_packed[w.type] : k_->gemm[w.type];
+      if (gemm != nullptr) {
+        gemm(use_packed ? pk + lo * w.row_bytes : w.row(lo), w.row_bytes, hi - lo, act_.data(), ads_.data(), nb, B,
+             n_in, job.y + lo, w.n_out);
         if (job.bias != nullptr)
           for (int64_t b = 0; b < B; ++b)
             for (int64_t rr = lo; rr < hi; ++rr) job.y[b * w.n_out + rr] += job.bias[rr];

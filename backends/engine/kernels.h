@@ -64,6 +64,22 @@ using QuantizeActFn = void (*)(const float* x, ActBlock* y, int64_t n);
 using GemmFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t n_rows, const ActBlock* a, const float* ads,
                         int64_t lda, int64_t n_tok, int64_t n, float* y, int64_t ldy);
 
+// Weight repacking (at load, by the forward pass): rows in groups of kPackRows whose
+// 32-element blocks are interleaved 4 bytes at a time, so that one integer-dot
+// instruction advances 8 rows by 4 elements and its i32 lanes are the 8 rows (no
+// per-pair reductions; weights decoded once per tile of tokens). Packed group-block:
+// the 8 fp16 scales, then for each 4-element chunk the 8 rows' 4 bytes (Q8_0: 8 chunks
+// of int8; Q4_0: 4 chunks of the original nibble bytes, low nibbles = elements 4k..4k+3,
+// high = 16+4k..). Same size as the original rows. Used for n_rows % kPackRows == 0.
+constexpr int kPackRows = 8;
+bool wtype_packable(uint32_t type);
+// rows (n_rows x n, row r at w + r*row_bytes) -> packed (n_rows * row_bytes bytes).
+void pack_rows(uint32_t type, const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n, uint8_t* out);
+// GemmFn over packed rows (row_bytes: bytes per original row; w: the packed panel of
+// rows [0, n_rows), n_rows a multiple of kPackRows). Every (row, token) result is
+// bit-identical whatever n_tok and the token's position (not equal to dot[type]).
+using PackedGemmFn = GemmFn;
+
 struct KernelSet {
   const char* name = "";
   QuantizeActFn quantize_act = nullptr;
@@ -72,6 +88,8 @@ struct KernelSet {
   DequantFn dequant[32] = {};
   // Batched matmul per type; nullptr: the forward pass calls dot per (row, token).
   GemmFn gemm[32] = {};
+  // Batched matmul over pack_rows layout; nullptr: this set does not use packing for the type.
+  PackedGemmFn gemm_packed[32] = {};
   // f32 helpers used by attention: a·b over n, and y += s*x.
   float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
   void (*axpy_f32)(float s, const float* x, float* y, int64_t n) = nullptr;

@@ -342,6 +342,26 @@ void fill_scalar_fallbacks(KernelSet* k) {
   for (int i = 0; i < 32; ++i) k->dequant[i] = s.dequant[i];
 }
 
+bool wtype_packable(uint32_t type) {
+  return type == static_cast<uint32_t>(WType::kQ8_0) || type == static_cast<uint32_t>(WType::kQ4_0);
+}
+
+void pack_rows(uint32_t type, const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n, uint8_t* out) {
+  const size_t bb = wtype_block_bytes(type);
+  const int64_t nb = n / kActBlock;
+  const size_t qbytes = bb - 2;  // after the fp16 scale: 32 (Q8_0) or 16 (Q4_0)
+  for (int64_t g = 0; g < n_rows / kPackRows; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* o = out + (static_cast<size_t>(g * nb + b)) * bb * kPackRows;
+      for (int r = 0; r < kPackRows; ++r) {
+        const uint8_t* blk = w + (g * kPackRows + r) * row_bytes + b * bb;
+        std::memcpy(o + 2 * r, blk, 2);
+        for (size_t k = 0; k < qbytes / 4; ++k) std::memcpy(o + 2 * kPackRows + (k * kPackRows + r) * 4, blk + 2 + 4 * k, 4);
+      }
+    }
+  }
+}
+
 void act_block_ds(const ActBlock* a, int64_t n, float* ds) {
   for (int64_t i = 0; i < n; ++i) ds[i] = a[i].d * static_cast<float>(a[i].s);
 }

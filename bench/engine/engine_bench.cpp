@@ -175,7 +175,7 @@ class OracleDraft final : public ForwardPass {
  public:
   OracleDraft(std::shared_ptr<const Model> m, std::vector<int32_t> sequence)
       : model_(std::move(m)), sequence_(std::move(sequence)) {}
-  Result<void> forward(std::span<const BatchEntry> batch, KvCache&, std::vector<float>& logits) override {
+  frugal::Result<void> forward(std::span<const BatchEntry> batch, KvCache&, std::vector<float>& logits) override {
     const int32_t V = model_->config().n_vocab;
     size_t rows = 0;
     for (const BatchEntry& e : batch) rows += e.logits;
