@@ -27,7 +27,7 @@ using cpu::KernelSet;
 // Model's Weight. Shared by every forward pass over the same model and kernel set (a
 // self-draft, several engines), built once, freed with the last of them.
 struct PackedWeights {
-  std::unordered_map<const Weight*, std::vector<uint8_t>> rows;
+  std::unordered_map<const Weight*, std::vector<uint8_t>> rows;  // packed_row_bytes per row
   const uint8_t* find(const Weight* w) const {
     auto it = rows.find(w);
     return it == rows.end() ? nullptr : it->second.data();
@@ -55,11 +55,12 @@ std::shared_ptr<const PackedWeights> packed_weights(const std::shared_ptr<const 
   for (const Weight* w : ws) {
     if (k->gemm_packed[w->type] == nullptr || w->n_out % cpu::kPackRows != 0 || packed->rows.count(w)) continue;
     std::vector<uint8_t>& out = packed->rows[w];
-    out.resize(w->row_bytes * static_cast<size_t>(w->n_out));
+    const size_t prb = cpu::packed_row_bytes(w->type, w->n_in);
+    out.resize(prb * static_cast<size_t>(w->n_out));
     const int64_t groups = w->n_out / cpu::kPackRows;
     pool->parallel_for(groups, 64, [&](int64_t g0, int64_t g1, int) {
       cpu::pack_rows(w->type, w->row(g0 * cpu::kPackRows), w->row_bytes, (g1 - g0) * cpu::kPackRows, w->n_in,
-                     out.data() + static_cast<size_t>(g0 * cpu::kPackRows) * w->row_bytes);
+                     out.data() + static_cast<size_t>(g0 * cpu::kPackRows) * prb);
     });
   }
   cache[key] = {model, packed};
@@ -167,8 +168,9 @@ void CpuForward::matmul(const float* x, int64_t B, int64_t n_in, std::initialize
       const bool use_packed = pk != nullptr && lo % cpu::kPackRows == 0 && hi % cpu::kPackRows == 0;
       const cpu::GemmFn gemm = use_packed ? k_->gemm_packed[w.type] : k_->gemm[w.type];
       if (gemm != nullptr) {
-        gemm(use_packed ? pk + lo * w.row_bytes : w.row(lo), w.row_bytes, hi - lo, act_.data(), ads_.data(), nb, B,
-             n_in, job.y + lo, w.n_out);
+        const size_t rb = use_packed ? cpu::packed_row_bytes(w.type, n_in) : w.row_bytes;
+        gemm(use_packed ? pk + lo * rb : w.row(lo), rb, hi - lo, act_.data(), ads_.data(), nb, B, n_in, job.y + lo,
+             w.n_out);
         if (job.bias != nullptr)
           for (int64_t b = 0; b < B; ++b)
             for (int64_t rr = lo; rr < hi; ++rr) job.y[b * w.n_out + rr] += job.bias[rr];

@@ -70,13 +70,17 @@ using GemmFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t n_rows, cons
 // per-pair reductions; weights decoded once per tile of tokens). Packed group-block:
 // the 8 fp16 scales, then for each 4-element chunk the 8 rows' 4 bytes (Q8_0: 8 chunks
 // of int8; Q4_0: 4 chunks of the original nibble bytes, low nibbles = elements 4k..4k+3,
-// high = 16+4k..). Same size as the original rows. Used for n_rows % kPackRows == 0.
+// high = 16+4k..; Q4_K: see packed_group_bytes). Used for n_rows % kPackRows == 0.
 constexpr int kPackRows = 8;
 bool wtype_packable(uint32_t type);
-// rows (n_rows x n, row r at w + r*row_bytes) -> packed (n_rows * row_bytes bytes).
+// Bytes of one packed group-block (8 rows x one weight block) and per row of n elements
+// (the original sizes for Q8_0/Q4_0; Q4_K +2.8%: its scales stored unpacked).
+size_t packed_group_bytes(uint32_t type);
+size_t packed_row_bytes(uint32_t type, int64_t n);
+// rows (n_rows x n, row r at w + r*row_bytes) -> packed (n_rows * packed_row_bytes bytes).
 void pack_rows(uint32_t type, const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n, uint8_t* out);
-// GemmFn over packed rows (row_bytes: bytes per original row; w: the packed panel of
-// rows [0, n_rows), n_rows a multiple of kPackRows). Every (row, token) result is
+// GemmFn over packed rows (row_bytes: packed_row_bytes; w: the packed panel of rows
+// [0, n_rows), n_rows a multiple of kPackRows). Every (row, token) result is
 // bit-identical whatever n_tok and the token's position (not equal to dot[type]).
 using PackedGemmFn = GemmFn;
 

@@ -343,10 +343,40 @@ void fill_scalar_fallbacks(KernelSet* k) {
 }
 
 bool wtype_packable(uint32_t type) {
-  return type == static_cast<uint32_t>(WType::kQ8_0) || type == static_cast<uint32_t>(WType::kQ4_0);
+  return type == static_cast<uint32_t>(WType::kQ8_0) || type == static_cast<uint32_t>(WType::kQ4_0) ||
+         type == static_cast<uint32_t>(WType::kQ4_K);
+}
+
+size_t packed_group_bytes(uint32_t type) {
+  // Q4_K: d[8], dmin[8], then the six-bit scales and mins unpacked to bytes
+  // (sc[sub][row], m[sub][row]), then qs: 4 chunks x 8 four-byte groups x 8 rows.
+  if (type == static_cast<uint32_t>(WType::kQ4_K)) return 32 + 128 + 1024;
+  return wtype_block_bytes(type) * kPackRows;
+}
+
+size_t packed_row_bytes(uint32_t type, int64_t n) {
+  return static_cast<size_t>(n / wtype_block_elems(type)) * packed_group_bytes(type) / kPackRows;
 }
 
 void pack_rows(uint32_t type, const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n, uint8_t* out) {
+  if (type == static_cast<uint32_t>(WType::kQ4_K)) {
+    const int64_t nsb = n / kQK;
+    const size_t gb = packed_group_bytes(type);
+    for (int64_t g = 0; g < n_rows / kPackRows; ++g) {
+      for (int64_t b = 0; b < nsb; ++b) {
+        uint8_t* o = out + static_cast<size_t>(g * nsb + b) * gb;
+        for (int r = 0; r < kPackRows; ++r) {
+          const Q4_K& blk = reinterpret_cast<const Q4_K*>(w + (g * kPackRows + r) * row_bytes)[b];
+          std::memcpy(o + 2 * r, &blk.d, 2);
+          std::memcpy(o + 16 + 2 * r, &blk.dmin, 2);
+          for (int j = 0; j < 8; ++j) q4k_scale_min(j, blk.scales, o + 32 + j * kPackRows + r, o + 96 + j * kPackRows + r);
+          for (int c = 0; c < 4; ++c)
+            for (int k = 0; k < 8; ++k) std::memcpy(o + 160 + ((c * 8 + k) * kPackRows + r) * 4, blk.qs + 32 * c + 4 * k, 4);
+        }
+      }
+    }
+    return;
+  }
   const size_t bb = wtype_block_bytes(type);
   const int64_t nb = n / kActBlock;
   const size_t qbytes = bb - 2;  // after the fp16 scale: 32 (Q8_0) or 16 (Q4_0)
