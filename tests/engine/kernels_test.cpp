@@ -137,7 +137,7 @@ TEST_CASE("batched quantized matmul matches the fp32 reference and the dot, for 
   for (uint32_t type : kTypes) {
     if (!wtype_uses_act_blocks(type)) continue;
     CAPTURE(wtype_name(type));
-    for (const int64_t n_tok : {1, 2, 3, 8, 33, 512}) {
+    for (const int64_t n_tok : {1, 2, 3, 5, 7, 8, 33, 512}) {
       CAPTURE(n_tok);
       const int64_t n = n_tok == 512 ? 2048 : 512;
       const int64_t nb = n / kActBlock;
@@ -224,7 +224,7 @@ TEST_CASE("packed batched matmul matches the fp32 reference, bit-identical for e
   for (uint32_t type : kTypes) {
     if (!wtype_packable(type)) continue;
     CAPTURE(wtype_name(type));
-    for (const int64_t n_tok : {1, 2, 3, 8, 33, 512}) {
+    for (const int64_t n_tok : {1, 2, 3, 5, 7, 8, 33, 512}) {
       CAPTURE(n_tok);
       const int64_t n = n_tok == 512 ? 2048 : 512;
       const int64_t nb = n / kActBlock;
