@@ -393,7 +393,8 @@ int main(int argc, char** argv) {
     const double p = median(pre), b1 = median(d1), b8 = median(d8), b32 = median(d32);
     char note[160];
     print_row(("prefill " + std::to_string(o.prompt) + "-token prompt").c_str(), p, median(lpre), "");
-    std::snprintf(note, sizeof note, "   (%.0f%% of roofline; llama.cpp %.0f%%)", 100 * b1 / roof, 100 * median(ld1) / roof);
+    if (ld1.empty()) std::snprintf(note, sizeof note, "   (%.0f%% of roofline)", 100 * b1 / roof);
+    else std::snprintf(note, sizeof note, "   (%.0f%% of roofline; llama.cpp %.0f%%)", 100 * b1 / roof, 100 * median(ld1) / roof);
     print_row("decode batch 1", b1, median(ld1), note);
     std::snprintf(note, sizeof note, "   (%.2fx batch 1)", b8 / b1);
     print_row("decode batch 8, aggregate", b8, median(ld8), note);
