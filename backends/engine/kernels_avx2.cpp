@@ -23,14 +23,22 @@ void fill_scalar_fallbacks(KernelSet* k);  // kernels_scalar.cpp
 
 namespace {
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+#endif
 namespace gemm_avx2 {
 #define FRUGAL_GEMM_VNNI 0
 #include "backends/engine/kernels_gemm.inc"
 #undef FRUGAL_GEMM_VNNI
 }  // namespace gemm_avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 using namespace blocks;
 

@@ -17,12 +17,20 @@ namespace frugal::engine::cpu {
 
 namespace {
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni")
+#endif
 #define FRUGAL_GEMM_VNNI 1
 #include "backends/engine/kernels_gemm.inc"
 #undef FRUGAL_GEMM_VNNI
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 KernelSet make_avx512(const KernelSet& avx2) {
   KernelSet k = avx2;
