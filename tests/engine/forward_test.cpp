@@ -113,6 +113,7 @@ TEST_CASE("batched forward equals token-by-token, across several sequences") {
     spec.type = c.type;
     auto model = tiny_model(spec);
     for (const cpu::KernelSet* ks : cpu::available_kernels()) {
+      if (std::string(c.arch) == "qwen2" && ks != &cpu::default_kernels()) continue;  // the architecture, once
       const std::string what = std::string(c.arch) + " " + type_name(c.type) + " " + ks->name;
       CAPTURE(what);
       auto fwd = make_cpu_forward(model, &pool, ks);
