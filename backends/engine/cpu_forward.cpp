@@ -257,9 +257,7 @@ void CpuForward::attention(std::span<const BatchEntry> batch, const KvCache& kv,
         sc[p] = k_->dot_f32(q, kp, hd) * scale;
         mx = std::max(mx, sc[p]);
       }
-      float sum = 0.0f;
-      for (int32_t p = 0; p <= e.pos; ++p) sum += sc[p] = std::exp(sc[p] - mx);
-      const float inv = 1.0f / sum;
+      const float inv = 1.0f / k_->exp_sum(sc, e.pos + 1, mx);
       float* out = att_.data() + b * c.q_dim() + h * hd;
       std::fill(out, out + hd, 0.0f);
       for (int32_t p = 0; p <= e.pos; ++p) {

@@ -99,6 +99,8 @@ struct KernelSet {
   void (*axpy_f32)(float s, const float* x, float* y, int64_t n) = nullptr;
   // g[i] = silu(g[i]) * u[i] (the SwiGLU gate).
   void (*swiglu)(float* g, const float* u, int64_t n) = nullptr;
+  // x[i] = exp(x[i] - mx); returns the sum (softmax numerators).
+  float (*exp_sum)(float* x, int64_t n, float mx) = nullptr;
 };
 
 const KernelSet& scalar_kernels();

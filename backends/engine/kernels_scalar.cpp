@@ -304,6 +304,11 @@ void axpy_f32(float s, const float* x, float* y, int64_t n) {
 void swiglu(float* g, const float* u, int64_t n) {
   for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
+float exp_sum(float* x, int64_t n, float mx) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += x[i] = std::exp(x[i] - mx);
+  return sum;
+}
 
 KernelSet make_scalar() {
   KernelSet k;
@@ -325,6 +330,7 @@ KernelSet make_scalar() {
   k.dot_f32 = dot_f32_f32;
   k.axpy_f32 = axpy_f32;
   k.swiglu = swiglu;
+  k.exp_sum = exp_sum;
   return k;
 }
 
@@ -339,6 +345,7 @@ void fill_scalar_fallbacks(KernelSet* k) {
   const KernelSet& s = scalar_kernels();
   k->quantize_act = s.quantize_act;
   k->swiglu = s.swiglu;
+  k->exp_sum = s.exp_sum;
   for (int i = 0; i < 32; ++i) k->dequant[i] = s.dequant[i];
 }
 

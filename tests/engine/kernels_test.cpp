@@ -286,3 +286,25 @@ TEST_CASE("packed batched matmul matches the fp32 reference, bit-identical for e
   }
   if (avx2_kernels() != nullptr) CHECK(tested >= 12);
 }
+
+TEST_CASE("every kernel set's exp_sum matches exp(x - max) and its sum") {
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<float> u(-120.0f, 0.0f);
+  for (const KernelSet* ks : available_kernels()) {
+    CAPTURE(ks->name);
+    for (const int64_t n : {1, 7, 8, 13, 1000}) {
+      std::vector<float> x(n);
+      for (auto& v : x) v = u(rng) + 5.0f;
+      x[0] = 5.0f;  // the max
+      std::vector<float> out = x;
+      const float sum = ks->exp_sum(out.data(), n, 5.0f);
+      double want_sum = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const double want = std::exp(static_cast<double>(x[i]) - 5.0);
+        want_sum += want;
+        CHECK(std::fabs(out[i] - want) <= 1e-6 * want + 1e-30);
+      }
+      CHECK(std::fabs(sum - want_sum) <= 1e-5 * want_sum);
+    }
+  }
+}
