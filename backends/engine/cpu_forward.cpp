@@ -1,11 +1,16 @@
 // CPU forward pass for llama/qwen2 decoders: RMSNorm -> QKV (+bias) -> RoPE -> paged
 // attention with GQA -> output projection -> RMSNorm -> SwiGLU FFN, per layer, on a
-// batch of tokens from any number of sequences. Matmuls are row-parallel over the weight
-// (each weight row is read once per batch, while it sits in L1, for all batch vectors).
+// batch of tokens from any number of sequences. Matmuls are row-parallel over the weight;
+// the quantized types run the kernel set's batched matmul (each weight block decoded once
+// per tile of tokens, activations quantized to 8 bits once per matmul input).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "backends/engine/forward.h"
 #include "backends/engine/kernels.h"
@@ -18,6 +23,50 @@ namespace {
 using cpu::ActBlock;
 using cpu::KernelSet;
 
+// Weights repacked for the kernel set's packed matmul (cpu::pack_rows), keyed by the
+// Model's Weight. Shared by every forward pass over the same model and kernel set (a
+// self-draft, several engines), built once, freed with the last of them.
+struct PackedWeights {
+  std::unordered_map<const Weight*, std::vector<uint8_t>> rows;  // packed_row_bytes per row
+  const uint8_t* find(const Weight* w) const {
+    auto it = rows.find(w);
+    return it == rows.end() ? nullptr : it->second.data();
+  }
+};
+
+std::shared_ptr<const PackedWeights> packed_weights(const std::shared_ptr<const Model>& model, const KernelSet* k,
+                                                    ThreadPool* pool) {
+  static std::mutex mu;
+  static std::map<std::pair<const Model*, const KernelSet*>, std::pair<std::weak_ptr<const Model>, std::weak_ptr<const PackedWeights>>> cache;
+  std::lock_guard lock(mu);
+  const auto key = std::pair{model.get(), k};
+  if (auto it = cache.find(key); it != cache.end()) {
+    if (auto m = it->second.first.lock(); m == model)
+      if (auto p = it->second.second.lock()) return p;
+  }
+  std::erase_if(cache, [](const auto& e) { return e.second.first.expired() || e.second.second.expired(); });
+  auto packed = std::make_shared<PackedWeights>();
+  std::vector<const Weight*> ws;
+  for (int l = 0; l < model->config().n_layer; ++l) {
+    const LayerWeights& L = model->layer(l);
+    for (const Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) ws.push_back(w);
+  }
+  ws.push_back(&model->output());
+  for (const Weight* w : ws) {
+    if (k->gemm_packed[w->type] == nullptr || w->n_out % cpu::kPackRows != 0 || packed->rows.count(w)) continue;
+    std::vector<uint8_t>& out = packed->rows[w];
+    const size_t prb = cpu::packed_row_bytes(w->type, w->n_in);
+    out.resize(prb * static_cast<size_t>(w->n_out));
+    const int64_t groups = w->n_out / cpu::kPackRows;
+    pool->parallel_for(groups, 64, [&](int64_t g0, int64_t g1, int) {
+      cpu::pack_rows(w->type, w->row(g0 * cpu::kPackRows), w->row_bytes, (g1 - g0) * cpu::kPackRows, w->n_in,
+                     out.data() + static_cast<size_t>(g0 * cpu::kPackRows) * prb);
+    });
+  }
+  cache[key] = {model, packed};
+  return packed;
+}
+
 struct MatJob {
   const Weight* w;
   float* y;               // (B, w->n_out)
@@ -27,7 +76,7 @@ struct MatJob {
 class CpuForward final : public ForwardPass {
  public:
   CpuForward(std::shared_ptr<const Model> model, ThreadPool* pool, const KernelSet* k)
-      : model_(std::move(model)), pool_(pool), k_(k) {
+      : model_(std::move(model)), pool_(pool), k_(k), packed_(packed_weights(model_, k_, pool_)) {
     const ModelConfig& c = model_->config();
     inv_freq_.resize(c.head_dim / 2);
     for (int i = 0; i < c.head_dim / 2; ++i)
@@ -52,10 +101,12 @@ class CpuForward final : public ForwardPass {
   std::shared_ptr<const Model> model_;
   ThreadPool* pool_;
   const KernelSet* k_;
+  std::shared_ptr<const PackedWeights> packed_;
   std::vector<float> inv_freq_;
   // Scratch, (B, dim) row-major.
   std::vector<float> x_, xn_, q_, kk_, vv_, att_, g_, u_, out_x_;
   std::vector<ActBlock> act_;
+  std::vector<float> ads_;     // act_[i].d * act_[i].s
   std::vector<float> scores_;  // (threads, max_pos + 1)
   int64_t scores_stride_ = 0;
 };
@@ -74,7 +125,10 @@ void CpuForward::resize(int64_t B, int32_t max_pos) {
   sz(g_, B * c.n_ff);
   sz(u_, B * c.n_ff);
   const int64_t max_in = std::max<int64_t>({c.n_embd, c.q_dim(), c.n_ff});
-  if (static_cast<int64_t>(act_.size()) < B * max_in / cpu::kActBlock) act_.resize(B * max_in / cpu::kActBlock);
+  if (static_cast<int64_t>(act_.size()) < B * max_in / cpu::kActBlock) {
+    act_.resize(B * max_in / cpu::kActBlock);
+    ads_.resize(act_.size());
+  }
   if (scores_stride_ < max_pos + 1) {
     scores_stride_ = max_pos + 1 + 256;
     scores_.assign(static_cast<size_t>(pool_->size()) * scores_stride_, 0.0f);
@@ -90,40 +144,57 @@ void CpuForward::matmul(const float* x, int64_t B, int64_t n_in, std::initialize
   }
   const int64_t nb = n_in / cpu::kActBlock;
   if (any_q) {
-    // x (B, n_in) -> act (B, n_in/32)
+    // x (B, n_in) -> act (B, n_in/32), once for every job; ads: d*s per block (K-quant minimums)
     pool_->parallel_for(B, 16, [&](int64_t b0, int64_t b1, int) {
-      for (int64_t b = b0; b < b1; ++b) k_->quantize_act(x + b * n_in, act_.data() + b * nb, n_in);
+      for (int64_t b = b0; b < b1; ++b) {
+        k_->quantize_act(x + b * n_in, act_.data() + b * nb, n_in);
+        cpu::act_block_ds(act_.data() + b * nb, nb, ads_.data() + b * nb);
+      }
     });
   }
   const MatJob* js = jobs.begin();
-  const int64_t n_jobs = static_cast<int64_t>(jobs.size());
-  // Enough chunks for dynamic balance on a busy machine, few enough to keep overhead low.
-  const int64_t grain = std::max<int64_t>(4, rows / (pool_->size() * 16));
+  std::array<const uint8_t*, 4> packed{};
+  for (size_t j = 0; j < jobs.size() && j < packed.size(); ++j) packed[j] = packed_->find(js[j].w);
+  // Enough chunks for dynamic balance on a busy machine, few enough to keep overhead low;
+  // a multiple of 8 rows so packed groups and the batched kernels' row tiles stay whole.
+  int64_t grain = std::max<int64_t>(cpu::kPackRows, rows / (pool_->size() * 16));
+  grain += (cpu::kPackRows - grain % cpu::kPackRows) % cpu::kPackRows;
   pool_->parallel_for(rows, grain, [&](int64_t r0, int64_t r1, int) {
     int64_t j = 0, base = 0;
     while (r0 >= base + js[j].w->n_out) base += js[j++].w->n_out;
     for (int64_t r = r0; r < r1;) {
       const MatJob& job = js[j];
       const Weight& w = *job.w;
-      const int64_t end = std::min(r1, base + w.n_out);
-      const cpu::DotFn dot = k_->dot[w.type];
-      const bool q = cpu::wtype_uses_act_blocks(w.type);
-      // W (n_out, n_in) rows [r-base, end-base) @ X (B, n_in) -> Y (B, n_out)
-      for (int64_t rr = r - base; rr < end - base; ++rr) {
-        const uint8_t* row = w.row(rr);
-        const float bias = job.bias != nullptr ? job.bias[rr] : 0.0f;
-        for (int64_t b = 0; b < B; ++b) {
-          const void* a = q ? static_cast<const void*>(act_.data() + b * nb)
-                            : static_cast<const void*>(x + b * n_in);
-          job.y[b * w.n_out + rr] = dot(row, a, n_in) + bias;
+      const int64_t lo = r - base, hi = std::min(r1, base + w.n_out) - base;
+      // W (n_out, n_in) rows [lo, hi) @ X (B, n_in) -> Y (B, n_out)
+      const uint8_t* pk = static_cast<size_t>(j) < packed.size() ? packed[j] : nullptr;
+      const bool use_packed = pk != nullptr && lo % cpu::kPackRows == 0 && hi % cpu::kPackRows == 0;
+      const cpu::GemmFn gemm = use_packed ? k_->gemm_packed[w.type] : k_->gemm[w.type];
+      if (gemm != nullptr) {
+        const size_t rb = use_packed ? cpu::packed_row_bytes(w.type, n_in) : w.row_bytes;
+        gemm(use_packed ? pk + lo * rb : w.row(lo), rb, hi - lo, act_.data(), ads_.data(), nb, B, n_in, job.y + lo,
+             w.n_out);
+        if (job.bias != nullptr)
+          for (int64_t b = 0; b < B; ++b)
+            for (int64_t rr = lo; rr < hi; ++rr) job.y[b * w.n_out + rr] += job.bias[rr];
+      } else {
+        const cpu::DotFn dot = k_->dot[w.type];
+        const bool q = cpu::wtype_uses_act_blocks(w.type);
+        for (int64_t rr = lo; rr < hi; ++rr) {
+          const uint8_t* row = w.row(rr);
+          const float bias = job.bias != nullptr ? job.bias[rr] : 0.0f;
+          for (int64_t b = 0; b < B; ++b) {
+            const void* a = q ? static_cast<const void*>(act_.data() + b * nb)
+                              : static_cast<const void*>(x + b * n_in);
+            job.y[b * w.n_out + rr] = dot(row, a, n_in) + bias;
+          }
         }
       }
-      r = end;
+      r = base + hi;
       if (r < r1) {
         base += w.n_out;
         ++j;
       }
-      (void)n_jobs;
     }
   });
 }
@@ -189,9 +260,7 @@ void CpuForward::attention(std::span<const BatchEntry> batch, const KvCache& kv,
         sc[p] = k_->dot_f32(q, kp, hd) * scale;
         mx = std::max(mx, sc[p]);
       }
-      float sum = 0.0f;
-      for (int32_t p = 0; p <= e.pos; ++p) sum += sc[p] = std::exp(sc[p] - mx);
-      const float inv = 1.0f / sum;
+      const float inv = 1.0f / k_->exp_sum(sc, e.pos + 1, mx);
       float* out = att_.data() + b * c.q_dim() + h * hd;
       std::fill(out, out + hd, 0.0f);
       for (int32_t p = 0; p <= e.pos; ++p) {
@@ -241,7 +310,7 @@ Result<void> CpuForward::layers(std::span<const BatchEntry> batch, KvCache& kv) 
     rms_norm(x, L.ffn_norm, xn_.data(), B);
     matmul(xn_.data(), B, E, {{&L.w_gate, g_.data(), nullptr}, {&L.w_up, u_.data(), nullptr}});
     const int64_t F = c.n_ff;
-    for (int64_t i = 0; i < B * F; ++i) g_[i] = g_[i] / (1.0f + std::exp(-g_[i])) * u_[i];
+    pool_->parallel_for(B * F, 4096, [&](int64_t i0, int64_t i1, int) { k_->swiglu(g_.data() + i0, u_.data() + i0, i1 - i0); });
     matmul(g_.data(), B, F, {{&L.w_down, xn_.data(), nullptr}});
     for (int64_t i = 0; i < B * E; ++i) x[i] += xn_[i];
   }

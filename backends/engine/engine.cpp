@@ -5,6 +5,7 @@
 #include <random>
 
 #include "backends/engine/forward.h"
+#include "backends/engine/speculative.h"
 #include "backends/engine/thread_pool.h"
 #include "core/cpus.h"
 
@@ -59,6 +60,7 @@ struct Engine::Request {
   std::vector<int32_t> drafted;      // this step's proposals
   std::vector<Distribution> q;       // their draft distributions
   std::vector<int32_t> dcomputed;    // tokens whose draft K/V this step wrote
+  std::optional<DraftLengthPolicy> draft_policy;  // EngineConfig::draft_adaptive
 
   Request(GenerateRequest r, EventCallback c) : req(std::move(r)), cb(std::move(c)), stop(req.stop) {}
   bool prefilling() const { return prefilled < static_cast<int32_t>(req.prompt.size()); }
@@ -374,9 +376,16 @@ void Engine::step() {
     const int32_t pos = kv_->committed(*r.seq);
     // Propose at most what can still be emitted after the pending token's own sample.
     int32_t n_draft = 0;
-    if (draft_forward_ && r.dseq)
-      n_draft = std::clamp(std::min(config_.draft_tokens, r.req.max_tokens - r.generated - 1), 0,
-                           std::max(0, budget - 1));
+    if (draft_forward_ && r.dseq) {
+      int32_t k = config_.draft_tokens;
+      if (config_.draft_adaptive) {
+        if (!r.draft_policy)
+          r.draft_policy.emplace(DraftPolicyConfig{.k_max = config_.draft_tokens,
+                                                   .draft_cost = draft_cost_estimate(*model_, *config_.draft)});
+        k = r.draft_policy->next_k();
+      }
+      n_draft = std::clamp(std::min(k, r.req.max_tokens - r.generated - 1), 0, std::max(0, budget - 1));
+    }
     if (n_draft > 0 && !kv_->reserve(*r.seq, pos + 1 + n_draft).ok()) n_draft = 0;
     auto res = kv_->reserve(*r.seq, pos + 1);
     if (!res.ok()) {
@@ -619,6 +628,7 @@ void Engine::verify(Request& r, const Slot& s, std::span<const float> rows) {
   stats_.drafted += n;
   stats_.accepted += accepted;
   stats_.decode_tokens += 1 + accepted;
+  if (r.draft_policy) r.draft_policy->observe(n, accepted);
 
   // Target: keep pending + accepted proposals, drop the rejected positions.
   std::vector<int32_t> committed{r.next_token};

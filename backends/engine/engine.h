@@ -61,6 +61,10 @@ struct EngineConfig {
   // and step; the target verifies them in the same batched forward. Null: off.
   std::shared_ptr<const Model> draft;
   int32_t draft_tokens = 4;
+  // Adaptive: each request drafts k <= draft_tokens tokens per step, k chosen from its
+  // measured acceptance and the draft's cost (DraftLengthPolicy, speculative.h), 0 where
+  // speculation cannot pay (then the target decodes alone, probing now and then).
+  bool draft_adaptive = false;
 };
 
 struct GenerateRequest {

@@ -1,9 +1,10 @@
 #pragma once
 // Kernel sets for the CPU path. A KernelSet is a table of plain functions, one per
 // weight type, so the forward pass never branches on the ISA: the scalar set runs
-// everywhere, the AVX2/FMA set is picked at run time when the CPU has it (and the env
-// var FRUGAL_ENGINE_NO_SIMD=1 is not set). A CUDA kernel set would be a different
-// implementation of the forward pass (see forward.h), not of this table.
+// everywhere; the AVX-512 VNNI set (256-bit vectors with 32 registers and vpdpbusd) or
+// else the AVX2/FMA set is picked at run time by cpuid (FRUGAL_ENGINE_NO_SIMD=1 forces
+// the scalar set, FRUGAL_ENGINE_NO_AVX512=1 the AVX2 one). A CUDA kernel set would be a
+// different implementation of the forward pass (see forward.h), not of this table.
 //
 // Weight rows use GGML's block layouts (type ids are GGML's). Activations for the
 // quantized types are quantized to ActBlock (32 int8 + scale + sum), one layout for
@@ -11,6 +12,7 @@
 // Q4_K's mins, Q5_1's m) be applied once per block instead of per element.
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace frugal::engine::cpu {
 
@@ -52,6 +54,35 @@ using DotFn = float (*)(const void* row, const void* x, int64_t n);
 using DequantFn = void (*)(const void* row, float* y, int64_t n);
 // x (n,) -> y (n/32 ActBlocks); n a multiple of 32.
 using QuantizeActFn = void (*)(const float* x, ActBlock* y, int64_t n);
+// Batched matmul for act-block types: for rows r < n_rows of W (row r at w + r*row_bytes,
+// n elements) and tokens t < n_tok (ActBlocks at a + t*lda, n/32 of them),
+// y[t*ldy + r] = W_r · a_t. ads holds d*s of every ActBlock, same indexing as a (the
+// K-quants fold their block minimums with it). Each weight block is decoded once per
+// tile of tokens. Every (row, token) result is bit-identical whatever n_rows, n_tok and
+// the position in them, and equals dot[type] of the same set: batched and one-by-one
+// decoding give the same logits, so speculative verification agrees with plain decoding.
+using GemmFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t n_rows, const ActBlock* a, const float* ads,
+                        int64_t lda, int64_t n_tok, int64_t n, float* y, int64_t ldy);
+
+// Weight repacking (at load, by the forward pass): rows in groups of kPackRows whose
+// 32-element blocks are interleaved 4 bytes at a time, so that one integer-dot
+// instruction advances 8 rows by 4 elements and its i32 lanes are the 8 rows (no
+// per-pair reductions; weights decoded once per tile of tokens). Packed group-block:
+// the 8 fp16 scales, then for each 4-element chunk the 8 rows' 4 bytes (Q8_0: 8 chunks
+// of int8; Q4_0: 4 chunks of the original nibble bytes, low nibbles = elements 4k..4k+3,
+// high = 16+4k..; Q4_K: see packed_group_bytes). Used for n_rows % kPackRows == 0.
+constexpr int kPackRows = 8;
+bool wtype_packable(uint32_t type);
+// Bytes of one packed group-block (8 rows x one weight block) and per row of n elements
+// (the original sizes for Q8_0/Q4_0; Q4_K +2.8%: its scales stored unpacked).
+size_t packed_group_bytes(uint32_t type);
+size_t packed_row_bytes(uint32_t type, int64_t n);
+// rows (n_rows x n, row r at w + r*row_bytes) -> packed (n_rows * packed_row_bytes bytes).
+void pack_rows(uint32_t type, const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n, uint8_t* out);
+// GemmFn over packed rows (row_bytes: packed_row_bytes; w: the packed panel of rows
+// [0, n_rows), n_rows a multiple of kPackRows). Every (row, token) result is
+// bit-identical whatever n_tok and the token's position (not equal to dot[type]).
+using PackedGemmFn = GemmFn;
 
 struct KernelSet {
   const char* name = "";
@@ -59,16 +90,31 @@ struct KernelSet {
   // Indexed by GGML type id; nullptr for unsupported types.
   DotFn dot[32] = {};
   DequantFn dequant[32] = {};
+  // Batched matmul per type; nullptr: the forward pass calls dot per (row, token).
+  GemmFn gemm[32] = {};
+  // Batched matmul over pack_rows layout; nullptr: this set does not use packing for the type.
+  PackedGemmFn gemm_packed[32] = {};
   // f32 helpers used by attention: a·b over n, and y += s*x.
   float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
   void (*axpy_f32)(float s, const float* x, float* y, int64_t n) = nullptr;
+  // g[i] = silu(g[i]) * u[i] (the SwiGLU gate).
+  void (*swiglu)(float* g, const float* u, int64_t n) = nullptr;
+  // x[i] = exp(x[i] - mx); returns the sum (softmax numerators).
+  float (*exp_sum)(float* x, int64_t n, float mx) = nullptr;
 };
 
 const KernelSet& scalar_kernels();
 // nullptr when the CPU lacks AVX2+FMA+F16C.
 const KernelSet* avx2_kernels();
-// The set the engine uses: AVX2 unless unsupported or FRUGAL_ENGINE_NO_SIMD=1.
+// nullptr when the CPU lacks AVX-512 F/VL/BW/VNNI (or AVX2+FMA+F16C).
+const KernelSet* avx512_kernels();
+// The set the engine uses: AVX-512 VNNI, else AVX2, else scalar; FRUGAL_ENGINE_NO_SIMD=1
+// forces scalar, FRUGAL_ENGINE_NO_AVX512=1 caps it at AVX2.
 const KernelSet& default_kernels();
+// Every set this CPU can run, scalar first (for tests and benchmarks).
+std::vector<const KernelSet*> available_kernels();
+// ds[i] = a[i].d * a[i].s for n ActBlocks (the `ads` input of GemmFn).
+void act_block_ds(const ActBlock* a, int64_t n, float* ds);
 
 // fp16 / bf16 scalar conversions (exact, no lookup tables).
 float fp16_to_f32(uint16_t h);

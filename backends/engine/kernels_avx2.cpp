@@ -2,10 +2,15 @@
 // still runs on CPUs without them (default_kernels() only hands this set out after
 // __builtin_cpu_supports says yes). Integer dot products use maddubs (u8 x s8 pairs ->
 // i16, no saturation for our ranges: |q| <= 63 unsigned or sign-folded int8) then madd
-// to i32 and one FMA per 32-element block.
+// to i32 and one FMA per 32-element block. Q8_0, Q4_0, Q4_K and Q6_K (dot and batched
+// matmul) come from kernels_gemm.inc, shared with the AVX-512 VNNI set.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "backends/engine/kernel_blocks.h"
 #include "backends/engine/kernels.h"
@@ -17,6 +22,23 @@ namespace frugal::engine::cpu {
 void fill_scalar_fallbacks(KernelSet* k);  // kernels_scalar.cpp
 
 namespace {
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#endif
+namespace gemm_avx2 {
+#define FRUGAL_GEMM_VNNI 0
+#include "backends/engine/kernels_gemm.inc"
+#undef FRUGAL_GEMM_VNNI
+}  // namespace gemm_avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
 
 using namespace blocks;
 
@@ -30,9 +52,6 @@ FRUGAL_AVX2 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 // 32 x (u8 * s8) -> 8 x i32 partial sums, as floats.
 FRUGAL_AVX2 inline __m256 dot_u8s8(__m256i u, __m256i s) {
   return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
-}
-FRUGAL_AVX2 inline __m256 dot_s8s8(__m256i a, __m256i b) {
-  return dot_u8s8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
 }
 FRUGAL_AVX2 inline __m256i load32(const void* p) {
   return _mm256_loadu_si256(static_cast<const __m256i*>(p));
@@ -97,60 +116,6 @@ FRUGAL_AVX2 float dot_bf16_w(const void* row, const void* xv, int64_t n) {
   return acc;
 }
 
-FRUGAL_AVX2 float dot_q8_0(const void* row, const void* xv, int64_t n) {
-  const Q8_0* w = static_cast<const Q8_0*>(row);
-  const ActBlock* a = static_cast<const ActBlock*>(xv);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  const int64_t nb = n / 32;
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    const __m256 p0 = dot_s8s8(load32(w[b].qs), load32(a[b].qs));
-    const __m256 p1 = dot_s8s8(load32(w[b + 1].qs), load32(a[b + 1].qs));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b].d) * a[b].d), p0, acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b + 1].d) * a[b + 1].d), p1, acc1);
-  }
-  for (; b < nb; ++b)
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w[b].d) * a[b].d), dot_s8s8(load32(w[b].qs), load32(a[b].qs)), acc0);
-  return hsum(_mm256_add_ps(acc0, acc1));
-}
-
-// acc + one Q4_0 block · one ActBlock: d_w * d_a * sum((q - 8) * x) as 8 float partial sums.
-// Q4_0 rows carry half the bytes of Q8_0 for the same work, so decode is bound by these
-// instructions rather than by memory; hence few of them per block, and no scalar chain:
-// the nibbles come from one broadcast 16-byte load (upper lane shifted right by 4 with a
-// per-dword shift, then masked), the -8 is subtracted in i16 as maddubs(8, x), and the
-// scale is one fp16 conversion and one multiply.
-FRUGAL_AVX2 inline __m256 q4_0_block(__m256 acc, const Q4_0& w, const ActBlock& a, __m256i shift, __m256i low,
-                                     __m256i ones) {
-  const __m256i packed = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.qs)));
-  const __m256i q = _mm256_and_si256(_mm256_srlv_epi32(packed, shift), low);  // 32 x u8 in [0, 15]
-  const __m256i x = load32(a.qs);
-  // (q - 8) · x in pairs, as 16 x i16 (|.| <= 2 * 15 * 128 + 2 * 8 * 128), then 8 x i32.
-  const __m256i p = _mm256_madd_epi16(
-      _mm256_sub_epi16(_mm256_maddubs_epi16(q, x), _mm256_maddubs_epi16(_mm256_set1_epi8(8), x)), ones);
-  // fp16 d from a 4-byte load (d and qs[0..1]; only lane 0 is used).
-  const __m128 dw = _mm_cvtph_ps(_mm_loadu_si32(&w.d));
-  const __m256 s = _mm256_broadcastss_ps(_mm_mul_ss(dw, _mm_load_ss(&a.d)));
-  return _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(p), acc);
-}
-
-FRUGAL_AVX2 float dot_q4_0(const void* row, const void* xv, int64_t n) {
-  const Q4_0* w = static_cast<const Q4_0*>(row);
-  const ActBlock* a = static_cast<const ActBlock*>(xv);
-  const __m256i shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
-  const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  const int64_t nb = n / 32;
-  int64_t b = 0;
-  // Two blocks per iteration into two accumulators: independent dependency chains.
-  for (; b + 2 <= nb; b += 2) {
-    acc0 = q4_0_block(acc0, w[b], a[b], shift, low, ones);
-    acc1 = q4_0_block(acc1, w[b + 1], a[b + 1], shift, low, ones);
-  }
-  if (b < nb) acc0 = q4_0_block(acc0, w[b], a[b], shift, low, ones);
-  return hsum(_mm256_add_ps(acc0, acc1));
-}
-
 FRUGAL_AVX2 float dot_q5_0(const void* row, const void* xv, int64_t n) {
   const Q5_0* w = static_cast<const Q5_0*>(row);
   const ActBlock* a = static_cast<const ActBlock*>(xv);
@@ -179,64 +144,6 @@ FRUGAL_AVX2 float dot_q5_1(const void* row, const void* xv, int64_t n) {
   return hsum(acc) + off;
 }
 
-FRUGAL_AVX2 float dot_q4_k(const void* row, const void* xv, int64_t n) {
-  const Q4_K* w = static_cast<const Q4_K*>(row);
-  const ActBlock* a = static_cast<const ActBlock*>(xv);
-  const __m256i low = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps();
-  float off = 0.0f;
-  for (int64_t b = 0; b < n / kQK; ++b) {
-    const float d = h2f(w[b].d), dmin = h2f(w[b].dmin);
-    const ActBlock* ab = a + b * 8;
-    for (int c = 0; c < 4; ++c) {
-      uint8_t sc0, m0, sc1, m1;
-      q4k_scale_min(2 * c, w[b].scales, &sc0, &m0);
-      q4k_scale_min(2 * c + 1, w[b].scales, &sc1, &m1);
-      const __m256i raw = load32(w[b].qs + 32 * c);
-      const __m256i lo = _mm256_and_si256(raw, low);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low);
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc0 * ab[2 * c].d), dot_u8s8(lo, load32(ab[2 * c].qs)), acc);
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc1 * ab[2 * c + 1].d), dot_u8s8(hi, load32(ab[2 * c + 1].qs)), acc);
-      off += dmin * (m0 * ab[2 * c].d * static_cast<float>(ab[2 * c].s) +
-                     m1 * ab[2 * c + 1].d * static_cast<float>(ab[2 * c + 1].s));
-    }
-  }
-  return hsum(acc) - off;
-}
-
-FRUGAL_AVX2 float dot_q6_k(const void* row, const void* xv, int64_t n) {
-  const Q6_K* w = static_cast<const Q6_K*>(row);
-  const ActBlock* a = static_cast<const ActBlock*>(xv);
-  const __m256i low = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / kQK; ++b) {
-    const float d = h2f(w[b].d);
-    for (int h = 0; h < 2; ++h) {
-      const __m256i ql0 = load32(w[b].ql + 64 * h), ql1 = load32(w[b].ql + 64 * h + 32);
-      const __m256i qh = load32(w[b].qh + 32 * h);
-      __m256i q[4];
-      q[0] = _mm256_or_si256(_mm256_and_si256(ql0, low), _mm256_slli_epi16(_mm256_and_si256(qh, two), 4));
-      q[1] = _mm256_or_si256(_mm256_and_si256(ql1, low),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two), 4));
-      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two), 4));
-      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4));
-      for (int qd = 0; qd < 4; ++qd) {
-        const int sub = 4 * h + qd;
-        const ActBlock& ab = a[b * 8 + sub];
-        const __m256i x = load32(ab.qs);
-        // (q - 32) · x per pair of elements, in i16; then weighted by the two 16-group scales.
-        const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[qd], x), _mm256_maddubs_epi16(k32, x));
-        const __m256i sc = _mm256_set_m128i(_mm_set1_epi16(w[b].scales[2 * sub + 1]),
-                                            _mm_set1_epi16(w[b].scales[2 * sub]));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * ab.d), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, sc)), acc);
-      }
-    }
-  }
-  return hsum(acc);
-}
-
 FRUGAL_AVX2 float dot_f32_f32(const float* a, const float* b, int64_t n) { return dot_f32_w(a, b, n); }
 FRUGAL_AVX2 void axpy_f32(float s, const float* x, float* y, int64_t n) {
   const __m256 vs = _mm256_set1_ps(s);
@@ -254,12 +161,9 @@ KernelSet make_avx2() {
   set(WType::kF32, dot_f32_w);
   set(WType::kF16, dot_f16_w);
   set(WType::kBF16, dot_bf16_w);
-  set(WType::kQ4_0, dot_q4_0);
   set(WType::kQ5_0, dot_q5_0);
   set(WType::kQ5_1, dot_q5_1);
-  set(WType::kQ8_0, dot_q8_0);
-  set(WType::kQ4_K, dot_q4_k);
-  set(WType::kQ6_K, dot_q6_k);
+  gemm_avx2::g_fill(k);  // Q8_0, Q4_0, Q4_K, Q6_K dots and batched matmuls, quantize_act, swiglu
   k.dot_f32 = dot_f32_f32;
   k.axpy_f32 = axpy_f32;
   return k;

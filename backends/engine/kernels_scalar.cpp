@@ -301,6 +301,14 @@ float dot_f32_f32(const float* a, const float* b, int64_t n) {
 void axpy_f32(float s, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += s * x[i];
 }
+void swiglu(float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+float exp_sum(float* x, int64_t n, float mx) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += x[i] = std::exp(x[i] - mx);
+  return sum;
+}
 
 KernelSet make_scalar() {
   KernelSet k;
@@ -321,7 +329,14 @@ KernelSet make_scalar() {
   set(WType::kQ6_K, dot_q6_k, dequant_q6_k);
   k.dot_f32 = dot_f32_f32;
   k.axpy_f32 = axpy_f32;
+  k.swiglu = swiglu;
+  k.exp_sum = exp_sum;
   return k;
+}
+
+bool env_set(const char* name) {
+  const char* env = std::getenv(name);
+  return env != nullptr && env[0] != '\0' && env[0] != '0';
 }
 
 }  // namespace
@@ -329,7 +344,70 @@ KernelSet make_scalar() {
 void fill_scalar_fallbacks(KernelSet* k) {
   const KernelSet& s = scalar_kernels();
   k->quantize_act = s.quantize_act;
+  k->swiglu = s.swiglu;
+  k->exp_sum = s.exp_sum;
   for (int i = 0; i < 32; ++i) k->dequant[i] = s.dequant[i];
+}
+
+bool wtype_packable(uint32_t type) {
+  return type == static_cast<uint32_t>(WType::kQ8_0) || type == static_cast<uint32_t>(WType::kQ4_0) ||
+         type == static_cast<uint32_t>(WType::kQ4_K);
+}
+
+size_t packed_group_bytes(uint32_t type) {
+  // Q4_K: d[8], dmin[8], then the six-bit scales and mins unpacked to bytes
+  // (sc[sub][row], m[sub][row]), then qs: 4 chunks x 8 four-byte groups x 8 rows.
+  if (type == static_cast<uint32_t>(WType::kQ4_K)) return 32 + 128 + 1024;
+  return wtype_block_bytes(type) * kPackRows;
+}
+
+size_t packed_row_bytes(uint32_t type, int64_t n) {
+  return static_cast<size_t>(n / wtype_block_elems(type)) * packed_group_bytes(type) / kPackRows;
+}
+
+void pack_rows(uint32_t type, const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n, uint8_t* out) {
+  if (type == static_cast<uint32_t>(WType::kQ4_K)) {
+    const int64_t nsb = n / kQK;
+    const size_t gb = packed_group_bytes(type);
+    for (int64_t g = 0; g < n_rows / kPackRows; ++g) {
+      for (int64_t b = 0; b < nsb; ++b) {
+        uint8_t* o = out + static_cast<size_t>(g * nsb + b) * gb;
+        for (int r = 0; r < kPackRows; ++r) {
+          const Q4_K& blk = reinterpret_cast<const Q4_K*>(w + (g * kPackRows + r) * row_bytes)[b];
+          std::memcpy(o + 2 * r, &blk.d, 2);
+          std::memcpy(o + 16 + 2 * r, &blk.dmin, 2);
+          for (int j = 0; j < 8; ++j) q4k_scale_min(j, blk.scales, o + 32 + j * kPackRows + r, o + 96 + j * kPackRows + r);
+          for (int c = 0; c < 4; ++c)
+            for (int k = 0; k < 8; ++k) std::memcpy(o + 160 + ((c * 8 + k) * kPackRows + r) * 4, blk.qs + 32 * c + 4 * k, 4);
+        }
+      }
+    }
+    return;
+  }
+  const size_t bb = wtype_block_bytes(type);
+  const int64_t nb = n / kActBlock;
+  const size_t qbytes = bb - 2;  // after the fp16 scale: 32 (Q8_0) or 16 (Q4_0)
+  for (int64_t g = 0; g < n_rows / kPackRows; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* o = out + (static_cast<size_t>(g * nb + b)) * bb * kPackRows;
+      for (int r = 0; r < kPackRows; ++r) {
+        const uint8_t* blk = w + (g * kPackRows + r) * row_bytes + b * bb;
+        std::memcpy(o + 2 * r, blk, 2);
+        for (size_t k = 0; k < qbytes / 4; ++k) std::memcpy(o + 2 * kPackRows + (k * kPackRows + r) * 4, blk + 2 + 4 * k, 4);
+      }
+    }
+  }
+}
+
+void act_block_ds(const ActBlock* a, int64_t n, float* ds) {
+  for (int64_t i = 0; i < n; ++i) ds[i] = a[i].d * static_cast<float>(a[i].s);
+}
+
+std::vector<const KernelSet*> available_kernels() {
+  std::vector<const KernelSet*> v = {&scalar_kernels()};
+  if (avx2_kernels() != nullptr) v.push_back(avx2_kernels());
+  if (avx512_kernels() != nullptr) v.push_back(avx512_kernels());
+  return v;
 }
 
 const KernelSet& scalar_kernels() {
@@ -339,10 +417,10 @@ const KernelSet& scalar_kernels() {
 
 const KernelSet& default_kernels() {
   static const KernelSet* k = [] {
-    const char* env = std::getenv("FRUGAL_ENGINE_NO_SIMD");
-    const bool no_simd = env != nullptr && env[0] != '\0' && env[0] != '0';
+    if (env_set("FRUGAL_ENGINE_NO_SIMD")) return &scalar_kernels();
+    if (!env_set("FRUGAL_ENGINE_NO_AVX512") && avx512_kernels() != nullptr) return avx512_kernels();
     const KernelSet* avx = avx2_kernels();
-    return (!no_simd && avx != nullptr) ? avx : &scalar_kernels();
+    return avx != nullptr ? avx : &scalar_kernels();
   }();
   return *k;
 }

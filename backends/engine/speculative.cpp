@@ -1,8 +1,56 @@
 #include "backends/engine/speculative.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace frugal::engine {
+
+DraftLengthPolicy::DraftLengthPolicy(DraftPolicyConfig config) : config_(config) {
+  config_.k_max = std::max(0, config_.k_max);
+  config_.probe_every = std::max(1, config_.probe_every);
+}
+
+double DraftLengthPolicy::acceptance() const { return std::clamp(successes_ / trials_, 0.0, 0.999); }
+
+double DraftLengthPolicy::expected_speedup(double a, int k, double draft_cost, double verify_slope) {
+  if (k <= 0) return 1.0;
+  const double tokens = (1.0 - std::pow(a, k + 1)) / (1.0 - a);
+  return tokens / (k * draft_cost + 1.0 + verify_slope * k);
+}
+
+int DraftLengthPolicy::next_k() {
+  const double a = acceptance();
+  int best = 0;
+  double best_rate = 1.0;
+  for (int k = 1; k <= config_.k_max; ++k) {
+    const double rate = expected_speedup(a, k, config_.draft_cost, config_.verify_slope);
+    if (rate > best_rate * 1.02) {  // a 2% margin: the model is an estimate
+      best = k;
+      best_rate = rate;
+    }
+  }
+  if (best > 0 || config_.k_max == 0) {
+    idle_steps_ = 0;
+    return best;
+  }
+  if (++idle_steps_ >= config_.probe_every) {
+    idle_steps_ = 0;
+    return 1;
+  }
+  return 0;
+}
+
+void DraftLengthPolicy::observe(int drafted, int accepted) {
+  if (drafted <= 0) return;
+  accepted = std::clamp(accepted, 0, drafted);
+  successes_ = config_.decay * successes_ + accepted;
+  trials_ = config_.decay * trials_ + accepted + (accepted < drafted ? 1 : 0);
+}
+
+double draft_cost_estimate(const Model& target, const Model& draft) {
+  const double t = static_cast<double>(target.weight_bytes_per_token());
+  return t > 0 ? static_cast<double>(draft.weight_bytes_per_token()) / t : 1.0;
+}
 
 SpeculativeDecoder::SpeculativeDecoder(ForwardPass& target, KvCache& target_kv, ForwardPass& draft, KvCache& draft_kv)
     : target_(target), target_kv_(target_kv), draft_(draft), draft_kv_(draft_kv) {}
@@ -14,7 +62,16 @@ Result<std::vector<int32_t>> SpeculativeDecoder::generate(const std::vector<int3
   if (prompt.empty()) return make_error(ErrorKind::kInvalidRequest, "empty prompt", "prompt");
   if (target_.model().config().n_vocab != draft_.model().config().n_vocab)
     return make_error(ErrorKind::kInvalidRequest, "speculative decoding: draft and target vocabularies differ");
-  k = std::max(1, k);
+  DraftLengthPolicy* policy = nullptr;
+  if (k <= 0) {
+    if (!policy_) {
+      DraftPolicyConfig pc;
+      pc.draft_cost = draft_cost_estimate(target_.model(), draft_.model());
+      policy_.emplace(pc);
+    }
+    policy = &*policy_;
+    k = std::max(1, policy->config().k_max);
+  }
   const int32_t V = target_.model().config().n_vocab;
   Sampler sampler(params, seed, 0, prompt);
   Rng& rng = sampler.rng();
@@ -49,7 +106,8 @@ Result<std::vector<int32_t>> SpeculativeDecoder::generate(const std::vector<int3
   while (static_cast<int>(out.size()) < max_tokens) {
     // Draft k tokens: the first forward also catches up on draft_lag. Nothing is
     // committed to the draft cache until the target has verified it.
-    const int32_t n_draft = std::min<int32_t>(k, max_tokens - static_cast<int32_t>(out.size()));
+    const int32_t k_step = policy ? policy->next_k() : k;
+    const int32_t n_draft = std::min<int32_t>(k_step, max_tokens - static_cast<int32_t>(out.size()));
     std::vector<int32_t> feed = draft_lag;
     feed.push_back(pending);
     std::vector<int32_t> draft_computed;  // tokens whose K/V the draft wrote this round
@@ -97,17 +155,23 @@ Result<std::vector<int32_t>> SpeculativeDecoder::generate(const std::vector<int3
       extra = sampler.greedy() ? p.tokens[0] : sampler.draw(p);
     }
     stats_.accepted += accepted;
+    if (policy) policy->observe(n_draft, accepted);
+    if (n_draft == 0) stats_.plain_steps++;
     // Commit pending + accepted drafts in both caches; drop the rejected positions.
     std::vector<int32_t> committed{pending};
     committed.insert(committed.end(), drafted.begin(), drafted.begin() + accepted);
     target_kv_.commit(tseq, committed);
     target_kv_.shrink(tseq);
-    // The draft computed lag, pending, d_1..d_{n-1}: keep lag, pending and the accepted drafts.
-    const size_t keep = draft_lag.size() + 1 + std::min<int32_t>(accepted, n_draft - 1);
-    draft_kv_.commit(dseq, std::span<const int32_t>(draft_computed).first(keep));
-    draft_kv_.shrink(dseq);
-    draft_lag.clear();
-    if (accepted == n_draft) draft_lag.push_back(drafted[n_draft - 1]);
+    if (n_draft == 0) {
+      draft_lag.push_back(pending);  // the draft sat this step out
+    } else {
+      // The draft computed lag, pending, d_1..d_{n-1}: keep lag, pending and the accepted drafts.
+      const size_t keep = draft_lag.size() + 1 + std::min<int32_t>(accepted, n_draft - 1);
+      draft_kv_.commit(dseq, std::span<const int32_t>(draft_computed).first(keep));
+      draft_kv_.shrink(dseq);
+      draft_lag.clear();
+      if (accepted == n_draft) draft_lag.push_back(drafted[n_draft - 1]);
+    }
     std::vector<int32_t> new_tokens(drafted.begin(), drafted.begin() + accepted);
     new_tokens.push_back(extra);
     bool end = false;

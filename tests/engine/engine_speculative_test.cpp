@@ -71,8 +71,9 @@ TinySpec target_spec() {
   return ts;
 }
 
-std::unique_ptr<Engine> make(std::shared_ptr<const Model> draft, int k, int32_t eog = -1) {
+std::unique_ptr<Engine> make(std::shared_ptr<const Model> draft, int k, int32_t eog = -1, bool adaptive = false) {
   EngineConfig cfg;
+  cfg.draft_adaptive = adaptive;
   cfg.n_threads = 2;
   cfg.kv_cache_bytes = 8 << 20;
   cfg.draft = std::move(draft);
@@ -197,4 +198,31 @@ TEST_CASE("speculative sampling is reproducible by seed, EOS, max_tokens and can
   CHECK(e->stats().kv.used_blocks == 0);
   CHECK(e->stats().draft_kv.used_blocks == 0);
   e->shutdown();  // the engine thread is out of the callback before its locals die
+}
+
+TEST_CASE("adaptive draft length in the engine stops drafting what is never accepted, output unchanged") {
+  const auto reqs = prompts(4, 24, 5);
+  auto plain = make(nullptr, 1);
+  const auto want = run_all(*plain, reqs);
+  TinySpec unrelated = target_spec();
+  unrelated.n_layer = 1;
+  unrelated.n_embd = 64;
+  unrelated.n_ff = 128;
+  unrelated.seed = 99;
+  auto fixed = make(tiny_model(unrelated), 4);
+  const auto got_fixed = run_all(*fixed, reqs);
+  auto adaptive = make(tiny_model(unrelated), 4, -1, true);
+  const auto got = run_all(*adaptive, reqs);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    CAPTURE(i);
+    CHECK(got[i].tokens == want[i].tokens);
+    CHECK(got_fixed[i].tokens == want[i].tokens);
+  }
+  const EngineStats a = adaptive->stats(), f = fixed->stats();
+  MESSAGE("unrelated draft: fixed k=4 drafted " << f.drafted << ", adaptive drafted " << a.drafted << " (accepted "
+                                                << a.accepted << ")");
+  CHECK(a.drafted > 0);               // it tried
+  CHECK(a.drafted * 4 <= f.drafted);  // and mostly stopped
+  CHECK(a.kv.used_blocks == 0);
+  CHECK(a.draft_kv.used_blocks == 0);
 }

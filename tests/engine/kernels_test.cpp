@@ -61,9 +61,8 @@ TEST_CASE("fp16 conversion round-trips and rounds to nearest") {
 
 TEST_CASE("every kernel set's dot matches dequantise-then-dot") {
   std::mt19937 rng(42);
-  std::vector<const KernelSet*> sets = {&scalar_kernels()};
-  if (avx2_kernels() != nullptr) sets.push_back(avx2_kernels());
-  else MESSAGE("AVX2 kernels not available on this CPU: only the scalar set is tested");
+  const std::vector<const KernelSet*> sets = available_kernels();
+  if (sets.size() == 1) MESSAGE("AVX2 kernels not available on this CPU: only the scalar set is tested");
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (uint32_t type : kTypes) {
     CAPTURE(wtype_name(type));
@@ -118,6 +117,194 @@ TEST_CASE("default kernel set honours FRUGAL_ENGINE_NO_SIMD") {
   const bool forced = env != nullptr && env[0] != '\0' && env[0] != '0';
   const KernelSet& k = default_kernels();
   MESSAGE("default kernel set: " << k.name);
+  const char* cap = std::getenv("FRUGAL_ENGINE_NO_AVX512");
+  const bool no512 = cap != nullptr && cap[0] != '\0' && cap[0] != '0';
   if (forced || avx2_kernels() == nullptr) CHECK(std::string(k.name) == "scalar");
-  else CHECK(std::string(k.name) == "avx2");
+  else if (no512 || avx512_kernels() == nullptr) CHECK(std::string(k.name) == "avx2");
+  else CHECK(std::string(k.name) == "avx512vnni");
+}
+
+TEST_CASE("batched quantized matmul matches the fp32 reference and the dot, for every batch shape") {
+  // For every kernel set with a batched kernel for the type: 11 weight rows (odd row
+  // tiles) x n tokens in {1, 2, 3, 8, 33, 512} (odd token tiles; 512 tokens of 1024 elements also
+  // span two L2 chunks). Each result is checked against f32 weights x the quantized
+  // activations, and must equal the set's dot for that (row, token) bit for bit (what
+  // keeps batched and one-token decoding, and so speculative verification, identical).
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t rows = 11;
+  int tested = 0;
+  for (uint32_t type : kTypes) {
+    if (!wtype_uses_act_blocks(type)) continue;
+    CAPTURE(wtype_name(type));
+    for (const int64_t n_tok : {1, 2, 3, 5, 7, 8, 33, 512}) {
+      CAPTURE(n_tok);
+      const int64_t n = n_tok == 512 ? 1024 : 512;
+      const int64_t nb = n / kActBlock;
+      std::vector<uint8_t> w;
+      for (int64_t r = 0; r < rows; ++r) {
+        const auto row = random_row(type, n, rng);
+        w.insert(w.end(), row.begin(), row.end());
+      }
+      const size_t rb = wtype_row_bytes(type, n);
+      std::vector<float> x(n_tok * n), wf(rows * n);
+      for (auto& v : x) v = nd(rng);
+      for (int64_t r = 0; r < rows; ++r) scalar_kernels().dequant[type](w.data() + r * rb, wf.data() + r * n, n);
+      std::vector<ActBlock> act(n_tok * nb);
+      for (int64_t t = 0; t < n_tok; ++t) scalar_kernels().quantize_act(x.data() + t * n, act.data() + t * nb, n);
+      std::vector<float> ads(act.size());
+      act_block_ds(act.data(), static_cast<int64_t>(act.size()), ads.data());
+      // f32 weights x the quantized activations, and the sum of |terms| for the tolerance.
+      std::vector<double> refs(n_tok * rows), mags(n_tok * rows);
+      for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t i = 0; i < n; ++i) {
+            const double p = static_cast<double>(wf[r * n + i]) * act[t * nb + i / 32].d * act[t * nb + i / 32].qs[i % 32];
+            refs[t * rows + r] += p;
+            mags[t * rows + r] += std::fabs(p);
+          }
+      for (const KernelSet* ks : available_kernels()) {
+        if (ks->gemm[type] == nullptr) continue;
+        CAPTURE(ks->name);
+        ++tested;
+        // The set's own quantize_act must agree with the scalar one bit for bit.
+        std::vector<ActBlock> act2(nb);
+        ks->quantize_act(x.data(), act2.data(), n);
+        CHECK(std::memcmp(act2.data(), act.data(), nb * sizeof(ActBlock)) == 0);
+        // Written at an offset with a wider stride: the kernel must touch only its cells.
+        const int64_t ldy = rows + 3;
+        std::vector<float> y(n_tok * ldy, -12345.0f);
+        ks->gemm[type](w.data(), rb, rows, act.data(), ads.data(), nb, n_tok, n, y.data() + 1, ldy);
+        int bad_ref = 0, bad_dot = 0, touched = 0;
+        for (int64_t t = 0; t < n_tok; ++t) {
+          touched += y[t * ldy] != -12345.0f;
+          for (int64_t c = rows + 1; c < ldy; ++c) touched += y[t * ldy + c] != -12345.0f;
+          for (int64_t r = 0; r < rows; ++r) {
+            const double ref = refs[t * rows + r], mag = mags[t * rows + r];
+            const float got = y[t * ldy + 1 + r];
+            bad_ref += !(std::fabs(got - ref) <= 1e-5 * mag + 1e-6);
+            const float dot = ks->dot[type](w.data() + r * rb, act.data() + t * nb, n);
+            bad_dot += std::memcmp(&got, &dot, 4) != 0;
+          }
+        }
+        CHECK(bad_ref == 0);
+        CHECK(bad_dot == 0);
+        CHECK(touched == 0);
+      }
+    }
+  }
+  if (avx2_kernels() != nullptr) CHECK(tested >= 4 * 6);
+}
+
+TEST_CASE("every kernel set's swiglu matches silu(g) * u") {
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> u(-30.0f, 30.0f);
+  for (const KernelSet* ks : available_kernels()) {
+    CAPTURE(ks->name);
+    for (const int64_t n : {1, 7, 8, 13, 4096}) {
+      std::vector<float> g(n), up(n);
+      for (auto& v : g) v = u(rng);
+      for (auto& v : up) v = u(rng) / 30.0f;
+      g[0] = -100.0f;  // far below the exp range
+      std::vector<float> out = g;
+      ks->swiglu(out.data(), up.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double want = g[i] / (1.0 + std::exp(-static_cast<double>(g[i]))) * up[i];
+        CHECK(std::fabs(out[i] - want) <= 1e-6 * std::fabs(want) + 1e-30 + 1e-6 * std::fabs(g[i] * up[i]));
+      }
+    }
+  }
+}
+
+TEST_CASE("packed batched matmul matches the fp32 reference, bit-identical for every batch shape") {
+  // Rows repacked 8 at a time (pack_rows): 16 rows = 2 groups, tokens in
+  // {1, 2, 3, 8, 33, 512} (odd token tiles; 512 spans several L2 chunks). Each result
+  // against f32 weights x the quantized activations, and equal bit for bit to the same
+  // token run alone (batched decoding and speculative verification rely on it).
+  std::mt19937 rng(13);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t rows = 2 * kPackRows;
+  int tested = 0;
+  for (uint32_t type : kTypes) {
+    if (!wtype_packable(type)) continue;
+    CAPTURE(wtype_name(type));
+    for (const int64_t n_tok : {1, 2, 3, 5, 7, 8, 33, 512}) {
+      CAPTURE(n_tok);
+      const int64_t n = n_tok == 512 ? 1024 : 512;
+      const int64_t nb = n / kActBlock;
+      const size_t rb = wtype_row_bytes(type, n);
+      std::vector<uint8_t> w;
+      for (int64_t r = 0; r < rows; ++r) {
+        const auto row = random_row(type, n, rng);
+        w.insert(w.end(), row.begin(), row.end());
+      }
+      const size_t prb = packed_row_bytes(type, n);
+      std::vector<uint8_t> packed(prb * rows);
+      pack_rows(type, w.data(), rb, rows, n, packed.data());
+      std::vector<float> x(n_tok * n), wf(rows * n);
+      for (auto& v : x) v = nd(rng);
+      for (int64_t r = 0; r < rows; ++r) scalar_kernels().dequant[type](w.data() + r * rb, wf.data() + r * n, n);
+      std::vector<ActBlock> act(n_tok * nb);
+      for (int64_t t = 0; t < n_tok; ++t) scalar_kernels().quantize_act(x.data() + t * n, act.data() + t * nb, n);
+      std::vector<float> ads(act.size());
+      act_block_ds(act.data(), static_cast<int64_t>(act.size()), ads.data());
+      // f32 weights x the quantized activations, and the sum of |terms| for the tolerance.
+      std::vector<double> refs(n_tok * rows), mags(n_tok * rows);
+      for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t i = 0; i < n; ++i) {
+            const double p = static_cast<double>(wf[r * n + i]) * act[t * nb + i / 32].d * act[t * nb + i / 32].qs[i % 32];
+            refs[t * rows + r] += p;
+            mags[t * rows + r] += std::fabs(p);
+          }
+      for (const KernelSet* ks : available_kernels()) {
+        if (ks->gemm_packed[type] == nullptr) continue;
+        CAPTURE(ks->name);
+        ++tested;
+        const int64_t ldy = rows + 3;
+        std::vector<float> y(n_tok * ldy, -12345.0f);
+        ks->gemm_packed[type](packed.data(), prb, rows, act.data(), ads.data(), nb, n_tok, n, y.data() + 1, ldy);
+        int bad_ref = 0, bad_alone = 0, touched = 0;
+        for (int64_t t = 0; t < n_tok; ++t) {
+          touched += y[t * ldy] != -12345.0f;
+          for (int64_t c = rows + 1; c < ldy; ++c) touched += y[t * ldy + c] != -12345.0f;
+          std::vector<float> alone(rows);
+          ks->gemm_packed[type](packed.data(), prb, rows, act.data() + t * nb, ads.data() + t * nb, nb, 1, n,
+                                alone.data(), rows);
+          for (int64_t r = 0; r < rows; ++r) {
+            const double ref = refs[t * rows + r], mag = mags[t * rows + r];
+            const float got = y[t * ldy + 1 + r];
+            bad_ref += !(std::fabs(got - ref) <= 1e-5 * mag + 1e-6);
+            bad_alone += std::memcmp(&got, &alone[r], 4) != 0;
+          }
+        }
+        CHECK(bad_ref == 0);
+        CHECK(bad_alone == 0);
+        CHECK(touched == 0);
+      }
+    }
+  }
+  if (avx2_kernels() != nullptr) CHECK(tested >= 12);
+}
+
+TEST_CASE("every kernel set's exp_sum matches exp(x - max) and its sum") {
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<float> u(-120.0f, 0.0f);
+  for (const KernelSet* ks : available_kernels()) {
+    CAPTURE(ks->name);
+    for (const int64_t n : {1, 7, 8, 13, 1000}) {
+      std::vector<float> x(n);
+      for (auto& v : x) v = u(rng) + 5.0f;
+      x[0] = 5.0f;  // the max
+      std::vector<float> out = x;
+      const float sum = ks->exp_sum(out.data(), n, 5.0f);
+      double want_sum = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const double want = std::exp(static_cast<double>(x[i]) - 5.0);
+        want_sum += want;
+        CHECK(std::fabs(out[i] - want) <= 1e-6 * want + 1e-30);
+      }
+      CHECK(std::fabs(sum - want_sum) <= 1e-5 * want_sum);
+    }
+  }
 }
