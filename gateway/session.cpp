@@ -176,7 +176,7 @@ asio::awaitable<bool> route(ClientSocket& stream, Request& req, RequestContext& 
   if (plane == Plane::kAdmin) co_return co_await route_admin(stream, req, ctx, w, path);
 
   const bool model_api = api == "/chat/completions" || api == "/messages" || api == "/messages/count_tokens" ||
-                         api == "/models";
+                         api == "/models" || api == "/embeddings";
   if (model_api && auth_required(*cfg, w.server.keys())) {
     auto key = authenticate(req, w.server.keys(), wall_us());
     if (!key) co_return co_await send_error(stream, key.error(), ctx, anthropic);
@@ -187,7 +187,7 @@ asio::awaitable<bool> route(ClientSocket& stream, Request& req, RequestContext& 
     co_return co_await handle_chat_completions(stream, req, ctx, w);
   }
   if (api == "/embeddings") {
-    if (auto e = only(bhttp::verb::post)) co_return co_await send_openai_error(stream, *e, ctx);
+    if (method != bhttp::verb::post) co_return co_await method_not_allowed(stream, req, ctx, false, path, bhttp::verb::post);
     co_return co_await handle_embeddings(stream, req, ctx, w);
   }
   if (api == "/messages") {

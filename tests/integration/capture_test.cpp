@@ -82,6 +82,7 @@ TEST_CASE("capture: sampled requests become replay-log lines, shadows label them
                                      << "passthrough:\n  - { prefix: \"\", provider: mock }\n";
   Child gw({FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
   const std::string url = "http://127.0.0.1:" + gw.wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
+  const std::string admin_url = frugal::test::admin_url_of(gw);  // /v1/frugal/* is the admin plane's
 
   auto ask = [&](const std::string& id, const std::string& small, const std::string& large) {
     const std::string body = R"({"model":"auto","messages":[{"role":"user","content":"Which colour is the sky?"}],)"
@@ -100,13 +101,13 @@ TEST_CASE("capture: sampled requests become replay-log lines, shadows label them
               .status == 200);
 
   // Feedback: bad bodies get an OpenAI-shaped 400 naming the field; a good one is 202.
-  auto bad = request("POST", url + "/v1/frugal/feedback", R"({"request_id":"cap-disagree","correct":"yes"})");
+  auto bad = request("POST", admin_url + "/v1/frugal/feedback", R"({"request_id":"cap-disagree","correct":"yes"})");
   CHECK(bad.status == 400);
   CHECK(bad.body.find("\"param\":\"correct\"") != std::string::npos);
-  CHECK(request("POST", url + "/v1/frugal/feedback", R"({"correct":true})").status == 400);
-  CHECK(request("POST", url + "/v1/frugal/feedback", "not json").status == 400);
-  CHECK(request("GET", url + "/v1/frugal/feedback").status == 405);
-  auto fb = request("POST", url + "/v1/frugal/feedback", R"({"request_id":"cap-disagree","correct":true})");
+  CHECK(request("POST", admin_url + "/v1/frugal/feedback", R"({"correct":true})").status == 400);
+  CHECK(request("POST", admin_url + "/v1/frugal/feedback", "not json").status == 400);
+  CHECK(request("GET", admin_url + "/v1/frugal/feedback").status == 405);
+  auto fb = request("POST", admin_url + "/v1/frugal/feedback", R"({"request_id":"cap-disagree","correct":true})");
   CHECK(fb.status == 202);
 
   const auto lines = wait_lines(dir / "capture.jsonl", 3);
@@ -128,7 +129,7 @@ TEST_CASE("capture: sampled requests become replay-log lines, shadows label them
   CHECK(line_of(lines, "not-captured").empty());
 
   // The shadow calls were priced and booked: 2 × (tier-large's usage) > 0.
-  auto budgets = request("GET", url + "/v1/frugal/budgets");
+  auto budgets = request("GET", admin_url + "/v1/frugal/budgets");
   REQUIRE(budgets.status == 200);
   CHECK(std::string_view(p.parse(budgets.body)["shadow_cost_usd"]) != "0.000000");
 

@@ -20,7 +20,7 @@ namespace {
 struct Env {
   std::unique_ptr<Child> mock;
   std::unique_ptr<Child> gw;
-  std::string mock_url, url;
+  std::string mock_url, url, admin_url;
   std::filesystem::path dir;
 
   Env() {
@@ -76,6 +76,7 @@ telemetry:
     gw = std::make_unique<Child>(
         std::vector<std::string>{FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
     url = "http://127.0.0.1:" + gw->wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
+    admin_url = frugal::test::admin_url_of(*gw);
   }
   ~Env() {
     gw.reset();
@@ -92,7 +93,7 @@ telemetry:
   std::string last_upstream_body() { return request("GET", mock_url + "/mock/last_request").body; }
   // The ledger row of `id` (rows of successful answers are durable before the response).
   std::string ledger_row(const std::string& id) {
-    auto r = request("GET", url + "/v1/frugal/ledger?from=0&limit=10000");
+    auto r = request("GET", admin_url + "/v1/frugal/ledger?from=0&limit=10000");
     REQUIRE_MESSAGE(r.status == 200, r.body);
     simdjson::dom::parser p;
     const simdjson::dom::array rows = p.parse(r.body)["rows"].get_array().value();
@@ -148,7 +149,7 @@ TEST_CASE("embeddings: forwarded with the upstream model, priced by input tokens
   CHECK(!e.ledger_row(b.header("x-request-id")).empty());
 
   // Metrics name the GenAI operation.
-  auto metrics = request("GET", e.url + "/metrics");
+  auto metrics = request("GET", e.admin_url + "/metrics");
   REQUIRE(metrics.status == 200);
   CHECK(metrics.body.find(R"(gen_ai_operation_name="embeddings")") != std::string::npos);
 
