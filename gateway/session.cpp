@@ -89,6 +89,10 @@ asio::awaitable<bool> route(ClientSocket& stream, Request& req, RequestContext& 
     if (auto e = only(bhttp::verb::post)) co_return co_await send_openai_error(stream, *e, ctx);
     co_return co_await handle_chat_completions(stream, req, ctx, w);
   }
+  if (api == "/responses") {
+    if (auto e = only(bhttp::verb::post)) co_return co_await send_openai_error(stream, *e, ctx);
+    co_return co_await handle_responses(stream, req, ctx, w);
+  }
   if (api == "/messages") {
     if (auto e = only(bhttp::verb::post)) co_return co_await send_anthropic_error(stream, *e, ctx);
     co_return co_await handle_messages(stream, req, ctx, w);
