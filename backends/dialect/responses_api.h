@@ -48,7 +48,7 @@ Result<ResponsesRequest> responses_to_chat_request(simdjson::dom::element body);
 struct ResponsesFrame {
   std::string id;  // "resp_..."; item ids derive from it (msg_, rs_, fc_)
   int64_t created_at = 0;
-  std::string model;  // the model name the client sees
+  std::string model;  // the model name the client sees, unless the answer names one
   const ResponsesEcho* echo = nullptr;
 };
 

@@ -129,8 +129,11 @@ Result<TranslatedResponse> chat_to_responses_body(std::string_view body, const R
   if (!root["usage"].get(u) && u.is_object()) tr.usage = usage_from_openai(u);
   const auto [status, incomplete] = status_for(str_or(choice, "finish_reason", "stop"));
   tr.stop_reason = status;
+  // The model the answer names, as chat completions relay it.
+  ResponsesFrame named = frame;
+  if (const std::string_view m = str_or(root, "model"); !m.empty()) named.model = std::string(m);
   JsonWriter w(tr.body);
-  write_response(w, frame, status, incomplete, output, &tr.usage);
+  write_response(w, named, status, incomplete, output, &tr.usage);
   return tr;
 }
 
@@ -296,7 +299,11 @@ Result<void> ChatToResponsesStream::on_chunk(element chunk, std::string& out) {
     fail(error_from_openai_body(0, simdjson::minify(chunk)), out);
     return *error_;
   }
-  start(out);
+  if (!started_) {
+    // The model the answer names, as chat completions relay it.
+    if (const std::string_view m = str_or(chunk, "model"); !m.empty()) frame_.model = std::string(m);
+    start(out);
+  }
   if (!chunk["usage"].get(v) && v.is_object()) usage_ = usage_from_openai(v);
 
   simdjson::dom::array choices;

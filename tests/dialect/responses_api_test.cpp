@@ -157,7 +157,7 @@ TEST_CASE("responses body: text, reasoning and usage of a chat completion") {
   auto rr = translate(R"({"model":"m","input":"x","instructions":"be brief","temperature":0.5})");
   REQUIRE(rr.ok());
   auto tr = chat_to_responses_body(
-      R"({"id":"chatcmpl-9","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,
+      R"({"id":"chatcmpl-9","object":"chat.completion","created":1,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,
           "message":{"role":"assistant","content":"Hello","reasoning_content":"think"},"finish_reason":"stop"}],
           "usage":{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19,"prompt_tokens_details":{"cached_tokens":4},
                    "completion_tokens_details":{"reasoning_tokens":2}}})",
@@ -166,7 +166,7 @@ TEST_CASE("responses body: text, reasoning and usage of a chat completion") {
   CHECK(tr->stop_reason == "completed");
   CHECK(tr->usage.input_tokens == 12);
   CHECK(canon(tr->body) == canon(R"({"id":"resp_abc","object":"response","created_at":1700000000,"status":"completed",
-      "background":false,"error":null,"incomplete_details":null,"model":"gpt-4o-mini","output":[
+      "background":false,"error":null,"incomplete_details":null,"model":"gpt-4o-mini-2024-07-18","output":[
         {"id":"rs_abc","type":"reasoning","summary":[{"type":"summary_text","text":"think"}]},
         {"id":"msg_abc","type":"message","status":"completed","role":"assistant","content":[
           {"type":"output_text","text":"Hello","annotations":[],"logprobs":[]}]}],
@@ -231,6 +231,7 @@ TEST_CASE("responses stream: text deltas make the full event sequence with seque
   CHECK(canon(evs[4].data) == canon(R"({"type":"response.output_text.delta","item_id":"msg_abc","output_index":0,
       "content_index":0,"delta":"Hel","logprobs":[],"sequence_number":4})"));
   CHECK(evs[6].data.find(R"("text":"Hello")") != std::string::npos);
+  CHECK(evs[0].data.find(R"("model":"m")") != std::string::npos);  // as the chunks name it
   CHECK(evs[9].data.find(R"("status":"completed")") != std::string::npos);
   CHECK(evs[9].data.find(R"("input_tokens_details":{"cached_tokens":3})") != std::string::npos);
   CHECK(evs[9].data.find(R"("output":[{"id":"msg_abc","type":"message","status":"completed")") != std::string::npos);

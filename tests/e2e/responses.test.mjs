@@ -142,3 +142,15 @@ test('Vercel AI SDK: a streamed tool call', async () => {
   assert.deepEqual(toolCalls[0].input, { city: 'Paris', unit: 'celsius' });
   assert.equal(await result.finishReason, 'tool-calls');
 });
+
+test('Vercel AI SDK: a multi-turn conversation with store: false (frugal keeps no responses)', async () => {
+  const first = await generateText({ model: openai('gpt-4o-mini'), prompt: 'Say hello' });
+  const messages = [{ role: 'user', content: 'Say hello' }, ...first.response.messages, { role: 'user', content: 'Again' }];
+  // By default the SDK refers to its earlier answer by id (item_reference): a clear 400.
+  await assert.rejects(generateText({ model: openai('gpt-4o-mini'), messages }),
+    (e) => e.statusCode === 400 && /does not keep responses/.test(e.responseBody));
+  const second = await generateText({
+    model: openai('gpt-4o-mini'), messages, providerOptions: { openai: { store: false } },
+  });
+  assert.equal(second.text, hello);
+});
