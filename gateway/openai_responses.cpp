@@ -95,6 +95,7 @@ asio::awaitable<bool> handle_responses(ClientSocket& stream, Request& req, Reque
   // chat.openai_body views translated->chat_body, which lives until the exchange is over.
   auto chat = parse_chat_body(*chat_parser.p, translated->chat_body);
   if (!chat) co_return co_await send_openai_error(stream, chat.error(), ctx);
+  chat->client_metadata = translated->metadata;  // for policy matchers; not sent upstream
 
   ChatExchange ex(w, ctx, req, Dialect::kResponses);
   std::string id = ctx.request_id;

@@ -35,6 +35,9 @@ struct ResponsesRequest {
   bool stream = false;
   std::string chat_body;  // the /v1/chat/completions translation
   ResponsesEcho echo;
+  // `metadata`, which chat_body leaves out (chat completions refuse it without `store`);
+  // in the caller's document.
+  std::optional<simdjson::dom::object> metadata;
 };
 
 // Validates and translates a Responses request. Errors are kInvalidRequest with

@@ -373,7 +373,7 @@ Result<ResponsesRequest> responses_to_chat_request(element root) {
   }
   if (!body["metadata"].get(v) && !v.is_null()) {
     if (!v.is_object()) return invalid("metadata", "Invalid type for 'metadata': expected an object.");
-    w.key("metadata").raw(to_json(v));
+    out.metadata = v.get_object().value_unsafe();
   }
   if (!body["top_logprobs"].get(v) && !v.is_null()) {
     if (!v.is_int64() && !v.is_uint64()) return invalid("top_logprobs", "Invalid type for 'top_logprobs': expected an integer.");

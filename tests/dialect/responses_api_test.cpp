@@ -64,7 +64,18 @@ TEST_CASE("responses request: a string input with instructions becomes system an
   CHECK(chat_of(R"({"model":"gpt-4o-mini","input":"Hi","instructions":"Be brief","max_output_tokens":50,
                     "temperature":0.2,"top_p":0.9,"user":"u1","metadata":{"team":"a"}})") ==
         canon(R"({"model":"gpt-4o-mini","messages":[{"role":"system","content":"Be brief"},{"role":"user","content":"Hi"}],
-                  "max_completion_tokens":50,"temperature":0.2,"top_p":0.9,"user":"u1","metadata":{"team":"a"}})"));
+                  "max_completion_tokens":50,"temperature":0.2,"top_p":0.9,"user":"u1"})"));
+}
+
+TEST_CASE("responses request: metadata is kept for policy matchers, not sent upstream") {
+  auto r = translate(R"({"model":"m","input":"Hi","metadata":{"team":"a"}})");
+  REQUIRE(r.ok());
+  REQUIRE(r->metadata.has_value());
+  std::string_view team;
+  CHECK_FALSE((*r->metadata)["team"].get_string().get(team));
+  CHECK(team == "a");
+  CHECK(r->chat_body.find("metadata") == std::string::npos);  // OpenAI refuses it without store
+  CHECK(error_of(R"({"model":"m","input":"Hi","metadata":[]})").param == "metadata");
 }
 
 TEST_CASE("responses request: a streamed request asks the upstream for usage") {

@@ -34,6 +34,8 @@ struct Env {
     std::ofstream(dir / "policy.yaml") << R"(request_types:
   - name: escalating
     match: { header: { x-frugal-request-type: escalating } }
+  - name: tagged
+    match: { metadata: { feature: tagged } }
   - name: cached
     match: { dialect: responses, header: { x-frugal-request-type: cached } }
   - name: chat
@@ -338,6 +340,15 @@ TEST_CASE("responses: routed by dialect, exactly cached (plain and replayed as a
   REQUIRE(!row.empty());
   CHECK(str(row, "/dialect") == "responses");
   CHECK(str(row, "/route") == "cached");
+}
+
+TEST_CASE("responses: metadata reaches policy matchers and is echoed, not sent upstream") {
+  auto& e = env();
+  auto r = e.responses(R"({"model":"gpt-4o-mini","input":"Say hello","metadata":{"feature":"tagged"}})");
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(r.header("x-frugal-request-type") == "tagged");
+  CHECK(str(r.body, "/metadata/feature") == "tagged");
+  CHECK(e.last_upstream_body().find("metadata") == std::string::npos);
 }
 
 TEST_CASE("responses: a rejected cheap tier escalates in a cascade") {
