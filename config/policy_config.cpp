@@ -191,11 +191,11 @@ class Loader {
       m.kind = key == "dialect" ? K::kDialect : K::kResponseFormat;
       m.values = string_matches(v);
       for (const auto& s : m.values) {
-        static const std::set<std::string> dialects{"openai", "anthropic"};
+        static const std::set<std::string> dialects{"openai", "anthropic", "responses"};
         static const std::set<std::string> formats{"none", "text", "json_object", "json_schema"};
         const auto& allowed = m.kind == K::kDialect ? dialects : formats;
         if (s.kind != StringMatch::Kind::kExact || !allowed.count(s.pattern))
-          v.fail(m.kind == K::kDialect ? "expected openai or anthropic, got '" + s.pattern + "'"
+          v.fail(m.kind == K::kDialect ? "expected openai, anthropic or responses, got '" + s.pattern + "'"
                                        : "expected none, text, json_object or json_schema, got '" +
                                              s.pattern + "'");
       }

@@ -88,6 +88,10 @@ struct ChatRequest {
   // model reach Anthropic untouched, and its Call then yields native Anthropic bytes
   // (backends::Call::dialect()). Other backends ignore it. Must outlive the dispatch.
   std::string_view anthropic_body;
+  // The client's `metadata` object when the body sent upstream does not carry it (the
+  // Responses API: chat completions refuse `metadata` without `store`). Policy metadata
+  // matchers read it from here when set, else from `root`. Valid as long as `root`.
+  std::optional<simdjson::dom::object> client_metadata;
   // Client request headers that a backend of the matching kind forwards upstream, with
   // lower-case names: `anthropic-version` and `anthropic-beta` for Anthropic providers.
   std::vector<std::pair<std::string, std::string>> upstream_headers;

@@ -73,7 +73,7 @@ Result<void> ChatExchange::route(ChatRequest& req) {
     for (const auto& f : http_) headers.emplace_back(names[i++], f.value());
     std::vector<policies::StringPair> metadata;
     simdjson::dom::object md;
-    if (!req.root["metadata"].get_object().get(md)) {
+    if (req.client_metadata ? (md = *req.client_metadata, true) : !req.root["metadata"].get_object().get(md)) {
       for (auto field : md) {
         std::string_view v;
         if (!field.value.get_string().get(v)) metadata.emplace_back(field.key, v);

@@ -176,7 +176,7 @@ asio::awaitable<bool> route(ClientSocket& stream, Request& req, RequestContext& 
   if (plane == Plane::kAdmin) co_return co_await route_admin(stream, req, ctx, w, path);
 
   const bool model_api = api == "/chat/completions" || api == "/messages" || api == "/messages/count_tokens" ||
-                         api == "/models" || api == "/embeddings";
+                         api == "/models" || api == "/embeddings" || api == "/responses";
   if (model_api && auth_required(*cfg, w.server.keys())) {
     auto key = authenticate(req, w.server.keys(), wall_us());
     if (!key) co_return co_await send_error(stream, key.error(), ctx, anthropic);
@@ -189,6 +189,9 @@ asio::awaitable<bool> route(ClientSocket& stream, Request& req, RequestContext& 
   if (api == "/embeddings") {
     if (method != bhttp::verb::post) co_return co_await method_not_allowed(stream, req, ctx, false, path, bhttp::verb::post);
     co_return co_await handle_embeddings(stream, req, ctx, w);
+  if (api == "/responses") {
+    if (method != bhttp::verb::post) co_return co_await method_not_allowed(stream, req, ctx, false, path, bhttp::verb::post);
+    co_return co_await handle_responses(stream, req, ctx, w);
   }
   if (api == "/messages") {
     if (method != bhttp::verb::post) co_return co_await method_not_allowed(stream, req, ctx, true, path, bhttp::verb::post);

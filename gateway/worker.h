@@ -144,6 +144,8 @@ asio::awaitable<bool> handle_models(ClientSocket& stream, Request& req, RequestC
 // POST /v1/embeddings (gateway/embeddings.cpp).
 asio::awaitable<bool> handle_embeddings(ClientSocket& stream, Request& req, RequestContext& ctx,
                                         Worker& worker);
+// POST /v1/responses, the OpenAI Responses API (gateway/openai_responses.cpp).
+asio::awaitable<bool> handle_responses(ClientSocket& stream, Request& req, RequestContext& ctx, Worker& worker);
 // POST /v1/messages and /v1/messages/count_tokens (gateway/anthropic_messages.cpp).
 asio::awaitable<bool> handle_messages(ClientSocket& stream, Request& req, RequestContext& ctx,
                                       Worker& worker);

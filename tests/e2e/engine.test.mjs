@@ -262,3 +262,19 @@ test('the engine drafted and verified tokens exactly when a draft model is loade
     assert.equal(engine.spec_verifies, 0, stats);
   }
 });
+
+test('the Responses API is served by the engine: plain and streamed agree', async () => {
+  const input = 'Write a short poem about the sea.';
+  const plain = await client.responses.create({ model, input, temperature: 0, max_output_tokens: 8 });
+  assert.equal(plain.object, 'response');
+  assert.equal(plain.model, model);
+  assert.equal(plain.output[0].type, 'message');
+  assert.ok(plain.output_text.length > 0);
+  assert.ok(plain.usage.input_tokens > 5);
+  assert.ok(plain.usage.output_tokens >= 1 && plain.usage.output_tokens <= 8);
+  assert.equal(plain.status, plain.usage.output_tokens === 8 ? 'incomplete' : 'completed');
+  const stream = client.responses.stream({ model, input, temperature: 0, max_output_tokens: 8 });
+  const final = await stream.finalResponse();
+  assert.equal(final.output_text, plain.output_text);
+  assert.equal(final.usage.output_tokens, plain.usage.output_tokens);
+});

@@ -141,7 +141,7 @@ TEST_CASE("errors name file, line, column, key and what was expected") {
   }
   SUBCASE("bad enum values") {
     CHECK(error_of("request_types:\n  - name: x\n    match: { dialect: grpc }\n  - name: chat\n")
-              .find("expected openai or anthropic, got 'grpc'") != std::string::npos);
+              .find("expected openai, anthropic or responses, got 'grpc'") != std::string::npos);
     CHECK(error_of("request_types:\n  - name: x\n    match: { response_format: yaml }\n  - name: chat\n")
               .find("json_schema") != std::string::npos);
   }

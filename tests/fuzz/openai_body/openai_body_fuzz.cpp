@@ -11,6 +11,7 @@
 #include "backends/dialect/openai_stream_assembly.h"
 #include "backends/dialect/openai_to_anthropic.h"
 #include "backends/dialect/responses.h"
+#include "backends/dialect/responses_api.h"
 #include "cache/cache_key.h"
 #include "cache/canonical_json.h"
 #include "core/chat.h"
@@ -52,6 +53,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     simdjson::dom::parser check;
     simdjson::dom::element out;
     fuzz::require(!check.parse(translated->body).get(out), "the Anthropic message is not JSON");
+  }
+  const ResponsesEcho echo;
+  auto as_response = chat_to_responses_body(body, ResponsesFrame{"resp_x", 0, "gpt-x", &echo});
+  if (as_response.ok()) {
+    simdjson::dom::parser check;
+    simdjson::dom::element out;
+    fuzz::require(!check.parse(as_response->body).get(out), "the Response object is not JSON");
+  }
+  // The body as a Responses API request: its translation must be a valid chat request
+  // or rejected with a message.
+  simdjson::dom::parser responses_parser;
+  simdjson::dom::element responses_root;
+  if (!responses_parser.parse(body.data(), body.size()).get(responses_root)) {
+    auto chat = responses_to_chat_request(responses_root);
+    if (chat.ok()) {
+      simdjson::dom::parser chat_parser;
+      auto parsed = parse_chat_body(chat_parser, chat->chat_body);
+      fuzz::require(parsed.ok() || !parsed.error().message.empty(), "a rejection without a message");
+    } else {
+      fuzz::require(!chat.error().message.empty(), "a rejection without a message");
+    }
   }
   (void)error_from_openai_body(400, body);
   (void)chunks_from_completion(body);

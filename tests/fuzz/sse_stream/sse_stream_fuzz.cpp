@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backends/dialect/openai_stream_assembly.h"
+#include "backends/dialect/responses_api.h"
 #include "backends/dialect/streams.h"
 #include "core/sse.h"
 #include "tests/fuzz/fuzz_target.h"
@@ -42,7 +43,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   AnthropicToOpenAiStream to_openai({"gpt-x", "", 0, (data[0] & 1) != 0});
   OpenAiToAnthropicStream to_anthropic({"claude-x", "", 3});
   AnthropicUsageTracker tracker;
-  std::string openai_out, anthropic_out;
+  const ResponsesEcho echo;
+  ChatToResponsesStream to_responses(ResponsesFrame{"resp_x", 0, "gpt-x", &echo});
+  std::string openai_out, anthropic_out, responses_out;
   std::vector<std::string> chunks;
   Events events;
   SseParser sse;
@@ -51,9 +54,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     events.emplace_back(ev.event, ev.data);
     (void)to_openai.feed(ev, openai_out);
     (void)to_anthropic.feed(ev, anthropic_out);
+    (void)to_responses.feed(ev, responses_out);
     tracker.observe(ev);
     if (ev.data != "[DONE]" && chunks.size() < 256) chunks.emplace_back(ev.data);
-    fuzz::require(ends_events(openai_out) && ends_events(anthropic_out), "a translator wrote half an event");
+    fuzz::require(ends_events(openai_out) && ends_events(anthropic_out) && ends_events(responses_out),
+                  "a translator wrote half an event");
   };
   for (size_t at = 0; at < stream.size(); at += piece) sse.feed(stream.substr(at, piece), on_event);
   fuzz::accepted(!events.empty());
@@ -66,6 +71,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::require(to_openai.state() != StreamState::kOpen && to_anthropic.state() != StreamState::kOpen,
                 "a stream still open after the upstream's end");
   fuzz::require(ends_events(openai_out) && ends_events(anthropic_out), "a translator wrote half an event");
+  if (to_responses.saw_done())
+    to_responses.complete(responses_out);
+  else
+    to_responses.abort(make_error(ErrorKind::kUpstream, "cut"), responses_out);
+  fuzz::require(to_responses.state() != StreamState::kOpen, "a Responses stream still open after the upstream's end");
+  fuzz::require(ends_events(responses_out), "a translator wrote half an event");
   (void)to_openai.current_usage();
   (void)to_anthropic.current_usage();
   if (!chunks.empty()) (void)assemble_completion_from_chunks(chunks);
