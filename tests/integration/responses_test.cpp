@@ -22,7 +22,7 @@ namespace {
 struct Env {
   std::unique_ptr<Child> mock;
   std::unique_ptr<Child> gw;
-  std::string mock_url, url;
+  std::string mock_url, url, admin_url;
   std::filesystem::path dir;
 
   Env() {
@@ -77,6 +77,7 @@ passthrough:
 )";
     gw = std::make_unique<Child>(std::vector<std::string>{FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
     url = "http://127.0.0.1:" + gw->wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
+    admin_url = frugal::test::admin_url_of(*gw);
   }
   ~Env() {
     gw.reset();
@@ -96,7 +97,7 @@ passthrough:
   std::string ledger_row(const std::string& id) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     for (;;) {
-      auto r = request("GET", url + "/v1/frugal/ledger?from=0&limit=10000");
+      auto r = request("GET", admin_url + "/v1/frugal/ledger?from=0&limit=10000");
       REQUIRE_MESSAGE(r.status == 200, r.body);
       simdjson::dom::parser p;
       const simdjson::dom::array rows = p.parse(r.body)["rows"].get_array().value();
