@@ -203,7 +203,7 @@ def cascade():
     a_or_0 = f"({answers} or {escal} * 0)"
     e_or_0 = f"({escal} or {answers} * 0)"
     cost_per_answer = (f"sum by (route, model) (increase(frugal_cost_usd_total{{{ANSWERS}}}[{RANGE}])) "
-                       f"/ on (route, model) group_right "
+                       f"/ on (route, model) group_right () "
                        f"(sum by (route, tier, model) (increase(frugal_tier_answers_total{{{ANSWERS}}}[{RANGE}])) > 0)")
     return dashboard("frugal-cascade", "frugal / Cascade", "How each cascade tier does: answers, escalations and why, "
                      "and what an accepted answer costs.",

@@ -266,7 +266,8 @@ TEST_CASE(
   CHECK(of(pts, MetricFamily::kTierAnswers).empty());
   CHECK(of(pts, MetricFamily::kCacheFollowers).empty());
   t.cache.follower = true;  // single flight: the hit followed another request's live answer
-  const auto followed = of(metric_points(t), MetricFamily::kCacheFollowers);
+  const auto followed_points = metric_points(t);
+  const auto followed = of(followed_points, MetricFamily::kCacheFollowers);
   REQUIRE(followed.size() == 1);
   CHECK(labels_of(*followed[0]) == "route=qa;");
   const auto savings = of(pts, MetricFamily::kSavings);

@@ -121,10 +121,10 @@ class Load:
         elif kind == "engine":
             body = {"model": ENGINE_MODEL, "messages": msg, "max_tokens": 6, "temperature": 0,
                     "stream": bool(i % 2)}
-        elif kind == "follow":  # identical concurrent requests on a slow answer: single flight
+        elif kind == "follow":  # identical concurrent streams on a slow answer: single flight
             headers["x-frugal-request-type"] = "chat"
             body = {"model": "auto", "messages": [{"role": "user", "content": f"Follow {i}"}], "temperature": 0,
-                    "mock": {"ttft_ms": 400}}
+                    "stream": True, "mock": {"ttft_ms": 300, "chunks": 8, "chunk_delay_ms": 60}}
         else:
             raise ValueError(kind)
         s, h = self._chat(body, headers)
