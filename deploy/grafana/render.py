@@ -23,7 +23,7 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import dashboards_test as dt  # noqa: E402
 
-# (dashboard file, panel title, picture name)
+# (dashboard file, panel title, picture name[, "log": a logarithmic y axis])
 PANELS = [
     ("overview.json", "Spend and baseline (USD per hour)", "overview-spend"),
     ("overview.json", "Requests by status", "overview-requests"),
@@ -38,7 +38,7 @@ PANELS = [
     ("latency.json", "Retries and fallbacks by provider", "latency-retries"),
     ("engine.json", "Tokens per second", "engine-tokens"),
     ("engine.json", "Speculative acceptance", "engine-speculative"),
-    ("budgets.json", "Spend against limits", "budgets-spend"),
+    ("budgets.json", "Spend against limits", "budgets-spend", "log"),
 ]
 
 
@@ -48,7 +48,7 @@ def legend(fmt, labels):
     return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), fmt).strip()
 
 
-def draw(plt, panel, series, instant, path, t_start):
+def draw(plt, panel, series, instant, path, t_start, log=False):
     unit = panel["fieldConfig"]["defaults"].get("unit", "")
     fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
     ax.set_title(panel["title"], fontsize=11, loc="left")
@@ -66,6 +66,8 @@ def draw(plt, panel, series, instant, path, t_start):
         ax.grid(alpha=0.3)
         if series:
             ax.legend(fontsize=7, loc="upper left", ncol=2, frameon=False)
+    if log:
+        ax.set_yscale("log")
     ax.set_ylabel({"currencyUSD": "USD", "percentunit": "share", "s": "seconds", "reqps": "requests/s"}.get(unit, ""),
                   fontsize=8)
     fig.tight_layout()
@@ -97,7 +99,7 @@ def main():
         dt.wait_scraped(prom_url, load.sent)
         t_end = time.time() + 2
         rng = f"{int(t_end - t_start) + 5}s"
-        for file, title, name in PANELS:
+        for file, title, name, *how in PANELS:
             panel = next(p for p in dashboards[file]["panels"] if p["title"] == title)
             values = {v["name"]: v.get("allValue", ".*") for v in dashboards[file]["templating"]["list"]}
             series = []
@@ -115,7 +117,7 @@ def main():
                     else:
                         series.append((label, [(float(x), float(v)) for x, v in s["values"]]))
             path = os.path.join(a.out, name + ".png")
-            draw(plt, panel, series, instant, path, t_start)
+            draw(plt, panel, series, instant, path, t_start, log="log" in how)
             print(f"{path}: {len(series)} series")
         when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         print(f"{load.sent} requests in {a.seconds:.0f} s ({load.facts}), drawn {when}")

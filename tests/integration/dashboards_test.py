@@ -38,7 +38,7 @@ import telemetry_test as tt  # noqa: E402  (Proc, http, free_port, ensure_tools,
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 DASHBOARDS = os.path.join(ROOT, "deploy", "grafana", "dashboards")
 
-POLICY = tt.POLICY + """  - { name: team-search, scope: { team: search }, per: day, soft: 0.0005, hard: 1000.00 }
+POLICY = tt.POLICY + """  - { name: team-search, scope: { team: search }, per: day, soft: 0.0005, hard: 0.05 }
 """
 
 ENGINE_MODEL = "local/llama-2-tiny-random"
@@ -118,9 +118,10 @@ class Load:
         elif kind == "fallback":  # mock/broken-model fails twice, mock2/plain-model answers
             body = {"model": "flaky", "messages": msg, "temperature": 1,
                     "mock": {"models": {"broken-model": {"status": 503}}}}
-        elif kind == "engine":
-            body = {"model": ENGINE_MODEL, "messages": msg, "max_tokens": 6, "temperature": 0,
-                    "stream": bool(i % 2)}
+        elif kind == "engine":  # a new prompt each time (the cache would answer a repeat)
+            body = {"model": ENGINE_MODEL, "max_tokens": 12, "temperature": 0, "stream": bool(i % 2),
+                    "messages": [{"role": "system", "content": "You answer questions about the sky briefly."},
+                                 {"role": "user", "content": f"Engine question {i}: which colour is the sky?"}]}
         elif kind == "follow":  # identical concurrent streams on a slow answer: single flight
             headers["x-frugal-request-type"] = "chat"
             body = {"model": "auto", "messages": [{"role": "user", "content": f"Follow {i}"}], "temperature": 0,
