@@ -7,7 +7,11 @@
 #      stage compiles frugal, the runtime stage holds it and the libraries it links.
 #
 #   bash deploy/image/build.sh [--tag localhost/frugal:latest] [--rebase] [--jobs N]
+#                              [--isolation chroot]
 #
+# --isolation chroot runs the RUN steps with buildah's chroot isolation instead of an OCI
+# runtime: for hosts where crun cannot start containers (nested sandboxes, hybrid cgroups:
+# "cgroups in hybrid mode not supported", setrlimit refused).
 # Needs root (or a rootless podman set up for debootstrap's chroot), podman and
 # debootstrap (apt-get install podman debootstrap). Run it:
 #   podman run -d --name frugal -p 8080:8080 -v frugal-data:/var/lib/frugal \
@@ -20,6 +24,7 @@ root="$(cd "$here/../.." && pwd)"
 tag=localhost/frugal:latest
 base=localhost/frugal-base:bookworm
 rebase=0
+isolation=()
 jobs=$(nproc)
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 while (($#)); do
@@ -27,6 +32,7 @@ while (($#)); do
     --tag) tag=$2; shift 2 ;;
     --rebase) rebase=1; shift ;;
     --jobs) jobs=$2; shift 2 ;;
+    --isolation) isolation=(--isolation "$2"); shift 2 ;;
     *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -53,6 +59,6 @@ fi
 echo "build.sh: building $tag from $(git -C "$root" rev-parse --short HEAD)"
 mkdir "$work/context"
 git -C "$root" archive HEAD | tar -C "$work/context" -x
-podman build --format docker --build-arg BASE="$base" --build-arg JOBS="$jobs" \
+podman build "${isolation[@]}" --format docker --build-arg BASE="$base" --build-arg JOBS="$jobs" \
   -f "$work/context/deploy/image/Containerfile" -t "$tag" "$work/context"
 podman image ls "$tag"
