@@ -5,8 +5,8 @@
 #   bash deploy/image/smoke.sh [--tag localhost/frugal:latest] [--mock build/dev/bench/mock_upstream]
 #                              [--port 18080] [--chroot]
 #
-# Default: `podman run --network host` with the image's own entrypoint, user, config and
-# volume. --chroot, for hosts where no OCI runtime can start a container (see build.sh):
+# Default: `podman run --network host` with the image's own entrypoint, user and volume
+# (an anonymous one, removed with the container). --chroot, for hosts where no OCI runtime can start a container (see build.sh):
 # `podman create` + `podman mount`, then the image's CMD run with chroot(8) as the image's
 # user 10001, so the image's file system (its libraries, its user, its config) is what
 # runs, without the runtime's namespaces and limits.
@@ -34,7 +34,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   if [[ -n $ctr ]]; then
     [[ $mode == chroot ]] && { umount "$mnt/proc" 2>/dev/null || true; podman umount "$ctr" >/dev/null || true; }
-    podman rm -f "$ctr" >/dev/null 2>&1 || true
+    podman rm -f -v "$ctr" >/dev/null 2>&1 || true
   fi
   rm -rf "$work"
 }
@@ -58,8 +58,9 @@ EOF
 chmod 0644 "$work/frugal.yaml"
 
 if [[ $mode == run ]]; then
-  ctr=$(podman run -d --network host -v "$work/frugal.yaml:/etc/frugal/smoke.yaml:ro" \
-        -v frugal-smoke-data:/var/lib/frugal "$tag" serve --config /etc/frugal/smoke.yaml)
+  ctr=frugal-smoke-$$  # named first, so that cleanup removes it even when the start fails
+  podman run -d --name "$ctr" --network host -v "$work/frugal.yaml:/etc/frugal/smoke.yaml:ro" \
+    "$tag" serve --config /etc/frugal/smoke.yaml >/dev/null
   logs() { podman logs "$ctr" 2>&1 | tail -20; }
   in_image() { podman exec "$ctr" "$@"; }
 else
