@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/chat.h"
 #include "core/dialect.h"
@@ -29,6 +30,14 @@
 namespace frugal::backends {
 
 enum class CallState { kWaitingHeaders, kStreaming, kDone };
+
+// What the one parse of a whole 2xx answer found (router::check_answer), kept with it.
+struct AnswerFacts {
+  static constexpr size_t kMaxFinishReasons = 16;
+  bool chat_completion = false;  // the body is a chat.completion: `usage` is its usage
+  Usage usage;
+  std::vector<std::string> finish_reasons;  // per choice, in order (at most kMaxFinishReasons)
+};
 
 
 // Response header on a Call whose error the gateway produced itself (a request the
@@ -76,6 +85,9 @@ class Call {
   // in its final usage chunk. A codec whose answer ends early (client gone, stream cut)
   // hands this to ChatExchange::finish when the bytes gave it none.
   virtual Usage usage_so_far() const { return {}; }
+  // A whole answer's facts, when a dispatch read and checked it (backends/whole_body.h);
+  // nullptr otherwise.
+  virtual const AnswerFacts* answer_facts() const { return nullptr; }
 };
 
 // One configured provider on one worker thread.

@@ -8,7 +8,8 @@ namespace {
 
 class WholeBodyCall final : public Call {
  public:
-  WholeBodyCall(std::shared_ptr<Call> inner, std::string body) : inner_(std::move(inner)), body_(std::move(body)) {}
+  WholeBodyCall(std::shared_ptr<Call> inner, std::string body, AnswerFacts facts)
+      : inner_(std::move(inner)), body_(std::move(body)), facts_(std::move(facts)) {}
 
   boost::asio::awaitable<void> wait() override { co_return; }
   CallState state() const override { return CallState::kDone; }
@@ -25,10 +26,12 @@ class WholeBodyCall final : public Call {
   int64_t headers_us() const override { return inner_->headers_us(); }
   Dialect dialect() const override { return inner_->dialect(); }
   Usage usage_so_far() const override { return inner_->usage_so_far(); }
+  const AnswerFacts* answer_facts() const override { return facts_.chat_completion ? &facts_ : nullptr; }
 
  private:
   std::shared_ptr<Call> inner_;
   std::string body_;
+  AnswerFacts facts_;
   std::string error_;
 };
 
@@ -55,8 +58,8 @@ boost::asio::awaitable<Result<std::string>> read_whole_body(Call& call, size_t m
   co_return out;
 }
 
-std::shared_ptr<Call> with_whole_body(std::shared_ptr<Call> inner, std::string body) {
-  return std::make_shared<WholeBodyCall>(std::move(inner), std::move(body));
+std::shared_ptr<Call> with_whole_body(std::shared_ptr<Call> inner, std::string body, AnswerFacts facts) {
+  return std::make_shared<WholeBodyCall>(std::move(inner), std::move(body), std::move(facts));
 }
 
 }  // namespace frugal::backends

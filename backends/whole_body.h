@@ -25,7 +25,8 @@ inline constexpr size_t kDefaultMaxAnswerBytes = 64u << 20;
 boost::asio::awaitable<Result<std::string>> read_whole_body(Call& call, size_t max_bytes);
 
 // `inner` (done) with `body` as its whole body: status, headers, timings, dialect and
-// usage stay inner's. What dispatch hands out for an answer it has read whole.
-std::shared_ptr<Call> with_whole_body(std::shared_ptr<Call> inner, std::string body);
+// usage stay inner's; `facts` are what the check of the body found. What dispatch hands
+// out for an answer it has read whole.
+std::shared_ptr<Call> with_whole_body(std::shared_ptr<Call> inner, std::string body, AnswerFacts facts = {});
 
 }  // namespace frugal::backends

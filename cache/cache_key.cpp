@@ -10,6 +10,9 @@ namespace {
 
 // Bump when the canonical form changes: old entries then simply stop matching.
 constexpr std::string_view kKeyFormat = "frugal.cache.key.v2";
+// Embeddings requests (/v1/embeddings) hash from a format of their own, so no chat
+// request can share a key with one; their inputs are in the unmodelled fields below.
+constexpr std::string_view kEmbeddingsKeyFormat = "frugal.cache.embeddings.v1";
 constexpr uint64_t kKeySeed = 0x6672756761'6c6b31ULL;
 
 template <class Sink, class T, class Put>
@@ -27,7 +30,7 @@ void put_json(Sink& in, char tag, std::string_view json) {
 // `Sink`: HashStream for the key (no buffer), HashInput for the material.
 template <class Sink>
 void build_key_material(Sink& in, const RequestDigest& digest, const ChatRequest& req, const KeyScope& scope) {
-  in.str(kKeyFormat);
+  in.str(req.embeddings ? kEmbeddingsKeyFormat : kKeyFormat);
   in.tag('r').str(scope.route).tag('u').str(scope.upstream_model);
   in.tag('s').boolean(scope.shared);
   if (!scope.shared) in.tag('T').str(scope.tenant);
@@ -94,6 +97,7 @@ CacheKey make_cache_key(const ChatRequest& req, const KeyScope& scope) {
 }
 
 bool is_cacheable_by_default(const ChatRequest& req) {
+  if (req.embeddings) return true;  // vectors do not depend on sampling
   const auto& sp = req.sampling;
   if (sp.n && *sp.n > 1) return false;
   return (sp.temperature && *sp.temperature == 0.0) || sp.seed.has_value();

@@ -43,8 +43,11 @@ CacheKey make_cache_key(const ChatRequest& req, const KeyScope& scope);
 // The canonical bytes that make_cache_key hashes (for debugging and tests).
 std::string cache_key_material(const ChatRequest& req, const KeyScope& scope);
 
+// An embeddings request (req.embeddings) is keyed apart from every chat request (a key
+// format of its own), by its unmodelled fields: input, encoding_format, dimensions.
+//
 // Deterministic enough to cache without the client asking: temperature 0, or a seed
-// present; and at most one choice (n <= 1).
+// present; and at most one choice (n <= 1). Embeddings always are.
 bool is_cacheable_by_default(const ChatRequest& req);
 
 }  // namespace frugal::cache

@@ -213,6 +213,16 @@ CacheConfig parse_cache(const YamlNode& n) {
   return c;
 }
 
+CaptureConfig parse_capture(const YamlNode& n) {
+  n.allow_keys({"path", "max_file_size", "max_files", "queue"});
+  CaptureConfig c;
+  c.path = n.get_string("path", c.path);
+  c.max_file_bytes = n.get_bytes("max_file_size", c.max_file_bytes, 4096, 1ll << 40);
+  c.max_files = n.get_int("max_files", c.max_files, 1, 1000);
+  c.queue = n.get_int("queue", c.queue, 1, 10'000'000);
+  return c;
+}
+
 std::string http_endpoint(const YamlNode& n, std::string url) {
   if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
     n.fail("expected an http:// or https:// URL, got " + n.shown());
@@ -306,10 +316,11 @@ GatewayConfig parse_root(const YamlNode& root, const std::string& source, bool& 
   cfg.source = source;
   if (root.is_null()) root.fail("the configuration is empty");
   root.allow_keys({"server", "data_dir", "providers", "models", "passthrough", "policy", "teams", "cache",
-                   "admin_token", "telemetry"});
+                   "admin_token", "telemetry", "capture"});
   if (auto s = root.child("server")) cfg.server = parse_server(*s);
   cfg.data_dir = root.get_string("data_dir", cfg.data_dir);
   if (auto c = root.child("cache")) cfg.cache = parse_cache(*c);
+  if (auto c = root.child("capture")) cfg.capture = parse_capture(*c);
   cfg.admin_token = root.get_string("admin_token", "");
   if (auto t = root.child("telemetry")) cfg.telemetry = parse_telemetry(*t, source, otlp_off);
   if (auto p = root.child("providers"))

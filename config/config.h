@@ -180,6 +180,17 @@ struct TelemetryConfig {
   OtlpConfig otlp;
 };
 
+// `capture:` — where routes that capture traffic (a route's `capture:` in the policy)
+// write it: JSONL in the replay log format (docs/replay.md), written by a background
+// thread, rotated when a file reaches max_file_bytes, at most max_files kept (so at most
+// max_file_bytes x max_files on disk).
+struct CaptureConfig {
+  std::string path;                      // "" → <data_dir>/capture.jsonl
+  int64_t max_file_bytes = 64ll << 20;
+  int64_t max_files = 4;                 // the live file and its rotations .1 .. .(max_files-1)
+  int64_t queue = 10'000;                // lines waiting for the writer; beyond, dropped and counted
+};
+
 struct GatewayConfig {
   std::string source;  // file path, or "<built-in default>"
   ServerConfig server;
@@ -197,6 +208,7 @@ struct GatewayConfig {
   // Bearer token for /admin/* endpoints; empty: admin endpoints only from loopback.
   std::string admin_token;
   TelemetryConfig telemetry;
+  CaptureConfig capture;
 
   const ProviderConfig* provider(const std::string& name) const;
 };

@@ -302,6 +302,10 @@ class Loader {
     } else if (key == "margin") {
       r.kind = K::kMargin;
       r.threshold = score_min(v);
+    } else if (key == "confidence") {
+      r.kind = K::kConfidence;
+      r.threshold = score_min(v);
+      if (r.threshold < 0 || r.threshold > 1) v.required("min").fail("expected a confidence in [0, 1]");
     } else if (key == "verifier") {
       r.kind = K::kVerifier;
       if (!v.is_map()) v.fail("expected { model: NAME, prompt: TEXT, min_p_yes: 0..1 }");
@@ -320,7 +324,7 @@ class Loader {
     if (!n.is_map()) n.fail("expected an acceptance rule mapping (all, any, not, json_parse, ...)");
     n.allow_keys({"all", "any", "not", "json_parse", "json_schema", "regex", "non_empty",
                   "not_refusal", "length", "finish_reason", "mean_logprob", "min_logprob",
-                  "p10_logprob", "margin", "verifier"});
+                  "p10_logprob", "margin", "verifier", "confidence"});
     auto es = n.entries();
     if (es.empty()) n.fail("empty rule");
     if (es.size() == 1) return rule_one(es[0].first, es[0].second);
@@ -332,7 +336,7 @@ class Loader {
   }
 
   RouteSpec route(const std::string& type, const YamlNode& n) {
-    n.allow_keys({"reference_model", "cascade", "stream", "cache"});
+    n.allow_keys({"reference_model", "cascade", "stream", "cache", "capture"});
     RouteSpec r;
     r.request_type = type;
     r.where = where_of(n, source_);
@@ -363,6 +367,23 @@ class Loader {
         r.cache_enabled = c->as_bool();
         r.cache_ttl_ms = r.cache_enabled ? 3'600'000 : 0;
       }
+    }
+    if (auto c = n.child("capture")) {
+      c->allow_keys({"sample", "redact", "shadow"});
+      auto fraction = [&](const char* key) {
+        auto v = c->child(key);
+        if (!v) return 0.0;
+        const double d = v->as_double();
+        if (!(d >= 0 && d <= 1)) v->fail("expected a fraction in [0, 1]");
+        return d;
+      };
+      r.capture.sample = fraction("sample");
+      r.capture.shadow = fraction("shadow");
+      const std::string redact = c->get_string("redact", "hash");
+      if (redact == "hash") r.capture.redact = CaptureRedact::kHash;
+      else if (redact == "drop") r.capture.redact = CaptureRedact::kDrop;
+      else if (redact == "none") r.capture.redact = CaptureRedact::kNone;
+      else c->required("redact").fail("expected hash, drop or none");
     }
     return r;
   }

@@ -85,6 +85,8 @@ struct RuleSpec {
     kP10Logprob,
     kMargin,         // mean over tokens of (top-1 − top-2 log-prob)
     kVerifier,       // P(yes) of the verifier model >= verifier.min_p_yes
+    kConfidence,     // the answer's confidence in [0, 1]: a recorded one (replay), else
+                     // exp(mean token log-prob)
   };
   Kind kind = Kind::kAll;
   std::vector<RuleSpec> children;
@@ -108,6 +110,17 @@ enum class StreamMode {
   kFirstTier,  // no cascade: stream tier 1 directly (latency over savings)
 };
 
+// What a route captures of its traffic (docs/replay.md): a sampled share of requests,
+// their prompts and answers redacted (hash: a digest instead of the text; drop: no
+// text at all; none: kept), and a sampled share sent also to the reference model in
+// the background (shadow evaluation: labels by agreement).
+enum class CaptureRedact { kHash, kDrop, kNone };
+struct CaptureSpec {
+  double sample = 0;  // 0: not captured
+  CaptureRedact redact = CaptureRedact::kHash;
+  double shadow = 0;  // of all the route's requests; a shadowed request is always captured
+};
+
 struct RouteSpec {
   std::string request_type;
   std::string reference_model;  // baseline for savings
@@ -116,6 +129,7 @@ struct RouteSpec {
   bool cache_configured = false;  // the route has a `cache:` key (else the gateway's cache config applies)
   bool cache_enabled = false;
   int64_t cache_ttl_ms = 0;
+  CaptureSpec capture;
   std::string where;
 };
 

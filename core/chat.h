@@ -6,6 +6,7 @@
 #include <simdjson.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +16,8 @@
 #include "core/error.h"
 
 namespace frugal {
+
+struct EmbeddingsInput;  // core/embeddings.h
 
 struct ToolCall {
   std::string id;
@@ -98,6 +101,9 @@ struct ChatRequest {
   // W3C traceparent an HTTP backend sends upstream (the cascade sets it per tier, naming
   // the tier's span); "" for none.
   std::string traceparent;
+  // Set for POST /v1/embeddings (core/embeddings.h): the request asks for vectors, not a
+  // completion; `messages` is empty.
+  std::shared_ptr<const EmbeddingsInput> embeddings;
 };
 
 inline constexpr std::string_view kFrugalHopHeader = "x-frugal-hop";

@@ -13,6 +13,8 @@ debs=(
   libboost1.81-dev libcurl4-openssl-dev libsimdjson-dev libyaml-cpp-dev librocksdb-dev doctest-dev
   # PCRE2: Unicode-aware regex for the BPE pre-tokenizer patterns
   libpcre2-dev
+  # zlib: the PNG of `frugal calibrate --plot` (already pulled in by librocksdb-dev)
+  zlib1g-dev
   # mimalloc: frugal's malloc (per-thread free lists that glibc's 7-entry tcache lacks
   # under many concurrent requests; docs/PERFORMANCE.md, "Allocator")
   libmimalloc-dev

@@ -44,16 +44,6 @@ const char* cache_name(router::CacheOutcome c) {
   return nullptr;
 }
 
-const TierAttempt* answering_tier(const router::RequestTrace& t) {
-  if (t.answer_tier < 0) return nullptr;
-  int n = -1;
-  for (const TierAttempt& a : t.tiers) {
-    if (a.status == TierStatus::kVerifier) continue;
-    if (++n == t.answer_tier) return &a;
-  }
-  return nullptr;
-}
-
 // A request refused before it reached an answer source (budget, unknown model).
 bool refused(const router::RequestTrace& t) {
   return !router::has_ledger_row(t) && t.status >= 400;
@@ -91,7 +81,7 @@ std::string access_log_line(const router::RequestTrace& t) {
     j.value(c);
   else
     j.null();
-  const TierAttempt* answer = answering_tier(t);
+  const TierAttempt* answer = t.answer_attempt();
   j.key("tier");
   if (t.answer_tier >= 0)
     j.value(t.answer_tier + 1);

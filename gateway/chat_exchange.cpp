@@ -168,6 +168,7 @@ void ChatExchange::finish(const Usage& usage, ExchangeEnd end) {
   trace_.mono_end_us = mono_us();  // after the live tier's last byte
   cache_finish(usage, end);
   book();
+  capture_finish();
   record_ledger_row();
   if (otlp::Exporter* e = w_.server.otlp()) e->record(trace_);  // never waits
   log_finish(usage);
@@ -178,7 +179,8 @@ void ChatExchange::refused(const Error& e) {
   if (trace_.finished) return;  // start() failed after dispatch: finish() ran
   trace_.finished = true;
   trace_.status = e.kind == ErrorKind::kCancelled ? 499 : e.http_status();
-  record_telemetry();
+  record_telemetry();  // sets mono_end_us, which the span's end reads
+  if (otlp::Exporter* x = w_.server.otlp()) x->record(trace_);
 }
 
 void ChatExchange::record_telemetry() {

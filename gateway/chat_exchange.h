@@ -136,6 +136,8 @@ class ChatExchange {
   // The baseline of the answer (trace.answer_usage) and the budget spend.
   void book();
   void record_ledger_row();
+  // The capture line (and the shadow call) of a captured request (gateway/capture_stage.cpp).
+  void capture_finish();
   std::unique_ptr<RouteState> routing_;
 
   // --- cache stage (gateway/chat_exchange_cache.cpp) ---

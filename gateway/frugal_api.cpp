@@ -12,6 +12,10 @@
 #include "core/ids.h"
 #include "core/json.h"
 #include "core/log.h"
+#include <simdjson.h>
+
+#include "gateway/capture.h"
+#include "gateway/capture_writer.h"
 #include "gateway/server.h"
 #include "policies/budget.h"
 #include "router/costs.h"
@@ -164,6 +168,7 @@ asio::awaitable<bool> budgets(ClientSocket& stream, RequestContext& ctx, Worker&
   out.begin_object();
   out.key("policy_generation").value(static_cast<int64_t>(snap->generation));
   out.key("soft_exceeded_total").value(w.server.soft_budget_exceeded());
+  out.key("shadow_cost_usd").value(w.server.shadow_cost().to_usd_string());
   out.key("budgets").begin_array();
   if (snap->budgets) {
     for (const auto& b : snap->budgets->snapshot()) {
@@ -183,6 +188,46 @@ asio::awaitable<bool> budgets(ClientSocket& stream, RequestContext& ctx, Worker&
   }
   out.end_array().end_object();
   co_return co_await send_response(stream, 200, "application/json", std::move(body), ctx);
+}
+
+// POST /v1/frugal/feedback {"request_id": ID, "correct": true|false} or {..., "score": 0..1}:
+// a label for a captured request, appended to the capture file (the log reader applies it
+// to the model that answered that request).
+asio::awaitable<bool> feedback(ClientSocket& stream, Request& req, RequestContext& ctx, Worker& w) {
+  auto bad = [](std::string msg, std::string param) {
+    return make_error(ErrorKind::kInvalidRequest, std::move(msg), std::move(param));
+  };
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  simdjson::dom::object o;
+  if (parser.parse(req.body()).get(root) || root.get_object().get(o))
+    co_return co_await send_openai_error(stream, bad("The body must be a JSON object: {\"request_id\": ..., \"correct\": true|false} or {..., \"score\": 0..1}.", ""), ctx);
+  std::string_view id;
+  if (o["request_id"].get_string().get(id) || id.empty() || id.size() > 256)
+    co_return co_await send_openai_error(stream, bad("request_id must be a non-empty string (at most 256 bytes).", "request_id"), ctx);
+  std::optional<bool> correct;
+  std::optional<double> score;
+  simdjson::dom::element e;
+  if (!o["correct"].get(e)) {
+    bool b = false;
+    if (e.get_bool().get(b)) co_return co_await send_openai_error(stream, bad("correct must be true or false.", "correct"), ctx);
+    correct = b;
+  }
+  if (!o["score"].get(e)) {
+    double d = 0;
+    if (e.get_double().get(d) || !(d >= 0 && d <= 1))
+      co_return co_await send_openai_error(stream, bad("score must be a number in [0, 1].", "score"), ctx);
+    score = d;
+  }
+  if (!correct && !score)
+    co_return co_await send_openai_error(stream, bad("Give correct (true|false) or score (0..1).", "correct"), ctx);
+  CaptureWriter* c = w.server.capture();
+  if (!c || !c->write(feedback_line(id, correct, score)))
+    co_return co_await send_openai_error(stream, make_error(ErrorKind::kUnavailable, "The capture queue is full; try again."), ctx);
+  std::string body;
+  JsonWriter out(body);
+  out.begin_object().key("request_id").value(id).key("recorded").value(true).end_object();
+  co_return co_await send_response(stream, 202, "application/json", std::move(body), ctx);
 }
 
 // "file:line:col: key 'a.b[0]': what" → "a.b[0]", for the error's `param`.
@@ -305,6 +350,7 @@ asio::awaitable<bool> handle_frugal_api(ClientSocket& stream, Request& req, Requ
   static constexpr Endpoint kEndpoints[] = {{"/v1/frugal/costs", bhttp::verb::get},
                                             {"/v1/frugal/ledger", bhttp::verb::get},
                                             {"/v1/frugal/budgets", bhttp::verb::get},
+                                            {"/v1/frugal/feedback", bhttp::verb::post},
                                             {"/admin/reload", bhttp::verb::post}};
   for (const auto& e : kEndpoints) {
     if (path != e.path) continue;
@@ -320,6 +366,7 @@ asio::awaitable<bool> handle_frugal_api(ClientSocket& stream, Request& req, Requ
     if (path == "/v1/frugal/costs") co_return co_await costs(stream, req, ctx, w);
     if (path == "/v1/frugal/ledger") co_return co_await ledger_rows(stream, req, ctx, w);
     if (path == "/v1/frugal/budgets") co_return co_await budgets(stream, ctx, w);
+    if (path == "/v1/frugal/feedback") co_return co_await feedback(stream, req, ctx, w);
     co_return co_await reload(stream, ctx, w);
   }
   co_return co_await send_openai_error(

@@ -4,6 +4,7 @@
 //        cost report over the ledger's hourly rollups (router/costs.h renders it)
 //   GET  /v1/frugal/ledger?from=&to=&limit=   ledger rows, oldest first
 //   GET  /v1/frugal/budgets                   budget windows, spend, soft/denied counts
+//   POST /v1/frugal/feedback                  a label for a captured request (docs/replay.md)
 //   POST /admin/reload                        reload the config and policy now
 // Ledger reads and reloads run on the server's blocking pool, never on the I/O thread.
 // Errors are OpenAI-shaped like the rest of the API.

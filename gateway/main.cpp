@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "gateway/chat_exchange.h"
 #include "gateway/costs_cli.h"
+#include "gateway/replay_cli.h"
 #include "core/log.h"
 #include "gateway/server.h"
 #include "gateway/snapshot.h"
@@ -44,6 +45,14 @@ Usage:
   frugal costs [--url URL | --data-dir DIR] [--from T] [--to T] [--group-by LIST] [--json]
       Print the cost report (cost, baseline, savings by request type, model, key, ...)
       of a running gateway (default http://127.0.0.1:8080) or of a data directory.
+  frugal replay --policy P.yaml --log L.jsonl [--json]
+      Run a policy over recorded outcomes (a replay log, docs/replay.md) through the
+      real router: per request type, cost, baseline, savings, accuracy, acceptance and
+      escalation per tier, and the same for always-the-reference.
+  frugal calibrate --policy P.yaml --log L.jsonl (--target-accuracy X | --max-cost Y)
+                   [--folds K] [--models a,b,c] [--json] [--write OUT.yaml] [--plot OUT.png]
+      Search the cheapest cascade (tiers, order, confidence thresholds) meeting the
+      target per request type, cross-validated; X may be ref-0.5pp. See docs/replay.md.
   frugal key-id [KEY]          Print the key id (a hash) frugal records for an API key,
                                for `teams:` and budget scopes; reads KEY from stdin if absent.
   frugal models inspect FILE   Print a GGUF file's metadata and tensor table.
@@ -210,7 +219,7 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = args[0];
   args.erase(args.begin());
-  static const char* const kCommands[] = {"serve", "pull", "config", "costs", "key-id", "models", "tokenize", "version"};
+  static const char* const kCommands[] = {"serve", "pull", "config", "costs", "replay", "calibrate", "key-id", "models", "tokenize", "version"};
   const bool known = std::find(std::begin(kCommands), std::end(kCommands), cmd) != std::end(kCommands);
   if (known && wants_help(args)) {
     // Every command answers --help, before reading any of its arguments.
@@ -233,6 +242,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "config") return cmd_config(args);
+  if (cmd == "replay") return frugal::gateway::replay_main(args, std::cout, std::cerr);
+  if (cmd == "calibrate") return frugal::gateway::calibrate_main(args, std::cout, std::cerr);
   if (cmd == "costs") return frugal::gateway::costs_main(args, std::cout, std::cerr);
   if (cmd == "key-id") {
     std::string key;

@@ -11,45 +11,32 @@ using router::TierStatus;
 
 double seconds(int64_t us) { return static_cast<double>(us) / 1e6; }
 
-MetricLabel fixed(std::string_view name, std::string value) {
-  return {name, std::move(value), LabelSource::kFixed};
-}
+MetricLabel fixed(std::string_view name, std::string_view value) { return {name, value, LabelSource::kFixed}; }
 
 // The model label of a tier: a policy route's models come from the policy; without a
 // route the tier's model is the name the client asked for.
-MetricLabel model_label(const router::RequestTrace& t, std::string model) {
-  return {"model", std::move(model), t.routed ? LabelSource::kFixed : LabelSource::kModel};
+MetricLabel model_label(const router::RequestTrace& t, std::string_view model) {
+  return {"model", model, t.routed ? LabelSource::kFixed : LabelSource::kModel};
 }
 
 // request_type, route, model, team, key_id: the labels of the USD counters.
-std::vector<MetricLabel> cost_labels(const router::RequestTrace& t, MetricLabel model) {
-  std::vector<MetricLabel> l;
-  l.reserve(5);
-  l.push_back(fixed("request_type", t.request_type));
-  l.push_back(fixed("route", t.route));
-  l.push_back(std::move(model));
-  l.push_back({"team", t.team, LabelSource::kTeam});
-  l.push_back({"key_id", t.key_id, LabelSource::kKey});
-  return l;
+MetricLabels cost_labels(const router::RequestTrace& t, MetricLabel model) {
+  return {fixed("request_type", t.request_type), fixed("route", t.route), model,
+          {"team", t.team, LabelSource::kTeam}, {"key_id", t.key_id, LabelSource::kKey}};
 }
 
 // The GenAI operation labels of one tier attempt.
-std::vector<MetricLabel> operation_labels(const router::RequestTrace& t, const TierAttempt& a) {
-  std::vector<MetricLabel> l;
-  l.reserve(5);
-  l.push_back(fixed("gen_ai_operation_name", "chat"));
-  l.push_back(fixed("gen_ai_provider_name", a.provider));
+MetricLabels operation_labels(const router::RequestTrace& t, const TierAttempt& a) {
   // The upstream model is the requested one, unchanged, unless a route or alias names it.
-  l.push_back({"gen_ai_request_model", a.upstream_model.empty() ? a.model : a.upstream_model,
-               t.routed ? LabelSource::kFixed : LabelSource::kModel});
-  return l;
+  return {fixed("gen_ai_operation_name", t.operation_name()), fixed("gen_ai_provider_name", a.provider),
+          {"gen_ai_request_model", a.upstream_model.empty() ? a.model : a.upstream_model,
+           t.routed ? LabelSource::kFixed : LabelSource::kModel}};
 }
 
-void add_tokens(std::vector<MetricPoint>& out, const std::vector<MetricLabel>& op, const char* type,
-                int64_t n) {
+void add_tokens(MetricPoints& out, const MetricLabels& op, const char* type, int64_t n) {
   MetricPoint p{MetricFamily::kTokenUsage, op, static_cast<double>(n), {}};
   p.labels.push_back(fixed("gen_ai_token_type", type));
-  out.push_back(std::move(p));
+  out.points.push_back(p);
 }
 
 bool is_identifier_char(char c) {
@@ -64,18 +51,25 @@ std::string upstream_outcome(const router::AttemptRecord& a) {
   return "ok";
 }
 
-std::string escalation_reason(const TierAttempt& t) {
+std::string_view upstream_outcome(const router::AttemptRecord& a, MetricPoints& pts) {
+  if (!a.error.empty() || a.status <= 0) return "error";
+  if (a.status >= 400) return pts.own(upstream_outcome(a));
+  return "ok";
+}
+
+std::string_view escalation_reason(const TierAttempt& t) {
   if (t.status != TierStatus::kRejected) return "error";
   if (t.reason.rfind("none of any", 0) == 0) return "any";
   size_t n = 0;
   while (n < t.reason.size() && n < 32 && is_identifier_char(t.reason[n])) ++n;
-  return n == 0 ? std::string("rejected") : t.reason.substr(0, n);
+  return n == 0 ? std::string_view("rejected") : std::string_view(t.reason).substr(0, n);
 }
 
-std::vector<MetricPoint> metric_points(const router::RequestTrace& t) {
-  std::vector<MetricPoint> out;
+MetricPoints metric_points(const router::RequestTrace& t) {
+  MetricPoints pts;
+  std::vector<MetricPoint>& out = pts.points;
   out.reserve(8 + 10 * t.tiers.size());
-  out.push_back({MetricFamily::kRequests, {fixed("status", std::to_string(t.status))}, 1, {}});
+  out.push_back({MetricFamily::kRequests, {fixed("status", pts.own(std::to_string(t.status)))}, 1, {}});
   switch (t.cache.outcome) {
     case router::CacheOutcome::kNone:
       break;
@@ -107,23 +101,22 @@ std::vector<MetricPoint> metric_points(const router::RequestTrace& t) {
               ? "retry"
               : "fallback";
       out.push_back({MetricFamily::kUpstreamRequests,
-                     {fixed("provider", r.provider), fixed("outcome", upstream_outcome(r)),
+                     {fixed("provider", r.provider), fixed("outcome", upstream_outcome(r, pts)),
                       fixed("attempt", kind)},
                      1,
                      {}});
     }
     if (a.cost != Money{} || a.usage.reported) {
-      MetricPoint p{MetricFamily::kCost, cost_labels(t, model_label(t, a.model)), 0, a.cost};
-      out.push_back(std::move(p));
+      out.push_back({MetricFamily::kCost, cost_labels(t, model_label(t, a.model)), 0, a.cost});
     }
     if (a.provider.empty()) continue;  // no upstream answered: no operation to describe
-    const std::vector<MetricLabel> op = operation_labels(t, a);
+    const MetricLabels op = operation_labels(t, a);
     const bool failed = a.status == TierStatus::kError;
     if (a.last_byte_us > a.started_us) {
       MetricPoint d{
           MetricFamily::kOperationDuration, op, seconds(a.last_byte_us - a.started_us), {}};
       if (failed) d.labels.push_back(fixed("error_type", "upstream_error"));
-      out.push_back(std::move(d));
+      out.push_back(d);
     }
     if (!failed && a.first_byte_us > a.started_us)
       out.push_back(
@@ -136,12 +129,12 @@ std::vector<MetricPoint> metric_points(const router::RequestTrace& t) {
                          static_cast<double>(a.usage.output_tokens - 1),
                      {}});
     if (a.usage.reported || a.usage.input_tokens > 0 || a.usage.output_tokens > 0) {
-      add_tokens(out, op, "input", a.usage.input_tokens);
-      add_tokens(out, op, "output", a.usage.output_tokens);
+      add_tokens(pts, op, "input", a.usage.input_tokens);
+      add_tokens(pts, op, "output", a.usage.output_tokens);
       if (a.usage.cached_input_tokens > 0)
-        add_tokens(out, op, "cache_read", a.usage.cached_input_tokens);
+        add_tokens(pts, op, "cache_read", a.usage.cached_input_tokens);
       if (const int64_t w = a.usage.cache_write_5m_tokens + a.usage.cache_write_1h_tokens; w > 0)
-        add_tokens(out, op, "cache_write", w);
+        add_tokens(pts, op, "cache_write", w);
     }
   }
   // Every tier but the last one tried passed the request on (rejected or failed).
@@ -152,14 +145,14 @@ std::vector<MetricPoint> metric_points(const router::RequestTrace& t) {
     if (&a == last_tier) {
       if (a.status == TierStatus::kAccepted)
         out.push_back({MetricFamily::kTierAnswers,
-                       {fixed("route", t.route), fixed("tier", std::to_string(tier_number)),
+                       {fixed("route", t.route), fixed("tier", pts.own(std::to_string(tier_number))),
                         model_label(t, a.model)},
                        1,
                        {}});
       break;
     }
     out.push_back({MetricFamily::kEscalations,
-                   {fixed("route", t.route), fixed("tier", std::to_string(tier_number)),
+                   {fixed("route", t.route), fixed("tier", pts.own(std::to_string(tier_number))),
                     fixed("reason", escalation_reason(a))},
                    1,
                    {}});
@@ -169,17 +162,17 @@ std::vector<MetricPoint> metric_points(const router::RequestTrace& t) {
   // a hit); costs above to each tier's model, so over any grouping without `model`
   // savings − overspend = baseline − cost.
   if (router::has_ledger_row(t) && (t.baseline_known || t.cost() != Money{})) {
-    const std::string answer = t.answered_from_cache() ? std::string("(cache)") : t.answer_model;
     const Money baseline = t.booked_baseline();
     const Money cost = t.cost();
-    MetricLabel m = t.answered_from_cache() ? fixed("model", answer) : model_label(t, answer);
-    out.push_back({MetricFamily::kBaseline, cost_labels(t, m), 0, baseline});
+    const MetricLabels labels =
+        cost_labels(t, t.answered_from_cache() ? fixed("model", "(cache)") : model_label(t, t.answer_model));
+    out.push_back({MetricFamily::kBaseline, labels, 0, baseline});
     if (baseline >= cost)
-      out.push_back({MetricFamily::kSavings, cost_labels(t, m), 0, baseline - cost});
+      out.push_back({MetricFamily::kSavings, labels, 0, baseline - cost});
     else
-      out.push_back({MetricFamily::kOverspend, cost_labels(t, std::move(m)), 0, cost - baseline});
+      out.push_back({MetricFamily::kOverspend, labels, 0, cost - baseline});
   }
-  return out;
+  return pts;
 }
 
 }  // namespace frugal::gateway

@@ -17,7 +17,10 @@
 //   frugal_tier_answers_total{route,tier,model} (the tier whose answer the client got),
 //   frugal_baseline_usd_total / frugal_savings_usd_total / frugal_overspend_usd_total
 //   {model=<the answering model>}, frugal_overhead_seconds
+#include <array>
 #include <cstdint>
+#include <deque>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,25 +58,63 @@ enum class LabelSource : uint8_t {
 };
 
 struct MetricLabel {
-  std::string_view name;  // a string literal
-  std::string value;
+  std::string_view name;   // a string literal
+  std::string_view value;  // into the trace, a literal, or MetricPoints::text
   LabelSource source = LabelSource::kFixed;
+};
+
+// A point's labels: at most kMaxLabels, kept inline (a request adds a dozen points).
+class MetricLabels {
+ public:
+  static constexpr size_t kMaxLabels = 6;
+  MetricLabels() = default;
+  MetricLabels(std::initializer_list<MetricLabel> ls) {
+    for (const MetricLabel& l : ls) push_back(l);
+  }
+  void push_back(const MetricLabel& l) {
+    if (n_ < kMaxLabels) l_[n_++] = l;
+  }
+  const MetricLabel* begin() const { return l_.data(); }
+  const MetricLabel* end() const { return l_.data() + n_; }
+  size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+
+ private:
+  std::array<MetricLabel, kMaxLabels> l_{};
+  uint8_t n_ = 0;
 };
 
 struct MetricPoint {
   MetricFamily family;
-  std::vector<MetricLabel> labels;
+  MetricLabels labels;
   double value = 0;  // a histogram's observation or a counter's increment
   Money money;       // a USD counter's increment (exact)
 };
 
-std::vector<MetricPoint> metric_points(const router::RequestTrace& t);
+// One request's points. Label values view the trace they were made from (which must
+// outlive them) or `text`, which owns the few values computed here (a status, a tier
+// number); a deque never moves what it holds.
+struct MetricPoints {
+  std::vector<MetricPoint> points;
+  std::deque<std::string> text;
+
+  std::string_view own(std::string s) { return text.emplace_back(std::move(s)); }
+  auto begin() const { return points.begin(); }
+  auto end() const { return points.end(); }
+  size_t size() const { return points.size(); }
+};
+
+MetricPoints metric_points(const router::RequestTrace& t);
+MetricPoints metric_points(const router::RequestTrace&& t) = delete;  // the points would view a temporary
 
 // "ok", "http_<status>" or "error" (no answer: connection, timeout, broken body).
 std::string upstream_outcome(const router::AttemptRecord& a);
+// The same, a literal or owned by `pts`.
+std::string_view upstream_outcome(const router::AttemptRecord& a, MetricPoints& pts);
 // A bounded name for why a tier passed the request on: the acceptance signal that
 // rejected it (the leading identifier of its reason: mean_logprob, json_schema, ...),
 // "rejected" without one, or "error" when the tier failed.
-std::string escalation_reason(const router::TierAttempt& t);
+// A view into the tier's reason, or a literal.
+std::string_view escalation_reason(const router::TierAttempt& t);
 
 }  // namespace frugal::gateway

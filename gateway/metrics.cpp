@@ -112,7 +112,7 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
-bool configured(LabelSource src, const std::string& v, const config::GatewayConfig& cfg) {
+bool configured(LabelSource src, std::string_view v, const config::GatewayConfig& cfg) {
   switch (src) {
     case LabelSource::kFixed:
       return true;
@@ -123,7 +123,7 @@ bool configured(LabelSource src, const std::string& v, const config::GatewayConf
       return std::any_of(cfg.key_teams.begin(), cfg.key_teams.end(),
                          [&](const auto& kt) { return kt.second == v; });
     case LabelSource::kKey:
-      return cfg.key_teams.count(v) > 0;
+      return cfg.key_teams.count(std::string(v)) > 0;
   }
   return false;
 }
@@ -185,28 +185,28 @@ void PromText::sample(std::string_view name, std::string_view labels, double val
 
 MetricsRegistry::MetricsRegistry(size_t max_label_values) : max_values_(max_label_values) {}
 
-std::string_view MetricsRegistry::fold(LabelSource src, const std::string& value, Data& d,
+std::string_view MetricsRegistry::fold(LabelSource src, std::string_view value, Data& d,
                                        const config::GatewayConfig& cfg) {
   if (src == LabelSource::kFixed || value.empty()) return value;
   auto& mine = d.admitted[static_cast<size_t>(src) - 1];
-  if (mine.count(value)) return value;  // only valid UTF-8 is ever admitted
+  if (mine.find(value) != mine.end()) return value;  // only valid UTF-8 is ever admitted
   if (!valid_utf8(value)) {
     folded_.fetch_add(1, std::memory_order_relaxed);
     return kOtherLabelValue;
   }
   if (configured(src, value, cfg)) {
-    mine.insert(value);
+    mine.emplace(value);
     return value;
   }
   Admission& a = admission_[static_cast<size_t>(src) - 1];
   bool admitted = false;
   if (a.full.load(std::memory_order_acquire)) {
-    admitted = a.values.count(value) > 0;  // no writer once full
+    admitted = a.values.find(value) != a.values.end();  // no writer once full
   } else {
     std::lock_guard lock(a.mu);
-    admitted = a.values.count(value) > 0;
+    admitted = a.values.find(value) != a.values.end();
     if (!admitted && a.values.size() < max_values_) {
-      a.values.insert(value);
+      a.values.emplace(value);
       admitted = true;
       if (a.values.size() == max_values_) a.full.store(true, std::memory_order_release);
     }
@@ -215,16 +215,15 @@ std::string_view MetricsRegistry::fold(LabelSource src, const std::string& value
     folded_.fetch_add(1, std::memory_order_relaxed);
     return kOtherLabelValue;
   }
-  mine.insert(value);
+  mine.emplace(value);
   return value;
 }
 
-void MetricsRegistry::record(const std::vector<MetricPoint>& points,
-                             const config::GatewayConfig& cfg) {
+void MetricsRegistry::record(const MetricPoints& points, const config::GatewayConfig& cfg) {
   auto& shard = shards_.local();
   std::lock_guard lock(shard.mu);
   Data& d = shard.data;
-  std::string key;
+  std::string& key = d.key;
   for (const MetricPoint& p : points) {
     key.clear();
     for (const MetricLabel& l : p.labels) {
@@ -232,7 +231,10 @@ void MetricsRegistry::record(const std::vector<MetricPoint>& points,
       append_label(key, l.name, fold(l.source, l.value, d, cfg));
     }
     const FamilyInfo& f = families()[static_cast<size_t>(p.family)];
-    Series& s = d.series[static_cast<size_t>(p.family)][key];
+    auto& series = d.series[static_cast<size_t>(p.family)];
+    auto it = series.find(std::string_view(key));
+    if (it == series.end()) it = series.emplace(key, Series{}).first;
+    Series& s = it->second;
     switch (f.kind) {
       case Kind::kCounter:
         s.value += p.value;

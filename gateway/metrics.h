@@ -33,7 +33,7 @@ class MetricsRegistry {
 
   // Adds one request's points. `cfg`: the request's configuration (names it lists are
   // never folded).
-  void record(const std::vector<MetricPoint>& points, const config::GatewayConfig& cfg);
+  void record(const MetricPoints& points, const config::GatewayConfig& cfg);
   // Every family, HELP and TYPE lines included, series sorted by label text.
   std::string render();
   // Label values counted as "other" so far (one per metric point).
@@ -47,18 +47,25 @@ class MetricsRegistry {
     double sum = 0;
     uint64_t count = 0;
   };
+  // Looked up by std::string_view: a series that exists costs no allocation.
+  struct TextHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using TextSet = std::unordered_set<std::string, TextHash, std::equal_to<>>;
   struct Data {
-    std::array<std::unordered_map<std::string, Series>, kMetricFamilies> series;  // by label text
-    std::array<std::unordered_set<std::string>, 3> admitted;  // values this thread saw admitted
+    // by label text
+    std::array<std::unordered_map<std::string, Series, TextHash, std::equal_to<>>, kMetricFamilies> series;
+    std::array<TextSet, 3> admitted;  // values this thread saw admitted
+    std::string key;                  // scratch: the label text of the point being added
   };
   struct Admission {
     std::mutex mu;
-    std::unordered_set<std::string> values;  // immutable once `full`
+    TextSet values;  // immutable once `full`
     std::atomic<bool> full{false};
   };
 
-  std::string_view fold(LabelSource src, const std::string& value, Data& d,
-                        const config::GatewayConfig& cfg);
+  std::string_view fold(LabelSource src, std::string_view value, Data& d, const config::GatewayConfig& cfg);
 
   const size_t max_values_;
   std::array<Admission, 3> admission_;

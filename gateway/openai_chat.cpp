@@ -75,7 +75,8 @@ class OpenAiCodec final : public ChatCodec {
     Rendered r;
     r.status = call.status();
     r.content_type = ctype.empty() ? std::string_view("application/json") : ctype;
-    r.usage = usage_of_openai_body(body);
+    const backends::AnswerFacts* facts = call.answer_facts();  // parsed once, by the dispatch
+    r.usage = facts ? facts->usage : usage_of_openai_body(body);
     r.body = std::move(body);
     return r;
   }

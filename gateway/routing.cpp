@@ -2,6 +2,7 @@
 // completion, the baseline. See gateway/routing.h and gateway/chat_exchange.h.
 #include "gateway/routing.h"
 
+#include "backends/dialect/openai_stream_assembly.h"
 #include "core/ids.h"
 #include "core/log.h"
 #include "gateway/chat_exchange.h"
@@ -84,10 +85,14 @@ Result<void> ChatExchange::route(ChatRequest& req) {
     policies::apply_chat_facts(rs.chat_facts, facts);
     const policies::RequestType& type = policies::classify(*policy, facts);
     trace_.request_type = type.name;
-    rs.plan = policies::plan_route(*policy, type.name);
+    // Embeddings are classified (budgets, the ledger's request type) but never take a
+    // policy route: vectors of different models live in different spaces, so nothing
+    // may answer but the requested model (or its alias's targets).
+    rs.plan = req.embeddings ? nullptr : policies::plan_route(*policy, type.name);
     if (rs.plan) {
       trace_.route = rs.plan->request_type;
       trace_.routed = true;
+      if (w_.server.capture()) decide_capture(rs, req);
     }
   }
   if (!rs.plan) {
@@ -99,6 +104,10 @@ Result<void> ChatExchange::route(ChatRequest& req) {
     tier.last = true;
     rs.passthrough.tiers.push_back(std::move(tier));
     rs.plan = &rs.passthrough;
+  }
+  if (req.embeddings) {
+    trace_.route = "embeddings";
+    trace_.embeddings = true;
   }
   trace_.classified = true;
 
@@ -201,9 +210,11 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::di
 
 void ChatExchange::policy_observe(const SseEvent* ev, std::string_view body) {
   RouteState& rs = *routing_;
+  if (rs.capture) keep_capture_answer(rs, ev, body);
   if (!rs.outcome.live) return;
   router::TierAttempt& live = trace_.tiers[rs.live_index];
   if (live.first_byte_us == 0) live.first_byte_us = mono_us();
+  if (ev) append_finish_reasons(ev->data, live.finish_reasons, backends::AnswerFacts::kMaxFinishReasons);
   if (!rs.keep_live_answer) return;
   const std::string_view bytes = ev ? ev->data : body;
   if (rs.live_answer_bytes + bytes.size() > kMaxScoredLiveBytes) {
@@ -276,6 +287,7 @@ void ChatExchange::complete_live_tier(const Usage& usage, ExchangeEnd end) {
       t.reason = (d.accepted ? "accepted: " : "last tier answers: ") + d.reason;
     }
   }
+  if (const backends::AnswerFacts* f = o.call->answer_facts()) t.finish_reasons = f->finish_reasons;
   trace_.status = o.call->status();
   if (answered) {
     trace_.answer_model = tier.model;

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/sse.h"
 #include "gateway/snapshot.h"
 #include "policies/request_facts.h"
 #include "router/cascade.h"
@@ -34,6 +35,20 @@ struct RouteState {
   size_t live_answer_bytes = 0;
   std::vector<std::string> live_payloads;  // a stream's event payloads, [DONE] excluded
   std::string live_body;                   // a whole answer
+
+  // The capture stage (gateway/capture_stage.cpp): this request is captured (and shadowed).
+  bool capture = false;
+  bool shadow = false;
+  std::string capture_request;                 // the redacted request JSON ("" for drop)
+  std::string shadow_body;                     // the client's body, for the shadow call
+  size_t capture_bytes = 0;
+  std::vector<std::string> capture_payloads;   // the answer's stream payloads
+  std::string capture_body;                    // or its whole body
 };
+
+// Whether the route captures (and shadows) this request; keeps what the line needs.
+void decide_capture(RouteState& rs, const ChatRequest& req);
+// The answer's bytes as the relay sees them, kept (bounded) for the capture line.
+void keep_capture_answer(RouteState& rs, const SseEvent* ev, std::string_view body);
 
 }  // namespace frugal::gateway

@@ -1,5 +1,7 @@
 #include "gateway/server.h"
 
+#include "gateway/capture_writer.h"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -101,6 +103,9 @@ Result<void> Server::open_data(const config::GatewayConfig& cfg) {
   ledger_ = std::move(*ledger);
   flights_ = std::make_unique<cache::SingleFlight>();
   blocking_ = std::make_unique<asio::thread_pool>(1);
+  capture_ = std::make_unique<CaptureWriter>(cfg.capture.path.empty() ? cfg.data_dir + "/capture.jsonl" : cfg.capture.path,
+                                             cfg.capture.max_file_bytes, cfg.capture.max_files,
+                                             static_cast<size_t>(cfg.capture.queue));
   return {};
 }
 

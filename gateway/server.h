@@ -25,6 +25,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "core/money.h"
 #include "gateway/engines.h"
 #include "gateway/snapshot.h"
 #include "router/route_targets.h"
@@ -46,6 +47,7 @@ namespace frugal::gateway {
 
 class Worker;
 class Telemetry;
+class CaptureWriter;
 
 // The default number of I/O threads for `usable` CPUs: one fewer, at least one. The
 // CPU left over runs what the I/O threads depend on (the kernel's network stack,
@@ -134,6 +136,11 @@ class Server {
   otlp::Exporter* otlp() { return otlp_.get(); }
   // The prefix-affinity pickers of aliases with replicas (shared by all workers).
   router::ReplicaPickers& replica_pickers() { return pickers_; }
+  // Captured traffic (gateway/capture_writer.h, config `capture:`); set by start().
+  CaptureWriter* capture() { return capture_.get(); }
+  // What shadow evaluation spent (the reference model's calls), in picodollars.
+  void add_shadow_cost(Money m) { shadow_cost_picos_.fetch_add(static_cast<int64_t>(m.picos()), std::memory_order_relaxed); }
+  Money shadow_cost() const { return Money::from_picos(shadow_cost_picos_.load(std::memory_order_relaxed)); }
 
   // Runs blocking work (RocksDB scans, flushes) off the I/O threads; `done` is posted
   // back to `io` with the result.
@@ -155,6 +162,8 @@ class Server {
   std::condition_variable watch_cv_;
   bool watch_stop_ = false;
   std::atomic<int64_t> soft_budget_exceeded_{0};
+  std::atomic<int64_t> shadow_cost_picos_{0};
+  std::unique_ptr<CaptureWriter> capture_;
   std::atomic<int64_t> accept_failures_{0};
   std::atomic<int64_t> write_timeouts_{0};
   std::atomic<int64_t> reloads_ok_{0};

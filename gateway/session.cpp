@@ -89,6 +89,10 @@ asio::awaitable<bool> route(ClientSocket& stream, Request& req, RequestContext& 
     if (auto e = only(bhttp::verb::post)) co_return co_await send_openai_error(stream, *e, ctx);
     co_return co_await handle_chat_completions(stream, req, ctx, w);
   }
+  if (api == "/embeddings") {
+    if (auto e = only(bhttp::verb::post)) co_return co_await send_openai_error(stream, *e, ctx);
+    co_return co_await handle_embeddings(stream, req, ctx, w);
+  }
   if (api == "/messages") {
     if (auto e = only(bhttp::verb::post)) co_return co_await send_anthropic_error(stream, *e, ctx);
     co_return co_await handle_messages(stream, req, ctx, w);
@@ -167,7 +171,7 @@ bool wants_anthropic_errors(const Request& req) {
   std::string_view path = path_of(req.target());
   if (path.rfind("/v1/", 0) == 0) path.remove_prefix(3);
   if (path == "/messages" || path.rfind("/messages/", 0) == 0) return true;
-  if (path == "/chat/completions") return false;
+  if (path == "/chat/completions" || path == "/embeddings") return false;
   return req.find("anthropic-version") != req.end();
 }
 

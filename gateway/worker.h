@@ -133,6 +133,9 @@ asio::awaitable<bool> handle_chat_completions(ClientSocket& stream, Request& req
                                               RequestContext& ctx, Worker& worker);
 asio::awaitable<bool> handle_models(ClientSocket& stream, Request& req, RequestContext& ctx,
                                     Worker& worker);
+// POST /v1/embeddings (gateway/embeddings.cpp).
+asio::awaitable<bool> handle_embeddings(ClientSocket& stream, Request& req, RequestContext& ctx,
+                                        Worker& worker);
 // POST /v1/messages and /v1/messages/count_tokens (gateway/anthropic_messages.cpp).
 asio::awaitable<bool> handle_messages(ClientSocket& stream, Request& req, RequestContext& ctx,
                                       Worker& worker);

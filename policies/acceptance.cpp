@@ -29,7 +29,7 @@ constexpr size_t kRefusalWindow = 200;  // refusals open the answer; later menti
 
 bool is_score(Kind k) {
   return k == Kind::kMeanLogprob || k == Kind::kMinLogprob || k == Kind::kP10Logprob ||
-         k == Kind::kMargin || k == Kind::kVerifier;
+         k == Kind::kMargin || k == Kind::kVerifier || k == Kind::kConfidence;
 }
 
 const char* kind_name(Kind k) {
@@ -49,6 +49,7 @@ const char* kind_name(Kind k) {
     case Kind::kP10Logprob: return "p10_logprob";
     case Kind::kMargin: return "margin";
     case Kind::kVerifier: return "verifier";
+    case Kind::kConfidence: return "confidence";
   }
   return "?";
 }
@@ -129,6 +130,11 @@ std::optional<double> score_of(const AcceptRule::Node& n, const AnswerView& a, s
       return std::nullopt;
     }
     return *a.verifier_p_yes;
+  }
+  if (n.kind == Kind::kConfidence) {
+    auto c = answer_confidence(a.recorded_confidence, a.has_logprobs ? a.token_logprobs : std::span<const double>{});
+    if (!c) why = "confidence needs a recorded confidence or token log-probabilities; the answer has neither";
+    return c;
   }
   if (n.kind == Kind::kMargin) {
     if (a.top2.empty()) {
@@ -254,6 +260,7 @@ Decision eval(const AcceptRule::Node& n, const AnswerView& a) {
     case Kind::kMinLogprob:
     case Kind::kP10Logprob:
     case Kind::kMargin:
+    case Kind::kConfidence:
     case Kind::kVerifier: {
       std::string why;
       d.score = score_of(n, a, why);
@@ -296,7 +303,7 @@ Decision AcceptRule::evaluate(const AnswerView& answer) const {
 bool AcceptRule::needs_logprobs() const {
   return find_first(*root_, [](Kind k) {
            return k == Kind::kMeanLogprob || k == Kind::kMinLogprob || k == Kind::kP10Logprob ||
-                  k == Kind::kMargin;
+                  k == Kind::kMargin || k == Kind::kConfidence;
          }) != nullptr;
 }
 
@@ -308,6 +315,14 @@ std::optional<config::VerifierSpec> AcceptRule::verifier() const {
   const Node* v = find_first(*root_, [](Kind k) { return k == Kind::kVerifier; });
   if (!v) return std::nullopt;
   return v->verifier;
+}
+
+std::optional<double> answer_confidence(std::optional<double> recorded, std::span<const double> token_logprobs) {
+  if (recorded) return *recorded;
+  if (token_logprobs.empty()) return std::nullopt;
+  double sum = 0;
+  for (double v : token_logprobs) sum += v;
+  return std::exp(sum / static_cast<double>(token_logprobs.size()));
 }
 
 double p_yes_from_top_logprobs(std::span<const TokenLogprob> top) {

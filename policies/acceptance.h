@@ -34,6 +34,9 @@ struct AnswerView {
   std::span<const double> token_logprobs;  // log-prob of each sampled token
   std::span<const TopTwo> top2;            // per token; empty when top_logprobs < 2
   std::optional<double> verifier_p_yes;    // set by the executor when the rule has a verifier
+  // A confidence the answer carries itself (a replayed outcome's recorded score); when
+  // absent, the `confidence` score is computed from token_logprobs.
+  std::optional<double> recorded_confidence;
   std::string_view response_schema_json;   // the request's json_schema.schema, "" if none
 };
 
@@ -61,6 +64,12 @@ class AcceptRule {
   std::shared_ptr<const Node> root_;
   const Node* primary_score_ = nullptr;  // points into root_
 };
+
+// The `confidence` score of an answer, in [0, 1]: `recorded` when set, else the
+// geometric mean of the token probabilities, exp(mean log-prob); nullopt when neither
+// is known (no log-probs, or no tokens). `frugal calibrate` reads recorded outcomes
+// through this same function.
+std::optional<double> answer_confidence(std::optional<double> recorded, std::span<const double> token_logprobs);
 
 // Free-function spellings of the above, as the router uses them.
 inline Decision evaluate_rule(const AcceptRule& r, const AnswerView& a) { return r.evaluate(a); }

@@ -1,8 +1,9 @@
 #pragma once
 // A pure cascade simulator: given a route plan and what each tier did (answer, usage,
 // error), decide which tier's answer stands and what the request cost. The live
-// executor (router/) follows the same rules, one tier at a time; tests and
-// `frugal replay` run this on recorded outcomes.
+// executor (router/) follows the same rules, one tier at a time; tests run this on
+// hand-made outcomes. (`frugal replay` runs the live executor itself over recorded
+// outcomes: router/replay_run.h.)
 //
 // Rules: tiers run in order. A tier that errored costs what it billed (partial usage)
 // and escalates. A tier whose rule rejects costs its usage and escalates. The first

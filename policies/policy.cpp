@@ -162,6 +162,7 @@ Result<std::shared_ptr<const CompiledPolicy>> compile_policy(const config::Polic
     plan.reference_model = r.reference_model;
     plan.stream_mode = r.stream_mode;
     plan.cache = CachePlan{r.cache_configured, r.cache_enabled, r.cache_ttl_ms};
+    plan.capture = r.capture;
     for (size_t i = 0; i < r.tiers.size(); ++i) {
       const auto& t = r.tiers[i];
       PlannedTier pt;

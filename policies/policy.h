@@ -53,6 +53,7 @@ struct RoutePlan {
   std::string reference_model;
   config::StreamMode stream_mode = config::StreamMode::kCascade;
   CachePlan cache;
+  config::CaptureSpec capture;  // traffic capture and shadow evaluation (docs/replay.md)
 };
 
 class CompiledPolicy {

@@ -334,6 +334,7 @@ asio::awaitable<void> CascadeRun::run() {
       continue;
     }
     t.usage = answer->usage;
+    if (!answer->finish_reason.empty()) t.finish_reasons.push_back(answer->finish_reason);
     t.cost = price_tier(in.prices, tier.model, t.usage, t.last_byte_us - t.started_us, &out.pricing_error);
     const size_t tier_entry = out.tiers.size();
     add(std::move(t));

@@ -83,7 +83,8 @@ bool is_stream_answer(const ChatRequest& req, const backends::Call& call) {
   return req.stream && status >= 200 && status < 300 && is_event_stream(call);
 }
 
-std::optional<Error> check_answer(const backends::Call& call, std::string_view body, bool whole) {
+std::optional<Error> check_answer(const backends::Call& call, std::string_view body, bool whole,
+                                  backends::AnswerFacts* facts) {
   const int status = call.status();
   auto bad = [&](std::string why) {
     return make_error(ErrorKind::kUpstream, "the upstream's answer (status " + std::to_string(status) + ") " + why);
@@ -104,6 +105,18 @@ std::optional<Error> check_answer(const backends::Call& call, std::string_view b
   simdjson::dom::parser& parser = body.size() <= (1u << 20) ? kept : once;
   simdjson::dom::element root;
   if (parser.parse(body.data(), body.size()).get(root) || !root.is_object()) return bad("is not a JSON object");
+  simdjson::dom::array choices;
+  if (facts && !root["choices"].get_array().get(choices)) {  // a chat.completion (OpenAI shape)
+    facts->chat_completion = true;
+    simdjson::dom::element usage;
+    if (!root["usage"].get(usage)) facts->usage = usage_from_openai(usage);
+    for (simdjson::dom::element c : choices) {
+      std::string_view reason;
+      if (facts->finish_reasons.size() < backends::AnswerFacts::kMaxFinishReasons &&
+          !c["finish_reason"].get_string().get(reason))
+        facts->finish_reasons.emplace_back(reason);
+    }
+  }
   return std::nullopt;
 }
 
@@ -140,8 +153,9 @@ asio::awaitable<DispatchResult> DispatchRun::run(Backends& backends,
         if (!body) {
           broken = std::move(body).error();
         } else {
-          if (status < 400) broken = check_answer(*call, *body, true);
-          call = backends::with_whole_body(std::move(call), std::move(*body));
+          backends::AnswerFacts facts;
+          if (status < 400) broken = check_answer(*call, *body, true, &facts);
+          call = backends::with_whole_body(std::move(call), std::move(*body), std::move(facts));
         }
       } else if (status > 0) {
         broken = check_answer(*call, {}, false);

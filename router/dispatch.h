@@ -92,7 +92,10 @@ bool is_stream_answer(const ChatRequest& req, const backends::Call& call);
 // answer (1xx, 204, 205, 3xx), a body still content-encoded, or, for a 2xx read whole
 // (`body`), one that is an event stream or not a JSON object. A stream is checked by
 // its relay (`whole` false: only the status and encoding are checked).
-std::optional<Error> check_answer(const backends::Call& call, std::string_view body, bool whole);
+// A 2xx chat.completion read whole is parsed here once: its facts go to `facts` when
+// given (the answer's usage and finish reasons), so no later stage parses it again.
+std::optional<Error> check_answer(const backends::Call& call, std::string_view body, bool whole,
+                                  backends::AnswerFacts* facts = nullptr);
 // Full-jitter exponential backoff for attempt n (0-based), in ms.
 int64_t backoff_delay_ms(int attempt, int64_t base_ms, int64_t max_ms, double unit_random);
 

@@ -94,6 +94,16 @@ std::string trace_id_for(std::string_view traceparent, std::string_view request_
   return id;
 }
 
+const TierAttempt* RequestTrace::answer_attempt() const {
+  if (answer_tier < 0) return nullptr;
+  int n = -1;
+  for (const TierAttempt& a : tiers) {
+    if (a.status == TierStatus::kVerifier) continue;
+    if (++n == answer_tier) return &a;
+  }
+  return nullptr;
+}
+
 bool has_ledger_row(const RequestTrace& t) { return t.dispatched || t.answered_from_cache(); }
 
 LedgerRecord ledger_record(const RequestTrace& t) {

@@ -50,6 +50,9 @@ struct TierAttempt {
   std::optional<double> score;
   Usage usage;
   Money cost;
+  // Why the answer ended, per choice (OpenAI's finish_reason: stop, length, tool_calls,
+  // ...); empty when unknown. A buffered tier's: choice 0 only (what scoring reads).
+  std::vector<std::string> finish_reasons;
   // Monotonic microseconds (mono_us); 0: not reached.
   int64_t started_us = 0;     // dispatched
   int64_t first_byte_us = 0;  // first answer byte (a plain answer: its headers)
@@ -91,6 +94,7 @@ struct RequestTrace {
   Dialect dialect = Dialect::kOpenAi;
   std::string requested_model;
   bool client_stream = false;
+  bool embeddings = false;  // POST /v1/embeddings (GenAI operation "embeddings", not "chat")
   std::string key_id;  // a stable hash of the API key ("" without one)
   std::string team;
 
@@ -133,6 +137,10 @@ struct RequestTrace {
   // Upstream attempts over every tier and verifier call (retries and fallbacks included).
   size_t transport_attempts() const;
   bool answered_from_cache() const { return cache.outcome == CacheOutcome::kHit; }
+  // The attempt of the tier that answered (verifier calls skipped); nullptr when none did.
+  const TierAttempt* answer_attempt() const;
+  // The OTel GenAI operation name: "embeddings" or "chat".
+  const char* operation_name() const { return embeddings ? "embeddings" : "chat"; }
 };
 
 // The trace id for a request: the one in a valid W3C `traceparent` header (continuing the

@@ -67,6 +67,7 @@ policies::AnswerView TierAnswer::view(std::string_view response_schema_json,
   v.token_logprobs = token_logprobs;
   v.top2 = top2;
   v.verifier_p_yes = verifier_p_yes;
+  v.recorded_confidence = recorded_confidence;
   v.response_schema_json = response_schema_json;
   return v;
 }
@@ -101,6 +102,8 @@ Result<TierAnswer> parse_tier_answer(std::string_view body) {
   if (!c0["logprobs"].get(lp)) read_logprobs(lp, a);
   simdjson::dom::element u;
   if (!root["usage"].get(u) && u.is_object()) a.usage = usage_from_openai(u);
+  double conf;
+  if (!root["frugal_confidence"].get_double().get(conf)) a.recorded_confidence = conf;
   return a;
 }
 

@@ -27,6 +27,9 @@ struct TierAnswer {
   // what a verifier's P(yes) is read from.
   std::vector<std::pair<std::string, double>> first_token_top;
   Usage usage;
+  // A top-level "frugal_confidence" number: the replay backend's recorded confidence
+  // (backends/replay/replay_backend.h). Upstreams do not send it.
+  std::optional<double> recorded_confidence;
 
   // Views into this answer; valid while it lives.
   policies::AnswerView view(std::string_view response_schema_json, std::optional<double> verifier_p_yes) const;

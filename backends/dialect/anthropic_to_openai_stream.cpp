@@ -90,6 +90,9 @@ Result<void> AnthropicToOpenAiStream::on_event(element ev, std::string& out) {
       }
     } else if (bt == "thinking") {
       b.kind = Block::Kind::kThinking;
+    } else if (bt == "tool_use" && !opt_.answer_tool.empty() && str_or(cb, "name") == opt_.answer_tool) {
+      b.kind = Block::Kind::kAnswer;
+      answered_ = true;
     } else if (bt == "tool_use") {
       b.kind = Block::Kind::kToolUse;
       b.tool_index = tool_calls_++;
@@ -122,6 +125,12 @@ Result<void> AnthropicToOpenAiStream::on_event(element ev, std::string& out) {
       w.key("arguments").value(partial).end_object();
       w.end_object().end_array().end_object();
       end_chunk(out, at, {});
+    } else if (dt == "input_json_delta" && b.kind == Block::Kind::kAnswer) {
+      const std::string_view partial = str_or(d, "partial_json");
+      if (partial.empty()) return {};
+      const size_t at = begin_chunk(out);
+      JsonWriter(out).begin_object().key("content").value(partial).end_object();
+      end_chunk(out, at, {});
     } else if (dt == "thinking_delta" && b.kind == Block::Kind::kThinking) {
       const size_t at = begin_chunk(out);
       JsonWriter(out).begin_object().key("reasoning_content").value(str_or(d, "thinking")).end_object();
@@ -136,7 +145,8 @@ Result<void> AnthropicToOpenAiStream::on_event(element ev, std::string& out) {
       role_chunk(out);
       const size_t at = begin_chunk(out);
       out += "{}";
-      end_chunk(out, at, openai_finish_reason_for(stop));
+      const bool answer_only = answered_ && tool_calls_ == 0 && stop == "tool_use";
+      end_chunk(out, at, answer_only ? "stop" : openai_finish_reason_for(stop));
       finish_sent_ = true;
     }
   } else if (type == "message_stop") {

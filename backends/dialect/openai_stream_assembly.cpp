@@ -366,4 +366,24 @@ Result<std::vector<std::string>> chunks_from_completion(std::string_view complet
   return std::move(sink.out);
 }
 
+void append_finish_reasons(std::string_view chunk, std::vector<std::string>& out, size_t max) {
+  static constexpr std::string_view kKey = "\"finish_reason\"";
+  for (size_t at = chunk.find(kKey); at != std::string_view::npos && out.size() < max;
+       at = chunk.find(kKey, at + kKey.size())) {
+    if (at > 0 && chunk[at - 1] == '\\') continue;
+    size_t i = at + kKey.size();
+    auto skip_space = [&] {
+      while (i < chunk.size() && (chunk[i] == ' ' || chunk[i] == '\t' || chunk[i] == '\n' || chunk[i] == '\r')) ++i;
+    };
+    skip_space();
+    if (i >= chunk.size() || chunk[i] != ':') continue;
+    ++i;
+    skip_space();
+    if (i >= chunk.size() || chunk[i] != '"') continue;  // null: not finished yet
+    const size_t end = chunk.find('"', i + 1);  // finish reasons are plain words
+    if (end == std::string_view::npos) return;
+    out.emplace_back(chunk.substr(i + 1, end - i - 1));
+  }
+}
+
 }  // namespace frugal

@@ -29,4 +29,9 @@ Result<std::string> assemble_completion_from_chunks(const std::vector<std::strin
 // chat.completion object.
 Result<std::vector<std::string>> chunks_from_completion(std::string_view completion_json);
 
+// Appends each non-null "finish_reason" string of one chunk payload to `out` (up to `max`
+// in all) without parsing the chunk: a relay calls it on every chunk it passes on. A
+// quoted `"finish_reason"` inside a string value is escaped there, so never matches.
+void append_finish_reasons(std::string_view chunk_json, std::vector<std::string>& out, size_t max);
+
 }  // namespace frugal

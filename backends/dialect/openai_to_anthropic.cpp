@@ -1,6 +1,7 @@
 #include "backends/dialect/openai_to_anthropic.h"
 
 #include <array>
+#include <optional>
 #include <vector>
 
 #include "core/json.h"
@@ -18,6 +19,12 @@ Error unsupported(const std::string& param, std::string_view why) {
   return invalid(param, "'" + param + "' is not supported by the Anthropic model this request is "
                             "routed to: " + std::string(why));
 }
+
+struct AnswerTool {
+  std::string name;
+  std::string description;
+  std::string input_schema;  // JSON Schema text of an object
+};
 
 std::string msg_path(size_t i) { return "messages[" + std::to_string(i) + "]"; }
 
@@ -234,20 +241,98 @@ Result<void> check_unsupported(const ChatRequest& req) {
     return unsupported("frequency_penalty", "Anthropic has no repetition penalties.");
   if (sp.temperature && *sp.temperature > 1)
     return unsupported("temperature", "Anthropic accepts values from 0 to 1.");
-  if (!req.response_format_json.empty()) {
-    simdjson::dom::parser parser;
-    element rf;
-    if (!parser.parse(req.response_format_json).get(rf) && str_or(rf, "type") != "text")
-      return unsupported("response_format", "Anthropic has no JSON mode; describe the format in "
-                                            "the prompt or use a tool.");
-  }
   return {};
 }
 
-Result<void> write_tool_choice(const ChatRequest& req, JsonWriter& w) {
+// Anthropic's rule for tool names.
+bool valid_tool_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+      return false;
+  return true;
+}
+
+// The tool a JSON response_format becomes; nullopt for none (absent or "text").
+Result<std::optional<AnswerTool>> answer_tool_of(const ChatRequest& req) {
+  if (req.response_format_json.empty()) return std::optional<AnswerTool>();
+  simdjson::dom::parser parser;
+  element rf;
+  if (parser.parse(req.response_format_json).get(rf) || !rf.is_object())
+    return invalid("response_format", "Invalid 'response_format': expected an object.");
+  const std::string_view type = str_or(rf, "type");
+  AnswerTool tool;
+  if (type == "text") return std::optional<AnswerTool>();
+  if (type == "json_object") {
+    tool.name = std::string(kJsonObjectToolName);
+    tool.description = "Respond with a JSON object.";
+    tool.input_schema = R"({"type":"object","additionalProperties":true})";
+  } else if (type == "json_schema") {
+    element js, schema;
+    if (rf["json_schema"].get(js) || !js.is_object())
+      return invalid("response_format.json_schema", "Missing required parameter: 'response_format.json_schema'.");
+    const std::string_view name = str_or(js, "name");
+    if (!valid_tool_name(name))
+      return invalid("response_format.json_schema.name",
+                     "Invalid 'response_format.json_schema.name': expected 1 to 64 letters, digits, '_' or '-'.");
+    tool.name = std::string(name);
+    const std::string_view description = str_or(js, "description");
+    tool.description = description.empty() ? "Respond with a JSON object that matches this schema."
+                                           : std::string(description);
+    if (js["schema"].get(schema) || schema.is_null()) {
+      tool.input_schema = R"({"type":"object","additionalProperties":true})";
+    } else if (!schema.is_object() || str_or(schema, "type", "object") != "object") {
+      // Anthropic's tool input is always an object.
+      return unsupported("response_format.json_schema.schema",
+                         "the answer is returned through a tool, whose input must be an object schema.");
+    } else {
+      tool.input_schema = to_json(schema);
+    }
+  } else {
+    return invalid("response_format.type", "Invalid value for 'response_format.type': '" + std::string(type) +
+                                               "'. Supported values are: 'text', 'json_object' and 'json_schema'.");
+  }
+  for (const ToolDef& t : req.tools)
+    if (t.name == tool.name)
+      return invalid("response_format.json_schema.name",
+                     "'response_format.json_schema.name' ('" + tool.name +
+                         "') is also the name of a tool; the answer could not be told from a tool call.");
+  return std::optional<AnswerTool>(std::move(tool));
+}
+
+Result<void> write_tool_choice(const ChatRequest& req, const std::optional<AnswerTool>& answer, JsonWriter& w) {
   bool parallel = true;
   element v;
   if (!req.root["parallel_tool_calls"].get(v) && v.is_bool()) parallel = v.get_bool().value_unsafe();
+  if (answer) {
+    // The answer must come as the tool call; with tools of its own the model may call
+    // one of those instead (OpenAI's behaviour: tools or a formatted answer), unless the
+    // client named one or said none.
+    std::string_view type = "tool";
+    std::string_view name = answer->name;
+    simdjson::dom::parser parser;
+    element tc, fn;
+    if (!req.tools.empty() && !req.tool_choice_json.empty() && !parser.parse(req.tool_choice_json).get(tc) &&
+        !tc.is_null()) {
+      if (tc.is_string()) {
+        const std::string_view s = tc.get_string().value_unsafe();
+        if (s == "auto" || s == "required") type = "any";
+        else if (s != "none")
+          return invalid("tool_choice", "Invalid value for 'tool_choice': '" + std::string(s) + "'.");
+      } else if (!tc["function"].get(fn) && !fn["name"].get_string().get(name)) {
+        type = "tool";
+      } else {
+        return invalid("tool_choice.function.name", "Missing required parameter: 'tool_choice.function.name'.");
+      }
+    } else if (!req.tools.empty()) {
+      type = "any";
+    }
+    w.key("tool_choice").begin_object().key("type").value(type);
+    if (type == "tool") w.key("name").value(name);
+    if (!parallel) w.key("disable_parallel_tool_use").value(true);
+    w.end_object();
+    return {};
+  }
   if (req.tool_choice_json.empty() && parallel) return {};
   if (req.tools.empty()) {
     if (req.tool_choice_json.empty() || req.tool_choice_json == "\"none\"" ||
@@ -287,10 +372,18 @@ void write_blocks(JsonWriter& w, const std::vector<std::string>& blocks) {
 
 }  // namespace
 
+Result<std::string> response_format_tool(const ChatRequest& req) {
+  auto answer = answer_tool_of(req);
+  if (!answer) return std::move(answer).error();
+  return *answer ? (*answer)->name : std::string();
+}
+
 Result<std::string> openai_to_anthropic_request(const ChatRequest& req,
                                                 std::string_view upstream_model,
                                                 const AnthropicDefaults& defaults) {
   FRUGAL_TRY(check_unsupported(req));
+  auto answer = answer_tool_of(req);
+  if (!answer) return std::move(answer).error();
   Converter conv(req);
   FRUGAL_TRY(conv.run());
 
@@ -311,7 +404,7 @@ Result<std::string> openai_to_anthropic_request(const ChatRequest& req,
     w.end_object();
   }
   w.end_array();
-  if (!req.tools.empty()) {
+  if (!req.tools.empty() || *answer) {
     w.key("tools").begin_array();
     for (const ToolDef& t : req.tools) {
       w.begin_object().key("name").value(t.name);
@@ -321,9 +414,13 @@ Result<std::string> openai_to_anthropic_request(const ChatRequest& req,
                                                           : t.parameters_json);
       w.end_object();
     }
+    if (const auto& a = *answer) {
+      w.begin_object().key("name").value(a->name).key("description").value(a->description);
+      w.key("input_schema").raw(a->input_schema).end_object();
+    }
     w.end_array();
   }
-  FRUGAL_TRY(write_tool_choice(req, w));
+  FRUGAL_TRY(write_tool_choice(req, *answer, w));
   if (!req.sampling.stop.empty()) {
     w.key("stop_sequences").begin_array();
     for (const auto& s : req.sampling.stop) w.value(s);

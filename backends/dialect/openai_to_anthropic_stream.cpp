@@ -1,5 +1,7 @@
 #include "backends/dialect/streams.h"
 
+#include <algorithm>
+
 #include "core/json.h"
 #include "core/sse_writer.h"
 #include "backends/dialect/detail.h"
@@ -183,7 +185,12 @@ void OpenAiToAnthropicStream::complete(std::string& out) {
   std::string json;
   JsonWriter w(json);
   w.begin_object().key("type").value("message_delta").key("delta").begin_object();
-  w.key("stop_reason").value(anthropic_stop_reason_for(finish_reason_));
+  // OpenAI ends a call forced by a named tool_choice with "stop"; an Anthropic client
+  // reads tool_use blocks only after stop_reason tool_use.
+  const bool called = std::find(tool_opened_.begin(), tool_opened_.end(), true) != tool_opened_.end();
+  w.key("stop_reason").value(called && (finish_reason_.empty() || finish_reason_ == "stop")
+                                 ? "tool_use"
+                                 : anthropic_stop_reason_for(finish_reason_));
   w.key("stop_sequence").null().end_object();
   Usage final = usage_;
   if (!final.reported) final.input_tokens = opt_.input_tokens_hint;  // keep what message_start said

@@ -31,7 +31,8 @@ const char* anthropic_stop_reason_for(std::string_view r) {
 
 Result<TranslatedResponse> anthropic_to_openai_response(std::string_view body,
                                                         std::string_view model,
-                                                        int64_t created_unix_s) {
+                                                        int64_t created_unix_s,
+                                                        std::string_view answer_tool) {
   simdjson::dom::parser parser;
   element root;
   simdjson::dom::array content;
@@ -40,6 +41,7 @@ Result<TranslatedResponse> anthropic_to_openai_response(std::string_view body,
 
   std::string text, reasoning, calls;
   bool any_text = false;
+  bool answered = false;  // through the answer tool
   JsonWriter cw(calls);
   cw.begin_array();
   for (element block : content) {
@@ -52,6 +54,11 @@ Result<TranslatedResponse> anthropic_to_openai_response(std::string_view body,
     } else if (type == "tool_use") {
       element input;
       const std::string args = block["input"].get(input) ? "{}" : to_json(input);
+      if (!answer_tool.empty() && str_or(block, "name") == answer_tool) {
+        text += args;
+        any_text = answered = true;
+        continue;
+      }
       cw.begin_object().key("id").value(str_or(block, "id")).key("type").value("function");
       cw.key("function").begin_object().key("name").value(str_or(block, "name"));
       cw.key("arguments").value(args).end_object().end_object();
@@ -68,6 +75,7 @@ Result<TranslatedResponse> anthropic_to_openai_response(std::string_view body,
   TranslatedResponse tr;
   tr.usage = au.to_usage();
   tr.stop_reason = openai_finish_reason_for(str_or(root, "stop_reason", "end_turn"));
+  if (answered && !has_calls && tr.stop_reason == std::string_view("tool_calls")) tr.stop_reason = "stop";
 
   JsonWriter w(tr.body);
   w.begin_object();
@@ -116,6 +124,9 @@ Result<TranslatedResponse> openai_to_anthropic_response(std::string_view body,
     finish = "content_filter";
   }
   simdjson::dom::array calls;
+  // OpenAI ends a call forced by a named tool_choice with "stop"; an Anthropic client
+  // reads tool_use blocks only after stop_reason tool_use.
+  if (!msg["tool_calls"].get_array().get(calls) && calls.size() > 0 && finish == "stop") finish = "tool_calls";
   if (!msg["tool_calls"].get_array().get(calls)) {
     simdjson::dom::parser args_parser;
     for (element tc : calls) {

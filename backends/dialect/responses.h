@@ -28,9 +28,13 @@ struct TranslatedResponse {
 //   tool_use → tool_calls, refusal → content_filter
 //   usage: prompt_tokens = input + cache_read + cache_creation,
 //          prompt_tokens_details.cached_tokens = cache_read
+//   answer_tool (response_format_tool of the request, "" for none): a tool_use of that
+//   name is the answer to a JSON response_format: its input (compact JSON) becomes
+//   message.content, and finish_reason is stop unless other tools were called too
 Result<TranslatedResponse> anthropic_to_openai_response(std::string_view anthropic_json,
                                                         std::string_view model,
-                                                        int64_t created_unix_s);
+                                                        int64_t created_unix_s,
+                                                        std::string_view answer_tool = {});
 
 // OpenAI chat.completion (choice 0) → Anthropic message.
 //   content → text block; reasoning_content → thinking block (first); tool_calls →

@@ -37,6 +37,7 @@ enum class StreamState { kOpen, kCompleted, kFailed };
 //   text_delta             → {"content": ...}
 //   tool_use block start   → {"tool_calls":[{index,id,type,function:{name,arguments:""}}]}
 //   input_json_delta       → {"tool_calls":[{index,function:{arguments: partial_json}}]}
+//                            ({"content": partial_json} for Options::answer_tool)
 //   thinking_delta         → {"reasoning_content": ...}
 //   message_delta          → finish chunk (finish_reason mapped)
 //   message_stop           → usage chunk (choices: [], when include_usage) + data: [DONE]
@@ -48,6 +49,9 @@ class AnthropicToOpenAiStream {
     std::string id;                // chunk id; empty → derived from the upstream message id
     int64_t created_unix_s = 0;
     bool include_usage = false;    // the client asked for stream_options.include_usage
+    // The tool that answers a JSON response_format ("" for none): its input_json_delta
+    // pieces are content deltas, and its tool_use stop is finish_reason stop.
+    std::string answer_tool;
   };
   explicit AnthropicToOpenAiStream(Options options);
 
@@ -67,7 +71,7 @@ class AnthropicToOpenAiStream {
 
  private:
   struct Block {
-    enum class Kind { kText, kToolUse, kThinking, kOther } kind = Kind::kOther;
+    enum class Kind { kText, kToolUse, kAnswer, kThinking, kOther } kind = Kind::kOther;
     int tool_index = -1;  // OpenAI tool_calls index (counts tool calls, not blocks)
   };
   Result<void> on_event(simdjson::dom::element ev, std::string& out);
@@ -84,6 +88,7 @@ class AnthropicToOpenAiStream {
   AnthropicUsage usage_;
   std::vector<Block> blocks_;
   int tool_calls_ = 0;
+  bool answered_ = false;  // the answer tool was used
   bool role_sent_ = false;
   bool finish_sent_ = false;
 };

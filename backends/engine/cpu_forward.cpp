@@ -37,8 +37,11 @@ class CpuForward final : public ForwardPass {
   const Model& model() const override { return *model_; }
 
   Result<void> forward(std::span<const BatchEntry> batch, KvCache& kv, std::vector<float>& logits) override;
+  Result<void> hidden(std::span<const BatchEntry> batch, KvCache& kv, std::vector<float>& hidden) override;
 
  private:
+  // Checks the batch and runs every layer: x_ holds (B, n_embd) residual states after.
+  Result<void> layers(std::span<const BatchEntry> batch, KvCache& kv);
   void resize(int64_t B, int32_t max_pos);
   // X (B, n_in) @ W_j^T -> Y_j (B, n_out_j) for every job, sharing one quantisation of X.
   void matmul(const float* x, int64_t B, int64_t n_in, std::initializer_list<MatJob> jobs);
@@ -199,20 +202,16 @@ void CpuForward::attention(std::span<const BatchEntry> batch, const KvCache& kv,
   });
 }
 
-Result<void> CpuForward::forward(std::span<const BatchEntry> batch, KvCache& kv, std::vector<float>& logits) {
+Result<void> CpuForward::layers(std::span<const BatchEntry> batch, KvCache& kv) {
   const ModelConfig& c = model_->config();
   const int64_t B = static_cast<int64_t>(batch.size());
-  logits.clear();
-  if (B == 0) return {};
   int32_t max_pos = 0;
-  int64_t n_out = 0;
   for (const BatchEntry& e : batch) {
     if (e.token < 0 || e.token >= c.n_vocab)
       return make_error(ErrorKind::kInvalidRequest, "token id " + std::to_string(e.token) + " is outside the vocabulary");
     if (e.pos < 0 || kv.blocks_for(e.pos + 1) > static_cast<int32_t>(kv.block_table(e.seq).size()))
       return make_error(ErrorKind::kInternal, "forward: no KV block reserved for position " + std::to_string(e.pos));
     max_pos = std::max(max_pos, e.pos);
-    n_out += e.logits ? 1 : 0;
   }
   resize(B, max_pos);
   const int64_t E = c.n_embd, kvd = c.kv_dim(), bs = kv.block_size();
@@ -246,6 +245,29 @@ Result<void> CpuForward::forward(std::span<const BatchEntry> batch, KvCache& kv,
     matmul(g_.data(), B, F, {{&L.w_down, xn_.data(), nullptr}});
     for (int64_t i = 0; i < B * E; ++i) x[i] += xn_[i];
   }
+  return {};
+}
+
+Result<void> CpuForward::hidden(std::span<const BatchEntry> batch, KvCache& kv, std::vector<float>& hidden) {
+  const int64_t B = static_cast<int64_t>(batch.size()), E = model_->config().n_embd;
+  hidden.clear();
+  if (B == 0) return {};
+  FRUGAL_TRY(layers(batch, kv));
+  hidden.resize(static_cast<size_t>(B * E));
+  rms_norm(x_.data(), model_->output_norm(), hidden.data(), B);
+  return {};
+}
+
+Result<void> CpuForward::forward(std::span<const BatchEntry> batch, KvCache& kv, std::vector<float>& logits) {
+  const ModelConfig& c = model_->config();
+  const int64_t B = static_cast<int64_t>(batch.size());
+  logits.clear();
+  if (B == 0) return {};
+  FRUGAL_TRY(layers(batch, kv));
+  int64_t n_out = 0;
+  for (const BatchEntry& e : batch) n_out += e.logits ? 1 : 0;
+  const int64_t E = c.n_embd;
+  const float* x = x_.data();
   // Only the wanted rows go through the head: (n_out, n_embd) @ output^T -> (n_out, n_vocab)
   if (out_x_.size() < static_cast<size_t>(n_out * E)) out_x_.resize(n_out * E);
   int64_t o = 0;

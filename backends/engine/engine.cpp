@@ -1,6 +1,7 @@
 #include "backends/engine/engine.h"
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "backends/engine/forward.h"
@@ -141,6 +142,101 @@ Engine::Handle Engine::submit(GenerateRequest request, EventCallback callback) {
   }
   cv_.notify_all();
   return h;
+}
+
+void Engine::embed(EmbedRequest request, EmbedCallback callback) {
+  {
+    std::unique_lock lock(mu_);
+    if (!stop_) {
+      embed_jobs_.push_back(EmbedJob{std::move(request), std::move(callback)});
+      lock.unlock();
+      cv_.notify_all();
+      return;
+    }
+  }
+  callback(make_error(ErrorKind::kCancelled, "the engine is shutting down"));
+}
+
+Result<std::vector<std::vector<float>>> Engine::run_embedding(const EmbedRequest& req) {
+  const ModelConfig& c = model_->config();
+  const int64_t E = c.n_embd;
+  const Pooling pooling = c.pooling;
+  std::vector<std::vector<double>> acc(req.inputs.size(), std::vector<double>(static_cast<size_t>(E), 0.0));
+  struct Member {
+    size_t input;
+    KvCache::SeqId seq;
+  };
+  std::vector<Member> group;
+  auto free_group = [&] {
+    for (const Member& m : group) kv_->free_sequence(m.seq);
+    group.clear();
+  };
+  // Groups of inputs whose KV fits at once; each group in forward batches of up to
+  // max_batch_tokens entries, every sequence's positions in order. The blocks are never
+  // committed (no prefix reuse): they return to the free list when the group is done.
+  size_t next = 0;
+  std::vector<BatchEntry> batch;
+  std::vector<size_t> owner;  // batch entry -> index into group
+  while (next < req.inputs.size()) {
+    while (next < req.inputs.size()) {
+      const KvCache::SeqId seq = kv_->create_sequence();
+      if (!kv_->reserve(seq, static_cast<int32_t>(req.inputs[next].size()))) {
+        kv_->free_sequence(seq);
+        if (group.empty())
+          return make_error(ErrorKind::kUnavailable, "the engine's KV cache has no room for an input of " +
+                                                         std::to_string(req.inputs[next].size()) + " tokens now");
+        break;
+      }
+      group.push_back(Member{next++, seq});
+    }
+    auto flush = [&]() -> Result<void> {
+      if (batch.empty()) return {};
+      if (req.cancelled && req.cancelled->load()) return make_error(ErrorKind::kCancelled, "cancelled");
+      FRUGAL_TRY(forward_->hidden(batch, *kv_, hidden_));
+      for (size_t b = 0; b < batch.size(); ++b) {
+        const Member& m = group[owner[b]];
+        const int32_t n = static_cast<int32_t>(req.inputs[m.input].size());
+        const bool take = pooling == Pooling::kMean || (pooling == Pooling::kCls && batch[b].pos == 0) ||
+                          (pooling == Pooling::kLast && batch[b].pos == n - 1);
+        if (!take) continue;
+        const float* h = hidden_.data() + b * E;
+        std::vector<double>& a = acc[m.input];
+        for (int64_t i = 0; i < E; ++i) a[static_cast<size_t>(i)] += h[i];
+      }
+      batch.clear();
+      owner.clear();
+      return {};
+    };
+    for (size_t g = 0; g < group.size(); ++g) {
+      const std::vector<int32_t>& tokens = req.inputs[group[g].input];
+      for (size_t p = 0; p < tokens.size(); ++p) {
+        batch.push_back(BatchEntry{tokens[p], static_cast<int32_t>(p), group[g].seq, false});
+        owner.push_back(g);
+        if (static_cast<int32_t>(batch.size()) >= config_.max_batch_tokens) {
+          if (auto r = flush(); !r) {
+            free_group();
+            return std::move(r).error();
+          }
+        }
+      }
+    }
+    auto r = flush();
+    free_group();
+    if (!r) return std::move(r).error();
+  }
+  std::vector<std::vector<float>> out(req.inputs.size());
+  for (size_t i = 0; i < acc.size(); ++i) {
+    std::vector<double>& a = acc[i];
+    if (pooling == Pooling::kMean)
+      for (double& v : a) v /= static_cast<double>(req.inputs[i].size());
+    double norm = 0;
+    for (double v : a) norm += v * v;
+    norm = std::sqrt(norm);
+    out[i].resize(static_cast<size_t>(E));
+    for (int64_t k = 0; k < E; ++k)
+      out[i][static_cast<size_t>(k)] = static_cast<float>(norm > 0 ? a[static_cast<size_t>(k)] / norm : 0.0);
+  }
+  return out;
 }
 
 EngineStats Engine::stats() const {
@@ -537,20 +633,31 @@ void Engine::verify(Request& r, const Slot& s, std::span<const float> rows) {
 
 void Engine::run() {
   for (;;) {
+    std::deque<EmbedJob> jobs;
+    bool decode = false;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !incoming_.empty() || !running_.empty() || !waiting_.empty(); });
+      cv_.wait(lock, [&] {
+        return stop_ || !incoming_.empty() || !running_.empty() || !waiting_.empty() || !embed_jobs_.empty();
+      });
       if (stop_) break;
+      jobs.swap(embed_jobs_);
+      decode = !incoming_.empty() || !running_.empty() || !waiting_.empty();
     }
-    step();
+    // Embeddings run between decode steps: the running streams wait for one job at most.
+    for (EmbedJob& job : jobs) job.cb(run_embedding(job.req));
+    if (decode) step();
   }
+  std::deque<EmbedJob> jobs;
   {
     std::lock_guard lock(mu_);
     while (!incoming_.empty()) {
       waiting_.push_back(std::move(incoming_.front()));
       incoming_.pop_front();
     }
+    jobs.swap(embed_jobs_);
   }
+  for (EmbedJob& job : jobs) job.cb(make_error(ErrorKind::kCancelled, "the engine is shutting down"));
   for (auto& r : running_) finish(*r, FinishReason::kCancelled);
   for (auto& r : waiting_) finish(*r, FinishReason::kCancelled);
   running_.clear();

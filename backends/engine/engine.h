@@ -107,6 +107,18 @@ struct GenerateEvent {
 
 using EventCallback = std::function<void(const GenerateEvent&)>;
 
+// Embeddings of several inputs, computed between decode steps in one batched forward
+// (no output head) over all of them, pooled per Model::config().pooling, L2-normalised.
+struct EmbedRequest {
+  std::vector<std::vector<int32_t>> inputs;  // token ids, each input non-empty
+  // Set from any thread to stop the job between its forward batches.
+  std::shared_ptr<std::atomic<bool>> cancelled;
+};
+// Called once, on the engine thread (or the caller's after shutdown): one vector of
+// n_embd floats per input, in order; or the error (kUnavailable when the KV cache has no
+// room for an input, kCancelled).
+using EmbedCallback = std::function<void(Result<std::vector<std::vector<float>>>)>;
+
 struct EngineStats {
   uint64_t steps = 0;
   uint64_t prefill_tokens_computed = 0;   // prompt tokens run through the model
@@ -162,6 +174,8 @@ class Engine {
   // After shutdown() the callback receives a final kCancelled event at once, on the
   // calling thread.
   Handle submit(GenerateRequest request, EventCallback callback);
+  // Queues an embeddings job; it runs on the engine thread before the next decode step.
+  void embed(EmbedRequest request, EmbedCallback callback);
   // Cancels everything (final events delivered) and joins the scheduler thread.
   // Idempotent; the destructor calls it. Not from a callback.
   void shutdown();
@@ -182,6 +196,11 @@ class Engine {
   // Records a generated token and emits it; returns false once the request finished.
   bool take_token(Request& r, const SampledToken& t);
   void publish_stats();
+  struct EmbedJob {
+    EmbedRequest req;
+    EmbedCallback cb;
+  };
+  Result<std::vector<std::vector<float>>> run_embedding(const EmbedRequest& req);
   struct Slot;
   // Speculation: the draft mirrors prompt chunks and proposes tokens for the decoding
   // slots (their n_draft may shrink); then the target's rows verify them.
@@ -199,6 +218,7 @@ class Engine {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Request>> incoming_;  // guarded by mu_
+  std::deque<EmbedJob> embed_jobs_;                // guarded by mu_
   bool stop_ = false;                              // guarded by mu_
   EngineStats published_;                          // guarded by mu_
   std::atomic<uint64_t> next_id_{1};
@@ -208,6 +228,7 @@ class Engine {
   std::vector<std::unique_ptr<Request>> running_;
   EngineStats stats_;
   std::vector<float> logits_;
+  std::vector<float> hidden_;  // embeddings: (batch, n_embd)
   // Draft model for speculative decoding (null: off), its own KV cache and logits.
   std::unique_ptr<ForwardPass> draft_forward_;
   std::optional<KvCache> draft_kv_;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/engine/embeddings_call.h"
 #include "backends/engine/openai_output.h"
 #include "core/ids.h"
 #include "core/sse_writer.h"
@@ -302,6 +303,7 @@ std::shared_ptr<backends::Call> EngineBackend::start(const ChatRequest& req, std
                               "model", "model_not_found"));
     return call;
   }
+  if (req.embeddings) return start_engine_embeddings(io_, service_, served_name_, *req.embeddings, deadlines_.total_ms);
   auto prep = service_->prepare(req);
   if (!prep) {
     call->fail_now(prep.error());

@@ -36,6 +36,12 @@ class ForwardPass {
   // Errors: a token outside the vocabulary, a position without a reserved block.
   virtual Result<void> forward(std::span<const BatchEntry> batch, KvCache& kv,
                                std::vector<float>& logits) = 0;
+  // The same pass without the output head: `hidden` is resized to (batch.size(), n_embd),
+  // every entry's final hidden state after the output norm (what embeddings pool).
+  // `logits` flags are ignored. A forward pass without it answers kUnavailable.
+  virtual Result<void> hidden(std::span<const BatchEntry> /*batch*/, KvCache& /*kv*/, std::vector<float>& /*hidden*/) {
+    return make_error(ErrorKind::kUnavailable, "this forward pass computes no embeddings");
+  }
   virtual const Model& model() const = 0;
 };
 

@@ -6,6 +6,16 @@
 
 namespace frugal::engine {
 
+const char* pooling_name(Pooling p) {
+  switch (p) {
+    case Pooling::kMean: return "mean";
+    case Pooling::kCls: return "cls";
+    case Pooling::kLast: return "last";
+  }
+  return "last";
+}
+
+
 namespace {
 
 Error bad_model(const GgufFile& f, const std::string& what) {
@@ -92,6 +102,11 @@ Result<std::shared_ptr<const Model>> Model::from_gguf(GgufFile file) {
   FRUGAL_GET(c.n_ctx_train, f.get_u32_or(a + "context_length", 2048));
   FRUGAL_GET(c.rms_eps, f.get_f32_or(a + "attention.layer_norm_rms_epsilon", 1e-5f));
   FRUGAL_GET(c.rope_base, f.get_f32_or(a + "rope.freq_base", 10000.0f));
+  {
+    const auto pt = f.get_u32_or(a + "pooling_type", 0);  // only embeddings read it: never fatal
+    const uint32_t pooling = pt.ok() ? *pt : 0;
+    c.pooling = pooling == 1 ? Pooling::kMean : pooling == 2 ? Pooling::kCls : Pooling::kLast;
+  }
   if (c.n_head <= 0 || c.n_head_kv <= 0 || c.n_embd % c.n_head != 0 || c.n_head % c.n_head_kv != 0)
     return bad_model(f, "inconsistent head counts");
   c.head_dim = c.n_embd / c.n_head;

@@ -22,6 +22,13 @@ enum class Arch { kLlama, kQwen2 };
 // GGUF q/k weights are permuted for it); kNeox rotates (i, i + head_dim/2) (qwen2).
 enum class RopePairing { kNormal, kNeox };
 
+// How a sequence's final hidden states become one embedding: GGUF `<arch>.pooling_type`
+// 1 mean, 2 cls (the first token), 3 last. A decoder without the key (or with 0, none)
+// pools the last token: under causal attention only it has seen the whole input (the
+// choice of decoder embedding models such as Qwen3-Embedding and e5-mistral).
+enum class Pooling { kMean, kCls, kLast };
+const char* pooling_name(Pooling p);  // "mean", "cls", "last"
+
 struct ModelConfig {
   Arch arch = Arch::kLlama;
   std::string arch_name;
@@ -39,6 +46,7 @@ struct ModelConfig {
   RopePairing rope = RopePairing::kNormal;
   bool tied_embeddings = false;
   bool qkv_bias = false;
+  Pooling pooling = Pooling::kLast;
 
   int32_t q_dim() const { return n_head * head_dim; }
   int32_t kv_dim() const { return n_head_kv * head_dim; }

@@ -198,4 +198,44 @@ Result<PreparedChat> EngineService::prepare(const ChatRequest& req) const {
   return out;
 }
 
+Result<PreparedEmbeddings> EngineService::prepare_embeddings(const EmbeddingsInput& in) const {
+  const ModelConfig& mc = model_->config();
+  if (in.dimensions && *in.dimensions != mc.n_embd)
+    return unsupported("dimensions", "'dimensions' other than the model's " + std::to_string(mc.n_embd) +
+                                         " (its vectors cannot be shortened)");
+  PreparedEmbeddings out;
+  out.base64 = in.base64;
+  out.req.inputs.reserve(in.count());
+  auto too_long = [&](size_t i, size_t n) {
+    return make_error(ErrorKind::kInvalidRequest,
+                      "This model's maximum context length is " + std::to_string(context_length_) +
+                          " tokens, however you requested " + std::to_string(n) + " tokens in input[" +
+                          std::to_string(i) + "]. Please reduce your input.",
+                      "input", "context_length_exceeded");
+  };
+  for (size_t i = 0; i < in.texts.size(); ++i) {
+    std::vector<int32_t> ids = tokenizer().encode(in.texts[i], tokenizer().add_bos_default(), /*parse_special=*/false);
+    if (ids.empty()) return invalid("input", "'$.input' is invalid: input[" + std::to_string(i) + "] has no tokens.");
+    if (static_cast<int64_t>(ids.size()) > context_length_) return too_long(i, ids.size());
+    out.prompt_tokens += static_cast<int64_t>(ids.size());
+    out.req.inputs.push_back(std::move(ids));
+  }
+  for (size_t i = 0; i < in.token_ids.size(); ++i) {
+    const std::vector<int64_t>& t = in.token_ids[i];
+    if (static_cast<int64_t>(t.size()) > context_length_) return too_long(i, t.size());
+    std::vector<int32_t> ids;
+    ids.reserve(t.size());
+    for (int64_t id : t) {
+      if (id < 0 || id >= mc.n_vocab)
+        return invalid("input", "'$.input' is invalid: token id " + std::to_string(id) + " in input[" +
+                                    std::to_string(i) + "] is outside the vocabulary (" +
+                                    std::to_string(mc.n_vocab) + " tokens).");
+      ids.push_back(static_cast<int32_t>(id));
+    }
+    out.prompt_tokens += static_cast<int64_t>(ids.size());
+    out.req.inputs.push_back(std::move(ids));
+  }
+  return out;
+}
+
 }  // namespace frugal::engine

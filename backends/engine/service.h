@@ -23,6 +23,7 @@
 #include "backends/engine/model.h"
 #include "backends/engine/token_text.h"
 #include "core/chat.h"
+#include "core/embeddings.h"
 #include "core/error.h"
 
 namespace frugal::engine {
@@ -42,6 +43,13 @@ struct PreparedChat {
   GenerateRequest gen;
   bool stream = false;
   bool logprobs = false;  // render OpenAI `logprobs` (with gen.top_logprobs alternatives)
+};
+
+// An embeddings request ready for the engine.
+struct PreparedEmbeddings {
+  EmbedRequest req;
+  int64_t prompt_tokens = 0;  // over every input
+  bool base64 = false;
 };
 
 class EngineService {
@@ -72,6 +80,13 @@ class EngineService {
   // that do not fit the context. Reads `req.root` for the non-OpenAI sampling
   // extensions top_k, min_p and repetition_penalty (as vLLM accepts them).
   Result<PreparedChat> prepare(const ChatRequest& req) const;
+
+  // Maps an embeddings request (core/embeddings.h) onto the engine: strings are
+  // tokenized (with the model's BOS convention), token ids checked against the
+  // vocabulary. kInvalidRequest for an input longer than the context
+  // (context_length_exceeded), token ids outside the vocabulary, and `dimensions` other
+  // than the model's n_embd (a decoder's vectors cannot be shortened).
+  Result<PreparedEmbeddings> prepare_embeddings(const EmbeddingsInput& in) const;
 
   Engine& engine() { return *engine_; }
   EngineStats stats() const { return engine_->stats(); }

@@ -48,12 +48,14 @@ std::optional<std::pair<size_t, size_t>> find_top_level_value(std::string_view s
 //    status (a translated error, or 502 for a body that is not a message).
 class AnthropicCall final : public backends::Call {
  public:
-  AnthropicCall(std::shared_ptr<backends::Call> inner, std::string model, bool translate, AnswerLimits limits)
+  AnthropicCall(std::shared_ptr<backends::Call> inner, std::string model, bool translate, AnswerLimits limits,
+                std::string answer_tool)
       : inner_(std::move(inner)),
         model_(std::move(model)),
         translate_(translate),
         limits_(limits),
-        stream_(AnthropicToOpenAiStream::Options{model_, "", wall_us() / 1'000'000, true}),
+        answer_tool_(std::move(answer_tool)),
+        stream_(AnthropicToOpenAiStream::Options{model_, "", wall_us() / 1'000'000, true, answer_tool_}),
         sse_(limits.max_sse_event_bytes) {}
 
   boost::asio::awaitable<void> wait() override {
@@ -147,7 +149,7 @@ class AnthropicCall final : public backends::Call {
   void translate_buffered() {
     const int st = inner_->status();
     if (st >= 200 && st < 300) {
-      auto tr = anthropic_to_openai_response(buffered_, model_, wall_us() / 1'000'000);
+      auto tr = anthropic_to_openai_response(buffered_, model_, wall_us() / 1'000'000, answer_tool_);
       if (tr) {
         status_ = st;
         out_ = std::move(tr->body);
@@ -166,6 +168,7 @@ class AnthropicCall final : public backends::Call {
   std::string model_;
   bool translate_;
   AnswerLimits limits_;
+  std::string answer_tool_;  // see wrap_anthropic_call
   std::string error_;  // ours, when we ended the inner call
   AnthropicToOpenAiStream stream_;
   SseParser sse_;
@@ -256,14 +259,20 @@ Result<std::string> replace_model(std::string_view json, std::string_view model)
 }
 
 std::shared_ptr<backends::Call> wrap_anthropic_call(std::shared_ptr<backends::Call> inner, std::string model,
-                                                    bool translate, AnswerLimits limits) {
-  return std::make_shared<AnthropicCall>(std::move(inner), std::move(model), translate, limits);
+                                                    bool translate, AnswerLimits limits, std::string answer_tool) {
+  return std::make_shared<AnthropicCall>(std::move(inner), std::move(model), translate, limits,
+                                         std::move(answer_tool));
 }
 
 std::shared_ptr<backends::Call> AnthropicBackend::start(const ChatRequest& req, std::string_view model) {
   const bool native = !req.anthropic_body.empty();
-  auto body = native ? replace_model(req.anthropic_body, model)
-                     : openai_to_anthropic_request(req, model, defaults_);
+  auto body = req.embeddings ? Result<std::string>(make_error(
+                                   ErrorKind::kInvalidRequest,
+                                   "The model '" + std::string(model) + "' is served by the Anthropic provider '" +
+                                       provider_.name + "', which has no embeddings API.",
+                                   "model", "embeddings_not_supported"))
+              : native       ? replace_model(req.anthropic_body, model)
+                             : openai_to_anthropic_request(req, model, defaults_);
   if (!body) {
     // Canonical (OpenAI-shaped) like every error a Call carries; the codec re-renders it.
     const Error& e = body.error();
@@ -279,9 +288,14 @@ std::shared_ptr<backends::Call> AnthropicBackend::start(const ChatRequest& req, 
   hr.headers.push_back(frugal_hop_header(req.frugal_hop));
   if (!req.traceparent.empty()) hr.headers.push_back("traceparent: " + req.traceparent);
   auto inner = client_.start(std::move(hr));
+  // The request translated above, so its response_format is valid.
+  std::string answer_tool;
+  if (!native)
+    if (auto t = response_format_tool(req)) answer_tool = std::move(*t);
   return wrap_anthropic_call(std::move(inner), std::string(model), !native,
                              AnswerLimits{static_cast<size_t>(provider_.max_answer_bytes),
-                                          static_cast<size_t>(provider_.max_sse_event_bytes)});
+                                          static_cast<size_t>(provider_.max_sse_event_bytes)},
+                             std::move(answer_tool));
 }
 
 }  // namespace frugal::http

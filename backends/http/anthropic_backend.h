@@ -60,8 +60,10 @@ struct AnswerLimits {
   size_t max_answer_bytes = 64u << 20;
   size_t max_sse_event_bytes = 1u << 20;
 };
+// `answer_tool`: response_format_tool of the request ("" for none).
 std::shared_ptr<backends::Call> wrap_anthropic_call(std::shared_ptr<backends::Call> inner, std::string model,
-                                                    bool translate, AnswerLimits limits = {});
+                                                    bool translate, AnswerLimits limits = {},
+                                                    std::string answer_tool = {});
 
 class AnthropicBackend final : public backends::Backend {
  public:

@@ -116,6 +116,18 @@ HttpRequest openai_chat_request(const config::ProviderConfig& p, const ChatReque
   return r;
 }
 
+HttpRequest openai_embeddings_request(const config::ProviderConfig& p, const ChatRequest& req,
+                                      std::string_view upstream_model) {
+  HttpRequest r;
+  r.url = p.base_url + "/embeddings";
+  common_headers(p, r);
+  r.headers.push_back(frugal_hop_header(req.frugal_hop));
+  if (!req.traceparent.empty()) r.headers.push_back("traceparent: " + req.traceparent);
+  r.body_idle_timeout_ms = p.timeouts.first_byte_ms;
+  r.body = openai_chat_body(req, upstream_model);  // an embeddings request never streams: only `model` changes
+  return r;
+}
+
 HttpRequest openai_models_request(const config::ProviderConfig& p) {
   HttpRequest r;
   r.method = "GET";

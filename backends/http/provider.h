@@ -21,6 +21,9 @@ std::string openai_chat_body(const ChatRequest& req, std::string_view upstream_m
 HttpRequest openai_chat_request(const config::ProviderConfig& p, const ChatRequest& req,
                                 std::string_view upstream_model);
 HttpRequest openai_models_request(const config::ProviderConfig& p);
+// POST {base}/embeddings with the client's body, `model` replaced (req.embeddings set).
+HttpRequest openai_embeddings_request(const config::ProviderConfig& p, const ChatRequest& req,
+                                      std::string_view upstream_model);
 
 // An OpenAI-compatible upstream: its responses already are the canonical dialect, so
 // the HttpCall is handed out as is.
@@ -29,6 +32,7 @@ class OpenAiBackend final : public backends::Backend {
   OpenAiBackend(HttpClient& client, config::ProviderConfig provider)
       : client_(client), provider_(std::move(provider)) {}
   std::shared_ptr<backends::Call> start(const ChatRequest& req, std::string_view model) override {
+    if (req.embeddings) return client_.start(openai_embeddings_request(provider_, req, model));
     return client_.start(openai_chat_request(provider_, req, model));
   }
 

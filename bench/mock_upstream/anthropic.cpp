@@ -10,7 +10,8 @@
 // With `tools` and no tool_result in the last message: a tool_use of the first tool with
 // input {"city":"Paris","unit":"celsius"}, streamed as input_json_delta pieces of
 // `chunk_size` (8) bytes. A last message carrying tool_result blocks is answered with
-// "Tool result received: <their text>".
+// "Tool result received: <their text>". A tool_choice {type: tool, name} is answered with
+// that tool's tool_use and no text, as the real API does.
 //
 // Script keys (body "mock" object or a `mock:{...}` text directive):
 //   text, thinking, tool_input (object), chunk_size, input_tokens, output_tokens,
@@ -112,6 +113,13 @@ AnthropicScript make_script(simdjson::dom::element root, Pacing& pacing) {
     s.tool_call->name = std::string(sv);
     s.tool_call->input_json = R"({"city":"Paris","unit":"celsius"})";
     s.text = "Calling " + std::string(sv) + ".";
+    std::string_view type, forced;
+    if (!root["tool_choice"]["type"].get_string().get(type) && type == "tool" &&
+        !root["tool_choice"]["name"].get_string().get(forced)) {
+      // A forced tool: the real API answers with that tool_use alone.
+      s.tool_call->name = std::string(forced);
+      s.text.clear();
+    }
   }
 
   simdjson::dom::parser parser;

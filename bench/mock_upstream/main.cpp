@@ -34,8 +34,10 @@
 // with a call of the first tool (streamed arguments arrive in several chunks,
 // finish_reason tool_calls); a request ending in a tool result is answered with
 // "Tool result received: <its content>".
+// A tool_choice naming a function forces that tool, and (as OpenAI does) finishes with
+// "stop". POST /v1/embeddings: see serve_embeddings.
 // Models named no-such-* get the 404 model_not_found a real upstream sends.
-// GET /mock/stats → {"requests":N,"chat":N,"messages":N,"aborted":N}; POST /mock/reset zeroes it.
+// GET /mock/stats → {"requests":N,"chat":N,"messages":N,"embeddings":N,"aborted":N}; POST /mock/reset zeroes it.
 // GET /mock/last_request → the last chat/messages body received; GET /mock/last_headers
 // → its headers as a JSON object (lower-case names). GET /mock/log → a JSON array of
 // every chat body since the last reset (at most 10 000).
@@ -46,6 +48,8 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -70,6 +74,7 @@ struct Script {
   bool no_done = false, hang = false, echo = false, stream = false, include_usage = false;
   std::string content = "Hello from the mock upstream.", key, retry_after, model = "mock-model";
   std::string tool_name;  // non-empty: answer with a call of this tool
+  bool forced_tool = false;  // tool_choice named it: OpenAI then finishes with "stop"
   std::string tool_args = R"({"city":"Paris","unit":"celsius"})";
   std::vector<double> logprobs;  // shorthand: split the content into this many tokens
   double margin = 2.0;
@@ -186,6 +191,10 @@ Script parse_script(const std::string& body) {
     s.content = "Tool result received: " + content_text(last);
   } else if (!root["tools"].get_array().get(tools) && tools.size() > 0) {
     if (!tools.at(0)["function"]["name"].get_string().get(sv)) s.tool_name = sv;
+    if (!root["tool_choice"]["function"]["name"].get_string().get(sv)) {
+      s.tool_name = sv;
+      s.forced_tool = true;
+    }
   }
   if (!root["logprobs"].get_bool().get(b)) s.want_logprobs = b;
   int64_t v;
@@ -262,7 +271,7 @@ std::string completion_body(const Script& s) {
                                    : R"({"role":"assistant","content":")" + escape(s.content) + "\"}";
   return R"({"id":"chatcmpl-mock","object":"chat.completion","created":1700000000,"model":")" + escape(s.model) +
          R"(","choices":[{"index":0,"message":)" + message + R"(,"finish_reason":")" +
-         (tool ? "tool_calls" : "stop") + R"(","logprobs":)" +
+         (tool && !s.forced_tool ? "tool_calls" : "stop") + R"(","logprobs":)" +
          (send_logprobs(s) ? logprobs_json(s, 0, s.tokens.size()) : std::string("null")) + R"(}],"usage":)" +
          usage_json(s) + "}";
 }
@@ -353,7 +362,7 @@ asio::awaitable<bool> serve_chat(beast::tcp_stream& stream, Request& req) {
     }
     if (!co_await write_raw(stream, frame(chunks[i]))) co_return false;
   }
-  std::string tail = frame(chunk(s, "{}", s.tool_name.empty() ? "\"stop\"" : "\"tool_calls\""));
+  std::string tail = frame(chunk(s, "{}", s.tool_name.empty() || s.forced_tool ? "\"stop\"" : "\"tool_calls\""));
   if (s.include_usage)
     tail += frame(R"(data: {"id":"chatcmpl-mock","object":"chat.completion.chunk","created":1700000000,"model":")" +
                   escape(s.model) + R"(","choices":[],"usage":)" + usage_json(s) + "}\n\n");
@@ -361,6 +370,114 @@ asio::awaitable<bool> serve_chat(beast::tcp_stream& stream, Request& req) {
   tail += "0\r\n\r\n";
   if (!co_await write_raw(stream, tail)) co_return false;
   co_return keep;
+}
+
+// POST /v1/embeddings: one deterministic unit vector per input (`dimensions` long,
+// default 4), derived from the input's bytes, so equal inputs get equal vectors;
+// base64 when encoding_format says so. usage.prompt_tokens: whitespace-separated words
+// of string inputs plus the length of token-id inputs. Script keys (body "mock"):
+// status (+ fail_times, key), prompt_tokens.
+asio::awaitable<bool> serve_embeddings(beast::tcp_stream& stream, Request& req) {
+  g_stats.embeddings++;
+  record_request(req);
+  const bool keep = req.keep_alive();
+  if (!g_stats.require_key.empty() && req[http::field::authorization] != "Bearer " + g_stats.require_key)
+    co_return co_await respond(stream, keep, 401, R"({"error":{"message":"Incorrect API key provided","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})");
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(req.body()).get(root) || !root.is_object())
+    co_return co_await respond(stream, keep, 400, R"({"error":{"message":"bad json","type":"invalid_request_error","param":null,"code":null}})");
+  std::string_view model = "mock-embed", sv;
+  if (!root["model"].get_string().get(sv)) model = sv;
+  if (model.rfind("no-such-", 0) == 0)
+    co_return co_await respond(stream, keep, 404, R"({"error":{"message":"The model `)" + escape(model) +
+                                        R"(` does not exist or you do not have access to it.","type":"invalid_request_error","param":null,"code":"model_not_found"}})");
+  simdjson::dom::parser sp;
+  simdjson::dom::element m;
+  int64_t status = 0, fail_times = -1, tokens_override = -1;
+  std::string key;
+  if (!sp.parse(script_json(root)).get(m) && m.is_object()) {
+    (void)m["status"].get_int64().get(status);
+    (void)m["fail_times"].get_int64().get(fail_times);
+    (void)m["prompt_tokens"].get_int64().get(tokens_override);
+    if (!m["key"].get_string().get(sv)) key = sv;
+  }
+  if (status >= 400 && should_fail(key, fail_times))
+    co_return co_await respond(stream, keep, static_cast<int>(status), error_body(status));
+  int64_t dims = 4;
+  (void)root["dimensions"].get_int64().get(dims);
+  dims = std::clamp<int64_t>(dims, 1, 4096);
+  bool base64 = false;
+  if (!root["encoding_format"].get_string().get(sv)) base64 = sv == "base64";
+  // Each input as bytes to hash, and its token count.
+  std::vector<std::pair<std::string, int64_t>> inputs;
+  auto words = [](std::string_view t) {
+    int64_t n = 0;
+    bool in = false;
+    for (char c : t) {
+      const bool space = c == ' ' || c == '\n' || c == '\t';
+      if (!space && !in) ++n;
+      in = !space;
+    }
+    return n;
+  };
+  simdjson::dom::element input;
+  if (root["input"].get(input))
+    co_return co_await respond(stream, keep, 400, R"({"error":{"message":"'input' is required","type":"invalid_request_error","param":"input","code":null}})");
+  if (input.is_string()) {
+    inputs.emplace_back(std::string(input.get_string().value_unsafe()), words(input.get_string().value_unsafe()));
+  } else if (input.is_array()) {
+    simdjson::dom::array arr = input.get_array().value_unsafe();
+    if (arr.size() > 0 && (arr.at(0).value_unsafe().is_int64() || arr.at(0).value_unsafe().is_uint64())) {
+      inputs.emplace_back(simdjson::minify(input), static_cast<int64_t>(arr.size()));
+    } else {
+      for (auto e : arr) {
+        if (e.is_string()) inputs.emplace_back(std::string(e.get_string().value_unsafe()), words(e.get_string().value_unsafe()));
+        else inputs.emplace_back(simdjson::minify(e), e.is_array() ? static_cast<int64_t>(simdjson::dom::array(e).size()) : 1);
+      }
+    }
+  }
+  int64_t prompt_tokens = 0;
+  std::string body = R"({"object":"list","data":[)";
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    prompt_tokens += inputs[i].second;
+    uint64_t h = 1469598103934665603ull;  // FNV-1a
+    for (unsigned char c : inputs[i].first) h = (h ^ c) * 1099511628211ull;
+    std::vector<float> v(static_cast<size_t>(dims));
+    double norm = 0;
+    for (auto& x : v) {
+      h = h * 6364136223846793005ull + 1442695040888963407ull;
+      x = static_cast<float>(static_cast<int64_t>(h >> 40) % 1000 - 500) / 500.0f + 0.001f;
+      norm += static_cast<double>(x) * x;
+    }
+    for (auto& x : v) x = static_cast<float>(x / std::sqrt(norm));
+    body += (i ? "," : "");
+    body += R"({"object":"embedding","index":)" + std::to_string(i) + R"(,"embedding":)";
+    if (base64) {
+      static constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+      const auto* p = reinterpret_cast<const unsigned char*>(v.data());
+      const size_t n = v.size() * sizeof(float);
+      std::string out = "\"";
+      for (size_t k = 0; k < n; k += 3) {
+        const uint32_t a = p[k], b = k + 1 < n ? p[k + 1] : 0, c = k + 2 < n ? p[k + 2] : 0;
+        const uint32_t t = (a << 16) | (b << 8) | c;
+        out += kB64[t >> 18];
+        out += kB64[(t >> 12) & 63];
+        out += k + 1 < n ? kB64[(t >> 6) & 63] : '=';
+        out += k + 2 < n ? kB64[t & 63] : '=';
+      }
+      body += out + "\"";
+    } else {
+      body += "[";
+      for (size_t k = 0; k < v.size(); ++k) body += (k ? "," : "") + std::to_string(v[k]);
+      body += "]";
+    }
+    body += "}";
+  }
+  if (tokens_override >= 0) prompt_tokens = tokens_override;
+  body += R"(],"model":")" + escape(model) + R"(","usage":{"prompt_tokens":)" + std::to_string(prompt_tokens) +
+          R"(,"total_tokens":)" + std::to_string(prompt_tokens) + "}}";
+  co_return co_await respond(stream, keep, 200, body);
 }
 
 asio::awaitable<void> session(tcp::socket socket) {
@@ -375,6 +492,8 @@ asio::awaitable<void> session(tcp::socket socket) {
     const std::string_view target = req.target();
     if (target == "/v1/chat/completions" || target == "/chat/completions") {
       keep = co_await serve_chat(stream, req);
+    } else if (target == "/v1/embeddings" || target == "/embeddings") {
+      keep = co_await serve_embeddings(stream, req);
     } else if (target == "/v1/messages" || target == "/messages") {
       keep = co_await serve_messages(stream, req);
     } else if (target == "/v1/messages/count_tokens" || target == "/messages/count_tokens") {
@@ -388,13 +507,15 @@ asio::awaitable<void> session(tcp::socket socket) {
       keep = co_await respond(stream, keep, 200,
                               R"({"requests":)" + std::to_string(g_stats.requests.load()) + R"(,"chat":)" +
                                   std::to_string(g_stats.chat.load()) + R"(,"messages":)" +
-                                  std::to_string(g_stats.messages.load()) + R"(,"aborted":)" +
+                                  std::to_string(g_stats.messages.load()) + R"(,"embeddings":)" +
+                                  std::to_string(g_stats.embeddings.load()) + R"(,"aborted":)" +
                                   std::to_string(g_stats.aborted.load()) + R"(,"last_abort_us":)" +
                                   std::to_string(g_stats.last_abort_us.load()) + "}");
     } else if (target == "/mock/reset") {
       g_stats.requests = 0;
       g_stats.chat = 0;
       g_stats.messages = 0;
+      g_stats.embeddings = 0;
       g_stats.aborted = 0;
       {
         std::lock_guard lock(g_stats.mu);

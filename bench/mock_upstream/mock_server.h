@@ -34,7 +34,7 @@ using Request = http::request<http::string_body>;
 inline constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 struct Stats {
-  std::atomic<int64_t> requests{0}, chat{0}, messages{0}, aborted{0};
+  std::atomic<int64_t> requests{0}, chat{0}, messages{0}, embeddings{0}, aborted{0};
   std::atomic<int64_t> last_abort_us{0};  // steady_clock (CLOCK_MONOTONIC) µs of the last abort seen
   std::mutex mu;
   std::map<std::string, int64_t> fail_counts;

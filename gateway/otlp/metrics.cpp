@@ -71,7 +71,7 @@ void token_observations(const RequestTrace& t, const TierAttempt& a, std::vector
   const Usage& u = a.usage;
   if (!u.reported && u.input_tokens == 0 && u.output_tokens == 0) return;
   Attributes base;
-  base.push_back({"gen_ai.operation.name", std::string("chat")});
+  base.push_back({"gen_ai.operation.name", std::string(t.operation_name())});
   if (!a.provider.empty()) base.push_back({"gen_ai.provider.name", a.provider});
   const std::string& upstream = a.upstream_model.empty() ? a.model : a.upstream_model;
   base.push_back({"gen_ai.request.model", upstream});
@@ -99,7 +99,7 @@ std::vector<Observation> metric_observations(const RequestTrace& t) {
   const std::string& response_model = hit ? t.cache.model : t.answer_upstream_model;
   {
     Attributes attrs;
-    attrs.push_back({"gen_ai.operation.name", std::string("chat")});
+    attrs.push_back({"gen_ai.operation.name", std::string(t.operation_name())});
     if (!hit && !t.answer_provider.empty()) attrs.push_back({"gen_ai.provider.name", t.answer_provider});
     if (!response_model.empty()) attrs.push_back({"gen_ai.response.model", response_model});
     attrs.push_back({"frugal.route", t.route});

@@ -47,6 +47,9 @@ struct Attrs {
   void i64(const char* k, int64_t v) { a.push_back({k, v}); }
   void dbl(const char* k, double v) { a.push_back({k, v}); }
   void flag(const char* k, bool v) { a.push_back({k, v}); }
+  void finish_reasons(const std::vector<std::string>& v) {
+    if (!v.empty()) a.push_back({"gen_ai.response.finish_reasons", v});
+  }
   void usage(const Usage& u) {
     if (!u.reported && u.input_tokens == 0 && u.output_tokens == 0) return;
     i64("gen_ai.usage.input_tokens", u.input_tokens);
@@ -82,16 +85,17 @@ Span tier_span(const RequestTrace& t, const TierAttempt& a, int64_t tier_no) {
   s.span_id = a.span_id;
   s.parent_span_id = t.span_id;
   s.sampled = t.sampled;
-  s.name = (verifier ? "verify " : "chat ") + upstream;
+  s.name = (verifier ? std::string("verify ") : std::string(t.operation_name()) + " ") + upstream;
   s.kind = SpanKind::kClient;
   s.start_unix_ns = unix_ns(t, a.started_us);
   s.end_unix_ns = a.last_byte_us >= a.started_us ? unix_ns(t, a.last_byte_us) : s.start_unix_ns;
   Attrs at{s.attributes};
-  at.str("gen_ai.operation.name", "chat");
+  at.str("gen_ai.operation.name", t.operation_name());
   at.str_if("gen_ai.provider.name", a.provider);
   at.str("gen_ai.request.model", upstream);
   const bool answered = !a.provider.empty() && a.status != TierStatus::kError;
   if (answered && !a.upstream_model.empty()) at.str("gen_ai.response.model", a.upstream_model);
+  at.finish_reasons(a.finish_reasons);
   at.usage(a.usage);
   at.i64("frugal.tier", tier_no);
   at.str("frugal.tier.model", a.model);
@@ -175,17 +179,19 @@ std::vector<Span> spans(const RequestTrace& t) {
     root.parent_remote = true;
   }
   root.sampled = t.sampled;
-  root.name = t.requested_model.empty() ? "chat" : "chat " + t.requested_model;
+  root.name = t.requested_model.empty() ? std::string(t.operation_name())
+                                         : std::string(t.operation_name()) + " " + t.requested_model;
   root.kind = SpanKind::kServer;
   root.start_unix_ns = t.wall_start_us * 1000;
   root.end_unix_ns = t.mono_end_us >= t.mono_start_us ? unix_ns(t, t.mono_end_us) : root.start_unix_ns;
   {
     Attrs at{root.attributes};
     const bool hit = t.answered_from_cache();
-    at.str("gen_ai.operation.name", "chat");
+    at.str("gen_ai.operation.name", t.operation_name());
     if (!hit) at.str_if("gen_ai.provider.name", t.answer_provider);
     at.str_if("gen_ai.request.model", t.requested_model);
     at.str_if("gen_ai.response.model", hit ? t.cache.model : t.answer_upstream_model);
+    if (const TierAttempt* a = hit ? nullptr : t.answer_attempt()) at.finish_reasons(a->finish_reasons);
     at.usage(t.answer_usage);
     const std::string err = error_type(t);
     if (!err.empty()) at.str("error.type", err);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cache/canonical_json.h"
+#include "core/embeddings.h"
 #include "test_util.h"
 
 using namespace frugal;
@@ -172,4 +173,37 @@ TEST_CASE("keys are pinned: a change to the canonical form must be deliberate") 
   CHECK(key_of(kBase).to_hex() == "0a435ff8aeb3faa11a3cfa73677b4278");
   CHECK(key_of(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0})").to_hex() ==
         "e7fcd8082cf6b270b50d08597d5422a9");
+}
+
+namespace {
+
+ChatRequest parse_embeddings(std::string_view body) {
+  static std::deque<simdjson::dom::parser> parsers;
+  auto r = parse_embeddings_body(parsers.emplace_back(), body);
+  if (!r) FAIL("parse failed: " << r.error().message << " in " << body);
+  return std::move(r).value();
+}
+
+}  // namespace
+
+TEST_CASE("embeddings keys: their own key space, keyed by input, format and dimensions") {
+  const CacheKey base = make_cache_key(parse_embeddings(R"({"model":"e","input":["a","b"]})"), kScope);
+  // Order, whitespace and `user` do not matter.
+  CHECK(make_cache_key(parse_embeddings(R"({ "input": [ "a", "b" ], "model": "x", "user": "u" })"), kScope) == base);
+  CHECK(is_cacheable_by_default(parse_embeddings(R"({"model":"e","input":"a"})")));
+  std::set<CacheKey> keys{base};
+  for (const char* body : {R"({"model":"e","input":["a","c"]})", R"({"model":"e","input":["b","a"]})",
+                           R"({"model":"e","input":"a"})", R"({"model":"e","input":[1,2]})",
+                           R"({"model":"e","input":["a","b"],"encoding_format":"base64"})",
+                           R"({"model":"e","input":["a","b"],"dimensions":8})"}) {
+    CAPTURE(body);
+    CHECK(keys.insert(make_cache_key(parse_embeddings(body), kScope)).second);
+  }
+  // A chat request carrying the same fields is never the same key: the key formats differ.
+  ChatRequest chat = parse_request(R"({"model":"e","messages":[{"role":"user","content":"a"}]})");
+  const std::string chat_material = cache_key_material(chat, kScope);
+  const std::string emb_material = cache_key_material(parse_embeddings(R"({"model":"e","input":"a"})"), kScope);
+  CHECK(chat_material.find("frugal.cache.key.v2") != std::string::npos);
+  CHECK(emb_material.find("frugal.cache.embeddings.v1") != std::string::npos);
+  CHECK(emb_material.find("frugal.cache.key.v2") == std::string::npos);
 }

@@ -128,3 +128,20 @@ TEST_CASE("mutated chunks and bodies never crash the assembler or the splitter")
   }
   CHECK(ok > 0);
 }
+
+TEST_CASE("append_finish_reasons reads each non-null finish_reason of a chunk and nothing inside strings") {
+  std::vector<std::string> out;
+  append_finish_reasons(R"({"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]})", out, 16);
+  CHECK(out.empty());
+  append_finish_reasons(
+      R"({"choices":[{"index":0,"delta":{"content":"say \"finish_reason\": \"x\""},"finish_reason" : "stop"},)"
+      R"({"index":1,"delta":{},"finish_reason":"length"}]})",
+      out, 16);
+  REQUIRE(out.size() == 2);
+  CHECK(out[0] == "stop");
+  CHECK(out[1] == "length");
+  append_finish_reasons(R"({"choices":[{"finish_reason":"tool_calls"}]})", out, 2);  // the cap holds
+  CHECK(out.size() == 2);
+  append_finish_reasons(R"({"choices":[{"finish_reason":"unterminated)", out, 16);  // torn: nothing
+  CHECK(out.size() == 2);
+}

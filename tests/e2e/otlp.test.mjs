@@ -15,6 +15,8 @@ import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
+// The pinned semantic conventions (docs/observability.md): what gen_ai.* names may be.
+import * as semconv from '@opentelemetry/semantic-conventions/incubating';
 
 const require = createRequire(import.meta.url);
 let root;
@@ -308,6 +310,9 @@ test('spans and metrics decoded by the official OTLP classes agree with the ledg
   });
   assert.equal(msg.status, 200, await msg.text());
   const anthHeaders = await (await fetch(`${mockUrl}/mock/last_headers`)).json();
+  // 7. A request refused before any upstream (a bad header): a span, but no ledger row.
+  const refused = await chat(gw.url, { model: 'plain-model' }, { 'x-request-id': `refused-${pid}`, 'x-frugal-cache-ttl': 'soon' });
+  assert.equal(refused.status, 400, refused.text);
   const ids = [`plain-${pid}`, `hit-${pid}`, `esc-${pid}`, `ver-${pid}`, `err-${pid}`, `anth-${pid}`];
   const requested = { plain: 'plain-model', hit: 'plain-model', err: 'plain-model', esc: 'auto', ver: 'auto', anth: 'claude-otlp' };
 
@@ -377,6 +382,7 @@ test('spans and metrics decoded by the official OTLP classes agree with the ledg
   assert.equal(plainRoot.attributes['gen_ai.usage.cache_read.input_tokens'], 0);
   assert.equal(plainRoot.attributes['gen_ai.usage.cache_write.input_tokens'], 0);
   assert.equal(plainRoot.attributes['frugal.tier'], 1);
+  assert.deepEqual(plainRoot.attributes['gen_ai.response.finish_reasons'], ['stop']);
   assert.equal(Number(plain.headers.get('x-frugal-cost-usd')), plainRoot.attributes['frugal.cost_usd']);
   // A hit: no tier spans, no cost.
   const hitRoot = spansOf(`hit-${pid}`).find((s) => s.attributes['frugal.request_id'] === `hit-${pid}`);
@@ -386,6 +392,11 @@ test('spans and metrics decoded by the official OTLP classes agree with the ledg
   // The escalation and the verifier: rejected tier 1, accepted tier 2, the verify span.
   const escRoot = spansOf(`esc-${pid}`).find((s) => s.parentSpanId === '');
   assert.equal(escRoot.attributes['frugal.tier'], 2);
+  assert.deepEqual(escRoot.attributes['gen_ai.response.finish_reasons'], ['stop'], 'read from the relayed stream');
+  const refusedRoot = await waitFor('the refused request\'s span', () => spansOf(`refused-${pid}`).find((s) => s.parentSpanId === ''), 30_000);
+  assert.equal(refusedRoot.attributes['error.type'], '400');
+  assert.equal(refusedRoot.attributes['http.response.status_code'], 400);
+  assert.equal(spansOf(`refused-${pid}`).length, 1, 'no cache or tier spans');
   const verSpans = spansOf(`ver-${pid}`);
   const verify = verSpans.find((s) => s.name === 'verify verifier-mini');
   assert.ok(verify, 'a verifier span');
@@ -405,6 +416,14 @@ test('spans and metrics decoded by the official OTLP classes agree with the ledg
   assert.equal(errTier.events[0].name, 'upstream attempt');
   assert.equal(errTier.events[0].attributes['http.response.status_code'], 503);
 
+  // Every gen_ai.* name frugal sends is one of the pinned conventions' (1.40.0), but for the
+  // two the docs name as extensions.
+  const known = new Set(Object.entries(semconv).filter(([k]) => k.startsWith('ATTR_GEN_AI_') || k.startsWith('METRIC_GEN_AI_')).map(([, v]) => v));
+  const extensions = new Set(['gen_ai.usage.cache_write.input_tokens', 'gen_ai.usage.reasoning.output_tokens']);
+  const sent = new Set(receiver.spans.flatMap((s) => Object.keys(s.attributes)).filter((k) => k.startsWith('gen_ai.')));
+  assert.ok(sent.has('gen_ai.response.finish_reasons') && sent.has('gen_ai.usage.cache_read.input_tokens'));
+  for (const name of sent) assert.ok(known.has(name) || extensions.has(name), `${name} is not in semantic conventions 1.40.0`);
+
   // Metrics: cumulative points that add up to the ledger.
   const totalCost = ids.reduce((s, id) => s + usdOf(rowOf(id), 'cost'), 0);
   const totalBaseline = ids.reduce((s, id) => s + usdOf(rowOf(id), 'baseline'), 0);
@@ -414,7 +433,7 @@ test('spans and metrics decoded by the official OTLP classes agree with the ledg
   }, 0), 0);
   const m = await waitFor('a metrics export with every request', () => {
     const last = receiver.metricExports.at(-1);
-    return last && sumPoints(last['frugal.requests']) === ids.length ? last : null;
+    return last && sumPoints(last['frugal.requests']) === ids.length + 1 ? last : null;  // + the refused one
   }, 30_000);
   assert.ok(Math.abs(sumPoints(m['frugal.cost.usd']) - totalCost) < 1e-9, `cost ${sumPoints(m['frugal.cost.usd'])} vs ${totalCost}`);
   assert.ok(Math.abs(sumPoints(m['frugal.baseline.usd']) - totalBaseline) < 1e-9);
@@ -422,24 +441,26 @@ test('spans and metrics decoded by the official OTLP classes agree with the ledg
   assert.equal(m['frugal.cost.usd'].sum.isMonotonic, true);
   assert.equal(m['frugal.cost.usd'].sum.aggregationTemporality, 2, 'cumulative');
   assert.equal(sumPoints(m['frugal.requests'], (a) => a['http.response.status_code'] === 503), 1);
+  assert.equal(sumPoints(m['frugal.requests'], (a) => a['http.response.status_code'] === 400), 1, 'the refused request');
   assert.equal(sumPoints(m['frugal.requests'], (a) => a['frugal.cache'] === 'hit'), 1);
   const histSum = (name, filter) => (m[name]?.histogram?.dataPoints ?? [])
     .filter((p) => filter(attrs(p.attributes))).reduce((s, p) => s + p.sum, 0);
   assert.equal(histSum('gen_ai.client.token.usage', (a) => a['gen_ai.token.type'] === 'input'), tokens('input'));
   assert.equal(histSum('gen_ai.client.token.usage', (a) => a['gen_ai.token.type'] === 'output'), tokens('output'));
   const durations = m['gen_ai.client.operation.duration'].histogram.dataPoints;
-  assert.equal(durations.reduce((s, p) => s + Number(p.count), 0), ids.length);
+  assert.equal(durations.reduce((s, p) => s + Number(p.count), 0), ids.length + 1);
   for (const p of durations) {
     assert.equal(p.bucketCounts.length, p.explicitBounds.length + 1);
     assert.equal(p.bucketCounts.reduce((s, c) => s + Number(c), 0), Number(p.count));
   }
   assert.equal(sumPoints(m['frugal.otlp.spans.dropped']), 0);
-  assert.ok(sumPoints(m['frugal.otlp.spans.exported']) >= ids.reduce((s, id) => s + expected(id), 0));
+  for (const name of Object.keys(m).filter((n) => n.startsWith('gen_ai.'))) assert.ok(known.has(name), `metric ${name} is not in semantic conventions 1.40.0`);
+  assert.ok(sumPoints(m['frugal.otlp.spans.exported']) >= ids.reduce((s, id) => s + expected(id), 1));
   // A graceful stop exports the metrics a last time and exits 0.
   const exportsBefore = receiver.metricExports.length;
   assert.equal(await terminate(gw.child), 0);
   assert.ok(receiver.metricExports.length > exportsBefore, 'a last metrics export at shutdown');
-  assert.equal(sumPoints(receiver.metricExports.at(-1)['frugal.requests']), ids.length);
+  assert.equal(sumPoints(receiver.metricExports.at(-1)['frugal.requests']), ids.length + 1);
   await receiver.stop();
 });
 

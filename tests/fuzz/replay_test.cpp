@@ -23,11 +23,13 @@
   X(http_request)              \
   X(openai_body)               \
   X(anthropic_body)            \
+  X(embeddings_body)           \
   X(sse_stream)                \
   X(ledger_row)                \
   X(cache_entry)               \
   X(config_yaml)               \
-  X(policy_yaml)
+  X(policy_yaml)               \
+  X(replay_log)
 
 #define FRUGAL_DECLARE_TARGET(name) extern "C" int frugal_fuzz_##name(const uint8_t* data, size_t size);
 FRUGAL_FUZZ_TARGETS(FRUGAL_DECLARE_TARGET)

@@ -26,6 +26,7 @@ jobs=${FUZZ_BUILD_JOBS:-$(nproc)}
 declare -A max_len=(
   [http_request]=8192 [openai_body]=16384 [anthropic_body]=16384 [sse_stream]=16384
   [ledger_row]=4096 [cache_entry]=8192 [config_yaml]=4096 [policy_yaml]=4096
+  [replay_log]=4096  # not in the default list (CI time): run.sh replay_log
 )
 if (($# > 0)); then targets=("$@"); else targets=(http_request openai_body anthropic_body sse_stream ledger_row cache_entry config_yaml policy_yaml); fi
 for t in "${targets[@]}"; do

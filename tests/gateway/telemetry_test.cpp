@@ -79,11 +79,11 @@ RequestTrace escalated() {
 
 std::string labels_of(const MetricPoint& p) {
   std::string s;
-  for (const auto& l : p.labels) s += std::string(l.name) + "=" + l.value + ";";
+  for (const auto& l : p.labels) s += std::string(l.name) + "=" + std::string(l.value) + ";";
   return s;
 }
 
-std::vector<const MetricPoint*> of(const std::vector<MetricPoint>& pts, MetricFamily f) {
+std::vector<const MetricPoint*> of(const MetricPoints& pts, MetricFamily f) {
   std::vector<const MetricPoint*> out;
   for (const auto& p : pts)
     if (p.family == f) out.push_back(&p);
@@ -115,7 +115,8 @@ std::map<std::string, std::string> samples(const std::string& text) {
 
 TEST_CASE(
     "metric_points: an escalated cascade books cost per tier, baseline and savings to the answer") {
-  const auto pts = metric_points(escalated());
+  const router::RequestTrace trace = escalated();
+  const auto pts = metric_points(trace);
 
   const auto requests = of(pts, MetricFamily::kRequests);
   REQUIRE(requests.size() == 1);
@@ -163,7 +164,8 @@ TEST_CASE(
 TEST_CASE(
     "metric_points: GenAI operations per tier attempt, tokens by type, TTFT and time per output "
     "token") {
-  const auto pts = metric_points(escalated());
+  const router::RequestTrace trace = escalated();
+  const auto pts = metric_points(trace);
   const auto dur = of(pts, MetricFamily::kOperationDuration);
   REQUIRE(dur.size() == 2);
   CHECK(labels_of(*dur[1]) ==
@@ -178,8 +180,8 @@ TEST_CASE(
 
   std::map<std::string, double> tokens;  // model/type -> tokens
   for (const MetricPoint* p : of(pts, MetricFamily::kTokenUsage))
-    tokens[label(*p, "gen_ai_request_model")->value + "/" +
-           label(*p, "gen_ai_token_type")->value] += p->value;
+    tokens[std::string(label(*p, "gen_ai_request_model")->value) + "/" +
+           std::string(label(*p, "gen_ai_token_type")->value)] += p->value;
   CHECK(tokens == std::map<std::string, double>{{"large-v1/cache_read", 60},
                                                 {"large-v1/cache_write", 8},
                                                 {"large-v1/input", 100},
@@ -318,7 +320,8 @@ TEST_CASE(
     "text") {
   MetricsRegistry reg(100);
   const config::GatewayConfig cfg = empty_config();
-  for (int i = 0; i < 3; ++i) reg.record(metric_points(escalated()), cfg);
+  const router::RequestTrace trace = escalated();
+  for (int i = 0; i < 3; ++i) reg.record(metric_points(trace), cfg);
   const std::string text = reg.render();
   CHECK(text.find("# TYPE frugal_cost_usd_total counter\n") != std::string::npos);
   CHECK(text.find("# TYPE gen_ai_client_token_usage histogram\n") != std::string::npos);
@@ -366,10 +369,13 @@ TEST_CASE(
     t.baseline = Money::from_micros(1);
     return t;
   };
-  for (const char* k : {"ka", "kb", "kc", "kd", "ka", "kconfigured"})
-    reg.record(metric_points(with_key(k)), cfg);
+  for (const char* k : {"ka", "kb", "kc", "kd", "ka", "kconfigured"}) {
+    const router::RequestTrace t = with_key(k);
+    reg.record(metric_points(t), cfg);
+  }
   // Invalid UTF-8 would make the exposition unreadable: it folds too.
-  reg.record(metric_points(with_key("k\xff")), cfg);
+  const router::RequestTrace bad = with_key("k\xff");
+  reg.record(metric_points(bad), cfg);
   const auto s = samples(reg.render());
   auto baseline_of = [&](const std::string& key) {
     const auto it = s.find(

@@ -599,6 +599,90 @@ TEST_CASE("auto_prompt_cache: a route that enables it gets cache_control on its 
   CHECK(e.last_upstream_body().find("cache_control") == std::string::npos);
 }
 
+TEST_CASE("structured outputs: an OpenAI json_schema request to Claude answers in content, plain and streamed") {
+  auto& e = env();
+  const std::string format =
+      R"("response_format":{"type":"json_schema","json_schema":{"name":"person","strict":true,"schema":)"
+      R"({"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"}},"required":["name","age"]}}})";
+  const std::string user = R"("messages":[{"role":"user","content":"mock:{\"tool_input\":{\"name\":\"Ada\",\"age\":36}} Who?"}])";
+  auto r = e.chat(R"({"model":"claude-sonnet-4-5",)" + user + "," + format + "}");
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  simdjson::dom::parser p;
+  simdjson::dom::element msg = p.parse(r.body)["choices"].at(0)["message"].value();
+  CHECK(std::string_view(msg["content"].get_string().value()) == R"({"name":"Ada","age":36})");
+  CHECK(msg["tool_calls"].error() == simdjson::NO_SUCH_FIELD);
+  CHECK(std::string_view(p.parse(r.body)["choices"].at(0)["finish_reason"].get_string().value()) == "stop");
+  const std::string up = e.last_upstream_body();
+  CHECK(up.find(R"("tool_choice":{"type":"tool","name":"person"})") != std::string::npos);
+  CHECK(up.find(R"("name":"person","description":)") != std::string::npos);
+  CHECK(up.find("response_format") == std::string::npos);
+
+  auto s = e.chat(R"({"model":"claude-sonnet-4-5","stream":true,)" + user + "," + format + "}");
+  REQUIRE_MESSAGE(s.status == 200, s.body);
+  std::string content, finish;
+  int content_chunks = 0;
+  bool done = false;
+  for (const auto& ev : sse_events(s.body)) {
+    if (ev.data == "[DONE]") {
+      done = true;
+      continue;
+    }
+    simdjson::dom::parser cp;
+    simdjson::dom::element c;
+    REQUIRE_MESSAGE(!cp.parse(ev.data).get(c), ev.data);
+    simdjson::dom::array choices;
+    if (c["choices"].get_array().get(choices) || choices.size() == 0) continue;
+    std::string_view t;
+    if (!choices.at(0)["delta"]["content"].get_string().get(t) && !t.empty()) {
+      content += t;
+      ++content_chunks;
+    }
+    CHECK(choices.at(0)["delta"]["tool_calls"].error() == simdjson::NO_SUCH_FIELD);
+    if (!choices.at(0)["finish_reason"].get_string().get(t)) finish = t;
+  }
+  CHECK(done);
+  CHECK(content == R"({"name":"Ada","age":36})");
+  CHECK(content_chunks >= 2);  // the tool input arrives in pieces and is forwarded as it comes
+  CHECK(finish == "stop");
+
+  // json_object: a permissive object tool.
+  auto o = e.chat(R"({"model":"claude-sonnet-4-5",)" + user + R"(,"response_format":{"type":"json_object"}})");
+  REQUIRE_MESSAGE(o.status == 200, o.body);
+  CHECK(o.body.find(R"("content":"{\"name\":\"Ada\",\"age\":36}")") != std::string::npos);
+  CHECK(e.last_upstream_body().find(R"("tool_choice":{"type":"tool","name":"json_object"})") != std::string::npos);
+
+  // A schema Anthropic cannot take as a tool input is the client's 400, in OpenAI shape.
+  auto bad = e.chat(R"({"model":"claude-sonnet-4-5",)" + user +
+                    R"(,"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"array"}}}})");
+  CHECK(bad.status == 400);
+  CHECK(bad.body.find(R"("param":"response_format.json_schema.schema")") != std::string::npos);
+}
+
+TEST_CASE("structured outputs: an Anthropic request forcing a tool, sent to OpenAI, gets tool_use back") {
+  auto& e = env();
+  const std::string body =
+      R"({"model":"gpt-4o-mini","max_tokens":100,"messages":[{"role":"user","content":"Record it."}],)"
+      R"("tools":[{"name":"other","input_schema":{"type":"object"}},{"name":"record","input_schema":{"type":"object"}}],)"
+      R"("tool_choice":{"type":"tool","name":"record"})";
+  auto r = e.messages(body + "}");
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  simdjson::dom::parser p;
+  simdjson::dom::element m = p.parse(r.body).value();
+  CHECK(std::string_view(m["stop_reason"].get_string().value()) == "tool_use");
+  simdjson::dom::element block = m["content"].at(0).value();
+  CHECK(std::string_view(block["type"].get_string().value()) == "tool_use");
+  CHECK(std::string_view(block["name"].get_string().value()) == "record");
+  CHECK(std::string_view(block["input"]["city"].get_string().value()) == "Paris");
+  CHECK(e.last_upstream_body().find(R"("tool_choice":{"type":"function","function":{"name":"record"}})") !=
+        std::string::npos);
+
+  auto s = e.messages(body + R"(,"stream":true})");
+  REQUIRE_MESSAGE(s.status == 200, s.body);
+  CHECK(s.body.find(R"("content_block":{"type":"tool_use","id":"call_mock_1","name":"record")") != std::string::npos);
+  CHECK(s.body.find(R"("stop_reason":"tool_use")") != std::string::npos);
+  CHECK(s.body.find("event: message_stop") != std::string::npos);
+}
+
 TEST_CASE("SIGTERM stops the gateway gracefully") {
   CHECK(env().gw->stop(SIGTERM) == 0);
 }

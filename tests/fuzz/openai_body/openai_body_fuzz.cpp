@@ -43,6 +43,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::require(!req.error().message.empty(), "a rejection without a message");
   }
 
+  if (req.ok()) (void)response_format_tool(*req);
+
   // The body as an upstream's answer.
   (void)usage_of_openai_body(body);
   auto translated = openai_to_anthropic_response(body, "claude-x");

@@ -45,7 +45,7 @@ TEST_CASE("otlp spans: an escalation is a server span with the cache lookup, eac
   CHECK(attr<int64_t>(root, "gen_ai.usage.cache_read.input_tokens") == 30);
   CHECK(attr<int64_t>(root, "gen_ai.usage.cache_write.input_tokens") == 7);
   CHECK(!has_attr(root, "error.type"));
-  CHECK(!has_attr(root, "gen_ai.response.finish_reasons"));  // the record does not know them
+  CHECK(!has_attr(root, "gen_ai.response.finish_reasons"));  // this record does not know them
   CHECK(attr<std::string>(root, "frugal.request_type") == "qa");
   CHECK(attr<std::string>(root, "frugal.route") == "qa");
   CHECK(attr<int64_t>(root, "frugal.tier") == 2);
@@ -94,6 +94,17 @@ TEST_CASE("otlp spans: an escalation is a server span with the cache lookup, eac
   CHECK(attr<std::string>(large, "frugal.tier.status") == "accepted");
   CHECK(attr<int64_t>(large, "gen_ai.usage.input_tokens") == 100);
   CHECK(attr<double>(large, "frugal.time_to_first_byte_s") == doctest::Approx(0.0001));
+}
+
+TEST_CASE("otlp spans: finish reasons are the answering tier's, on the request and on each tier span") {
+  router::RequestTrace t = escalated();
+  for (auto& a : t.tiers) a.finish_reasons = {a.status == router::TierStatus::kAccepted ? "length" : "stop"};
+  const std::vector<Span> ss = spans(t);
+  using Reasons = std::vector<std::string>;
+  CHECK(attr<Reasons>(ss[0], "gen_ai.response.finish_reasons") == Reasons{"length"});
+  for (size_t i = 2; i < ss.size(); ++i) CHECK(has_attr(ss[i], "gen_ai.response.finish_reasons"));
+  t.cache.outcome = router::CacheOutcome::kHit;  // a hit: the stored answer's, unknown here
+  CHECK(!has_attr(spans(t)[0], "gen_ai.response.finish_reasons"));
 }
 
 TEST_CASE("otlp spans: a cache hit answers from the cache, costs nothing and has no tier spans") {
