@@ -31,6 +31,9 @@ debs=(
   python3
   # promtool and a Prometheus server for tests/integration/prometheus_test.py
   prometheus
+  # tests/integration/deploy_test.py: compose and kustomize output parsed as YAML;
+  # kubectl kustomize renders deploy/k8s
+  python3-yaml kubernetes-client
 )
 
 sudo_cmd=()
@@ -44,6 +47,12 @@ done
 if command -v node >/dev/null && command -v npm >/dev/null; then
   filtered=()
   for p in "${missing[@]}"; do [[ $p == nodejs || $p == npm ]] || filtered+=("$p"); done
+  missing=("${filtered[@]}")
+fi
+# Likewise a kubectl from elsewhere (any kubectl with `kustomize` renders deploy/k8s).
+if command -v kubectl >/dev/null; then
+  filtered=()
+  for p in "${missing[@]}"; do [[ $p == kubernetes-client ]] || filtered+=("$p"); done
   missing=("${filtered[@]}")
 fi
 if ((${#missing[@]})); then

@@ -74,15 +74,17 @@ MetricPoints metric_points(const router::RequestTrace& t) {
     case router::CacheOutcome::kNone:
       break;
     case router::CacheOutcome::kHit:
-      out.push_back({MetricFamily::kCacheRequests, {fixed("result", "hit")}, 1, {}});
+      out.push_back({MetricFamily::kCacheRequests, {fixed("route", t.route), fixed("result", "hit")}, 1, {}});
       break;
     case router::CacheOutcome::kMiss:
-      out.push_back({MetricFamily::kCacheRequests, {fixed("result", "miss")}, 1, {}});
+      out.push_back({MetricFamily::kCacheRequests, {fixed("route", t.route), fixed("result", "miss")}, 1, {}});
       break;
     case router::CacheOutcome::kBypass:
-      out.push_back({MetricFamily::kCacheRequests, {fixed("result", "bypass")}, 1, {}});
+      out.push_back({MetricFamily::kCacheRequests, {fixed("route", t.route), fixed("result", "bypass")}, 1, {}});
       break;
   }
+  if (t.cache.follower && t.answered_from_cache())
+    out.push_back({MetricFamily::kCacheFollowers, {fixed("route", t.route)}, 1, {}});
   if (t.finished && t.mono_end_us > 0)
     out.push_back({MetricFamily::kOverhead, {}, seconds(t.overhead_us), {}});
 
@@ -140,7 +142,15 @@ MetricPoints metric_points(const router::RequestTrace& t) {
   for (const TierAttempt& a : t.tiers) {
     if (a.status == TierStatus::kVerifier) continue;
     ++tier_number;
-    if (&a == last_tier) break;
+    if (&a == last_tier) {
+      if (a.status == TierStatus::kAccepted)
+        out.push_back({MetricFamily::kTierAnswers,
+                       {fixed("route", t.route), fixed("tier", pts.own(std::to_string(tier_number))),
+                        model_label(t, a.model)},
+                       1,
+                       {}});
+      break;
+    }
     out.push_back({MetricFamily::kEscalations,
                    {fixed("route", t.route), fixed("tier", pts.own(std::to_string(tier_number))),
                     fixed("reason", escalation_reason(a))},

@@ -12,7 +12,9 @@
 //   frugal_upstream_requests_total{provider,outcome,attempt}, one per transport attempt
 //   frugal_escalations_total{route,tier,reason}, for a tier that passed the request on
 // Per request:
-//   frugal_requests_total{status}, frugal_cache_requests_total{result},
+//   frugal_requests_total{status}, frugal_cache_requests_total{route,result},
+//   frugal_cache_followers_total{route} (a hit that followed another request's live answer),
+//   frugal_tier_answers_total{route,tier,model} (the tier whose answer the client got),
 //   frugal_baseline_usd_total / frugal_savings_usd_total / frugal_overspend_usd_total
 //   {model=<the answering model>}, frugal_overhead_seconds
 #include <array>
@@ -42,8 +44,10 @@ enum class MetricFamily : uint8_t {
   kCacheRequests,       // counter
   kEscalations,         // counter
   kUpstreamRequests,    // counter
+  kCacheFollowers,      // counter
+  kTierAnswers,         // counter
 };
-inline constexpr size_t kMetricFamilies = 13;
+inline constexpr size_t kMetricFamilies = 15;
 
 // Where a label's value comes from, for bounding its cardinality.
 enum class LabelSource : uint8_t {

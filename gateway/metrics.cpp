@@ -62,7 +62,8 @@ const std::array<FamilyInfo, kMetricFamilies>& families() {
        Kind::kCounter,
        "Chat requests, by the HTTP status the client got.",
        {}},
-      {"frugal_cache_requests_total", Kind::kCounter, "Exact-cache lookups, by result.", {}},
+      {"frugal_cache_requests_total", Kind::kCounter, "Exact-cache lookups, by route and result.",
+       {}},
       {"frugal_escalations_total",
        Kind::kCounter,
        "Cascade tiers that passed a request on to the next tier, by route, tier (1-based) and "
@@ -71,6 +72,14 @@ const std::array<FamilyInfo, kMetricFamilies>& families() {
       {"frugal_upstream_requests_total",
        Kind::kCounter,
        "Upstream HTTP attempts, by provider, outcome and attempt (first, retry, fallback).",
+       {}},
+      {"frugal_cache_followers_total",
+       Kind::kCounter,
+       "Cache hits served by following another request's live answer (single flight), by route.",
+       {}},
+      {"frugal_tier_answers_total",
+       Kind::kCounter,
+       "Answers the client got from a cascade tier, by route, tier (1-based) and model.",
        {}},
   }};
   return f;

@@ -123,7 +123,8 @@ TEST_CASE(
   CHECK(labels_of(*requests[0]) == "status=200;");
   const auto cache = of(pts, MetricFamily::kCacheRequests);
   REQUIRE(cache.size() == 1);
-  CHECK(labels_of(*cache[0]) == "result=miss;");
+  CHECK(labels_of(*cache[0]) == "route=qa;result=miss;");
+  CHECK(of(pts, MetricFamily::kCacheFollowers).empty());
 
   const auto cost = of(pts, MetricFamily::kCost);
   REQUIRE(cost.size() == 2);
@@ -150,6 +151,10 @@ TEST_CASE(
   const auto esc = of(pts, MetricFamily::kEscalations);
   REQUIRE(esc.size() == 1);
   CHECK(labels_of(*esc[0]) == "route=qa;tier=1;reason=mean_logprob;");
+  // The answer came from tier 2: one answer for it, none for the tier that passed it on.
+  const auto answers = of(pts, MetricFamily::kTierAnswers);
+  REQUIRE(answers.size() == 1);
+  CHECK(labels_of(*answers[0]) == "route=qa;tier=2;model=large;");
 
   const auto overhead = of(pts, MetricFamily::kOverhead);
   REQUIRE(overhead.size() == 1);
@@ -221,6 +226,13 @@ TEST_CASE("metric_points: a failed tier escalates as error, and a verifier call 
   CHECK(errors == 1);
   CHECK(of(pts, MetricFamily::kOperationDuration).size() == 3);
   CHECK(of(pts, MetricFamily::kCost).size() == 3);
+  // The verifier call between the tiers does not shift the answering tier's number.
+  const auto answers = of(pts, MetricFamily::kTierAnswers);
+  REQUIRE(answers.size() == 1);
+  CHECK(labels_of(*answers[0]) == "route=qa;tier=2;model=large;");
+  // When the last tier tried fails too, no tier answered.
+  t.tiers.back().status = TierStatus::kError;
+  CHECK(of(metric_points(t), MetricFamily::kTierAnswers).empty());
 }
 
 TEST_CASE("escalation_reason: the rejecting signal's name, bounded") {
@@ -252,7 +264,14 @@ TEST_CASE(
   const auto pts = metric_points(t);
   CHECK(of(pts, MetricFamily::kCost).empty());
   CHECK(of(pts, MetricFamily::kOperationDuration).empty());
-  CHECK(labels_of(*of(pts, MetricFamily::kCacheRequests).at(0)) == "result=hit;");
+  CHECK(labels_of(*of(pts, MetricFamily::kCacheRequests).at(0)) == "route=qa;result=hit;");
+  CHECK(of(pts, MetricFamily::kTierAnswers).empty());
+  CHECK(of(pts, MetricFamily::kCacheFollowers).empty());
+  t.cache.follower = true;  // single flight: the hit followed another request's live answer
+  const auto followed_points = metric_points(t);
+  const auto followed = of(followed_points, MetricFamily::kCacheFollowers);
+  REQUIRE(followed.size() == 1);
+  CHECK(labels_of(*followed[0]) == "route=qa;");
   const auto savings = of(pts, MetricFamily::kSavings);
   REQUIRE(savings.size() == 1);
   CHECK(label(*savings[0], "model")->value == "(cache)");
