@@ -13,6 +13,7 @@
 
 #include "backends/engine/engine_backend.h"
 #include "backends/engine/openai_output.h"
+#include "config/config.h"
 #include "core/json.h"
 #include "core/sse.h"
 
@@ -558,4 +559,32 @@ TEST_CASE("deadlines: first token while queued, total mid-stream, the engine req
   }
   CHECK(freed);
   CHECK(svc->stats().requests_finished == 2);
+}
+
+TEST_CASE("a request without max_tokens gets the configured default_max_tokens, never past the context") {
+  auto prepared_max = [](int32_t default_max_tokens, const std::string& extra) {
+    ServiceConfig cfg;
+    cfg.model_path = kFixture;
+    cfg.threads = 1;
+    cfg.kv_memory_bytes = 4u << 20;
+    cfg.context_length = 512;
+    cfg.default_max_tokens = default_max_tokens;
+    auto svc = EngineService::load(cfg);
+    REQUIRE_MESSAGE(svc.ok(), (svc.ok() ? "" : svc.error().message));
+    simdjson::dom::parser parser;
+    const std::string body = chat(extra);
+    auto req = parse_chat_body(parser, body);
+    REQUIRE(req.ok());
+    auto p = (*svc)->prepare(*req);
+    REQUIRE_MESSAGE(p.ok(), (p.ok() ? "" : p.error().message));
+    return std::pair<int64_t, int64_t>{p->gen.max_tokens, 512 - static_cast<int64_t>(p->gen.prompt.size())};
+  };
+  const auto [dflt, room] = prepared_max(7, "");
+  CHECK(dflt == 7);
+  CHECK(prepared_max(7, R"("max_tokens":20)").first == 20);  // the client's own wins
+  CHECK(prepared_max(0, "").first == room);                   // 0: the rest of the context, as before
+  CHECK(prepared_max(100'000, "").first == room);             // never past the context
+  CHECK(ServiceConfig{}.default_max_tokens == 4096);
+  config::EngineSettings settings;
+  CHECK(settings.default_max_tokens == 4096);
 }
