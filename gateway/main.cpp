@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "gateway/chat_exchange.h"
 #include "gateway/costs_cli.h"
+#include "gateway/prices_cli.h"
 #include "core/log.h"
 #include "gateway/server.h"
 #include "gateway/snapshot.h"
@@ -44,6 +45,10 @@ Usage:
   frugal costs [--url URL | --data-dir DIR] [--from T] [--to T] [--group-by LIST] [--json]
       Print the cost report (cost, baseline, savings by request type, model, key, ...)
       of a running gateway (default http://127.0.0.1:8080) or of a data directory.
+  frugal prices [--json] [--model M]
+      Print the built-in price catalogue (version, date, sources; USD per 1M tokens:
+      input, cached input, cache write 5m / 1h, output, batch discount). A policy's own
+      `prices:` win over it.
   frugal key-id [KEY]          Print the key id (a hash) frugal records for an API key,
                                for `teams:` and budget scopes; reads KEY from stdin if absent.
   frugal models inspect FILE   Print a GGUF file's metadata and tensor table.
@@ -210,7 +215,7 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = args[0];
   args.erase(args.begin());
-  static const char* const kCommands[] = {"serve", "pull", "config", "costs", "key-id", "models", "tokenize", "version"};
+  static const char* const kCommands[] = {"serve", "pull", "config", "costs", "prices", "key-id", "models", "tokenize", "version"};
   const bool known = std::find(std::begin(kCommands), std::end(kCommands), cmd) != std::end(kCommands);
   if (known && wants_help(args)) {
     // Every command answers --help, before reading any of its arguments.
@@ -234,6 +239,7 @@ int main(int argc, char** argv) {
   }
   if (cmd == "config") return cmd_config(args);
   if (cmd == "costs") return frugal::gateway::costs_main(args, std::cout, std::cerr);
+  if (cmd == "prices") return frugal::gateway::prices_main(args, std::cout, std::cerr);
   if (cmd == "key-id") {
     std::string key;
     if (args.size() == 1) key = args[0];

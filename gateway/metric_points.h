@@ -11,6 +11,8 @@
 //   frugal_cost_usd_total{model=<the tier's model>}
 //   frugal_upstream_requests_total{provider,outcome,attempt}, one per transport attempt
 //   frugal_escalations_total{route,tier,reason}, for a tier that passed the request on
+//   frugal_unpriced_requests_total{model}, a tier whose model used tokens but has no
+//   price (booked at 0)
 // Per request:
 //   frugal_requests_total{status}, frugal_cache_requests_total{result},
 //   frugal_baseline_usd_total / frugal_savings_usd_total / frugal_overspend_usd_total
@@ -42,8 +44,9 @@ enum class MetricFamily : uint8_t {
   kCacheRequests,       // counter
   kEscalations,         // counter
   kUpstreamRequests,    // counter
+  kUnpricedRequests,    // counter
 };
-inline constexpr size_t kMetricFamilies = 13;
+inline constexpr size_t kMetricFamilies = 14;
 
 // Where a label's value comes from, for bounding its cardinality.
 enum class LabelSource : uint8_t {

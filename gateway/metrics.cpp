@@ -72,6 +72,11 @@ const std::array<FamilyInfo, kMetricFamilies>& families() {
        Kind::kCounter,
        "Upstream HTTP attempts, by provider, outcome and attempt (first, retry, fallback).",
        {}},
+      {"frugal_unpriced_requests_total",
+       Kind::kCounter,
+       "Tier attempts (and verifier calls) booked with price unknown: the model used tokens but has no "
+       "price in the policy or the built-in catalogue, by model.",
+       {}},
   }};
   return f;
 }

@@ -16,6 +16,7 @@
 #include "gateway/snapshot.h"
 #include "policies/request_facts.h"
 #include "router/cascade.h"
+#include "router/output_shaping.h"
 
 namespace frugal::gateway {
 
@@ -26,6 +27,7 @@ struct RouteState {
   const policies::RoutePlan* plan = nullptr;  // the policy's route, or &passthrough
   policies::RoutePlan passthrough;            // one live tier: the requested model
   policies::ChatFacts chat_facts;
+  router::ShapedBodies shaped;  // the request's bodies after the route's output shaping
   router::CascadeOutcome outcome;
   size_t live_index = 0;  // the live tier's entry in the trace's tiers
 

@@ -53,6 +53,7 @@ struct RoutePlan {
   std::string reference_model;
   config::StreamMode stream_mode = config::StreamMode::kCascade;
   CachePlan cache;
+  config::OutputShapingSpec shaping;  // "generate less": applied to every request of the route
 };
 
 class CompiledPolicy {
