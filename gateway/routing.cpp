@@ -173,7 +173,6 @@ router::Target ChatExchange::cache_target(const router::Target& first) const {
 
 boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::dispatch_routed(ChatRequest& req) {
   RouteState& rs = *routing_;
-  const policies::CompiledPolicy* policy = rs.snap->policy.get();
   router::CascadeInput in;
   in.cfg = cfg_.get();
   in.tier_targets = &targets_.tiers;
@@ -218,10 +217,11 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::di
     // An accepted buffered tier: its answer and cost are known now.
     trace_.answer_model = rs.plan->tiers[static_cast<size_t>(o.answer_tier)].model;
     trace_.answer_usage = o.answer_usage;
-    {
-    const Baseline b = baseline_of(rs, o.answer_usage, trace_.cost(), trace_.tiers.back().price, false);
+    policies::PriceSource answer_price = policies::PriceSource::kNone;  // the last tier's; verifier calls follow it
+    for (const auto& a : trace_.tiers)
+      if (a.status != router::TierStatus::kVerifier) answer_price = a.price;
+    const Baseline b = baseline_of(rs, o.answer_usage, trace_.cost(), answer_price, false);
     set_baseline(b.money, b.source);
-  }
   }
   co_return o.call;
 }
@@ -247,10 +247,8 @@ void ChatExchange::policy_observe(const SseEvent* ev, std::string_view body) {
 
 void ChatExchange::on_cache_hit() {
   trace_.answer_usage = trace_.cache.saved_usage;
-  {
-    const Baseline b = baseline_of(*routing_, trace_.cache.saved_usage, Money{}, policies::PriceSource::kNone, true);
-    set_baseline(b.money, b.source);
-  }
+  const Baseline b = baseline_of(*routing_, trace_.cache.saved_usage, Money{}, policies::PriceSource::kNone, true);
+  set_baseline(b.money, b.source);
 }
 
 void ChatExchange::complete_live_tier(const Usage& usage, ExchangeEnd end) {
@@ -309,10 +307,8 @@ void ChatExchange::complete_live_tier(const Usage& usage, ExchangeEnd end) {
   if (answered) {
     trace_.answer_model = tier.model;
     trace_.answer_usage = usage;
-    {
     const Baseline b = baseline_of(rs, usage, trace_.cost(), t.price, false);
     set_baseline(b.money, b.source);
-  }
   }
 }
 

@@ -13,7 +13,8 @@
 //   x-frugal-tier                           the answering tier, 1-based
 //   x-frugal-cost-usd                       cost so far (exact decimal); "unknown" when a
 //                                           model that used tokens has no price
-//   x-frugal-price                          "unknown" then (the same fact, for scripts)
+//   x-frugal-price                          "unknown" when the cost or the baseline has
+//                                           a model without a price
 //   x-frugal-cost-final                     false while a live answer is still running
 //   x-frugal-savings-usd                    baseline − cost, once the cost is final
 //                                           ("unknown" with an unknown price)
@@ -59,8 +60,8 @@ void for_each_response_header(const router::RequestTrace& t, Fn&& fn) {
   if (t.shaping.applied) fn("x-frugal-shaping", router::shaping_names(t.shaping.applied));
   if (!trace_has_cost(t)) return;
   const Money cost = t.cost();
-  const bool unknown = t.price_unknown();
-  fn("x-frugal-cost-usd", unknown ? std::string("unknown") : cost.to_usd_string());
+  const bool unknown = t.price_unknown();  // the cost's or the baseline's
+  fn("x-frugal-cost-usd", t.cost_unknown() ? std::string("unknown") : cost.to_usd_string());
   if (unknown) fn("x-frugal-price", "unknown");
   // A live answer's cost is known once it ends; everything else before the head goes out.
   const bool final = t.finished || t.answered_from_cache() || !t.answer_live;

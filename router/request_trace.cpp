@@ -145,11 +145,14 @@ LedgerRecord ledger_record(const RequestTrace& t) {
   return r;
 }
 
-bool RequestTrace::price_unknown() const {
-  if (baseline_known && baseline_price == policies::PriceSource::kUnknown) return true;
+bool RequestTrace::cost_unknown() const {
   for (const TierAttempt& a : tiers)
     if (a.price == policies::PriceSource::kUnknown) return true;
   return false;
+}
+
+bool RequestTrace::price_unknown() const {
+  return cost_unknown() || (baseline_known && baseline_price == policies::PriceSource::kUnknown);
 }
 
 bool RequestTrace::catalogue_priced() const {

@@ -143,6 +143,8 @@ struct RequestTrace {
   // Some tier (or verifier call) or the baseline used tokens of a model without a price:
   // cost() (or the baseline) is a lower bound, shown as "unknown".
   bool price_unknown() const;
+  // A tier (or verifier call) used tokens of a model without a price: cost() is a lower bound.
+  bool cost_unknown() const;
   // A tier or the baseline was priced by the built-in catalogue.
   bool catalogue_priced() const;
   // Upstream attempts over every tier and verifier call (retries and fallbacks included).
