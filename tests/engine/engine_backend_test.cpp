@@ -562,7 +562,7 @@ TEST_CASE("deadlines: first token while queued, total mid-stream, the engine req
 }
 
 TEST_CASE("a request without max_tokens gets the configured default_max_tokens, never past the context") {
-  auto prepared_max = [](int32_t default_max_tokens, const std::string& extra) {
+  auto load = [](int32_t default_max_tokens) {
     ServiceConfig cfg;
     cfg.model_path = kFixture;
     cfg.threads = 1;
@@ -571,19 +571,25 @@ TEST_CASE("a request without max_tokens gets the configured default_max_tokens, 
     cfg.default_max_tokens = default_max_tokens;
     auto svc = EngineService::load(cfg);
     REQUIRE_MESSAGE(svc.ok(), (svc.ok() ? "" : svc.error().message));
+    return std::move(svc).value();
+  };
+  // The max_tokens a request is prepared with, and the room its prompt leaves in the context.
+  auto prepared = [](EngineService& svc, const std::string& extra) {
     simdjson::dom::parser parser;
     const std::string body = chat(extra);
     auto req = parse_chat_body(parser, body);
     REQUIRE(req.ok());
-    auto p = (*svc)->prepare(*req);
+    auto p = svc.prepare(*req);
     REQUIRE_MESSAGE(p.ok(), (p.ok() ? "" : p.error().message));
     return std::pair<int64_t, int64_t>{p->gen.max_tokens, 512 - static_cast<int64_t>(p->gen.prompt.size())};
   };
-  const auto [dflt, room] = prepared_max(7, "");
+  auto seven = load(7);
+  const auto [dflt, room] = prepared(*seven, "");
   CHECK(dflt == 7);
-  CHECK(prepared_max(7, R"("max_tokens":20)").first == 20);  // the client's own wins
-  CHECK(prepared_max(0, "").first == room);                   // 0: the rest of the context, as before
-  CHECK(prepared_max(100'000, "").first == room);             // never past the context
+  CHECK(room > 7);
+  CHECK(prepared(*seven, R"("max_tokens":20)").first == 20);  // the client's own wins
+  CHECK(prepared(*load(0), "").first == room);                 // 0: the rest of the context, as before
+  CHECK(prepared(*load(100'000), "").first == room);           // never past the context
   CHECK(ServiceConfig{}.default_max_tokens == 4096);
   config::EngineSettings settings;
   CHECK(settings.default_max_tokens == 4096);
