@@ -556,7 +556,8 @@ TEST_CASE("an unpriced tier: counted in frugal_unpriced_requests_total by model,
 
   MetricsRegistry reg(100);
   const auto cfg = empty_config();
-  reg.record(metric_points(escalated()), cfg);
+  const RequestTrace plain = escalated();
+  reg.record(metric_points(plain), cfg);
   RequestTrace u = escalated();
   u.tiers[1].price = policies::PriceSource::kUnknown;
   reg.record(metric_points(u), cfg);
