@@ -92,7 +92,7 @@ std::string existing_file(const YamlNode& n) {
 
 void parse_engine(const YamlNode& n, ProviderConfig& p) {
   n.allow_keys({"kind", "model", "draft_model", "threads", "kv_memory", "context_length", "max_batch",
-                "draft_tokens", "timeouts", "retry"});
+                "draft_tokens", "default_max_tokens", "timeouts", "retry"});
   p.timeouts = kEngineTimeouts;
   if (auto t = n.child("timeouts")) {
     if (auto c = t->child("connect")) c->fail("does not apply to kind: engine (use first_byte and total)");
@@ -108,6 +108,7 @@ void parse_engine(const YamlNode& n, ProviderConfig& p) {
   e.context_length = static_cast<int>(n.get_int("context_length", e.context_length, 0, 1 << 24));
   e.max_batch = static_cast<int>(n.get_int("max_batch", e.max_batch, 1, 4096));
   e.draft_tokens = static_cast<int>(n.get_int("draft_tokens", e.draft_tokens, 1, 32));
+  e.default_max_tokens = static_cast<int>(n.get_int("default_max_tokens", e.default_max_tokens, 0, 1 << 24));
 }
 
 ProviderConfig parse_provider(const std::string& name, const YamlNode& n) {

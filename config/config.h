@@ -44,6 +44,9 @@ struct EngineSettings {
   int context_length = 0;       // prompt + completion tokens; 0 = the model's own
   int max_batch = 32;           // sequences decoded together
   int draft_tokens = 4;         // tokens drafted per verify step (with draft_model)
+  // Completion tokens of a request that sets no max_tokens (at most what the context has
+  // left); 0 = the rest of the context window.
+  int default_max_tokens = 4096;
 
   bool operator==(const EngineSettings&) const = default;
 };

@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "config/price_catalogue.h"
 #include "config/yaml_reader.h"
 
 namespace frugal::config {
@@ -336,7 +337,8 @@ class Loader {
   }
 
   RouteSpec route(const std::string& type, const YamlNode& n) {
-    n.allow_keys({"reference_model", "cascade", "stream", "cache", "capture"});
+    n.allow_keys({"reference_model", "cascade", "stream", "cache", "capture", "max_tokens", "max_tokens_cap", "stop",
+                  "concise", "reasoning_effort"});
     RouteSpec r;
     r.request_type = type;
     r.where = where_of(n, source_);
@@ -386,6 +388,42 @@ class Loader {
       else c->required("redact").fail("expected hash, drop or none");
     }
     return r;
+  }
+
+  // Output shaping options of a route (docs/policies.md, "Output shaping").
+  OutputShapingSpec shaping(const YamlNode& n) {
+    constexpr int64_t kMaxTokensLimit = 10'000'000;
+    OutputShapingSpec s;
+    if (auto m = n.child("max_tokens")) s.max_tokens = m->as_int(1, kMaxTokensLimit);
+    if (auto m = n.child("max_tokens_cap")) s.max_tokens_cap = m->as_int(1, kMaxTokensLimit);
+    if (s.max_tokens && s.max_tokens_cap && *s.max_tokens > *s.max_tokens_cap)
+      n.required("max_tokens").fail("max_tokens (" + std::to_string(*s.max_tokens) +
+                                    ") is greater than max_tokens_cap (" + std::to_string(*s.max_tokens_cap) +
+                                    "): the default would always be capped");
+    if (auto st = n.child("stop")) {
+      if (st->is_sequence()) {
+        for (const auto& it : st->items()) s.stop.push_back(it.as_string());
+      } else {
+        s.stop.push_back(st->as_string());
+      }
+      for (const auto& x : s.stop)
+        if (x.empty()) st->fail("expected non-empty stop sequences");
+      if (s.stop.size() > 4) st->fail("expected at most 4 stop sequences (OpenAI's limit)");
+    }
+    if (auto c = n.child("concise")) {
+      const std::string v = c->as_string();
+      if (v == "true") s.concise = kDefaultConciseInstruction;
+      else if (v == "false") s.concise.clear();
+      else if (!v.empty()) s.concise = v;
+      else c->fail("expected true, false or the instruction text to append to the system prompt");
+    }
+    if (auto e = n.child("reasoning_effort")) {
+      s.reasoning_effort = e->as_string();
+      static const char* const kEfforts[] = {"none", "minimal", "low", "medium", "high", "xhigh"};
+      if (std::find(std::begin(kEfforts), std::end(kEfforts), s.reasoning_effort) == std::end(kEfforts))
+        e->fail("expected none, minimal, low, medium, high or xhigh, got " + e->shown());
+    }
+    return s;
   }
 
   // ---- budgets --------------------------------------------------------------
@@ -439,9 +477,13 @@ class Loader {
       root.required("request_types").fail("expected a default request type (an entry without 'match') last");
     std::set<std::string> priced;
     for (const auto& p : pc.prices) priced.insert(p.model);
+    // A model is priced by the policy or, failing that, by the built-in catalogue.
+    const PriceCatalogue& catalogue = builtin_price_catalogue();
     auto need_price = [&](const std::string& model, const std::string& where) {
-      if (!priced.count(model))
-        fail_at(where, "unknown model '" + model + "': it has no entry under 'prices'");
+      if (!priced.count(model) && !catalogue.find(model))
+        fail_at(where, "unknown model '" + model +
+                           "': it has no entry under 'prices' and is not in the built-in price catalogue "
+                           "(`frugal prices` lists it)");
     };
     std::function<void(const RuleSpec&)> check_rule = [&](const RuleSpec& r) {
       if (r.kind == RuleSpec::Kind::kVerifier) need_price(r.verifier.model, r.where);
@@ -455,7 +497,7 @@ class Loader {
         if (t.accept) check_rule(*t.accept);
       }
       need_price(r.reference_model, r.where);
-      if (pc.price(r.reference_model)->gpu_hour)
+      if (const PriceSpec* ref = pc.price(r.reference_model); ref && ref->gpu_hour)
         fail_at(r.where, "reference_model '" + r.reference_model +
                              "' is priced per GPU hour; a baseline needs per-token prices");
     }

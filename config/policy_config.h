@@ -121,6 +121,24 @@ struct CaptureSpec {
   double shadow = 0;  // of all the route's requests; a shadowed request is always captured
 };
 
+// "Generate less": what a route changes in every request before any tier sees it
+// (router/output_shaping.h; docs/policies.md, "Output shaping").
+struct OutputShapingSpec {
+  std::optional<int64_t> max_tokens;      // set when the client gives none
+  std::optional<int64_t> max_tokens_cap;  // the client's max_tokens is lowered to this
+  std::vector<std::string> stop;          // added to the client's stop sequences (at most 4 in all)
+  std::string concise;                    // appended to the system prompt ("" = none)
+  std::string reasoning_effort;           // set when the client gives none ("" = none)
+
+  bool any() const {
+    return max_tokens || max_tokens_cap || !stop.empty() || !concise.empty() || !reasoning_effort.empty();
+  }
+};
+
+// The instruction `concise: true` appends.
+inline constexpr const char* kDefaultConciseInstruction =
+    "Answer concisely: give the answer directly, without preamble, restating the question or a closing summary.";
+
 struct RouteSpec {
   std::string request_type;
   std::string reference_model;  // baseline for savings
@@ -130,6 +148,7 @@ struct RouteSpec {
   bool cache_enabled = false;
   int64_t cache_ttl_ms = 0;
   CaptureSpec capture;
+  OutputShapingSpec shaping;
   std::string where;
 };
 

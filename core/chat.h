@@ -98,6 +98,10 @@ struct ChatRequest {
   // Set by the gateway when the route enables provider prompt caching: an Anthropic
   // backend then marks the stable prefix with cache_control breakpoints.
   bool auto_prompt_cache = false;
+  // The request's reasoning_effort is a route's default (router/output_shaping.h), not the
+  // client's: a provider without the parameter (Anthropic) leaves it out instead of
+  // refusing the request.
+  bool route_reasoning_effort = false;
   // How many frugal gateways this request already passed (the incoming x-frugal-hop).
   // Every upstream request carries one more (frugal_hop_header), so that a gateway
   // whose upstream is itself, or another gateway that leads back to it, sees the loop.

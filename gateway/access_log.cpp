@@ -57,6 +57,15 @@ void opt_string(JsonWriter& j, const char* k, const std::string& v) {
     j.value(v);
 }
 
+std::string price_label(const router::RequestTrace& t) {
+  if (t.price_unknown()) return "unknown";
+  bool policy = t.baseline_known && t.baseline_price == policies::PriceSource::kPolicy;
+  for (const TierAttempt& a : t.tiers) policy = policy || a.price == policies::PriceSource::kPolicy;
+  const bool catalogue = t.catalogue_priced();
+  if (policy && catalogue) return "policy+catalogue";
+  return policy ? "policy" : catalogue ? "catalogue" : "none";
+}
+
 }  // namespace
 
 std::string access_log_line(const router::RequestTrace& t) {
@@ -117,6 +126,13 @@ std::string access_log_line(const router::RequestTrace& t) {
   j.key("cost_usd").raw(cost.to_usd_string());
   j.key("baseline_usd").raw(baseline.to_usd_string());
   j.key("savings_usd").raw((baseline - cost).to_usd_string());
+  // "unknown": a model that used tokens has no price (cost_usd counts it as 0, a lower
+  // bound); "catalogue" / "policy" / "policy+catalogue": who priced it; "none": nothing to price.
+  j.key("price").value(price_label(t));
+  if (t.shaping.applied) {
+    j.key("shaping").value(router::shaping_names(t.shaping.applied));
+    j.key("max_tokens").value(t.shaping.max_tokens);
+  }
   j.key("overhead_us").value(t.overhead_us);
   j.key("duration_us")
       .value(t.mono_end_us > t.mono_start_us ? t.mono_end_us - t.mono_start_us : int64_t{0});

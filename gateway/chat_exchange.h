@@ -139,6 +139,8 @@ class ChatExchange {
   void on_cache_hit();
   // The baseline of the answer (trace.answer_usage) and the budget spend.
   void book();
+  // The answer's baseline and who priced it (an unknown reference price is a pricing error).
+  void set_baseline(Money baseline, policies::PriceSource source);
   void record_ledger_row();
   // The capture line (and the shadow call) of a captured request (gateway/capture_stage.cpp).
   void capture_finish();

@@ -13,6 +13,7 @@ engine::ServiceConfig EngineRegistry::service_config(const config::EngineSetting
   c.context_length = s.context_length;
   c.max_batch = s.max_batch;
   c.draft_tokens = s.draft_tokens;
+  c.default_max_tokens = s.default_max_tokens;
   return c;
 }
 

@@ -14,6 +14,7 @@
 #include "gateway/costs_cli.h"
 #include "gateway/replay_cli.h"
 #include "gateway/keys_cli.h"
+#include "gateway/prices_cli.h"
 #include "core/log.h"
 #include "gateway/server.h"
 #include "gateway/snapshot.h"
@@ -59,6 +60,10 @@ Usage:
       Create a virtual key (printed once; stored as its SHA-256). Also
       frugal keys list|show|revoke|rotate [--name N] (--data-dir DIR | --url URL [--token T]);
       --url is the admin listener of a running gateway (default port: the API port + 1).
+  frugal prices [--json] [--model M]
+      Print the built-in price catalogue (version, date, sources; USD per 1M tokens:
+      input, cached input, cache write 5m / 1h, output, batch discount). A policy's own
+      `prices:` win over it.
   frugal key-id [KEY]          Print the key id (a hash) frugal records for an API key,
                                for `teams:` and budget scopes; reads KEY from stdin if absent.
   frugal models inspect FILE   Print a GGUF file's metadata and tensor table.
@@ -225,7 +230,7 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = args[0];
   args.erase(args.begin());
-  static const char* const kCommands[] = {"serve", "pull", "config", "costs", "keys", "replay", "calibrate", "key-id", "models", "tokenize", "version"};
+  static const char* const kCommands[] = {"serve", "pull", "config", "costs", "prices", "keys", "replay", "calibrate", "key-id", "models", "tokenize", "version"};
   const bool known = std::find(std::begin(kCommands), std::end(kCommands), cmd) != std::end(kCommands);
   if (known && wants_help(args)) {
     // Every command answers --help, before reading any of its arguments.
@@ -252,6 +257,7 @@ int main(int argc, char** argv) {
   if (cmd == "calibrate") return frugal::gateway::calibrate_main(args, std::cout, std::cerr);
   if (cmd == "costs") return frugal::gateway::costs_main(args, std::cout, std::cerr);
   if (cmd == "keys") return frugal::gateway::keys_main(args, std::cout, std::cerr);
+  if (cmd == "prices") return frugal::gateway::prices_main(args, std::cout, std::cerr);
   if (cmd == "key-id") {
     std::string key;
     if (args.size() == 1) key = args[0];

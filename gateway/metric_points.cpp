@@ -109,6 +109,8 @@ MetricPoints metric_points(const router::RequestTrace& t) {
     if (a.cost != Money{} || a.usage.reported) {
       out.push_back({MetricFamily::kCost, cost_labels(t, model_label(t, a.model)), 0, a.cost});
     }
+    if (a.price == policies::PriceSource::kUnknown)
+      out.push_back({MetricFamily::kUnpricedRequests, {model_label(t, a.model)}, 1, {}});
     if (a.provider.empty()) continue;  // no upstream answered: no operation to describe
     const MetricLabels op = operation_labels(t, a);
     const bool failed = a.status == TierStatus::kError;

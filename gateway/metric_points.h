@@ -11,6 +11,8 @@
 //   frugal_cost_usd_total{model=<the tier's model>}
 //   frugal_upstream_requests_total{provider,outcome,attempt}, one per transport attempt
 //   frugal_escalations_total{route,tier,reason}, for a tier that passed the request on
+//   frugal_unpriced_requests_total{model}, a tier whose model used tokens but has no
+//   price (booked at 0)
 // Per request:
 //   frugal_requests_total{status}, frugal_cache_requests_total{route,result},
 //   frugal_cache_followers_total{route} (a hit that followed another request's live answer),
@@ -46,8 +48,9 @@ enum class MetricFamily : uint8_t {
   kUpstreamRequests,    // counter
   kCacheFollowers,      // counter
   kTierAnswers,         // counter
+  kUnpricedRequests,    // counter
 };
-inline constexpr size_t kMetricFamilies = 15;
+inline constexpr size_t kMetricFamilies = 16;
 
 // Where a label's value comes from, for bounding its cardinality.
 enum class LabelSource : uint8_t {

@@ -81,6 +81,11 @@ const std::array<FamilyInfo, kMetricFamilies>& families() {
        Kind::kCounter,
        "Answers the client got from a cascade tier, by route, tier (1-based) and model.",
        {}},
+      {"frugal_unpriced_requests_total",
+       Kind::kCounter,
+       "Tier attempts (and verifier calls) booked with price unknown: the model used tokens but has no "
+       "price in the policy or the built-in catalogue, by model.",
+       {}},
   }};
   return f;
 }

@@ -9,6 +9,7 @@
 #include "gateway/server.h"
 #include "gateway/shared_state.h"
 #include "policies/rate_limit.h"
+#include "router/output_shaping.h"
 #include "router/tier_answer.h"
 
 namespace frugal::gateway {
@@ -33,18 +34,34 @@ std::string_view trim(std::string_view s) {
 
 bool is_passthrough(const RouteState& rs) { return rs.plan == &rs.passthrough; }
 
-// What the answer would have cost without frugal: the route's reference model on the
-// answer's tokens. A request without a route (it went where it asked) saves nothing,
-// except a cache hit, which saves what the requested model would have charged.
-Money baseline_of(const RouteState& rs, const Usage& answer_usage, Money cost, bool cache_hit) {
+// The prices of this request: the policy's (in front of the built-in catalogue), or the
+// catalogue's alone without a policy.
+const policies::PriceTable& prices_of(const RouteState& rs) {
   const policies::CompiledPolicy* policy = rs.snap->policy.get();
-  if (!policy) return Money{};
+  return policy ? policy->prices() : policies::builtin_prices();
+}
+
+struct Baseline {
+  Money money;
+  policies::PriceSource source = policies::PriceSource::kNone;
+};
+
+// What the answer would have cost without frugal: the route's reference model on the
+// answer's tokens. A request without a route (it went where it asked) saves nothing:
+// its baseline is its cost, priced as the requested model (`cost_source`); a cache hit
+// saves what the requested model would have charged.
+Baseline baseline_of(const RouteState& rs, const Usage& answer_usage, Money cost,
+                     policies::PriceSource cost_source, bool cache_hit) {
+  const policies::PriceTable& prices = prices_of(rs);
   if (is_passthrough(rs)) {
-    if (!cache_hit) return cost;
-    return router::price_tier(&policy->prices(), rs.plan->reference_model, answer_usage, 0, nullptr);
+    if (!cache_hit) return {cost, cost_source};
+    const policies::PricedCost c = prices.price(rs.plan->reference_model, {}, answer_usage, 0);
+    return {c.cost.total, c.source};
   }
-  auto b = policy->prices().baseline_of(rs.plan->reference_model, answer_usage);
-  return b ? *b : Money{};
+  const policies::PricedCost c = prices.price(rs.plan->reference_model, {}, answer_usage, 0);
+  if (c.source == policies::PriceSource::kUnknown) return {Money{}, c.source};
+  const policies::ModelPrice* p = prices.find(rs.plan->reference_model);
+  return {p ? policies::price_baseline(*p, answer_usage) : Money{}, c.source};
 }
 
 }  // namespace
@@ -53,6 +70,7 @@ Result<void> ChatExchange::route(ChatRequest& req) {
   RouteState& rs = *routing_;
   trace_.requested_model = req.model;
   trace_.client_stream = req.stream;
+  trace_.catalogue_version = prices_of(rs).catalogue_version();
 
   if (ctx_.key) {
     trace_.team = ctx_.key->rec.team;  // with auth on, never a header's claim
@@ -118,6 +136,13 @@ Result<void> ChatExchange::route(ChatRequest& req) {
   }
   trace_.classified = true;
 
+  // The route's output shaping, once, before the cache key, the budget estimate and every
+  // tier see the request.
+  if (!is_passthrough(rs) && rs.plan->shaping.any()) {
+    auto shaped = router::shape_request(req, rs.plan->shaping, rs.shaped);
+    if (!shaped) return std::move(shaped).error();
+    trace_.shaping = *shaped;
+  }
   // Key routes, rpm/tpm, streams, budget reservations (gateway/exchange_limits.cpp).
   return admit(req);
 }
@@ -145,12 +170,11 @@ router::Target ChatExchange::cache_target(const router::Target& first) const {
 
 boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::dispatch_routed(ChatRequest& req) {
   RouteState& rs = *routing_;
-  const policies::CompiledPolicy* policy = rs.snap->policy.get();
   router::CascadeInput in;
   in.cfg = cfg_.get();
   in.tier_targets = &targets_.tiers;
   in.plan = rs.plan;
-  in.prices = policy ? &policy->prices() : nullptr;
+  in.prices = &prices_of(rs);
   in.req = &req;
   // Upstreams are told the trace (a traceparent per tier) when it is exported or continues
   // the caller's; otherwise nobody could look it up and the header is only bytes.
@@ -190,8 +214,11 @@ boost::asio::awaitable<Result<std::shared_ptr<backends::Call>>> ChatExchange::di
     // An accepted buffered tier: its answer and cost are known now.
     trace_.answer_model = rs.plan->tiers[static_cast<size_t>(o.answer_tier)].model;
     trace_.answer_usage = o.answer_usage;
-    trace_.baseline = baseline_of(rs, o.answer_usage, trace_.cost(), false);
-    trace_.baseline_known = true;
+    policies::PriceSource answer_price = policies::PriceSource::kNone;  // the last tier's; verifier calls follow it
+    for (const auto& a : trace_.tiers)
+      if (a.status != router::TierStatus::kVerifier) answer_price = a.price;
+    const Baseline b = baseline_of(rs, o.answer_usage, trace_.cost(), answer_price, false);
+    set_baseline(b.money, b.source);
   }
   co_return o.call;
 }
@@ -218,8 +245,8 @@ void ChatExchange::policy_observe(const SseEvent* ev, std::string_view body) {
 
 void ChatExchange::on_cache_hit() {
   trace_.answer_usage = trace_.cache.saved_usage;
-  trace_.baseline = baseline_of(*routing_, trace_.cache.saved_usage, Money{}, true);
-  trace_.baseline_known = true;
+  const Baseline b = baseline_of(*routing_, trace_.cache.saved_usage, Money{}, policies::PriceSource::kNone, true);
+  set_baseline(b.money, b.source);
 }
 
 void ChatExchange::complete_live_tier(const Usage& usage, ExchangeEnd end) {
@@ -232,14 +259,12 @@ void ChatExchange::complete_live_tier(const Usage& usage, ExchangeEnd end) {
                                                                : o.error->http_status();
     return;
   }
-  const policies::CompiledPolicy* policy = rs.snap->policy.get();
   const policies::PlannedTier& tier = rs.plan->tiers[static_cast<size_t>(o.answer_tier)];
   router::TierAttempt& t = trace_.tiers[rs.live_index];
   t.usage = usage;
   t.last_byte_us = mono_us();
   if (!trace_.client_stream) t.first_byte_us = o.call->headers_us();
-  t.cost = router::price_tier(policy ? &policy->prices() : nullptr, tier.model, usage, t.last_byte_us - t.started_us,
-                              &trace_.pricing_error);
+  router::price_attempt(&prices_of(rs), t, &trace_.pricing_error);
   bool answered = false;
   switch (end) {
     case ExchangeEnd::kComplete:
@@ -280,9 +305,17 @@ void ChatExchange::complete_live_tier(const Usage& usage, ExchangeEnd end) {
   if (answered) {
     trace_.answer_model = tier.model;
     trace_.answer_usage = usage;
-    trace_.baseline = baseline_of(rs, usage, trace_.cost(), false);
-    trace_.baseline_known = true;
+    const Baseline b = baseline_of(rs, usage, trace_.cost(), t.price, false);
+    set_baseline(b.money, b.source);
   }
+}
+
+void ChatExchange::set_baseline(Money baseline, policies::PriceSource source) {
+  trace_.baseline = baseline;
+  trace_.baseline_price = source;
+  trace_.baseline_known = true;
+  if (source == policies::PriceSource::kUnknown && trace_.pricing_error.empty())
+    trace_.pricing_error = "no price for the reference model '" + routing_->plan->reference_model + "'";
 }
 
 void ChatExchange::book() {

@@ -18,6 +18,7 @@
 #include "gateway/snapshot.h"
 #include "policies/request_facts.h"
 #include "router/cascade.h"
+#include "router/output_shaping.h"
 
 namespace frugal::gateway {
 
@@ -28,6 +29,7 @@ struct RouteState {
   const policies::RoutePlan* plan = nullptr;  // the policy's route, or &passthrough
   policies::RoutePlan passthrough;            // one live tier: the requested model
   policies::ChatFacts chat_facts;
+  router::ShapedBodies shaped;  // the request's bodies after the route's output shaping
   router::CascadeOutcome outcome;
   LimitHolds holds;  // budget reservations, rate scopes, a stream slot (gateway/exchange_limits.cpp)
   size_t live_index = 0;  // the live tier's entry in the trace's tiers

@@ -12,8 +12,9 @@ std::vector<std::pair<std::string, std::string>> trailers(const router::RequestT
   std::vector<std::pair<std::string, std::string>> out;
   if (!trace_has_cost(t)) return out;
   const Money cost = t.cost();
-  out.emplace_back("x-frugal-cost-usd", cost.to_usd_string());
-  out.emplace_back("x-frugal-savings-usd", (t.booked_baseline() - cost).to_usd_string());
+  out.emplace_back("x-frugal-cost-usd", t.cost_unknown() ? std::string("unknown") : cost.to_usd_string());
+  out.emplace_back("x-frugal-savings-usd",
+                   t.price_unknown() ? std::string("unknown") : (t.booked_baseline() - cost).to_usd_string());
   return out;
 }
 

@@ -12,9 +12,15 @@
 //                                           stored answer's model, no provider)
 //   x-frugal-attempts                       upstream attempts, when more than one
 //   x-frugal-tier                           the answering tier, 1-based
-//   x-frugal-cost-usd                       cost so far (exact decimal)
+//   x-frugal-cost-usd                       cost so far (exact decimal); "unknown" when a
+//                                           model that used tokens has no price
+//   x-frugal-price                          "unknown" when the cost or the baseline has
+//                                           a model without a price
 //   x-frugal-cost-final                     false while a live answer is still running
 //   x-frugal-savings-usd                    baseline − cost, once the cost is final
+//                                           ("unknown" with an unknown price)
+//   x-frugal-shaping                        the route's output shaping that changed the
+//                                           request (max_tokens_cap,stop,...)
 #include <string>
 #include <string_view>
 #include <utility>
@@ -53,13 +59,16 @@ void for_each_response_header(const router::RequestTrace& t, Fn&& fn) {
     if (const size_t n = t.transport_attempts(); n > 1) fn("x-frugal-attempts", std::to_string(n));
     fn("x-frugal-tier", std::to_string(t.answer_tier + 1));
   }
+  if (t.shaping.applied) fn("x-frugal-shaping", router::shaping_names(t.shaping.applied));
   if (!trace_has_cost(t)) return;
   const Money cost = t.cost();
-  fn("x-frugal-cost-usd", cost.to_usd_string());
+  const bool unknown = t.price_unknown();  // the cost's or the baseline's
+  fn("x-frugal-cost-usd", t.cost_unknown() ? std::string("unknown") : cost.to_usd_string());
+  if (unknown) fn("x-frugal-price", "unknown");
   // A live answer's cost is known once it ends; everything else before the head goes out.
   const bool final = t.finished || t.answered_from_cache() || !t.answer_live;
   fn("x-frugal-cost-final", final ? "true" : "false");
-  if (final) fn("x-frugal-savings-usd", (t.booked_baseline() - cost).to_usd_string());
+  if (final) fn("x-frugal-savings-usd", unknown ? std::string("unknown") : (t.booked_baseline() - cost).to_usd_string());
 }
 
 HeaderList response_headers(const router::RequestTrace& t);

@@ -142,7 +142,7 @@ const RoutePlan* CompiledPolicy::route(std::string_view request_type) const {
 Result<std::shared_ptr<const CompiledPolicy>> compile_policy(const config::PolicyConfig& config) {
   std::shared_ptr<CompiledPolicy> p(new CompiledPolicy());
   p->config_ = config;
-  p->prices_ = PriceTable(config.prices);
+  p->prices_ = PriceTable(config.prices, &builtin_prices());
   for (size_t i = 0; i < config.request_types.size(); ++i) {
     const auto& t = config.request_types[i];
     p->types_.push_back(RequestType{t.name, i});
@@ -163,6 +163,7 @@ Result<std::shared_ptr<const CompiledPolicy>> compile_policy(const config::Polic
     plan.stream_mode = r.stream_mode;
     plan.cache = CachePlan{r.cache_configured, r.cache_enabled, r.cache_ttl_ms};
     plan.capture = r.capture;
+    plan.shaping = r.shaping;
     for (size_t i = 0; i < r.tiers.size(); ++i) {
       const auto& t = r.tiers[i];
       PlannedTier pt;

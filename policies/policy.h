@@ -54,6 +54,7 @@ struct RoutePlan {
   config::StreamMode stream_mode = config::StreamMode::kCascade;
   CachePlan cache;
   config::CaptureSpec capture;  // traffic capture and shadow evaluation (docs/replay.md)
+  config::OutputShapingSpec shaping;  // "generate less": applied to every request of the route
 };
 
 class CompiledPolicy {

@@ -92,6 +92,20 @@ Money price_tier(const policies::PriceTable* prices, std::string_view model, con
   return Money{};
 }
 
+void price_attempt(const policies::PriceTable* prices, TierAttempt& t, std::string* pricing_error) {
+  if (!prices) {
+    t.cost = Money{};
+    t.price = policies::PriceSource::kNone;
+    return;
+  }
+  const policies::PricedCost c =
+      prices->price(t.model, t.upstream_model, t.usage, std::max<int64_t>(t.last_byte_us - t.started_us, 0));
+  t.cost = c.cost.total;
+  t.price = c.source;
+  if (c.source == policies::PriceSource::kUnknown && pricing_error && pricing_error->empty())
+    *pricing_error = "no price for model '" + t.model + "'";
+}
+
 std::optional<ChatRequest> tier_request(const ChatRequest& client, const policies::PlannedTier& tier,
                                         bool buffered) {
   // A buffered tier is scored from canonical bytes: an Anthropic provider must translate
@@ -235,7 +249,7 @@ asio::awaitable<std::optional<double>> CascadeRun::verify(size_t tier_index, con
       t.reason = label + ": P(yes) " + fmt_double(*p_yes);
     }
   }
-  t.cost = price_tier(in.prices, v.model, t.usage, t.last_byte_us - t.started_us, &out.pricing_error);
+  price_attempt(in.prices, t, &out.pricing_error);
   add(std::move(t));
   co_return p_yes;
 }
@@ -329,13 +343,13 @@ asio::awaitable<void> CascadeRun::run() {
     if (!answer) {
       t.status = TierStatus::kError;
       t.reason = answer.error().message;
-      t.cost = price_tier(in.prices, tier.model, t.usage, t.last_byte_us - t.started_us, &out.pricing_error);
+      price_attempt(in.prices, t, &out.pricing_error);
       add(std::move(t));
       continue;
     }
     t.usage = answer->usage;
     if (!answer->finish_reason.empty()) t.finish_reasons.push_back(answer->finish_reason);
-    t.cost = price_tier(in.prices, tier.model, t.usage, t.last_byte_us - t.started_us, &out.pricing_error);
+    price_attempt(in.prices, t, &out.pricing_error);
     const size_t tier_entry = out.tiers.size();
     add(std::move(t));
     std::optional<double> p_yes;

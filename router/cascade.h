@@ -96,5 +96,10 @@ std::string replay_sse(const std::vector<std::string>& payloads, bool keep_logpr
 // no price table.
 Money price_tier(const policies::PriceTable* prices, std::string_view model, const Usage& usage,
                  int64_t busy_us, std::string* pricing_error);
+// Prices a finished attempt from its usage and busy time (last_byte_us − started_us):
+// sets its cost and price source (policies/prices.h: the route's model, else the upstream
+// model its target named); a model without a price that used tokens is kUnknown at 0,
+// and `pricing_error` (when empty) says which.
+void price_attempt(const policies::PriceTable* prices, TierAttempt& t, std::string* pricing_error);
 
 }  // namespace frugal::router

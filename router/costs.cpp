@@ -84,6 +84,7 @@ CostTotals& CostTotals::operator+=(const CostTotals& o) {
   add_saturating(cache_write_5m_tokens, o.cache_write_5m_tokens);
   add_saturating(cache_write_1h_tokens, o.cache_write_1h_tokens);
   add_saturating(output_tokens, o.output_tokens);
+  add_saturating(unpriced, o.unpriced);
   add_saturating(cost, o.cost);
   add_saturating(baseline, o.baseline);
   return *this;
@@ -103,6 +104,11 @@ void totals_json(JsonWriter& w, const CostTotals& t) {
   w.key("cache_write_5m_tokens").value(t.cache_write_5m_tokens);
   w.key("cache_write_1h_tokens").value(t.cache_write_1h_tokens);
   w.key("output_tokens").value(t.output_tokens);
+  if (t.unpriced > 0) {
+    // Some tokens had no price: cost_usd (and so savings) is a lower bound. Absent: all priced.
+    w.key("unpriced").value(t.unpriced);
+    w.key("price").value("unknown");
+  }
   w.key("cost_usd").value(t.cost.to_usd_string());
   w.key("baseline_usd").value(t.baseline.to_usd_string());
   w.key("savings_usd").value(t.savings().to_usd_string());
@@ -146,16 +152,21 @@ std::string render_costs_table(const CostReport& r) {
   for (GroupBy g : r.group_by) head.emplace_back(group_by_name(g));
   if (head.empty()) head.emplace_back("");  // ungrouped: one label column for TOTAL
   const size_t ng = head.size();
-  for (const char* h : {"requests", "attempts", "rejected", "errors", "cache_hits", "in_tokens",
-                        "out_tokens", "cost_usd", "baseline_usd", "savings_usd"})
+  // The unpriced column only when some tokens had no price (the table is unchanged otherwise).
+  const bool unpriced = r.totals.unpriced > 0;
+  for (const char* h : {"requests", "attempts", "rejected", "errors", "cache_hits", "in_tokens", "out_tokens"})
     head.emplace_back(h);
+  if (unpriced) head.emplace_back("unpriced");
+  for (const char* h : {"cost_usd", "baseline_usd", "savings_usd"}) head.emplace_back(h);
   auto cells = [&](const std::vector<std::string>& group, const CostTotals& t) {
     std::vector<std::string> c = group;
     c.resize(ng);
     for (int64_t v : {t.requests, t.attempts, t.rejected, t.errors, t.cache_hits, t.input_tokens,
                       t.output_tokens})
       c.push_back(std::to_string(v));
-    c.push_back(t.cost.to_usd_string());
+    if (unpriced) c.push_back(std::to_string(t.unpriced));
+    // A cost with unpriced tokens is a lower bound: ">=0.001234" (price unknown).
+    c.push_back((t.unpriced > 0 ? ">=" : "") + t.cost.to_usd_string());
     c.push_back(t.baseline.to_usd_string());
     c.push_back(t.savings().to_usd_string());
     return c;

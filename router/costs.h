@@ -37,6 +37,9 @@ struct CostTotals {
   int64_t cache_write_5m_tokens = 0;
   int64_t cache_write_1h_tokens = 0;
   int64_t output_tokens = 0;
+  // Tier attempts and verifier calls whose model had no price (booked at 0: `cost` is
+  // then a lower bound). Counted toward the unpriced model.
+  int64_t unpriced = 0;
   Money cost;      // exact, summed in 128 bits
   Money baseline;
 

@@ -13,13 +13,17 @@ namespace {
 using namespace frugal::wire;
 
 constexpr uint8_t kRowV2 = 2;  // money in micro-dollars
-constexpr uint8_t kRowV3 = 3;  // money in picodollars (written)
+constexpr uint8_t kRowV3 = 3;  // money in picodollars
+constexpr uint8_t kRowV4 = 4;  // + price source per tier, catalogue version, price unknown, shaping (written)
 constexpr uint8_t kTotalsV1 = 1;
 constexpr uint8_t kTotalsV2 = 2;
+constexpr uint8_t kTotalsV3 = 3;  // written
 
-// The int64 counters of CostTotals in their stored order (v1 and v2).
+// The int64 counters of CostTotals in their stored order (v1 and v2: the first 11).
 constexpr size_t kCounters = 11;
+constexpr size_t kCountersV3 = 12;
 constexpr size_t kTotalsV2Bytes = 1 + 8 * kCounters + 16 * 2;
+constexpr size_t kTotalsV3Bytes = 1 + 8 * kCountersV3 + 16 * 2;
 
 Error corrupt(const std::string& what) { return make_error(ErrorKind::kInternal, "ledger record: " + what); }
 
@@ -64,6 +68,11 @@ Result<LedgerRecord> decode_binary(std::string_view s) {
       if (ok) t.score = std::bit_cast<double>(bits);
     }
     ok = ok && get_string(s, t.reason);
+    if (ok && version >= kRowV4) {
+      uint8_t price = 0;
+      ok = get_u8(s, price) && price <= policies::kMaxPriceSource;
+      t.price = static_cast<policies::PriceSource>(price);
+    }
     u.reported = reported != 0;
     t.status = static_cast<TierStatus>(status);
     if (ok) r.tiers.push_back(std::move(t));
@@ -71,7 +80,15 @@ Result<LedgerRecord> decode_binary(std::string_view s) {
   uint8_t cache = 0, cancelled = 0;
   ok = ok && get_u8(s, cache) && cache <= static_cast<uint8_t>(CacheOutcome::kBypass) &&
        get_string(s, r.answer_model) && get_money(s, r.total_cost, version) && get_money(s, r.baseline, version) &&
-       get_money(s, r.savings, version) && get_svarint(s, v) && get_u8(s, cancelled) && cancelled <= 1 && s.empty();
+       get_money(s, r.savings, version) && get_svarint(s, v) && get_u8(s, cancelled) && cancelled <= 1;
+  if (ok && version >= kRowV4) {
+    uint8_t unknown = 0;
+    ok = get_string(s, r.catalogue_version) && get_u8(s, unknown) && unknown <= 1 &&
+         get_u8(s, r.shaping.applied) && (r.shaping.applied & ~kShapingBits) == 0 &&
+         get_svarint(s, r.shaping.max_tokens);
+    r.price_unknown = unknown != 0;
+  }
+  ok = ok && s.empty();
   if (!ok) return corrupt("truncated or malformed binary row");
   r.cache = static_cast<CacheOutcome>(cache);
   r.status_code = static_cast<int>(v);
@@ -119,7 +136,7 @@ int64_t ledger_key_time(std::string_view key) { return static_cast<int64_t>(load
 void append_record(std::string& out, const LedgerRecord& r) {
   out.reserve(out.size() + 96 + r.request_id.size() + r.key_id.size() + r.team.size() + r.request_type.size() +
               r.route.size() + r.answer_model.size() + 64 * r.tiers.size());
-  out += static_cast<char>(kRowV3);
+  out += static_cast<char>(kRowV4);
   put_string(out, r.request_id);
   put_svarint(out, r.wall_us);
   for (const std::string* f : {&r.key_id, &r.team, &r.request_type, &r.route, &r.dialect}) put_string(out, *f);
@@ -139,6 +156,7 @@ void append_record(std::string& out, const LedgerRecord& r) {
     out += static_cast<char>(t.score ? 1 : 0);
     if (t.score) put_le64(out, std::bit_cast<uint64_t>(*t.score));
     put_string(out, t.reason);
+    out += static_cast<char>(t.price);
   }
   out += static_cast<char>(r.cache);
   put_string(out, r.answer_model);
@@ -147,6 +165,10 @@ void append_record(std::string& out, const LedgerRecord& r) {
   put_money(out, r.savings);
   put_svarint(out, r.status_code);
   out += static_cast<char>(r.stream_cancelled ? 1 : 0);
+  put_string(out, r.catalogue_version);
+  out += static_cast<char>(r.price_unknown ? 1 : 0);
+  out += static_cast<char>(r.shaping.applied);
+  put_svarint(out, r.shaping.max_tokens);
 }
 
 std::string encode_record(const LedgerRecord& r) {
@@ -158,7 +180,7 @@ std::string encode_record(const LedgerRecord& r) {
 Result<LedgerRecord> decode_record(std::string_view bytes) {
   if (!bytes.empty()) {
     const auto version = static_cast<uint8_t>(bytes.front());
-    if (version == kRowV2 || version == kRowV3) return decode_binary(bytes);
+    if (version == kRowV2 || version == kRowV3 || version == kRowV4) return decode_binary(bytes);
   }
   return record_from_json(bytes);  // rows stored before v2
 }
@@ -199,10 +221,11 @@ std::string rollup_seek_key(int64_t from_us) {
 
 std::string encode_totals(const CostTotals& t) {
   std::string out;
-  out.reserve(kTotalsV2Bytes);
-  out += static_cast<char>(kTotalsV2);
+  out.reserve(kTotalsV3Bytes);
+  out += static_cast<char>(kTotalsV3);
   for (int64_t v : {t.requests, t.attempts, t.accepted, t.rejected, t.errors, t.cache_hits, t.input_tokens,
-                    t.cached_input_tokens, t.cache_write_5m_tokens, t.cache_write_1h_tokens, t.output_tokens})
+                    t.cached_input_tokens, t.cache_write_5m_tokens, t.cache_write_1h_tokens, t.output_tokens,
+                    t.unpriced})
     put_le64(out, static_cast<uint64_t>(v));
   put_le128(out, static_cast<uint128_t>(t.cost.picos()));
   put_le128(out, static_cast<uint128_t>(t.baseline.picos()));
@@ -213,13 +236,16 @@ std::optional<CostTotals> decode_totals(std::string_view s) {
   if (s.empty()) return std::nullopt;
   const auto version = static_cast<uint8_t>(s.front());
   if (version == kTotalsV1) return decode_v1(s);
-  if (version != kTotalsV2 || s.size() != kTotalsV2Bytes) return std::nullopt;
+  const size_t counters = version == kTotalsV2 ? kCounters : kCountersV3;
+  if ((version != kTotalsV2 && version != kTotalsV3) ||
+      s.size() != (version == kTotalsV2 ? kTotalsV2Bytes : kTotalsV3Bytes))
+    return std::nullopt;
   CostTotals t;
-  int64_t* c[kCounters] = {&t.requests, &t.attempts, &t.accepted, &t.rejected, &t.errors, &t.cache_hits,
-                           &t.input_tokens, &t.cached_input_tokens, &t.cache_write_5m_tokens,
-                           &t.cache_write_1h_tokens, &t.output_tokens};
+  int64_t* c[kCountersV3] = {&t.requests, &t.attempts, &t.accepted, &t.rejected, &t.errors, &t.cache_hits,
+                             &t.input_tokens, &t.cached_input_tokens, &t.cache_write_5m_tokens,
+                             &t.cache_write_1h_tokens, &t.output_tokens, &t.unpriced};
   const char* p = s.data() + 1;
-  for (size_t f = 0; f < kCounters; ++f, p += 8) *c[f] = static_cast<int64_t>(load_le64(p));
+  for (size_t f = 0; f < counters; ++f, p += 8) *c[f] = static_cast<int64_t>(load_le64(p));
   t.cost = Money::from_picos(static_cast<int128_t>(load_le128(p)));
   t.baseline = Money::from_picos(static_cast<int128_t>(load_le128(p + 16)));
   return t;
@@ -257,6 +283,7 @@ std::vector<std::pair<const std::string*, CostTotals>> model_deltas(const Ledger
     c.cache_write_5m_tokens += t.usage.cache_write_5m_tokens;
     c.cache_write_1h_tokens += t.usage.cache_write_1h_tokens;
     c.output_tokens += t.usage.output_tokens;
+    if (t.price == policies::PriceSource::kUnknown) ++c.unpriced;
     c.cost += t.cost;
   }
   CostTotals& a = slot(r.answer_model);

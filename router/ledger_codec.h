@@ -5,17 +5,22 @@
 // router/ledger_json.h.
 //
 // Versions (the first byte of a value; every version ever written still decodes):
-//  * row v3 (written): binary, the fields in a fixed order as length-prefixed strings and
+//  * row v4 (written): v3, then per tier (after its reason) the price source byte
+//    (policies::PriceSource), and at the end the catalogue version (string), the
+//    price-unknown byte, the shaping bits byte and the effective max_tokens (zigzag).
+//  * row v3: binary, the fields in a fixed order as length-prefixed strings and
 //    zigzag varints; money (tier costs, total, baseline, savings) in picodollars as zigzag
 //    128-bit varints.
 //  * row v2: the same with money in micro-dollars (×1e6 on decode).
 //  * row v1: JSON, record_json's {"v":1,...} with money in micro-dollars; JSON v2 rows
 //    (record_json's current form, money exact in *_usd) decode too.
-//  * rollup value v2 (written): version byte, 11 int64 counters (8 bytes LE each), then
+//  * rollup value v3 (written): version byte, 12 int64 counters (v2's 11, then unpriced),
+//    then cost and baseline as in v2.
+//  * rollup value v2: version byte, 11 int64 counters (8 bytes LE each), then
 //    cost and baseline in picodollars as 16-byte LE int128 (sums of a month stay exact).
 //  * rollup value v1: version byte, then 8-byte LE int64 counters in the same order with
 //    cost and baseline in micro-dollars (fewer when written by an older build: missing
-//    ones are 0). merge_totals sums any mix of v1 and v2 operands into v2.
+//    ones are 0). merge_totals sums any mix of v1, v2 and v3 operands into v3.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -60,7 +65,7 @@ std::string rollup_seek_key(int64_t from_us);
 std::string encode_totals(const CostTotals& t);
 // nullopt: not a rollup value of a known version.
 std::optional<CostTotals> decode_totals(std::string_view bytes);
-// The merge operator's step: existing (may be absent) + operand, as a v2 value;
+// The merge operator's step: existing (may be absent) + operand, as a v3 value;
 // nullopt when either is malformed.
 std::optional<std::string> merge_totals(const std::string_view* existing, std::string_view operand);
 

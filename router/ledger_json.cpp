@@ -10,7 +10,8 @@ namespace frugal::router {
 namespace {
 
 constexpr int kJsonV1 = 1;  // money in micro-dollars (stored rows before binary v2)
-constexpr int kJsonV2 = 2;  // + exact *_usd strings (written)
+constexpr int kJsonV2 = 2;  // + exact *_usd strings
+constexpr int kJsonV3 = 3;  // + price per tier, catalogue_version, price_unknown, shaping (written)
 
 const char* status_name(TierStatus s) {
   switch (s) {
@@ -52,14 +53,31 @@ void money_json(JsonWriter& w, const char* name, const char* usd_name, Money m) 
 
 Error corrupt(const std::string& what) { return make_error(ErrorKind::kInternal, "ledger record: " + what); }
 
+policies::PriceSource price_source_of(std::string_view s) {
+  for (uint8_t v = 0; v <= policies::kMaxPriceSource; ++v)
+    if (s == policies::price_source_name(static_cast<policies::PriceSource>(v)))
+      return static_cast<policies::PriceSource>(v);
+  return policies::PriceSource::kNone;
+}
+
+constexpr const char* kShapingNames[] = {"max_tokens_default", "max_tokens_cap", "stop", "concise",
+                                         "reasoning_effort"};
+
 }  // namespace
+
+std::string shaping_names(uint8_t applied) {
+  std::string out;
+  for (int b = 0; b < 5; ++b)
+    if (applied & (1u << b)) out += (out.empty() ? "" : ",") + std::string(kShapingNames[b]);
+  return out;
+}
 
 std::string record_json(const LedgerRecord& r) {
   std::string out;
   out.reserve(320 + 190 * r.tiers.size());
   JsonWriter w(out);
   w.begin_object();
-  w.key("v").value(kJsonV2);
+  w.key("v").value(kJsonV3);
   w.key("id").value(r.request_id);
   w.key("t").value(r.wall_us);
   w.key("key").value(r.key_id);
@@ -82,6 +100,7 @@ std::string record_json(const LedgerRecord& r) {
     if (t.score && std::isfinite(*t.score)) w.value(*t.score);
     else w.null();
     w.key("reason").value(t.reason);
+    w.key("price").value(policies::price_source_name(t.price));
     w.end_object();
   }
   w.end_array();
@@ -92,6 +111,15 @@ std::string record_json(const LedgerRecord& r) {
   money_json(w, "savings", "savings_usd", r.savings);
   w.key("status").value(r.status_code);
   w.key("cancelled").value(r.stream_cancelled);
+  w.key("catalogue_version").value(r.catalogue_version);
+  w.key("price_unknown").value(r.price_unknown);
+  w.key("shaping").begin_object();
+  w.key("applied").begin_array();
+  for (int b = 0; b < 5; ++b)
+    if (r.shaping.applied & (1u << b)) w.value(kShapingNames[b]);
+  w.end_array();
+  w.key("max_tokens").value(r.shaping.max_tokens);
+  w.end_object();
   w.end_object();
   return out;
 }
@@ -103,7 +131,7 @@ Result<LedgerRecord> record_from_json(std::string_view bytes) {
   if (auto err = parser.parse(bytes.empty() ? "" : bytes.data(), bytes.size()).get(root))
     return corrupt(std::string("not JSON: ") + simdjson::error_message(err));
   int64_t v = 0;
-  if (root["v"].get(v) || (v != kJsonV1 && v != kJsonV2)) return corrupt("unsupported version " + std::to_string(v));
+  if (root["v"].get(v) || (v != kJsonV1 && v != kJsonV2 && v != kJsonV3)) return corrupt("unsupported version " + std::to_string(v));
   LedgerRecord r;
   bool ok = true;
   auto str = [&](simdjson::dom::element e, const char* k, std::string& dst) {
@@ -165,6 +193,11 @@ Result<LedgerRecord> record_from_json(std::string_view bytes) {
       else t.score = d;
     }
     str(te, "reason", t.reason);
+    if (v >= kJsonV3) {
+      std::string price;
+      str(te, "price", price);
+      t.price = price_source_of(price);
+    }
     r.tiers.push_back(std::move(t));
   }
   std::string cache;
@@ -181,6 +214,23 @@ Result<LedgerRecord> record_from_json(std::string_view bytes) {
   num(root, "status", status);
   r.status_code = static_cast<int>(status);
   if (root["cancelled"].get(r.stream_cancelled)) ok = false;
+  if (v >= kJsonV3) {
+    str(root, "catalogue_version", r.catalogue_version);
+    if (root["price_unknown"].get(r.price_unknown)) ok = false;
+    simdjson::dom::element sh;
+    simdjson::dom::array applied;
+    if (root["shaping"].get(sh) || sh["applied"].get(applied)) {
+      ok = false;
+    } else {
+      for (simdjson::dom::element a : applied) {
+        std::string_view name;
+        if (a.get(name)) ok = false;
+        for (int b = 0; b < 5; ++b)
+          if (name == kShapingNames[b]) r.shaping.applied |= static_cast<uint8_t>(1u << b);
+      }
+      num(sh, "max_tokens", r.shaping.max_tokens);
+    }
+  }
   if (!ok) return corrupt("missing or mistyped field");
   return r;
 }

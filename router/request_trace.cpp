@@ -128,6 +128,7 @@ LedgerRecord ledger_record(const RequestTrace& t) {
     lt.status = a.status;
     lt.score = a.score;
     lt.reason = a.reason;
+    lt.price = a.price;
     r.tiers.push_back(std::move(lt));
   }
   // A cache hit is booked to a pseudo-model: it costs nothing and its baseline is what
@@ -138,7 +139,27 @@ LedgerRecord ledger_record(const RequestTrace& t) {
   r.savings = r.baseline - r.total_cost;
   r.status_code = t.status;
   r.stream_cancelled = t.end == ExchangeEnd::kClientGone;
+  if (t.catalogue_priced()) r.catalogue_version = t.catalogue_version;
+  r.price_unknown = t.price_unknown();
+  r.shaping = t.shaping;
   return r;
+}
+
+bool RequestTrace::cost_unknown() const {
+  for (const TierAttempt& a : tiers)
+    if (a.price == policies::PriceSource::kUnknown) return true;
+  return false;
+}
+
+bool RequestTrace::price_unknown() const {
+  return cost_unknown() || (baseline_known && baseline_price == policies::PriceSource::kUnknown);
+}
+
+bool RequestTrace::catalogue_priced() const {
+  if (baseline_known && baseline_price == policies::PriceSource::kCatalogue) return true;
+  for (const TierAttempt& a : tiers)
+    if (a.price == policies::PriceSource::kCatalogue) return true;
+  return false;
 }
 
 }  // namespace frugal::router

@@ -53,6 +53,7 @@ struct TierAttempt {
   // Why the answer ended, per choice (OpenAI's finish_reason: stop, length, tool_calls,
   // ...); empty when unknown. A buffered tier's: choice 0 only (what scoring reads).
   std::vector<std::string> finish_reasons;
+  policies::PriceSource price = policies::PriceSource::kNone;  // who priced `cost`
   // Monotonic microseconds (mono_us); 0: not reached.
   int64_t started_us = 0;     // dispatched
   int64_t first_byte_us = 0;  // first answer byte (a plain answer: its headers)
@@ -122,6 +123,11 @@ struct RequestTrace {
   // dispatch on (its cost, usage and verdict filled when the answer ends).
   std::vector<TierAttempt> tiers;
   std::string pricing_error;       // a model without a price (its cost counted as 0)
+  // The version of the built-in price catalogue the request's price table falls back to
+  // (on the ledger row when the catalogue priced a tier or the baseline).
+  std::string catalogue_version;
+  // What the route's output shaping changed in the request (router/output_shaping.h).
+  ShapingRecord shaping;
 
   // --- the answer ---
   int answer_tier = -1;       // 0-based position of the answering tier in the route
@@ -132,6 +138,7 @@ struct RequestTrace {
   Usage answer_usage;         // the usage the baseline is computed on
   bool baseline_known = false;
   Money baseline;             // what the route's reference model would have charged
+  policies::PriceSource baseline_price = policies::PriceSource::kNone;  // who priced `baseline`
 
   // --- the end ---
   bool finished = false;
@@ -144,6 +151,13 @@ struct RequestTrace {
   // The baseline that counts: 0 until an answer made it known.
   Money booked_baseline() const { return baseline_known ? baseline : Money{}; }
   Money savings() const { return booked_baseline() - cost(); }
+  // Some tier (or verifier call) or the baseline used tokens of a model without a price:
+  // cost() (or the baseline) is a lower bound, shown as "unknown".
+  bool price_unknown() const;
+  // A tier (or verifier call) used tokens of a model without a price: cost() is a lower bound.
+  bool cost_unknown() const;
+  // A tier or the baseline was priced by the built-in catalogue.
+  bool catalogue_priced() const;
   // Upstream attempts over every tier and verifier call (retries and fallbacks included).
   size_t transport_attempts() const;
   bool answered_from_cache() const { return cache.outcome == CacheOutcome::kHit; }

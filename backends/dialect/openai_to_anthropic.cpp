@@ -218,6 +218,7 @@ Result<void> check_unsupported(const ChatRequest& req) {
   for (auto field : req.root) {
     const std::string_view key = field.key;
     if (in(key, kHandled) || in(key, kIgnored) || in(key, kCheckedSampling)) continue;
+    if (key == "reasoning_effort" && req.route_reasoning_effort) continue;  // a route's default, not the client's
     if (field.value.is_null()) continue;
     if (key == "logit_bias" && field.value.is_object() && field.value.get_object().value_unsafe().size() == 0)
       continue;

@@ -135,7 +135,9 @@ Result<PreparedChat> EngineService::prepare(const ChatRequest& req) const {
                           " tokens (" + std::to_string(n_prompt) + " in the messages, " +
                           std::to_string(*sp.max_tokens) + " in the completion).",
                       "max_tokens", "context_length_exceeded");
-  g.max_tokens = static_cast<int32_t>(sp.max_tokens.value_or(room));
+  // Without max_tokens: the configured default, never past the context.
+  const int64_t dflt = cfg_.default_max_tokens > 0 ? std::min<int64_t>(cfg_.default_max_tokens, room) : room;
+  g.max_tokens = static_cast<int32_t>(sp.max_tokens.value_or(dflt));
 
   engine::SamplingParams& s = g.sampling;
   s.temperature = static_cast<float>(sp.temperature.value_or(1.0));

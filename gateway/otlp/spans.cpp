@@ -104,6 +104,7 @@ Span tier_span(const RequestTrace& t, const TierAttempt& a, int64_t tier_no) {
   at.str_if("frugal.tier.reason", a.reason);
   if (a.score) at.dbl("frugal.score", *a.score);
   at.dbl("frugal.cost_usd", usd(a.cost));
+  if (a.price == policies::PriceSource::kUnknown) at.str("frugal.price", "unknown");  // cost_usd counts it as 0
   if (a.first_byte_us > a.started_us)
     at.dbl("frugal.time_to_first_byte_s", static_cast<double>(a.first_byte_us - a.started_us) / 1e6);
   // A failed verifier call is not an error of the tier: the rule rejects without it.
@@ -204,6 +205,7 @@ std::vector<Span> spans(const RequestTrace& t) {
     at.dbl("frugal.cost_usd", usd(cost));
     at.dbl("frugal.baseline_usd", usd(baseline));
     at.dbl("frugal.savings_usd", usd(baseline - cost));
+    if (t.price_unknown()) at.str("frugal.price", "unknown");
     at.str("frugal.request_id", t.request_id);
     at.str("frugal.dialect", dialect_name(t.dialect));
     at.str("frugal.end", router::exchange_end_name(t.end));

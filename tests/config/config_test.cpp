@@ -128,7 +128,7 @@ TEST_CASE("engine providers: GGUF paths, sizes, limits") {
   auto c = load_config_text("providers:\n  local:\n    kind: engine\n    model: " + gguf +
                                 "\n    draft_model: " + gguf +
                                 "\n    threads: 3\n    kv_memory: 64MiB\n    context_length: 2048\n"
-                                "    max_batch: 8\n    draft_tokens: 5\n"
+                                "    max_batch: 8\n    draft_tokens: 5\n    default_max_tokens: 300\n"
                                 "models:\n  tiny: local/llama-2-tiny-random\n",
                             "e.yaml");
   REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
@@ -142,6 +142,7 @@ TEST_CASE("engine providers: GGUF paths, sizes, limits") {
   CHECK(p->engine.context_length == 2048);
   CHECK(p->engine.max_batch == 8);
   CHECK(p->engine.draft_tokens == 5);
+  CHECK(p->engine.default_max_tokens == 300);
   CHECK(c->aliases.at(0).targets.at(0).model == "llama-2-tiny-random");
 
   auto d = load_config_text("providers:\n  local: { kind: engine, model: " + gguf + " }\n", "e.yaml");
@@ -149,6 +150,7 @@ TEST_CASE("engine providers: GGUF paths, sizes, limits") {
   CHECK(d->provider("local")->engine.draft_model.empty());
   CHECK(d->provider("local")->engine.kv_memory_bytes == 512ll << 20);
   CHECK(d->provider("local")->engine.threads == 0);
+  CHECK(d->provider("local")->engine.default_max_tokens == 4096);
   // Engine deadlines: the engine defaults unless set; 0 turns one off.
   CHECK(d->provider("local")->timeouts.first_byte_ms == kEngineTimeouts.first_byte_ms);
   CHECK(d->provider("local")->timeouts.total_ms == kEngineTimeouts.total_ms);
@@ -166,6 +168,8 @@ TEST_CASE("engine providers: GGUF paths, sizes, limits") {
        "e.yaml:4:12: key 'providers.l.model': cannot open '/no/such.gguf'"},
       {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    kv_memory: 12 bananas\n",
        "e.yaml:5:16: key 'providers.l.kv_memory'"},
+      {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    default_max_tokens: -1\n",
+       "key 'providers.l.default_max_tokens': expected an integer in [0, 16777216]"},
       {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    kv_memory: 1KiB\n",
        "key 'providers.l.kv_memory': expected a size from 1MiB to 1TiB, got '1KiB'"},
       {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    base_url: http://x\n",

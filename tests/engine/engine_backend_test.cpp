@@ -13,6 +13,7 @@
 
 #include "backends/engine/engine_backend.h"
 #include "backends/engine/openai_output.h"
+#include "config/config.h"
 #include "core/json.h"
 #include "core/sse.h"
 
@@ -796,4 +797,36 @@ TEST_CASE("constrained-decoding requests the engine cannot serve are 400s naming
     CHECK_MESSAGE(str_at(e, "/error/message").find(c.needle) != std::string::npos, o.body);
   }
   CHECK(engine_reaches(idle));
+TEST_CASE("a request without max_tokens gets the configured default_max_tokens, never past the context") {
+  auto load = [](int32_t default_max_tokens) {
+    ServiceConfig cfg;
+    cfg.model_path = kFixture;
+    cfg.threads = 1;
+    cfg.kv_memory_bytes = 4u << 20;
+    cfg.context_length = 512;
+    cfg.default_max_tokens = default_max_tokens;
+    auto svc = EngineService::load(cfg);
+    REQUIRE_MESSAGE(svc.ok(), (svc.ok() ? "" : svc.error().message));
+    return std::move(svc).value();
+  };
+  // The max_tokens a request is prepared with, and the room its prompt leaves in the context.
+  auto prepared = [](EngineService& svc, const std::string& extra) {
+    simdjson::dom::parser parser;
+    const std::string body = chat(extra);
+    auto req = parse_chat_body(parser, body);
+    REQUIRE(req.ok());
+    auto p = svc.prepare(*req);
+    REQUIRE_MESSAGE(p.ok(), (p.ok() ? "" : p.error().message));
+    return std::pair<int64_t, int64_t>{p->gen.max_tokens, 512 - static_cast<int64_t>(p->gen.prompt.size())};
+  };
+  auto seven = load(7);
+  const auto [dflt, room] = prepared(*seven, "");
+  CHECK(dflt == 7);
+  CHECK(room > 7);
+  CHECK(prepared(*seven, R"("max_tokens":20)").first == 20);  // the client's own wins
+  CHECK(prepared(*load(0), "").first == room);                 // 0: the rest of the context, as before
+  CHECK(prepared(*load(100'000), "").first == room);           // never past the context
+  CHECK(ServiceConfig{}.default_max_tokens == 4096);
+  config::EngineSettings settings;
+  CHECK(settings.default_max_tokens == 4096);
 }

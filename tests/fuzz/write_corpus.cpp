@@ -32,7 +32,10 @@ TEST_CASE("tool: write the binary fuzz corpora") {
   // The v2 rows (money in micro-dollars) and the v1 rollup value committed before exact
   // money (ok-two-tiers.bin, ok-cache-hit-no-tiers.bin, crash-ill-formed-utf8.bin,
   // bad-*.bin, edge-rollup-totals.bin, ok-v1-json-row.json) stay as they are: seeds of
-  // the old formats, which still decode. This writes today's formats.
+  // the old formats, which still decode. This writes today's formats: the files named
+  // *-v3 were last written when row v3 was current and are kept as v3 seeds; a rerun
+  // writes row v4 under those names (ok-priced-shaped-v4.bin and
+  // edge-rollup-totals-v3.bin were made with the v4 code directly).
   LedgerRecord two = testing::two_tier_record("req-1", 1'700'000'000'000'000);
   two.tiers[0].cost = Money::from_picos(5'400'000);  // sub-micro-dollar money
   two.total_cost = two.tiers[0].cost + two.tiers[1].cost;
@@ -58,7 +61,7 @@ TEST_CASE("tool: write the binary fuzz corpora") {
   save("ledger_row", "crash-ill-formed-utf8-v3.bin", encode_record(odd));
   save("ledger_row", "bad-truncated-v3.bin", row.substr(0, row.size() / 2));
   save("ledger_row", "bad-trailing-byte-v3.bin", row + '\0');
-  save("ledger_row", "bad-unknown-version-4.bin", '\x04' + row.substr(1));
+  save("ledger_row", "bad-unknown-version-5.bin", '\x05' + row.substr(1));
   save("ledger_row", "edge-rollup-key.bin",
        encode_rollup_key({3'600'000'000, "classify", "classify", "small", "key-1", "search"}));
   CostTotals totals;

@@ -544,3 +544,44 @@ TEST_CASE("AccessLog: lines from several threads all reach the file, whole") {
   REQUIRE(!bad);
   CHECK(bad.error().message.find("/nonexistent-dir/frugal/access.log") != std::string::npos);
 }
+
+TEST_CASE("an unpriced tier: counted in frugal_unpriced_requests_total by model, price unknown in the access log") {
+  RequestTrace t = escalated();
+  CHECK(of(metric_points(t), MetricFamily::kUnpricedRequests).empty());
+  {
+    simdjson::dom::parser p;
+    const std::string line = access_log_line(t);
+    simdjson::dom::element j;
+    REQUIRE(!p.parse(line).get(j));
+    CHECK(std::string_view(j["price"]) == "none");  // the hand-built trace names no price source
+  }
+  t.tiers[0].price = policies::PriceSource::kCatalogue;
+  t.tiers[1].price = policies::PriceSource::kUnknown;
+  t.shaping.applied = kShapedConcise;
+  t.shaping.max_tokens = 0;
+  const auto pts = metric_points(t);
+  const auto unpriced = of(pts, MetricFamily::kUnpricedRequests);
+  REQUIRE(unpriced.size() == 1);
+  CHECK(labels_of(*unpriced[0]) == "model=large;");
+  CHECK(unpriced[0]->value == 1);
+  const std::string line = access_log_line(t);
+  simdjson::dom::parser p;
+  simdjson::dom::element j;
+  REQUIRE_MESSAGE(!p.parse(line).get(j), line);
+  CHECK(std::string_view(j["price"]) == "unknown");
+  CHECK(std::string_view(j["shaping"]) == "concise");
+  t.tiers[1].price = policies::PriceSource::kPolicy;
+  CHECK(access_log_line(t).find(R"("price":"policy+catalogue")") != std::string::npos);
+
+  MetricsRegistry reg(100);
+  const auto cfg = empty_config();
+  const RequestTrace plain = escalated();
+  reg.record(metric_points(plain), cfg);
+  RequestTrace u = escalated();
+  u.tiers[1].price = policies::PriceSource::kUnknown;
+  reg.record(metric_points(u), cfg);
+  reg.record(metric_points(u), cfg);
+  const std::string text = reg.render();
+  CHECK(text.find("# TYPE frugal_unpriced_requests_total counter\n") != std::string::npos);
+  CHECK(text.find("frugal_unpriced_requests_total{model=\"large\"} 2\n") != std::string::npos);
+}

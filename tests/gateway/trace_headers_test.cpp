@@ -134,3 +134,42 @@ TEST_CASE("response_headers: a cache hit names the stored answer's model, costs 
   CHECK(h.at("x-frugal-cost-final") == "true");
   CHECK(h.at("x-frugal-savings-usd") == "0.000123");
 }
+
+TEST_CASE("response_headers: an unknown price reads unknown, never $0, and the shaping applied is named") {
+  RequestTrace t = classified();
+  t.dispatched = true;
+  t.answer_tier = 0;
+  t.tiers.push_back(tier("mystery", TierStatus::kAccepted, 0));
+  t.tiers.back().usage.input_tokens = 10;
+  t.tiers.back().price = policies::PriceSource::kUnknown;
+  t.baseline_known = true;
+  t.finished = true;
+  t.shaping.applied = kShapedMaxTokensCap | kShapedStop;
+  t.shaping.max_tokens = 128;
+  CHECK(t.price_unknown());
+  auto h = as_map(response_headers(t));
+  CHECK(h.at("x-frugal-cost-usd") == "unknown");
+  CHECK(h.at("x-frugal-savings-usd") == "unknown");
+  CHECK(h.at("x-frugal-price") == "unknown");
+  CHECK(h.at("x-frugal-shaping") == "max_tokens_cap,stop");
+  const auto tr = trailers(t);
+  REQUIRE(tr.size() == 2);
+  CHECK(tr[0].second == "unknown");
+  const LedgerRecord row = ledger_record(t);
+  CHECK(row.price_unknown);
+  CHECK(row.tiers.at(0).price == policies::PriceSource::kUnknown);
+  CHECK(row.shaping.max_tokens == 128);
+  CHECK(row.catalogue_version.empty());
+
+  // Priced by the catalogue: the figures as usual, the row names the catalogue version.
+  t.tiers.back().price = policies::PriceSource::kCatalogue;
+  t.tiers.back().cost = Money::from_micros(3);
+  t.catalogue_version = "2026.12.06";
+  t.baseline = Money::from_micros(3);
+  t.baseline_price = policies::PriceSource::kCatalogue;
+  h = as_map(response_headers(t));
+  CHECK(h.at("x-frugal-cost-usd") == "0.000003");
+  CHECK(h.count("x-frugal-price") == 0);
+  CHECK(ledger_record(t).catalogue_version == "2026.12.06");
+  CHECK_FALSE(ledger_record(t).price_unknown);
+}

@@ -92,7 +92,7 @@ TEST_CASE("record encoding round-trips and is versioned") {
   r.tiers[1].score.reset();
   r.tiers[1].latency_us = -5;  // negative values survive the zigzag varints
   const std::string bytes = encode_record(r);
-  CHECK(static_cast<unsigned char>(bytes[0]) == 3);
+  CHECK(static_cast<unsigned char>(bytes[0]) == 4);  // v4: price sources and shaping (ledger_codec_v4_test.cpp)
   auto d = decode_record(bytes);
   REQUIRE(d.ok());
   CHECK(encode_record(*d) == bytes);
@@ -107,7 +107,7 @@ TEST_CASE("record encoding round-trips and is versioned") {
 
   // The JSON form decodes too (rows stored before the binary form are JSON).
   const std::string json = record_json(r);
-  CHECK(json.rfind("{\"v\":2,", 0) == 0);
+  CHECK(json.rfind("{\"v\":3,", 0) == 0);
   auto dj = decode_record(json);
   REQUIRE(dj.ok());
   CHECK(encode_record(*dj) == bytes);
@@ -157,9 +157,11 @@ TEST_CASE("rollup values: v1 (int64 micro-dollars) and v2 (128-bit picodollars) 
   a.output_tokens = 12;
   a.cost = Money::from_picos(10'800'000);
   a.baseline = Money::from_picos(std::numeric_limits<int64_t>::max());  // past 64 bits once summed
+  // Written as v3 (v2's counters, then unpriced); v2 values are decoded in
+  // ledger_codec_v4_test.cpp.
   const std::string v2 = encode_totals(a);
-  CHECK(v2.size() == 1 + 11 * 8 + 2 * 16);
-  CHECK(static_cast<unsigned char>(v2[0]) == 2);
+  CHECK(v2.size() == 1 + 12 * 8 + 2 * 16);
+  CHECK(static_cast<unsigned char>(v2[0]) == 3);
   CHECK(decode_totals(v2) == a);
   // v1 as the micro-dollar code wrote it: 13 int64 little-endian, cost and baseline last.
   auto v1 = [](std::initializer_list<int64_t> fields) {
@@ -189,7 +191,7 @@ TEST_CASE("rollup values: v1 (int64 micro-dollars) and v2 (128-bit picodollars) 
   const std::string_view m1_sv = *m1;
   auto m2 = merge_totals(&m1_sv, old);
   REQUIRE(m2);
-  CHECK(static_cast<unsigned char>((*m2)[0]) == 2);
+  CHECK(static_cast<unsigned char>((*m2)[0]) == 3);
   CHECK(decode_totals(*m2) == want);
   auto m3 = merge_totals(&v2_sv, old);
   REQUIRE(m3);

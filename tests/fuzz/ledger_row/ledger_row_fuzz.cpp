@@ -1,8 +1,8 @@
 // Stored ledger rows read back (router/ledger_codec.h): a value from the `ledger` column
-// family, binary (v3, v2) or JSON (v2, v1), must decode or be rejected, never crash; a
+// family, binary (v4, v3, v2) or JSON (v3, v2, v1), must decode or be rejected, never crash; a
 // decoded row must survive the binary round trip and render as valid JSON
 // (/v1/frugal/ledger) that decodes to the same row. The same bytes as a rollup key and a
-// rollup value (v1 or v2), merged with itself.
+// rollup value (v1, v2 or v3), merged with itself.
 #include <cstddef>
 #include <cstdint>
 #include <string>
