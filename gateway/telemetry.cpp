@@ -3,6 +3,7 @@
 #include "config/secrets.h"
 #include "core/log.h"
 #include "gateway/metric_points.h"
+#include "cache/exact_cache.h"
 #include "gateway/server.h"
 
 namespace frugal::gateway {
@@ -114,6 +115,24 @@ void engine_gauges(std::string& out, const EngineRegistry& engines) {
          "Drafted tokens the target model accepted.", [](const S& s) { return s.accepted; });
 }
 
+// The exact cache's own counters (the same as GET /admin/cache), read at scrape time.
+void cache_gauges(std::string& out, const cache::CacheStats& s) {
+  PromText w(out);
+  const auto one = [&](const char* name, const char* type, const char* help, uint64_t v) {
+    w.family(name, type, help);
+    w.sample(name, "", static_cast<double>(v));
+  };
+  one("frugal_cache_memory_entries", "gauge", "Answers held in the exact cache's memory tier.", s.memory_entries);
+  one("frugal_cache_memory_bytes", "gauge", "Bytes of the answers held in the exact cache's memory tier.",
+      s.memory_bytes);
+  one("frugal_cache_stores_total", "counter", "Answers stored in the exact cache.", s.stores);
+  one("frugal_cache_memory_evictions_total", "counter",
+      "Entries evicted from the memory tier to stay within cache.memory (they stay on disk).", s.memory_evictions);
+  one("frugal_cache_expired_total", "counter", "Expired entries found and removed.", s.expired);
+  one("frugal_cache_dropped_writes_total", "counter",
+      "Answers whose disk write was skipped under back-pressure (kept in memory only).", s.dropped_writes);
+}
+
 }  // namespace
 
 std::string render_metrics(Server& server, Telemetry& telemetry) {
@@ -121,6 +140,7 @@ std::string render_metrics(Server& server, Telemetry& telemetry) {
   const auto snap = server.snapshot();
   budget_gauges(out, *snap);
   engine_gauges(out, server.engines());
+  cache_gauges(out, server.cache().stats());
   PromText w(out);
   w.family("frugal_metric_label_values_folded_total", "counter",
            "Metric points whose client-chosen label value was counted as \"other\" "

@@ -250,9 +250,16 @@ def run_promtool(frugal_bin, mock_bin):
                 fail(f"/metrics: {s} {h}")
             for family in ("gen_ai_client_token_usage", "frugal_cost_usd_total", "frugal_escalations_total",
                            "frugal_upstream_requests_total", "frugal_overhead_seconds", "frugal_budget_spend_usd",
-                           "frugal_engine_decode_tokens_total"):
+                           "frugal_engine_decode_tokens_total", "frugal_cache_memory_entries",
+                           "frugal_cache_memory_bytes"):
                 if f"# TYPE {family} " not in text:
                     fail(f"/metrics lacks {family}")
+            # The cheap tier's answer was stored: one entry, some bytes, one store.
+            gauges = {l.split(" ")[0]: float(l.split(" ")[1]) for l in text.splitlines()
+                      if l.startswith(("frugal_cache_memory_", "frugal_cache_stores_total "))}
+            if not (gauges.get("frugal_cache_memory_entries", 0) >= 1 and gauges.get("frugal_cache_memory_bytes", 0) > 0
+                    and gauges.get("frugal_cache_stores_total", 0) >= 1):
+                fail(f"cache gauges after a stored answer: {gauges}")
             r = subprocess.run(["promtool", "check", "metrics"], input=text, text=True, capture_output=True,
                                timeout=60)
             if r.returncode != 0 or r.stdout.strip() or r.stderr.strip():
