@@ -189,6 +189,7 @@ asio::awaitable<bool> route(ClientSocket& stream, Request& req, RequestContext& 
   if (api == "/embeddings") {
     if (method != bhttp::verb::post) co_return co_await method_not_allowed(stream, req, ctx, false, path, bhttp::verb::post);
     co_return co_await handle_embeddings(stream, req, ctx, w);
+  }
   if (api == "/responses") {
     if (method != bhttp::verb::post) co_return co_await method_not_allowed(stream, req, ctx, false, path, bhttp::verb::post);
     co_return co_await handle_responses(stream, req, ctx, w);
