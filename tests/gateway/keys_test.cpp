@@ -163,3 +163,12 @@ TEST_CASE("auth: the admin Host check accepts the listener's own IP (a pod IP sc
   CHECK(admin_host_allowed(with_host("[fd00::5]:8081"), cfg, self6));
   CHECK(!admin_host_allowed(with_host("[fd00::6]:8081"), cfg, self6));
 }
+
+TEST_CASE("auth: auth required starts on 0.0.0.0 without keys (the compose and k8s configs rely on it)") {
+  config::GatewayConfig cfg;
+  cfg.server.listen = {config::Listener{"0.0.0.0", 8080}};
+  cfg.auth = config::AuthMode::kRequired;
+  std::string warning;
+  CHECK(check_listener_safety(cfg, 0, warning).ok());
+  CHECK(warning.empty());
+}
