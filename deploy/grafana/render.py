@@ -4,7 +4,7 @@
   python3 deploy/grafana/render.py [--build build/dev] [--seconds 60] [--out docs/img]
 
 Runs the load of tests/integration/dashboards_test.py (mock upstream, frugal with the
-engine fixture, Debian's prometheus scraping every second) for --seconds, then runs each
+engine fixture, Debian's prometheus scraping its admin listener's /metrics every second) for --seconds, then runs each
 chosen panel's query (deploy/grafana/dashboards/*.json, variables set to All) over the
 load's time range through Prometheus's HTTP API and draws it with matplotlib.
 

@@ -135,3 +135,40 @@ TEST_CASE("auth: loopback includes IPv4-mapped addresses, non-loopback listeners
   CHECK(check_listener_safety(cfg, 0, warning).ok());
   CHECK(warning.find("auth: off") != std::string::npos);
 }
+
+TEST_CASE("auth: the admin Host check accepts the listener's own IP (a pod IP scrape), names only when allowed") {
+  using boost::asio::ip::make_address;
+  config::GatewayConfig cfg;
+  // Listening on 0.0.0.0:8081, a connection to the pod's address: its local endpoint.
+  const tcp::endpoint self(make_address("10.1.2.3"), 8081);
+  auto with_host = [](std::string host) {
+    Request req;
+    req.set(bhttp::field::host, host);
+    return req;
+  };
+  // Prometheus scraping the pod (ServiceMonitor): Host is the pod IP and the admin port.
+  CHECK(admin_host_allowed(with_host("10.1.2.3:8081"), cfg, self));
+  CHECK(admin_host_allowed(with_host("10.1.2.3"), cfg, self));
+  CHECK(!admin_host_allowed(with_host("10.1.2.3:8080"), cfg, self));  // another port
+  CHECK(!admin_host_allowed(with_host("10.1.2.4:8081"), cfg, self));  // another address
+  CHECK(admin_host_allowed(with_host("127.0.0.1:8081"), cfg, self));
+  CHECK(admin_host_allowed(with_host("localhost:8081"), cfg, self));
+  // A name (compose: Prometheus scrapes frugal:8081) only when allowed: DNS rebinding.
+  CHECK(!admin_host_allowed(with_host("frugal:8081"), cfg, self));
+  cfg.admin.allowed_hosts = {"frugal:8081"};
+  CHECK(admin_host_allowed(with_host("frugal:8081"), cfg, self));
+  CHECK(!admin_host_allowed(with_host("evil.example:8081"), cfg, self));
+  // IPv6: the pod's own literal in brackets.
+  const tcp::endpoint self6(make_address("fd00::5"), 8081);
+  CHECK(admin_host_allowed(with_host("[fd00::5]:8081"), cfg, self6));
+  CHECK(!admin_host_allowed(with_host("[fd00::6]:8081"), cfg, self6));
+}
+
+TEST_CASE("auth: auth required starts on 0.0.0.0 without keys (the compose and k8s configs rely on it)") {
+  config::GatewayConfig cfg;
+  cfg.server.listen = {config::Listener{"0.0.0.0", 8080}};
+  cfg.auth = config::AuthMode::kRequired;
+  std::string warning;
+  CHECK(check_listener_safety(cfg, 0, warning).ok());
+  CHECK(warning.empty());
+}

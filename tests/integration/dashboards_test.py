@@ -3,7 +3,8 @@
 
   dashboards_test.py FRUGAL MOCK FIXTURE_GGUF
 
-Debian's prometheus scrapes frugal on loopback (every second) while a scripted mixed load
+Debian's prometheus scrapes frugal's admin listener (/metrics is served only there; its
+port is read from frugal's start-up line) on loopback (every second) while a scripted mixed load
 runs: cheap tiers accepted, escalations, cache hits and single-flight followers, an
 upstream error with its retry, a fallback, a team over its soft budget limit, and the
 in-process engine (FIXTURE_GGUF as model and as speculative draft). Then every query of
@@ -194,6 +195,8 @@ def stack(frugal_bin, mock_bin, fixture, scrape_interval="1s"):
             gw = tt.Proc([frugal_bin, "serve", "--config", cfg])
             procs.append(gw)
             url = "http://127.0.0.1:" + gw.wait_for(r"listening on 127\.0\.0\.1:(\d+)", timeout=60)
+            # /metrics is served only on the admin listener (admin.listen; here a free port).
+            admin = "127.0.0.1:" + gw.wait_for(r"admin API .* on 127\.0\.0\.1:(\d+)", timeout=60)
             prom_cfg = os.path.join(tmp, "prometheus.yml")
             with open(prom_cfg, "w") as f:
                 f.write(f"""global:
@@ -202,7 +205,7 @@ def stack(frugal_bin, mock_bin, fixture, scrape_interval="1s"):
 scrape_configs:
   - job_name: frugal
     static_configs:
-      - targets: ["{url.removeprefix('http://')}"]
+      - targets: ["{admin}"]
 """)
             port = tt.free_port()
             prom = tt.Proc(["prometheus", f"--config.file={prom_cfg}", f"--storage.tsdb.path={tmp}/tsdb",

@@ -4,14 +4,20 @@
   deploy_test.py compose FRUGAL   deploy/compose: compose.yaml parsed and checked (services,
                                   ports, mounts, named volumes, healthchecks, dependencies),
                                   `promtool check config` on the Prometheus config, the
-                                  collector's pipelines, Grafana's provisioning, and
-                                  `frugal config check` on the mounted config and policy
+                                  collector's pipelines, Grafana's provisioning,
+                                  `frugal config check` on the mounted config and policy,
+                                  and the admin listener: Prometheus scrapes frugal's
+                                  admin.listen with its token and an allowed Host, and the
+                                  admin port is not published beyond the host's loopback
   deploy_test.py k8s FRUGAL       deploy/k8s: `kubectl kustomize` renders the base and the
                                   redis overlay; every object validated against the Kubernetes
                                   schemas (tests/e2e/k8s_validate.mjs: npm kubernetes-models,
                                   the ServiceMonitor through @kubernetes-models/prometheus-
                                   operator); probes, selectors, volumes and the rendered
-                                  config checked; `frugal config check` on the ConfigMap
+                                  config checked (the admin listener on the container and
+                                  Service port `admin`, which the ServiceMonitor scrapes
+                                  with the token; probes on `http`); `frugal config check`
+                                  on each rendered ConfigMap
 
 Needs python3-yaml; exit 77 (skip) when promtool, kubectl, node or the npm packages are
 missing. Every check names the file and what was expected.
@@ -66,12 +72,18 @@ def config_check(frugal, path, env=None):
 
 # --- compose ---
 
-def port_pairs(service):
+def published(service):
+    """(host address or "", host port, container port) of each published port."""
     out = set()
     for p in service.get("ports", []):
-        host, _, container = str(p).rpartition(":")
-        out.add((int(host), int(container)))
+        parts = str(p).split(":")
+        addr = parts[0] if len(parts) == 3 else ""
+        out.add((addr, int(parts[-2]), int(parts[-1])))
     return out
+
+
+def port_pairs(service):
+    return {(h, c) for _, h, c in published(service)}
 
 
 def mounts(service):
@@ -131,7 +143,20 @@ def run_compose(frugal):
     check(cfg.get("data_dir") == "/var/lib/frugal", f"frugal.yaml: data_dir {cfg.get('data_dir')} is not the volume")
     check(cfg.get("server", {}).get("listen") == ["0.0.0.0:8080"], "frugal.yaml: must listen on 0.0.0.0:8080")
     check(cfg.get("telemetry", {}).get("metrics", {}).get("enabled") is True, "frugal.yaml: metrics are off")
-    check(bool(cfg.get("admin_token")), "frugal.yaml: no admin_token: Prometheus in another container would get 403")
+    # frugal listens on 0.0.0.0: without keys it starts only with auth written out
+    # (required: keys are created through the admin listener; off: anyone may spend).
+    check(cfg.get("auth") in ("required", "off"), f"frugal.yaml: auth {cfg.get('auth')!r}: on 0.0.0.0 with no "
+          "virtual keys frugal refuses to start unless auth is written out")
+    admin = cfg.get("admin") or {}
+    check(admin.get("listen") == "0.0.0.0:8081",
+          f"frugal.yaml: admin.listen {admin.get('listen')!r}: Prometheus in another container cannot reach it")
+    check(admin.get("token") == "${FRUGAL_ADMIN_TOKEN}" and "admin_token" not in cfg,
+          "frugal.yaml: admin.token must be ${FRUGAL_ADMIN_TOKEN} (the compose secret Prometheus sends)")
+    for addr, host, container in published(f):
+        check(container != 8081 or addr in ("127.0.0.1", "[::1]"),
+              f"compose.yaml: frugal publishes its admin port beyond the host's loopback: {addr}:{host}:{container}")
+        check(container != 8081 or host == 8081, "compose.yaml: the admin port must be published on the same port "
+              "(its Host check compares the port)")
     rc, out = config_check(frugal, cfg_path)
     check(rc == 0, f"frugal config check {cfg_path}: {out}")
 
@@ -144,7 +169,11 @@ def run_compose(frugal):
           f"prometheus.yml: credentials_file {token_file} is not the compose secret {secret}")
     check(secret.get("source") in (doc.get("secrets") or {}), "compose.yaml: prometheus's secret is not declared")
     targets = {j["job_name"]: j["static_configs"][0]["targets"] for j in prom["scrape_configs"]}
-    check(targets.get("frugal") == ["frugal:8080"], f"prometheus.yml: frugal target {targets.get('frugal')}")
+    check(targets.get("frugal") == ["frugal:8081"],
+          f"prometheus.yml: frugal target {targets.get('frugal')} is not the admin listener frugal:8081")
+    # Prometheus sends Host: frugal:8081, a name: the admin listener answers 403 unless it is allowed.
+    check(any(h in (admin.get("allowed_hosts") or []) for h in ("frugal", "frugal:8081")),
+          f"frugal.yaml: admin.allowed_hosts {admin.get('allowed_hosts')} refuses Prometheus's Host frugal:8081")
     check(targets.get("otel-collector") == ["otel-collector:8889"], f"prometheus.yml: collector target {targets}")
     with tempfile.TemporaryDirectory() as tmp:
         token = os.path.join(tmp, "token")
@@ -225,6 +254,7 @@ def check_frugal_objects(objs, where, frugal, tmp):
     c = pod["spec"]["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
     check(ports.get("http") == 8080, f"{where}: container port http is not 8080: {ports}")
+    check(ports.get("admin") == 8081, f"{where}: container port admin is not 8081: {ports}")
     check(c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz", f"{where}: readiness is not /readyz")
     check(c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz", f"{where}: liveness is not /healthz")
     for probe in ("readinessProbe", "livenessProbe"):
@@ -246,6 +276,8 @@ def check_frugal_objects(objs, where, frugal, tmp):
     if check(svc is not None, f"{where}: no Service frugal"):
         check(matches(svc["spec"]["selector"], labels), f"{where}: Service selector misses the pods")
         check(any(p.get("targetPort") == "http" for p in svc["spec"]["ports"]), f"{where}: Service targetPort")
+        check({p["name"]: p.get("targetPort") for p in svc["spec"]["ports"]}.get("admin") == "admin",
+              f"{where}: the Service has no port admin -> the container's admin port")
     hpa = k.get("HorizontalPodAutoscaler", {}).get("frugal")
     if check(hpa is not None, f"{where}: no HPA"):
         ref = hpa["spec"]["scaleTargetRef"]
@@ -266,6 +298,8 @@ def check_frugal_objects(objs, where, frugal, tmp):
         ep = sm["spec"]["endpoints"][0]
         check(ep.get("port") in {p["name"] for p in svc["spec"]["ports"]} and ep.get("path") == "/metrics",
               f"{where}: ServiceMonitor endpoint {ep}")
+        check(ep.get("port") == "admin", f"{where}: /metrics is served only on the admin listener, "
+              f"the ServiceMonitor scrapes port {ep.get('port')}")
         check(ep.get("authorization", {}).get("credentials", {}).get("key") == "admin-token",
               f"{where}: ServiceMonitor does not send the admin token")
     if cm:
@@ -279,11 +313,18 @@ def check_frugal_objects(objs, where, frugal, tmp):
         check(cfg.get("data_dir") == "/var/lib/frugal", f"{where}: data_dir {cfg.get('data_dir')}")
         check(cfg.get("server", {}).get("listen") == ["0.0.0.0:8080"], f"{where}: frugal must listen on 0.0.0.0:8080")
         check(cfg.get("telemetry", {}).get("metrics", {}).get("enabled") is True, f"{where}: metrics are off")
+        # On 0.0.0.0 with no virtual keys frugal refuses to start unless auth is written out.
+        check(cfg.get("auth") in ("required", "off"), f"{where}: auth {cfg.get('auth')!r} is not written out")
+        admin = cfg.get("admin") or {}
+        check(admin.get("listen") == f"0.0.0.0:{ports.get('admin')}",
+              f"{where}: admin.listen {admin.get('listen')!r} is not the container port admin on every interface")
+        check(admin.get("token") == "${FRUGAL_ADMIN_TOKEN}" and "admin_token" not in cfg,
+              f"{where}: admin.token must be ${{FRUGAL_ADMIN_TOKEN}} (the Secret's admin-token the ServiceMonitor sends)")
+        env = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef", {}) for e in c.get("env", [])}
+        check(env.get("FRUGAL_ADMIN_TOKEN", {}).get("key") == "admin-token",
+              f"{where}: FRUGAL_ADMIN_TOKEN is not the Secret's admin-token")
         rc, out = config_check(frugal, os.path.join(d, "frugal.yaml"))
-        if rc != 0 and "shared_state" in out and "unknown" in out.lower():
-            print(f"note: {where}: this frugal does not know shared_state yet: {out}")
-        else:
-            check(rc == 0, f"{where}: frugal config check: {out}")
+        check(rc == 0, f"{where}: frugal config check: {out}")
     return k, dep, vols, cfg if cm else {}
 
 
