@@ -797,6 +797,8 @@ TEST_CASE("constrained-decoding requests the engine cannot serve are 400s naming
     CHECK_MESSAGE(str_at(e, "/error/message").find(c.needle) != std::string::npos, o.body);
   }
   CHECK(engine_reaches(idle));
+}
+
 TEST_CASE("a request without max_tokens gets the configured default_max_tokens, never past the context") {
   auto load = [](int32_t default_max_tokens) {
     ServiceConfig cfg;
