@@ -387,6 +387,7 @@ class Loader {
       else if (redact == "none") r.capture.redact = CaptureRedact::kNone;
       else c->required("redact").fail("expected hash, drop or none");
     }
+    r.shaping = shaping(n);
     return r;
   }
 
