@@ -76,6 +76,7 @@ TEST_CASE("a second server on a port in use fails with address in use unless bot
   auto config_for = [&](const std::string& listen, const std::string& sub, bool reuse) {
     auto cfg = config::load_config_text("server: { listen: [\"" + listen + "\"], threads: 2, busy_poll: 0, reuse_port: " +
                                             (reuse ? "true" : "false") + " }\ndata_dir: " + dir.path() + "/" + sub + R"(
+admin: { listen: "127.0.0.1:0" }  # not the API port + 1, which a parallel test may hold
 providers: { openai: { kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: "sk-x" } }
 passthrough: [ { prefix: "", provider: openai } ]
 )",

@@ -52,7 +52,7 @@ routes:
 struct Env {
   std::unique_ptr<Child> mock;
   std::unique_ptr<Child> gw;
-  std::string url, mock_url;
+  std::string url, admin_url, mock_url;
   std::filesystem::path dir;
 
   Env() {
@@ -89,6 +89,7 @@ passthrough:
     gw = std::make_unique<Child>(
         std::vector<std::string>{FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
     url = "http://127.0.0.1:" + gw->wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
+    admin_url = frugal::test::admin_url_of(*gw);  // /v1/frugal/* and /metrics
   }
   ~Env() {
     gw.reset();
@@ -126,7 +127,7 @@ bool has(const std::string& json, const char* pointer) {
 
 // The ledger row of `request_id` (written before the response's last bytes).
 std::string ledger_row(const std::string& request_id) {
-  auto r = request("GET", env().url + "/v1/frugal/ledger?from=0&limit=10000", {}, {kAuth});
+  auto r = request("GET", env().admin_url + "/v1/frugal/ledger?from=0&limit=10000", {}, {kAuth});
   REQUIRE_MESSAGE(r.status == 200, r.body);
   simdjson::dom::parser p;
   const simdjson::dom::array rows = p.parse(r.body)["rows"].get_array().value();
@@ -242,7 +243,7 @@ TEST_CASE("without a route: the catalogue prices the requested model, an unknown
   CHECK(minified(urow, "/price_unknown") == "true");
   CHECK(minified(urow, "/tiers/0/price") == R"("unknown")");
 
-  auto costs = request("GET", env().url + "/v1/frugal/costs?from=0&group_by=model", {}, {kAuth});
+  auto costs = request("GET", env().admin_url + "/v1/frugal/costs?from=0&group_by=model", {}, {kAuth});
   REQUIRE_MESSAGE(costs.status == 200, costs.body);
   simdjson::dom::parser p;
   bool seen = false;
@@ -254,10 +255,10 @@ TEST_CASE("without a route: the catalogue prices the requested model, an unknown
     CHECK(std::string_view(row["price"].get_string().value()) == "unknown");
   }
   CHECK(seen);
-  auto table = request("GET", env().url + "/v1/frugal/costs?from=0&group_by=model&format=table", {}, {kAuth});
+  auto table = request("GET", env().admin_url + "/v1/frugal/costs?from=0&group_by=model&format=table", {}, {kAuth});
   CHECK(table.body.find("unpriced") != std::string::npos);
 
-  auto m = request("GET", env().url + "/metrics", {}, {kAuth});
+  auto m = request("GET", env().admin_url + "/metrics", {}, {kAuth});
   REQUIRE(m.status == 200);
   CHECK(metric_sample(m.body, "frugal_unpriced_requests_total{model=\"mystery-model\"}") == 1);
   CHECK(metric_sample(m.body, "frugal_unpriced_requests_total{model=\"gpt-4o-mini\"}") == -1);
