@@ -237,6 +237,10 @@ def cache():
         ts("Saved by the cache (USD per hour)", "The baseline of the answers served from the cache.",
            [("3600 * " + rate("frugal_savings_usd_total", ROUTE + ',model="(cache)"', "route"), "{{route}}")],
            "currencyUSD"),
+        ts("Entries in memory", "Answers held in the memory tier (every stored answer is also on disk).",
+           [("sum(frugal_cache_memory_entries)", "entries")], "short"),
+        ts("Bytes in memory", "The memory tier's size, bounded by cache.memory.",
+           [("sum(frugal_cache_memory_bytes)", "bytes")], "bytes"),
     ])
 
 
