@@ -130,7 +130,7 @@ Result<std::string> shape_openai_body(const ChatRequest& req,
         }
         w.begin_object();
         bool wrote_content = false;
-        for (auto mf : m.get_object().value_unsafe()) {
+        for (auto mf : simdjson::dom::object(m.get_object().value_unsafe())) {
           w.key(mf.key);
           if (mf.key == "content") {
             write_system_content(w, mf.value, spec.concise);

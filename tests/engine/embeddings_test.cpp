@@ -278,7 +278,7 @@ TEST_CASE("engine embeddings call: the OpenAI body, float and base64 alike") {
   for (auto d : data) {
     CHECK(std::string_view(d["object"].get_string().value()) == "embedding");
     std::vector<float> v;
-    for (auto x : d["embedding"].get_array().value()) v.push_back(static_cast<float>(x.get_double().value()));
+    for (auto x : simdjson::dom::array(d["embedding"].get_array().value())) v.push_back(static_cast<float>(x.get_double().value()));
     CHECK(norm(v) == doctest::Approx(1.0).epsilon(1e-5));
     floats.push_back(std::move(v));
   }
@@ -304,7 +304,7 @@ TEST_CASE("engine embeddings call: the OpenAI body, float and base64 alike") {
   REQUIRE(t.status == 200);
   simdjson::dom::parser p3;
   std::vector<float> tv;
-  for (auto x : p3.parse(t.body)["data"].at(0)["embedding"].get_array().value())
+  for (auto x : simdjson::dom::array(p3.parse(t.body)["data"].at(0)["embedding"].get_array().value()))
     tv.push_back(static_cast<float>(x.get_double().value()));
   CHECK(max_diff(tv, floats[1]) == 0.0);
 }

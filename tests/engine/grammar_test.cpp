@@ -161,20 +161,20 @@ bool validate(simdjson::dom::element v, simdjson::dom::element s, simdjson::dom:
     return validate(v, target, root, why);
   }
   if (!s["anyOf"].get(kw)) {
-    for (auto alt : kw.get_array().value_unsafe())
+    for (auto alt : simdjson::dom::array(kw.get_array().value_unsafe()))
       if (validate(v, alt, root, why)) return true;
     return (why = "anyOf"), false;
   }
   if (!s["const"].get(kw)) return simdjson::minify(v) == simdjson::minify(kw) || ((why = "const"), false);
   if (!s["enum"].get(kw)) {
-    for (auto e : kw.get_array().value_unsafe())
+    for (auto e : simdjson::dom::array(kw.get_array().value_unsafe()))
       if (simdjson::minify(v) == simdjson::minify(e)) return true;
     return (why = "enum"), false;
   }
   if (!s["type"].get(kw)) {
     std::string_view t;
     if (!kw.get_string().get(t)) return matches_type(v, t, s, root, why) || (why.empty() && ((why = "type"), false));
-    for (auto e : kw.get_array().value_unsafe()) {
+    for (auto e : simdjson::dom::array(kw.get_array().value_unsafe())) {
       std::string inner;
       if (matches_type(v, e.get_string().value_unsafe(), s, root, inner)) return true;
     }

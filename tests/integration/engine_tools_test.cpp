@@ -157,7 +157,7 @@ TEST_CASE("engine model over HTTP: the Anthropic dialect gets a tool_use block, 
   CHECK(stop == "tool_use");
   simdjson::dom::element block;
   bool found = false;
-  for (auto c : m["content"].get_array().value_unsafe()) {
+  for (auto c : simdjson::dom::array(m["content"].get_array().value_unsafe())) {
     if (c["type"].get_string().get(type) || type != "tool_use") continue;
     found = true;
     block = c;

@@ -247,7 +247,7 @@ TEST_CASE("without a route: the catalogue prices the requested model, an unknown
   REQUIRE_MESSAGE(costs.status == 200, costs.body);
   simdjson::dom::parser p;
   bool seen = false;
-  for (simdjson::dom::element row : p.parse(costs.body)["rows"].get_array().value()) {
+  for (simdjson::dom::element row : simdjson::dom::array(p.parse(costs.body)["rows"].get_array().value())) {
     std::string_view model;
     if (row["model"].get(model) || model != "mystery-model") continue;
     seen = true;
