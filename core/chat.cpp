@@ -1,5 +1,7 @@
 #include "core/chat.h"
 
+#include "core/json.h"
+
 #include <string>
 
 namespace frugal {
@@ -75,8 +77,7 @@ Result<double> get_number(element e, const std::string& param) {
 Result<int64_t> get_integer(element e, const std::string& param) {
   if (e.is_int64()) return e.get_int64().value_unsafe();
   if (e.is_double()) {
-    const double d = e.get_double().value_unsafe();
-    if (d == static_cast<double>(static_cast<int64_t>(d))) return static_cast<int64_t>(d);
+    if (auto i = integral_double(e.get_double().value_unsafe())) return *i;
   }
   return wrong_type(param, e, "an integer");
 }

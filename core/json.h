@@ -2,11 +2,20 @@
 // A small append-only JSON writer. Output is compact; strings are escaped per RFC 8259,
 // and each byte of ill-formed UTF-8 in them becomes U+FFFD, so the output is always
 // valid JSON text whatever bytes a string held.
+#include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
 namespace frugal {
+
+// d as an int64 when it is integral and in range (2e48 and NaN are not); casting an
+// out-of-range double is undefined behaviour.
+inline std::optional<int64_t> integral_double(double d) {
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != std::trunc(d)) return std::nullopt;
+  return static_cast<int64_t>(d);
+}
 
 void json_escape_to(std::string& out, std::string_view s);  // without quotes
 std::string json_quote(std::string_view s);                 // with quotes

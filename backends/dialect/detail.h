@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/json.h"
 
 namespace frugal::dialect_detail {
 
@@ -32,8 +33,7 @@ inline std::optional<int64_t> int_field(element e, std::string_view key) {
   if (v.is_int64()) return v.get_int64().value_unsafe();
   if (v.is_uint64()) return static_cast<int64_t>(v.get_uint64().value_unsafe());
   if (v.is_double()) {
-    const double d = v.get_double().value_unsafe();
-    if (d == static_cast<double>(static_cast<int64_t>(d))) return static_cast<int64_t>(d);
+    return integral_double(v.get_double().value_unsafe());
   }
   return std::nullopt;
 }
