@@ -94,7 +94,7 @@ using PackedGemmFn = GemmFn;
 // inputs, never on n_q, the other queries or bs: batched and token-by-token forwards
 // agree bit for bit.
 constexpr int kAttnTile = 16;
-constexpr int kAttnSpan = 32;
+constexpr int kAttnSpan = 32;  // a multiple of 8 (the SIMD score loop)
 using AttentionFn = void (*)(const float* const* q, const int32_t* n_pos, int n_q, const float* const* k_blocks,
                              const float* const* v_blocks, int32_t bs, int64_t kv_stride, int hd, float scale,
                              float* const* out);
