@@ -69,7 +69,7 @@ using GemmFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t n_rows, cons
 // instruction advances 8 rows by 4 elements and its i32 lanes are the 8 rows (no
 // per-pair reductions; weights decoded once per tile of tokens). Packed group-block:
 // the 8 fp16 scales, then for each 4-element chunk the 8 rows' 4 bytes (Q8_0: 8 chunks
-// of int8; Q4_0: 4 chunks of the original nibble bytes, low nibbles = elements 4k..4k+3,
+// of q + 128 as u8, the unsigned operand of vpdpbusd; Q4_0: 4 chunks of the original nibble bytes, low nibbles = elements 4k..4k+3,
 // high = 16+4k..; Q4_K: see packed_group_bytes). Used for n_rows % kPackRows == 0.
 constexpr int kPackRows = 8;
 bool wtype_packable(uint32_t type);

@@ -448,6 +448,8 @@ void pack_rows(uint32_t type, const uint8_t* w, size_t row_bytes, int64_t n_rows
         const uint8_t* blk = w + (g * kPackRows + r) * row_bytes + b * bb;
         std::memcpy(o + 2 * r, blk, 2);
         for (size_t k = 0; k < qbytes / 4; ++k) std::memcpy(o + 2 * kPackRows + (k * kPackRows + r) * 4, blk + 2 + 4 * k, 4);
+        if (type == static_cast<uint32_t>(WType::kQ8_0))  // stored as u8 = q + 128 (kernels.h)
+          for (size_t k = 0; k < qbytes; ++k) o[2 * kPackRows + (k / 4 * kPackRows + r) * 4 + k % 4] ^= 0x80;
       }
     }
   }
