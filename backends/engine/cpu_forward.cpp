@@ -91,7 +91,7 @@ class CpuForward final : public ForwardPass {
  private:
   // Checks the batch and runs every layer: x_ holds (B, n_embd) residual states after.
   Result<void> layers(std::span<const BatchEntry> batch, KvCache& kv);
-  void resize(int64_t B, int32_t max_pos);
+  void resize(int64_t B);
   // X (B, n_in) @ W_j^T -> Y_j (B, n_out_j) for every job, sharing one quantisation of X.
   void matmul(const float* x, int64_t B, int64_t n_in, std::initializer_list<MatJob> jobs);
   void rms_norm(const float* x, const std::vector<float>& w, float* y, int64_t B) const;
@@ -107,11 +107,19 @@ class CpuForward final : public ForwardPass {
   std::vector<float> x_, xn_, q_, kk_, vv_, att_, g_, u_, out_x_;
   std::vector<ActBlock> act_;
   std::vector<float> ads_;     // act_[i].d * act_[i].s
-  std::vector<float> scores_;  // (threads, max_pos + 1)
-  int64_t scores_stride_ = 0;
+  // Attention work: tiles of (entries [b0, b1) of one sequence) x (heads [h0, h1) of one
+  // KV head); ptrs indexes that sequence's and KV head's K/V block pointers in kv_ptrs_.
+  struct AttnTile {
+    int64_t b0, b1;
+    int h0, h1;
+    size_t ptrs;
+  };
+  std::vector<AttnTile> attn_tiles_;
+  std::vector<const float*> kv_ptrs_;
+  std::vector<std::vector<const float*>> attn_k_, attn_v_;  // per pool thread
 };
 
-void CpuForward::resize(int64_t B, int32_t max_pos) {
+void CpuForward::resize(int64_t B) {
   const ModelConfig& c = model_->config();
   auto sz = [&](std::vector<float>& v, int64_t n) {
     if (static_cast<int64_t>(v.size()) < n) v.resize(n);
@@ -129,10 +137,8 @@ void CpuForward::resize(int64_t B, int32_t max_pos) {
     act_.resize(B * max_in / cpu::kActBlock);
     ads_.resize(act_.size());
   }
-  if (scores_stride_ < max_pos + 1) {
-    scores_stride_ = max_pos + 1 + 256;
-    scores_.assign(static_cast<size_t>(pool_->size()) * scores_stride_, 0.0f);
-  }
+  attn_k_.resize(static_cast<size_t>(pool_->size()));
+  attn_v_.resize(static_cast<size_t>(pool_->size()));
 }
 
 void CpuForward::matmul(const float* x, int64_t B, int64_t n_in, std::initializer_list<MatJob> jobs) {
@@ -240,33 +246,68 @@ void CpuForward::rope(float* v, int n_heads, int32_t pos) const {
   }
 }
 
-// For each entry b and head h: softmax(q·K[0..pos] / sqrt(hd)) @ V[0..pos] -> att (B, q_dim)
+// For each entry b and head h: softmax(q·K[0..pos] / sqrt(hd)) @ V[0..pos] -> att (B, q_dim).
+// Work items are tiles of one KV head: up to kAttnTile (entry, head) queries, the GQA
+// group's heads of consecutive entries of one sequence (a prefill chunk's tokens), which
+// share every K/V row the kernel reads.
 void CpuForward::attention(std::span<const BatchEntry> batch, const KvCache& kv, int layer) {
   const ModelConfig& c = model_->config();
   const int hd = c.head_dim, group = c.n_head / c.n_head_kv, kvd = c.kv_dim(), bs = kv.block_size();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const int64_t tasks = static_cast<int64_t>(batch.size()) * c.n_head;
-  pool_->parallel_for(tasks, 1, [&](int64_t t0, int64_t t1, int thread) {
-    float* sc = scores_.data() + static_cast<size_t>(thread) * scores_stride_;
+  const int heads_per_tile = std::min(group, cpu::kAttnTile);
+  const int tokens_per_tile = std::max(1, cpu::kAttnTile / heads_per_tile);
+  const int64_t B = static_cast<int64_t>(batch.size());
+  // Per distinct sequence: its K and V block pointers for this layer, offset to each KV
+  // head: kv_ptrs_[first + (kvh * n_blocks + blk) * 2 + {0: K, 1: V}].
+  attn_tiles_.clear();
+  kv_ptrs_.clear();
+  size_t first = 0, n_blocks = 0;
+  for (int64_t b0 = 0; b0 < B;) {
+    const KvCache::SeqId seq = batch[b0].seq;
+    if (b0 == 0 || seq != batch[b0 - 1].seq) {
+      const auto& table = kv.block_table(seq);
+      first = kv_ptrs_.size();
+      n_blocks = table.size();
+      for (int kvh = 0; kvh < c.n_head_kv; ++kvh)
+        for (int32_t blk : table) {
+          kv_ptrs_.push_back(kv.k(blk, layer) + kvh * hd);
+          kv_ptrs_.push_back(kv.v(blk, layer) + kvh * hd);
+        }
+    }
+    int64_t b1 = b0 + 1;
+    while (b1 < B && b1 - b0 < tokens_per_tile && batch[b1].seq == seq) ++b1;
+    for (int kvh = 0; kvh < c.n_head_kv; ++kvh)
+      for (int h0 = kvh * group; h0 < (kvh + 1) * group; h0 += heads_per_tile)
+        attn_tiles_.push_back({b0, b1, h0, std::min(h0 + heads_per_tile, (kvh + 1) * group),
+                               first + static_cast<size_t>(kvh) * n_blocks * 2});
+    b0 = b1;
+  }
+  pool_->parallel_for(static_cast<int64_t>(attn_tiles_.size()), 1, [&](int64_t t0, int64_t t1, int thread) {
+    const float* qs[cpu::kAttnTile];
+    float* outs[cpu::kAttnTile];
+    int32_t n_pos[cpu::kAttnTile];
+    // K and V pointers de-interleaved into this thread's scratch.
+    std::vector<const float*>& kb = attn_k_[thread];
+    std::vector<const float*>& vb = attn_v_[thread];
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / c.n_head;
-      const int h = static_cast<int>(t % c.n_head), kvh = h / group;
-      const BatchEntry& e = batch[b];
-      const auto& table = kv.block_table(e.seq);
-      const float* q = q_.data() + b * c.q_dim() + h * hd;
-      float mx = -INFINITY;
-      for (int32_t p = 0; p <= e.pos; ++p) {
-        const float* kp = kv.k(table[p / bs], layer) + (p % bs) * kvd + kvh * hd;
-        sc[p] = k_->dot_f32(q, kp, hd) * scale;
-        mx = std::max(mx, sc[p]);
+      const AttnTile& tile = attn_tiles_[t];
+      int n = 0;
+      int32_t max_pos = 0;
+      for (int64_t b = tile.b0; b < tile.b1; ++b)
+        for (int h = tile.h0; h < tile.h1; ++h) {
+          max_pos = std::max(max_pos, batch[b].pos);
+          qs[n] = q_.data() + b * c.q_dim() + h * hd;
+          outs[n] = att_.data() + b * c.q_dim() + h * hd;
+          n_pos[n++] = batch[b].pos + 1;
+        }
+      const int32_t blocks = max_pos / bs + 1;
+      kb.resize(static_cast<size_t>(blocks));
+      vb.resize(static_cast<size_t>(blocks));
+      for (int32_t i = 0; i < blocks; ++i) {
+        kb[i] = kv_ptrs_[tile.ptrs + 2 * i];
+        vb[i] = kv_ptrs_[tile.ptrs + 2 * i + 1];
       }
-      const float inv = 1.0f / k_->exp_sum(sc, e.pos + 1, mx);
-      float* out = att_.data() + b * c.q_dim() + h * hd;
-      std::fill(out, out + hd, 0.0f);
-      for (int32_t p = 0; p <= e.pos; ++p) {
-        const float* vp = kv.v(table[p / bs], layer) + (p % bs) * kvd + kvh * hd;
-        k_->axpy_f32(sc[p] * inv, vp, out, hd);
-      }
+      k_->attention(qs, n_pos, n, kb.data(), vb.data(), bs, kvd, hd, scale, outs);
     }
   });
 }
@@ -274,15 +315,13 @@ void CpuForward::attention(std::span<const BatchEntry> batch, const KvCache& kv,
 Result<void> CpuForward::layers(std::span<const BatchEntry> batch, KvCache& kv) {
   const ModelConfig& c = model_->config();
   const int64_t B = static_cast<int64_t>(batch.size());
-  int32_t max_pos = 0;
   for (const BatchEntry& e : batch) {
     if (e.token < 0 || e.token >= c.n_vocab)
       return make_error(ErrorKind::kInvalidRequest, "token id " + std::to_string(e.token) + " is outside the vocabulary");
     if (e.pos < 0 || kv.blocks_for(e.pos + 1) > static_cast<int32_t>(kv.block_table(e.seq).size()))
       return make_error(ErrorKind::kInternal, "forward: no KV block reserved for position " + std::to_string(e.pos));
-    max_pos = std::max(max_pos, e.pos);
   }
-  resize(B, max_pos);
+  resize(B);
   const int64_t E = c.n_embd, kvd = c.kv_dim(), bs = kv.block_size();
   float* x = x_.data();
   const Weight& emb = model_->token_embd();

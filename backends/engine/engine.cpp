@@ -21,6 +21,31 @@ const char* finish_reason_name(FinishReason r) {
   return "error";
 }
 
+double prefill_attention_cost(const Model& model, double weight) {
+  const ModelConfig& c = model.config();
+  double macs = 0;
+  for (int l = 0; l < c.n_layer; ++l) {
+    const LayerWeights& L = model.layer(l);
+    for (const Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+      macs += static_cast<double>(w->n_in) * static_cast<double>(w->n_out);
+  }
+  if (macs <= 0) return 0;
+  return weight * 2.0 * c.n_layer * static_cast<double>(c.q_dim()) / macs;
+}
+
+int32_t Engine::chunk_tokens(int32_t start, int32_t remaining) const {
+  const double a = attention_cost_per_position_;
+  double cost = 0;
+  int32_t n = 0;
+  // Token i of the chunk (position start + i) costs 1 + a * (start + i + 1).
+  while (n < remaining) {
+    cost += 1.0 + a * static_cast<double>(start + n + 1);
+    if (n > 0 && cost > config_.prefill_chunk) break;
+    ++n;
+  }
+  return n;
+}
+
 struct Engine::Handle::Shared {
   std::atomic<bool> cancelled{false};
 };
@@ -74,6 +99,7 @@ Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Model> mode
   if (config.n_threads <= 0) config.n_threads = usable_cpus();
   config.kv_block_size = std::max(1, config.kv_block_size);
   config.prefill_chunk = std::max(1, config.prefill_chunk);
+  config.attention_cost_weight = std::max(0.0, config.attention_cost_weight);
   config.max_running = std::max(1, config.max_running);
   config.max_batch_tokens = std::max(config.max_batch_tokens, config.max_running + 1);
   config.draft_tokens = std::max(1, config.draft_tokens);
@@ -109,7 +135,8 @@ Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Model> mode
 Engine::Engine(std::shared_ptr<const Model> model, EngineConfig config, std::shared_ptr<const TokenText> text)
     : model_(std::move(model)), config_(config), text_(std::move(text)),
       pool_(std::make_unique<ThreadPool>(config.n_threads)),
-      forward_(make_cpu_forward(model_, pool_.get())) {}
+      forward_(make_cpu_forward(model_, pool_.get())),
+      attention_cost_per_position_(prefill_attention_cost(*model_, config_.attention_cost_weight)) {}
 
 Engine::~Engine() { shutdown(); }
 
@@ -399,7 +426,7 @@ void Engine::step() {
     Request& r = *rp;
     if (r.done || !r.prefilling() || budget <= 0) continue;
     const int32_t total = static_cast<int32_t>(r.req.prompt.size());
-    const int32_t n = std::min({config_.prefill_chunk, total - r.prefilled, budget});
+    const int32_t n = std::min(chunk_tokens(r.prefilled, total - r.prefilled), budget);
     auto res = kv_->reserve(*r.seq, r.prefilled + n);
     if (!res.ok()) {
       if (slots.empty()) finish(r, FinishReason::kError, std::move(res).error());

@@ -4,8 +4,9 @@
 // Threading contract
 //  - One scheduler thread owns the model, the KV cache and every request's state. It
 //    runs decode steps: requests join and leave between steps; each step batches one
-//    token per decoding sequence plus prompt chunks (at most prefill_chunk tokens per
-//    sequence) of sequences still prefilling, so a long prompt never stalls streams.
+//    token per decoding sequence plus prompt chunks of sequences still prefilling (at
+//    most prefill_chunk tokens' work each, attention included), so a long prompt never
+//    stalls streams: their inter-token latency stays about one chunk's time.
 //  - submit() and RequestHandle::cancel() may be called from any thread.
 //  - Callbacks run ON THE ENGINE THREAD, between steps. They must not block and must not
 //    call back into the engine synchronously except cancel(): post the event to your own
@@ -55,7 +56,15 @@ struct EngineConfig {
   size_t kv_cache_bytes = 256u << 20;     // memory bound for the KV cache
   int32_t kv_block_size = 16;             // positions per KV block
   int32_t max_batch_tokens = 256;         // tokens per step (decode + prefill chunks)
-  int32_t prefill_chunk = 64;             // prompt tokens per sequence per step
+  // Prompt work per sequence per step, in tokens of matmul work: a prompt token at
+  // position p also attends to p positions, which counts as p * attention_cost_per_position
+  // tokens (prefill_attention_cost below), so chunks shrink late in a long prompt and the
+  // step time (running streams' inter-token latency) stays about that of prefill_chunk
+  // early tokens. At least one prompt token per step.
+  int32_t prefill_chunk = 64;
+  // Cost of one attended position relative to one token's matmuls, as a multiple of the
+  // ratio of their multiply-adds (f32 attention vs int8 matmuls). 0: chunks count tokens only.
+  double attention_cost_weight = 4.0;
   int32_t max_running = 32;               // sequences in the running batch
   // Speculative decoding: the draft proposes draft_tokens tokens per decoding sequence
   // and step; the target verifies them in the same batched forward. Null: off.
@@ -157,6 +166,11 @@ struct EngineStats {
 class ForwardPass;
 class ThreadPool;
 
+// One attended position's cost in tokens of matmul work for this model:
+// weight * (2 * n_layer * q_dim multiply-adds for q.k and p.v) / (the layers' weight
+// elements, each one multiply-add per token).
+double prefill_attention_cost(const Model& model, double weight);
+
 class Engine {
  public:
   class Handle {
@@ -207,6 +221,8 @@ class Engine {
   // Samples a request's next token, within its grammar if it has one (token -1: none allowed).
   SampledToken sample(Request& r, std::span<const float> logits);
   void publish_stats();
+  // Prompt tokens of a chunk starting at position `start` that fit in prefill_chunk.
+  int32_t chunk_tokens(int32_t start, int32_t remaining) const;
   struct EmbedJob {
     EmbedRequest req;
     EmbedCallback cb;
@@ -225,6 +241,7 @@ class Engine {
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<ForwardPass> forward_;
   std::optional<KvCache> kv_;
+  double attention_cost_per_position_ = 0;  // in tokens of matmul work (prefill_attention_cost)
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

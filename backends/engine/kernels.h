@@ -69,7 +69,7 @@ using GemmFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t n_rows, cons
 // instruction advances 8 rows by 4 elements and its i32 lanes are the 8 rows (no
 // per-pair reductions; weights decoded once per tile of tokens). Packed group-block:
 // the 8 fp16 scales, then for each 4-element chunk the 8 rows' 4 bytes (Q8_0: 8 chunks
-// of int8; Q4_0: 4 chunks of the original nibble bytes, low nibbles = elements 4k..4k+3,
+// of q + 128 as u8, the unsigned operand of vpdpbusd; Q4_0: 4 chunks of the original nibble bytes, low nibbles = elements 4k..4k+3,
 // high = 16+4k..; Q4_K: see packed_group_bytes). Used for n_rows % kPackRows == 0.
 constexpr int kPackRows = 8;
 bool wtype_packable(uint32_t type);
@@ -83,6 +83,21 @@ void pack_rows(uint32_t type, const uint8_t* w, size_t row_bytes, int64_t n_rows
 // [0, n_rows), n_rows a multiple of kPackRows). Every (row, token) result is
 // bit-identical whatever n_tok and the token's position (not equal to dot[type]).
 using PackedGemmFn = GemmFn;
+
+// Causal attention of n_q <= kAttnTile queries against one KV head's paged K/V. Query i
+// (hd floats at q[i]) attends to positions [0, n_pos[i]); position p's K row is at
+// k_blocks[p / bs] + (p % bs) * kv_stride, its V row likewise in v_blocks.
+// out[i] (hd floats) = softmax(scale * q_i . K) V.
+// Positions are visited in spans of kAttnSpan with a running max and sum (online
+// softmax), so each span's K/V rows are read once for all n_q queries (a prefill chunk's
+// tokens and a GQA group's heads share them). A query's result depends only on its own
+// inputs, never on n_q, the other queries or bs: batched and token-by-token forwards
+// agree bit for bit.
+constexpr int kAttnTile = 16;
+constexpr int kAttnSpan = 32;  // a multiple of 8 (the SIMD score loop)
+using AttentionFn = void (*)(const float* const* q, const int32_t* n_pos, int n_q, const float* const* k_blocks,
+                             const float* const* v_blocks, int32_t bs, int64_t kv_stride, int hd, float scale,
+                             float* const* out);
 
 struct KernelSet {
   const char* name = "";
@@ -101,6 +116,7 @@ struct KernelSet {
   void (*swiglu)(float* g, const float* u, int64_t n) = nullptr;
   // x[i] = exp(x[i] - mx); returns the sum (softmax numerators).
   float (*exp_sum)(float* x, int64_t n, float mx) = nullptr;
+  AttentionFn attention = nullptr;
 };
 
 const KernelSet& scalar_kernels();

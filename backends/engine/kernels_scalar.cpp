@@ -1,5 +1,6 @@
 // Portable kernels: plain loops over GGML blocks. The reference for the SIMD set and
 // the fallback on CPUs without AVX2.
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -310,6 +311,57 @@ float exp_sum(float* x, int64_t n, float mx) {
   return sum;
 }
 
+// The portable attention: the same spans and online softmax as the SIMD sets.
+void attention(const float* const* q, const int32_t* n_pos, int n_q, const float* const* k_blocks,
+               const float* const* v_blocks, int32_t bs, int64_t kv_stride, int hd, float scale, float* const* out) {
+  float m[kAttnTile], l[kAttnTile], s[kAttnSpan];
+  const float* kr[kAttnSpan];
+  const float* vr[kAttnSpan];
+  int32_t end = 0;
+  for (int i = 0; i < n_q; ++i) {
+    m[i] = -INFINITY;
+    l[i] = 0.0f;
+    std::fill(out[i], out[i] + hd, 0.0f);
+    end = std::max(end, n_pos[i]);
+  }
+  for (int32_t p0 = 0; p0 < end; p0 += kAttnSpan) {
+    const int32_t span = std::min(kAttnSpan, end - p0);
+    for (int32_t j = 0; j < span; ++j) {
+      const int32_t p = p0 + j;
+      kr[j] = k_blocks[p / bs] + (p % bs) * kv_stride;
+      vr[j] = v_blocks[p / bs] + (p % bs) * kv_stride;
+    }
+    for (int i = 0; i < n_q; ++i) {
+      if (n_pos[i] <= p0) continue;
+      const int32_t np = std::min(span, n_pos[i] - p0);
+      const float* qi = q[i];
+      float mx = m[i];
+      for (int32_t j = 0; j < np; ++j) {
+        float acc = 0.0f;
+        for (int d = 0; d < hd; ++d) acc += qi[d] * kr[j][d];
+        s[j] = acc * scale;
+        mx = std::max(mx, s[j]);
+      }
+      float* o = out[i];
+      if (mx != m[i]) {
+        const float corr = std::exp(m[i] - mx);
+        l[i] *= corr;
+        for (int d = 0; d < hd; ++d) o[d] *= corr;
+        m[i] = mx;
+      }
+      for (int32_t j = 0; j < np; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        l[i] += s[j];
+        for (int d = 0; d < hd; ++d) o[d] += s[j] * vr[j][d];
+      }
+    }
+  }
+  for (int i = 0; i < n_q; ++i) {
+    const float inv = 1.0f / l[i];
+    for (int d = 0; d < hd; ++d) out[i][d] *= inv;
+  }
+}
+
 KernelSet make_scalar() {
   KernelSet k;
   k.name = "scalar";
@@ -331,6 +383,7 @@ KernelSet make_scalar() {
   k.axpy_f32 = axpy_f32;
   k.swiglu = swiglu;
   k.exp_sum = exp_sum;
+  k.attention = attention;
   return k;
 }
 
@@ -346,6 +399,7 @@ void fill_scalar_fallbacks(KernelSet* k) {
   k->quantize_act = s.quantize_act;
   k->swiglu = s.swiglu;
   k->exp_sum = s.exp_sum;
+  k->attention = s.attention;
   for (int i = 0; i < 32; ++i) k->dequant[i] = s.dequant[i];
 }
 
@@ -394,6 +448,8 @@ void pack_rows(uint32_t type, const uint8_t* w, size_t row_bytes, int64_t n_rows
         const uint8_t* blk = w + (g * kPackRows + r) * row_bytes + b * bb;
         std::memcpy(o + 2 * r, blk, 2);
         for (size_t k = 0; k < qbytes / 4; ++k) std::memcpy(o + 2 * kPackRows + (k * kPackRows + r) * 4, blk + 2 + 4 * k, 4);
+        if (type == static_cast<uint32_t>(WType::kQ8_0))  // stored as u8 = q + 128 (kernels.h)
+          for (size_t k = 0; k < qbytes; ++k) o[2 * kPackRows + (k / 4 * kPackRows + r) * 4 + k % 4] ^= 0x80;
       }
     }
   }

@@ -8,7 +8,8 @@
 //
 // Usage: engine_bench [--layers N] [--vocab N] [--types q8_0,q4_0,q4_k] [--threads N]
 //                     [--tokens N] [--prompt N] [--rounds N] [--dir DIR] [--keep]
-//                     [--no-spec] [--no-itl] [--itl-prompt N] [--llama-cpp DIR|off]
+//                     [--no-spec] [--no-itl] [--itl-prompt N] [--itl-weights W,W...]
+//                     [--llama-cpp DIR|off]
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <sstream>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -46,6 +48,9 @@ struct Options {
   int prompt = 512;
   int rounds = 3;
   int itl_prompt = 4096;
+  // EngineConfig::attention_cost_weight values the ITL measurement runs with, in turn
+  // (0: chunks of prefill_chunk tokens whatever their attention); empty: the default.
+  std::vector<double> itl_weights;
   std::string dir;
   std::string llama_dir;  // folder with node_modules/node-llama-cpp; "off": skip
   bool spec = true;
@@ -223,11 +228,13 @@ class NullText final : public TokenText {
 
 // Inter-token latency of a running stream while another request prefills a long prompt,
 // through the engine's scheduler (chunked prefill: prefill_chunk tokens per step).
-void itl_during_prefill(const std::shared_ptr<const Model>& model, const Options& o, int prefill_chunk) {
+void itl_during_prefill(const std::shared_ptr<const Model>& model, const Options& o, int prefill_chunk,
+                        double attention_weight) {
   EngineConfig cfg;
   cfg.n_threads = o.threads;
   cfg.kv_cache_bytes = size_t{1} << 30;
   cfg.prefill_chunk = prefill_chunk;
+  cfg.attention_cost_weight = attention_weight;
   auto e = Engine::create(model, cfg, std::make_shared<NullText>());
   if (!e.ok()) die(e.error().message);
   Engine& engine = **e;
@@ -288,10 +295,11 @@ void itl_during_prefill(const std::shared_ptr<const Model>& model, const Options
     return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
   };
   const double secs = std::chrono::duration<double>(long_end - long_start).count();
-  std::printf("  chunked prefill (chunk %d): a %d-token prompt prefilled in %.1f s (%.1f tok/s) beside a running "
-              "stream;\n    stream ITL before: p50 %.0f ms; during: p50 %.0f ms, p99 %.0f ms, max %.0f ms (%zu tokens)\n",
-              prefill_chunk, o.itl_prompt, secs, o.itl_prompt / secs, pct(before, 0.5), pct(during, 0.5),
-              pct(during, 0.99), pct(during, 1.0), during.size());
+  std::printf("  chunked prefill (chunk %d, attention weight %g): a %d-token prompt prefilled in %.1f s (%.1f tok/s) "
+              "beside a running stream;\n    stream ITL before: p50 %.0f ms; during: p50 %.0f ms, p99 %.0f ms, max %.0f ms "
+              "(%zu tokens, %llu engine steps)\n",
+              prefill_chunk, attention_weight, o.itl_prompt, secs, o.itl_prompt / secs, pct(before, 0.5), pct(during, 0.5),
+              pct(during, 0.99), pct(during, 1.0), during.size(), static_cast<unsigned long long>(engine.stats().steps));
 }
 
 void print_row(const char* what, double frugal, double llama, const std::string& note) {
@@ -320,6 +328,10 @@ int main(int argc, char** argv) {
     else if (a == "--prompt") o.prompt = std::stoi(next());
     else if (a == "--rounds") o.rounds = std::max(1, std::stoi(next()));
     else if (a == "--itl-prompt") o.itl_prompt = std::stoi(next());
+    else if (a == "--itl-weights") {
+      std::stringstream ss(next());
+      for (std::string w; std::getline(ss, w, ',');) o.itl_weights.push_back(std::stod(w));
+    }
     else if (a == "--dir") o.dir = next();
     else if (a == "--llama-cpp") o.llama_dir = next();
     else if (a == "--no-spec") o.spec = false;
@@ -510,7 +522,9 @@ int main(int argc, char** argv) {
 
   if (o.itl && !models.empty()) {
     std::printf("\n[inter-token latency while a long prompt prefills, %s]\n", models.begin()->first.c_str());
-    itl_during_prefill(models.begin()->second, o, 64);
+    std::vector<double> weights = o.itl_weights;
+    if (weights.empty()) weights.push_back(EngineConfig{}.attention_cost_weight);
+    for (double w : weights) itl_during_prefill(models.begin()->second, o, 64, w);
   }
   if (own_dir && !o.keep) std::filesystem::remove_all(o.dir);
   return 0;
