@@ -361,6 +361,16 @@ TEST_CASE("shared_state: keys, a hard budget and the exact cache are shared by t
   }
   CHECK(total < 1000 + estimate);
   CHECK(total >= 1000 - 2 * estimate);  // reservations were released, not leaked
+  // Redis holds the spend exactly, as integers: whole micro-dollars and picodollars.
+  const std::string spent_key = c.redis_cli("--raw KEYS 'frugal:bud:spent:key=small*'");
+  REQUIRE(spent_key.find('\n') != std::string::npos);
+  const std::string name = spent_key.substr(0, spent_key.find('\n'));
+  std::string in_redis;
+  for (const auto t = Clock::now(); seconds_since(t) < 5;) {  // the last settlement is queued
+    in_redis = c.redis_cli("--raw HMGET '" + name + "' h l");
+    if (in_redis == std::to_string(total) + "\n0\n") break;
+  }
+  CHECK(in_redis == std::to_string(total) + "\n0\n");
 
   // Revoked through replica 0: refused by the other two within one second.
   const Response revoked = request("POST", c.admins[0] + "/admin/keys/k/revoke", "", {});
@@ -379,4 +389,38 @@ TEST_CASE("shared_state: keys, a hard budget and the exact cache are shared by t
   CHECK(gone.status == 401);
   CHECK(str(gone.body, "/error/type") != "");
   for (auto& g : c.gws) CHECK(g->stop(SIGTERM) == 0);
+}
+
+TEST_CASE("shared_state: a budget reservation of a replica that dies expires after reservation_ttl") {
+  if (!have_redis()) return;
+  Cluster c("frugal-shared-expiry");
+  c.start_replicas([](int) { return std::string(", on_failure: closed, reservation_ttl: 1s"); });
+  // $0.0001 a day: one reservation (its estimate is more than the whole budget) holds it.
+  const Response made = request("POST", c.admins[0] + "/admin/keys",
+                                R"({"name":"tiny","budget_usd":"0.0001","budget_per":"day"})",
+                                {"Content-Type: application/json"});
+  REQUIRE_MESSAGE(made.status < 300, made.body);
+  const std::string key = str(made.body, "/key");
+  for (const auto t = Clock::now(); seconds_since(t) < 5;)
+    if (request("GET", c.admins[1] + "/admin/keys/tiny").status == 200) break;
+  const std::string slow = chat_body(R"({"content":"ok","ttft_ms":20000,"usage":{"prompt":10,"completion":100}})");
+  const std::string quick = chat_body(R"({"content":"ok","usage":{"prompt":10,"completion":100}})");
+  std::thread held([&] { c.chat(0, key, slow); });  // answered never: replica 0 dies first
+  // Replica 1 is refused while replica 0's request holds the budget.
+  Response r;
+  for (const auto t = Clock::now(); seconds_since(t) < 5;) {
+    r = c.chat(1, key, quick);
+    if (r.status == 429) break;
+  }
+  REQUIRE(r.status == 429);
+  CHECK(str(r.body, "/error/code") == "budget_exceeded");
+  CHECK(r.body.find("reserved by requests in flight") != std::string::npos);
+  c.gws[0]->stop(SIGKILL);
+  held.join();
+  const auto killed = Clock::now();
+  while (seconds_since(killed) < 10 && (r = c.chat(1, key, quick)).status == 429) c.drain();
+  MESSAGE("admitted again " << seconds_since(killed) << " s after the replica holding the budget died");
+  CHECK(r.status == 200);
+  CHECK(seconds_since(killed) < 3.0);  // reservation_ttl is 1s
+  CHECK(c.chat(2, key, quick).status == 429);  // and now the real spend (110 µ$) is over the budget
 }
