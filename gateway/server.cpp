@@ -138,7 +138,7 @@ Result<void> Server::start() {
   if (!cfg->shared_state.url.empty()) {
     shared_ = std::make_unique<SharedState>(cfg->shared_state);
     log::info("shared_state: rate limits, budgets, keys" +
-              std::string(cfg->shared_state.shared_cache ? " and a cache tier" : "") + " in " + cfg->shared_state.url +
+              std::string(cfg->shared_state.shared_cache ? " and a cache tier" : "") + " in " + shared_->shown_url() +
               " (on failure: " + (cfg->shared_state.fail_open ? "open, local limits" : "closed, 503") + ")");
   }
   FRUGAL_TRY(open_data(*cfg));

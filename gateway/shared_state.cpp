@@ -198,8 +198,19 @@ std::string usd(Money m) {
 }  // namespace
 
 SharedState::SharedState(const config::SharedStateConfig& cfg) : cfg_(cfg) {
+  // redis://[[user]:password@]host[:port][/db]
   std::string rest = cfg_.url.substr(std::string("redis://").size());
-  rest = rest.substr(0, rest.find('/'));
+  if (const size_t slash = rest.find('/'); slash != std::string::npos) {
+    db_ = std::atoi(rest.c_str() + slash + 1);
+    rest = rest.substr(0, slash);
+  }
+  if (const size_t at = rest.rfind('@'); at != std::string::npos) {
+    const std::string userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    const size_t c = userinfo.find(':');
+    user_ = c == std::string::npos ? std::string() : userinfo.substr(0, c);
+    password_ = c == std::string::npos ? userinfo : userinfo.substr(c + 1);
+  }
   const size_t colon = rest.rfind(':');
   host_ = colon == std::string::npos ? rest : rest.substr(0, colon);
   if (colon != std::string::npos) port_ = static_cast<uint16_t>(std::atoi(rest.c_str() + colon + 1));
@@ -212,6 +223,11 @@ SharedState::SharedState(const config::SharedStateConfig& cfg) : cfg_(cfg) {
   id_prefix_ = buf;
   if (!resolve()) log::warn("shared_state: cannot resolve '" + host_ + "' yet; retrying in the background");
   thread_ = std::thread([this] { maintain(); });
+}
+
+std::string SharedState::shown_url() const {
+  return "redis://" + std::string(password_.empty() ? "" : "***@") + host_ + ":" + std::to_string(port_) +
+         (db_ ? "/" + std::to_string(db_) : "");
 }
 
 SharedState::~SharedState() {
@@ -303,6 +319,12 @@ Result<SharedState::Reply> SharedState::call(const std::vector<std::string>& arg
     if (!down_.exchange(true)) log::warn("shared_state: Redis at " + host_ + ":" + std::to_string(port_) + " is unavailable");
     failures_.fetch_add(1, std::memory_order_relaxed);
   };
+  auto encode = [](std::string& out, const std::vector<std::string>& command) {
+    out += "*" + std::to_string(command.size()) + "\r\n";
+    for (const auto& a : command) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+  };
+  std::string out;
+  size_t handshake = 0;  // replies to AUTH / SELECT that come first on a new connection
   int fd = take_fd();
   if (fd < 0) {
     auto c = connect_fd(left_ms());
@@ -311,14 +333,22 @@ Result<SharedState::Reply> SharedState::call(const std::vector<std::string>& arg
       return std::move(c).error();
     }
     fd = *c;
+    if (!password_.empty()) {
+      encode(out, user_.empty() ? std::vector<std::string>{"AUTH", password_}
+                                : std::vector<std::string>{"AUTH", user_, password_});
+      ++handshake;
+    }
+    if (db_ != 0) {
+      encode(out, {"SELECT", std::to_string(db_)});
+      ++handshake;
+    }
   }
   auto fail = [&](const std::string& why) -> Result<Reply> {
     ::close(fd);
     mark_down();
     return redis_error(why);
   };
-  std::string out = "*" + std::to_string(args.size()) + "\r\n";
-  for (const auto& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+  encode(out, args);
   for (size_t sent = 0; sent < out.size();) {
     const ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
     if (n > 0) {
@@ -392,6 +422,11 @@ Result<SharedState::Reply> SharedState::call(const std::vector<std::string>& arg
     }
     return false;
   };
+  for (size_t i = 0; i < handshake; ++i) {
+    Reply h;
+    if (!parse(h, 0)) return fail("no answer within " + std::to_string(cfg_.timeout_ms) + " ms");
+    if (h.type == '-') return fail(i == 0 && !password_.empty() ? "authentication refused" : h.text);
+  }
   Reply r;
   if (!parse(r, 0)) return fail("no answer within " + std::to_string(cfg_.timeout_ms) + " ms");
   give_fd(fd);
@@ -622,8 +657,11 @@ Result<void> SharedState::charge_tokens(const std::vector<policies::RateScope>& 
   args.push_back(std::to_string(window_us));
   args.push_back(std::to_string(tokens));
   args.insert(args.end(), caps.begin(), caps.end());
-  auto r = call(args);
-  if (!r) return std::move(r).error();
+  if (down()) {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    return redis_error("unavailable (a background probe reconnects)");
+  }
+  enqueue(std::move(args));  // nothing waits for the answer
   return {};
 }
 

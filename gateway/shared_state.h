@@ -86,6 +86,8 @@ class SharedState {
   bool fail_open() const { return cfg_.fail_open; }
   bool down() const { return down_.load(std::memory_order_relaxed); }
   const config::SharedStateConfig& config() const { return cfg_; }
+  // The URL without its credentials, for logs.
+  std::string shown_url() const;
 
  private:
   struct Reply {
@@ -112,6 +114,8 @@ class SharedState {
   config::SharedStateConfig cfg_;
   std::string host_;
   uint16_t port_ = 6379;
+  std::string user_, password_;  // from the URL; sent with AUTH on each new connection
+  int db_ = 0;                   // SELECTed on each new connection when not 0
   std::string id_prefix_;
   std::atomic<uint64_t> next_id_{0};
 

@@ -87,8 +87,10 @@ struct Cluster {
   std::vector<std::unique_ptr<Child>> gws;
   std::vector<std::string> urls, admins;
 
-  explicit Cluster(const std::string& name)
-      : dir(std::filesystem::temp_directory_path() / (name + "-" + std::to_string(getpid()))) {
+  std::string password;  // requirepass, and the replicas' URL carries it with db 2
+  explicit Cluster(const std::string& name, std::string redis_password = "")
+      : dir(std::filesystem::temp_directory_path() / (name + "-" + std::to_string(getpid()))),
+        password(std::move(redis_password)) {
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     start_redis();
@@ -100,16 +102,18 @@ struct Cluster {
     std::filesystem::remove_all(dir);
   }
   void start_redis() {
-    redis = std::make_unique<Child>(std::vector<std::string>{"/usr/bin/redis-server", "--port",
-                                                             std::to_string(redis_port), "--bind", "127.0.0.1",
-                                                             "--save", "", "--appendonly", "no", "--dir",
-                                                             dir.string()});
+    std::vector<std::string> argv{"/usr/bin/redis-server", "--port", std::to_string(redis_port), "--bind",
+                                  "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir.string()};
+    if (!password.empty()) argv.insert(argv.end(), {"--requirepass", password});
+    redis = std::make_unique<Child>(argv);
     redis->wait_for("Ready to accept connections");
   }
   std::string redis_cli(const std::string& args) {
     int status = 0;
     const std::string out =
-        run_output("/usr/bin/redis-cli -p " + std::to_string(redis_port) + " " + args + " 2>&1", status);
+        run_output("/usr/bin/redis-cli -p " + std::to_string(redis_port) +
+                       (password.empty() ? "" : " --no-auth-warning -a " + password + " -n 2") + " " + args + " 2>&1",
+                   status);
     REQUIRE_MESSAGE(status == 0, out);
     return out;
   }
@@ -121,7 +125,8 @@ struct Cluster {
       const auto cfg = dir / ("r" + std::to_string(i) + ".yaml");
       std::ofstream(cfg) << "data_dir: " << data(i) << "\npolicy: policy.yaml\nauth: required\n"
                          << R"(server: { listen: ["127.0.0.1:0"], threads: 1 }
-shared_state: { url: "redis://127.0.0.1:)" << redis_port << R"(", timeout: 500ms, poll: 50ms)"
+shared_state: { url: "redis://)" << (password.empty() ? "" : ":" + password + "@") << "127.0.0.1:" << redis_port
+                         << (password.empty() ? "" : "/2") << R"(", timeout: 500ms, poll: 50ms)"
                          << shared_extra(i) << R"( }
 providers: { mock: { kind: openai, base_url: ")" << mock_url << R"(/v1", retry: { max_attempts: 1 } } }
 passthrough: [ { prefix: "", provider: mock } ]
@@ -393,7 +398,7 @@ TEST_CASE("shared_state: keys, a hard budget and the exact cache are shared by t
 
 TEST_CASE("shared_state: a budget reservation of a replica that dies expires after reservation_ttl") {
   if (!have_redis()) return;
-  Cluster c("frugal-shared-expiry");
+  Cluster c("frugal-shared-expiry", "s3cret");  // AUTH and SELECT on every connection
   c.start_replicas([](int) { return std::string(", on_failure: closed, reservation_ttl: 2s"); });
   // $0.0001 a day: one reservation (its estimate is more than the whole budget) holds it.
   const Response made = request("POST", c.admins[0] + "/admin/keys",
@@ -423,4 +428,5 @@ TEST_CASE("shared_state: a budget reservation of a replica that dies expires aft
   CHECK(r.status == 200);
   CHECK(seconds_since(killed) < 5.0);  // reservation_ttl is 2s
   CHECK(c.chat(2, key, quick).status == 429);  // and now the real spend (110 µ$) is over the budget
+  for (int i = 1; i < 3; ++i) CHECK(c.gws[i]->output().find("s3cret") == std::string::npos);  // never logged
 }
