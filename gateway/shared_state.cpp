@@ -237,7 +237,10 @@ SharedState::~SharedState() {
 
 void SharedState::stop() {
   {
-    std::lock_guard lock(mu_);
+    // Queued writes (settlements above all) get a bounded chance to reach Redis.
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(1000, 4 * cfg_.timeout_ms)),
+                 [&] { return stop_ || jobs_.empty() || down_.load(); });
     stop_ = true;
   }
   cv_.notify_all();
@@ -502,6 +505,7 @@ void SharedState::maintain() {
       std::lock_guard lock(mu_);
       if (!jobs_.empty()) jobs_.pop_front();
     }
+    cv_.notify_all();  // stop() waits for the queue to drain
     if (tick_due && tick && !down_.load()) tick();
   }
 }

@@ -75,7 +75,8 @@ class SharedState {
   void cache_put(const std::string& key, std::string bytes, int64_t ttl_ms);
 
   // Runs `tick` on the maintenance thread every shared_state.poll while Redis answers.
-  // Set once, before requests; stop() (or the destructor) joins the thread.
+  // Set once, before requests. stop() (or the destructor) gives queued writes up to
+  // max(1 s, 4 × timeout) to drain while Redis answers, then joins the thread.
   void set_tick(std::function<void()> tick);
   void stop();
 

@@ -157,6 +157,12 @@ TEST_CASE("shared_state: budget money through Redis is exact to the picodollar, 
   // Beyond what the scripts hold exactly: an error, never a rounded amount.
   CHECK(!s.reserve_budget(scopes, Money::from_micros(int64_t{1} << 62), "h").ok());
   CHECK(s.failures() == 0);
+  // A settlement queued just before shutdown still reaches Redis.
+  {
+    SharedState leaving(cfg_for(redis.port));
+    leaving.settle_budget(scopes, "z", picos(5));
+  }
+  CHECK(cli(redis.port, "HMGET " + key + " h l") == "2\n5\n");
 }
 
 TEST_CASE("shared_state: a dead Redis costs one timeout at most, then calls fail at once until it returns") {
