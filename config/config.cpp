@@ -366,7 +366,8 @@ void parse_identity(const YamlNode& root, GatewayConfig& cfg) {
     if (s->is_scalar()) {
       sc.url = s->as_string();
     } else {
-      s->allow_keys({"url", "on_failure", "timeout", "shared_cache"});
+      s->allow_keys({"url", "on_failure", "timeout", "shared_cache", "cache_ttl", "cache_entry_bytes",
+                     "reservation_ttl", "poll"});
       sc.url = s->get_string("url", "");
       if (auto f = s->child("on_failure")) {
         const std::string v = f->as_string();
@@ -376,6 +377,10 @@ void parse_identity(const YamlNode& root, GatewayConfig& cfg) {
       }
       sc.timeout_ms = s->get_duration_ms("timeout", sc.timeout_ms, 1, 60'000);
       sc.shared_cache = s->get_bool("shared_cache", sc.shared_cache);
+      sc.cache_ttl_ms = s->get_duration_ms("cache_ttl", sc.cache_ttl_ms, 1000, 30 * kDay);
+      sc.cache_entry_bytes = s->get_bytes("cache_entry_bytes", sc.cache_entry_bytes, 1024, 64 << 20);
+      sc.reservation_ttl_ms = s->get_duration_ms("reservation_ttl", sc.reservation_ttl_ms, 1000, kDay);
+      sc.poll_ms = s->get_duration_ms("poll", sc.poll_ms, 10, 10'000);
     }
     if (!sc.url.empty() && sc.url.rfind("redis://", 0) != 0)
       s->fail("expected a redis://host:port URL, got '" + sc.url + "'");

@@ -235,6 +235,12 @@ struct SharedStateConfig {
   bool fail_open = true;  // `on_failure: open` (local limits, counted) or `closed` (503)
   int64_t timeout_ms = 200;
   bool shared_cache = false;  // an exact-cache tier in Redis
+  int64_t cache_ttl_ms = 3'600'000;      // an entry's time in Redis (at most its own TTL)
+  int64_t cache_entry_bytes = 1 << 20;   // larger entries stay local
+  // A budget reservation's life in Redis: a replica that dies mid-request holds
+  // budget at most this long (longer than any request may run).
+  int64_t reservation_ttl_ms = 600'000;
+  int64_t poll_ms = 200;  // key changes of other replicas are picked up this often
 };
 
 struct GatewayConfig {

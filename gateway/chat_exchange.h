@@ -28,6 +28,8 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "cache/cache_key.h"
+#include "cache/cached_response.h"
 #include "cache/request_digest.h"
 #include "config/config.h"
 #include "core/chat.h"
@@ -150,6 +152,7 @@ class ChatExchange {
   struct CacheState;
   // Decides cacheability and looks the request up; a hit (or a single-flight
   // follower's answer) comes back as a replay call, a miss as null.
+  std::shared_ptr<const cache::CachedResponse> shared_cache_lookup(const cache::CacheKey& key);
   boost::asio::awaitable<std::shared_ptr<backends::Call>> cache_lookup(const ChatRequest& req,
                                                                        const std::string& route,
                                                                        const router::Target& target);

@@ -21,6 +21,7 @@
 #include "gateway/chat_exchange.h"
 #include "core/log.h"
 #include "gateway/server.h"
+#include "gateway/shared_state.h"
 
 namespace frugal::gateway {
 
@@ -144,6 +145,26 @@ struct ChatExchange::CacheState {
   int status = 0;
 };
 
+// The shared tier (shared_state.shared_cache): one bounded Redis round trip after a
+// local miss. An entry that fails to decode (torn, foreign, garbage) or has expired is
+// a miss; a good one is copied into the local tiers for its remaining life.
+std::shared_ptr<const cache::CachedResponse> ChatExchange::shared_cache_lookup(const cache::CacheKey& key) {
+  SharedState* shared = w_.server.shared_state();
+  if (!shared || !shared->config().shared_cache) return nullptr;
+  auto bytes = shared->cache_get(key.to_hex());
+  if (!bytes || !*bytes) return nullptr;
+  auto entry = cache::decode_entry(**bytes);
+  if (!entry) {
+    log::warn("request " + ctx_.request_id + ": a shared cache entry failed to decode (" + entry.error().message +
+              "); treated as a miss");
+    return nullptr;
+  }
+  const int64_t now_ms = wall_us() / 1000;
+  if (entry->expired_at(now_ms)) return nullptr;
+  const int64_t left_ms = entry->expires_at_ms ? entry->expires_at_ms - now_ms : 0;
+  return w_.server.cache().store(key, std::move(*entry), std::chrono::milliseconds(left_ms));
+}
+
 boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_lookup(const ChatRequest& req,
                                                                                    const std::string& route,
                                                                                    const router::Target& target) {
@@ -217,6 +238,7 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
       trace_.cache.wait_us += mono_us() - t0;
       entry = r.entry;
     }
+    if (!entry) entry = shared_cache_lookup(st.key);
     if (entry)
       if (auto call = hit_of(entry)) co_return call;
   }
@@ -356,6 +378,8 @@ void ChatExchange::cache_finish(const Usage& usage, ExchangeEnd end) {
   entry.route = st.route;
   entry.tenant = trace_.key_id;
   auto stored = w_.server.cache().store(st.key, std::move(entry), std::chrono::milliseconds(st.ttl_ms));
+  if (SharedState* shared = w_.server.shared_state(); shared && shared->config().shared_cache && st.ttl_ms > 0)
+    shared->cache_put(st.key.to_hex(), cache::encode_entry(*stored), st.ttl_ms);
   if (st.leader_active) st.leader.succeed(std::move(stored));
 }
 

@@ -100,8 +100,29 @@ Result<void> ChatExchange::admit(const ChatRequest& req) {
   const Money estimate = estimate_cost(rs, req, http_.body().size(), cfg_->limits);
   router::BudgetDecision& b = trace_.budget;
   b.checked = true;
+  SharedState* shared = w_.server.shared_state();
   for (const auto& tracker : trackers) {
-    const policies::BudgetCheck check = tracker->reserve(h.facts(), estimate);
+    policies::BudgetCheck check;
+    std::string reservation;
+    bool held_shared = false;
+    if (shared) {
+      reservation = shared->new_reservation_id();
+      std::string denied;
+      auto r = shared->reserve_budget(tracker->scopes(h.facts()), estimate, reservation, &denied);
+      if (r) {
+        check = *r;
+        held_shared = check.allowed;
+        if (!check.allowed) tracker->count_denied(denied);
+      } else if (!shared->fail_open()) {
+        h.settle(Money{});
+        log::warn("request " + ctx_.request_id + " refused: " + r.error().message + " (on_failure: closed)");
+        return r.error();  // 503 in the client's shape
+      } else {
+        check = tracker->reserve(h.facts(), estimate);  // this replica's own view of the budget
+      }
+    } else {
+      check = tracker->reserve(h.facts(), estimate);
+    }
     if (!check.allowed) {
       h.settle(Money{});  // the reservations made so far
       b.allowed = false;
@@ -111,7 +132,7 @@ Result<void> ChatExchange::admit(const ChatRequest& req) {
       return make_error(ErrorKind::kRateLimited, "Spend limit reached: " + check.message + ".", "",
                         "budget_exceeded");
     }
-    h.budgets.push_back({tracker, estimate});
+    h.budgets.push_back({tracker, estimate, held_shared ? shared : nullptr, std::move(reservation)});
     if (check.soft_exceeded && !b.soft_exceeded) {
       b.soft_exceeded = true;
       w_.server.count_soft_budget_exceeded();

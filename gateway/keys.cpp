@@ -359,7 +359,41 @@ Result<void> KeyStore::put(const VirtualKey& rec) {
   const std::string v = encode_key(rec);
   const rocksdb::Status s = store_->db()->Put(wo, cf_, rec.name, v);
   if (!s.ok()) return cache::rocks_error(s, "writing key '" + rec.name + "'");
+  if (mirror_) mirror_(rec);
   return {};
+}
+
+void KeyStore::set_mirror(std::function<void(const VirtualKey&)> mirror) {
+  std::lock_guard lock(write_mu_);
+  mirror_ = std::move(mirror);
+}
+
+Result<std::vector<VirtualKey>> KeyStore::merge(const std::vector<VirtualKey>& remote) {
+  std::lock_guard lock(write_mu_);
+  std::vector<VirtualKey> all = list();
+  std::map<std::string, size_t, std::less<>> at;
+  for (size_t i = 0; i < all.size(); ++i) at[all[i].name] = i;
+  std::vector<VirtualKey> push_back;
+  std::map<std::string, bool, std::less<>> seen;
+  bool changed = false;
+  for (const VirtualKey& r : remote) {
+    seen[r.name] = true;
+    const auto it = at.find(r.name);
+    if (it != at.end() && all[it->second] == r) continue;
+    if (it != at.end() && all[it->second].revoked_us && !r.revoked_us) {
+      push_back.push_back(all[it->second]);
+      continue;
+    }
+    const rocksdb::Status st = store_->db()->Put(rocksdb::WriteOptions(), cf_, r.name, encode_key(r));
+    if (!st.ok()) return cache::rocks_error(st, "writing key '" + r.name + "'");
+    if (it != at.end()) all[it->second] = r;
+    else all.push_back(r);
+    changed = true;
+  }
+  for (const VirtualKey& l : all)
+    if (!seen.count(l.name)) push_back.push_back(l);
+  if (changed) publish(std::move(all));
+  return push_back;
 }
 
 Result<std::string> KeyStore::create(VirtualKey rec) {

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -115,6 +116,15 @@ class KeyStore {
   // Re-reads the column family (tests; a CLI write while the gateway was down).
   Result<void> reload();
 
+  // Replicas (gateway/shared_keys.h). `mirror` is called with every record written by
+  // create, rotate and revoke, after RocksDB and under the write lock; set it before
+  // requests. merge() takes the records another replica published: a record this store
+  // lacks or holds differently is written and published, except that a revocation
+  // here is never undone by a record that is not revoked. Returns the records the
+  // others should get: those missing from `remote` and those whose revocation wins.
+  void set_mirror(std::function<void(const VirtualKey&)> mirror);
+  Result<std::vector<VirtualKey>> merge(const std::vector<VirtualKey>& remote);
+
  private:
   struct Index {
     std::unordered_map<std::string, std::shared_ptr<const KeyEntry>> by_hash;
@@ -132,6 +142,7 @@ class KeyStore {
   std::atomic<std::shared_ptr<const Index>> index_;
   std::mutex write_mu_;
   std::map<std::string, std::shared_ptr<KeyRuntime>> runtimes_;  // under write_mu_
+  std::function<void(const VirtualKey&)> mirror_;                 // under write_mu_
 };
 
 // Whether `model` is allowed by a key's list (empty = any; "prefix*" = a prefix).

@@ -24,6 +24,7 @@
 #include "gateway/otlp/exporter.h"
 #include "core/log.h"
 #include "gateway/regex_limit_log.h"
+#include "gateway/shared_keys.h"
 #include "gateway/shared_state.h"
 #include "gateway/telemetry.h"
 #include "gateway/worker.h"
@@ -136,10 +137,15 @@ Result<void> Server::start() {
   install_regex_limit_log();
   if (!cfg->shared_state.url.empty()) {
     shared_ = std::make_unique<SharedState>(cfg->shared_state);
-    log::info("shared_state: rate limits in " + cfg->shared_state.url + " (on failure: " +
-              (cfg->shared_state.fail_open ? "open, local limits" : "closed, 503") + ")");
+    log::info("shared_state: rate limits, budgets, keys" +
+              std::string(cfg->shared_state.shared_cache ? " and a cache tier" : "") + " in " + shared_->shown_url() +
+              " (on failure: " + (cfg->shared_state.fail_open ? "open, local limits" : "closed, 503") + ")");
   }
   FRUGAL_TRY(open_data(*cfg));
+  if (shared_) {
+    shared_keys_ = std::make_unique<SharedKeys>(*keys_, *shared_);
+    shared_keys_->start();  // the keys other replicas created, before the first request
+  }
   {
     std::string warning;
     FRUGAL_TRY(check_listener_safety(*cfg, keys_->size(), warning));

@@ -54,6 +54,7 @@ class Worker;
 class Telemetry;
 class CaptureWriter;
 class SharedState;
+class SharedKeys;
 
 // The default number of I/O threads for `usable` CPUs: one fewer, at least one. The
 // CPU left over runs what the I/O threads depend on (the kernel's network stack,
@@ -189,6 +190,7 @@ class Server {
   std::unique_ptr<router::Ledger> ledger_;
   std::unique_ptr<KeyStore> keys_;
   std::unique_ptr<policies::RateLimiter> limiter_;
+  std::unique_ptr<SharedKeys> shared_keys_;  // before shared_: its thread runs their ticks
   std::unique_ptr<SharedState> shared_;
   uint16_t admin_port_ = 0;
   std::string admin_host_;

@@ -5,6 +5,7 @@
 #include "gateway/metric_points.h"
 #include "cache/exact_cache.h"
 #include "gateway/server.h"
+#include "gateway/shared_state.h"
 
 namespace frugal::gateway {
 
@@ -154,6 +155,17 @@ std::string render_metrics(Server& server, Telemetry& telemetry) {
   w.family("frugal_requests_in_flight", "gauge", "Requests being served now.");
   w.sample("frugal_requests_in_flight", "",
            static_cast<double>(server.in_flight().load(std::memory_order_relaxed)));
+  if (const SharedState* shared = server.shared_state()) {
+    w.family("frugal_shared_state_failures_total", "counter",
+             "Redis calls (shared_state) that failed; each request fell back to local limits (on_failure: open) "
+             "or was refused with 503 (closed).");
+    w.sample("frugal_shared_state_failures_total", "", static_cast<double>(shared->failures()));
+    w.family("frugal_shared_state_dropped_writes_total", "counter",
+             "Queued Redis writes (budget settlements, key records, cache fills) given up.");
+    w.sample("frugal_shared_state_dropped_writes_total", "", static_cast<double>(shared->dropped_writes()));
+    w.family("frugal_shared_state_up", "gauge", "1 while Redis (shared_state) answers.");
+    w.sample("frugal_shared_state_up", "", shared->down() ? 0.0 : 1.0);
+  }
   return out;
 }
 

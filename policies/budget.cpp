@@ -158,6 +158,24 @@ BudgetCheck BudgetTracker::check_locked(const BudgetFacts& facts, int64_t now) {
   return c;
 }
 
+std::vector<BudgetScope> BudgetTracker::scopes(const BudgetFacts& facts) {
+  const int64_t now = clock_->now_us();
+  std::lock_guard lock(mu_);
+  std::vector<BudgetScope> out;
+  for (auto& a : budgets_) {
+    if (!in_scope(a.spec, facts)) continue;
+    roll(a, now);
+    out.push_back(BudgetScope{a.spec.name, a.spec.soft, a.spec.hard, a.window_start, a.window_end});
+  }
+  return out;
+}
+
+void BudgetTracker::count_denied(const std::string& name) {
+  std::lock_guard lock(mu_);
+  for (auto& a : budgets_)
+    if (a.spec.name == name) ++a.denied_count;
+}
+
 void BudgetTracker::record(const BudgetFacts& facts, Money cost) {
   const int64_t now = clock_->now_us();
   std::lock_guard lock(mu_);

@@ -74,6 +74,16 @@ struct BudgetStatus {
   int64_t denied_count = 0;
 };
 
+// One in-scope budget of a request, in its current window: what a shared store
+// (gateway/shared_state.h) needs to apply the same check across replicas.
+struct BudgetScope {
+  std::string name;
+  std::optional<Money> soft;
+  std::optional<Money> hard;
+  int64_t window_start_us = 0;
+  int64_t window_end_us = 0;
+};
+
 // [start, end) of the UTC hour/day/month containing t.
 std::pair<int64_t, int64_t> budget_window(config::BudgetPeriod per, int64_t t_us);
 // "2024-05-02T00:00:00Z"
@@ -90,6 +100,10 @@ class BudgetTracker {
   BudgetCheck reserve(const BudgetFacts& facts, Money estimate);
   // Ends a reservation: releases `estimate` and records `cost` (same facts as reserve).
   void settle(const BudgetFacts& facts, Money estimate, Money cost);
+  // The budgets that apply to `facts`, with their current windows (nothing reserved).
+  std::vector<BudgetScope> scopes(const BudgetFacts& facts);
+  // Counts a denial made elsewhere (the shared store) against the named budget.
+  void count_denied(const std::string& name);
   // Adds spend recorded at `at_us` (e.g. an hourly rollup's start) if it falls in the
   // budget's current window. For rebuilding state from the ledger on start.
   void restore(const BudgetFacts& facts, int64_t at_us, Money cost);

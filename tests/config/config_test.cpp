@@ -394,6 +394,25 @@ limits:
   // The older spelling sets the admin token too.
   CHECK(load_config_text("admin_token: old\n", "t.yaml")->admin.token == "old");
   CHECK(load_config_text("{}\n", "t.yaml")->auth == AuthMode::kAuto);
+  auto shared = load_config_text(R"(shared_state:
+  url: redis://127.0.0.1:6380
+  on_failure: closed
+  timeout: 50ms
+  poll: 100ms
+  reservation_ttl: 2m
+  shared_cache: true
+  cache_ttl: 10m
+  cache_entry_bytes: 64KiB
+)",
+                                 "t.yaml");
+  REQUIRE_MESSAGE(shared.ok(), (shared.ok() ? "" : shared.error().message));
+  CHECK(!shared->shared_state.fail_open);
+  CHECK(shared->shared_state.timeout_ms == 50);
+  CHECK(shared->shared_state.poll_ms == 100);
+  CHECK(shared->shared_state.reservation_ttl_ms == 120'000);
+  CHECK(shared->shared_state.shared_cache);
+  CHECK(shared->shared_state.cache_ttl_ms == 600'000);
+  CHECK(shared->shared_state.cache_entry_bytes == 64 * 1024);
 
   struct Case { const char* yaml; const char* expect; };
   const Case cases[] = {
@@ -403,6 +422,8 @@ limits:
       {"limits: { teams: { t: { rpm: -1 } } }\n", "key 'limits.teams.t.rpm'"},
       {"limits: { estimate: { usd: \"1e3\" } }\n", "key 'limits.estimate.usd'"},
       {"shared_state: http://x\n", "key 'shared_state': expected a redis://host:port URL"},
+      {"shared_state: { url: \"redis://h:1\", reservation_ttl: 10ms }\n", "key 'shared_state.reservation_ttl'"},
+      {"shared_state: { url: \"redis://h:1\", cache: true }\n", "shared_state.cache"},
   };
   for (const auto& k : cases) {
     CAPTURE(k.yaml);

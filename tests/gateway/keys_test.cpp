@@ -88,6 +88,55 @@ TEST_CASE("keys: stored as SHA-256 only, found in memory, revoked, rotated and e
   CHECK((*ks)->size() == 1);
 }
 
+TEST_CASE("keys: replicas merge each other's records, a revocation is never undone, writes are mirrored") {
+  frugal::test::TempDir a_dir, b_dir;
+  policies::ManualClock clock(1'700'000'000'000'000);
+  auto a = KeyStore::open(open_store(a_dir.path() + "/a"), &clock);
+  auto b = KeyStore::open(open_store(b_dir.path() + "/b"), &clock);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  std::vector<VirtualKey> mirrored;  // what replica a would put into Redis
+  (*a)->set_mirror([&](const VirtualKey& k) { mirrored.push_back(k); });
+  VirtualKey k;
+  k.name = "shared";
+  k.budget = Money::from_micros(1000);
+  auto secret = (*a)->create(k);
+  REQUIRE(secret.ok());
+  REQUIRE(mirrored.size() == 1);
+  CHECK(mirrored[0].hash == sha256_hex(*secret));
+  VirtualKey only_b;
+  only_b.name = "only-b";
+  REQUIRE((*b)->create(only_b).ok());
+
+  // b takes a's record (and its budget), and hands back the one a lacks.
+  auto back = (*b)->merge(mirrored);
+  REQUIRE(back.ok());
+  REQUIRE(back->size() == 1);
+  CHECK((*back)[0].name == "only-b");
+  const auto l = (*b)->find_secret(*secret, clock.now_us());
+  REQUIRE(l.state == KeyState::kValid);
+  CHECK(l.entry->runtime->budget != nullptr);
+
+  // Revoked on a: b refuses the secret after the next merge.
+  REQUIRE((*a)->revoke("shared").ok());
+  REQUIRE(mirrored.size() == 2);
+  REQUIRE((*b)->merge({mirrored[1]}).ok());
+  CHECK((*b)->find_secret(*secret, clock.now_us()).state == KeyState::kRevoked);
+  // An older, unrevoked record does not undo it; b sends its revoked one back.
+  back = (*b)->merge({mirrored[0]});
+  REQUIRE(back.ok());
+  CHECK((*b)->find_secret(*secret, clock.now_us()).state == KeyState::kRevoked);
+  bool sent_revoked = false;
+  for (const auto& r : *back) sent_revoked |= r.name == "shared" && r.revoked_us != 0;
+  CHECK(sent_revoked);
+  // Merged records are durable: reopened, b still knows both keys.
+  b->reset();
+  auto b2 = KeyStore::open(open_store(b_dir.path() + "/b"), &clock);
+  REQUIRE(b2.ok());
+  CHECK((*b2)->size() == 2);
+  CHECK((*b2)->find_secret(*secret, clock.now_us()).state == KeyState::kRevoked);
+}
+
 TEST_CASE("keys: the admin API's body is validated, expiry forms parse") {
   const int64_t now = 1'700'000'000'000'000;
   auto k = key_from_request_json(
