@@ -340,11 +340,11 @@ class OtlpReceiver:
     """A loopback OTLP/HTTP receiver that keeps every (path, body) it is sent."""
 
     def __init__(self):
-        import http.server
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         received = self.received = []
         cv = self.cv = threading.Condition()
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self):
@@ -360,7 +360,7 @@ class OtlpReceiver:
             def log_message(self, *a):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -384,7 +384,7 @@ class OtlpReceiver:
 
 def run_reload(frugal_bin, mock_bin):
     """telemetry: applies at a reload, for the requests that finish afterwards."""
-    import http.client
+    from http.client import HTTPConnection
     with tempfile.TemporaryDirectory(prefix="frugal-telemetry-reload-") as tmp:
         a, b = OtlpReceiver(), OtlpReceiver()
         mock = Proc([mock_bin, "--threads", "2"])
@@ -442,14 +442,14 @@ telemetry:
                 time.sleep(0.05)
 
             # A stream in flight across the reload: its first chunk has arrived, 9 more follow.
-            conn = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=30)
+            conn = HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=30)
             conn.request("POST", "/v1/chat/completions", json.dumps({
                 "model": "plain-model", "stream": True, "messages": [{"role": "user", "content": "hi"}],
                 "mock": {"chunks": 10, "chunk_delay_ms": 100}}), {"content-type": "application/json"})
             stream = conn.getresponse()
             if stream.status != 200:
                 fail(f"the streamed request got {stream.status}")
-            first = stream.fp.readline()
+            first = stream.readline()  # through the chunked decoding
             if not first:
                 fail("the streamed request sent nothing")
 
