@@ -17,6 +17,12 @@
 # and the cache's writers batch by timing). The count does not depend on the machine's load.
 # FRUGAL_BIN_B=PATH measures a second binary too (e.g. the build of an older commit).
 # PATHS="passthrough full_path" picks the paths.
+# TELEMETRY=on|off sets telemetry for every binary measured (unset: the config's default):
+# on = /metrics recording, OTLP export of spans and metrics (1 s batches and intervals) to
+# a loopback sink that answers 200, and the access log to a file; off = none of them.
+# TELEMETRY_AB=1 measures the cost of telemetry instead: frugal_b is the same binary with
+# telemetry off, frugal has it on (docs/PERFORMANCE.md, "Cost of telemetry"). /metrics is
+# not scraped here (a scrape's cost does not grow with the requests).
 # Loopback only, bounded (each measurement takes 30-60 s under valgrind).
 # Usage: [FRUGAL_BIN_B=PATH] bench/callgrind_per_request.sh [BUILD_DIR]   (default build/release)
 set -euo pipefail
@@ -60,6 +66,40 @@ PY
 
 write_route_policy "$work/policy.yaml"
 
+if [[ ${TELEMETRY_AB:-0} == 1 ]]; then
+  [[ -z $frugal_bin_b ]] || { echo "TELEMETRY_AB=1 compares one binary with itself: unset FRUGAL_BIN_B" >&2; exit 1; }
+  frugal_bin_b=$frugal_bin
+fi
+# telemetry_of LABEL: on, off or "" (the config's default) for that measurement.
+telemetry_of() {
+  if [[ ${TELEMETRY_AB:-0} == 1 ]]; then [[ $1 == frugal ]] && echo on || echo off; else echo "${TELEMETRY:-}"; fi
+}
+if [[ ${TELEMETRY_AB:-0} == 1 || ${TELEMETRY:-} == on ]]; then
+  # An OTLP sink: every POST answered 200 with an empty body, nothing kept.
+  otlp_port=$(free_port)
+  python3 - "$otlp_port" >"$work/otlp-sink.log" 2>&1 <<'PY' & pids+=($!)
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200); self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+fi
+# add_telemetry FILE MODE LOG: appends MODE's telemetry: block to the config FILE.
+add_telemetry() {
+  case $2 in
+    on) printf 'telemetry:\n  metrics: { enabled: true }\n  access_log: %s\n  otlp: { endpoint: "http://127.0.0.1:%s", flush_interval: 1s, export_interval: 1s }\n' \
+          "$3" "$otlp_port" >>"$1" ;;
+    off) printf 'telemetry:\n  metrics: { enabled: false }\n  otlp: { enabled: false }\n' >>"$1" ;;
+    "") ;;
+    *) echo "TELEMETRY is on or off" >&2; exit 1 ;;
+  esac
+}
+
 # measure LABEL BINARY PATH: prints "LABEL PATH instructions/request" (and keeps it in
 # $work/results).
 measure() {
@@ -76,6 +116,7 @@ providers:
 passthrough: [ { prefix: "", provider: openai } ]
 YAML
   fi
+  add_telemetry "$cfg" "$(telemetry_of "$label")" "$work/access-$label-$kind.log"
   local out="$work/callgrind.$label.$kind"
   valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no \
     "$bin" serve --config "$cfg" --log-level warn >"$work/$label-$kind.log" 2>&1 &
@@ -104,6 +145,8 @@ YAML
 }
 
 echo "callgrind: $requests requests after $warmup warm-up, $nconns connections, route ${ROUTE:-cascade}, load $(cut -d' ' -f1-3 /proc/loadavg)"
+[[ ${TELEMETRY_AB:-0} != 1 ]] || echo "telemetry A/B: frugal has metrics, OTLP export and the access log on; frugal_b (the same binary) has telemetry off"
+[[ -z ${TELEMETRY:-} ]] || echo "telemetry $TELEMETRY for every binary"
 labels=(frugal); [[ -z $frugal_bin_b ]] || labels+=(frugal_b)
 for kind in ${PATHS:-passthrough full_path}; do
   for _ in $(seq 1 "${REPEAT:-2}"); do

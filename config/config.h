@@ -153,7 +153,8 @@ struct CacheConfig {
 
 // `telemetry: otlp:` — OTLP/HTTP protobuf export of spans and metrics (gateway/otlp/).
 // The standard OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS and
-// OTEL_SERVICE_NAME fill in what the file leaves unset. Read at start-up only.
+// OTEL_SERVICE_NAME fill in what the file leaves unset. A reload applies it
+// (Exporter::reconfigure, gateway/otlp/exporter.h).
 struct OtlpConfig {
   bool enabled = false;  // resolved: an endpoint is known and `enabled: false` was not said
   std::string endpoint;  // base URL without a trailing '/'; /v1/traces, /v1/metrics appended
@@ -167,14 +168,14 @@ struct OtlpConfig {
   int64_t flush_interval_ms = 1'000;    // how long a span waits for a fuller batch
   int64_t export_interval_ms = 60'000;  // metrics
   int64_t max_retry_ms = 30'000;        // retrying a batch on 429/502/503/504 stops after this
+  bool operator==(const OtlpConfig&) const = default;
 };
 
 // `telemetry:` — what frugal exports besides responses and ledger rows
-// (docs/observability.md). Read at start; a reload does not change it.
+// (docs/observability.md). A reload applies it, except max_label_values (needs a restart).
 struct TelemetryConfig {
-  // GET /metrics in the Prometheus text format. Off by default until recording is cheap:
-  // on, it adds about 23k instructions to a pass-through request (docs/PERFORMANCE.md).
-  bool metrics = false;
+  // GET /metrics in the Prometheus text format (docs/PERFORMANCE.md, "Cost of telemetry").
+  bool metrics = true;
   // Distinct client-chosen values (models, teams, key ids) kept per metric label; later
   // ones are counted under "other".
   int64_t max_label_values = 100;

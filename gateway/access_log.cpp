@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -18,16 +20,33 @@ namespace {
 using router::TierAttempt;
 using router::TierStatus;
 
-// "2026-12-06T10:46:43.123456Z"
+// "2026-12-06T10:46:43.123456Z". The date and time to the second are formatted once per
+// second per thread (gmtime_r takes glibc's time-zone lock, snprintf is slow).
 std::string iso_utc(int64_t wall_us) {
-  const time_t secs = static_cast<time_t>(wall_us / 1'000'000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(((wall_us % 1'000'000) + 1'000'000) % 1'000'000));
-  return buf;
+  struct Second {
+    int64_t secs = INT64_MIN;
+    char text[96] = {};  // "YYYY-MM-DDTHH:MM:SS"
+    int len = 0;
+  };
+  thread_local Second cached;
+  int64_t secs = wall_us / 1'000'000;
+  int64_t micros = wall_us % 1'000'000;
+  if (micros < 0) micros += 1'000'000, --secs;
+  if (secs != cached.secs) {
+    const time_t t = static_cast<time_t>(secs);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    cached.len = std::snprintf(cached.text, sizeof cached.text, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                               tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached.secs = secs;
+  }
+  std::string out;
+  out.reserve(static_cast<size_t>(cached.len) + 8);
+  out.append(cached.text, static_cast<size_t>(cached.len));
+  char frac[8] = {'.', '0', '0', '0', '0', '0', '0', 'Z'};
+  for (int i = 6; i >= 1; --i, micros /= 10) frac[i] = static_cast<char>('0' + micros % 10);
+  out.append(frac, sizeof frac);
+  return out;
 }
 
 const char* cache_name(router::CacheOutcome c) {
@@ -173,13 +192,40 @@ std::vector<std::string> upstream_warnings(const router::RequestTrace& t) {
   return out;
 }
 
-Result<std::unique_ptr<AccessLog>> AccessLog::open(const std::string& where) {
-  if (where == "stdout") return std::unique_ptr<AccessLog>(new AccessLog(STDOUT_FILENO, false));
+namespace {
+
+// The descriptor for `where` ("stdout" or a file path) and whether it is ours to close.
+Result<std::pair<int, bool>> open_target(const std::string& where) {
+  if (where == "stdout") return std::pair{STDOUT_FILENO, false};
   const int fd = ::open(where.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (fd < 0)
     return make_error(ErrorKind::kInvalidRequest,
                       "telemetry.access_log: cannot open '" + where + "': " + std::strerror(errno));
-  return std::unique_ptr<AccessLog>(new AccessLog(fd, true));
+  return std::pair{fd, true};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<AccessLog>> AccessLog::open(const std::string& where) {
+  auto target = open_target(where);
+  if (!target) return std::move(target).error();
+  return std::unique_ptr<AccessLog>(new AccessLog(target->first, target->second));
+}
+
+Result<void> AccessLog::reopen(const std::string& where) {
+  std::pair<int, bool> next{-1, false};
+  if (!where.empty()) {
+    auto target = open_target(where);
+    if (!target) return std::move(target).error();
+    next = *target;
+  }
+  std::lock_guard lock(mu_);
+  flush_locked();
+  if (own_fd_ && fd_ >= 0) ::close(fd_);
+  fd_ = next.first;
+  own_fd_ = next.second;
+  write_failed_.store(false, std::memory_order_relaxed);
+  return {};
 }
 
 AccessLog::AccessLog(int fd, bool own_fd) : fd_(fd), own_fd_(own_fd) {
@@ -194,7 +240,7 @@ AccessLog::~AccessLog() {
   cv_.notify_one();
   writer_.join();
   flush();
-  if (own_fd_) ::close(fd_);
+  if (own_fd_ && fd_ >= 0) ::close(fd_);
 }
 
 void AccessLog::add(std::string_view line) {
@@ -217,6 +263,10 @@ void AccessLog::add(std::string_view line) {
 
 void AccessLog::flush() {
   std::lock_guard lock(mu_);  // one writer at a time: lines of one thread stay in order
+  flush_locked();
+}
+
+void AccessLog::flush_locked() {
   std::string batch;
   buffers_.for_each([&batch](std::string& buf) {
     batch.append(buf);
@@ -226,6 +276,7 @@ void AccessLog::flush() {
 }
 
 void AccessLog::write_all(const std::string& bytes) {
+  if (fd_ < 0) return;  // turned off by a reload: lines added meanwhile are discarded
   size_t off = 0;
   while (off < bytes.size()) {
     const ssize_t n = ::write(fd_, bytes.data() + off, bytes.size() - off);

@@ -38,6 +38,10 @@ class AccessLog {
   void add(std::string_view line);
   // Writes every buffered line now (blocking); tests and shutdown.
   void flush();
+  // A reload: writes what is buffered to the current target, then switches to `where`
+  // ("stdout", a file path, or "" for none: later lines are discarded). The same path
+  // is opened again (after logrotate moved the file). On error nothing changes.
+  Result<void> reopen(const std::string& where);
   int64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
   static constexpr size_t kWakeBytes = 64 << 10;       // a buffer this full wakes the writer
@@ -47,9 +51,10 @@ class AccessLog {
  private:
   AccessLog(int fd, bool own_fd);
   void run();
+  void flush_locked();  // mu_ held
   void write_all(const std::string& bytes);
 
-  int fd_;
+  int fd_;  // -1: none (the lines are discarded); guarded by mu_
   bool own_fd_;
   ThreadShards<std::string> buffers_;
   std::mutex mu_;  // the writer's wait and the file writes

@@ -268,6 +268,9 @@ asio::awaitable<bool> reload(ClientSocket& stream, RequestContext& ctx, Worker& 
   if (s.policy)
     for (const auto& r2 : s.policy->config().routes) out.value(r2.request_type);
   out.end_array();
+  out.key("restart_required").begin_array();  // changed keys a reload cannot apply
+  for (const std::string& k : s.restart_required) out.value(k);
+  out.end_array();
   out.end_object();
   co_return co_await send_response(stream, 200, "application/json", std::move(body), ctx);
 }

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -161,12 +162,12 @@ int cmd_serve(const std::vector<std::string>& args) {
     std::fprintf(stderr, "frugal: invalid configuration: %s\n", cfg.error().message.c_str());
     return 1;
   }
+  std::optional<frugal::config::Listener> listener;
   if (!listen.empty()) {
     auto l = frugal::config::parse_listener(listen);
     if (!l) return usage_error("--listen: " + l.error().message);
-    cfg->server.listen = {*l};
+    listener = *l;
   }
-  if (!data_dir.empty()) cfg->data_dir = data_dir;
   if (!draft_model.empty() && engine_model.empty()) return usage_error("--draft-model needs --engine-model");
   int threads = 0;
   if (!engine_threads.empty()) {
@@ -175,7 +176,10 @@ int cmd_serve(const std::vector<std::string>& args) {
     if (*end != '\0' || v < 0 || v > 1024) return usage_error("--engine-threads: expected 0..1024");
     threads = static_cast<int>(v);
   }
-  auto amend = [engine_model, draft_model, threads](frugal::config::GatewayConfig& c) {
+  // Also at every reload: a reload compares listeners and data_dir with the running ones.
+  auto amend = [engine_model, draft_model, threads, listener, data_dir](frugal::config::GatewayConfig& c) {
+    if (listener) c.server.listen = {*listener};
+    if (!data_dir.empty()) c.data_dir = data_dir;
     return add_engine_provider(c, engine_model, draft_model, threads);
   };
   if (auto r = amend(*cfg); !r) {

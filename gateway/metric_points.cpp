@@ -1,5 +1,6 @@
 #include "gateway/metric_points.h"
 
+#include <array>
 #include <utility>
 
 namespace frugal::gateway {
@@ -39,6 +40,23 @@ void add_tokens(MetricPoints& out, const MetricLabels& op, const char* type, int
   out.points.push_back(p);
 }
 
+// The decimal text of `n`: static for 0-999 (statuses, tier numbers), else owned by `pts`.
+std::string_view number_text(int64_t n, MetricPoints& pts) {
+  static const auto table = [] {
+    std::array<std::array<char, 4>, 1000> t{};
+    for (size_t i = 0; i < t.size(); ++i) {
+      size_t k = 0;
+      if (i >= 100) t[i][k++] = static_cast<char>('0' + i / 100);
+      if (i >= 10) t[i][k++] = static_cast<char>('0' + i / 10 % 10);
+      t[i][k] = static_cast<char>('0' + i % 10);
+    }
+    return t;
+  }();
+  if (n < 0 || n >= 1000) return pts.own(std::to_string(n));
+  const auto& e = table[static_cast<size_t>(n)];
+  return std::string_view(e.data(), n >= 100 ? 3 : n >= 10 ? 2 : 1);
+}
+
 bool is_identifier_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
 }
@@ -69,7 +87,7 @@ MetricPoints metric_points(const router::RequestTrace& t) {
   MetricPoints pts;
   std::vector<MetricPoint>& out = pts.points;
   out.reserve(8 + 10 * t.tiers.size());
-  out.push_back({MetricFamily::kRequests, {fixed("status", pts.own(std::to_string(t.status)))}, 1, {}});
+  out.push_back({MetricFamily::kRequests, {fixed("status", number_text(t.status, pts))}, 1, {}});
   switch (t.cache.outcome) {
     case router::CacheOutcome::kNone:
       break;
@@ -147,14 +165,14 @@ MetricPoints metric_points(const router::RequestTrace& t) {
     if (&a == last_tier) {
       if (a.status == TierStatus::kAccepted)
         out.push_back({MetricFamily::kTierAnswers,
-                       {fixed("route", t.route), fixed("tier", pts.own(std::to_string(tier_number))),
+                       {fixed("route", t.route), fixed("tier", number_text(tier_number, pts)),
                         model_label(t, a.model)},
                        1,
                        {}});
       break;
     }
     out.push_back({MetricFamily::kEscalations,
-                   {fixed("route", t.route), fixed("tier", pts.own(std::to_string(tier_number))),
+                   {fixed("route", t.route), fixed("tier", number_text(tier_number, pts)),
                     fixed("reason", escalation_reason(a))},
                    1,
                    {}});

@@ -21,7 +21,7 @@
 //   {model=<the answering model>}, frugal_overhead_seconds
 #include <array>
 #include <cstdint>
-#include <deque>
+#include <forward_list>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -95,13 +95,14 @@ struct MetricPoint {
 };
 
 // One request's points. Label values view the trace they were made from (which must
-// outlive them) or `text`, which owns the few values computed here (a status, a tier
-// number); a deque never moves what it holds.
+// outlive them), static text (statuses and tier numbers below 1000), or `text`, which
+// owns the rare values computed here; a list never moves what it holds, and an empty one
+// allocates nothing.
 struct MetricPoints {
   std::vector<MetricPoint> points;
-  std::deque<std::string> text;
+  std::forward_list<std::string> text;
 
-  std::string_view own(std::string s) { return text.emplace_back(std::move(s)); }
+  std::string_view own(std::string s) { return text.emplace_front(std::move(s)); }
   auto begin() const { return points.begin(); }
   auto end() const { return points.end(); }
   size_t size() const { return points.size(); }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <map>
 
 namespace frugal::gateway {
@@ -224,22 +225,92 @@ std::string_view MetricsRegistry::fold(LabelSource src, std::string_view value, 
   return value;
 }
 
+namespace {
+
+uint64_t mix(uint64_t h, uint64_t v) {
+  h ^= v;
+  h *= 0x9E3779B97F4A7C15ull;
+  return h ^ (h >> 29);
+}
+
+uint64_t hash_text(uint64_t h, std::string_view s) {
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    h = mix(h, w);
+  }
+  uint64_t tail = 0;
+  std::memcpy(&tail, s.data() + i, s.size() - i);
+  return mix(h, tail ^ (static_cast<uint64_t>(s.size()) << 56));
+}
+
+// The family and the raw (unfolded) label names and values of `p`.
+uint64_t point_hash(const MetricPoint& p) {
+  uint64_t h = mix(0x66727567616cull, static_cast<uint64_t>(p.family) + 1);
+  for (const MetricLabel& l : p.labels) h = hash_text(hash_text(h, l.name), l.value);
+  return h;
+}
+
+// Interned::raw: each label as <name size><name><value size><value>, sizes 4 bytes.
+void append_sized(std::string& out, std::string_view s) {
+  const auto n = static_cast<uint32_t>(s.size());
+  out.append(reinterpret_cast<const char*>(&n), sizeof n);
+  out.append(s);
+}
+
+bool raw_matches(std::string_view raw, const MetricPoint& p) {
+  const auto take = [&raw](std::string_view want) {
+    uint32_t n;
+    if (raw.size() < sizeof n) return false;
+    std::memcpy(&n, raw.data(), sizeof n);
+    if (n != want.size() || raw.size() - sizeof n < n || raw.compare(sizeof n, n, want) != 0) return false;
+    raw.remove_prefix(sizeof n + n);
+    return true;
+  };
+  for (const MetricLabel& l : p.labels)
+    if (!take(l.name) || !take(l.value)) return false;
+  return raw.empty();
+}
+
+}  // namespace
+
+MetricsRegistry::Series& MetricsRegistry::intern(const MetricPoint& p, uint64_t hash, Data& d,
+                                                 const config::GatewayConfig& cfg) {
+  std::string& key = d.key;
+  key.clear();
+  bool folded = false;
+  for (const MetricLabel& l : p.labels) {
+    if (!key.empty()) key += ',';
+    const std::string_view v = fold(l.source, l.value, d, cfg);
+    folded = folded || v.data() != l.value.data() || v.size() != l.value.size();
+    append_label(key, l.name, v);
+  }
+  auto& series = d.series[static_cast<size_t>(p.family)];
+  auto it = series.find(std::string_view(key));
+  if (it == series.end()) it = series.emplace(key, Series{}).first;
+  if (!folded && d.interned.find(hash) == d.interned.end()) {  // a collision keeps the first
+    std::string raw;
+    for (const MetricLabel& l : p.labels) {
+      append_sized(raw, l.name);
+      append_sized(raw, l.value);
+    }
+    d.interned.emplace(hash, Interned{&it->second, std::move(raw)});
+  }
+  return it->second;
+}
+
 void MetricsRegistry::record(const MetricPoints& points, const config::GatewayConfig& cfg) {
   auto& shard = shards_.local();
   std::lock_guard lock(shard.mu);
   Data& d = shard.data;
-  std::string& key = d.key;
   for (const MetricPoint& p : points) {
-    key.clear();
-    for (const MetricLabel& l : p.labels) {
-      if (!key.empty()) key += ',';
-      append_label(key, l.name, fold(l.source, l.value, d, cfg));
-    }
+    const uint64_t hash = point_hash(p);
+    Series* found = nullptr;
+    if (auto in = d.interned.find(hash); in != d.interned.end() && raw_matches(in->second.raw, p))
+      found = in->second.series;
+    Series& s = found ? *found : intern(p, hash, d, cfg);
     const FamilyInfo& f = families()[static_cast<size_t>(p.family)];
-    auto& series = d.series[static_cast<size_t>(p.family)];
-    auto it = series.find(std::string_view(key));
-    if (it == series.end()) it = series.emplace(key, Series{}).first;
-    Series& s = it->second;
     switch (f.kind) {
       case Kind::kCounter:
         s.value += p.value;

@@ -53,9 +53,18 @@ class MetricsRegistry {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   using TextSet = std::unordered_set<std::string, TextHash, std::equal_to<>>;
+  // A point seen before, found by a hash of its family and raw label names and values
+  // (no label text built, nothing folded): `raw` holds them to confirm the match. Only
+  // points whose values all passed unfolded are kept (a folded value's point takes the
+  // full path each time), so there are no more of them than series.
+  struct Interned {
+    Series* series;  // into `series` (unordered_map nodes never move)
+    std::string raw;
+  };
   struct Data {
     // by label text
     std::array<std::unordered_map<std::string, Series, TextHash, std::equal_to<>>, kMetricFamilies> series;
+    std::unordered_map<uint64_t, Interned> interned;  // by point_hash
     std::array<TextSet, 3> admitted;  // values this thread saw admitted
     std::string key;                  // scratch: the label text of the point being added
   };
@@ -66,6 +75,9 @@ class MetricsRegistry {
   };
 
   std::string_view fold(LabelSource src, std::string_view value, Data& d, const config::GatewayConfig& cfg);
+  // The full path: folds the labels, builds the label text, finds or makes the series,
+  // and interns the point when nothing was folded.
+  Series& intern(const MetricPoint& p, uint64_t hash, Data& d, const config::GatewayConfig& cfg);
 
   const size_t max_values_;
   std::array<Admission, 3> admission_;

@@ -157,11 +157,7 @@ Result<void> Server::start() {
     telemetry_ = std::move(*telemetry);
   }
   FRUGAL_TRY(engines_.sync(*cfg));
-  if (const config::OtlpConfig& o = cfg->telemetry.otlp; o.enabled && !otlp_) {
-    otlp_ = std::make_unique<otlp::Exporter>(o);
-    log::info("otlp: exporting " + std::string(o.traces ? "spans" : "") + (o.traces && o.metrics ? " and " : "") +
-              (o.metrics ? "metrics" : "") + " to " + o.endpoint + " as service '" + o.service_name + "'");
-  }
+  if (!otlp_) apply_otlp(cfg->telemetry.otlp);
   {
     auto policy = load_policy_for(*cfg);
     if (!policy) return std::move(policy).error();
@@ -376,6 +372,40 @@ void Server::stop() {
   engines_.clear();
 }
 
+void Server::apply_otlp(const config::OtlpConfig& o) {
+  if (o == otlp_applied_) return;
+  otlp_applied_ = o;
+  if (!o.enabled) {
+    if (otlp_on_.exchange(nullptr)) {
+      otlp_->reconfigure(o);
+      log::info("otlp: export turned off");
+    }
+    return;
+  }
+  if (otlp_) otlp_->reconfigure(o);
+  else otlp_ = std::make_unique<otlp::Exporter>(o);
+  otlp_on_.store(otlp_.get(), std::memory_order_release);
+  log::info("otlp: exporting " + std::string(o.traces ? "spans" : "") + (o.traces && o.metrics ? " and " : "") +
+            (o.metrics ? "metrics" : "") + " to " + o.endpoint + " as service '" + o.service_name + "'");
+}
+
+std::vector<std::string> restart_required_keys(const config::GatewayConfig& running,
+                                               const config::GatewayConfig& next) {
+  std::vector<std::string> keys;
+  const auto same_listeners = [](const std::vector<config::Listener>& a, const std::vector<config::Listener>& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                      [](const config::Listener& x, const config::Listener& y) {
+                        return x.host == y.host && x.port == y.port;
+                      });
+  };
+  if (!same_listeners(running.server.listen, next.server.listen)) keys.emplace_back("server.listen");
+  if (running.server.threads != next.server.threads) keys.emplace_back("server.threads");
+  if (running.data_dir != next.data_dir) keys.emplace_back("data_dir");
+  if (running.telemetry.max_label_values != next.telemetry.max_label_values)
+    keys.emplace_back("telemetry.metrics.max_label_values");
+  return keys;
+}
+
 Result<std::shared_ptr<const Snapshot>> Server::reload() {
   std::lock_guard lock(reload_mu_);
   auto fail = [&](Error e) -> Result<std::shared_ptr<const Snapshot>> {
@@ -386,13 +416,15 @@ Result<std::shared_ptr<const Snapshot>> Server::reload() {
   const auto cur = snapshot();
   auto next = config_path_.empty() ? config::load_default_config() : config::load_config_file(config_path_);
   if (!next) return fail(std::move(next).error());
-  // Listeners, threads and the data directory need a restart; everything else applies
-  // to the next request.
+  // Listeners, threads, the data directory and the metrics' label bound need a restart
+  // (reported, and the running values kept); everything else applies to the next request.
+  if (amend_)
+    if (auto r = amend_(*next); !r) return fail(std::move(r).error());
+  std::vector<std::string> restart = restart_required_keys(*cur->cfg, *next);
   next->server.listen = cur->cfg->server.listen;
   next->server.threads = cur->cfg->server.threads;
   next->data_dir = cur->cfg->data_dir;
-  if (amend_)
-    if (auto r = amend_(*next); !r) return fail(std::move(r).error());
+  next->telemetry.max_label_values = cur->cfg->telemetry.max_label_values;
   auto cfg = std::make_shared<const config::GatewayConfig>(std::move(*next));
   auto policy = load_policy_for(*cfg);
   if (!policy) return fail(std::move(policy).error());
@@ -400,8 +432,15 @@ Result<std::shared_ptr<const Snapshot>> Server::reload() {
   if (auto r = engines_.sync(*cfg); !r) return fail(std::move(r).error());
   auto budgets = budgets_for(policy->get(), cur.get(), ledger_.get());
   if (!budgets) return fail(std::move(budgets).error());
-  auto snap = std::make_shared<const Snapshot>(Snapshot{cfg, std::move(*policy), std::move(*budgets), cur->generation + 1});
+  // Telemetry last: the only check left is whether a new access-log file opens.
+  if (telemetry_)
+    if (auto r = telemetry_->reconfigure(cfg->telemetry); !r) return fail(std::move(r).error());
+  apply_otlp(cfg->telemetry.otlp);
+  auto snap = std::make_shared<const Snapshot>(
+      Snapshot{cfg, std::move(*policy), std::move(*budgets), cur->generation + 1, std::move(restart)});
   snap_.store(snap);
+  for (const std::string& k : snap->restart_required)
+    log::warn("reload: " + k + " changed in " + cfg->source + "; it needs a restart (the running value stays)");
   if (limiter_) limiter_->set_window_us(cfg->limits.window_ms * 1000);
   reloads_ok_.fetch_add(1);
   log::info("configuration reloaded from " + cfg->source + " (policy: " +

@@ -63,6 +63,13 @@ class SharedKeys;
 // request than two that each sleep and get preempted (docs/PERFORMANCE.md, session 9).
 int default_io_threads(int usable);
 
+// What a reload cannot apply: the keys whose value differs between the running config and
+// the one read (server.listen, server.threads, data_dir,
+// telemetry.metrics.max_label_values). The running values stay until a restart; the
+// reload logs a warning and reports them (Snapshot::restart_required).
+std::vector<std::string> restart_required_keys(const config::GatewayConfig& running,
+                                               const config::GatewayConfig& next);
+
 class Server {
  public:
   // `config_path` empty = the built-in default (reload then re-reads the default).
@@ -138,9 +145,10 @@ class Server {
   // Metrics, access log and upstream warnings of finished requests (gateway/telemetry.h);
   // set by start(), null before.
   Telemetry* telemetry() { return telemetry_.get(); }
-  // The OTLP exporter (telemetry.otlp), null when export is off. Thread-safe; it outlives
-  // the workers, so an exchange may record into it until the server is destroyed.
-  otlp::Exporter* otlp() { return otlp_.get(); }
+  // The OTLP exporter (telemetry.otlp), null while export is off (a reload may turn it on
+  // or off). Thread-safe; it outlives the workers, so an exchange may record into it
+  // until the server is destroyed.
+  otlp::Exporter* otlp() { return otlp_on_.load(std::memory_order_acquire); }
   // Virtual keys (gateway/keys.h), opened by start(); thread-safe.
   KeyStore& keys() { return *keys_; }
   // rpm/tpm buckets of keys and teams (policies/rate_limit.h); thread-safe.
@@ -167,6 +175,8 @@ class Server {
   // The admin plane's listener (admin.listen, or 127.0.0.1 on the first port + 1).
   Result<void> bind_admin(const config::GatewayConfig& cfg);
   void watch_files();
+  // telemetry.otlp of a new config: starts, reconfigures or turns off the exporter.
+  void apply_otlp(const config::OtlpConfig& o);
   static int64_t busy_poll_us(const config::GatewayConfig& cfg);  // server.busy_poll, resolved
   void run_worker(Worker& w, int64_t poll_us);
 
@@ -195,7 +205,9 @@ class Server {
   uint16_t admin_port_ = 0;
   std::string admin_host_;
   std::unique_ptr<boost::asio::ip::tcp::acceptor> admin_acceptor_;
-  std::unique_ptr<otlp::Exporter> otlp_;
+  std::unique_ptr<otlp::Exporter> otlp_;  // made when export is first on, kept to the end
+  std::atomic<otlp::Exporter*> otlp_on_{nullptr};  // otlp_ while export is on
+  config::OtlpConfig otlp_applied_;  // what apply_otlp last applied (under reload_mu_)
   std::unique_ptr<cache::SingleFlight> flights_;
   std::unique_ptr<Telemetry> telemetry_;
   router::ReplicaPickers pickers_;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "core/error.h"
@@ -24,6 +25,7 @@ struct Snapshot {
   std::shared_ptr<const policies::CompiledPolicy> policy;  // null: no `policy:` configured
   std::shared_ptr<policies::BudgetTracker> budgets;       // null: the policy has no budgets
   uint64_t generation = 0;                                // 1 at start, +1 per successful reload
+  std::vector<std::string> restart_required;  // keys this reload left as running (restart_required_keys)
 };
 
 // Loads and compiles the policy `cfg.policy_path` names and checks it against `cfg`:

@@ -14,12 +14,32 @@ Telemetry::Telemetry(const config::TelemetryConfig& cfg)
 
 Result<std::unique_ptr<Telemetry>> Telemetry::open(const config::TelemetryConfig& cfg) {
   std::unique_ptr<Telemetry> t(new Telemetry(cfg));
-  if (!cfg.access_log.empty()) {
+  FRUGAL_TRY(t->reconfigure(cfg));
+  return t;
+}
+
+Result<void> Telemetry::reconfigure(const config::TelemetryConfig& cfg) {
+  std::lock_guard lock(reconfigure_mu_);
+  if (cfg.access_log.empty()) {
+    log_on_.store(nullptr, std::memory_order_release);
+    if (log_) FRUGAL_TRY(log_->reopen(""));  // writes what was buffered, closes the file
+  } else if (!log_) {
     auto log = AccessLog::open(cfg.access_log);
     if (!log) return std::move(log).error();
-    t->access_log_ = std::move(*log);
+    log_ = std::move(*log);
+    log_made_.store(log_.get(), std::memory_order_release);
+    log_on_.store(log_.get(), std::memory_order_release);
+  } else {
+    FRUGAL_TRY(log_->reopen(cfg.access_log));
+    log_on_.store(log_.get(), std::memory_order_release);
   }
-  return t;
+  metrics_enabled_.store(cfg.metrics, std::memory_order_relaxed);
+  return {};
+}
+
+int64_t Telemetry::access_log_dropped() const {
+  const AccessLog* l = log_made_.load(std::memory_order_acquire);
+  return l ? l->dropped() : 0;
 }
 
 void Telemetry::record(const router::RequestTrace& t, const config::GatewayConfig& cfg) {
@@ -33,8 +53,8 @@ void Telemetry::record(const router::RequestTrace& t, const config::GatewayConfi
       }
     }
   }
-  if (metrics_enabled_) metrics_.record(metric_points(t), cfg);
-  if (access_log_) access_log_->add(access_log_line(t));
+  if (metrics_enabled()) metrics_.record(metric_points(t), cfg);
+  if (AccessLog* log = access_log()) log->add(access_log_line(t));
 }
 
 namespace {
@@ -151,7 +171,7 @@ std::string render_metrics(Server& server, Telemetry& telemetry) {
   w.family("frugal_access_log_dropped_lines_total", "counter",
            "Access-log lines dropped because the writer could not keep up.");
   w.sample("frugal_access_log_dropped_lines_total", "",
-           static_cast<double>(telemetry.access_log() ? telemetry.access_log()->dropped() : 0));
+           static_cast<double>(telemetry.access_log_dropped()));
   w.family("frugal_requests_in_flight", "gauge", "Requests being served now.");
   w.sample("frugal_requests_in_flight", "",
            static_cast<double>(server.in_flight().load(std::memory_order_relaxed)));

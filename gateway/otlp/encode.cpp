@@ -79,8 +79,19 @@ void scope(ProtoWriter& w) {
   w.bytes_field(common::kScopeVersion, FRUGAL_OTLP_VERSION);
 }
 
+// A 32-digit trace id's 16 bytes, without an allocation per span.
+struct TraceIdBytes {
+  char b[16];
+  explicit TraceIdBytes(std::string_view hex32) {
+    const auto nib = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+    for (size_t i = 0; i < sizeof b; ++i) b[i] = static_cast<char>(nib(hex32[2 * i]) << 4 | nib(hex32[2 * i + 1]));
+  }
+  std::string_view view() const { return {b, sizeof b}; }
+};
+
 void span(ProtoWriter& w, const Span& s) {
-  w.bytes_field(trace::kTraceId, hex_bytes(s.trace_id));
+  if (s.trace_id.size() == 32) w.bytes_field(trace::kTraceId, TraceIdBytes(s.trace_id).view());
+  else w.bytes_field(trace::kTraceId, hex_bytes(s.trace_id));
   w.bytes_field(trace::kSpanId, id_bytes(s.span_id));
   if (s.parent_span_id != 0) w.bytes_field(trace::kParentSpanId, id_bytes(s.parent_span_id));
   w.bytes_field(trace::kName, s.name);
@@ -159,6 +170,7 @@ Attributes resource_attributes(const std::string& service_name) {
 
 std::string encode_traces(const Attributes& resource, const std::vector<Span>& spans) {
   std::string out;
+  out.reserve(256 + spans.size() * 512);
   ProtoWriter w(out);
   w.message(trace::kRequestResourceSpans, [&](ProtoWriter& rs) {
     rs.message(trace::kResourceSpansResource,

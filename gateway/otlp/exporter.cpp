@@ -19,6 +19,7 @@ namespace {
 constexpr int64_t kFirstBackoffMs = 500;
 constexpr int64_t kMaxBackoffMs = 5'000;
 constexpr int64_t kWarnEveryUs = 10'000'000;
+constexpr int64_t kIdleWaitUs = 3'600'000'000;  // disabled, nothing queued: wait for a reload
 
 int64_t now_unix_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -114,39 +115,67 @@ int64_t retry_delay_ms(int retry, int64_t retry_after_ms) {
 }
 
 Exporter::Exporter(const config::OtlpConfig& cfg, Sender sender)
-    : cfg_(cfg),
-      resource_(resource_attributes(cfg.service_name.empty() ? "frugal" : cfg.service_name)),
-      traces_url_(cfg.endpoint + "/v1/traces"),
-      metrics_url_(cfg.endpoint + "/v1/metrics"),
-      sender_(std::move(sender)),
-      metrics_(now_unix_ns()) {
-  if (!sender_) {
+    : sender_(std::move(sender)), own_sender_(!sender_), metrics_(now_unix_ns()) {
+  use_config(cfg);
+  publish_limits(cfg);
+  thread_ = std::thread([this] { run(); });
+}
+
+void Exporter::use_config(const config::OtlpConfig& cfg) {
+  const bool new_headers = !sender_ || cfg.headers != cfg_.headers;
+  cfg_ = cfg;
+  resource_ = resource_attributes(cfg.service_name.empty() ? "frugal" : cfg.service_name);
+  traces_url_ = cfg.endpoint + "/v1/traces";
+  metrics_url_ = cfg.endpoint + "/v1/metrics";
+  if (own_sender_ && new_headers) {
     std::vector<std::string> headers;
     for (const auto& [k, v] : cfg.headers) headers.push_back(k + ": " + v);
     sender_ = curl_sender(std::move(headers));
   }
-  thread_ = std::thread([this] { run(); });
+}
+
+void Exporter::publish_limits(const config::OtlpConfig& cfg) {
+  queue_limit_.store(static_cast<size_t>(cfg.queue_size), std::memory_order_relaxed);
+  batch_limit_.store(static_cast<size_t>(cfg.batch_size), std::memory_order_relaxed);
+  traces_.store(cfg.traces, std::memory_order_relaxed);
+  metrics_on_.store(cfg.metrics, std::memory_order_relaxed);
+  enabled_.store(cfg.enabled, std::memory_order_release);
+}
+
+void Exporter::reconfigure(const config::OtlpConfig& cfg) {
+  publish_limits(cfg);
+  {
+    std::lock_guard lock(mu_);
+    pending_ = cfg;
+  }
+  cv_.notify_all();
 }
 
 Exporter::~Exporter() { shutdown(0); }
 
 void Exporter::record(const router::RequestTrace& t) {
-  if (cfg_.metrics) metrics_.add(t);
-  if (!cfg_.traces || !t.sampled) return;
-  const size_t n = span_count(t);
-  // The copy is made outside the lock, and not at all when the queue is known full.
-  if (queued_traces_.load(std::memory_order_relaxed) < static_cast<size_t>(cfg_.queue_size)) {
-    router::RequestTrace copy = t;
+  if (!enabled_.load(std::memory_order_acquire)) return;
+  const bool metrics = metrics_on_.load(std::memory_order_relaxed);
+  const size_t n = traces_.load(std::memory_order_relaxed) && t.sampled ? span_count(t) : 0;
+  if (!metrics && n == 0) return;
+  const size_t limit = queue_limit_.load(std::memory_order_relaxed);
+  // The copy is made outside the lock, and not at all when the queue is known full. The
+  // exporter thread turns it into spans and metric observations: the I/O thread only
+  // copies.
+  if (queued_traces_.load(std::memory_order_relaxed) < limit) {
+    Queued q{t, n, metrics};
     std::lock_guard lock(mu_);
-    if (!stopping_ && queue_.size() < static_cast<size_t>(cfg_.queue_size)) {
-      queue_.push_back(std::move(copy));
+    if (!stopping_ && queue_.size() < limit) {
+      queue_.push_back(std::move(q));
       queued_traces_.store(queue_.size(), std::memory_order_relaxed);
       queued_spans_ += n;
       // The first trace arms the flush timer, a full batch goes at once.
-      if (queue_.size() == 1 || queued_spans_ >= static_cast<size_t>(cfg_.batch_size)) cv_.notify_one();
+      if (queue_.size() == 1 || queued_spans_ >= batch_limit_.load(std::memory_order_relaxed)) cv_.notify_one();
       return;
     }
   }
+  // Queue full (or shut down): the metrics still count the request, its spans are lost.
+  if (metrics) metrics_.add(t);
   dropped_.fetch_add(n, std::memory_order_relaxed);
 }
 
@@ -195,10 +224,17 @@ bool Exporter::send(const std::string& url, const std::string& body, bool allow_
   }
 }
 
-void Exporter::export_spans(std::deque<router::RequestTrace>& batch, bool allow_retry) {
+void Exporter::take_metrics(const std::deque<Queued>& batch) {
+  for (const Queued& q : batch)
+    if (q.metrics) metrics_.add(q.trace);
+}
+
+void Exporter::export_spans(std::deque<Queued>& batch, bool allow_retry) {
+  take_metrics(batch);
   std::vector<Span> out;
-  for (const auto& t : batch) {
-    auto s = spans(t);
+  for (const Queued& q : batch) {
+    if (q.spans == 0) continue;
+    auto s = spans(q.trace);
     std::move(s.begin(), s.end(), std::back_inserter(out));
   }
   batch.clear();
@@ -209,7 +245,7 @@ void Exporter::export_spans(std::deque<router::RequestTrace>& batch, bool allow_
 }
 
 void Exporter::export_metrics(bool allow_retry) {
-  if (!cfg_.metrics) return;
+  if (!cfg_.enabled || !cfg_.metrics) return;
   const auto data = metrics_.collect(now_unix_ns(), ExporterCounters{spans_exported(), spans_dropped()});
   if (send(metrics_url_, encode_metrics(resource_, data), allow_retry, "metrics"))
     metric_exports_.fetch_add(1, std::memory_order_relaxed);
@@ -218,27 +254,31 @@ void Exporter::export_metrics(bool allow_retry) {
 void Exporter::run() {
   int64_t next_metrics_us = mono_us() + cfg_.export_interval_ms * 1000;
   int64_t oldest_us = 0;  // when the oldest queued trace was first seen waiting
-  std::deque<router::RequestTrace> batch;
+  std::deque<Queued> batch;
+  std::optional<config::OtlpConfig> next_cfg;
   for (;;) {
     bool stopping = false;
     {
       std::unique_lock lock(mu_);
+      // Disabled by a reload: no metric exports until enabled again.
+      const auto metrics_due = [&] { return cfg_.enabled && mono_us() >= next_metrics_us; };
       const auto ready = [&] {
-        return stopping_ || queued_spans_ >= static_cast<size_t>(cfg_.batch_size) ||
+        return stopping_ || pending_ || queued_spans_ >= static_cast<size_t>(cfg_.batch_size) ||
                (!queue_.empty() && oldest_us != 0 && mono_us() >= oldest_us + cfg_.flush_interval_ms * 1000) ||
-               mono_us() >= next_metrics_us;
+               metrics_due();
       };
       while (!ready()) {
         if (!queue_.empty() && oldest_us == 0) oldest_us = mono_us();
-        int64_t wake_us = next_metrics_us;
+        int64_t wake_us = cfg_.enabled ? next_metrics_us : mono_us() + kIdleWaitUs;
         if (oldest_us != 0) wake_us = std::min(wake_us, oldest_us + cfg_.flush_interval_ms * 1000);
         cv_.wait_for(lock, std::chrono::microseconds(std::max<int64_t>(wake_us - mono_us(), 1'000)));
       }
+      next_cfg.swap(pending_);
       stopping = stopping_;
       // Whole traces, up to batch_size spans (at least one trace).
       size_t n = 0;
-      while (!queue_.empty() && (batch.empty() || n + span_count(queue_.front()) <= static_cast<size_t>(cfg_.batch_size))) {
-        n += span_count(queue_.front());
+      while (!queue_.empty() && (batch.empty() || n + queue_.front().spans <= static_cast<size_t>(cfg_.batch_size))) {
+        n += queue_.front().spans;
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
@@ -246,9 +286,16 @@ void Exporter::run() {
       queued_traces_.store(queue_.size(), std::memory_order_relaxed);
       oldest_us = queue_.empty() ? 0 : mono_us();
     }
+    if (next_cfg) {  // applied outside the lock: a new sender opens a curl handle
+      const bool interval_changed =
+          next_cfg->export_interval_ms != cfg_.export_interval_ms || next_cfg->enabled != cfg_.enabled;
+      use_config(*next_cfg);
+      next_cfg.reset();
+      if (interval_changed) next_metrics_us = mono_us() + cfg_.export_interval_ms * 1000;
+    }
     if (stopping) break;
     if (!batch.empty()) export_spans(batch, true);
-    if (mono_us() >= next_metrics_us) {
+    if (cfg_.enabled && mono_us() >= next_metrics_us) {
       export_metrics(true);
       next_metrics_us = mono_us() + cfg_.export_interval_ms * 1000;
     }
@@ -258,15 +305,16 @@ void Exporter::run() {
     if (!batch.empty()) {
       if (mono_us() < stop_deadline_us_) export_spans(batch, false);
       else {
-        for (const auto& t : batch) dropped_.fetch_add(span_count(t), std::memory_order_relaxed);
+        take_metrics(batch);
+        for (const Queued& q : batch) dropped_.fetch_add(q.spans, std::memory_order_relaxed);
         batch.clear();
       }
     }
     std::lock_guard lock(mu_);
     if (queue_.empty()) break;
     size_t n = 0;
-    while (!queue_.empty() && (batch.empty() || n + span_count(queue_.front()) <= static_cast<size_t>(cfg_.batch_size))) {
-      n += span_count(queue_.front());
+    while (!queue_.empty() && (batch.empty() || n + queue_.front().spans <= static_cast<size_t>(cfg_.batch_size))) {
+      n += queue_.front().spans;
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }

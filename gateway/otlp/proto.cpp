@@ -13,6 +13,21 @@ void ProtoWriter::varint(uint64_t v) {
   out_ += static_cast<char>(v);
 }
 
+void ProtoWriter::finish_length(size_t at) {
+  const uint64_t n = out_.size() - at - 1;
+  if (n < 0x80) {
+    out_[at] = static_cast<char>(n);
+    return;
+  }
+  char len[10];
+  size_t k = 0;
+  for (uint64_t v = n; v >= 0x80; v >>= 7) len[k++] = static_cast<char>((v & 0x7f) | 0x80);
+  len[k] = static_cast<char>(n >> (7 * k));
+  ++k;
+  out_.insert(at + 1, k - 1, '\0');  // the message moves up by the extra length bytes
+  std::memcpy(out_.data() + at, len, k);
+}
+
 void ProtoWriter::raw64(uint64_t v) {
   for (int i = 0; i < 8; ++i, v >>= 8) out_ += static_cast<char>(v & 0xff);  // little-endian
 }

@@ -1,7 +1,9 @@
 #pragma once
 // A protobuf wire-format writer for the few OTLP messages frugal sends (encode.h): no
 // .proto files, no libprotobuf. Fields are written in the order they are called;
-// nested messages are encoded into their own buffer and appended length-prefixed.
+// nested messages are written in place after a one-byte length, which is widened (the
+// message moved up) only when the message is 128 bytes or more: no buffer per message,
+// and most (attributes, values) never move.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -31,17 +33,20 @@ class ProtoWriter {
   void packed_fixed64(uint32_t field, const std::vector<uint64_t>& v);
   void packed_double(uint32_t field, const std::vector<double>& v);
 
-  // A nested message: `fill(ProtoWriter&)` writes its fields.
+  // A nested message: `fill(ProtoWriter&)` writes its fields (into this writer's output).
   template <class Fill>
   void message(uint32_t field, Fill&& fill) {
-    std::string inner;
-    ProtoWriter w(inner);
-    fill(w);
-    bytes_field(field, inner);
+    tag(field, WireType::kLen);
+    const size_t at = out_.size();
+    out_ += '\0';  // the length, if it fits in one byte
+    fill(*this);
+    finish_length(at);
   }
 
  private:
   void raw64(uint64_t v);
+  // Writes the length of what follows out_[at] (the placeholder byte) as a varint there.
+  void finish_length(size_t at);
   std::string& out_;
 };
 

@@ -3,6 +3,7 @@
 // aggregator produce and encode.h turns into protobuf bytes.
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -12,7 +13,7 @@ namespace frugal::otlp {
 using AttrValue = std::variant<std::string, bool, int64_t, double, std::vector<std::string>>;
 
 struct Attribute {
-  std::string key;
+  std::string_view key;  // a string literal: every key is one (no allocation per attribute)
   AttrValue value;
   bool operator==(const Attribute&) const = default;
 };

@@ -334,18 +334,18 @@ TEST_CASE("config and policy files: only regular files of at most 4 MiB are read
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("telemetry: metrics and access log off by default, both configurable") {
+TEST_CASE("telemetry: metrics on and the access log off by default, both configurable") {
   auto d = load_config_text("providers: {}\n", "/etc/frugal/frugal.yaml");
   REQUIRE(d.ok());
-  CHECK(!d->telemetry.metrics);
+  CHECK(d->telemetry.metrics);
   CHECK(d->telemetry.max_label_values == 100);
   CHECK(d->telemetry.access_log.empty());
 
   auto c = load_config_text(
-      "telemetry:\n  metrics: { enabled: true, max_label_values: 7 }\n  access_log: logs/access.jsonl\n",
+      "telemetry:\n  metrics: { enabled: false, max_label_values: 7 }\n  access_log: logs/access.jsonl\n",
       "/etc/frugal/frugal.yaml");
   REQUIRE_MESSAGE(c.ok(), c.error().message);
-  CHECK(c->telemetry.metrics);
+  CHECK(!c->telemetry.metrics);
   CHECK(c->telemetry.max_label_values == 7);
   CHECK(c->telemetry.access_log == "/etc/frugal/logs/access.jsonl");  // beside the config file
 

@@ -14,6 +14,7 @@
 #include "gateway/access_log.h"
 #include "gateway/metric_points.h"
 #include "gateway/metrics.h"
+#include "gateway/telemetry.h"
 
 using namespace frugal;
 using namespace frugal::router;
@@ -584,4 +585,90 @@ TEST_CASE("an unpriced tier: counted in frugal_unpriced_requests_total by model,
   const std::string text = reg.render();
   CHECK(text.find("# TYPE frugal_unpriced_requests_total counter\n") != std::string::npos);
   CHECK(text.find("frugal_unpriced_requests_total{model=\"large\"} 2\n") != std::string::npos);
+}
+
+namespace {
+
+std::vector<std::string> lines_of(const std::filesystem::path& p) {
+  std::vector<std::string> out;
+  std::ifstream in(p);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("Telemetry::reconfigure: the access log turns on, moves and turns off, metrics on and off, for the next request") {
+  const auto dir = std::filesystem::temp_directory_path() / ("frugal-telemetry-reload-" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto a = dir / "a.jsonl", b = dir / "b.jsonl";
+  config::GatewayConfig gw;
+  config::TelemetryConfig cfg;  // everything off
+  cfg.metrics = false;
+  auto opened = Telemetry::open(cfg);
+  REQUIRE(opened);
+  Telemetry& t = **opened;
+  RequestTrace r = escalated();
+  t.record(r, gw);
+  CHECK(t.access_log() == nullptr);
+
+  cfg.access_log = a.string();
+  cfg.metrics = true;
+  REQUIRE(t.reconfigure(cfg));
+  r.request_id = "req-a";
+  t.record(r, gw);
+  CHECK(t.metrics_enabled());
+
+  // A file that cannot be opened rejects the change, and nothing changes.
+  config::TelemetryConfig bad = cfg;
+  bad.access_log = (dir / "missing-dir" / "x.jsonl").string();
+  bad.metrics = false;
+  auto rejected = t.reconfigure(bad);
+  REQUIRE(!rejected);
+  CHECK(rejected.error().message.find("missing-dir") != std::string::npos);
+  CHECK(t.metrics_enabled());
+  r.request_id = "req-a2";
+  t.record(r, gw);
+
+  cfg.access_log = b.string();
+  cfg.metrics = false;
+  REQUIRE(t.reconfigure(cfg));  // what was buffered for a.jsonl is written there first
+  CHECK(lines_of(a).size() == 2);
+  r.request_id = "req-b";
+  t.record(r, gw);
+
+  cfg.access_log.clear();
+  REQUIRE(t.reconfigure(cfg));
+  CHECK(t.access_log() == nullptr);
+  r.request_id = "req-off";
+  t.record(r, gw);
+
+  const auto la = lines_of(a), lb = lines_of(b);
+  REQUIRE(la.size() == 2);
+  CHECK(la[0].find("\"req-a\"") != std::string::npos);
+  CHECK(la[1].find("\"req-a2\"") != std::string::npos);
+  REQUIRE(lb.size() == 1);
+  CHECK(lb[0].find("\"req-b\"") != std::string::npos);
+  // Metrics were on for req-a and req-a2 only; the series stay while off.
+  CHECK(t.metrics().render().find("frugal_requests_total{status=\"200\"} 2\n") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("MetricsRegistry: points whose label values only split differently stay apart on the fast path") {
+  MetricsRegistry reg(100);
+  const config::GatewayConfig cfg = empty_config();
+  RequestTrace ab = escalated(), a = escalated();
+  ab.request_type = "x";
+  ab.route = "ab";
+  a.request_type = "xa";
+  a.route = "b";
+  for (int i = 0; i < 2; ++i) reg.record(metric_points(ab), cfg);  // the second time: interned
+  for (int i = 0; i < 3; ++i) reg.record(metric_points(a), cfg);
+  const auto s = samples(reg.render());
+  CHECK(s.at("frugal_escalations_total{route=\"ab\",tier=\"1\",reason=\"mean_logprob\"}") == "2");
+  CHECK(s.at("frugal_escalations_total{route=\"b\",tier=\"1\",reason=\"mean_logprob\"}") == "3");
+  CHECK(s.at("frugal_cache_requests_total{route=\"ab\",result=\"miss\"}") == "2");
+  CHECK(s.at("frugal_baseline_usd_total{request_type=\"xa\",route=\"b\",model=\"large\",team=\"search\","
+             "key_id=\"k0123456789abcdef\"}") == Money::from_micros(3'000).to_usd_string());
 }

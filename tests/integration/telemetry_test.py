@@ -5,6 +5,11 @@ Prometheus tools, and the access log.
   telemetry_test.py promtool   FRUGAL MOCK  `promtool check metrics` on a scrape after traffic
   telemetry_test.py access_log FRUGAL MOCK  the access log's lines and the upstream warnings for
                                             the same traffic; /metrics behind admin_token
+  telemetry_test.py reload     FRUGAL MOCK  a reload turns the access log on and moves OTLP export
+                                            to another receiver: the next request is logged and
+                                            exported there, a stream in flight finishes intact;
+                                            a key that needs a restart is reported, a log file
+                                            that cannot be opened rejects the reload
   telemetry_test.py prometheus FRUGAL MOCK  Debian's prometheus scrapes frugal while scripted
                                             traffic runs (an accepted cheap tier, an escalation,
                                             a cache hit, an upstream error); the cost, baseline
@@ -331,6 +336,192 @@ def run_access_log(frugal_bin, mock_bin):
             mock.stop()
 
 
+class OtlpReceiver:
+    """A loopback OTLP/HTTP receiver that keeps every (path, body) it is sent."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        received = self.received = []
+        cv = self.cv = threading.Condition()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                with cv:
+                    received.append((self.path, body))
+                    cv.notify_all()
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def has_trace(self, trace_id):
+        raw = bytes.fromhex(trace_id)  # spans carry the trace id as 16 raw bytes
+        with self.cv:
+            return any(p == "/v1/traces" and raw in b for p, b in self.received)
+
+    def wait_trace(self, trace_id, timeout=20):
+        deadline = time.monotonic() + timeout
+        while not self.has_trace(trace_id):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def run_reload(frugal_bin, mock_bin):
+    """telemetry: applies at a reload, for the requests that finish afterwards."""
+    from http.client import HTTPConnection
+    with tempfile.TemporaryDirectory(prefix="frugal-telemetry-reload-") as tmp:
+        a, b = OtlpReceiver(), OtlpReceiver()
+        mock = Proc([mock_bin, "--threads", "2"])
+        mock_url = "http://127.0.0.1:" + mock.wait_for(r"PORT=(\d+)")
+        cfg_path = os.path.join(tmp, "frugal.yaml")
+        log_path = os.path.join(tmp, "access.jsonl")
+
+        def write_config(telemetry):
+            text = f"""data_dir: {tmp}/data
+server: {{ listen: ["127.0.0.1:0"], threads: 2, watch_interval: 0 }}
+providers:
+  mock: {{ kind: openai, base_url: "{mock_url}/v1" }}
+passthrough:
+  - {{ prefix: "", provider: mock }}
+telemetry:
+{telemetry}"""
+            with open(cfg_path + ".new", "w") as f:
+                f.write(text)
+            os.replace(cfg_path + ".new", cfg_path)  # write-then-rename
+
+        otlp = "  otlp: {{ endpoint: \"{}\", flush_interval: 20ms, export_interval: 1h }}\n"
+        write_config(otlp.format(a.url))  # metrics: the default
+        gw = Proc([frugal_bin, "serve", "--config", cfg_path])
+        try:
+            url = "http://127.0.0.1:" + gw.wait_for(r"listening on 127\.0\.0\.1:(\d+)")
+            admin = "http://127.0.0.1:" + gw.wait_for(r"admin API .* on 127\.0\.0\.1:(\d+)")
+            counter = [0]
+
+            def request(extra=None):
+                counter[0] += 1
+                trace_id = f"{counter[0]:032x}"
+                body = {"model": "plain-model", "messages": [{"role": "user", "content": "hi"}]}
+                body.update(extra or {})
+                s, h, _ = http("POST", url + "/v1/chat/completions", body,
+                               {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+                if s != 200:
+                    fail(f"request {counter[0]}: {s}")
+                return trace_id, h.get("x-request-id")
+
+            def reload():
+                return http("POST", admin + "/admin/reload", {})
+
+            t1, _ = request()
+            if not a.wait_trace(t1):
+                fail("receiver A never got the first request's span")
+            if os.path.exists(log_path):
+                fail("an access log was written while it was off")
+            deadline = time.monotonic() + 10
+            while True:  # recorded when the request finished, which may trail its answer
+                s, _, text = http("GET", admin + "/metrics")
+                if s == 200 and 'frugal_requests_total{status="200"} 1' in text:
+                    break
+                if time.monotonic() > deadline:
+                    fail(f"/metrics is not served by default: {s}")
+                time.sleep(0.05)
+
+            # A stream in flight across the reload: its first chunk has arrived, 9 more follow.
+            conn = HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=30)
+            conn.request("POST", "/v1/chat/completions", json.dumps({
+                "model": "plain-model", "stream": True, "messages": [{"role": "user", "content": "hi"}],
+                "mock": {"chunks": 10, "chunk_delay_ms": 100}}), {"content-type": "application/json"})
+            stream = conn.getresponse()
+            if stream.status != 200:
+                fail(f"the streamed request got {stream.status}")
+            first = stream.readline()  # through the chunked decoding
+            if not first:
+                fail("the streamed request sent nothing")
+
+            write_config(f"  access_log: {log_path}\n" + otlp.format(b.url))
+            s, _, body = reload()
+            if s != 200 or json.loads(body).get("restart_required") != []:
+                fail(f"reload: {s} {body}")
+            t3, rid3 = request()
+            if not b.wait_trace(t3):
+                fail("receiver B never got the span of the request after the reload")
+            if a.has_trace(t3):
+                fail("the request after the reload was still exported to A")
+            deadline = time.monotonic() + 20
+            logged = []
+            while time.monotonic() < deadline:
+                if os.path.exists(log_path):
+                    with open(log_path) as f:
+                        logged = [json.loads(l)["request_id"] for l in f.read().splitlines()]
+                if rid3 in logged:
+                    break
+                time.sleep(0.05)
+            if rid3 not in logged:
+                fail(f"the request after the reload is not in the access log: {logged}")
+
+            rest = (first + stream.read()).decode()
+            conn.close()
+            if rest.count("data: ") < 11 or "data: [DONE]" not in rest:
+                fail(f"the stream in flight across the reload did not finish intact: {rest!r}")
+
+            # Metrics kept counting across the reload (reset, they could not reach 3).
+            deadline = time.monotonic() + 10
+            while True:
+                s, _, text = http("GET", admin + "/metrics")
+                m = re.search(r'^frugal_requests_total\{status="200"\} (\d+)', text, re.M)
+                if s == 200 and m and int(m.group(1)) == 3:
+                    break
+                if time.monotonic() > deadline:
+                    fail(f"/metrics after the reload: {s} {m and m.group(0)}")
+                time.sleep(0.05)
+
+            # A key that needs a restart: reported, the running value kept; metrics off: 404.
+            write_config(f"  metrics: {{ enabled: false, max_label_values: 50 }}\n  access_log: {log_path}\n"
+                         + otlp.format(b.url))
+            s, _, body = reload()
+            if s != 200 or json.loads(body).get("restart_required") != ["telemetry.metrics.max_label_values"]:
+                fail(f"reload with a changed max_label_values: {s} {body}")
+            gw.wait_for(r"(telemetry\.metrics\.max_label_values changed .* needs a restart)")
+            if http("GET", admin + "/metrics")[0] != 404:
+                fail("/metrics still served after a reload turned metrics off")
+
+            # A log file that cannot be opened rejects the reload; the running log keeps going.
+            write_config(f"  access_log: {tmp}/no-such-dir/access.jsonl\n" + otlp.format(b.url))
+            s, _, body = reload()
+            if s != 400 or "no-such-dir" not in body:
+                fail(f"a reload with an unopenable access log: {s} {body}")
+            _, rid5 = request()
+            deadline = time.monotonic() + 20
+            while rid5 not in logged and time.monotonic() < deadline:
+                with open(log_path) as f:
+                    logged = [json.loads(l)["request_id"] for l in f.read().splitlines()]
+                time.sleep(0.05)
+            if rid5 not in logged:
+                fail("after a rejected reload the access log stopped")
+            print("reload: access log on, OTLP moved to B for the next request, the stream in flight intact; "
+                  "max_label_values reported as restart-only; an unopenable log rejected")
+        finally:
+            gw.stop()
+            mock.stop()
+            a.stop()
+            b.stop()
+
+
 def prom_query(prom_url, q):
     s, _, b = http("GET", prom_url + "/api/v1/query?" + urllib.parse.urlencode({"query": q}))
     if s != 200:
@@ -417,12 +608,15 @@ scrape_configs:
 
 
 def main():
-    if len(sys.argv) != 4 or sys.argv[1] not in ("promtool", "prometheus", "access_log"):
+    if len(sys.argv) != 4 or sys.argv[1] not in ("promtool", "prometheus", "access_log", "reload"):
         print(__doc__)
         return 2
     mode, frugal_bin, mock_bin = sys.argv[1:]
     if mode == "access_log":
         run_access_log(frugal_bin, mock_bin)
+        return 0
+    if mode == "reload":
+        run_reload(frugal_bin, mock_bin)
         return 0
     ensure_tools()
     if mode == "promtool":

@@ -183,3 +183,38 @@ TEST_CASE("otlp exporter: backoff arithmetic, and which answers are retried") {
   CHECK(!retryable(SendResult{400, "", -1}));
   CHECK(!retryable(SendResult{500, "", -1}));
 }
+
+TEST_CASE("otlp exporter: reconfigure switches the endpoint for the next export and can turn export off") {
+  FakeCollector col;
+  Exporter ex(test_config(), col.sender());
+  ex.record(escalated());
+  REQUIRE(poll_until([&] { return ex.spans_exported() == 5; }));
+
+  config::OtlpConfig moved = test_config();
+  moved.endpoint = "http://other-collector.invalid";
+  ex.reconfigure(moved);
+  ex.record(escalated());
+  REQUIRE(poll_until([&] { return ex.spans_exported() == 10; }));
+  {
+    std::lock_guard lock(col.mu);
+    REQUIRE(col.received.size() == 2);
+    CHECK(col.received[0].first == "http://collector.invalid/v1/traces");
+    CHECK(col.received[1].first == "http://other-collector.invalid/v1/traces");
+  }
+
+  config::OtlpConfig off = moved;
+  off.enabled = false;
+  ex.reconfigure(off);
+  ex.record(escalated());  // not recorded: no spans, no drop
+  config::OtlpConfig on = moved;
+  on.traces = false;  // metrics only
+  ex.reconfigure(on);
+  ex.record(escalated());
+  ex.shutdown(2'000);
+  CHECK(ex.spans_exported() == 10);
+  CHECK(ex.spans_dropped() == 0);
+  CHECK(ex.metric_exports() == 1);
+  std::lock_guard lock(col.mu);
+  REQUIRE(col.received.size() == 3);
+  CHECK(col.received[2].first == "http://other-collector.invalid/v1/metrics");
+}
