@@ -17,6 +17,7 @@
 # and the cache's writers batch by timing). The count does not depend on the machine's load.
 # FRUGAL_BIN_B=PATH measures a second binary too (e.g. the build of an older commit).
 # PATHS="passthrough full_path" picks the paths.
+# TELEMETRY_B=on|off|"" for frugal_b alone ("" for a binary older than telemetry: no block).
 # TELEMETRY=on|off sets telemetry for every binary measured (unset: the config's default):
 # on = /metrics recording, OTLP export of spans and metrics (1 s batches and intervals) to
 # a loopback sink that answers 200, and the access log to a file; off = none of them.
@@ -72,7 +73,9 @@ if [[ ${TELEMETRY_AB:-0} == 1 ]]; then
 fi
 # telemetry_of LABEL: on, off or "" (the config's default) for that measurement.
 telemetry_of() {
-  if [[ ${TELEMETRY_AB:-0} == 1 ]]; then [[ $1 == frugal ]] && echo on || echo off; else echo "${TELEMETRY:-}"; fi
+  if [[ ${TELEMETRY_AB:-0} == 1 ]]; then [[ $1 == frugal ]] && echo on || echo off
+  elif [[ $1 == frugal_b ]]; then echo "${TELEMETRY_B-${TELEMETRY:-}}"
+  else echo "${TELEMETRY:-}"; fi
 }
 if [[ ${TELEMETRY_AB:-0} == 1 || ${TELEMETRY:-} == on ]]; then
   # An OTLP sink: every POST answered 200 with an empty body, nothing kept.

@@ -403,6 +403,17 @@ std::vector<std::string> restart_required_keys(const config::GatewayConfig& runn
   if (running.data_dir != next.data_dir) keys.emplace_back("data_dir");
   if (running.telemetry.max_label_values != next.telemetry.max_label_values)
     keys.emplace_back("telemetry.metrics.max_label_values");
+  const auto& ra = running.admin.listen;
+  const auto& na = next.admin.listen;
+  if (ra.has_value() != na.has_value() || (ra && (ra->host != na->host || ra->port != na->port)))
+    keys.emplace_back("admin.listen");
+  const auto& rs = running.shared_state;
+  const auto& ns = next.shared_state;
+  if (rs.url != ns.url || rs.fail_open != ns.fail_open || rs.timeout_ms != ns.timeout_ms ||
+      rs.shared_cache != ns.shared_cache || rs.cache_ttl_ms != ns.cache_ttl_ms ||
+      rs.cache_entry_bytes != ns.cache_entry_bytes || rs.reservation_ttl_ms != ns.reservation_ttl_ms ||
+      rs.poll_ms != ns.poll_ms)
+    keys.emplace_back("shared_state");
   return keys;
 }
 
@@ -416,7 +427,8 @@ Result<std::shared_ptr<const Snapshot>> Server::reload() {
   const auto cur = snapshot();
   auto next = config_path_.empty() ? config::load_default_config() : config::load_config_file(config_path_);
   if (!next) return fail(std::move(next).error());
-  // Listeners, threads, the data directory and the metrics' label bound need a restart
+  // Listeners (API and admin), threads, the data directory, shared_state and the metrics'
+  // label bound need a restart
   // (reported, and the running values kept); everything else applies to the next request.
   if (amend_)
     if (auto r = amend_(*next); !r) return fail(std::move(r).error());
@@ -425,6 +437,8 @@ Result<std::shared_ptr<const Snapshot>> Server::reload() {
   next->server.threads = cur->cfg->server.threads;
   next->data_dir = cur->cfg->data_dir;
   next->telemetry.max_label_values = cur->cfg->telemetry.max_label_values;
+  next->admin.listen = cur->cfg->admin.listen;
+  next->shared_state = cur->cfg->shared_state;
   auto cfg = std::make_shared<const config::GatewayConfig>(std::move(*next));
   auto policy = load_policy_for(*cfg);
   if (!policy) return fail(std::move(policy).error());

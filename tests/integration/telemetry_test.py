@@ -491,10 +491,12 @@ telemetry:
                 time.sleep(0.05)
 
             # A key that needs a restart: reported, the running value kept; metrics off: 404.
+            # (and shared_state, read once at start: never connected to, the port is closed)
             write_config(f"  metrics: {{ enabled: false, max_label_values: 50 }}\n  access_log: {log_path}\n"
-                         + otlp.format(b.url))
+                         + otlp.format(b.url) + 'shared_state: { url: "redis://127.0.0.1:9" }\n')
             s, _, body = reload()
-            if s != 200 or json.loads(body).get("restart_required") != ["telemetry.metrics.max_label_values"]:
+            if s != 200 or json.loads(body).get("restart_required") != ["telemetry.metrics.max_label_values",
+                                                                        "shared_state"]:
                 fail(f"reload with a changed max_label_values: {s} {body}")
             gw.wait_for(r"(telemetry\.metrics\.max_label_values changed .* needs a restart)")
             if http("GET", admin + "/metrics")[0] != 404:
