@@ -116,5 +116,7 @@ done
 compare "$work/miss.lua" "nginx:$nginx_port" "${targets[@]}"
 echo
 for t in "${targets[@]}"; do
-  echo "${t%%:*} cache: $(curl -s "http://127.0.0.1:${t##*:}/admin/cache")"
+  # the admin listener (API port + 1 by default); a binary older than it serves the API port
+  p=${t##*:}
+  echo "${t%%:*} cache: $(curl -sf "http://127.0.0.1:$((p + 1))/admin/cache" || curl -s "http://127.0.0.1:$p/admin/cache")"
 done

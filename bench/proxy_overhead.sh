@@ -26,21 +26,17 @@ passthrough: [ { prefix: "", provider: openai } ]
 YAML
   config_args=(--config "$work/frugal.yaml")
 fi
-# start_frugal NAME BINARY: sets $port (read from ss: frugal listens on port 0).
+# start_frugal NAME BINARY: sets $port.
 start_frugal() {
+  # A fixed free port: frugal also listens on its admin port (the API port + 1 by default,
+  # an ephemeral one with --listen …:0), so the API port cannot be read from ss.
+  port=$(free_port)
   OPENAI_BASE_URL="http://127.0.0.1:$mock_port/v1" OPENAI_API_KEY=sk-bench \
-    "$2" serve "${config_args[@]}" --listen 127.0.0.1:0 --data-dir "$work/data-$1" --log-level warn \
+    "$2" serve "${config_args[@]}" --listen "127.0.0.1:$port" --data-dir "$work/data-$1" --log-level warn \
     >"$work/$1.log" 2>&1 & pids+=($!)
-  local pid=$!
-  target_pid[$1]=$pid
-  sleep 0.3
-  port=""
-  for _ in $(seq 1 100); do
-    port=$(ss -ltnp 2>/dev/null | awk -v pid="$pid" '$0 ~ "pid="pid"," {split($4,a,":"); print a[length(a)]; exit}')
-    [[ -n $port ]] && break; sleep 0.05
-  done
-  [[ -n $port ]] || { echo "$1 did not start"; cat "$work/$1.log"; exit 1; }
-  sleep 0.3
+  target_pid[$1]=$!
+  for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.05; done
+  curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" || { echo "$1 did not start"; cat "$work/$1.log"; exit 1; }
 }
 start_frugal frugal "$frugal_bin"
 frugal_port=$port
