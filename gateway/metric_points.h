@@ -61,7 +61,7 @@ enum class LabelSource : uint8_t {
 };
 
 struct MetricLabel {
-  std::string_view name;   // a string literal
+  std::string_view name;   // a string literal: the registry tells names apart by address
   std::string_view value;  // into the trace, a literal, or MetricPoints::text
   LabelSource source = LabelSource::kFixed;
 };

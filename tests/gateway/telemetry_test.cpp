@@ -347,6 +347,26 @@ TEST_CASE(
   CHECK(s.at("frugal_escalations_total{route=\"qa\",tier=\"1\",reason=\"mean_logprob\"}") == "3");
 }
 
+TEST_CASE("MetricsRegistry: points with equal values under different label names are different series") {
+  // The registry finds a known series by the label names' addresses and the values'
+  // text; names with the same text at different addresses must land in one series.
+  MetricsRegistry reg(100);
+  const config::GatewayConfig cfg = empty_config();
+  const std::string route_name = "route";  // the same text as the literal, elsewhere
+  for (int i = 0; i < 2; ++i) {
+    MetricPoints pts;
+    pts.points.push_back({MetricFamily::kCacheFollowers, {{"route", "x"}}, 1, {}});
+    pts.points.push_back({MetricFamily::kCacheRequests, {{"route", "x"}, {"result", "hit"}}, 1, {}});
+    pts.points.push_back({MetricFamily::kCacheRequests, {{"result", "x"}, {"route", "hit"}}, 1, {}});
+    pts.points.push_back({MetricFamily::kCacheFollowers, {{std::string_view(route_name), "x"}}, 1, {}});
+    reg.record(pts, cfg);
+  }
+  const auto s = samples(reg.render());
+  CHECK(s.at("frugal_cache_followers_total{route=\"x\"}") == "4");
+  CHECK(s.at("frugal_cache_requests_total{route=\"x\",result=\"hit\"}") == "2");
+  CHECK(s.at("frugal_cache_requests_total{result=\"x\",route=\"hit\"}") == "2");
+}
+
 TEST_CASE("MetricsRegistry: label values are escaped") {
   MetricsRegistry reg(100);
   RequestTrace t = escalated();
