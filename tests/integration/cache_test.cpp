@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "tests/support/completion_text.h"
+#include "tests/support/gateway_env.h"
 #include "tests/support/process.h"
 
 using frugal::test::Child;
@@ -21,19 +22,10 @@ using frugal::test::Response;
 
 namespace {
 
-struct Env {
-  std::unique_ptr<Child> mock;
-  std::unique_ptr<Child> gw;
-  std::string mock_url, url, admin_url;
-  std::filesystem::path dir;
-
-  Env() {
-    dir = std::filesystem::temp_directory_path() / ("frugal-cache-it-" + std::to_string(getpid()));
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-    mock = std::make_unique<Child>(std::vector<std::string>{MOCK_UPSTREAM_BIN});
-    mock_url = "http://127.0.0.1:" + mock->wait_for("PORT=(\\d+)");
-    std::ofstream(dir / "frugal.yaml") << "data_dir: " + (dir / "data").string() + R"(
+struct Env : frugal::test::GatewayEnv {
+  Env() : GatewayEnv("cache-it") {
+    start_mock({});
+    write("frugal.yaml", "data_dir: " + (dir / "data").string() + R"(
 server:
   listen: ["127.0.0.1:0"]
   threads: 2
@@ -52,19 +44,11 @@ cache:
     gpt-all: { mode: all }
 passthrough:
   - { prefix: "gpt-", provider: mock }
-)";
+)");
     start();
   }
   void start() {
-    gw = std::make_unique<Child>(
-        std::vector<std::string>{FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
-    url = "http://127.0.0.1:" + gw->wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
-    admin_url = frugal::test::admin_url_of(*gw);
-  }
-  ~Env() {
-    gw.reset();
-    mock.reset();
-    std::filesystem::remove_all(dir);
+    start_gateway();
   }
   Response chat(const std::string& body, std::vector<std::string> headers = {}) {
     return request("POST", url + "/v1/chat/completions", body, std::move(headers));

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <thread>
 
+#include "tests/support/gateway_env.h"
 #include "tests/support/process.h"
 
 using frugal::test::Child;
@@ -17,20 +18,11 @@ using frugal::test::Response;
 
 namespace {
 
-struct Env {
-  std::unique_ptr<Child> mock;
-  std::unique_ptr<Child> gw;
-  std::string mock_url, url, admin_url;
-  std::filesystem::path dir;
-
-  Env() {
-    dir = std::filesystem::temp_directory_path() / ("frugal-embed-it-" + std::to_string(getpid()));
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-    mock = std::make_unique<Child>(std::vector<std::string>{MOCK_UPSTREAM_BIN, "--require-key", "sk-test"});
-    mock_url = "http://127.0.0.1:" + mock->wait_for("PORT=(\\d+)");
+struct Env : frugal::test::GatewayEnv {
+  Env() : GatewayEnv("embed-it") {
+    start_mock({"--require-key", "sk-test"});
     // The policy routes every request to a chat cascade: embeddings must ignore it.
-    std::ofstream(dir / "policy.yaml") << R"(request_types:
+    write("policy.yaml", R"(request_types:
   - name: everything
 routes:
   everything:
@@ -44,8 +36,8 @@ prices:
   chat-large: { input: 10.00, output: 30.00 }
   text-embedding-3-small: { input: 1.00, output: 0 }
   emb: { input: 2.00, output: 0 }
-)";
-    std::ofstream(dir / "frugal.yaml") << "data_dir: " + (dir / "data").string() + R"(
+)");
+    write("frugal.yaml", "data_dir: " + (dir / "data").string() + R"(
 policy: policy.yaml
 server:
   listen: ["127.0.0.1:0"]
@@ -72,16 +64,8 @@ passthrough:
   - { prefix: "chat-", provider: mock }
 telemetry:
   metrics: { enabled: true }
-)";
-    gw = std::make_unique<Child>(
-        std::vector<std::string>{FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
-    url = "http://127.0.0.1:" + gw->wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
-    admin_url = frugal::test::admin_url_of(*gw);
-  }
-  ~Env() {
-    gw.reset();
-    mock.reset();
-    std::filesystem::remove_all(dir);
+)");
+    start_gateway();
   }
   Response embed(const std::string& body, std::vector<std::string> headers = {}) {
     return request("POST", url + "/v1/embeddings", body, std::move(headers));

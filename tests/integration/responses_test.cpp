@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "tests/support/gateway_env.h"
 #include "tests/support/process.h"
 
 using frugal::test::Child;
@@ -19,19 +20,10 @@ using frugal::test::Response;
 
 namespace {
 
-struct Env {
-  std::unique_ptr<Child> mock;
-  std::unique_ptr<Child> gw;
-  std::string mock_url, url, admin_url;
-  std::filesystem::path dir;
-
-  Env() {
-    dir = std::filesystem::temp_directory_path() / ("frugal-resp-it-" + std::to_string(getpid()));
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-    mock = std::make_unique<Child>(std::vector<std::string>{MOCK_UPSTREAM_BIN, "--threads", "2"});
-    mock_url = "http://127.0.0.1:" + mock->wait_for("PORT=(\\d+)");
-    std::ofstream(dir / "policy.yaml") << R"(request_types:
+struct Env : frugal::test::GatewayEnv {
+  Env() : GatewayEnv("resp-it") {
+    start_mock({"--threads", "2"});
+    write("policy.yaml", R"(request_types:
   - name: escalating
     match: { header: { x-frugal-request-type: escalating } }
   - name: tagged
@@ -54,8 +46,8 @@ routes:
 prices:
   tier-small: { input: 0.10, output: 0.40 }
   tier-large: { input: 10.00, output: 30.00 }
-)";
-    std::ofstream(dir / "frugal.yaml") << "data_dir: " + (dir / "data").string() + R"(
+)");
+    write("frugal.yaml", "data_dir: " + (dir / "data").string() + R"(
 policy: policy.yaml
 server:
   listen: ["127.0.0.1:0"]
@@ -74,15 +66,8 @@ models:
   sonnet: claude/claude-sonnet-4-5
 passthrough:
   - { prefix: "", provider: mock }
-)";
-    gw = std::make_unique<Child>(std::vector<std::string>{FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
-    url = "http://127.0.0.1:" + gw->wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
-    admin_url = frugal::test::admin_url_of(*gw);
-  }
-  ~Env() {
-    gw.reset();
-    mock.reset();
-    std::filesystem::remove_all(dir);
+)");
+    start_gateway();
   }
   Response responses(const std::string& body, std::vector<std::string> headers = {}) {
     gw->output();  // drain the log so the gateway never blocks on a full pipe

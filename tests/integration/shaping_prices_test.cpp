@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "tests/support/gateway_env.h"
 #include "tests/support/process.h"
 
 using frugal::test::Child;
@@ -49,20 +50,11 @@ routes:
       - model: claude-haiku-4-5
 )";
 
-struct Env {
-  std::unique_ptr<Child> mock;
-  std::unique_ptr<Child> gw;
-  std::string url, admin_url, mock_url;
-  std::filesystem::path dir;
-
-  Env() {
-    dir = std::filesystem::temp_directory_path() / ("frugal-shaping-it-" + std::to_string(getpid()));
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-    mock = std::make_unique<Child>(std::vector<std::string>{MOCK_UPSTREAM_BIN, "--threads", "1"});
-    mock_url = "http://127.0.0.1:" + mock->wait_for("PORT=(\\d+)");
-    std::ofstream(dir / "policy.yaml") << kPolicy;
-    std::ofstream(dir / "frugal.yaml") << "data_dir: " + (dir / "data").string() + R"(
+struct Env : frugal::test::GatewayEnv {
+  Env() : GatewayEnv("shaping-it") {
+    start_mock({"--threads", "1"});
+    write("policy.yaml", kPolicy);
+    write("frugal.yaml", "data_dir: " + (dir / "data").string() + R"(
 policy: policy.yaml
 admin_token: )" + kAdminToken + R"(
 telemetry: { metrics: { enabled: true } }
@@ -85,16 +77,8 @@ models:
 passthrough:
   - { prefix: "claude-", provider: claude }
   - { prefix: "", provider: mock }
-)";
-    gw = std::make_unique<Child>(
-        std::vector<std::string>{FRUGAL_BIN, "serve", "--config", (dir / "frugal.yaml").string()});
-    url = "http://127.0.0.1:" + gw->wait_for("listening on 127\\.0\\.0\\.1:(\\d+)");
-    admin_url = frugal::test::admin_url_of(*gw);  // /v1/frugal/* and /metrics
-  }
-  ~Env() {
-    gw.reset();
-    mock.reset();
-    std::filesystem::remove_all(dir);
+)");
+    start_gateway();
   }
   Response chat(const std::string& body, std::vector<std::string> headers = {}) {
     return request("POST", url + "/v1/chat/completions", body, std::move(headers));
