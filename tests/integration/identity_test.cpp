@@ -21,20 +21,10 @@
 
 using frugal::test::Child;
 using frugal::test::request;
+using frugal::test::run_output;
 using frugal::test::Response;
 
 namespace {
-
-std::string run_output(const std::string& cmd, int& status) {
-  std::string out;
-  FILE* f = popen(cmd.c_str(), "r");
-  REQUIRE(f != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  status = pclose(f);
-  return out;
-}
 
 std::string str(const std::string& json, const char* pointer) {
   simdjson::dom::parser p;

@@ -19,22 +19,12 @@
 
 using frugal::test::Child;
 using frugal::test::request;
+using frugal::test::run_output;
 using frugal::test::Response;
 
 namespace {
 
 // What `cmd` prints on stdout; its exit status in `status`.
-std::string run_output(const std::string& cmd, int& status) {
-  std::string out;
-  FILE* f = popen(cmd.c_str(), "r");
-  REQUIRE(f != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  status = pclose(f);
-  return out;
-}
-
 std::string read_file(const std::filesystem::path& p) {
   std::stringstream ss;
   ss << std::ifstream(p).rdbuf();

@@ -3,14 +3,17 @@
 // blocking HTTP client over libcurl. Test-only code.
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <regex>
 #include <stdexcept>
@@ -96,6 +99,31 @@ class Child {
   int status_ = 0;
   std::string buf_, log_;
 };
+
+// A loopback TCP port free at the time of the call (another process may take it).
+inline int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// The standard output of the shell command `cmd`; its wait status in `status`.
+inline std::string run_output(const std::string& cmd, int& status) {
+  FILE* f = popen(cmd.c_str(), "r");
+  if (f == nullptr) throw std::runtime_error("popen failed: " + cmd);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  status = pclose(f);
+  return out;
+}
 
 // The admin listener's URL of a gateway whose "listening on" line was just read: the
 // line after it names the admin API's address (gateway/server.cpp).
