@@ -8,7 +8,7 @@
 // pool and never inline inside the initiating call, even for a memory hit. Outstanding
 // work is tracked on that executor while the RocksDB read is pending, so
 // io_context::run() does not return early. For the cheapest memory hit without a
-// post, call cache.lookup_memory(key) first and await only on a miss.
+// post, call cache.lookup_now(key) first and await only when it has no answer.
 // The cache must outlive the operation.
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>

@@ -7,6 +7,7 @@
 #include <deque>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -43,6 +44,10 @@ ColumnFamilySpec cache_column_family_spec(const CacheDiskOptions& options, std::
   cf.compaction_options_fifo.allow_compaction = false;
   if (options.max_ttl.count() > 0) cf.ttl = static_cast<uint64_t>(options.max_ttl.count());
   cf.write_buffer_size = options.write_buffer_size;
+  // Most lookups of a busy cache are misses of keys never stored: a bloom filter over
+  // the memtables' keys answers them without searching the skip list.
+  cf.memtable_prefix_bloom_size_ratio = 0.05;
+  cf.memtable_whole_key_filtering = true;
   // FIFO keeps every file in L0: bloom filters keep a miss to ~one block read per file.
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
@@ -112,6 +117,9 @@ struct ExactCache::Impl {
       if (op.entry && pending_bytes + size > options.max_pending_write_bytes) return false;
       pending_bytes += size;
       wqueue.push_back(std::move(op));
+      // The writer sleeps only on an empty queue; while it lingers over a short batch it
+      // needs a wake-up only once the batch is full.
+      if (wqueue.size() != 1 && wqueue.size() != options.write_batch_max) return true;
     }
     wcv.notify_one();
     return true;
@@ -132,6 +140,10 @@ struct ExactCache::Impl {
     for (;;) {
       wcv.wait(lk, [&] { return wstop || !wqueue.empty(); });
       if (wqueue.empty()) return;  // stopping, everything written
+      // Under load, one batch per linger instead of a wake-up and a write per store.
+      if (options.write_linger.count() > 0)
+        wcv.wait_for(lk, options.write_linger,
+                     [&] { return wstop || wqueue.size() >= options.write_batch_max; });
       std::vector<WriteOp> batch;
       while (!wqueue.empty() && batch.size() < options.write_batch_max) {
         batch.push_back(std::move(wqueue.front()));
@@ -165,30 +177,30 @@ struct ExactCache::Impl {
     flushed_cv.wait(lk, [&] { return wqueue.empty() && !writing; });
   }
 
-  void read_disk(const CacheKey& key, uint64_t gen, const LookupCallback& cb) {
+  // The key's disk value read with `ro`, decoded and promoted into memory; nullopt when
+  // RocksDB answered Incomplete (a non-blocking read that would need a disk read).
+  std::optional<LookupResult> read_disk(const CacheKey& key, uint64_t gen, const rocksdb::ReadOptions& ro) {
     rocksdb::PinnableSlice value;
     const std::string k = key.to_bytes();
-    auto st = store->db()->Get(rocksdb::ReadOptions(), cf, k, &value);
+    auto st = store->db()->Get(ro, cf, k, &value);
+    if (st.IsIncomplete() && ro.read_tier == rocksdb::kBlockCacheTier) return std::nullopt;
     if (!st.ok()) {
       if (!st.IsNotFound()) counters.read_errors.fetch_add(1, std::memory_order_relaxed);
       counters.misses.fetch_add(1, std::memory_order_relaxed);
-      cb(LookupResult{});
-      return;
+      return LookupResult{};
     }
     auto decoded = decode_entry(std::string_view(value.data(), value.size()));
     if (!decoded) {
       counters.corrupt.fetch_add(1, std::memory_order_relaxed);
       counters.misses.fetch_add(1, std::memory_order_relaxed);
       delete_dead(key);
-      cb(LookupResult{});
-      return;
+      return LookupResult{};
     }
     if (decoded->expired_at(clock->now_ms())) {
       counters.expired.fetch_add(1, std::memory_order_relaxed);
       counters.misses.fetch_add(1, std::memory_order_relaxed);
       delete_dead(key);
-      cb(LookupResult{});
-      return;
+      return LookupResult{};
     }
     auto entry = std::make_shared<const CachedResponse>(std::move(decoded).value());
     {
@@ -199,7 +211,7 @@ struct ExactCache::Impl {
         insert_locked(s, key, entry);
     }
     counters.disk_hits.fetch_add(1, std::memory_order_relaxed);
-    cb(LookupResult{std::move(entry), CacheSource::kDisk});
+    return LookupResult{std::move(entry), CacheSource::kDisk};
   }
 
   template <class Pred>
@@ -303,15 +315,26 @@ std::shared_ptr<const CachedResponse> ExactCache::lookup_memory(const CacheKey& 
   return node->second;
 }
 
+std::optional<LookupResult> ExactCache::lookup_now(const CacheKey& key) {
+  if (auto e = lookup_memory(key)) return LookupResult{std::move(e), CacheSource::kMemory};
+  rocksdb::ReadOptions ro;
+  ro.read_tier = rocksdb::kBlockCacheTier;
+  return impl_->read_disk(key, impl_->generation.load(std::memory_order_acquire), ro);
+}
+
 void ExactCache::lookup(const CacheKey& key, LookupCallback cb) {
-  if (auto e = lookup_memory(key)) {
-    cb(LookupResult{std::move(e), CacheSource::kMemory});
+  if (auto r = lookup_now(key)) {
+    cb(std::move(*r));
     return;
   }
   const uint64_t gen = impl_->generation.load(std::memory_order_acquire);
   Impl* impl = impl_.get();
   auto shared_cb = std::make_shared<LookupCallback>(std::move(cb));
-  if (!impl->readers->post([impl, key, gen, shared_cb] { impl->read_disk(key, gen, *shared_cb); })) {
+  auto read = [impl, key, gen, shared_cb] {
+    auto r = impl->read_disk(key, gen, rocksdb::ReadOptions());
+    (*shared_cb)(r ? std::move(*r) : LookupResult{});
+  };
+  if (!impl->readers->post(std::move(read))) {
     // The pool is stopping (a callback looked up again during destruction): a miss.
     impl->counters.misses.fetch_add(1, std::memory_order_relaxed);
     (*shared_cb)(LookupResult{});

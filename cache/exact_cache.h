@@ -3,14 +3,17 @@
 // the RocksDB column family `cache` (bounded in bytes by FIFO compaction).
 //
 // Threads and blocking:
-//  - lookup() never touches disk on the caller's thread. A memory hit invokes the
-//    callback inline, before lookup() returns; otherwise the RocksDB read runs on the
-//    cache's internal read pool and the callback runs THERE. Callers on an Asio
+//  - lookup() never touches disk on the caller's thread. It first asks the memory tier
+//    and then RocksDB without I/O (its memtables, block cache and the files' pinned
+//    bloom filters: a miss of a key never stored is usually answered there); when that
+//    answers, the callback runs inline, before lookup() returns. Otherwise the RocksDB
+//    read runs on the cache's internal read pool and the callback runs THERE. Callers on an Asio
 //    executor must post back to their own executor/strand inside the callback, e.g.
 //      cache.lookup(key, [ex](LookupResult r) { asio::post(ex, [r] { ... }); });
 //    Callbacks must be cheap and must not block; they may call back into the cache.
 //  - store() inserts into memory at once and queues the RocksDB write for a single
-//    batched writer thread; it never blocks on disk. flush() waits for queued writes.
+//    batched writer thread, which gathers a batch for up to write_linger after the
+//    first queued write; store() never blocks on disk. flush() waits for queued writes.
 //  - erase_*() and flush() block (disk scans / waiting for the writer and, for
 //    flush(), for pending lookups): call them from an admin or shutdown thread, never
 //    from an I/O thread and never from inside a lookup callback (it would wait for
@@ -29,6 +32,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "cache/cache_key.h"
@@ -56,6 +60,7 @@ struct ExactCacheOptions {
   size_t shards = 16;
   size_t read_threads = 2;                    // RocksDB read pool
   size_t write_batch_max = 256;               // entries per RocksDB WriteBatch
+  std::chrono::microseconds write_linger{1000}; // a batch gathers this long (0: write at once)
   size_t max_pending_write_bytes = 64u << 20; // beyond this, store() skips the disk tier
   std::shared_ptr<const Clock> clock;         // default: SystemClock
   std::string column_family = std::string(kCacheColumnFamily);
@@ -96,9 +101,14 @@ class ExactCache {
   ExactCache(const ExactCache&) = delete;
   ExactCache& operator=(const ExactCache&) = delete;
 
-  // Memory hit: `cb` runs inline. Otherwise `cb` runs later on a read-pool thread
-  // with the disk hit (promoted into memory) or a miss. Exactly one call of `cb`.
+  // Answered without disk I/O (see lookup_now): `cb` runs inline. Otherwise `cb` runs
+  // later on a read-pool thread with the disk hit (promoted into memory) or a miss.
+  // Exactly one call of `cb`.
   void lookup(const CacheKey& key, LookupCallback cb);
+  // The memory tier, then RocksDB without I/O (ReadOptions::read_tier = kBlockCacheTier):
+  // the answer when one of them has it — a hit (a disk hit is promoted) or a definite
+  // miss — and nullopt when answering needs a disk read.
+  std::optional<LookupResult> lookup_now(const CacheKey& key);
   // The memory tier only; never blocks on disk. Null on a memory miss.
   std::shared_ptr<const CachedResponse> lookup_memory(const CacheKey& key);
 

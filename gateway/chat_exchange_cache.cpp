@@ -229,8 +229,9 @@ boost::asio::awaitable<std::shared_ptr<backends::Call>> ChatExchange::cache_look
   };
 
   if (!no_cache) {
-    std::shared_ptr<const cache::CachedResponse> entry = cache.lookup_memory(st.key);
-    if (!entry) {
+    std::optional<cache::LookupResult> now = cache.lookup_now(st.key);
+    std::shared_ptr<const cache::CachedResponse> entry = now ? now->entry : nullptr;
+    if (!now) {
       about_to_wait();
       const int64_t t0 = mono_us();
       cache::LookupResult r = co_await cache::async_lookup(cache, st.key, w_.io.get_executor(), boost::asio::use_awaitable);

@@ -77,15 +77,53 @@ TEST_CASE("a stored entry is a synchronous memory hit") {
   CHECK(f.cache->stats().memory_hits == 1);
 }
 
-TEST_CASE("a miss runs on the read pool, not on the caller's thread") {
+TEST_CASE("a miss that RocksDB answers without disk I/O runs inline") {
   Fixture f;
-  std::promise<std::thread::id> p;
+  f.cache->store(key(1), entry(1), 60s);
+  f.cache->flush();  // key(1) in the memtable; key(9) never stored
+  bool called = false;
   f.cache->lookup(key(9), [&](LookupResult r) {
+    called = true;
     CHECK_FALSE(r.hit());
     CHECK(r.source == CacheSource::kMiss);
+  });
+  CHECK(called);
+  auto now = f.cache->lookup_now(key(9));
+  REQUIRE(now.has_value());
+  CHECK_FALSE(now->hit());
+  CHECK(f.cache->stats().misses == 2);
+}
+
+TEST_CASE("a lookup that needs a disk read runs on the read pool, not on the caller's thread") {
+  Fixture f;
+  f.cache->store(key(1), entry(1), 1h);
+  f.cache->flush();
+  REQUIRE(f.store->db()->Flush(rocksdb::FlushOptions(), f.store->cf("cache")).ok());  // into an SST file
+  f.open();  // empty memory tier and block cache: the value's block is on disk only
+  CHECK_FALSE(f.cache->lookup_now(key(1)).has_value());
+  std::promise<std::thread::id> p;
+  f.cache->lookup(key(1), [&](LookupResult r) {
+    CHECK(r.hit());
+    CHECK(r.source == CacheSource::kDisk);
     p.set_value(std::this_thread::get_id());
   });
   CHECK(p.get_future().get() != std::this_thread::get_id());
+  auto again = f.cache->lookup_now(key(1));  // promoted into memory
+  REQUIRE(again.has_value());
+  CHECK(again->source == CacheSource::kMemory);
+}
+
+TEST_CASE("queued writes reach RocksDB within the write linger without a flush") {
+  Fixture f;
+  f.cache->store(key(1), entry(1), 1h);
+  std::string v;
+  rocksdb::Status st;
+  for (int i = 0; i < 2000; ++i) {  // bounded: 2 s
+    st = f.store->db()->Get(rocksdb::ReadOptions(), f.store->cf("cache"), key(1).to_bytes(), &v);
+    if (st.ok()) break;
+    std::this_thread::sleep_for(1ms);
+  }
+  CHECK(st.ok());
 }
 
 TEST_CASE("entries survive a restart and are served from RocksDB") {
