@@ -363,6 +363,9 @@ std::string render_verifier_prompt(const config::VerifierSpec& v, std::string_vi
 // --- strip_logprobs: the spans of choices[*].logprobs, found by scanning ---
 
 std::string strip_logprobs(std::string_view json) {
+  // Most answers carry no log-probs at all (the gateway asks for them only for a rule
+  // that reads them): nothing to scan.
+  if (json.find("\"logprobs\"") == std::string_view::npos) return std::string(json);
   std::vector<std::pair<size_t, size_t>> spans;
   bool malformed = false;
   using json_scan::skip_ws;

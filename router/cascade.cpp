@@ -277,7 +277,9 @@ asio::awaitable<void> CascadeRun::run() {
       add(error_tier(tier.model, "", started, targets.error().message, span));
       continue;
     }
+    control.want_answer = buffered && !treq.stream;
     DispatchResult r = co_await dispatch_chat(backends, *targets, treq, control);
+    control.want_answer = false;
     out.upstream_wait_us += r.upstream_wait_us;
     const std::string provider = r.target.provider ? r.target.provider->name : "";
     if (r.error) {
@@ -339,6 +341,7 @@ asio::awaitable<void> CascadeRun::run() {
     std::string completion;
     auto answer = !b.error.empty() ? Result<TierAnswer>(make_error(ErrorKind::kUpstream, b.error))
                   : treq.stream    ? parse_tier_stream(b.chunks, &completion)
+                  : r.answer       ? std::move(*r.answer)
                                    : parse_tier_answer(b.body);
     if (!answer) {
       t.status = TierStatus::kError;

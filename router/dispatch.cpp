@@ -84,7 +84,7 @@ bool is_stream_answer(const ChatRequest& req, const backends::Call& call) {
 }
 
 std::optional<Error> check_answer(const backends::Call& call, std::string_view body, bool whole,
-                                  backends::AnswerFacts* facts) {
+                                  backends::AnswerFacts* facts, std::optional<Result<TierAnswer>>* answer) {
   const int status = call.status();
   auto bad = [&](std::string why) {
     return make_error(ErrorKind::kUpstream, "the upstream's answer (status " + std::to_string(status) + ") " + why);
@@ -117,6 +117,7 @@ std::optional<Error> check_answer(const backends::Call& call, std::string_view b
         facts->finish_reasons.emplace_back(reason);
     }
   }
+  if (answer) *answer = tier_answer_of(root);
   return std::nullopt;
 }
 
@@ -154,7 +155,9 @@ asio::awaitable<DispatchResult> DispatchRun::run(Backends& backends,
           broken = std::move(body).error();
         } else {
           backends::AnswerFacts facts;
-          if (status < 400) broken = check_answer(*call, *body, true, &facts);
+          result.answer.reset();
+          if (status < 400)
+            broken = check_answer(*call, *body, true, &facts, control.want_answer ? &result.answer : nullptr);
           call = backends::with_whole_body(std::move(call), std::move(*body), std::move(facts));
         }
       } else if (status > 0) {

@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "core/chat.h"
 #include "core/error.h"
+#include "router/tier_answer.h"
 #include "router/request_trace.h"  // AttemptRecord
 
 namespace frugal::router {
@@ -57,6 +58,9 @@ class DispatchControl {
   void track(std::shared_ptr<backends::Call> call);
   // A timer that cancel() cancels too (e.g. waiting on another request's answer).
   void set_waiter(boost::asio::steady_timer* t) { waiter_ = t; }
+  // A cascade scores what it buffers: a 2xx answer read whole is then also read as a
+  // TierAnswer (DispatchResult::answer) from the parse that checks it.
+  bool want_answer = false;
 
  private:
   friend struct DispatchRun;
@@ -75,6 +79,9 @@ struct DispatchResult {
   Target target;  // the target that produced `call`
   std::vector<AttemptRecord> attempts;
   int64_t upstream_wait_us = 0;  // time spent waiting on upstreams and backoff
+  // With DispatchControl::want_answer, a non-stream 2xx `call`'s body as a TierAnswer
+  // (an error when it is not a usable chat.completion).
+  std::optional<Result<TierAnswer>> answer;
 };
 
 boost::asio::awaitable<DispatchResult> dispatch_chat(Backends& backends,
@@ -93,9 +100,11 @@ bool is_stream_answer(const ChatRequest& req, const backends::Call& call);
 // (`body`), one that is an event stream or not a JSON object. A stream is checked by
 // its relay (`whole` false: only the status and encoding are checked).
 // A 2xx chat.completion read whole is parsed here once: its facts go to `facts` when
-// given (the answer's usage and finish reasons), so no later stage parses it again.
+// given (the answer's usage and finish reasons) and, for a cascade's scorer, the whole
+// answer to `answer`, so no later stage parses it again.
 std::optional<Error> check_answer(const backends::Call& call, std::string_view body, bool whole,
-                                  backends::AnswerFacts* facts = nullptr);
+                                  backends::AnswerFacts* facts = nullptr,
+                                  std::optional<Result<TierAnswer>>* answer = nullptr);
 // Full-jitter exponential backoff for attempt n (0-based), in ms.
 int64_t backoff_delay_ms(int attempt, int64_t base_ms, int64_t max_ms, double unit_random);
 

@@ -77,6 +77,10 @@ Result<TierAnswer> parse_tier_answer(std::string_view body) {
   simdjson::dom::element root;
   if (auto err = parser.parse(body.data(), body.size()).get(root))
     return not_an_answer(std::string("not JSON (") + simdjson::error_message(err) + ")");
+  return tier_answer_of(root);
+}
+
+Result<TierAnswer> tier_answer_of(const simdjson::dom::element& root) {
   simdjson::dom::array choices;
   if (root["choices"].get_array().get(choices) || choices.size() == 0) return not_an_answer("no choices");
   simdjson::dom::element c0 = choices.at(0);

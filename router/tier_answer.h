@@ -14,6 +14,10 @@
 #include "core/usage.h"
 #include "policies/acceptance.h"
 
+namespace simdjson::dom {
+class element;
+}
+
 namespace frugal::router {
 
 struct TierAnswer {
@@ -37,6 +41,9 @@ struct TierAnswer {
 
 // kUpstream when the body is not a chat.completion with at least one choice.
 Result<TierAnswer> parse_tier_answer(std::string_view completion_json);
+// The same, from a body simdjson has parsed already (router/dispatch.cpp checks every
+// answer it reads whole).
+Result<TierAnswer> tier_answer_of(const simdjson::dom::element& root);
 // Assembles stream payloads (backends/dialect/openai_stream_assembly.h) and parses them.
 // `completion_json` receives the assembled body.
 Result<TierAnswer> parse_tier_stream(const std::vector<std::string>& chunk_payloads, std::string* completion_json);

@@ -61,11 +61,12 @@ struct Fixture {
   }
 
   // The primary answers `broken`, the fallback a good answer.
-  DispatchResult run(const Scripted& broken) {
+  DispatchResult run(const Scripted& broken, bool want_answer = false) {
     fakes.backend_.answers["primary"] = broken;
     fakes.backend_.answers["fallback"] = Scripted{200, "application/json", kAnswer, {}};
     const std::vector<Target> targets{{&provider, "primary"}, {&provider, "fallback"}};
     DispatchControl control;
+    control.want_answer = want_answer;
     DispatchResult out;
     boost::asio::co_spawn(fakes.io, dispatch_chat(fakes, targets, req, control),
                           [&](std::exception_ptr e, DispatchResult r) {
@@ -143,4 +144,33 @@ TEST_CASE("a streamed request gets an SSE answer live and a JSON answer read who
   DispatchResult json = g.run(Scripted{200, "application/json", "not json", {}});
   REQUIRE(json.call);
   CHECK(json.target.model == "fallback");
+}
+
+TEST_CASE("a cascade gets the answer read from the parse that checked it") {
+  const std::string answer =
+      R"({"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"four"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":6,"total_tokens":18}})";
+  Fixture f;
+  DispatchResult r = f.run(Scripted{200, "application/json", answer, {}}, true);
+  REQUIRE(r.call);
+  CHECK(r.target.model == "primary");
+  REQUIRE(r.answer.has_value());
+  REQUIRE(r.answer->ok());
+  CHECK((*r.answer)->text == "four");
+  CHECK((*r.answer)->finish_reason == "stop");
+  CHECK((*r.answer)->usage.input_tokens == 12);
+  CHECK((*r.answer)->usage.output_tokens == 6);
+  auto reparsed = parse_tier_answer(answer);  // the same as a parse of its own
+  REQUIRE(reparsed.ok());
+  CHECK(reparsed->text == (*r.answer)->text);
+
+  // A broken primary leaves no answer of its own: the fallback's is the one read.
+  Fixture g;
+  DispatchResult fb = g.run(Scripted{200, "application/json", "not json", {}}, true);
+  REQUIRE(fb.answer.has_value());
+  REQUIRE(fb.answer->ok());
+  CHECK((*fb.answer)->text == "ok");
+
+  // Without want_answer (pass-through) nothing more is read.
+  Fixture h;
+  CHECK_FALSE(h.run(Scripted{200, "application/json", answer, {}}).answer.has_value());
 }
