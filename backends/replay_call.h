@@ -29,6 +29,10 @@ class ReplayCall final : public Call {
   void cancel() override {}
   int64_t started_us() const override { return started_us_; }
   int64_t headers_us() const override { return started_us_; }
+  const AnswerFacts* answer_facts() const override { return facts_.chat_completion ? &facts_ : nullptr; }
+  // What the dispatch read from these bytes (a cascade tier's answer), so the renderer
+  // does not read them again; stripping log-probs changes none of it.
+  void set_answer_facts(AnswerFacts facts) { facts_ = std::move(facts); }
 
  private:
   int status_;
@@ -36,6 +40,7 @@ class ReplayCall final : public Call {
   std::string body_;
   std::string error_;
   int64_t started_us_;
+  AnswerFacts facts_;
 };
 
 }  // namespace frugal::backends

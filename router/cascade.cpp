@@ -379,11 +379,15 @@ asio::awaitable<void> CascadeRun::run() {
     out.answer_tier = static_cast<int>(i);
     out.target = r.target;
     out.answer_usage = answer->usage;
+    // Log-probs the gateway asked for on the client's behalf are not the client's.
+    const bool keep = keep_logprobs || !tier.needs_logprobs;
     if (treq.stream) {
-      out.call = std::make_shared<backends::ReplayCall>(200, "text/event-stream", replay_sse(b.chunks, keep_logprobs));
+      out.call = std::make_shared<backends::ReplayCall>(200, "text/event-stream", replay_sse(b.chunks, keep));
     } else {
-      out.call = std::make_shared<backends::ReplayCall>(
-          200, "application/json", keep_logprobs ? std::move(b.body) : policies::strip_logprobs(b.body));
+      auto replay = std::make_shared<backends::ReplayCall>(
+          200, "application/json", keep ? std::move(b.body) : policies::strip_logprobs(b.body));
+      if (const backends::AnswerFacts* facts = r.call->answer_facts()) replay->set_answer_facts(*facts);
+      out.call = std::move(replay);
     }
     co_return;
   }
