@@ -1,6 +1,7 @@
 #include "policies/acceptance.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 
@@ -61,18 +62,6 @@ std::string fmt(double v) {
 }
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-// Case-insensitive (ASCII) substring search without allocating. `needle` is lowercase.
-bool contains_ci(std::string_view hay, std::string_view needle) {
-  if (needle.empty()) return true;
-  if (needle.size() > hay.size()) return false;
-  for (size_t i = 0; i + needle.size() <= hay.size(); ++i) {
-    size_t j = 0;
-    while (j < needle.size() && lower(hay[i + j]) == needle[j]) ++j;
-    if (j == needle.size()) return true;
-  }
-  return false;
-}
 
 size_t utf8_chars(std::string_view s) {
   size_t n = 0;
@@ -232,9 +221,13 @@ Decision eval(const AcceptRule::Node& n, const AnswerView& a) {
       d.reason = d.accepted ? "non_empty ok" : "non_empty: the answer is empty";
       return d;
     case Kind::kNotRefusal: {
-      const std::string_view head = a.text.substr(0, std::min(a.text.size(), kRefusalWindow));
+      // Lowered once; each (lowercase) phrase is then a plain search.
+      std::array<char, kRefusalWindow> lowered;
+      const size_t len = std::min(a.text.size(), kRefusalWindow);
+      for (size_t i = 0; i < len; ++i) lowered[i] = lower(a.text[i]);
+      const std::string_view head(lowered.data(), len);
       for (const auto& p : n.phrases) {
-        if (contains_ci(head, p)) {
+        if (head.find(p) != std::string_view::npos) {
           d.reason = "not_refusal: the answer contains '" + p + "'";
           return d;
         }
