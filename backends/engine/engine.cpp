@@ -87,6 +87,7 @@ struct Engine::Request {
   std::vector<Distribution> q;       // their draft distributions
   std::vector<int32_t> dcomputed;    // tokens whose draft K/V this step wrote
   bool probing = false;              // this step's proposal is the adaptive policy's probe
+  double probe_seconds = 0;          // its draft forward's time, when it ran alone
 
   Request(GenerateRequest r, EventCallback c) : req(std::move(r)), cb(std::move(c)), stop(req.stop) {}
   bool prefilling() const { return prefilled < static_cast<int32_t>(req.prompt.size()); }
@@ -412,6 +413,7 @@ void Engine::step() {
       if (draft_policy_) choice = draft_policy_->next();
       n_draft = std::clamp(std::min(choice.k, r.req.max_tokens - r.generated - 1), 0, std::max(0, budget - 1));
       r.probing = n_draft > 0 && choice.probe;
+      r.probe_seconds = 0;
       if (r.probing) stats_.draft_probes++;
       // A draft that sat out long (the prompt too, when speculation did not pay) restarts
       // its context from the recent tokens: a probe's work is bounded by probe_window, a
@@ -607,9 +609,12 @@ void Engine::run_draft(std::vector<Slot>& slots) {
     const auto t0 = std::chrono::steady_clock::now();
     auto res = draft_forward_->forward(batch, dkv, draft_logits_);
     stats_.draft_forwards++;
-    if (draft_policy_ && mirrors.empty() && drafting.size() == 1)
-      draft_policy_->observe_draft(static_cast<int>(batch.size()),
-                                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (draft_policy_ && mirrors.empty() && drafting.size() == 1) {
+      draft_policy_->observe_draft(static_cast<int>(batch.size()), seconds);
+      // A probe (one proposal, so one round) that ran alone: its cost sets the next wait.
+      if (drafting[0]->r->probing) drafting[0]->r->probe_seconds = seconds;
+    }
     if (!res.ok()) {  // the draft failing must not fail the request: stop speculating
       for (const Mirror& m : mirrors) drop_draft(*m.r);
       for (Slot* s : drafting) {
@@ -682,7 +687,10 @@ void Engine::verify(Request& r, const Slot& s, std::span<const float> rows) {
   stats_.drafted += n;
   stats_.accepted += accepted;
   stats_.decode_tokens += 1 + accepted;
-  if (draft_policy_) draft_policy_->observe(n, accepted, r.probing);
+  if (draft_policy_) {
+    draft_policy_->observe(n, accepted, r.probing);
+    if (r.probing && r.probe_seconds > 0) draft_policy_->observe_probe(r.probe_seconds);
+  }
 
   // Target: keep pending + accepted proposals, drop the rejected positions.
   std::vector<int32_t> committed{r.next_token};

@@ -19,7 +19,8 @@
 //    sequence (one batched draft forward per proposal round); the target then verifies
 //    every sequence's proposals in the step's single batched forward. Greedy output is
 //    exactly target-only decoding; sampling uses rejection sampling (see speculative.h).
-//    A request whose draft cache runs out of room continues without a draft.
+//    A request whose draft cache runs out of room continues without a draft. With
+//    draft_adaptive, the draft runs only while speculation pays (or for a probe).
 //
 // The engine is HTTP-agnostic: token ids in, token ids + text pieces out.
 #include <atomic>

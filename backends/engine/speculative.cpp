@@ -12,6 +12,7 @@ DraftLengthPolicy::DraftLengthPolicy(DraftPolicyConfig config) : config_(config)
   config_.probe_max = std::max(config_.probe_every, config_.probe_max);
   config_.probe_window = std::max(0, config_.probe_window);
   config_.cost_weight = std::clamp(config_.cost_weight, 0.0, 1.0);
+  config_.probe_budget = std::max(0.0, config_.probe_budget);
   interval_ = config_.probe_every;
   target_s_.assign(static_cast<size_t>(config_.k_max) + 1, 0.0);
 }
@@ -95,6 +96,13 @@ void average_in(double& avg, double seconds, double weight) {
   avg = avg > 0 ? (1.0 - weight) * avg + weight * seconds : seconds;
 }
 }  // namespace
+
+void DraftLengthPolicy::observe_probe(double draft_seconds) {
+  if (!config_.measure_costs || !(config_.probe_budget > 0) || target_s_[0] <= 0) return;
+  const double cost = draft_seconds / target_s_[0] + verify_cost(1) - 1.0;  // in target steps
+  const double wait = std::min<double>(config_.probe_max, std::ceil(cost / config_.probe_budget));
+  interval_ = std::max(interval_, static_cast<int>(wait));
+}
 
 void DraftLengthPolicy::observe_target(int tokens, double seconds) {
   if (!config_.measure_costs || tokens < 1 || tokens > config_.k_max + 1) return;
@@ -188,6 +196,7 @@ Result<std::vector<int32_t>> SpeculativeDecoder::generate(const std::vector<int3
     feed.push_back(pending);
     std::vector<int32_t> draft_computed;  // tokens whose K/V the draft wrote this round
     int32_t dpos = draft_kv_.committed(dseq);
+    double draft_seconds = 0;
     for (int32_t i = 0; i < n_draft; ++i) {
       FRUGAL_TRY(draft_kv_.reserve(dseq, dpos + static_cast<int32_t>(feed.size())));
       std::vector<BatchEntry> b;
@@ -195,7 +204,9 @@ Result<std::vector<int32_t>> SpeculativeDecoder::generate(const std::vector<int3
         b.push_back({feed[j], dpos + static_cast<int32_t>(j), dseq, j + 1 == feed.size()});
       const auto t0 = Clock::now();
       FRUGAL_TRY(draft_.forward(b, draft_kv_, logits));
-      if (policy) policy->observe_draft(static_cast<int>(feed.size()), since(t0));
+      const double ds = since(t0);
+      draft_seconds += ds;
+      if (policy) policy->observe_draft(static_cast<int>(feed.size()), ds);
       dpos += static_cast<int32_t>(feed.size());
       draft_computed.insert(draft_computed.end(), feed.begin(), feed.end());
       stats_.draft_steps++;
@@ -236,6 +247,7 @@ Result<std::vector<int32_t>> SpeculativeDecoder::generate(const std::vector<int3
     }
     stats_.accepted += accepted;
     if (policy) policy->observe(n_draft, accepted, choice.probe);
+    if (policy && choice.probe && n_draft > 0) policy->observe_probe(draft_seconds);
     if (n_draft == 0) stats_.plain_steps++;
     // Commit pending + accepted drafts in both caches; drop the rejected positions.
     std::vector<int32_t> committed{pending};

@@ -61,8 +61,10 @@ struct SpeculativeStats {
 // accepted one halves it, and the wait returns to probe_every once speculation pays
 // again. So a draft that is never right costs O(log n) probes over n steps, and one that
 // is right a fraction p < 1/2 of the time still waits exponentially longer (the wait's
-// log drifts up by 1 - 2p per probe). A draft that cannot pay even at acceptance 1 (it
-// costs about as much as the target) is never probed. One policy serves a target/draft pair: the engine shares it across
+// log drifts up by 1 - 2p per probe). With measured costs, the wait after a probe is also
+// at least its measured cost / probe_budget target steps, so probes never take more than
+// about probe_budget of the time. A draft that cannot pay even at acceptance 1 (it costs
+// about as much as the target) is never probed. One policy serves a target/draft pair: the engine shares it across
 // requests, so a new request starts from what the previous ones measured.
 struct DraftPolicyConfig {
   int k_max = 8;
@@ -75,6 +77,9 @@ struct DraftPolicyConfig {
   // draft's context from the last probe_window tokens, so a probe costs a bounded amount
   // of draft work however long the draft sat out (0: always catch up in full).
   int probe_window = 32;
+  // Probes may cost at most this fraction of the target-only time: after a probe whose
+  // measured cost was c target steps, the next waits at least c / probe_budget steps.
+  double probe_budget = 0.02;
   bool measure_costs = true;    // follow observe_target / observe_draft
   double cost_weight = 0.25;    // weight of a new timing in the moving averages
 };
@@ -96,6 +101,9 @@ class DraftLengthPolicy {
   // catching up, counts as m/verify-curve single-token forwards).
   void observe_target(int tokens, double seconds);
   void observe_draft(int tokens, double seconds);
+  // A probe's draft forwards took draft_seconds (catching up included): with the verify's
+  // extra cost, it sets the least wait before the next probe (probe_budget).
+  void observe_probe(double draft_seconds);
   double acceptance() const;
   double draft_cost() const;        // in target decode steps
   double verify_cost(int k) const;  // the forward of k+1 tokens, in target decode steps

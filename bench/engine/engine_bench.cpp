@@ -114,17 +114,21 @@ std::shared_ptr<const Model> make_model(const ModelShape& shape, GgmlType type, 
 
 // Prefills `n_seq` sequences with `prompt_len` tokens (chunks of prefill_chunk), then
 // decodes `steps` steps of one token per sequence; returns {prefill tok/s, aggregate decode tok/s}.
+// Prefill (prompt_len tokens per sequence, in chunks) and then `steps` decode steps of
+// n_seq sequences, each step's logits sampled greedily as the engine does (argmax and the
+// token's logprob over the whole vocabulary). One untimed decode step first: the engine
+// reuses its buffers across steps, so first-touch costs of a run's buffers are not decode.
 std::pair<double, double> run_batch(ForwardPass& f, KvCache& kv, int n_seq, int prompt_len, int steps,
                                     int prefill_chunk) {
   const int32_t V = f.model().config().n_vocab;
   std::mt19937 rng(3);
   std::vector<KvCache::SeqId> seqs;
-  std::vector<float> logits;
+  static std::vector<float> logits;  // as the engine's: one buffer for every step
   double prefill_s = 0;
   for (int s = 0; s < n_seq; ++s) {
     const auto seq = kv.create_sequence();
     seqs.push_back(seq);
-    if (!kv.reserve(seq, prompt_len + steps).ok()) die("kv cache too small");
+    if (!kv.reserve(seq, prompt_len + steps + 1).ok()) die("kv cache too small");
     for (int from = 0; from < prompt_len; from += prefill_chunk) {
       std::vector<BatchEntry> b;
       for (int i = from; i < std::min(prompt_len, from + prefill_chunk); ++i)
@@ -134,11 +138,20 @@ std::pair<double, double> run_batch(ForwardPass& f, KvCache& kv, int n_seq, int 
       prefill_s += seconds_since(t0);
     }
   }
-  const auto t0 = Clock::now();
-  for (int step = 0; step < steps; ++step) {
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  std::vector<Sampler> samplers;
+  for (int s = 0; s < n_seq; ++s) samplers.emplace_back(greedy, 0, 0, std::vector<int32_t>{});
+  std::vector<int32_t> next(n_seq);
+  for (auto& t : next) t = static_cast<int32_t>(rng() % V);
+  Clock::time_point t0;
+  for (int step = 0; step <= steps; ++step) {
+    if (step == 1) t0 = Clock::now();
     std::vector<BatchEntry> b;
-    for (int s = 0; s < n_seq; ++s) b.push_back({static_cast<int32_t>(rng() % V), prompt_len + step, seqs[s], true});
+    for (int s = 0; s < n_seq; ++s) b.push_back({next[s], prompt_len + step, seqs[s], true});
     if (!f.forward(b, kv, logits).ok()) die("forward failed");
+    for (int s = 0; s < n_seq; ++s)
+      next[s] = samplers[s].sample(std::span<const float>(logits.data() + static_cast<size_t>(s) * V, V)).token;
   }
   const double decode_s = seconds_since(t0);
   for (auto s : seqs) kv.free_sequence(s);

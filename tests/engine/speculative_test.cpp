@@ -328,3 +328,32 @@ TEST_CASE("adaptive speculative decoding with a never-right draft stays target-o
     CHECK(dkv->stats().used_blocks == 0);
   }
 }
+
+TEST_CASE("a probe's measured cost sets the least wait before the next, so probes stay within probe_budget") {
+  DraftPolicyConfig c = fixed_costs();
+  c.measure_costs = true;
+  c.cost_weight = 1.0;
+  c.probe_budget = 0.02;
+  DraftLengthPolicy p(c);
+  p.observe_target(1, 0.010);
+  p.observe_target(2, 0.012);  // verify_cost(1) = 1.2
+  p.observe_draft(1, 0.005);   // half a target step: worth probing
+  REQUIRE(p.can_pay());
+  for (int i = 0; i < 20; ++i) p.observe(1, 0);  // never accepted: k = 0 from here
+  REQUIRE(p.best_k() == 0);
+  int steps = 0;
+  while (!p.next().probe) ++steps;
+  CHECK(steps + 1 == c.probe_every);
+  // The probe caught the draft up on 32 tokens: 0.03 s = 3 target steps, + 0.2 for the
+  // verify of 2 tokens: 3.2 steps at a 2% budget -> at least 160 steps to the next probe.
+  p.observe(1, 0, true);
+  p.observe_probe(0.030);
+  CHECK(p.probe_interval() == 160);
+  steps = 0;
+  while (!p.next().probe) ++steps;
+  CHECK(steps + 1 == 160);
+  // An accepted probe halves the wait, but not below its cost's floor.
+  p.observe(1, 1, true);
+  p.observe_probe(0.030);
+  CHECK(p.probe_interval() == 160);
+}
