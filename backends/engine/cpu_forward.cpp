@@ -369,8 +369,10 @@ Result<void> CpuForward::hidden(std::span<const BatchEntry> batch, KvCache& kv, 
 Result<void> CpuForward::forward(std::span<const BatchEntry> batch, KvCache& kv, std::vector<float>& logits) {
   const ModelConfig& c = model_->config();
   const int64_t B = static_cast<int64_t>(batch.size());
-  logits.clear();
-  if (B == 0) return {};
+  if (B == 0) {
+    logits.clear();
+    return {};
+  }
   FRUGAL_TRY(layers(batch, kv));
   int64_t n_out = 0;
   for (const BatchEntry& e : batch) n_out += e.logits ? 1 : 0;
@@ -382,6 +384,8 @@ Result<void> CpuForward::forward(std::span<const BatchEntry> batch, KvCache& kv,
   for (int64_t b = 0; b < B; ++b)
     if (batch[b].logits) std::memcpy(out_x_.data() + (o++) * E, x + b * E, E * sizeof(float));
   rms_norm(out_x_.data(), model_->output_norm(), out_x_.data(), n_out);
+  // Every element is written below: resizing (not clearing) a reused buffer skips a
+  // zero fill of n_out * n_vocab floats per step (16 MB at 32 rows of a 128k vocabulary).
   logits.resize(static_cast<size_t>(n_out) * c.n_vocab);
   matmul(out_x_.data(), n_out, E, {{&model_->output(), logits.data(), nullptr}});
   return {};

@@ -1,6 +1,7 @@
 #include "backends/engine/engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <random>
 
@@ -85,7 +86,8 @@ struct Engine::Request {
   std::vector<int32_t> drafted;      // this step's proposals
   std::vector<Distribution> q;       // their draft distributions
   std::vector<int32_t> dcomputed;    // tokens whose draft K/V this step wrote
-  std::optional<DraftLengthPolicy> draft_policy;  // EngineConfig::draft_adaptive
+  bool probing = false;              // this step's proposal is the adaptive policy's probe
+  double probe_seconds = 0;          // its draft forward's time, when it ran alone
 
   Request(GenerateRequest r, EventCallback c) : req(std::move(r)), cb(std::move(c)), stop(req.stop) {}
   bool prefilling() const { return prefilled < static_cast<int32_t>(req.prompt.size()); }
@@ -124,6 +126,9 @@ Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Model> mode
   if (config.draft != nullptr) {
     e->draft_forward_ = make_cpu_forward(config.draft, e->pool_.get());
     e->draft_kv_ = std::move(draft_kv);
+    if (config.draft_adaptive)
+      e->draft_policy_.emplace(config.draft_policy.value_or(DraftPolicyConfig{
+          .k_max = config.draft_tokens, .draft_cost = draft_cost_estimate(*e->model_, *config.draft)}));
   }
   e->stats_.kv = e->kv_->stats();
   if (e->draft_kv_) e->stats_.draft_kv = e->draft_kv_->stats();
@@ -404,14 +409,23 @@ void Engine::step() {
     // Propose at most what can still be emitted after the pending token's own sample.
     int32_t n_draft = 0;
     if (draft_forward_ && r.dseq) {
-      int32_t k = config_.draft_tokens;
-      if (config_.draft_adaptive) {
-        if (!r.draft_policy)
-          r.draft_policy.emplace(DraftPolicyConfig{.k_max = config_.draft_tokens,
-                                                   .draft_cost = draft_cost_estimate(*model_, *config_.draft)});
-        k = r.draft_policy->next_k();
+      DraftLengthPolicy::Choice choice{config_.draft_tokens, false};
+      if (draft_policy_) choice = draft_policy_->next();
+      n_draft = std::clamp(std::min(choice.k, r.req.max_tokens - r.generated - 1), 0, std::max(0, budget - 1));
+      r.probing = n_draft > 0 && choice.probe;
+      r.probe_seconds = 0;
+      if (r.probing) stats_.draft_probes++;
+      // A draft that sat out long (the prompt too, when speculation did not pay) restarts
+      // its context from the recent tokens: a probe's work is bounded by probe_window, a
+      // step's by max_batch_tokens.
+      const size_t window = draft_policy_ ? static_cast<size_t>(choice.probe ? draft_policy_->config().probe_window
+                                                                             : config_.max_batch_tokens)
+                                          : 0;
+      if (n_draft > 0 && window > 0 && r.draft_lag.size() > window) {
+        draft_kv_->free_sequence(*r.dseq);
+        r.dseq = draft_kv_->create_sequence();
+        r.draft_lag.erase(r.draft_lag.begin(), r.draft_lag.end() - static_cast<std::ptrdiff_t>(window));
       }
-      n_draft = std::clamp(std::min(k, r.req.max_tokens - r.generated - 1), 0, std::max(0, budget - 1));
     }
     if (n_draft > 0 && !kv_->reserve(*r.seq, pos + 1 + n_draft).ok()) n_draft = 0;
     auto res = kv_->reserve(*r.seq, pos + 1);
@@ -455,8 +469,12 @@ void Engine::step() {
     return;
   }
 
+  const auto t0 = std::chrono::steady_clock::now();
   auto res = forward_->forward(batch, *kv_, logits_);
   stats_.steps++;
+  if (draft_policy_ && slots.size() == 1 && slots[0].decode)  // one sequence's cost: the policy's unit
+    draft_policy_->observe_target(1 + slots[0].n_draft,
+                                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   if (!res.ok()) {
     for (const Slot& s : slots) finish(*s.r, FinishReason::kError, res.error());
     std::erase_if(running_, is_done);
@@ -481,6 +499,11 @@ void Engine::step() {
     } else {
       kv_->commit(*r.seq, std::span<const int32_t>(r.req.prompt).subspan(r.prefilled, s.n));
       r.prefilled += s.n;
+      if (r.dseq && !r.prefilling() && r.dprefilled < r.prefilled) {
+        // The draft skipped (part of) the prompt: it computes the rest when it drafts.
+        r.draft_lag.assign(r.req.prompt.begin() + r.dprefilled, r.req.prompt.end());
+        r.dprefilled = r.prefilled;
+      }
       stats_.prefill_tokens_computed += s.n;
     }
     if (!s.sample) continue;
@@ -555,6 +578,8 @@ void Engine::run_draft(std::vector<Slot>& slots) {
     Request& r = *s.r;
     if (!r.dseq || r.done) continue;
     if (!s.decode) {
+      // Adaptive: the draft mirrors prompts only while speculation pays.
+      if (draft_policy_ && draft_policy_->best_k() == 0) continue;
       const int32_t upto = r.prefilled + s.n;
       const int32_t from = r.dprefilled;
       if (upto <= from) continue;
@@ -581,8 +606,15 @@ void Engine::run_draft(std::vector<Slot>& slots) {
     drafting.push_back(&s);
   }
   for (int32_t round = 0; !batch.empty(); ++round) {
+    const auto t0 = std::chrono::steady_clock::now();
     auto res = draft_forward_->forward(batch, dkv, draft_logits_);
     stats_.draft_forwards++;
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (draft_policy_ && mirrors.empty() && drafting.size() == 1) {
+      draft_policy_->observe_draft(static_cast<int>(batch.size()), seconds);
+      // A probe (one proposal, so one round) that ran alone: its cost sets the next wait.
+      if (drafting[0]->r->probing) drafting[0]->r->probe_seconds = seconds;
+    }
     if (!res.ok()) {  // the draft failing must not fail the request: stop speculating
       for (const Mirror& m : mirrors) drop_draft(*m.r);
       for (Slot* s : drafting) {
@@ -655,7 +687,10 @@ void Engine::verify(Request& r, const Slot& s, std::span<const float> rows) {
   stats_.drafted += n;
   stats_.accepted += accepted;
   stats_.decode_tokens += 1 + accepted;
-  if (r.draft_policy) r.draft_policy->observe(n, accepted);
+  if (draft_policy_) {
+    draft_policy_->observe(n, accepted, r.probing);
+    if (r.probing && r.probe_seconds > 0) draft_policy_->observe_probe(r.probe_seconds);
+  }
 
   // Target: keep pending + accepted proposals, drop the rejected positions.
   std::vector<int32_t> committed{r.next_token};

@@ -19,7 +19,8 @@
 //    sequence (one batched draft forward per proposal round); the target then verifies
 //    every sequence's proposals in the step's single batched forward. Greedy output is
 //    exactly target-only decoding; sampling uses rejection sampling (see speculative.h).
-//    A request whose draft cache runs out of room continues without a draft.
+//    A request whose draft cache runs out of room continues without a draft. With
+//    draft_adaptive, the draft runs only while speculation pays (or for a probe).
 //
 // The engine is HTTP-agnostic: token ids in, token ids + text pieces out.
 #include <atomic>
@@ -38,6 +39,7 @@
 #include "backends/engine/kv_cache.h"
 #include "backends/engine/model.h"
 #include "backends/engine/sampler.h"
+#include "backends/engine/speculative.h"
 #include "core/error.h"
 
 namespace frugal::engine {
@@ -70,10 +72,15 @@ struct EngineConfig {
   // and step; the target verifies them in the same batched forward. Null: off.
   std::shared_ptr<const Model> draft;
   int32_t draft_tokens = 4;
-  // Adaptive: each request drafts k <= draft_tokens tokens per step, k chosen from its
-  // measured acceptance and the draft's cost (DraftLengthPolicy, speculative.h), 0 where
-  // speculation cannot pay (then the target decodes alone, probing now and then).
+  // Adaptive: each decoding sequence drafts k <= draft_tokens tokens per step, k chosen by
+  // one DraftLengthPolicy (speculative.h) that the engine keeps for all its requests from
+  // the measured acceptance and the measured costs of the draft and of verifying; 0 where
+  // speculation does not pay: the target then decodes alone, the draft computes nothing
+  // (prompts included) and is probed with one token after exponentially growing waits.
   bool draft_adaptive = false;
+  // The adaptive policy's settings (null: k_max = draft_tokens, the draft's cost prior
+  // from the models' sizes, timings measured). Tests fix the costs here.
+  std::optional<DraftPolicyConfig> draft_policy;
 };
 
 struct GenerateRequest {
@@ -154,6 +161,7 @@ struct EngineStats {
   uint64_t drafted = 0;
   uint64_t accepted = 0;
   uint64_t spec_generated = 0;
+  uint64_t draft_probes = 0;              // adaptive: single-token probes while speculation did not pay
   double acceptance_rate() const { return drafted ? static_cast<double>(accepted) / drafted : 0.0; }
   // Tokens a sequence gains per target forward when it speculates (1.0 = no gain).
   double tokens_per_verify() const { return spec_verifies ? static_cast<double>(spec_generated) / spec_verifies : 0.0; }
@@ -261,6 +269,7 @@ class Engine {
   std::unique_ptr<ForwardPass> draft_forward_;
   std::optional<KvCache> draft_kv_;
   std::vector<float> draft_logits_;
+  std::optional<DraftLengthPolicy> draft_policy_;  // EngineConfig::draft_adaptive
   std::mutex join_mu_;  // shutdown() from two threads joins once
   std::thread thread_;
 };

@@ -10,7 +10,10 @@
 // verify step for all k positions.
 //
 // The number of drafted tokens per step is fixed (k >= 1) or chosen by DraftLengthPolicy
-// from the measured acceptance (k = 0), which also stops drafting when it cannot pay.
+// from the measured acceptance and costs (k = 0), which also stops drafting when it
+// cannot pay. Adaptive, the draft computes nothing while it sits out (the prompt
+// included): it catches up when it drafts next, and a probe after a long pause restarts
+// its context from the last DraftPolicyConfig::probe_window tokens.
 //
 // Engine-thread only. Draft and target must share the vocabulary.
 #include <cstdint>
@@ -28,7 +31,8 @@ namespace frugal::engine {
 struct SpeculativeStats {
   uint64_t target_steps = 0;    // batched verify forwards of the target (prompt prefill excluded)
   uint64_t plain_steps = 0;     // of which drafted nothing (the policy chose k = 0)
-  uint64_t draft_steps = 0;
+  uint64_t draft_steps = 0;     // draft forwards
+  uint64_t probes = 0;          // steps that drafted one token while speculation did not pay
   uint64_t drafted = 0;
   uint64_t accepted = 0;
   uint64_t generated = 0;
@@ -39,41 +43,92 @@ struct SpeculativeStats {
   }
 };
 
-// Chooses how many tokens to draft per verify step from the measured acceptance, so that
-// speculation is only used where it pays. Model: each drafted token is accepted with
-// probability a, independently; a step with k drafts then yields
-// E(k) = (1 - a^(k+1)) / (1 - a) tokens for k * draft_cost + 1 + verify_slope * k target
-// decode steps of time (the verify forward of k+1 tokens costs about one decode step plus
-// a little per token, since the batched matmul reads each weight once). k = 0 is plain
-// decoding: 1 token per step. The policy picks the k in [0, k_max] with the most tokens
-// per unit of time. The acceptance estimate is exponentially decayed over steps (each
-// step's accepted count, and whether a rejection ended it); while at k = 0, every
-// probe_every-th step drafts one token so the estimate can recover. Deterministic: the
-// same outcomes give the same choices (sampled output stays reproducible by seed).
+// Chooses how many tokens to draft per verify step from the measured acceptance and the
+// measured costs, so that speculation is only used where it pays. Model: each drafted
+// token is accepted with probability a, independently; a step with k drafts then yields
+// E(k) = (1 - a^(k+1)) / (1 - a) tokens for k * draft_cost + verify_cost(k) target decode
+// steps of time, where verify_cost(k) is the cost of the target's forward of k+1 tokens
+// relative to one token. k = 0 is plain decoding: 1 token per step. The policy picks the
+// k in [0, k_max] with the most tokens per unit of time.
+//
+// The acceptance estimate is exponentially decayed per observed step. The costs start
+// from priors (draft_cost from the models' sizes, verify_cost(k) = 1 + verify_slope * k)
+// and follow the timings the caller reports (observe_target / observe_draft, moving
+// averages), unless measure_costs is off (tests: deterministic choices).
+//
+// When no k pays, the target decodes alone and the policy probes with one drafted token
+// after probe_every target-only steps; a rejected probe doubles the wait for the next, an
+// accepted one halves it, and the wait returns to probe_every once speculation pays
+// again. So a draft that is never right costs O(log n) probes over n steps, and one that
+// is right a fraction p < 1/2 of the time still waits exponentially longer (the wait's
+// log drifts up by 1 - 2p per probe). With measured costs, the wait after a probe is also
+// at least its measured cost / probe_budget target steps, so probes never take more than
+// about probe_budget of the time. A draft that cannot pay even at acceptance 1 (it costs
+// about as much as the target) is never probed. One policy serves a target/draft pair: the engine shares it across
+// requests, so a new request starts from what the previous ones measured.
 struct DraftPolicyConfig {
   int k_max = 8;
-  double draft_cost = 0.1;      // one draft forward, in target decode steps
-  double verify_slope = 0.05;   // verify cost per drafted token, in target decode steps
-  double decay = 0.9;           // weight of the past per step
-  int probe_every = 16;
+  double draft_cost = 0.1;      // prior: one single-token draft forward, in target decode steps
+  double verify_slope = 0.1;    // prior: verify of k+1 tokens costs 1 + verify_slope * k decode steps
+  double decay = 0.9;           // weight of the past acceptance per observed step
+  int probe_every = 16;         // first probe after this many target-only steps
+  int probe_max = 1 << 20;      // the longest wait between probes
+  // A probe whose draft lags the target by more than this many tokens restarts the
+  // draft's context from the last probe_window tokens, so a probe costs a bounded amount
+  // of draft work however long the draft sat out (0: always catch up in full).
+  int probe_window = 32;
+  // Probes may cost at most this fraction of the target-only time: after a probe whose
+  // measured cost was c target steps, the next waits at least c / probe_budget steps.
+  double probe_budget = 0.02;
+  bool measure_costs = true;    // follow observe_target / observe_draft
+  double cost_weight = 0.25;    // weight of a new timing in the moving averages
 };
 
 class DraftLengthPolicy {
  public:
+  struct Choice {
+    int k = 0;           // drafts for the next step (0: decode with the target alone)
+    bool probe = false;  // a single-token probe while speculation does not pay
+  };
   explicit DraftLengthPolicy(DraftPolicyConfig config = {});
-  // Drafts for the next step (0: decode with the target alone).
-  int next_k();
-  // Outcome of a step that drafted `drafted` tokens, `accepted` of them kept.
-  void observe(int drafted, int accepted);
+  Choice next();
+  int next_k() { return next().k; }
+  // Outcome of a step that drafted `drafted` tokens, `accepted` of them kept (probe: the
+  // step was a Choice with probe set).
+  void observe(int drafted, int accepted, bool probe = false);
+  // Timings of one sequence's forwards: the target's of `tokens` tokens (a plain step is
+  // 1, a verify of k drafts k+1) and the draft's (a draft forward of m > 1 tokens, e.g.
+  // catching up, counts as m/verify-curve single-token forwards).
+  void observe_target(int tokens, double seconds);
+  void observe_draft(int tokens, double seconds);
+  // A probe's draft forwards took draft_seconds (catching up included): with the verify's
+  // extra cost, it sets the least wait before the next probe (probe_budget).
+  void observe_probe(double draft_seconds);
   double acceptance() const;
+  double draft_cost() const;        // in target decode steps
+  double verify_cost(int k) const;  // the forward of k+1 tokens, in target decode steps
+  // The best k under the current estimates (0: speculation does not pay).
+  int best_k() const;
+  // Whether some k would pay at acceptance 1: if not, the draft is never probed.
+  bool can_pay() const;
+  uint64_t probes() const { return probes_; }
+  int probe_interval() const { return interval_; }
   // Expected tokens per unit of time (target decode steps) for k drafts; 1.0 at k = 0.
   static double expected_speedup(double acceptance, int k, double draft_cost, double verify_slope);
+  static double expected_rate(double acceptance, int k, double draft_cost, double verify_cost);
   const DraftPolicyConfig& config() const { return config_; }
 
  private:
+  int best_k_at(double a) const;
   DraftPolicyConfig config_;
   double successes_ = 2.0, trials_ = 3.0;  // prior: acceptance 2/3, worth 3 observations
   int idle_steps_ = 0;
+  int interval_ = 16;
+  uint64_t probes_ = 0;
+  // Moving averages of measured seconds (0: not measured yet): target forward of m
+  // tokens at target_s_[m - 1], m = 1..k_max+1; a single-token draft forward.
+  std::vector<double> target_s_;
+  double draft_s_ = 0.0;
 };
 
 // Draft cost for DraftLengthPolicy from the models' sizes: decoding is bound by reading

@@ -54,12 +54,19 @@ void ThreadPool::run(int64_t n, int64_t grain, RawFn fn, void* ctx) {
     n_ = n;
     grain_ = grain;
     next_.store(0, std::memory_order_relaxed);
-    active_.store(n_threads_ - 1, std::memory_order_relaxed);
+    active_.store(0, std::memory_order_relaxed);
+    open_ = true;
     generation_.fetch_add(1, std::memory_order_release);
   }
   wake_cv_.notify_all();
   work(0);
-  // Wait for the workers to finish their last chunk (spin, then park).
+  // Every chunk is taken. Close the job: a worker that has not joined yet (not woken, or
+  // preempted by another process) skips it instead of being waited for; then wait for
+  // the joined ones to finish their last chunk (spin, then park).
+  {
+    std::lock_guard lock(mu_);
+    open_ = false;
+  }
   for (int i = 0; i < kSpinIterations; ++i) {
     if (active_.load(std::memory_order_acquire) == 0) return;
     cpu_relax();
@@ -79,12 +86,13 @@ void ThreadPool::worker_main(int thread_index) {
     if (gen == seen) {
       std::unique_lock lock(mu_);
       wake_cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-      gen = generation_.load(std::memory_order_acquire);
     }
-    seen = gen;
     {
       std::lock_guard lock(mu_);  // pairs with the publisher: fn_/ctx_/n_ are visible
       if (stop_) return;
+      seen = generation_.load(std::memory_order_acquire);
+      if (!open_) continue;  // closed before this worker got here: nothing left to do
+      active_.fetch_add(1, std::memory_order_relaxed);  // the caller waits for joined workers only
     }
     work(thread_index);
     if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {

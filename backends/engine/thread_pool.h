@@ -55,7 +55,8 @@ class ThreadPool {
   int64_t n_ = 0;
   int64_t grain_ = 1;
   std::atomic<int64_t> next_{0};
-  std::atomic<int> active_{0};
+  bool open_ = false;            // (mu_) workers may still join the current job
+  std::atomic<int> active_{0};   // workers that joined it and have not finished
 };
 
 }  // namespace frugal::engine

@@ -226,3 +226,50 @@ TEST_CASE("adaptive draft length in the engine stops drafting what is never acce
   CHECK(a.kv.used_blocks == 0);
   CHECK(a.draft_kv.used_blocks == 0);
 }
+
+TEST_CASE("the engine's adaptive draft policy is shared across requests: a later request starts from what earlier ones measured") {
+  auto reqs = prompts(3, 0, 17);
+  for (auto& r : reqs) r.max_tokens = 64;
+  auto plain = make(nullptr, 1);
+  const auto want = run_all(*plain, reqs);
+  TinySpec unrelated = target_spec();
+  unrelated.n_layer = 1;
+  unrelated.n_embd = 64;
+  unrelated.n_ff = 128;
+  unrelated.seed = 99;
+  EngineConfig cfg;
+  cfg.draft_adaptive = true;
+  cfg.n_threads = 2;
+  cfg.kv_cache_bytes = 8 << 20;
+  cfg.draft = tiny_model(unrelated);
+  cfg.draft_tokens = 4;
+  cfg.prefill_chunk = 16;
+  DraftPolicyConfig pc;
+  pc.k_max = 4;
+  pc.draft_cost = 0.1;  // cheap enough to be worth probing
+  pc.measure_costs = false;
+  cfg.draft_policy = pc;
+  auto e = Engine::create(tiny_model(target_spec()), cfg, std::make_shared<NoText>());
+  REQUIRE(e.ok());
+  Engine& engine = **e;
+  std::vector<EngineStats> after;
+  for (size_t i = 0; i < reqs.size(); ++i) {  // one after another
+    const auto got = run_all(engine, {reqs[i]});
+    CAPTURE(i);
+    CHECK(got[0].tokens == want[i].tokens);
+    after.push_back(engine.stats());
+  }
+  for (size_t i = 0; i < after.size(); ++i)
+    MESSAGE("after request " << i << ": drafted " << after[i].drafted << " (accepted " << after[i].accepted << "), "
+                             << after[i].draft_probes << " probes, " << after[i].draft_forwards << " draft forwards");
+  REQUIRE(after[0].accepted == 0);  // the unrelated draft is never right
+  CHECK(after[0].drafted > 0);      // the first request tried it (the prior expects 2/3)
+  // The later requests neither draft at the prior again nor mirror their prompts
+  // (40 and 51 tokens, chunks of 16): at most one probe each.
+  CHECK(after[1].draft_forwards - after[0].draft_forwards <= 1);
+  CHECK(after[2].draft_forwards - after[1].draft_forwards <= 1);
+  CHECK(after[2].drafted - after[0].drafted <= 2);
+  CHECK(after[2].kv.used_blocks == 0);
+  CHECK(after[2].draft_kv.used_blocks == 0);
+  engine.shutdown();
+}

@@ -2,6 +2,9 @@
 // GGUF file can hold: random nibbles/high bits, random scales).
 #include <doctest/doctest.h>
 
+#include <array>
+#include <atomic>
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -110,6 +113,29 @@ TEST_CASE("thread pool covers every index exactly once, repeatedly") {
     });
   }
   for (int h : hits) CHECK(h == 200);
+}
+
+TEST_CASE("thread pool jobs the caller finishes before a worker joins stay exact, one thread per index at a time") {
+  // Tiny back-to-back jobs: the calling thread often takes every chunk before a worker
+  // wakes, closes the job and publishes the next; a late worker must then join the next
+  // job (or none), never run a chunk of a finished one or share a thread index.
+  ThreadPool pool(3);
+  std::array<std::atomic<int>, 3> busy{};
+  std::atomic<int> overlap{0};
+  std::vector<int> hits(3);
+  for (int rep = 0; rep < 20000; ++rep) {
+    std::fill(hits.begin(), hits.end(), 0);
+    pool.parallel_for(3, 1, [&](int64_t b, int64_t e, int t) {
+      if (busy[static_cast<size_t>(t)].fetch_add(1) != 0) overlap++;
+      for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+      busy[static_cast<size_t>(t)].fetch_sub(1);
+    });
+    if (hits != std::vector<int>{1, 1, 1}) {
+      FAIL_CHECK("rep " << rep << ": an index was not covered exactly once");
+      break;
+    }
+  }
+  CHECK(overlap.load() == 0);
 }
 
 TEST_CASE("default kernel set honours FRUGAL_ENGINE_NO_SIMD") {

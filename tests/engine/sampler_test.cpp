@@ -1,7 +1,9 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
+#include <random>
 #include <vector>
 
 #include "backends/engine/sampler.h"
@@ -144,4 +146,39 @@ TEST_CASE("stop matcher holds back partial matches and cuts at the stop string")
   CHECK(n.feed("ab\xC3") == "ab");  // incomplete UTF-8 held back
   CHECK(n.feed("\xA9x") == "\xC3\xA9");
   CHECK(n.flush() == "x");
+}
+
+TEST_CASE("greedy sampling's token, logprob and margin match a scalar reference for every vocabulary size and tail") {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  for (int n : {1, 2, 3, 7, 8, 9, 33, 512, 4095, 4097, 9001, 128256}) {
+    for (int variant = 0; variant < 4; ++variant) {
+      CAPTURE(n);
+      CAPTURE(variant);
+      std::vector<float> l(static_cast<size_t>(n));
+      for (float& v : l) v = nd(rng);
+      if (variant == 1) l[static_cast<size_t>(n) - 1] = 50.0f;  // the maximum in the tail
+      if (variant == 2 && n > 1) l[0] = l[static_cast<size_t>(n) / 2] = 40.0f;  // a tie: the first wins, margin 0
+      if (variant == 3)  // masked entries, as constrained decoding leaves them
+        for (size_t i = 1; i < l.size(); i += 2) l[i] = -std::numeric_limits<float>::infinity();
+      // Reference: first index of the max, double log-sum-exp, top-1 minus top-2.
+      size_t best = 0;
+      for (size_t i = 1; i < l.size(); ++i)
+        if (l[i] > l[best]) best = i;
+      double sum = 0;
+      for (float v : l) sum += std::exp(static_cast<double>(v) - l[best]);
+      float second = -std::numeric_limits<float>::infinity();
+      for (size_t i = 0; i < l.size(); ++i)
+        if (i != best) second = std::max(second, l[i]);
+      SamplingParams p;
+      p.temperature = 0;
+      Sampler s(p, 1, 0, {});
+      const SampledToken t = s.sample(l);
+      CHECK(t.token == static_cast<int32_t>(best));
+      CHECK(t.logprob == doctest::Approx(-std::log(sum)).epsilon(1e-5));
+      CHECK(t.logprob <= 0.0f);
+      if (n > 1) CHECK(t.margin == (variant == 2 ? 0.0f : l[best] - second));
+      else CHECK(t.margin == 0.0f);
+    }
+  }
 }
