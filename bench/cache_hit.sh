@@ -8,7 +8,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/bench/lib.sh" "${1:-}"  # binaries, wrk, a temp dir, the mock upstream
-frugal_port=$(free_port)
+frugal_port=$(free_port_pair)
 OPENAI_BASE_URL="http://127.0.0.1:$mock_port/v1" OPENAI_API_KEY=sk-bench \
   "$frugal_bin" serve --listen "127.0.0.1:$frugal_port" --data-dir "$work/data" --log-level warn >"$work/frugal.log" 2>&1 & pids+=($!)
 target_pid[frugal]=$!

@@ -107,7 +107,7 @@ add_telemetry() {
 # $work/results).
 measure() {
   local label=$1 bin=$2 kind=$3 port cfg="$work/$1-$3.yaml" data="$work/data-$1-$3"
-  port=$(free_port)
+  port=$(free_port_pair)
   if [[ $kind == full_path ]]; then
     write_route_config "$cfg" "$port" "$data" "$work/policy.yaml" "threads: 1" "busy_poll: 0"
   else  # the built-in default, with these server keys (as proxy_overhead.sh's THREADS/BUSY_POLL)

@@ -16,7 +16,7 @@ mock_pid=${pids[0]}
 start_nginx_proxy
 nginx_master=$(cat "$work/nginx/nginx.pid")
 
-frugal_port=$(free_port)
+frugal_port=$(free_port_pair)
 cat >"$work/frugal.yaml" <<YAML
 server: { listen: ["127.0.0.1:$frugal_port"] }
 data_dir: $work/data

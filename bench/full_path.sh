@@ -40,7 +40,7 @@ write_route_policy "$work/policy.yaml"
 # start_frugal NAME BINARY [TELEMETRY]: frugal with the policy on a fresh port (sets
 # $port); TELEMETRY on (metrics, OTLP to $otlp_port) or off (neither).
 start_frugal() {
-  port=$(free_port)
+  port=$(free_port_pair)
   write_route_config "$work/$1.yaml" "$port" "$work/data-$1" "$work/policy.yaml" ${THREADS:+"threads: $THREADS"}
   case ${3:-} in
     on) printf 'telemetry:\n  metrics: { enabled: true }\n  otlp: { endpoint: "http://127.0.0.1:%s", flush_interval: 1s, export_interval: 1s }\n' \

@@ -30,6 +30,21 @@ wait_for() {
   echo "timed out waiting for $2 in $1" >&2; cat "$1" >&2; exit 1
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_port_pair: a port P with P + 1 free too (frugal's admin listener by default).
+free_port_pair() {
+  python3 -c '
+import socket
+for _ in range(100):
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", p + 1)); print(p); break
+    except OSError:
+        pass
+    finally:
+        a.close(); b.close()
+'
+}
 "$mock_bin" --port 0 --threads 1 >"$work/mock.log" 2>&1 & pids+=($!)
 mock_port=$(wait_for "$work/mock.log" 'PORT=[0-9]+' | cut -d= -f2)
 

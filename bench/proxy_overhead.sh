@@ -26,21 +26,6 @@ passthrough: [ { prefix: "", provider: openai } ]
 YAML
   config_args=(--config "$work/frugal.yaml")
 fi
-# free_port_pair: a port P with P + 1 free too (frugal's admin listener by default).
-free_port_pair() {
-  python3 -c '
-import socket
-for _ in range(100):
-    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    b = socket.socket()
-    try:
-        b.bind(("127.0.0.1", p + 1)); print(p); break
-    except OSError:
-        pass
-    finally:
-        a.close(); b.close()
-'
-}
 # start_frugal NAME BINARY: sets $port.
 start_frugal() {
   # A fixed free port: frugal also listens on its admin port (the API port + 1 by default,

@@ -48,7 +48,7 @@ inline constexpr std::string_view kCacheColumnFamily = "cache";
 struct CacheDiskOptions {
   uint64_t max_disk_bytes = 1ull << 30;  // FIFO: oldest SST files dropped beyond this
   std::chrono::seconds max_ttl{0};       // FIFO: files older than this dropped; 0 = off
-  size_t write_buffer_size = 8u << 20;
+  size_t write_buffer_size = 32u << 20;
 };
 
 // The column family spec to pass to Store::open for the exact cache.
@@ -85,6 +85,7 @@ struct CacheStats {
   uint64_t stores = 0;
   uint64_t dropped_writes = 0;  // store() calls whose disk write was skipped (back-pressure)
   uint64_t memory_evictions = 0;
+  uint64_t disk_reads = 0;  // lookups RocksDB could not answer without reading the disk (the read pool's)
   uint64_t memory_bytes = 0;
   uint64_t memory_entries = 0;
 };

@@ -148,6 +148,7 @@ asio::awaitable<bool> handle_admin_cache(ClientSocket& stream, Request& req, Req
     j.key("stores").value(static_cast<int64_t>(s.stores));
     j.key("dropped_writes").value(static_cast<int64_t>(s.dropped_writes));
     j.key("memory_evictions").value(static_cast<int64_t>(s.memory_evictions));
+    j.key("disk_reads").value(static_cast<int64_t>(s.disk_reads));
     j.key("memory_bytes").value(static_cast<int64_t>(s.memory_bytes));
     j.key("memory_entries").value(static_cast<int64_t>(s.memory_entries));
     j.end_object();

@@ -150,6 +150,9 @@ void cache_gauges(std::string& out, const cache::CacheStats& s) {
   one("frugal_cache_memory_evictions_total", "counter",
       "Entries evicted from the memory tier to stay within cache.memory (they stay on disk).", s.memory_evictions);
   one("frugal_cache_expired_total", "counter", "Expired entries found and removed.", s.expired);
+  one("frugal_cache_disk_reads_total", "counter",
+      "Cache lookups that needed a disk read (the cache's read pool); the rest were answered from memory.",
+      s.disk_reads);
   one("frugal_cache_dropped_writes_total", "counter",
       "Answers whose disk write was skipped under back-pressure (kept in memory only).", s.dropped_writes);
 }

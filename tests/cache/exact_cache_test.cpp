@@ -92,6 +92,7 @@ TEST_CASE("a miss that RocksDB answers without disk I/O runs inline") {
   REQUIRE(now.has_value());
   CHECK_FALSE(now->hit());
   CHECK(f.cache->stats().misses == 2);
+  CHECK(f.cache->stats().disk_reads == 0);
 }
 
 TEST_CASE("a lookup that needs a disk read runs on the read pool, not on the caller's thread") {
@@ -108,6 +109,7 @@ TEST_CASE("a lookup that needs a disk read runs on the read pool, not on the cal
     p.set_value(std::this_thread::get_id());
   });
   CHECK(p.get_future().get() != std::this_thread::get_id());
+  CHECK(f.cache->stats().disk_reads == 1);
   auto again = f.cache->lookup_now(key(1));  // promoted into memory
   REQUIRE(again.has_value());
   CHECK(again->source == CacheSource::kMemory);
