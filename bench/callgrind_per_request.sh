@@ -78,19 +78,7 @@ telemetry_of() {
   else echo "${TELEMETRY:-}"; fi
 }
 if [[ ${TELEMETRY_AB:-0} == 1 || ${TELEMETRY:-} == on ]]; then
-  # An OTLP sink: every POST answered 200 with an empty body, nothing kept.
-  otlp_port=$(free_port)
-  python3 - "$otlp_port" >"$work/otlp-sink.log" 2>&1 <<'PY' & pids+=($!)
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        self.send_response(200); self.send_header("content-type", "application/x-protobuf")
-        self.send_header("content-length", "0"); self.end_headers()
-    def log_message(self, *a): pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
+  start_otlp_sink
 fi
 # add_telemetry FILE MODE LOG: appends MODE's telemetry: block to the config FILE.
 add_telemetry() {

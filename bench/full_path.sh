@@ -66,19 +66,7 @@ probe() {
 
 targets=()
 if [[ ${TELEMETRY_AB:-0} == 1 ]]; then
-  # An OTLP sink: every POST answered 200 with an empty body, nothing kept.
-  otlp_port=$(free_port)
-  python3 - "$otlp_port" >"$work/otlp-sink.log" 2>&1 <<'PY' & pids+=($!)
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        self.send_response(200); self.send_header("content-type", "application/x-protobuf")
-        self.send_header("content-length", "0"); self.end_headers()
-    def log_message(self, *a): pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
+  start_otlp_sink
   start_frugal frugal "$frugal_bin" on; targets+=("frugal:$port"); probe frugal "$port"
   scrape_port=$port
   (while :; do curl -s -o /dev/null "http://127.0.0.1:$scrape_port/metrics"; sleep 1; done) & pids+=($!)

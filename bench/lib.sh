@@ -45,6 +45,22 @@ for _ in range(100):
         a.close(); b.close()
 '
 }
+# start_otlp_sink: an OTLP/HTTP sink on a fresh loopback port (otlp_port) that answers
+# every POST 200 with an empty body and keeps nothing.
+start_otlp_sink() {
+  otlp_port=$(free_port)
+  python3 - "$otlp_port" >"$work/otlp-sink.log" 2>&1 <<'PY' & pids+=($!)
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200); self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+}
 "$mock_bin" --port 0 --threads 1 >"$work/mock.log" 2>&1 & pids+=($!)
 mock_port=$(wait_for "$work/mock.log" 'PORT=[0-9]+' | cut -d= -f2)
 
