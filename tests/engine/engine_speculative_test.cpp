@@ -140,10 +140,10 @@ TEST_CASE("greedy speculative batching reproduces target-only decoding, for draf
       CHECK(st.drafted > 0);
       CHECK(st.accepted <= st.drafted);
       CHECK(st.spec_generated >= st.spec_verifies);
-      if (ds == &close) {
-        CHECK(st.tokens_per_verify() > 1.0);
-        CHECK(st.steps < plain->stats().steps);  // fewer target forwards for the same output
-      }
+      // Fewer target forwards per token for the same output. (Not `st.steps` against the
+      // plain engine's: how the six submissions batch depends on when the scheduler
+      // thread wakes, so step counts differ between runs under load.)
+      if (ds == &close) CHECK(st.tokens_per_verify() > 1.0);
       CHECK(st.kv.used_blocks == 0);
       CHECK(st.draft_kv.used_blocks == 0);
     }
