@@ -6,6 +6,7 @@
 
 #include <future>
 #include <mutex>
+#include <optional>
 #include <random>
 
 #include "backends/engine/engine.h"
@@ -71,7 +72,18 @@ TinySpec target_spec() {
   return ts;
 }
 
-std::unique_ptr<Engine> make(std::shared_ptr<const Model> draft, int k, int32_t eog = -1, bool adaptive = false) {
+// A draft that shares nothing with the target: its proposals are (almost) never right.
+TinySpec unrelated_spec() {
+  TinySpec ts = target_spec();
+  ts.n_layer = 1;
+  ts.n_embd = 64;
+  ts.n_ff = 128;
+  ts.seed = 99;
+  return ts;
+}
+
+std::unique_ptr<Engine> make(std::shared_ptr<const Model> draft, int k, int32_t eog = -1, bool adaptive = false,
+                             std::optional<DraftPolicyConfig> policy = std::nullopt) {
   EngineConfig cfg;
   cfg.draft_adaptive = adaptive;
   cfg.n_threads = 2;
@@ -79,6 +91,7 @@ std::unique_ptr<Engine> make(std::shared_ptr<const Model> draft, int k, int32_t 
   cfg.draft = std::move(draft);
   cfg.draft_tokens = k;
   cfg.prefill_chunk = 16;  // several chunks per prompt: the draft mirrors each
+  if (policy) cfg.draft_policy = *policy;
   auto e = Engine::create(tiny_model(target_spec()), cfg, std::make_shared<NoText>(eog));
   REQUIRE_MESSAGE(e.ok(), (e.ok() ? "" : e.error().message));
   return std::move(e).value();
@@ -110,11 +123,7 @@ TEST_CASE("greedy speculative batching reproduces target-only decoding, for draf
 
   TinySpec close = target_spec();  // same weights at higher precision: mostly agrees
   close.type = GgmlType::kQ8_0;
-  TinySpec unrelated = target_spec();
-  unrelated.n_layer = 1;
-  unrelated.n_embd = 64;
-  unrelated.n_ff = 128;
-  unrelated.seed = 99;
+  TinySpec unrelated = unrelated_spec();
   for (const TinySpec* ds : {&close, &unrelated}) {
     const std::string name = ds == &close ? "q8_0 draft" : "unrelated draft";
     for (int k : {1, 2, 4, 8}) {
@@ -204,11 +213,7 @@ TEST_CASE("adaptive draft length in the engine stops drafting what is never acce
   const auto reqs = prompts(4, 24, 5);
   auto plain = make(nullptr, 1);
   const auto want = run_all(*plain, reqs);
-  TinySpec unrelated = target_spec();
-  unrelated.n_layer = 1;
-  unrelated.n_embd = 64;
-  unrelated.n_ff = 128;
-  unrelated.seed = 99;
+  const TinySpec unrelated = unrelated_spec();
   auto fixed = make(tiny_model(unrelated), 4);
   const auto got_fixed = run_all(*fixed, reqs);
   auto adaptive = make(tiny_model(unrelated), 4, -1, true);
@@ -232,26 +237,13 @@ TEST_CASE("the engine's adaptive draft policy is shared across requests: a later
   for (auto& r : reqs) r.max_tokens = 64;
   auto plain = make(nullptr, 1);
   const auto want = run_all(*plain, reqs);
-  TinySpec unrelated = target_spec();
-  unrelated.n_layer = 1;
-  unrelated.n_embd = 64;
-  unrelated.n_ff = 128;
-  unrelated.seed = 99;
-  EngineConfig cfg;
-  cfg.draft_adaptive = true;
-  cfg.n_threads = 2;
-  cfg.kv_cache_bytes = 8 << 20;
-  cfg.draft = tiny_model(unrelated);
-  cfg.draft_tokens = 4;
-  cfg.prefill_chunk = 16;
+  const TinySpec unrelated = unrelated_spec();
   DraftPolicyConfig pc;
   pc.k_max = 4;
   pc.draft_cost = 0.1;  // cheap enough to be worth probing
   pc.measure_costs = false;
-  cfg.draft_policy = pc;
-  auto e = Engine::create(tiny_model(target_spec()), cfg, std::make_shared<NoText>());
-  REQUIRE(e.ok());
-  Engine& engine = **e;
+  auto e = make(tiny_model(unrelated), 4, -1, true, pc);
+  Engine& engine = *e;
   std::vector<EngineStats> after;
   for (size_t i = 0; i < reqs.size(); ++i) {  // one after another
     const auto got = run_all(engine, {reqs[i]});

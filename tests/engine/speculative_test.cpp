@@ -34,13 +34,18 @@ std::vector<int32_t> greedy_target_only(ForwardPass& f, KvCache& kv, const std::
   kv.free_sequence(seq);
   return out;
 }
-}  // namespace
-
-TEST_CASE("greedy speculative decoding reproduces target-only decoding for k in {1,2,4,8} and adaptive k") {
+// The target of these tests: small enough to run many decodes, Q4_0 like a real one.
+TinySpec target_spec() {
   TinySpec ts;
   ts.type = GgmlType::kQ4_0;
   ts.n_embd = 128;
   ts.n_ff = 256;
+  return ts;
+}
+}  // namespace
+
+TEST_CASE("greedy speculative decoding reproduces target-only decoding for k in {1,2,4,8} and adaptive k") {
+  const TinySpec ts = target_spec();
   auto target = tiny_model(ts);
   // Drafts: the same weights at higher precision (mostly agrees) and an unrelated model.
   TinySpec close = ts;
@@ -280,10 +285,7 @@ TEST_CASE("measured costs decide: a draft as slow as the target is never probed,
 }
 
 TEST_CASE("adaptive speculative decoding with a never-right draft stays target-only, probing O(log n) times across requests") {
-  TinySpec ts;
-  ts.type = GgmlType::kQ4_0;
-  ts.n_embd = 128;
-  ts.n_ff = 256;
+  const TinySpec ts = target_spec();
   auto target = tiny_model(ts);
   ThreadPool pool(2);
   auto tf = make_cpu_forward(target, &pool);

@@ -4,6 +4,7 @@
 // timeout, after which calls fail without touching the network. Skipped, visibly,
 // where redis-server is not installed (deploy/install-deps.sh installs it).
 #include "gateway/shared_state.h"
+#include "tests/support/process.h"
 
 #include <doctest/doctest.h>
 #include <netinet/in.h>
@@ -29,17 +30,7 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using frugal::test::free_port;
 
 std::string cli(int port, const std::string& args) {
   std::string out;
