@@ -277,9 +277,7 @@ asio::awaitable<void> CascadeRun::run() {
       add(error_tier(tier.model, "", started, targets.error().message, span));
       continue;
     }
-    control.want_answer = buffered && !treq.stream;
-    DispatchResult r = co_await dispatch_chat(backends, *targets, treq, control);
-    control.want_answer = false;
+    DispatchResult r = co_await dispatch_chat(backends, *targets, treq, control, buffered && !treq.stream);
     out.upstream_wait_us += r.upstream_wait_us;
     const std::string provider = r.target.provider ? r.target.provider->name : "";
     if (r.error) {

@@ -123,12 +123,14 @@ std::optional<Error> check_answer(const backends::Call& call, std::string_view b
 
 struct DispatchRun {
   static asio::awaitable<DispatchResult> run(Backends& backends, const std::vector<Target>& targets,
-                                             const ChatRequest& req, DispatchControl& control);
+                                             const ChatRequest& req, DispatchControl& control,
+                                             bool want_answer);
 };
 
 asio::awaitable<DispatchResult> DispatchRun::run(Backends& backends,
                                                  const std::vector<Target>& targets,
-                                                 const ChatRequest& req, DispatchControl& control) {
+                                                 const ChatRequest& req, DispatchControl& control,
+                                                 bool want_answer) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   DispatchResult result;
   std::shared_ptr<backends::Call> last_error_call;
@@ -157,7 +159,7 @@ asio::awaitable<DispatchResult> DispatchRun::run(Backends& backends,
           backends::AnswerFacts facts;
           result.answer.reset();
           if (status < 400)
-            broken = check_answer(*call, *body, true, &facts, control.want_answer ? &result.answer : nullptr);
+            broken = check_answer(*call, *body, true, &facts, want_answer ? &result.answer : nullptr);
           call = backends::with_whole_body(std::move(call), std::move(*body), std::move(facts));
         }
       } else if (status > 0) {
@@ -225,8 +227,8 @@ asio::awaitable<DispatchResult> DispatchRun::run(Backends& backends,
 }
 
 asio::awaitable<DispatchResult> dispatch_chat(Backends& backends, const std::vector<Target>& targets,
-                                              const ChatRequest& req, DispatchControl& control) {
-  return DispatchRun::run(backends, targets, req, control);
+                                              const ChatRequest& req, DispatchControl& control, bool want_answer) {
+  return DispatchRun::run(backends, targets, req, control, want_answer);
 }
 
 }  // namespace frugal::router

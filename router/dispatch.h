@@ -58,9 +58,6 @@ class DispatchControl {
   void track(std::shared_ptr<backends::Call> call);
   // A timer that cancel() cancels too (e.g. waiting on another request's answer).
   void set_waiter(boost::asio::steady_timer* t) { waiter_ = t; }
-  // A cascade scores what it buffers: a 2xx answer read whole is then also read as a
-  // TierAnswer (DispatchResult::answer) from the parse that checks it.
-  bool want_answer = false;
 
  private:
   friend struct DispatchRun;
@@ -79,15 +76,17 @@ struct DispatchResult {
   Target target;  // the target that produced `call`
   std::vector<AttemptRecord> attempts;
   int64_t upstream_wait_us = 0;  // time spent waiting on upstreams and backoff
-  // With DispatchControl::want_answer, a non-stream 2xx `call`'s body as a TierAnswer
-  // (an error when it is not a usable chat.completion).
+  // With `want_answer` (a cascade scores what it buffers), a non-stream 2xx `call`'s
+  // body as a TierAnswer, read from the parse that checked it (an error when it is not a
+  // usable chat.completion).
   std::optional<Result<TierAnswer>> answer;
 };
 
 boost::asio::awaitable<DispatchResult> dispatch_chat(Backends& backends,
                                                      const std::vector<Target>& targets,
                                                      const ChatRequest& req,
-                                                     DispatchControl& control);
+                                                     DispatchControl& control,
+                                                     bool want_answer = false);
 
 bool is_retriable_status(int status);
 

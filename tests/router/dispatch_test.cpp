@@ -66,9 +66,8 @@ struct Fixture {
     fakes.backend_.answers["fallback"] = Scripted{200, "application/json", kAnswer, {}};
     const std::vector<Target> targets{{&provider, "primary"}, {&provider, "fallback"}};
     DispatchControl control;
-    control.want_answer = want_answer;
     DispatchResult out;
-    boost::asio::co_spawn(fakes.io, dispatch_chat(fakes, targets, req, control),
+    boost::asio::co_spawn(fakes.io, dispatch_chat(fakes, targets, req, control, want_answer),
                           [&](std::exception_ptr e, DispatchResult r) {
                             REQUIRE(!e);
                             out = std::move(r);
