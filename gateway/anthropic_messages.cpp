@@ -37,6 +37,7 @@
 #include "gateway/chat_codec.h"
 #include "gateway/chat_exchange.h"
 #include "gateway/client_watch.h"
+#include "gateway/find_header.h"
 #include "gateway/sse_relay.h"
 #include "core/log.h"
 #include "gateway/server.h"
@@ -52,7 +53,7 @@ constexpr std::string_view kForwardedHeaders[] = {"anthropic-version", "anthropi
 std::vector<std::pair<std::string, std::string>> forwarded_headers(const Request& req) {
   std::vector<std::pair<std::string, std::string>> out;
   for (std::string_view name : kForwardedHeaders) {
-    const auto it = req.find(name);
+    const auto it = find_header(req, name);
     if (it == req.end()) continue;
     const std::string_view v = it->value();
     if (has_line_break(v)) continue;  // never split an upstream header

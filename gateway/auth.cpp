@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "gateway/find_header.h"
+
 namespace frugal::gateway {
 
 namespace {
@@ -48,7 +50,7 @@ bool is_loopback(const asio::ip::address& a) {
 }
 
 OriginVerdict check_origin(const Request& req, const config::GatewayConfig& cfg) {
-  const auto it = req.find(bhttp::field::origin);
+  const auto it = find_header(req, bhttp::field::origin);
   if (it == req.end()) return OriginVerdict::kNone;
   const std::string_view origin = trim(it->value());
   for (const auto& allowed : cfg.cors_allowed_origins)
@@ -57,7 +59,7 @@ OriginVerdict check_origin(const Request& req, const config::GatewayConfig& cfg)
 }
 
 void add_cors_headers(const Request& req, RequestContext& ctx) {
-  const auto it = req.find(bhttp::field::origin);
+  const auto it = find_header(req, bhttp::field::origin);
   if (it == req.end()) return;
   ctx.headers.emplace_back("Access-Control-Allow-Origin", std::string(trim(it->value())));
   ctx.headers.emplace_back("Vary", "Origin");
@@ -75,11 +77,10 @@ void add_preflight_headers(const Request& req, RequestContext& ctx) {
 }
 
 std::optional<Error> content_type_error(const Request& req) {
-  const bool has_body = !req.body().empty() || req.chunked() ||
-                        (req.find(bhttp::field::content_length) != req.end() &&
-                         req[bhttp::field::content_length] != "0");
+  // The body has been read whole: a content-length above 0 left it non-empty.
+  const bool has_body = !req.body().empty() || req.chunked();
   if (!has_body) return std::nullopt;
-  const auto it = req.find(bhttp::field::content_type);
+  const auto it = find_header(req, bhttp::field::content_type);
   std::string_view ct = it == req.end() ? std::string_view{} : std::string_view(it->value());
   ct = trim(ct.substr(0, ct.find(';')));
   if (iequals(ct, "application/json")) return std::nullopt;
@@ -127,12 +128,12 @@ bool admin_authorized(ClientSocket& stream, const Request& req, const config::Ga
 }
 
 std::string_view presented_key(const Request& req) {
-  if (auto it = req.find(bhttp::field::authorization); it != req.end()) {
+  if (auto it = find_header(req, bhttp::field::authorization); it != req.end()) {
     std::string_view v = trim(it->value());
     if (v.size() >= 7 && iequals(v.substr(0, 7), "Bearer ")) return trim(v.substr(7));
     return {};
   }
-  if (auto x = req.find("x-api-key"); x != req.end()) return trim(x->value());
+  if (auto x = find_header(req, "x-api-key"); x != req.end()) return trim(x->value());
   return {};
 }
 

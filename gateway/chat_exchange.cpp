@@ -16,6 +16,7 @@
 #include "core/ids.h"
 #include "core/log.h"
 #include "gateway/auth.h"
+#include "gateway/find_header.h"
 #include "gateway/otlp/exporter.h"
 #include "gateway/routing.h"
 #include "gateway/server.h"
@@ -28,7 +29,7 @@ ChatExchange::ChatExchange(Worker& worker, RequestContext& ctx, const Request& h
     : routing_(std::make_unique<RouteState>(worker.server.snapshot())), w_(worker), ctx_(ctx), http_(http) {
   cfg_ = routing_->snap->cfg;  // config and policy from one snapshot
   trace_.request_id = ctx.request_id;
-  const auto tp = http.find("traceparent");
+  const auto tp = find_header(http, "traceparent");
   const std::string_view traceparent = tp == http.end() ? std::string_view{} : std::string_view(tp->value());
   if (auto parent = router::parse_traceparent(traceparent)) {  // parsed once: the caller's trace goes on
     trace_.trace_id = std::move(parent->trace_id);

@@ -34,10 +34,8 @@ MetricLabels operation_labels(const router::RequestTrace& t, const TierAttempt& 
            t.routed ? LabelSource::kFixed : LabelSource::kModel}};
 }
 
-void add_tokens(MetricPoints& out, const MetricLabels& op, const char* type, int64_t n) {
-  MetricPoint p{MetricFamily::kTokenUsage, op, static_cast<double>(n), {}};
-  p.labels.push_back(fixed("gen_ai_token_type", type));
-  out.points.push_back(p);
+void add_tokens(MetricPoints& out, uint32_t op, const char* type, int64_t n) {
+  out.add(MetricFamily::kTokenUsage, op, static_cast<double>(n), {}, fixed("gen_ai_token_type", type));
 }
 
 // The decimal text of `n`: static for 0-999 (statuses, tier numbers), else owned by `pts`.
@@ -85,26 +83,25 @@ std::string_view escalation_reason(const TierAttempt& t) {
 
 MetricPoints metric_points(const router::RequestTrace& t) {
   MetricPoints pts;
-  std::vector<MetricPoint>& out = pts.points;
-  out.reserve(8 + 10 * t.tiers.size());
-  out.push_back({MetricFamily::kRequests, {fixed("status", number_text(t.status, pts))}, 1, {}});
+  pts.sets.reserve(6 + 4 * t.tiers.size());
+  pts.points.reserve(8 + 10 * t.tiers.size());
+  const auto counter = [&](MetricFamily f, const MetricLabels& labels) { pts.add(f, pts.add_set(labels), 1); };
+  counter(MetricFamily::kRequests, {fixed("status", number_text(t.status, pts))});
   switch (t.cache.outcome) {
     case router::CacheOutcome::kNone:
       break;
     case router::CacheOutcome::kHit:
-      out.push_back({MetricFamily::kCacheRequests, {fixed("route", t.route), fixed("result", "hit")}, 1, {}});
+      counter(MetricFamily::kCacheRequests, {fixed("route", t.route), fixed("result", "hit")});
       break;
     case router::CacheOutcome::kMiss:
-      out.push_back({MetricFamily::kCacheRequests, {fixed("route", t.route), fixed("result", "miss")}, 1, {}});
+      counter(MetricFamily::kCacheRequests, {fixed("route", t.route), fixed("result", "miss")});
       break;
     case router::CacheOutcome::kBypass:
-      out.push_back({MetricFamily::kCacheRequests, {fixed("route", t.route), fixed("result", "bypass")}, 1, {}});
+      counter(MetricFamily::kCacheRequests, {fixed("route", t.route), fixed("result", "bypass")});
       break;
   }
-  if (t.cache.follower && t.answered_from_cache())
-    out.push_back({MetricFamily::kCacheFollowers, {fixed("route", t.route)}, 1, {}});
-  if (t.finished && t.mono_end_us > 0)
-    out.push_back({MetricFamily::kOverhead, {}, seconds(t.overhead_us), {}});
+  if (t.cache.follower && t.answered_from_cache()) counter(MetricFamily::kCacheFollowers, {fixed("route", t.route)});
+  if (t.finished && t.mono_end_us > 0) pts.add(MetricFamily::kOverhead, pts.add_set({}), seconds(t.overhead_us));
 
   // Each tier attempt in route order; verifier calls follow the tier they scored.
   const TierAttempt* last_tier = nullptr;
@@ -118,41 +115,27 @@ MetricPoints metric_points(const router::RequestTrace& t) {
           : r.provider == a.transport[i - 1].provider && r.model == a.transport[i - 1].model
               ? "retry"
               : "fallback";
-      out.push_back({MetricFamily::kUpstreamRequests,
-                     {fixed("provider", r.provider), fixed("outcome", upstream_outcome(r, pts)),
-                      fixed("attempt", kind)},
-                     1,
-                     {}});
+      counter(MetricFamily::kUpstreamRequests,
+              {fixed("provider", r.provider), fixed("outcome", upstream_outcome(r, pts)), fixed("attempt", kind)});
     }
-    if (a.cost != Money{} || a.usage.reported) {
-      out.push_back({MetricFamily::kCost, cost_labels(t, model_label(t, a.model)), 0, a.cost});
-    }
-    if (a.price == policies::PriceSource::kUnknown)
-      out.push_back({MetricFamily::kUnpricedRequests, {model_label(t, a.model)}, 1, {}});
+    if (a.cost != Money{} || a.usage.reported)
+      pts.add(MetricFamily::kCost, pts.add_set(cost_labels(t, model_label(t, a.model))), 0, a.cost);
+    if (a.price == policies::PriceSource::kUnknown) counter(MetricFamily::kUnpricedRequests, {model_label(t, a.model)});
     if (a.provider.empty()) continue;  // no upstream answered: no operation to describe
-    const MetricLabels op = operation_labels(t, a);
+    const uint32_t op = pts.add_set(operation_labels(t, a));
     const bool failed = a.status == TierStatus::kError;
-    if (a.last_byte_us > a.started_us) {
-      MetricPoint d{
-          MetricFamily::kOperationDuration, op, seconds(a.last_byte_us - a.started_us), {}};
-      if (failed) d.labels.push_back(fixed("error_type", "upstream_error"));
-      out.push_back(d);
-    }
+    if (a.last_byte_us > a.started_us)
+      pts.add(MetricFamily::kOperationDuration, op, seconds(a.last_byte_us - a.started_us), {},
+              failed ? fixed("error_type", "upstream_error") : MetricLabel{});
     if (!failed && a.first_byte_us > a.started_us)
-      out.push_back(
-          {MetricFamily::kTimeToFirstToken, op, seconds(a.first_byte_us - a.started_us), {}});
-    if (!failed && a.usage.output_tokens > 1 && a.last_byte_us > a.first_byte_us &&
-        a.first_byte_us > 0)
-      out.push_back({MetricFamily::kTimePerOutputToken,
-                     op,
-                     seconds(a.last_byte_us - a.first_byte_us) /
-                         static_cast<double>(a.usage.output_tokens - 1),
-                     {}});
+      pts.add(MetricFamily::kTimeToFirstToken, op, seconds(a.first_byte_us - a.started_us));
+    if (!failed && a.usage.output_tokens > 1 && a.last_byte_us > a.first_byte_us && a.first_byte_us > 0)
+      pts.add(MetricFamily::kTimePerOutputToken, op,
+              seconds(a.last_byte_us - a.first_byte_us) / static_cast<double>(a.usage.output_tokens - 1));
     if (a.usage.reported || a.usage.input_tokens > 0 || a.usage.output_tokens > 0) {
       add_tokens(pts, op, "input", a.usage.input_tokens);
       add_tokens(pts, op, "output", a.usage.output_tokens);
-      if (a.usage.cached_input_tokens > 0)
-        add_tokens(pts, op, "cache_read", a.usage.cached_input_tokens);
+      if (a.usage.cached_input_tokens > 0) add_tokens(pts, op, "cache_read", a.usage.cached_input_tokens);
       if (const int64_t w = a.usage.cache_write_5m_tokens + a.usage.cache_write_1h_tokens; w > 0)
         add_tokens(pts, op, "cache_write", w);
     }
@@ -164,18 +147,12 @@ MetricPoints metric_points(const router::RequestTrace& t) {
     ++tier_number;
     if (&a == last_tier) {
       if (a.status == TierStatus::kAccepted)
-        out.push_back({MetricFamily::kTierAnswers,
-                       {fixed("route", t.route), fixed("tier", number_text(tier_number, pts)),
-                        model_label(t, a.model)},
-                       1,
-                       {}});
+        counter(MetricFamily::kTierAnswers,
+                {fixed("route", t.route), fixed("tier", number_text(tier_number, pts)), model_label(t, a.model)});
       break;
     }
-    out.push_back({MetricFamily::kEscalations,
-                   {fixed("route", t.route), fixed("tier", number_text(tier_number, pts)),
-                    fixed("reason", escalation_reason(a))},
-                   1,
-                   {}});
+    counter(MetricFamily::kEscalations, {fixed("route", t.route), fixed("tier", number_text(tier_number, pts)),
+                                         fixed("reason", escalation_reason(a))});
   }
 
   // Baseline and savings belong to the answer (the ledger's answer model: "(cache)" for
@@ -184,13 +161,13 @@ MetricPoints metric_points(const router::RequestTrace& t) {
   if (router::has_ledger_row(t) && (t.baseline_known || t.cost() != Money{})) {
     const Money baseline = t.booked_baseline();
     const Money cost = t.cost();
-    const MetricLabels labels =
-        cost_labels(t, t.answered_from_cache() ? fixed("model", "(cache)") : model_label(t, t.answer_model));
-    out.push_back({MetricFamily::kBaseline, labels, 0, baseline});
+    const uint32_t labels = pts.add_set(
+        cost_labels(t, t.answered_from_cache() ? fixed("model", "(cache)") : model_label(t, t.answer_model)));
+    pts.add(MetricFamily::kBaseline, labels, 0, baseline);
     if (baseline >= cost)
-      out.push_back({MetricFamily::kSavings, labels, 0, baseline - cost});
+      pts.add(MetricFamily::kSavings, labels, 0, baseline - cost);
     else
-      out.push_back({MetricFamily::kOverspend, labels, 0, cost - baseline});
+      pts.add(MetricFamily::kOverspend, labels, 0, cost - baseline);
   }
   return pts;
 }

@@ -192,12 +192,12 @@ void PromText::sample(std::string_view name, std::string_view labels, double val
 MetricsRegistry::MetricsRegistry(size_t max_label_values) : max_values_(max_label_values) {}
 
 std::string_view MetricsRegistry::fold(LabelSource src, std::string_view value, Data& d,
-                                       const config::GatewayConfig& cfg) {
+                                       const config::GatewayConfig& cfg, bool count) {
   if (src == LabelSource::kFixed || value.empty()) return value;
   auto& mine = d.admitted[static_cast<size_t>(src) - 1];
   if (mine.find(value) != mine.end()) return value;  // only valid UTF-8 is ever admitted
   if (!valid_utf8(value)) {
-    folded_.fetch_add(1, std::memory_order_relaxed);
+    if (count) folded_.fetch_add(1, std::memory_order_relaxed);
     return kOtherLabelValue;
   }
   if (configured(src, value, cfg)) {
@@ -218,7 +218,7 @@ std::string_view MetricsRegistry::fold(LabelSource src, std::string_view value, 
     }
   }
   if (!admitted) {
-    folded_.fetch_add(1, std::memory_order_relaxed);
+    if (count) folded_.fetch_add(1, std::memory_order_relaxed);
     return kOtherLabelValue;
   }
   mine.emplace(value);
@@ -227,40 +227,10 @@ std::string_view MetricsRegistry::fold(LabelSource src, std::string_view value, 
 
 namespace {
 
-uint64_t mix(uint64_t h, uint64_t v) {
-  h ^= v;
-  h *= 0x9E3779B97F4A7C15ull;
-  return h ^ (h >> 29);
-}
+using metric_hash::mix;
+using metric_hash::name_id;
 
-uint64_t hash_text(uint64_t h, std::string_view s) {
-  size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    uint64_t w;
-    std::memcpy(&w, s.data() + i, 8);
-    h = mix(h, w);
-  }
-  uint64_t tail = 0;
-  std::memcpy(&tail, s.data() + i, s.size() - i);
-  return mix(h, tail ^ (static_cast<uint64_t>(s.size()) << 56));
-}
-
-// A label name's identity: its address and size. Names are string literals
-// (MetricLabel), so equal addresses mean equal names; the same name at two addresses
-// only interns the series twice. Hashing and comparing the names' text was about a
-// third of recording a request's points.
-uint64_t name_id(std::string_view name) {
-  return reinterpret_cast<uintptr_t>(name.data()) ^ (static_cast<uint64_t>(name.size()) << 48);
-}
-
-// The family, the label names' identities and the raw (unfolded) values of `p`.
-uint64_t point_hash(const MetricPoint& p) {
-  uint64_t h = mix(0x66727567616cull, static_cast<uint64_t>(p.family) + 1);
-  for (const MetricLabel& l : p.labels) h = hash_text(mix(h, name_id(l.name)), l.value);
-  return h;
-}
-
-// Interned::raw: each label as <name id, 8 bytes><value size, 4 bytes><value>.
+// SetEntry::raw: each label as <name id, 8 bytes><value size, 4 bytes><value>.
 void append_label_raw(std::string& out, const MetricLabel& l) {
   const uint64_t id = name_id(l.name);
   const auto n = static_cast<uint32_t>(l.value.size());
@@ -269,8 +239,8 @@ void append_label_raw(std::string& out, const MetricLabel& l) {
   out.append(l.value);
 }
 
-bool raw_matches(std::string_view raw, const MetricPoint& p) {
-  for (const MetricLabel& l : p.labels) {
+bool raw_matches(std::string_view raw, const MetricLabels& labels) {
+  for (const MetricLabel& l : labels) {
     uint64_t id;
     uint32_t n;
     if (raw.size() < sizeof id + sizeof n) return false;
@@ -278,34 +248,65 @@ bool raw_matches(std::string_view raw, const MetricPoint& p) {
     std::memcpy(&n, raw.data() + sizeof id, sizeof n);
     raw.remove_prefix(sizeof id + sizeof n);
     if (id != name_id(l.name) || n != l.value.size() || raw.size() < n ||
-        (n && std::memcmp(raw.data(), l.value.data(), n) != 0))
+        !metric_hash::same_bytes(raw.data(), l.value.data(), n))
       return false;
     raw.remove_prefix(n);
   }
   return raw.empty();
 }
 
+// A point's key in PointEntry's table: its set, family and own label.
+uint64_t point_hash(uint32_t set, const MetricPoint& p) {
+  uint64_t h = mix(set, static_cast<uint64_t>(p.family) + 1);
+  return p.extra.name.empty() ? h : metric_hash::text(mix(h, name_id(p.extra.name)), p.extra.value);
+}
+
 }  // namespace
 
-MetricsRegistry::Series& MetricsRegistry::intern(const MetricPoint& p, uint64_t hash, Data& d,
-                                                 const config::GatewayConfig& cfg) {
+template <class V>
+V& MetricsRegistry::HashSlots<V>::insert(uint64_t hash, V v) {
+  if ((used_ + 1) * 2 > slots_.size()) {
+    std::vector<Slot> old(std::max<size_t>(64, slots_.size() * 2));
+    old.swap(slots_);
+    used_ = 0;
+    for (Slot& s : old)
+      if (s.used) insert(s.hash, std::move(s.v));
+  }
+  const size_t mask = slots_.size() - 1;
+  size_t i = hash & mask;
+  while (slots_[i].used) i = (i + 1) & mask;
+  slots_[i].hash = hash;
+  slots_[i].used = true;
+  slots_[i].v = std::move(v);
+  ++used_;
+  return slots_[i].v;
+}
+
+uint32_t MetricsRegistry::set_id(const MetricLabels& set, Data& d, const config::GatewayConfig& cfg) {
+  const uint64_t hash = set.hash();
+  if (const SetEntry* e = d.sets.find(hash, [&](const SetEntry& e) { return raw_matches(e.raw, set); }))
+    return e->id;
+  for (const MetricLabel& l : set) {
+    const std::string_view v = fold(l.source, l.value, d, cfg, false);
+    if (v.data() != l.value.data() || v.size() != l.value.size()) return kNoSet;
+  }
+  SetEntry e;
+  for (const MetricLabel& l : set) append_label_raw(e.raw, l);
+  e.id = d.next_set++;
+  return d.sets.insert(hash, std::move(e)).id;
+}
+
+MetricsRegistry::Series& MetricsRegistry::series_of(MetricFamily family, const MetricLabels& labels, Data& d,
+                                                    const config::GatewayConfig& cfg) {
   std::string& key = d.key;
   key.clear();
-  bool folded = false;
-  for (const MetricLabel& l : p.labels) {
+  for (const MetricLabel& l : labels) {
     if (!key.empty()) key += ',';
-    const std::string_view v = fold(l.source, l.value, d, cfg);
-    folded = folded || v.data() != l.value.data() || v.size() != l.value.size();
-    append_label(key, l.name, v);
+    append_label(key, l.name, fold(l.source, l.value, d, cfg));
   }
-  auto& series = d.series[static_cast<size_t>(p.family)];
+  auto& series = d.series[static_cast<size_t>(family)];
   auto it = series.find(std::string_view(key));
   if (it == series.end()) it = series.emplace(key, Series{}).first;
-  if (!folded && d.interned.find(hash) == d.interned.end()) {  // a collision keeps the first
-    std::string raw;
-    for (const MetricLabel& l : p.labels) append_label_raw(raw, l);
-    d.interned.emplace(hash, Interned{&it->second, std::move(raw)});
-  }
   return it->second;
 }
 
@@ -313,13 +314,32 @@ void MetricsRegistry::record(const MetricPoints& points, const config::GatewayCo
   auto& shard = shards_.local();
   std::lock_guard lock(shard.mu);
   Data& d = shard.data;
+  d.set_ids.clear();
+  for (const MetricLabels& set : points.sets) d.set_ids.push_back(set_id(set, d, cfg));
+  const auto& fams = families();
   for (const MetricPoint& p : points) {
-    const uint64_t hash = point_hash(p);
+    const uint32_t set = d.set_ids[p.set];
     Series* found = nullptr;
-    if (auto in = d.interned.find(hash); in != d.interned.end() && raw_matches(in->second.raw, p))
-      found = in->second.series;
-    Series& s = found ? *found : intern(p, hash, d, cfg);
-    const FamilyInfo& f = families()[static_cast<size_t>(p.family)];
+    // A point's own label is gateway vocabulary (kFixed): it never folds.
+    const bool internable = set != kNoSet && p.extra.source == LabelSource::kFixed;
+    const uint64_t hash = internable ? point_hash(set, p) : 0;
+    if (internable) {
+      const uint64_t extra_name = p.extra.name.empty() ? 0 : name_id(p.extra.name);
+      const PointEntry* e = d.points.find(hash, [&](const PointEntry& e) {
+        return e.set == set && e.family == p.family && e.extra_name == extra_name &&
+               e.extra_value.size() == p.extra.value.size() &&
+               metric_hash::same_bytes(e.extra_value.data(), p.extra.value.data(), p.extra.value.size());
+      });
+      if (e) found = e->series;
+    }
+    if (!found) {
+      found = &series_of(p.family, points.labels(p), d, cfg);
+      if (internable)
+        d.points.insert(hash, PointEntry{p.family, set, p.extra.name.empty() ? 0 : name_id(p.extra.name),
+                                         std::string(p.extra.value), found});
+    }
+    Series& s = *found;
+    const FamilyInfo& f = fams[static_cast<size_t>(p.family)];
     switch (f.kind) {
       case Kind::kCounter:
         s.value += p.value;

@@ -53,18 +53,54 @@ class MetricsRegistry {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   using TextSet = std::unordered_set<std::string, TextHash, std::equal_to<>>;
-  // A point seen before, found by a hash of its family and raw label names and values
-  // (no label text built, nothing folded): `raw` holds them to confirm the match. Only
-  // points whose values all passed unfolded are kept (a folded value's point takes the
-  // full path each time), so there are no more of them than series.
-  struct Interned {
-    Series* series;  // into `series` (unordered_map nodes never move)
-    std::string raw;
+  // Open addressing by a 64-bit hash, linear probing, at most half full: a request looks
+  // up a few label sets and a dozen points, and std::unordered_map's buckets cost more
+  // than that. Entries are never removed; equal hashes of different content coexist.
+  template <class V>
+  class HashSlots {
+   public:
+    template <class Eq>
+    V* find(uint64_t hash, Eq&& eq) {
+      if (slots_.empty()) return nullptr;
+      const size_t mask = slots_.size() - 1;
+      for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        Slot& s = slots_[i];
+        if (!s.used) return nullptr;
+        if (s.hash == hash && eq(s.v)) return &s.v;
+      }
+    }
+    V& insert(uint64_t hash, V v);
+
+   private:
+    struct Slot {
+      uint64_t hash = 0;
+      bool used = false;
+      V v;
+    };
+    std::vector<Slot> slots_;
+    size_t used_ = 0;
+  };
+  // A label set seen before (names and raw, unfolded values; only sets whose values all
+  // pass unfolded are kept, so there are no more of them than series): its number.
+  struct SetEntry {
+    std::string raw;  // each label as <name id, 8 bytes><value size, 4 bytes><value>
+    uint32_t id = 0;
+  };
+  // A point seen before: its family, set number and own label, and its series.
+  struct PointEntry {
+    MetricFamily family{};
+    uint32_t set = 0;
+    uint64_t extra_name = 0;  // the own label's name id (0: none)
+    std::string extra_value;
+    Series* series = nullptr;  // into `series` (unordered_map nodes never move)
   };
   struct Data {
     // by label text
     std::array<std::unordered_map<std::string, Series, TextHash, std::equal_to<>>, kMetricFamilies> series;
-    std::unordered_map<uint64_t, Interned> interned;  // by point_hash
+    HashSlots<SetEntry> sets;
+    HashSlots<PointEntry> points;
+    uint32_t next_set = 0;
+    std::vector<uint32_t> set_ids;    // scratch: the request's sets' numbers
     std::array<TextSet, 3> admitted;  // values this thread saw admitted
     std::string key;                  // scratch: the label text of the point being added
   };
@@ -74,10 +110,15 @@ class MetricsRegistry {
     std::atomic<bool> full{false};
   };
 
-  std::string_view fold(LabelSource src, std::string_view value, Data& d, const config::GatewayConfig& cfg);
-  // The full path: folds the labels, builds the label text, finds or makes the series,
-  // and interns the point when nothing was folded.
-  Series& intern(const MetricPoint& p, uint64_t hash, Data& d, const config::GatewayConfig& cfg);
+  // `count`: a folded value adds to folded() (once per point, not when a set is checked).
+  std::string_view fold(LabelSource src, std::string_view value, Data& d, const config::GatewayConfig& cfg,
+                        bool count = true);
+  // The set's number, or kNoSet when one of its values folds (such points take the full
+  // path every time).
+  uint32_t set_id(const MetricLabels& set, Data& d, const config::GatewayConfig& cfg);
+  // The full path: folds the labels, builds the label text, finds or makes the series.
+  Series& series_of(MetricFamily family, const MetricLabels& labels, Data& d, const config::GatewayConfig& cfg);
+  static constexpr uint32_t kNoSet = UINT32_MAX;
 
   const size_t max_values_;
   std::array<Admission, 3> admission_;

@@ -28,6 +28,7 @@
 #include "core/json.h"
 #include "core/text.h"
 #include "gateway/auth.h"
+#include "gateway/find_header.h"
 #include "gateway/frugal_api.h"
 #include "core/log.h"
 #include "gateway/readiness.h"
@@ -235,11 +236,11 @@ bool wants_anthropic_errors(const Request& req) {
   if (path.rfind("/v1/", 0) == 0) path.remove_prefix(3);
   if (path == "/messages" || path.rfind("/messages/", 0) == 0) return true;
   if (path == "/chat/completions" || path == "/embeddings") return false;
-  return req.find("anthropic-version") != req.end();
+  return find_header(req, "anthropic-version") != req.end();
 }
 
 std::optional<int> frugal_hop_of(const Request& req) {
-  const auto it = req.find(kFrugalHopHeader);
+  const auto it = find_header(req, kFrugalHopHeader);
   if (it == req.end()) return 0;
   const std::string_view v = it->value();
   if (v.empty() || v.size() > 2 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
@@ -521,7 +522,7 @@ asio::awaitable<void> run_session(tcp::socket socket, Worker& worker, Plane plan
       co_await send_error(stream, *bad, ctx, wants_anthropic_errors(req));
       break;
     }
-    const auto rid = req.find("x-request-id");
+    const auto rid = find_header(req, "x-request-id");
     ctx.request_id = rid != req.end() && !rid->value().empty() && rid->value().size() <= 200
                          ? std::string(rid->value())
                          : new_request_id();

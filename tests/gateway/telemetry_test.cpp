@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -78,20 +79,28 @@ RequestTrace escalated() {
   return t;
 }
 
-std::string labels_of(const MetricPoint& p) {
+// A point with all its labels in order (its set's, then its own).
+struct Point {
+  MetricFamily family;
+  MetricLabels labels;
+  double value;
+  Money money;
+};
+
+std::string labels_of(const Point& p) {
   std::string s;
   for (const auto& l : p.labels) s += std::string(l.name) + "=" + std::string(l.value) + ";";
   return s;
 }
 
-std::vector<const MetricPoint*> of(const MetricPoints& pts, MetricFamily f) {
-  std::vector<const MetricPoint*> out;
+std::vector<std::optional<Point>> of(const MetricPoints& pts, MetricFamily f) {
+  std::vector<std::optional<Point>> out;
   for (const auto& p : pts)
-    if (p.family == f) out.push_back(&p);
+    if (p.family == f) out.push_back(Point{p.family, pts.labels(p), p.value, p.money});
   return out;
 }
 
-const MetricLabel* label(const MetricPoint& p, std::string_view name) {
+const MetricLabel* label(const Point& p, std::string_view name) {
   for (const auto& l : p.labels)
     if (l.name == name) return &l;
   return nullptr;
@@ -180,7 +189,7 @@ TEST_CASE(
   CHECK(tpot[0]->value == doctest::Approx(0.005));
 
   std::map<std::string, double> tokens;  // model/type -> tokens
-  for (const MetricPoint* p : of(pts, MetricFamily::kTokenUsage))
+  for (const auto& p : of(pts, MetricFamily::kTokenUsage))
     tokens[std::string(label(*p, "gen_ai_request_model")->value) + "/" +
            std::string(label(*p, "gen_ai_token_type")->value)] += p->value;
   CHECK(tokens == std::map<std::string, double>{{"large-v1/cache_read", 60},
@@ -202,7 +211,7 @@ TEST_CASE(
   tr.push_back(AttemptRecord{"b", "m", 200, "", 10});
   std::vector<std::string> seen;
   const auto pts = metric_points(t);
-  for (const MetricPoint* p : of(pts, MetricFamily::kUpstreamRequests))
+  for (const auto& p : of(pts, MetricFamily::kUpstreamRequests))
     seen.push_back(labels_of(*p));
   CHECK(seen == std::vector<std::string>{"provider=a;outcome=http_503;attempt=first;",
                                          "provider=a;outcome=error;attempt=retry;",
@@ -222,7 +231,7 @@ TEST_CASE("metric_points: a failed tier escalates as error, and a verifier call 
   CHECK(labels_of(*esc[0]) == "route=qa;tier=1;reason=error;");
   // The failed tier's operation carries error_type; the verifier call is an operation too.
   int errors = 0;
-  for (const MetricPoint* p : of(pts, MetricFamily::kOperationDuration))
+  for (const auto& p : of(pts, MetricFamily::kOperationDuration))
     errors += label(*p, "error_type") != nullptr;
   CHECK(errors == 1);
   CHECK(of(pts, MetricFamily::kOperationDuration).size() == 3);
@@ -309,7 +318,9 @@ TEST_CASE(
   pass.route = "passthrough";
   pass.tiers.erase(pass.tiers.begin());
   pass.answer_tier = 0;
-  for (const auto& p : metric_points(pass)) {
+  const MetricPoints pass_points = metric_points(pass);
+  for (const auto& point : pass_points) {
+    const Point p{point.family, pass_points.labels(point), point.value, point.money};
     if (const MetricLabel* m = label(p, "model")) CHECK(m->source == LabelSource::kModel);
     if (const MetricLabel* m = label(p, "gen_ai_request_model"))
       CHECK(m->source == LabelSource::kModel);
@@ -355,10 +366,10 @@ TEST_CASE("MetricsRegistry: points with equal values under different label names
   const std::string route_name = "route";  // the same text as the literal, elsewhere
   for (int i = 0; i < 2; ++i) {
     MetricPoints pts;
-    pts.points.push_back({MetricFamily::kCacheFollowers, {{"route", "x"}}, 1, {}});
-    pts.points.push_back({MetricFamily::kCacheRequests, {{"route", "x"}, {"result", "hit"}}, 1, {}});
-    pts.points.push_back({MetricFamily::kCacheRequests, {{"result", "x"}, {"route", "hit"}}, 1, {}});
-    pts.points.push_back({MetricFamily::kCacheFollowers, {{std::string_view(route_name), "x"}}, 1, {}});
+    pts.add(MetricFamily::kCacheFollowers, pts.add_set({{"route", "x"}}), 1);
+    pts.add(MetricFamily::kCacheRequests, pts.add_set({{"route", "x"}, {"result", "hit"}}), 1);
+    pts.add(MetricFamily::kCacheRequests, pts.add_set({{"result", "x"}, {"route", "hit"}}), 1);
+    pts.add(MetricFamily::kCacheFollowers, pts.add_set({{std::string_view(route_name), "x"}}), 1);
     reg.record(pts, cfg);
   }
   const auto s = samples(reg.render());
@@ -691,4 +702,25 @@ TEST_CASE("MetricsRegistry: points whose label values only split differently sta
   CHECK(s.at("frugal_cache_requests_total{route=\"ab\",result=\"miss\"}") == "2");
   CHECK(s.at("frugal_baseline_usd_total{request_type=\"xa\",route=\"b\",model=\"large\",team=\"search\","
              "key_id=\"k0123456789abcdef\"}") == Money::from_micros(3'000).to_usd_string());
+}
+
+TEST_CASE("MetricsRegistry: points that share a label set stay apart by family and by their own label") {
+  // A tier's operation labels are one set for its duration, TTFT and token points; the
+  // token points differ only in gen_ai_token_type. Recorded twice (the second time every
+  // set and point is known), each series holds exactly its own sum.
+  MetricsRegistry reg(100);
+  const config::GatewayConfig cfg = empty_config();
+  const router::RequestTrace trace = escalated();
+  for (int i = 0; i < 2; ++i) reg.record(metric_points(trace), cfg);
+  const auto s = samples(reg.render());
+  const std::string op = "gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"mock\",gen_ai_request_model=\"large-v1\"";
+  CHECK(s.at("gen_ai_client_token_usage_sum{" + op + ",gen_ai_token_type=\"input\"}") == "200");
+  CHECK(s.at("gen_ai_client_token_usage_sum{" + op + ",gen_ai_token_type=\"output\"}") == "22");
+  CHECK(s.at("gen_ai_client_token_usage_sum{" + op + ",gen_ai_token_type=\"cache_read\"}") == "120");
+  CHECK(s.at("gen_ai_client_token_usage_count{" + op + ",gen_ai_token_type=\"cache_write\"}") == "2");
+  CHECK(s.at("gen_ai_client_operation_duration_seconds_count{" + op + "}") == "2");
+  CHECK(s.at("gen_ai_server_time_to_first_token_seconds_count{" + op + "}") == "2");
+  // The small tier's set differs in one value: its own series.
+  CHECK(s.at("gen_ai_client_token_usage_sum{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"mock\","
+             "gen_ai_request_model=\"small-v1\",gen_ai_token_type=\"input\"}") == "200");
 }
