@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #if defined(__SSE2__)
@@ -17,6 +18,19 @@ namespace {
 inline bool needs_care(unsigned char c) { return c < 0x20 || c == '"' || c == '\\' || c >= 0x80; }
 
 // Index of the first byte at or after `from` that needs care, or s.size().
+// AddressSanitizer would report the tail load below, which may read past the string
+// (never past its page).
+#if defined(__SANITIZE_ADDRESS__)
+#define FRUGAL_JSON_TAIL_LOAD 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define FRUGAL_JSON_TAIL_LOAD 0
+#endif
+#endif
+#ifndef FRUGAL_JSON_TAIL_LOAD
+#define FRUGAL_JSON_TAIL_LOAD 1
+#endif
+
 size_t find_escape(std::string_view s, size_t from) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   size_t i = from;
@@ -24,15 +38,24 @@ size_t find_escape(std::string_view s, size_t from) {
   const __m128i quote = _mm_set1_epi8('"');
   const __m128i slash = _mm_set1_epi8('\\');
   const __m128i ctl = _mm_set1_epi8(0x1f);
-  for (; i + 16 <= s.size(); i += 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-    // max(v, 0x1f) == 0x1f exactly when v <= 0x1f as an unsigned byte; the sign bit
-    // (movemask of v itself) marks the non-ASCII bytes.
+  // max(v, 0x1f) == 0x1f exactly when v <= 0x1f as an unsigned byte; the sign bit
+  // (movemask of v itself) marks the non-ASCII bytes.
+  const auto hits = [&](__m128i v) {
     const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
                                      _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl));
-    if (const int mask = _mm_movemask_epi8(hit) | _mm_movemask_epi8(v))
-      return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+    return static_cast<unsigned>(_mm_movemask_epi8(hit) | _mm_movemask_epi8(v));
+  };
+  for (; i + 16 <= s.size(); i += 16)
+    if (const unsigned mask = hits(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i))))
+      return i + static_cast<size_t>(__builtin_ctz(mask));
+#if FRUGAL_JSON_TAIL_LOAD
+  // The last < 16 bytes (most keys and names are all tail) in one load, when the 16 bytes
+  // from p + i stay inside one page: the bytes past the end are read, never used.
+  if (const size_t left = s.size() - i; left > 0 && (reinterpret_cast<uintptr_t>(p + i) & 4095) <= 4096 - 16) {
+    const unsigned mask = hits(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i))) & ((1u << left) - 1);
+    return mask ? i + static_cast<size_t>(__builtin_ctz(mask)) : s.size();
   }
+#endif
 #endif
   for (; i < s.size(); ++i)
     if (needs_care(p[i])) return i;

@@ -1,7 +1,11 @@
 #include <doctest/doctest.h>
 #include <simdjson.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -207,6 +211,34 @@ TEST_CASE("JSON escaping finds every special byte wherever it falls, and passes 
   std::string doc;
   JsonWriter(doc).begin_array().value(long_value).value("a").end_array();
   CHECK(doc == "[\"" + reference(long_value) + "\",\"a\"]");
+}
+
+TEST_CASE("JSON escaping of a string's last bytes ignores what follows it and never reads past its page") {
+  // The escaper reads a short tail with one 16-byte load when that stays inside the page;
+  // put strings at the very end of a page followed by an unmapped one, and strings followed
+  // by bytes that would need escaping.
+  const long page = sysconf(_SC_PAGESIZE);
+  auto* map = static_cast<char*>(mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(map != MAP_FAILED);
+  REQUIRE(mprotect(map + page, page, PROT_NONE) == 0);
+  std::memset(map, '"', page);
+  for (size_t n = 0; n <= 40; ++n) {
+    for (size_t quote_at = 0; quote_at <= n; ++quote_at) {  // quote_at == n: no quote
+      std::string expected;
+      for (size_t i = 0; i < n; ++i) expected += i == quote_at ? "\\\"" : "a";
+      for (char* at : {map + page - n, map + page - n - 17}) {  // at the page's end; then followed by '"'s
+        std::memset(at, 'a', n);
+        if (quote_at < n) at[quote_at] = '"';
+        CAPTURE(n);
+        CAPTURE(quote_at);
+        std::string out;
+        json_escape_to(out, std::string_view(at, n));
+        CHECK(out == expected);
+        std::memset(at, '"', n);
+      }
+    }
+  }
+  munmap(map, 2 * page);
 }
 
 TEST_CASE("money is exact integer picodollars") {
