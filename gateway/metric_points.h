@@ -125,17 +125,20 @@ class MetricLabels {
   }
   void push_back(const MetricLabel& l) {
     if (n_ == kMaxLabels) return;
-    l_[n_++] = l;
+    slots_.l[n_++] = l;
     hash_ = metric_hash::text(metric_hash::mix(hash_, metric_hash::name_id(l.name)), l.value);
   }
-  const MetricLabel* begin() const { return l_.data(); }
-  const MetricLabel* end() const { return l_.data() + n_; }
+  const MetricLabel* begin() const { return slots_.l; }
+  const MetricLabel* end() const { return slots_.l + n_; }
   size_t size() const { return n_; }
   bool empty() const { return n_ == 0; }
   uint64_t hash() const { return hash_; }
 
  private:
-  std::array<MetricLabel, kMaxLabels> l_{};
+  union Slots {
+    Slots() {}  // the labels past n_ are never read: not zeroed for each set a request makes
+    MetricLabel l[kMaxLabels];
+  } slots_;
   uint8_t n_ = 0;
   uint64_t hash_ = 0x66727567616cull;
 };
