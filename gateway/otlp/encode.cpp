@@ -163,9 +163,10 @@ struct TraceIdBytes {
   std::string_view view() const { return {b, sizeof b}; }
 };
 
-void span(ProtoWriter& w, const Span& s) {
-  if (s.trace_id.size() == 32) w.bytes_field(trace::kTraceId, TraceIdBytes(s.trace_id).view());
-  else w.bytes_field(trace::kTraceId, hex_bytes(s.trace_id));
+// `trace_id`: the span's trace id, as bytes (a trace's spans come one after the other:
+// TraceEncoder converts each trace id once).
+void span(ProtoWriter& w, const Span& s, std::string_view trace_id) {
+  w.bytes_field(trace::kTraceId, trace_id);
   id_field(w, trace::kSpanId, s.span_id);
   if (s.parent_span_id != 0) id_field(w, trace::kParentSpanId, s.parent_span_id);
   w.bytes_field(trace::kName, s.name);
@@ -251,7 +252,16 @@ TraceEncoder::TraceEncoder(std::string& room, const Attributes& resource) : w_(r
 }
 
 void TraceEncoder::add(const Span& s) {
-  w_.wide_message(trace::kScopeSpansSpans, [&](ProtoWriter& sp) { span(sp, s); });
+  if (s.trace_id != trace_hex_) {
+    trace_hex_.assign(s.trace_id);
+    if (s.trace_id.size() == 32) {
+      const TraceIdBytes b(s.trace_id);
+      trace_bytes_.assign(b.view());
+    } else {
+      trace_bytes_ = hex_bytes(s.trace_id);
+    }
+  }
+  w_.wide_message(trace::kScopeSpansSpans, [&](ProtoWriter& sp) { span(sp, s, trace_bytes_); });
 }
 
 std::string_view TraceEncoder::finish() {

@@ -32,6 +32,7 @@ class TraceEncoder {
  private:
   ProtoWriter w_;
   size_t resource_spans_ = 0, scope_spans_ = 0;
+  std::string trace_hex_, trace_bytes_;  // the last span's trace id, and its bytes
 };
 std::string encode_metrics(const Attributes& resource, const std::vector<MetricData>& metrics);
 

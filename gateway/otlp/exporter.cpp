@@ -237,7 +237,8 @@ void Exporter::export_spans(std::deque<Queued>& batch, bool allow_retry) {
   TraceEncoder enc(body_, resource_);
   for (const Queued& q : batch) {
     if (q.spans == 0) continue;
-    for (const Span& s : spans(q.trace)) {
+    spans(q.trace, span_buf_);
+    for (const Span& s : span_buf_) {
       enc.add(s);
       ++n;
     }

@@ -107,6 +107,7 @@ class Exporter {
   Attributes resource_;
   std::string traces_url_, metrics_url_;
   std::string body_;  // room for the spans' request bodies, reused (TraceEncoder)
+  std::vector<Span> span_buf_;  // one trace's spans, reused
   Sender sender_;
   const bool own_sender_;  // sender_ is curl_sender(cfg_.headers), rebuilt when they change
   MetricsAggregator metrics_;

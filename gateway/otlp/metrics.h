@@ -89,6 +89,9 @@ class MetricsAggregator {
     double min = 0, max = 0;
     std::vector<uint64_t> buckets;
   };
+  // One observation into its series (hash: of its attribute set); mu_ held.
+  void add_locked(Instrument instrument, const Attributes& attributes, uint64_t hash, double value, const Money& money);
+
   mutable std::mutex mu_;
   int64_t start_unix_ns_;
   size_t max_series_;

@@ -65,14 +65,12 @@ struct Attrs {
   }
 };
 
-// "{prefix} {rest}" in one allocation at most.
-std::string joined(std::string_view prefix, std::string_view rest) {
-  std::string s;
+// `s` = "{prefix} {rest}" (reusing its buffer).
+void set_joined(std::string& s, std::string_view prefix, std::string_view rest) {
   s.reserve(prefix.size() + 1 + rest.size());
-  s.append(prefix);
+  s.assign(prefix);
   s += ' ';
   s.append(rest);
-  return s;
 }
 
 // error.type of one tier: the last upstream attempt's status, a timeout, a transport
@@ -90,15 +88,14 @@ std::string tier_error_type(const TierAttempt& a) {
   return a.provider.empty() ? "no_target" : "invalid_answer";
 }
 
-Span tier_span(const RequestTrace& t, const TierAttempt& a, int64_t tier_no) {
+void tier_span(const RequestTrace& t, const TierAttempt& a, int64_t tier_no, Span& s) {
   const bool verifier = a.status == TierStatus::kVerifier;
   const std::string& upstream = a.upstream_model.empty() ? a.model : a.upstream_model;
-  Span s;
   s.trace_id = t.trace_id;
   s.span_id = a.span_id;
   s.parent_span_id = t.span_id;
   s.sampled = t.sampled;
-  s.name = joined(verifier ? "verify" : t.operation_name(), upstream);
+  set_joined(s.name, verifier ? "verify" : t.operation_name(), upstream);
   s.kind = SpanKind::kClient;
   s.start_unix_ns = unix_ns(t, a.started_us);
   s.end_unix_ns = a.last_byte_us >= a.started_us ? unix_ns(t, a.last_byte_us) : s.start_unix_ns;
@@ -134,7 +131,7 @@ Span tier_span(const RequestTrace& t, const TierAttempt& a, int64_t tier_no) {
   s.events.reserve(a.transport.size());
   for (const router::AttemptRecord& r : a.transport) {
     at_us += r.latency_us;
-    SpanEvent ev;
+    SpanEvent& ev = s.events.emplace_back();
     ev.time_unix_ns = unix_ns(t, at_us);
     ev.name = "upstream attempt";
     ev.attributes.reserve(5);
@@ -144,9 +141,7 @@ Span tier_span(const RequestTrace& t, const TierAttempt& a, int64_t tier_no) {
     if (r.status > 0) ea.i64("http.response.status_code", r.status);
     ea.str_if("frugal.attempt.error", r.error);
     ea.dbl("frugal.attempt.duration_s", static_cast<double>(r.latency_us) / 1e6);
-    s.events.push_back(std::move(ev));
   }
-  return s;
 }
 
 }  // namespace
@@ -215,8 +210,44 @@ size_t span_count(const RequestTrace& t) {
 
 std::vector<Span> spans(const RequestTrace& t) {
   std::vector<Span> out;
-  out.reserve(span_count(t));
-  Span root;
+  spans(t, out);
+  return out;
+}
+
+namespace {
+
+// `s` as a new Span, keeping what it allocated (name, attributes, events).
+void reset(Span& s) {
+  s.trace_id = {};
+  s.span_id = s.parent_span_id = 0;
+  s.parent_remote = false;
+  s.sampled = true;
+  s.name.clear();
+  s.kind = SpanKind::kInternal;
+  s.start_unix_ns = s.end_unix_ns = 0;
+  s.attributes.clear();
+  s.events.clear();
+  s.status = StatusCode::kUnset;
+  s.status_message.clear();
+}
+
+}  // namespace
+
+void spans(const RequestTrace& t, std::vector<Span>& out) {
+  const size_t n = span_count(t);
+  if (out.size() > n) out.resize(n);
+  out.reserve(n);
+  size_t used = 0;
+  // The next span: a reused one, or a new one (a reference valid until the next call).
+  const auto next = [&]() -> Span& {
+    if (used < out.size()) {
+      reset(out[used]);
+      return out[used++];
+    }
+    ++used;
+    return out.emplace_back();
+  };
+  Span& root = next();
   root.trace_id = t.trace_id;
   root.span_id = t.span_id;
   if (t.parent_span_id.size() == 16) {
@@ -224,7 +255,8 @@ std::vector<Span> spans(const RequestTrace& t) {
     root.parent_remote = true;
   }
   root.sampled = t.sampled;
-  root.name = t.requested_model.empty() ? std::string(t.operation_name()) : joined(t.operation_name(), t.requested_model);
+  if (t.requested_model.empty()) root.name.assign(t.operation_name());
+  else set_joined(root.name, t.operation_name(), t.requested_model);
   root.kind = SpanKind::kServer;
   root.start_unix_ns = t.wall_start_us * 1000;
   root.end_unix_ns = t.mono_end_us >= t.mono_start_us ? unix_ns(t, t.mono_end_us) : root.start_unix_ns;
@@ -261,15 +293,14 @@ std::vector<Span> spans(const RequestTrace& t) {
       root.status_message = err;
     }
   }
-  out.push_back(std::move(root));
 
   if (t.cache.started_us > 0 && t.cache.outcome != router::CacheOutcome::kNone) {
-    Span c;
+    Span& c = next();
     c.trace_id = t.trace_id;
     c.span_id = cache_span_id(t.span_id);
     c.parent_span_id = t.span_id;
     c.sampled = t.sampled;
-    c.name = "cache lookup";
+    c.name.assign("cache lookup");
     c.kind = SpanKind::kInternal;
     c.start_unix_ns = unix_ns(t, t.cache.started_us);
     c.end_unix_ns = t.cache.ended_us >= t.cache.started_us ? unix_ns(t, t.cache.ended_us) : c.start_unix_ns;
@@ -279,15 +310,13 @@ std::vector<Span> spans(const RequestTrace& t) {
     if (t.cache.follower) at.flag("frugal.cache.follower", true);
     at.str_if("gen_ai.response.model", t.cache.model);
     if (t.cache.wait_us > 0) at.dbl("frugal.cache.wait_s", static_cast<double>(t.cache.wait_us) / 1e6);
-    out.push_back(std::move(c));
   }
 
   int64_t tier_no = 0;
   for (const TierAttempt& a : t.tiers) {
     if (a.status != TierStatus::kVerifier) ++tier_no;
-    out.push_back(tier_span(t, a, tier_no));
+    tier_span(t, a, tier_no, next());
   }
-  return out;
 }
 
 }  // namespace frugal::otlp

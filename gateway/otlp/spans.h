@@ -22,6 +22,8 @@ inline constexpr const char* kSchemaUrl = "https://opentelemetry.io/schemas/1.40
 // The spans borrow strings from `t` (span.h): they are valid while `t` lives.
 std::vector<Span> spans(const router::RequestTrace& t);
 std::vector<Span> spans(const router::RequestTrace&& t) = delete;  // would dangle
+// The same into `out` (replacing what it holds), reusing its spans' allocations.
+void spans(const router::RequestTrace& t, std::vector<Span>& out);
 // How many spans spans(t) returns, without building them.
 size_t span_count(const router::RequestTrace& t);
 
