@@ -41,17 +41,22 @@ const char* tier_status_name(TierStatus s) {
 
 struct Attrs {
   Attributes& a;
+  // Each attribute is constructed in place (the vectors are reserved ahead).
+  template <class T, class V>
+  void put(const char* k, V&& v) {
+    a.emplace_back(std::string_view(k), AttrValue(std::in_place_type<T>, std::forward<V>(v)));
+  }
   // Borrowed: literals, or strings of the trace the span is built from.
-  void str(const char* k, std::string_view v) { a.push_back({k, v}); }
+  void str(const char* k, std::string_view v) { put<std::string_view>(k, v); }
   void str_if(const char* k, std::string_view v) {
     if (!v.empty()) str(k, v);
   }
-  void owned(const char* k, std::string v) { a.push_back({k, std::move(v)}); }
-  void i64(const char* k, int64_t v) { a.push_back({k, v}); }
-  void dbl(const char* k, double v) { a.push_back({k, v}); }
-  void flag(const char* k, bool v) { a.push_back({k, v}); }
+  void owned(const char* k, std::string v) { put<std::string>(k, std::move(v)); }
+  void i64(const char* k, int64_t v) { put<int64_t>(k, v); }
+  void dbl(const char* k, double v) { put<double>(k, v); }
+  void flag(const char* k, bool v) { put<bool>(k, v); }
   void finish_reasons(const std::vector<std::string>& v) {
-    if (!v.empty()) a.push_back({"gen_ai.response.finish_reasons", std::span<const std::string>(v)});
+    if (!v.empty()) put<std::span<const std::string>>("gen_ai.response.finish_reasons", std::span<const std::string>(v));
   }
   void usage(const Usage& u) {
     if (!u.reported && u.input_tokens == 0 && u.output_tokens == 0) return;
