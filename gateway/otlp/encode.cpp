@@ -115,21 +115,42 @@ char* put_any(char* p, const AttrValue& v) {
 }
 
 // Each attribute as a KeyValue in `field`, written straight through: its sizes are
-// computed first.
+// computed first. The common types (strings, integers, doubles) take one dispatch each.
 void attributes(ProtoWriter& w, uint32_t field, const Attributes& attrs) {
+  const uint64_t field_tag = tag_of(field, WireType::kLen);
   for (const Attribute& a : attrs) {
-    const size_t any = any_size(a.value);
-    const size_t kv = 1 + varint_size(a.key.size()) + a.key.size() + 1 + varint_size(any) + any;
-    w.reserve(kv + 11);
-    char* p = w.cursor();
-    p = ProtoWriter::put_varint(p, tag_of(field, WireType::kLen));
-    p = ProtoWriter::put_varint(p, kv);
-    *p++ = static_cast<char>(tag_of(common::kKvKey, WireType::kLen));
-    p = ProtoWriter::put_varint(p, a.key.size());
-    p = ProtoWriter::put_bytes(p, a.key);
-    *p++ = static_cast<char>(tag_of(common::kKvValue, WireType::kLen));
-    p = ProtoWriter::put_varint(p, any);
-    w.advance(put_any(p, a.value));
+    // The KeyValue's head up to its value's AnyValue body of `any` bytes; room for it all.
+    const auto head = [&](size_t any) {
+      const size_t kv = 1 + varint_size(a.key.size()) + a.key.size() + 1 + varint_size(any) + any;
+      w.reserve(kv + 11);
+      char* p = ProtoWriter::put_varint(w.cursor(), field_tag);
+      p = ProtoWriter::put_varint(p, kv);
+      *p++ = static_cast<char>(tag_of(common::kKvKey, WireType::kLen));
+      p = ProtoWriter::put_varint(p, a.key.size());
+      p = ProtoWriter::put_bytes(p, a.key);
+      *p++ = static_cast<char>(tag_of(common::kKvValue, WireType::kLen));
+      return ProtoWriter::put_varint(p, any);
+    };
+    std::string_view str;
+    switch (a.value.index()) {
+      case 0: str = *std::get_if<0>(&a.value); break;
+      case 5: str = *std::get_if<5>(&a.value); break;
+      case 2: {
+        const auto v = static_cast<uint64_t>(*std::get_if<2>(&a.value));
+        char* p = head(1 + varint_size(v));
+        *p++ = static_cast<char>(tag_of(common::kAnyInt, WireType::kVarint));
+        w.advance(ProtoWriter::put_varint(p, v));
+        continue;
+      }
+      case 3: {
+        char* p = head(9);
+        *p++ = static_cast<char>(tag_of(common::kAnyDouble, WireType::kFixed64));
+        w.advance(ProtoWriter::put_le(p, std::bit_cast<uint64_t>(*std::get_if<3>(&a.value)), 8));
+        continue;
+      }
+      default: w.advance(put_any(head(any_size(a.value)), a.value)); continue;
+    }
+    w.advance(put_string_any(head(string_any_size(str)), str));
   }
 }
 
