@@ -1,5 +1,8 @@
 #include "gateway/otlp/encode.h"
 
+#include <bit>
+#include <span>
+
 #include "gateway/otlp/proto.h"
 #include "gateway/otlp/spans.h"
 
@@ -41,24 +44,114 @@ constexpr uint32_t kHistStart = 2, kHistTime = 3, kHistCount = 4, kHistSum = 5, 
 constexpr uint64_t kCumulative = 2;
 }  // namespace metrics
 
-void any_value(ProtoWriter& w, const AttrValue& v) {
-  if (const auto* s = std::get_if<std::string>(&v)) w.bytes_field(common::kAnyString, *s);
-  else if (const auto* b = std::get_if<bool>(&v)) w.bool_field(common::kAnyBool, *b);
-  else if (const auto* i = std::get_if<int64_t>(&v)) w.int64_field(common::kAnyInt, *i);
-  else if (const auto* d = std::get_if<double>(&v)) w.double_field(common::kAnyDouble, *d);
-  else if (const auto* a = std::get_if<std::vector<std::string>>(&v))
-    w.message(common::kAnyArray, [&](ProtoWriter& arr) {
-      for (const std::string& s : *a)
-        arr.message(common::kArrayValues, [&](ProtoWriter& e) { e.bytes_field(common::kAnyString, s); });
-    });
+// The AnyValue message of `v`: its body's size, then its fields (lengths known up front:
+// no placeholder, nothing moved).
+size_t string_any_size(std::string_view s) { return 1 + varint_size(s.size()) + s.size(); }
+
+size_t array_any_size(std::span<const std::string> a) {
+  size_t n = 0;
+  for (const std::string& s : a) {
+    const size_t e = string_any_size(s);
+    n += 1 + varint_size(e) + e;
+  }
+  return 1 + varint_size(n) + n;
 }
 
+size_t any_size(const AttrValue& v) {
+  switch (v.index()) {
+    case 0: return string_any_size(*std::get_if<0>(&v));
+    case 1: return 2;
+    case 2: return 1 + varint_size(static_cast<uint64_t>(*std::get_if<2>(&v)));
+    case 3: return 9;
+    case 4: return array_any_size(*std::get_if<4>(&v));
+    case 5: return string_any_size(*std::get_if<5>(&v));
+    case 6: return array_any_size(*std::get_if<6>(&v));
+  }
+  return 0;
+}
+
+// Unchecked, through a cursor: the caller reserved room for the AnyValue's body
+// (any_size bytes).
+char* put_string_any(char* p, std::string_view s) {
+  *p++ = static_cast<char>(tag_of(common::kAnyString, WireType::kLen));
+  p = ProtoWriter::put_varint(p, s.size());
+  return ProtoWriter::put_bytes(p, s);
+}
+
+char* put_array_any(char* p, std::span<const std::string> a) {
+  size_t n = 0;
+  for (const std::string& s : a) {
+    const size_t e = string_any_size(s);
+    n += 1 + varint_size(e) + e;
+  }
+  *p++ = static_cast<char>(tag_of(common::kAnyArray, WireType::kLen));
+  p = ProtoWriter::put_varint(p, n);
+  for (const std::string& s : a) {
+    *p++ = static_cast<char>(tag_of(common::kArrayValues, WireType::kLen));
+    p = ProtoWriter::put_varint(p, string_any_size(s));
+    p = put_string_any(p, s);
+  }
+  return p;
+}
+
+char* put_any(char* p, const AttrValue& v) {
+  switch (v.index()) {
+    case 0: return put_string_any(p, *std::get_if<0>(&v));
+    case 1:
+      *p++ = static_cast<char>(tag_of(common::kAnyBool, WireType::kVarint));
+      *p++ = *std::get_if<1>(&v) ? 1 : 0;
+      return p;
+    case 2:
+      *p++ = static_cast<char>(tag_of(common::kAnyInt, WireType::kVarint));
+      return ProtoWriter::put_varint(p, static_cast<uint64_t>(*std::get_if<2>(&v)));
+    case 3:
+      *p++ = static_cast<char>(tag_of(common::kAnyDouble, WireType::kFixed64));
+      return ProtoWriter::put_le(p, std::bit_cast<uint64_t>(*std::get_if<3>(&v)), 8);
+    case 4: return put_array_any(p, *std::get_if<4>(&v));
+    case 5: return put_string_any(p, *std::get_if<5>(&v));
+    case 6: return put_array_any(p, *std::get_if<6>(&v));
+  }
+  return p;
+}
+
+// Each attribute as a KeyValue in `field`, written straight through: its sizes are
+// computed first. The common types (strings, integers, doubles) take one dispatch each.
 void attributes(ProtoWriter& w, uint32_t field, const Attributes& attrs) {
-  for (const Attribute& a : attrs)
-    w.message(field, [&](ProtoWriter& kv) {
-      kv.bytes_field(common::kKvKey, a.key);
-      kv.message(common::kKvValue, [&](ProtoWriter& any) { any_value(any, a.value); });
-    });
+  const uint64_t field_tag = tag_of(field, WireType::kLen);
+  for (const Attribute& a : attrs) {
+    // The KeyValue's head up to its value's AnyValue body of `any` bytes; room for it all.
+    const auto head = [&](size_t any) {
+      const size_t kv = 1 + varint_size(a.key.size()) + a.key.size() + 1 + varint_size(any) + any;
+      w.reserve(kv + 11);
+      char* p = ProtoWriter::put_varint(w.cursor(), field_tag);
+      p = ProtoWriter::put_varint(p, kv);
+      *p++ = static_cast<char>(tag_of(common::kKvKey, WireType::kLen));
+      p = ProtoWriter::put_varint(p, a.key.size());
+      p = ProtoWriter::put_bytes(p, a.key);
+      *p++ = static_cast<char>(tag_of(common::kKvValue, WireType::kLen));
+      return ProtoWriter::put_varint(p, any);
+    };
+    std::string_view str;
+    switch (a.value.index()) {
+      case 0: str = *std::get_if<0>(&a.value); break;
+      case 5: str = *std::get_if<5>(&a.value); break;
+      case 2: {
+        const auto v = static_cast<uint64_t>(*std::get_if<2>(&a.value));
+        char* p = head(1 + varint_size(v));
+        *p++ = static_cast<char>(tag_of(common::kAnyInt, WireType::kVarint));
+        w.advance(ProtoWriter::put_varint(p, v));
+        continue;
+      }
+      case 3: {
+        char* p = head(9);
+        *p++ = static_cast<char>(tag_of(common::kAnyDouble, WireType::kFixed64));
+        w.advance(ProtoWriter::put_le(p, std::bit_cast<uint64_t>(*std::get_if<3>(&a.value)), 8));
+        continue;
+      }
+      default: w.advance(put_any(head(any_size(a.value)), a.value)); continue;
+    }
+    w.advance(put_string_any(head(string_any_size(str)), str));
+  }
 }
 
 std::string hex_bytes(std::string_view hex) {
@@ -68,10 +161,12 @@ std::string hex_bytes(std::string_view hex) {
   return out;
 }
 
-std::string id_bytes(uint64_t id) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i, id >>= 8) out[static_cast<size_t>(i)] = static_cast<char>(id & 0xff);  // big-endian
-  return out;
+// A span id's 8 bytes, big-endian.
+void id_field(ProtoWriter& w, uint32_t field, uint64_t id) {
+  w.reserve(10);
+  w.put_varint(tag_of(field, WireType::kLen));
+  w.put_varint(8);
+  w.put_le(__builtin_bswap64(id), 8);
 }
 
 void scope(ProtoWriter& w) {
@@ -89,18 +184,19 @@ struct TraceIdBytes {
   std::string_view view() const { return {b, sizeof b}; }
 };
 
-void span(ProtoWriter& w, const Span& s) {
-  if (s.trace_id.size() == 32) w.bytes_field(trace::kTraceId, TraceIdBytes(s.trace_id).view());
-  else w.bytes_field(trace::kTraceId, hex_bytes(s.trace_id));
-  w.bytes_field(trace::kSpanId, id_bytes(s.span_id));
-  if (s.parent_span_id != 0) w.bytes_field(trace::kParentSpanId, id_bytes(s.parent_span_id));
+// `trace_id`: the span's trace id, as bytes (a trace's spans come one after the other:
+// TraceEncoder converts each trace id once).
+void span(ProtoWriter& w, const Span& s, std::string_view trace_id) {
+  w.bytes_field(trace::kTraceId, trace_id);
+  id_field(w, trace::kSpanId, s.span_id);
+  if (s.parent_span_id != 0) id_field(w, trace::kParentSpanId, s.parent_span_id);
   w.bytes_field(trace::kName, s.name);
   w.uint64_field(trace::kKind, static_cast<uint64_t>(s.kind));
   w.fixed64_field(trace::kStart, static_cast<uint64_t>(s.start_unix_ns));
   w.fixed64_field(trace::kEnd, static_cast<uint64_t>(s.end_unix_ns));
   attributes(w, trace::kAttributes, s.attributes);
   for (const SpanEvent& e : s.events)
-    w.message(trace::kEvents, [&](ProtoWriter& ev) {
+    w.wide_message(trace::kEvents, [&](ProtoWriter& ev) {
       ev.fixed64_field(trace::kEventTime, static_cast<uint64_t>(e.time_unix_ns));
       ev.bytes_field(trace::kEventName, e.name);
       attributes(ev, trace::kEventAttributes, e.attributes);
@@ -143,13 +239,13 @@ void metric(ProtoWriter& w, const MetricData& m) {
   if (!m.description.empty()) w.bytes_field(metrics::kMetricDescription, m.description);
   if (!m.unit.empty()) w.bytes_field(metrics::kMetricUnit, m.unit);
   if (m.histogram) {
-    w.message(metrics::kMetricHistogram, [&](ProtoWriter& h) {
+    w.wide_message(metrics::kMetricHistogram, [&](ProtoWriter& h) {
       for (const HistogramPoint& p : m.histograms)
-        h.message(metrics::kHistogramPoints, [&](ProtoWriter& dp) { histogram_point(dp, m, p); });
+        h.wide_message(metrics::kHistogramPoints, [&](ProtoWriter& dp) { histogram_point(dp, m, p); });
       h.uint64_field(metrics::kHistogramTemporality, metrics::kCumulative);
     });
   } else {
-    w.message(metrics::kMetricSum, [&](ProtoWriter& s) {
+    w.wide_message(metrics::kMetricSum, [&](ProtoWriter& s) {
       for (const NumberPoint& p : m.numbers)
         s.message(metrics::kSumPoints, [&](ProtoWriter& dp) { number_point(dp, m, p); });
       s.uint64_field(metrics::kSumTemporality, metrics::kCumulative);
@@ -168,34 +264,56 @@ Attributes resource_attributes(const std::string& service_name) {
           {"telemetry.sdk.version", std::string(FRUGAL_OTLP_VERSION)}};
 }
 
+TraceEncoder::TraceEncoder(std::string& room, const Attributes& resource) : w_(room, ProtoWriter::kOverwrite) {
+  resource_spans_ = w_.open_wide(trace::kRequestResourceSpans);
+  w_.message(trace::kResourceSpansResource,
+             [&](ProtoWriter& r) { attributes(r, common::kResourceAttributes, resource); });
+  scope_spans_ = w_.open_wide(trace::kResourceSpansScopeSpans);
+  w_.message(trace::kScopeSpansScope, scope);
+}
+
+void TraceEncoder::add(const Span& s) {
+  if (s.trace_id != trace_hex_) {
+    trace_hex_.assign(s.trace_id);
+    if (s.trace_id.size() == 32) {
+      const TraceIdBytes b(s.trace_id);
+      trace_bytes_.assign(b.view());
+    } else {
+      trace_bytes_ = hex_bytes(s.trace_id);
+    }
+  }
+  w_.wide_message(trace::kScopeSpansSpans, [&](ProtoWriter& sp) { span(sp, s, trace_bytes_); });
+}
+
+std::string_view TraceEncoder::finish() {
+  w_.bytes_field(trace::kScopeSpansSchemaUrl, kSchemaUrl);
+  w_.close_wide(scope_spans_);
+  w_.close_wide(resource_spans_);
+  return w_.written();
+}
+
 std::string encode_traces(const Attributes& resource, const std::vector<Span>& spans) {
   std::string out;
-  out.reserve(256 + spans.size() * 512);
-  ProtoWriter w(out);
-  w.message(trace::kRequestResourceSpans, [&](ProtoWriter& rs) {
-    rs.message(trace::kResourceSpansResource,
-               [&](ProtoWriter& r) { attributes(r, common::kResourceAttributes, resource); });
-    rs.message(trace::kResourceSpansScopeSpans, [&](ProtoWriter& ss) {
-      ss.message(trace::kScopeSpansScope, scope);
-      for (const Span& s : spans) ss.message(trace::kScopeSpansSpans, [&](ProtoWriter& sp) { span(sp, s); });
-      ss.bytes_field(trace::kScopeSpansSchemaUrl, kSchemaUrl);
-    });
-  });
+  TraceEncoder enc(out, resource);
+  for (const Span& s : spans) enc.add(s);
+  out.resize(enc.finish().size());
   return out;
 }
 
 std::string encode_metrics(const Attributes& resource, const std::vector<MetricData>& ms) {
   std::string out;
   ProtoWriter w(out);
-  w.message(metrics::kRequestResourceMetrics, [&](ProtoWriter& rm) {
+  w.wide_message(metrics::kRequestResourceMetrics, [&](ProtoWriter& rm) {
     rm.message(metrics::kResourceMetricsResource,
                [&](ProtoWriter& r) { attributes(r, common::kResourceAttributes, resource); });
-    rm.message(metrics::kResourceMetricsScopeMetrics, [&](ProtoWriter& sm) {
+    rm.wide_message(metrics::kResourceMetricsScopeMetrics, [&](ProtoWriter& sm) {
       sm.message(metrics::kScopeMetricsScope, scope);
-      for (const MetricData& m : ms) sm.message(metrics::kScopeMetricsMetrics, [&](ProtoWriter& mw) { metric(mw, m); });
+      for (const MetricData& m : ms)
+        sm.wide_message(metrics::kScopeMetricsMetrics, [&](ProtoWriter& mw) { metric(mw, m); });
       sm.bytes_field(metrics::kScopeMetricsSchemaUrl, kSchemaUrl);
     });
   });
+  w.finish();
   return out;
 }
 

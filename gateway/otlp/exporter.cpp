@@ -60,7 +60,7 @@ struct CurlSender {
   std::shared_ptr<CURL> easy;  // one handle: the connection to the collector is kept alive
   std::shared_ptr<curl_slist> headers;
 
-  SendResult operator()(const std::string& url, const std::string& body, int64_t timeout_ms) const {
+  SendResult operator()(const std::string& url, std::string_view body, int64_t timeout_ms) const {
     CURL* h = easy.get();
     CurlResponse resp;
     curl_easy_setopt(h, CURLOPT_URL, url.c_str());
@@ -195,7 +195,7 @@ bool Exporter::interruptible_wait(int64_t ms) {
   return cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping_; });
 }
 
-bool Exporter::send(const std::string& url, const std::string& body, bool allow_retry, const char* what) {
+bool Exporter::send(const std::string& url, std::string_view body, bool allow_retry, const char* what) {
   const int64_t give_up_us = mono_us() + cfg_.max_retry_ms * 1000;
   for (int retry = 1;; ++retry) {
     int64_t timeout_ms = cfg_.timeout_ms;
@@ -231,17 +231,23 @@ void Exporter::take_metrics(const std::deque<Queued>& batch) {
 
 void Exporter::export_spans(std::deque<Queued>& batch, bool allow_retry) {
   take_metrics(batch);
-  std::vector<Span> out;
+  // Each trace's spans are encoded while it is still queued (they borrow its strings),
+  // into a body buffer kept across batches.
+  size_t n = 0;
+  TraceEncoder enc(body_, resource_);
   for (const Queued& q : batch) {
     if (q.spans == 0) continue;
-    auto s = spans(q.trace);
-    std::move(s.begin(), s.end(), std::back_inserter(out));
+    spans(q.trace, span_buf_);
+    for (const Span& s : span_buf_) {
+      enc.add(s);
+      ++n;
+    }
   }
+  const std::string_view body = enc.finish();
   batch.clear();
-  if (out.empty()) return;
-  const std::string body = encode_traces(resource_, out);
-  if (send(traces_url_, body, allow_retry, "spans")) exported_.fetch_add(out.size(), std::memory_order_relaxed);
-  else dropped_.fetch_add(out.size(), std::memory_order_relaxed);
+  if (n == 0) return;
+  if (send(traces_url_, body, allow_retry, "spans")) exported_.fetch_add(n, std::memory_order_relaxed);
+  else dropped_.fetch_add(n, std::memory_order_relaxed);
 }
 
 void Exporter::export_metrics(bool allow_retry) {

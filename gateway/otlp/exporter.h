@@ -34,6 +34,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "config/config.h"
@@ -50,7 +51,7 @@ struct SendResult {
   int64_t retry_after_ms = -1;  // the response's Retry-After, -1: none
 };
 // POSTs `body` (application/x-protobuf) to `url`; blocking, at most `timeout_ms`.
-using Sender = std::function<SendResult(const std::string& url, const std::string& body, int64_t timeout_ms)>;
+using Sender = std::function<SendResult(const std::string& url, std::string_view body, int64_t timeout_ms)>;
 // The libcurl sender, with `headers` ("Name: value") on every request.
 Sender curl_sender(std::vector<std::string> headers);
 
@@ -90,7 +91,7 @@ class Exporter {
 
   void run();
   // Sends one body with retries while `allow_retry`; true when the collector took it.
-  bool send(const std::string& url, const std::string& body, bool allow_retry, const char* what);
+  bool send(const std::string& url, std::string_view body, bool allow_retry, const char* what);
   void take_metrics(const std::deque<Queued>& batch);
   void export_spans(std::deque<Queued>& batch, bool allow_retry);
   void export_metrics(bool allow_retry);
@@ -105,6 +106,8 @@ class Exporter {
   config::OtlpConfig cfg_;
   Attributes resource_;
   std::string traces_url_, metrics_url_;
+  std::string body_;  // room for the spans' request bodies, reused (TraceEncoder)
+  std::vector<Span> span_buf_;  // one trace's spans, reused
   Sender sender_;
   const bool own_sender_;  // sender_ is curl_sender(cfg_.headers), rebuilt when they change
   MetricsAggregator metrics_;

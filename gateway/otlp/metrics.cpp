@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
+#include <cstring>
 
 #include "gateway/otlp/spans.h"
 #include "gateway/otlp/usd.h"
@@ -53,59 +55,148 @@ const char* cache_name(router::CacheOutcome o) {
   return "none";
 }
 
-std::string series_key(const Attributes& attrs) {
-  std::string k;
-  for (const Attribute& a : attrs) {
-    k += a.key;
-    k += '=';
-    if (const auto* s = std::get_if<std::string>(&a.value)) k += *s;
-    else if (const auto* i = std::get_if<int64_t>(&a.value)) k += std::to_string(*i);
-    else if (const auto* b = std::get_if<bool>(&a.value)) k += *b ? "true" : "false";
-    else if (const auto* d = std::get_if<double>(&a.value)) k += std::to_string(*d);
-    k += '\x1f';
+// A 64-bit hash of an attribute set (keys and values, in order), eight bytes at a time.
+struct Hasher {
+  uint64_t h = 0x243f6a8885a308d3ull;
+  void mix(uint64_t w) {
+    h ^= w;
+    h *= 0x9e3779b97f4a7c15ull;
+    h ^= h >> 29;
   }
-  return k;
+  void bytes(std::string_view s) {
+    const char* p = s.data();
+    const size_t n = s.size();
+    mix(n);
+    if (n >= 8) {
+      size_t i = 0;
+      for (; i + 8 <= n; i += 8) mix(load8(p + i));
+      if (i < n) mix(load8(p + n - 8));  // the last eight bytes, overlapping
+    } else {
+      uint64_t w = 0;
+      for (size_t i = 0; i < n; ++i) w = (w << 8) | static_cast<uint8_t>(p[i]);
+      mix(w);
+    }
+  }
+  static uint64_t load8(const char* p) {
+    uint64_t w;
+    __builtin_memcpy(&w, p, 8);  // a fixed size: one load
+    return w;
+  }
+};
+
+// The text of a string value (owned or borrowed), or null.
+inline const std::string_view* as_view(const AttrValue& v, std::string_view& tmp) {
+  if (const auto* s = std::get_if<std::string_view>(&v)) return s;
+  if (const auto* s = std::get_if<std::string>(&v)) {
+    tmp = *s;
+    return &tmp;
+  }
+  return nullptr;
 }
 
-void token_observations(const RequestTrace& t, const TierAttempt& a, std::vector<Observation>& out) {
-  const Usage& u = a.usage;
-  if (!u.reported && u.input_tokens == 0 && u.output_tokens == 0) return;
-  Attributes base;
-  base.push_back({"gen_ai.operation.name", std::string(t.operation_name())});
-  if (!a.provider.empty()) base.push_back({"gen_ai.provider.name", a.provider});
-  const std::string& upstream = a.upstream_model.empty() ? a.model : a.upstream_model;
-  base.push_back({"gen_ai.request.model", upstream});
-  base.push_back({"frugal.route", t.route});
-  const auto add = [&](const char* type, int64_t n, bool always) {
-    if (n <= 0 && !always) return;
-    Observation o{Instrument::kTokenUsage, base, static_cast<double>(n), {}};
-    o.attributes.push_back({"gen_ai.token.type", std::string(type)});
-    out.push_back(std::move(o));
-  };
-  add("input", u.input_tokens, true);
-  add("output", u.output_tokens, true);
-  add("cache_read", u.cached_input_tokens, false);
-  add("cache_write", u.cache_write_5m_tokens + u.cache_write_1h_tokens, false);
+// A hash of an attribute set: each key's length (keys are literals; same_attributes
+// compares them) and each value.
+uint64_t attributes_hash(const Attributes& attrs) {
+  Hasher hs;
+  for (const Attribute& a : attrs) {
+    hs.mix(a.key.size());
+    std::string_view tmp;
+    if (const std::string_view* s = as_view(a.value, tmp)) {
+      hs.mix(1);
+      hs.bytes(*s);
+    } else if (const auto* i = std::get_if<int64_t>(&a.value)) {
+      hs.mix(2);
+      hs.mix(static_cast<uint64_t>(*i));
+    } else if (const auto* b = std::get_if<bool>(&a.value)) {
+      hs.mix(3);
+      hs.mix(*b ? 1 : 0);
+    } else if (const auto* d = std::get_if<double>(&a.value)) {
+      hs.mix(4);
+      hs.mix(std::bit_cast<uint64_t>(*d));
+    } else if (const auto ss = strings_value(a.value)) {
+      hs.mix(5);
+      for (const std::string& x : *ss) hs.bytes(x);
+    }
+  }
+  return hs.h;
 }
 
-}  // namespace
+// Equal attribute sets; `stored` is a series' (owned strings), `a` an observation's.
+bool same_attributes(const Attributes& stored, const Attributes& a) {
+  if (stored.size() != a.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const std::string_view k1 = stored[i].key, k2 = a[i].key;
+    if (k1.size() != k2.size() || (k1.data() != k2.data() && k1 != k2)) return false;  // mostly the same literal
+    std::string_view t1, t2;
+    const std::string_view* x = as_view(stored[i].value, t1);
+    const std::string_view* y = as_view(a[i].value, t2);
+    if (x || y) {
+      if (!x || !y || *x != *y) return false;
+    } else if (!same_value(stored[i].value, a[i].value)) {
+      return false;
+    }
+  }
+  return true;
+}
 
-std::vector<Observation> metric_observations(const RequestTrace& t) {
-  std::vector<Observation> out;
-  for (const TierAttempt& a : t.tiers) token_observations(t, a, out);
+// The attributes with every borrowed string copied: what a series keeps.
+Attributes owned(const Attributes& attrs) {
+  Attributes out;
+  out.reserve(attrs.size());
+  for (const Attribute& a : attrs) {
+    if (const auto* s = std::get_if<std::string_view>(&a.value)) out.push_back({a.key, std::string(*s)});
+    else if (const auto* v = std::get_if<std::span<const std::string>>(&a.value))
+      out.push_back({a.key, std::vector<std::string>(v->begin(), v->end())});
+    else out.push_back(a);
+  }
+  return out;
+}
+
+// Every observation of one finished request, in order, as
+//   emit(instrument, attributes, value, money, same): `same` when the attributes are the
+//   ones (the same object, unchanged) of the previous emit, so their hash can be kept.
+// The attributes borrow strings from `t`, and live until emit returns.
+template <class Emit>
+void observe(const RequestTrace& t, Emit&& emit) {
+  Attributes attrs;
+  attrs.reserve(6);
+  for (const TierAttempt& a : t.tiers) {
+    const Usage& u = a.usage;
+    if (!u.reported && u.input_tokens == 0 && u.output_tokens == 0) continue;
+    attrs.clear();
+    attrs.push_back({"gen_ai.operation.name", std::string_view(t.operation_name())});
+    if (!a.provider.empty()) attrs.push_back({"gen_ai.provider.name", std::string_view(a.provider)});
+    const std::string& upstream = a.upstream_model.empty() ? a.model : a.upstream_model;
+    attrs.push_back({"gen_ai.request.model", std::string_view(upstream)});
+    attrs.push_back({"frugal.route", std::string_view(t.route)});
+    attrs.push_back({"gen_ai.token.type", std::string_view()});
+    const auto add = [&](const char* type, int64_t n, bool always) {
+      if (n <= 0 && !always) return;
+      attrs.back().value = std::string_view(type);
+      emit(Instrument::kTokenUsage, attrs, static_cast<double>(n), Money{}, false);
+    };
+    add("input", u.input_tokens, true);
+    add("output", u.output_tokens, true);
+    add("cache_read", u.cached_input_tokens, false);
+    add("cache_write", u.cache_write_5m_tokens + u.cache_write_1h_tokens, false);
+  }
 
   const bool hit = t.answered_from_cache();
   const std::string err = error_type(t);
   const std::string& response_model = hit ? t.cache.model : t.answer_upstream_model;
   {
-    Attributes attrs;
-    attrs.push_back({"gen_ai.operation.name", std::string(t.operation_name())});
-    if (!hit && !t.answer_provider.empty()) attrs.push_back({"gen_ai.provider.name", t.answer_provider});
-    if (!response_model.empty()) attrs.push_back({"gen_ai.response.model", response_model});
-    attrs.push_back({"frugal.route", t.route});
-    if (!err.empty()) attrs.push_back({"error.type", err});
-    if (t.mono_end_us >= t.mono_start_us)
-      out.push_back({Instrument::kOperationDuration, attrs, static_cast<double>(t.mono_end_us - t.mono_start_us) / 1e6, {}});
+    attrs.clear();
+    attrs.push_back({"gen_ai.operation.name", std::string_view(t.operation_name())});
+    if (!hit && !t.answer_provider.empty()) attrs.push_back({"gen_ai.provider.name", std::string_view(t.answer_provider)});
+    if (!response_model.empty()) attrs.push_back({"gen_ai.response.model", std::string_view(response_model)});
+    attrs.push_back({"frugal.route", std::string_view(t.route)});
+    if (!err.empty()) attrs.push_back({"error.type", std::string_view(err)});
+    bool same = false;
+    if (t.mono_end_us >= t.mono_start_us) {
+      emit(Instrument::kOperationDuration, attrs, static_cast<double>(t.mono_end_us - t.mono_start_us) / 1e6, Money{},
+           false);
+      same = true;
+    }
     // The answer's first token was ready: a live tier's first byte, an accepted buffered
     // tier once it was complete, a hit once looked up.
     int64_t first = 0;
@@ -119,70 +210,101 @@ std::vector<Observation> metric_observations(const RequestTrace& t) {
       }
     }
     if (t.client_stream && first > t.mono_start_us && err.empty())
-      out.push_back({Instrument::kTimeToFirstToken, std::move(attrs), static_cast<double>(first - t.mono_start_us) / 1e6, {}});
+      emit(Instrument::kTimeToFirstToken, attrs, static_cast<double>(first - t.mono_start_us) / 1e6, Money{}, same);
   }
   if (router::has_ledger_row(t)) {
-    Attributes attrs;
-    attrs.push_back({"frugal.request_type", t.request_type});
-    attrs.push_back({"frugal.route", t.route});
+    attrs.clear();
+    attrs.push_back({"frugal.request_type", std::string_view(t.request_type)});
+    attrs.push_back({"frugal.route", std::string_view(t.route)});
     // The ledger's answer model: the route's name of the answering model, "(cache)" for a hit.
-    const std::string model = hit ? "(cache)" : t.answer_model;
+    const std::string_view model = hit ? std::string_view("(cache)") : std::string_view(t.answer_model);
     if (!model.empty()) attrs.push_back({"gen_ai.response.model", model});
-    if (!t.team.empty()) attrs.push_back({"frugal.team", t.team});
+    if (!t.team.empty()) attrs.push_back({"frugal.team", std::string_view(t.team)});
     const Money cost = t.cost();
     const Money baseline = t.booked_baseline();
-    out.push_back({Instrument::kCost, attrs, 0, cost});
-    out.push_back({Instrument::kBaseline, attrs, 0, baseline});
-    out.push_back({Instrument::kSavings, std::move(attrs), 0, baseline - cost});
+    emit(Instrument::kCost, attrs, 0, cost, false);
+    emit(Instrument::kBaseline, attrs, 0, baseline, true);
+    emit(Instrument::kSavings, attrs, 0, baseline - cost, true);
   }
-  Attributes req;
-  req.push_back({"frugal.request_type", t.request_type});
-  req.push_back({"frugal.route", t.route});
-  req.push_back({"frugal.cache", std::string(cache_name(t.cache.outcome))});
-  req.push_back({"http.response.status_code", static_cast<int64_t>(t.status)});
-  out.push_back({Instrument::kRequests, std::move(req), 1, {}});
+  attrs.clear();
+  attrs.push_back({"frugal.request_type", std::string_view(t.request_type)});
+  attrs.push_back({"frugal.route", std::string_view(t.route)});
+  attrs.push_back({"frugal.cache", std::string_view(cache_name(t.cache.outcome))});
+  attrs.push_back({"http.response.status_code", static_cast<int64_t>(t.status)});
+  emit(Instrument::kRequests, attrs, 1, Money{}, false);
+}
+
+}  // namespace
+
+std::vector<Observation> metric_observations(const RequestTrace& t) {
+  std::vector<Observation> out;
+  out.reserve(t.tiers.size() * 4 + 6);
+  // error.type is the one string not in `t`: copied (owned) into the observations.
+  observe(t, [&](Instrument i, const Attributes& attrs, double value, Money money, bool) {
+    Observation& o = out.emplace_back(Observation{i, attrs, value, money});
+    for (Attribute& a : o.attributes)
+      if (a.key == "error.type") a.value = std::string(*string_value(a.value));
+  });
   return out;
 }
 
 MetricsAggregator::MetricsAggregator(int64_t start_unix_ns, size_t max_series)
     : start_unix_ns_(start_unix_ns), max_series_(max_series) {}
 
-void MetricsAggregator::add(const RequestTrace& t) { add(metric_observations(t)); }
+void MetricsAggregator::add(const RequestTrace& t) {
+  std::lock_guard lock(mu_);
+  uint64_t h = 0;
+  observe(t, [&](Instrument i, const Attributes& attrs, double value, const Money& money, bool same) {
+    if (!same) h = attributes_hash(attrs);
+    add_locked(i, attrs, h, value, money);
+  });
+}
 
 void MetricsAggregator::add(const std::vector<Observation>& obs) {
   std::lock_guard lock(mu_);
-  for (const Observation& o : obs) {
-    const size_t i = static_cast<size_t>(o.instrument);
-    const InstrumentInfo& info = instruments()[i];
-    auto& map = series_[i];
-    std::string key = series_key(o.attributes);
-    auto it = map.find(key);
-    if (it == map.end()) {
-      Attributes attrs = o.attributes;
-      if (map.size() >= max_series_) {
-        attrs = {{"otel.metric.overflow", true}};
-        key = series_key(attrs);
-        it = map.find(key);
-      }
-      if (it == map.end()) {
-        Series s;
-        s.attributes = std::move(attrs);
-        if (info.histogram) s.buckets.assign(info.bounds.size() + 1, 0);
-        it = map.emplace(std::move(key), std::move(s)).first;
-      }
+  for (const Observation& o : obs) add_locked(o.instrument, o.attributes, attributes_hash(o.attributes), o.value, o.money);
+}
+
+void MetricsAggregator::add_locked(Instrument instrument, const Attributes& attributes, uint64_t h, double value,
+                                   const Money& money) {
+  const size_t i = static_cast<size_t>(instrument);
+  const InstrumentInfo& info = instruments()[i];
+  std::vector<Series>& series = series_[i];
+  auto& index = index_[i];
+  Series* found = nullptr;
+  for (auto [it, end] = index.equal_range(h); it != end && !found; ++it)
+    if (same_attributes(series[it->second].attributes, attributes)) found = &series[it->second];
+  if (!found) {
+    Attributes attrs;
+    uint64_t key = h;
+    if (series.size() >= max_series_) {
+      attrs = {{"otel.metric.overflow", true}};
+      key = attributes_hash(attrs);
+      for (auto [it, end] = index.equal_range(key); it != end && !found; ++it)
+        if (same_attributes(series[it->second].attributes, attrs)) found = &series[it->second];
+    } else {
+      attrs = owned(attributes);
     }
-    Series& s = it->second;
-    if (info.histogram) {
-      const size_t b = static_cast<size_t>(std::lower_bound(info.bounds.begin(), info.bounds.end(), o.value) -
-                                           info.bounds.begin());
-      ++s.buckets[b];
-      s.min = s.count == 0 ? o.value : std::min(s.min, o.value);
-      s.max = s.count == 0 ? o.value : std::max(s.max, o.value);
+    if (!found) {
+      Series s;
+      s.attributes = std::move(attrs);
+      if (info.histogram) s.buckets.assign(info.bounds.size() + 1, 0);
+      index.emplace(key, static_cast<uint32_t>(series.size()));
+      series.push_back(std::move(s));
+      found = &series.back();
     }
-    ++s.count;
-    s.sum += o.value;
-    s.money += o.money;
   }
+  Series& s = *found;
+  if (info.histogram) {
+    const size_t b =
+        static_cast<size_t>(std::lower_bound(info.bounds.begin(), info.bounds.end(), value) - info.bounds.begin());
+    ++s.buckets[b];
+    s.min = s.count == 0 ? value : std::min(s.min, value);
+    s.max = s.count == 0 ? value : std::max(s.max, value);
+  }
+  ++s.count;
+  s.sum += value;
+  s.money += money;
 }
 
 std::vector<MetricData> MetricsAggregator::collect(int64_t now_unix_ns, const ExporterCounters& self) const {
@@ -201,7 +323,7 @@ std::vector<MetricData> MetricsAggregator::collect(int64_t now_unix_ns, const Ex
       m.bounds = info.bounds;
       m.start_unix_ns = start_unix_ns_;
       m.time_unix_ns = now_unix_ns;
-      for (const auto& [key, s] : series_[i]) {
+      for (const Series& s : series_[i]) {
         if (info.histogram) {
           m.histograms.push_back({s.attributes, s.count, s.sum, s.min, s.max, s.buckets});
         } else if (info.money) {

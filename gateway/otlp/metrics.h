@@ -4,7 +4,7 @@
 // histograms per attribute set — and read out every export interval.
 // docs/observability.md ("OTLP") lists every instrument.
 #include <cstdint>
-#include <map>
+#include <unordered_map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -33,8 +33,10 @@ struct Observation {
   Money money;       // the USD sums, kept exact until export
 };
 
-// What one finished request adds to the metrics.
+// What one finished request adds to the metrics. The observations borrow strings from `t`
+// (span.h): they are valid while `t` lives.
 std::vector<Observation> metric_observations(const router::RequestTrace& t);
+std::vector<Observation> metric_observations(const router::RequestTrace&& t) = delete;  // would dangle
 
 struct NumberPoint {
   Attributes attributes;
@@ -80,17 +82,23 @@ class MetricsAggregator {
 
  private:
   struct Series {
-    Attributes attributes;
+    Attributes attributes;  // owned strings
     double sum = 0;
     Money money;
     uint64_t count = 0;
     double min = 0, max = 0;
     std::vector<uint64_t> buckets;
   };
+  // One observation into its series (hash: of its attribute set); mu_ held.
+  void add_locked(Instrument instrument, const Attributes& attributes, uint64_t hash, double value, const Money& money);
+
   mutable std::mutex mu_;
   int64_t start_unix_ns_;
   size_t max_series_;
-  std::map<std::string, Series> series_[kInstrumentCount];
+  // Per instrument: its series in order of appearance, and their index by a hash of the
+  // attribute set (a hit is confirmed by comparing the attributes).
+  std::vector<Series> series_[kInstrumentCount];
+  std::unordered_multimap<uint64_t, uint32_t> index_[kInstrumentCount];
 };
 
 }  // namespace frugal::otlp

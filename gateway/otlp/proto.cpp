@@ -1,75 +1,61 @@
 #include "gateway/otlp/proto.h"
 
-#include <bit>
-#include <cstring>
+#include <algorithm>
 
 namespace frugal::otlp {
 
-void ProtoWriter::varint(uint64_t v) {
-  while (v >= 0x80) {
-    out_ += static_cast<char>((v & 0x7f) | 0x80);
-    v >>= 7;
-  }
-  out_ += static_cast<char>(v);
+void ProtoWriter::grow(size_t n) {
+  // resize() zero-fills the new room once; a buffer reused across requests (the
+  // exporter's) stops growing after the first batches.
+  out_.resize(std::max<size_t>({n_ + n, out_.size() * 2, 256}));
 }
 
-void ProtoWriter::finish_length(size_t at) {
-  const uint64_t n = out_.size() - at - 1;
-  if (n < 0x80) {
-    out_[at] = static_cast<char>(n);
+void ProtoWriter::widen(size_t at, size_t len) {
+  const size_t k = varint_size(len);
+  reserve(k - 1);
+  char* base = out_.data();
+  std::memmove(base + at + k, base + at + 1, len);  // the message moves up by the extra length bytes
+  n_ += k - 1;
+  char* p = base + at;
+  for (uint64_t v = len; v >= 0x80; v >>= 7) *p++ = static_cast<char>((v & 0x7f) | 0x80);
+  *p = static_cast<char>(len >> (7 * (k - 1)));
+}
+
+void ProtoWriter::close_wide(size_t at) {
+  const size_t len = n_ - at - 4;
+  if (len < (size_t{1} << 28)) {
+    char* p = out_.data() + at;
+    p[0] = static_cast<char>((len & 0x7f) | 0x80);
+    p[1] = static_cast<char>(((len >> 7) & 0x7f) | 0x80);
+    p[2] = static_cast<char>(((len >> 14) & 0x7f) | 0x80);
+    p[3] = static_cast<char>((len >> 21) & 0x7f);
     return;
   }
-  char len[10];
-  size_t k = 0;
-  for (uint64_t v = n; v >= 0x80; v >>= 7) len[k++] = static_cast<char>((v & 0x7f) | 0x80);
-  len[k] = static_cast<char>(n >> (7 * k));
-  ++k;
-  out_.insert(at + 1, k - 1, '\0');  // the message moves up by the extra length bytes
-  std::memcpy(out_.data() + at, len, k);
-}
-
-void ProtoWriter::raw64(uint64_t v) {
-  for (int i = 0; i < 8; ++i, v >>= 8) out_ += static_cast<char>(v & 0xff);  // little-endian
-}
-
-void ProtoWriter::uint64_field(uint32_t field, uint64_t v) {
-  tag(field, WireType::kVarint);
-  varint(v);
-}
-
-void ProtoWriter::fixed64_field(uint32_t field, uint64_t v) {
-  tag(field, WireType::kFixed64);
-  raw64(v);
-}
-
-void ProtoWriter::double_field(uint32_t field, double v) {
-  tag(field, WireType::kFixed64);
-  raw64(std::bit_cast<uint64_t>(v));
-}
-
-void ProtoWriter::fixed32_field(uint32_t field, uint32_t v) {
-  tag(field, WireType::kFixed32);
-  for (int i = 0; i < 4; ++i, v >>= 8) out_ += static_cast<char>(v & 0xff);
-}
-
-void ProtoWriter::bytes_field(uint32_t field, std::string_view v) {
-  tag(field, WireType::kLen);
-  varint(v.size());
-  out_.append(v);
+  // 256 MiB or more (never, for what frugal sends): the minimal varint, the message moved up.
+  const size_t k = varint_size(len);
+  reserve(k - 4);
+  char* base = out_.data();
+  std::memmove(base + at + k, base + at + 4, len);
+  n_ += k - 4;
+  char* p = base + at;
+  for (uint64_t v = len; v >= 0x80; v >>= 7) *p++ = static_cast<char>((v & 0x7f) | 0x80);
+  *p = static_cast<char>(len >> (7 * (k - 1)));
 }
 
 void ProtoWriter::packed_fixed64(uint32_t field, const std::vector<uint64_t>& v) {
   if (v.empty()) return;
-  tag(field, WireType::kLen);
-  varint(v.size() * 8);
-  for (uint64_t x : v) raw64(x);
+  reserve(20 + v.size() * 8);
+  put_varint(tag_of(field, WireType::kLen));
+  put_varint(v.size() * 8);
+  for (uint64_t x : v) put_le(x, 8);
 }
 
 void ProtoWriter::packed_double(uint32_t field, const std::vector<double>& v) {
   if (v.empty()) return;
-  tag(field, WireType::kLen);
-  varint(v.size() * 8);
-  for (double x : v) raw64(std::bit_cast<uint64_t>(x));
+  reserve(20 + v.size() * 8);
+  put_varint(tag_of(field, WireType::kLen));
+  put_varint(v.size() * 8);
+  for (double x : v) put_le(std::bit_cast<uint64_t>(x), 8);
 }
 
 }  // namespace frugal::otlp

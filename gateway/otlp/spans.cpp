@@ -1,5 +1,6 @@
 #include "gateway/otlp/spans.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "gateway/otlp/usd.h"
@@ -40,15 +41,22 @@ const char* tier_status_name(TierStatus s) {
 
 struct Attrs {
   Attributes& a;
-  void str(const char* k, std::string v) { a.push_back({k, std::move(v)}); }
-  void str_if(const char* k, const std::string& v) {
+  // Each attribute is constructed in place (the vectors are reserved ahead).
+  template <class T, class V>
+  void put(const char* k, V&& v) {
+    a.emplace_back(std::string_view(k), AttrValue(std::in_place_type<T>, std::forward<V>(v)));
+  }
+  // Borrowed: literals, or strings of the trace the span is built from.
+  void str(const char* k, std::string_view v) { put<std::string_view>(k, v); }
+  void str_if(const char* k, std::string_view v) {
     if (!v.empty()) str(k, v);
   }
-  void i64(const char* k, int64_t v) { a.push_back({k, v}); }
-  void dbl(const char* k, double v) { a.push_back({k, v}); }
-  void flag(const char* k, bool v) { a.push_back({k, v}); }
+  void owned(const char* k, std::string v) { put<std::string>(k, std::move(v)); }
+  void i64(const char* k, int64_t v) { put<int64_t>(k, v); }
+  void dbl(const char* k, double v) { put<double>(k, v); }
+  void flag(const char* k, bool v) { put<bool>(k, v); }
   void finish_reasons(const std::vector<std::string>& v) {
-    if (!v.empty()) a.push_back({"gen_ai.response.finish_reasons", v});
+    if (!v.empty()) put<std::span<const std::string>>("gen_ai.response.finish_reasons", std::span<const std::string>(v));
   }
   void usage(const Usage& u) {
     if (!u.reported && u.input_tokens == 0 && u.output_tokens == 0) return;
@@ -61,6 +69,14 @@ struct Attrs {
     if (u.reasoning_tokens > 0) i64("gen_ai.usage.reasoning.output_tokens", u.reasoning_tokens);
   }
 };
+
+// `s` = "{prefix} {rest}" (reusing its buffer).
+void set_joined(std::string& s, std::string_view prefix, std::string_view rest) {
+  s.reserve(prefix.size() + 1 + rest.size());
+  s.assign(prefix);
+  s += ' ';
+  s.append(rest);
+}
 
 // error.type of one tier: the last upstream attempt's status, a timeout, a transport
 // failure, or an answer that could not be used.
@@ -77,18 +93,18 @@ std::string tier_error_type(const TierAttempt& a) {
   return a.provider.empty() ? "no_target" : "invalid_answer";
 }
 
-Span tier_span(const RequestTrace& t, const TierAttempt& a, int64_t tier_no) {
+void tier_span(const RequestTrace& t, const TierAttempt& a, int64_t tier_no, Span& s) {
   const bool verifier = a.status == TierStatus::kVerifier;
   const std::string& upstream = a.upstream_model.empty() ? a.model : a.upstream_model;
-  Span s;
   s.trace_id = t.trace_id;
   s.span_id = a.span_id;
   s.parent_span_id = t.span_id;
   s.sampled = t.sampled;
-  s.name = (verifier ? std::string("verify ") : std::string(t.operation_name()) + " ") + upstream;
+  set_joined(s.name, verifier ? "verify" : t.operation_name(), upstream);
   s.kind = SpanKind::kClient;
   s.start_unix_ns = unix_ns(t, a.started_us);
   s.end_unix_ns = a.last_byte_us >= a.started_us ? unix_ns(t, a.last_byte_us) : s.start_unix_ns;
+  s.attributes.reserve(24);
   Attrs at{s.attributes};
   at.str("gen_ai.operation.name", t.operation_name());
   at.str_if("gen_ai.provider.name", a.provider);
@@ -110,27 +126,27 @@ Span tier_span(const RequestTrace& t, const TierAttempt& a, int64_t tier_no) {
   // A failed verifier call is not an error of the tier: the rule rejects without it.
   const bool failed = a.status == TierStatus::kError || (verifier && !a.score);
   if (failed) {
-    const std::string type = tier_error_type(a);
-    at.str("error.type", type);
+    std::string type = tier_error_type(a);
     s.status = StatusCode::kError;
     s.status_message = a.reason.empty() ? type : a.reason;
+    at.owned("error.type", std::move(type));
   }
   // Each upstream attempt ends at the tier's start plus the attempts before it.
   int64_t at_us = a.started_us;
+  s.events.reserve(a.transport.size());
   for (const router::AttemptRecord& r : a.transport) {
     at_us += r.latency_us;
-    SpanEvent ev;
+    SpanEvent& ev = s.events.emplace_back();
     ev.time_unix_ns = unix_ns(t, at_us);
     ev.name = "upstream attempt";
+    ev.attributes.reserve(5);
     Attrs ea{ev.attributes};
     ea.str_if("gen_ai.provider.name", r.provider);
     ea.str_if("gen_ai.request.model", r.model);
     if (r.status > 0) ea.i64("http.response.status_code", r.status);
     ea.str_if("frugal.attempt.error", r.error);
     ea.dbl("frugal.attempt.duration_s", static_cast<double>(r.latency_us) / 1e6);
-    s.events.push_back(std::move(ev));
   }
-  return s;
 }
 
 }  // namespace
@@ -139,6 +155,34 @@ const AttrValue* find_attribute(const Attributes& attrs, std::string_view key) {
   for (const Attribute& a : attrs)
     if (a.key == key) return &a.value;
   return nullptr;
+}
+
+std::optional<std::string_view> string_value(const AttrValue& v) {
+  if (const auto* s = std::get_if<std::string_view>(&v)) return *s;
+  if (const auto* s = std::get_if<std::string>(&v)) return std::string_view(*s);
+  return std::nullopt;
+}
+
+std::optional<std::span<const std::string>> strings_value(const AttrValue& v) {
+  if (const auto* s = std::get_if<std::span<const std::string>>(&v)) return *s;
+  if (const auto* s = std::get_if<std::vector<std::string>>(&v)) return std::span<const std::string>(*s);
+  return std::nullopt;
+}
+
+bool same_value(const AttrValue& a, const AttrValue& b) {
+  if (const auto s = string_value(a)) {
+    const auto t = string_value(b);
+    return t && *s == *t;
+  }
+  if (const auto s = strings_value(a)) {
+    const auto t = strings_value(b);
+    return t && std::equal(s->begin(), s->end(), t->begin(), t->end());
+  }
+  if (a.index() != b.index()) return false;
+  if (const auto* x = std::get_if<bool>(&a)) return *x == *std::get_if<bool>(&b);
+  if (const auto* x = std::get_if<int64_t>(&a)) return *x == *std::get_if<int64_t>(&b);
+  if (const auto* x = std::get_if<double>(&a)) return *x == *std::get_if<double>(&b);
+  return false;
 }
 
 uint64_t cache_span_id(uint64_t id) {
@@ -171,8 +215,44 @@ size_t span_count(const RequestTrace& t) {
 
 std::vector<Span> spans(const RequestTrace& t) {
   std::vector<Span> out;
-  out.reserve(span_count(t));
-  Span root;
+  spans(t, out);
+  return out;
+}
+
+namespace {
+
+// `s` as a new Span, keeping what it allocated (name, attributes, events).
+void reset(Span& s) {
+  s.trace_id = {};
+  s.span_id = s.parent_span_id = 0;
+  s.parent_remote = false;
+  s.sampled = true;
+  s.name.clear();
+  s.kind = SpanKind::kInternal;
+  s.start_unix_ns = s.end_unix_ns = 0;
+  s.attributes.clear();
+  s.events.clear();
+  s.status = StatusCode::kUnset;
+  s.status_message.clear();
+}
+
+}  // namespace
+
+void spans(const RequestTrace& t, std::vector<Span>& out) {
+  const size_t n = span_count(t);
+  if (out.size() > n) out.resize(n);
+  out.reserve(n);
+  size_t used = 0;
+  // The next span: a reused one, or a new one (a reference valid until the next call).
+  const auto next = [&]() -> Span& {
+    if (used < out.size()) {
+      reset(out[used]);
+      return out[used++];
+    }
+    ++used;
+    return out.emplace_back();
+  };
+  Span& root = next();
   root.trace_id = t.trace_id;
   root.span_id = t.span_id;
   if (t.parent_span_id.size() == 16) {
@@ -180,12 +260,13 @@ std::vector<Span> spans(const RequestTrace& t) {
     root.parent_remote = true;
   }
   root.sampled = t.sampled;
-  root.name = t.requested_model.empty() ? std::string(t.operation_name())
-                                         : std::string(t.operation_name()) + " " + t.requested_model;
+  if (t.requested_model.empty()) root.name.assign(t.operation_name());
+  else set_joined(root.name, t.operation_name(), t.requested_model);
   root.kind = SpanKind::kServer;
   root.start_unix_ns = t.wall_start_us * 1000;
   root.end_unix_ns = t.mono_end_us >= t.mono_start_us ? unix_ns(t, t.mono_end_us) : root.start_unix_ns;
   {
+    root.attributes.reserve(32);
     Attrs at{root.attributes};
     const bool hit = t.answered_from_cache();
     at.str("gen_ai.operation.name", t.operation_name());
@@ -195,7 +276,7 @@ std::vector<Span> spans(const RequestTrace& t) {
     if (const TierAttempt* a = hit ? nullptr : t.answer_attempt()) at.finish_reasons(a->finish_reasons);
     at.usage(t.answer_usage);
     const std::string err = error_type(t);
-    if (!err.empty()) at.str("error.type", err);
+    if (!err.empty()) at.owned("error.type", err);
     at.str("frugal.request_type", t.request_type);
     at.str("frugal.route", t.route);
     if (!hit && t.answer_tier >= 0) at.i64("frugal.tier", t.answer_tier + 1);
@@ -217,32 +298,30 @@ std::vector<Span> spans(const RequestTrace& t) {
       root.status_message = err;
     }
   }
-  out.push_back(std::move(root));
 
   if (t.cache.started_us > 0 && t.cache.outcome != router::CacheOutcome::kNone) {
-    Span c;
+    Span& c = next();
     c.trace_id = t.trace_id;
     c.span_id = cache_span_id(t.span_id);
     c.parent_span_id = t.span_id;
     c.sampled = t.sampled;
-    c.name = "cache lookup";
+    c.name.assign("cache lookup");
     c.kind = SpanKind::kInternal;
     c.start_unix_ns = unix_ns(t, t.cache.started_us);
     c.end_unix_ns = t.cache.ended_us >= t.cache.started_us ? unix_ns(t, t.cache.ended_us) : c.start_unix_ns;
+    c.attributes.reserve(4);
     Attrs at{c.attributes};
     at.str("frugal.cache", cache_outcome_name(t.cache.outcome));
     if (t.cache.follower) at.flag("frugal.cache.follower", true);
     at.str_if("gen_ai.response.model", t.cache.model);
     if (t.cache.wait_us > 0) at.dbl("frugal.cache.wait_s", static_cast<double>(t.cache.wait_us) / 1e6);
-    out.push_back(std::move(c));
   }
 
   int64_t tier_no = 0;
   for (const TierAttempt& a : t.tiers) {
     if (a.status != TierStatus::kVerifier) ++tier_no;
-    out.push_back(tier_span(t, a, tier_no));
+    tier_span(t, a, tier_no, next());
   }
-  return out;
 }
 
 }  // namespace frugal::otlp

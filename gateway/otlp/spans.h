@@ -19,7 +19,11 @@ namespace frugal::otlp {
 inline constexpr const char* kSemconvVersion = "1.40.0";
 inline constexpr const char* kSchemaUrl = "https://opentelemetry.io/schemas/1.40.0";
 
+// The spans borrow strings from `t` (span.h): they are valid while `t` lives.
 std::vector<Span> spans(const router::RequestTrace& t);
+std::vector<Span> spans(const router::RequestTrace&& t) = delete;  // would dangle
+// The same into `out` (replacing what it holds), reusing its spans' allocations.
+void spans(const router::RequestTrace& t, std::vector<Span>& out);
 // How many spans spans(t) returns, without building them.
 size_t span_count(const router::RequestTrace& t);
 

@@ -40,10 +40,10 @@ struct FakeCollector {
   bool hold = false;               // requests wait while set
 
   Sender sender() {
-    return [this](const std::string& url, const std::string& body, int64_t) {
+    return [this](const std::string& url, std::string_view body, int64_t) {
       std::unique_lock lock(mu);
       cv.wait(lock, [&] { return !hold; });
-      received.emplace_back(url, body);
+      received.emplace_back(url, std::string(body));
       times_us.push_back(mono_us());
       SendResult r{200, "", -1};
       if (!script.empty()) {

@@ -14,7 +14,8 @@ namespace {
 
 std::string str_attr(const Attributes& a, std::string_view key) {
   const AttrValue* v = find_attribute(a, key);
-  return v && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v) : std::string("<none>");
+  const auto s = v ? string_value(*v) : std::nullopt;
+  return s ? std::string(*s) : std::string("<none>");
 }
 
 const MetricData& metric(const std::vector<MetricData>& ms, std::string_view name) {
@@ -26,7 +27,8 @@ const MetricData& metric(const std::vector<MetricData>& ms, std::string_view nam
 }  // namespace
 
 TEST_CASE("otlp metrics: an escalation's tokens by tier and type, its cost, baseline and savings") {
-  const auto obs = metric_observations(escalated());
+  const router::RequestTrace t = escalated();  // the observations borrow its strings
+  const auto obs = metric_observations(t);
   int64_t input = 0, output = 0, cache_read = 0, cache_write = 0;
   for (const Observation& o : obs) {
     if (o.instrument != Instrument::kTokenUsage) continue;
@@ -59,7 +61,8 @@ TEST_CASE("otlp metrics: an escalation's tokens by tier and type, its cost, base
 }
 
 TEST_CASE("otlp metrics: a cache hit books no tokens and no cost, under the (cache) model") {
-  const auto obs = metric_observations(cache_hit());
+  const router::RequestTrace t = cache_hit();
+  const auto obs = metric_observations(t);
   for (const Observation& o : obs) CHECK(o.instrument != Instrument::kTokenUsage);
   const auto cost = std::find_if(obs.begin(), obs.end(), [](const Observation& o) { return o.instrument == Instrument::kCost; });
   REQUIRE(cost != obs.end());

@@ -24,8 +24,10 @@ std::string hex(const std::string& s) {
 template <class F>
 std::string written(F f) {
   std::string out;
-  ProtoWriter w(out);
-  f(w);
+  {
+    ProtoWriter w(out);
+    f(w);
+  }  // the writer cuts `out` to what it wrote when it goes
   return hex(out);
 }
 
@@ -67,4 +69,36 @@ TEST_CASE("otlp proto: fixed64, sfixed64, doubles little-endian, packed repeated
         "32 10 01 00 00 00 00 00 00 00 02 00 00 00 00 00 00 00");
   CHECK(written([](ProtoWriter& w) { w.packed_double(7, {0.5}); }) == "3a 08 00 00 00 00 00 00 e0 3f");
   CHECK(written([](ProtoWriter& w) { w.packed_double(7, {}); }).empty());  // an empty packed field is omitted
+}
+
+TEST_CASE("otlp proto: wide messages carry a four-byte length, non-minimal below 2^21") {
+  // 3 as a four-byte varint: 83 80 80 00 (decoders read redundant continuation bytes).
+  CHECK(written([](ProtoWriter& w) { w.wide_message(3, [](ProtoWriter& m) { m.uint64_field(1, 150); }); }) ==
+        "1a 83 80 80 00 08 96 01");
+  CHECK(written([](ProtoWriter& w) { w.wide_message(3, [](ProtoWriter&) {}); }) == "1a 80 80 80 00");
+  // 206 bytes: ce 81 80 00; nothing is moved, the inner one-byte message still widens.
+  const std::string wide = written([](ProtoWriter& w) {
+    w.wide_message(1, [](ProtoWriter& m) { m.message(1, [](ProtoWriter& i) { i.bytes_field(1, std::string(200, 'x')); }); });
+  });
+  CHECK(wide.substr(0, 29) == "0a ce 81 80 00 0a cb 01 0a c8");
+  // open_wide / close_wide around a loop, appending to what `out` already holds.
+  std::string out = "ab";
+  {
+    ProtoWriter w(out);
+    const size_t at = w.open_wide(2);
+    for (int i = 0; i < 3; ++i) w.uint64_field(1, 1);
+    w.close_wide(at);
+  }
+  CHECK(hex(out) == "61 62 12 86 80 80 00 08 01 08 01 08 01");
+}
+
+TEST_CASE("otlp proto: the buffer grows across many writes") {
+  std::string out;
+  {
+    ProtoWriter w(out);
+    for (int i = 0; i < 10000; ++i) w.fixed64_field(1, static_cast<uint64_t>(i));
+  }
+  REQUIRE(out.size() == 90000);
+  CHECK(static_cast<uint8_t>(out[0]) == 0x09);
+  CHECK(static_cast<uint8_t>(out[9 * 9999 + 1]) == (9999 & 0xff));
 }

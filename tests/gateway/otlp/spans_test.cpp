@@ -14,8 +14,18 @@ template <class T>
 T attr(const Span& s, std::string_view key) {
   const AttrValue* v = find_attribute(s.attributes, key);
   REQUIRE_MESSAGE(v, "missing attribute ", key, " on ", s.name);
-  REQUIRE_MESSAGE(std::holds_alternative<T>(*v), "attribute ", key, " has another type");
-  return std::get<T>(*v);
+  if constexpr (std::is_same_v<T, std::string>) {  // owned or borrowed
+    const auto str = string_value(*v);
+    REQUIRE_MESSAGE(str, "attribute ", key, " has another type");
+    return std::string(*str);
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    const auto strs = strings_value(*v);
+    REQUIRE_MESSAGE(strs, "attribute ", key, " has another type");
+    return std::vector<std::string>(strs->begin(), strs->end());
+  } else {
+    REQUIRE_MESSAGE(std::holds_alternative<T>(*v), "attribute ", key, " has another type");
+    return std::get<T>(*v);
+  }
 }
 
 bool has_attr(const Span& s, std::string_view key) { return find_attribute(s.attributes, key) != nullptr; }
@@ -108,7 +118,8 @@ TEST_CASE("otlp spans: finish reasons are the answering tier's, on the request a
 }
 
 TEST_CASE("otlp spans: a cache hit answers from the cache, costs nothing and has no tier spans") {
-  const std::vector<Span> ss = spans(cache_hit());
+  const router::RequestTrace t = cache_hit();  // the spans borrow its strings
+  const std::vector<Span> ss = spans(t);
   REQUIRE(ss.size() == 2);
   CHECK(attr<std::string>(ss[0], "frugal.cache") == "hit");
   CHECK(attr<std::string>(ss[0], "gen_ai.response.model") == "large");
