@@ -21,7 +21,7 @@ config::GatewayConfig engine_config_text(const std::string& extra) {
 }
 
 TEST_CASE(
-    "engine providers: prefill_chunk and attention_cost_weight reach the engine; changing one "
+    "engine providers: prefill_chunk and attention_cost_weight reach the engine and a change "
     "reloads it") {
   EngineRegistry reg;
   REQUIRE(reg.sync(engine_config_text(
