@@ -51,6 +51,12 @@ constexpr int64_t kMinBodyLimit = 1 << 10;
 constexpr int64_t kMaxBodyLimit = 1ll << 30;
 constexpr int64_t kMaxMemory = 1ll << 40;
 constexpr int64_t kMaxDisk = 1ll << 50;
+// An engine step's activations grow with its tokens (n_ff floats each, twice): 4096
+// prompt tokens per step is 256 MiB of scratch for an 8192-wide FFN.
+constexpr int64_t kMaxPrefillChunk = 4096;
+// Chunks shrink as 1 / (1 + p * share * weight): beyond ~100 a long prompt prefills
+// one token per step; 1000 only bounds typos.
+constexpr double kMaxAttentionCostWeight = 1000;
 
 Listener listener_from(const YamlNode& n) {
   auto l = parse_listener(n.as_string());
@@ -92,7 +98,7 @@ std::string existing_file(const YamlNode& n) {
 
 void parse_engine(const YamlNode& n, ProviderConfig& p) {
   n.allow_keys({"kind", "model", "draft_model", "threads", "kv_memory", "context_length", "max_batch",
-                "draft_tokens", "default_max_tokens", "timeouts", "retry"});
+                "draft_tokens", "prefill_chunk", "attention_cost_weight", "default_max_tokens", "timeouts", "retry"});
   p.timeouts = kEngineTimeouts;
   if (auto t = n.child("timeouts")) {
     if (auto c = t->child("connect")) c->fail("does not apply to kind: engine (use first_byte and total)");
@@ -108,6 +114,13 @@ void parse_engine(const YamlNode& n, ProviderConfig& p) {
   e.context_length = static_cast<int>(n.get_int("context_length", e.context_length, 0, 1 << 24));
   e.max_batch = static_cast<int>(n.get_int("max_batch", e.max_batch, 1, 4096));
   e.draft_tokens = static_cast<int>(n.get_int("draft_tokens", e.draft_tokens, 1, 32));
+  e.prefill_chunk = static_cast<int>(n.get_int("prefill_chunk", e.prefill_chunk, 1, kMaxPrefillChunk));
+  if (auto w = n.child("attention_cost_weight")) {
+    e.attention_cost_weight = w->as_double();
+    if (e.attention_cost_weight < 0 || e.attention_cost_weight > kMaxAttentionCostWeight)
+      w->fail("expected a number in [0, " + std::to_string(static_cast<int>(kMaxAttentionCostWeight)) + "], got " +
+              w->shown());
+  }
   e.default_max_tokens = static_cast<int>(n.get_int("default_max_tokens", e.default_max_tokens, 0, 1 << 24));
 }
 

@@ -44,6 +44,12 @@ struct EngineSettings {
   int context_length = 0;       // prompt + completion tokens; 0 = the model's own
   int max_batch = 32;           // sequences decoded together
   int draft_tokens = 4;         // tokens drafted per verify step (with draft_model)
+  // Chunked prefill: a prompt advances by at most prefill_chunk tokens of matmul work per
+  // engine step, a token at position p counting 1 + p * (its attention's share of the
+  // work) * attention_cost_weight (0: tokens only). Smaller chunks keep running streams'
+  // inter-token latency lower; larger ones prefill faster.
+  int prefill_chunk = 64;
+  double attention_cost_weight = 4.0;
   // Completion tokens of a request that sets no max_tokens (at most what the context has
   // left); 0 = the rest of the context window.
   int default_max_tokens = 4096;

@@ -13,6 +13,8 @@ engine::ServiceConfig EngineRegistry::service_config(const config::EngineSetting
   c.context_length = s.context_length;
   c.max_batch = s.max_batch;
   c.draft_tokens = s.draft_tokens;
+  c.prefill_chunk = s.prefill_chunk;
+  c.attention_cost_weight = s.attention_cost_weight;
   c.default_max_tokens = s.default_max_tokens;
   return c;
 }

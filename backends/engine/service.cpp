@@ -71,7 +71,10 @@ Result<std::shared_ptr<EngineService>> EngineService::load(const ServiceConfig& 
   ec.n_threads = cfg.threads;
   ec.kv_cache_bytes = cfg.kv_memory_bytes;
   ec.max_running = std::max(1, cfg.max_batch);
-  ec.max_batch_tokens = std::max(ec.max_batch_tokens, ec.max_running + 1);
+  ec.prefill_chunk = std::max(1, cfg.prefill_chunk);
+  ec.attention_cost_weight = std::max(0.0, cfg.attention_cost_weight);
+  // A step holds every running sequence's token and at least one whole prompt chunk.
+  ec.max_batch_tokens = std::max(ec.max_batch_tokens, ec.max_running + ec.prefill_chunk);
   if (!cfg.draft_model_path.empty()) {
     auto draft = Model::load(cfg.draft_model_path);
     if (!draft) return std::move(draft).error();

@@ -37,6 +37,8 @@ struct ServiceConfig {
   int32_t context_length = 0;         // prompt + completion limit; 0 = the model's own
   int32_t max_batch = 32;             // sequences decoded together
   int32_t draft_tokens = 4;           // k: tokens the draft proposes per verify step
+  int32_t prefill_chunk = 64;         // EngineConfig::prefill_chunk
+  double attention_cost_weight = 4.0; // EngineConfig::attention_cost_weight
   int32_t default_max_tokens = 4096;  // a request without max_tokens; 0 = the rest of the context
 };
 

@@ -129,6 +129,7 @@ TEST_CASE("engine providers: GGUF paths, sizes, limits") {
                                 "\n    draft_model: " + gguf +
                                 "\n    threads: 3\n    kv_memory: 64MiB\n    context_length: 2048\n"
                                 "    max_batch: 8\n    draft_tokens: 5\n    default_max_tokens: 300\n"
+                                "    prefill_chunk: 128\n    attention_cost_weight: 2.5\n"
                                 "models:\n  tiny: local/llama-2-tiny-random\n",
                             "e.yaml");
   REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
@@ -143,6 +144,8 @@ TEST_CASE("engine providers: GGUF paths, sizes, limits") {
   CHECK(p->engine.max_batch == 8);
   CHECK(p->engine.draft_tokens == 5);
   CHECK(p->engine.default_max_tokens == 300);
+  CHECK(p->engine.prefill_chunk == 128);
+  CHECK(p->engine.attention_cost_weight == 2.5);
   CHECK(c->aliases.at(0).targets.at(0).model == "llama-2-tiny-random");
 
   auto d = load_config_text("providers:\n  local: { kind: engine, model: " + gguf + " }\n", "e.yaml");
@@ -151,6 +154,12 @@ TEST_CASE("engine providers: GGUF paths, sizes, limits") {
   CHECK(d->provider("local")->engine.kv_memory_bytes == 512ll << 20);
   CHECK(d->provider("local")->engine.threads == 0);
   CHECK(d->provider("local")->engine.default_max_tokens == 4096);
+  CHECK(d->provider("local")->engine.prefill_chunk == 64);
+  CHECK(d->provider("local")->engine.attention_cost_weight == 4.0);
+  auto z = load_config_text("providers:\n  local: { kind: engine, model: " + gguf + ", attention_cost_weight: 0 }\n",
+                            "e.yaml");
+  REQUIRE_MESSAGE(z.ok(), (z.ok() ? "" : z.error().message));
+  CHECK(z->provider("local")->engine.attention_cost_weight == 0.0);  // chunks count tokens only
   // Engine deadlines: the engine defaults unless set; 0 turns one off.
   CHECK(d->provider("local")->timeouts.first_byte_ms == kEngineTimeouts.first_byte_ms);
   CHECK(d->provider("local")->timeouts.total_ms == kEngineTimeouts.total_ms);
@@ -176,6 +185,18 @@ TEST_CASE("engine providers: GGUF paths, sizes, limits") {
        "e.yaml:5:5: key 'providers.l.base_url': unknown key"},
       {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    max_batch: 0\n",
        "e.yaml:5:16: key 'providers.l.max_batch'"},
+      {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    prefill_chunk: 0\n",
+       "e.yaml:5:20: key 'providers.l.prefill_chunk': expected an integer in [1, 4096], got '0'"},
+      {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    prefill_chunk: 5000\n",
+       "key 'providers.l.prefill_chunk': expected an integer in [1, 4096], got '5000'"},
+      {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    prefill_chunk: 1.5\n",
+       "key 'providers.l.prefill_chunk': expected an integer, got '1.5'"},
+      {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    attention_cost_weight: -1\n",
+       "e.yaml:5:28: key 'providers.l.attention_cost_weight': expected a number in [0, 1000], got '-1'"},
+      {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    attention_cost_weight: lots\n",
+       "key 'providers.l.attention_cost_weight': expected a number, got 'lots'"},
+      {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    attention_cost_weight: 1e9\n",
+       "key 'providers.l.attention_cost_weight': expected a number in [0, 1000], got '1e9'"},
       {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    timeouts: { connect: 1s }\n",
        "key 'providers.l.timeouts.connect': does not apply to kind: engine"},
       {"providers:\n  l:\n    kind: engine\n    model: " + gguf + "\n    timeouts: { idle: 1s }\n",
