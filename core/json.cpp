@@ -18,19 +18,6 @@ namespace {
 inline bool needs_care(unsigned char c) { return c < 0x20 || c == '"' || c == '\\' || c >= 0x80; }
 
 // Index of the first byte at or after `from` that needs care, or s.size().
-// AddressSanitizer would report the tail load below, which may read past the string
-// (never past its page).
-#if defined(__SANITIZE_ADDRESS__)
-#define FRUGAL_JSON_TAIL_LOAD 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#define FRUGAL_JSON_TAIL_LOAD 0
-#endif
-#endif
-#ifndef FRUGAL_JSON_TAIL_LOAD
-#define FRUGAL_JSON_TAIL_LOAD 1
-#endif
-
 size_t find_escape(std::string_view s, size_t from) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   size_t i = from;
@@ -40,26 +27,44 @@ size_t find_escape(std::string_view s, size_t from) {
   const __m128i ctl = _mm_set1_epi8(0x1f);
   // max(v, 0x1f) == 0x1f exactly when v <= 0x1f as an unsigned byte; the sign bit
   // (movemask of v itself) marks the non-ASCII bytes.
-  const auto hits = [&](__m128i v) {
+  const auto hits = [&](const unsigned char* at) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
     const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
                                      _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl));
     return static_cast<unsigned>(_mm_movemask_epi8(hit) | _mm_movemask_epi8(v));
   };
   for (; i + 16 <= s.size(); i += 16)
-    if (const unsigned mask = hits(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i))))
-      return i + static_cast<size_t>(__builtin_ctz(mask));
-#if FRUGAL_JSON_TAIL_LOAD
-  // The last < 16 bytes (most keys and names are all tail) in one load, when the 16 bytes
-  // from p + i stay inside one page: the bytes past the end are read, never used.
-  if (const size_t left = s.size() - i; left > 0 && (reinterpret_cast<uintptr_t>(p + i) & 4095) <= 4096 - 16) {
-    const unsigned mask = hits(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i))) & ((1u << left) - 1);
-    return mask ? i + static_cast<size_t>(__builtin_ctz(mask)) : s.size();
+    if (const unsigned mask = hits(p + i)) return i + static_cast<size_t>(__builtin_ctz(mask));
+  // The last < 16 bytes (most keys and names are nothing but that) in one check, never
+  // reading outside the string: the string's last 16 bytes when it has that many (the
+  // bytes before i, checked already, shifted out), else its bytes copied into a block.
+  const size_t left = s.size() - i;
+  if (left == 0) return s.size();
+  unsigned mask;
+  if (s.size() >= 16) {
+    mask = hits(p + s.size() - 16) >> (16 - left);
+  } else {
+    alignas(16) unsigned char b[16] = {};
+    const unsigned char* q = p + i;
+    if (left >= 8) {
+      std::memcpy(b, q, 8);
+      std::memcpy(b + left - 8, q + left - 8, 8);
+    } else if (left >= 4) {
+      std::memcpy(b, q, 4);
+      std::memcpy(b + left - 4, q + left - 4, 4);
+    } else {
+      b[0] = q[0];
+      b[left / 2] = q[left / 2];
+      b[left - 1] = q[left - 1];
+    }
+    mask = hits(b) & ((1u << left) - 1);  // the zeros past the copy are control bytes
   }
-#endif
-#endif
+  return mask ? i + static_cast<size_t>(__builtin_ctz(mask)) : s.size();
+#else
   for (; i < s.size(); ++i)
     if (needs_care(p[i])) return i;
   return s.size();
+#endif
 }
 
 // Length of the well-formed UTF-8 sequence at s[i] (a byte >= 0x80), or 0 when there is

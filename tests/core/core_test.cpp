@@ -213,10 +213,10 @@ TEST_CASE("JSON escaping finds every special byte wherever it falls, and passes 
   CHECK(doc == "[\"" + reference(long_value) + "\",\"a\"]");
 }
 
-TEST_CASE("JSON escaping of a string's last bytes ignores what follows it and never reads past its page") {
-  // The escaper reads a short tail with one 16-byte load when that stays inside the page;
-  // put strings at the very end of a page followed by an unmapped one, and strings followed
-  // by bytes that would need escaping.
+TEST_CASE("JSON escaping of a string's last bytes ignores what follows it and never reads past it") {
+  // The escaper checks a string's last < 16 bytes in one 16-byte block: strings that end
+  // at the very end of a page followed by an unmapped one, and strings followed by bytes
+  // that would need escaping, of every length around the block size.
   const long page = sysconf(_SC_PAGESIZE);
   auto* map = static_cast<char*>(mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   REQUIRE(map != MAP_FAILED);
