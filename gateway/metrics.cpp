@@ -255,10 +255,11 @@ bool raw_matches(std::string_view raw, const MetricLabels& labels) {
   return raw.empty();
 }
 
-// A point's key in PointEntry's table: its set, family and own label.
-uint64_t point_hash(uint32_t set, const MetricPoint& p) {
-  uint64_t h = mix(set, static_cast<uint64_t>(p.family) + 1);
-  return p.extra.name.empty() ? h : metric_hash::text(mix(h, name_id(p.extra.name)), p.extra.value);
+// A point's key in PointEntry's table: its set, family and own label (`extra_name`: the
+// label's name id, 0 for none).
+uint64_t point_hash(uint32_t set, const MetricPoint& p, uint64_t extra_name) {
+  const uint64_t h = mix(set, static_cast<uint64_t>(p.family) + 1);
+  return extra_name == 0 ? h : metric_hash::text(mix(h, extra_name), p.extra.value);
 }
 
 }  // namespace
@@ -322,9 +323,9 @@ void MetricsRegistry::record(const MetricPoints& points, const config::GatewayCo
     Series* found = nullptr;
     // A point's own label is gateway vocabulary (kFixed): it never folds.
     const bool internable = set != kNoSet && p.extra.source == LabelSource::kFixed;
-    const uint64_t hash = internable ? point_hash(set, p) : 0;
+    const uint64_t extra_name = p.extra.name.empty() ? 0 : name_id(p.extra.name);
+    const uint64_t hash = internable ? point_hash(set, p, extra_name) : 0;
     if (internable) {
-      const uint64_t extra_name = p.extra.name.empty() ? 0 : name_id(p.extra.name);
       const PointEntry* e = d.points.find(hash, [&](const PointEntry& e) {
         return e.set == set && e.family == p.family && e.extra_name == extra_name &&
                e.extra_value.size() == p.extra.value.size() &&
@@ -335,8 +336,7 @@ void MetricsRegistry::record(const MetricPoints& points, const config::GatewayCo
     if (!found) {
       found = &series_of(p.family, points.labels(p), d, cfg);
       if (internable)
-        d.points.insert(hash, PointEntry{p.family, set, p.extra.name.empty() ? 0 : name_id(p.extra.name),
-                                         std::string(p.extra.value), found});
+        d.points.insert(hash, PointEntry{p.family, set, extra_name, std::string(p.extra.value), found});
     }
     Series& s = *found;
     const FamilyInfo& f = fams[static_cast<size_t>(p.family)];

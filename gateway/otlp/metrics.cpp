@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <cstring>
 
+#include "core/fast_hash.h"
 #include "gateway/otlp/spans.h"
 #include "gateway/otlp/usd.h"
 
@@ -55,33 +55,11 @@ const char* cache_name(router::CacheOutcome o) {
   return "none";
 }
 
-// A 64-bit hash of an attribute set (keys and values, in order), eight bytes at a time.
+// A 64-bit hash of an attribute set (keys and values, in order).
 struct Hasher {
   uint64_t h = 0x243f6a8885a308d3ull;
-  void mix(uint64_t w) {
-    h ^= w;
-    h *= 0x9e3779b97f4a7c15ull;
-    h ^= h >> 29;
-  }
-  void bytes(std::string_view s) {
-    const char* p = s.data();
-    const size_t n = s.size();
-    mix(n);
-    if (n >= 8) {
-      size_t i = 0;
-      for (; i + 8 <= n; i += 8) mix(load8(p + i));
-      if (i < n) mix(load8(p + n - 8));  // the last eight bytes, overlapping
-    } else {
-      uint64_t w = 0;
-      for (size_t i = 0; i < n; ++i) w = (w << 8) | static_cast<uint8_t>(p[i]);
-      mix(w);
-    }
-  }
-  static uint64_t load8(const char* p) {
-    uint64_t w;
-    __builtin_memcpy(&w, p, 8);  // a fixed size: one load
-    return w;
-  }
+  void mix(uint64_t w) { h = fast_hash::mix(h, w); }
+  void bytes(std::string_view s) { h = fast_hash::text(h, s); }
 };
 
 // The text of a string value (owned or borrowed), or null.

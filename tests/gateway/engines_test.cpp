@@ -24,11 +24,15 @@ TEST_CASE(
     "engine providers: prefill_chunk and attention_cost_weight reach the engine and a change "
     "reloads it") {
   EngineRegistry reg;
-  REQUIRE(reg.sync(engine_config_text(
-                       "    max_batch: 4\n    prefill_chunk: 96\n    attention_cost_weight: 2.5\n"))
-              .ok());
-  auto first = reg.get("local");
-  REQUIRE(first != nullptr);
+  // Syncs the registry to a config with `extra` settings and returns the provider's engine.
+  auto load = [&reg](const std::string& extra) {
+    REQUIRE(reg.sync(engine_config_text(extra)).ok());
+    auto e = reg.get("local");
+    REQUIRE(e != nullptr);
+    return e;
+  };
+  const std::string chunk96 = "    max_batch: 4\n    prefill_chunk: 96\n    attention_cost_weight: 2.5\n";
+  auto first = load(chunk96);
   CHECK(first->engine_config().prefill_chunk == 96);
   CHECK(first->engine_config().attention_cost_weight == 2.5);
   CHECK(first->engine_config().max_running == 4);
@@ -36,34 +40,22 @@ TEST_CASE(
   CHECK(first->engine_config().max_batch_tokens >= 4 + 96);
 
   // The same settings: the loaded engine stays.
-  REQUIRE(reg.sync(engine_config_text(
-                       "    max_batch: 4\n    prefill_chunk: 96\n    attention_cost_weight: 2.5\n"))
-              .ok());
-  CHECK(reg.get("local") == first);
+  CHECK(load(chunk96) == first);
 
   // A chunk larger than the default step budget (256 tokens) still fits whole.
-  REQUIRE(
-      reg.sync(engine_config_text(
-                   "    max_batch: 4\n    prefill_chunk: 1000\n    attention_cost_weight: 2.5\n"))
-          .ok());
-  auto second = reg.get("local");
-  REQUIRE(second != nullptr);
+  auto second = load("    max_batch: 4\n    prefill_chunk: 1000\n    attention_cost_weight: 2.5\n");
   CHECK(second != first);
   CHECK(second->engine_config().prefill_chunk == 1000);
   CHECK(second->engine_config().max_batch_tokens >= 1004);
 
-  REQUIRE(reg.sync(engine_config_text(
-                       "    max_batch: 4\n    prefill_chunk: 1000\n    attention_cost_weight: 0\n"))
-              .ok());
-  auto third = reg.get("local");
-  REQUIRE(third != nullptr);
+  auto third = load("    max_batch: 4\n    prefill_chunk: 1000\n    attention_cost_weight: 0\n");
   CHECK(third != second);
   CHECK(third->engine_config().attention_cost_weight == 0.0);
 
   // Unset: the engine's defaults.
-  REQUIRE(reg.sync(engine_config_text("")).ok());
-  CHECK(reg.get("local")->engine_config().prefill_chunk == 64);
-  CHECK(reg.get("local")->engine_config().attention_cost_weight == 4.0);
+  auto defaults = load("");
+  CHECK(defaults->engine_config().prefill_chunk == 64);
+  CHECK(defaults->engine_config().attention_cost_weight == 4.0);
   reg.shutdown();
 }
 
